@@ -1,0 +1,85 @@
+//! The one error type of the engine.
+
+/// SQLSTATE raised by the history guard trigger (migrations/0001_initial.sql).
+pub(crate) const SQLSTATE_HISTORY_APPEND_ONLY: &str = "RH001";
+
+/// What can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A database operation failed. [`Error::is_retryable`] says whether to try again.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the schema migrations failed.
+    #[error("schema migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database refused to change or delete recorded history.
+    #[error("history is append-only; the database refused the change: {message}")]
+    HistoryIsAppendOnly {
+        /// The database's message.
+        message: String,
+    },
+    /// History data did not encode, decode or verify.
+    #[error(transparent)]
+    History(#[from] reprise_history::Error),
+}
+
+impl Error {
+    /// Maps a database error, recognising Reprise's own SQLSTATEs.
+    pub(crate) fn from_db(error: sqlx::Error) -> Error {
+        if let Some(db) = error.as_database_error()
+            && db.code().as_deref() == Some(SQLSTATE_HISTORY_APPEND_ONLY)
+        {
+            return Error::HistoryIsAppendOnly {
+                message: db.message().to_string(),
+            };
+        }
+        Error::Database(error)
+    }
+
+    /// Whether the operation may succeed if tried again: lost connections, serialization
+    /// failures, deadlocks, a server shutting down or short of resources. Decided from the
+    /// SQLSTATE class, never from message text.
+    pub fn is_retryable(&self) -> bool {
+        let Error::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| sqlstate_is_retryable(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// SQLSTATEs after which the same statement may succeed.
+fn sqlstate_is_retryable(code: &str) -> bool {
+    matches!(
+        code,
+        // serialization_failure, deadlock_detected
+        "40001" | "40P01"
+        // admin_shutdown, crash_shutdown, cannot_connect_now
+        | "57P01" | "57P02" | "57P03"
+        // lock_not_available
+        | "55P03"
+    ) || code.starts_with("08") // connection exceptions
+        || code.starts_with("53") // insufficient resources
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_sqlstates() {
+        for code in ["40001", "40P01", "57P01", "08006", "53300", "55P03"] {
+            assert!(sqlstate_is_retryable(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02", "RH001"] {
+            assert!(!sqlstate_is_retryable(code), "{code}");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The engine's integration tests, against a real PostgreSQL server: the one `DATABASE_URL`
+//! names (as `cargo xtask test` sets it), or else the project's private server.
+//! Each test works in a database of its own, created fresh and dropped at the end.
+
+// Test helpers fail loudly on purpose: a broken fixture should stop the test at once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod schema;
+mod support;

@@ -1,0 +1,442 @@
+//! The events a run's history is made of, and their encoding.
+//!
+//! The enum and every struct in it are part of the stored format: variants are only ever
+//! appended, never reordered or removed, and a field is never added to an existing struct
+//! (bincode stores no field names). A changed shape is a new variant. `tests/fixtures`
+//! holds bytes written by earlier versions, and a test decodes them.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::failure::Failure;
+use crate::ids::{
+    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, WorkflowId, WorkflowType,
+};
+use crate::limits::Limits;
+use crate::options::{ActivityOptions, ParentClosePolicy, ParentRun, RunOrigin, TimeoutKind};
+use crate::payload::Payload;
+use crate::time::Timestamp;
+
+/// One entry of a run's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the history, from 1.
+    pub seq: Seq,
+    /// Database time of the transaction that recorded it.
+    pub recorded_at: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Whether an event came from outside the orchestrator or from its code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventClass {
+    /// From outside: applied to the orchestrator one at a time during replay.
+    Input,
+    /// Emitted by orchestrator code: replay must reproduce it exactly.
+    Decision,
+}
+
+/// Everything that can happen in a run. Variant order is part of the stored format.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// Input, always seq 1: the run began.
+    WorkflowStarted(WorkflowStarted),
+    /// Decision: run an activity.
+    ActivityScheduled(ActivityScheduled),
+    /// Input: an activity returned a result.
+    ActivityCompleted(ActivityCompleted),
+    /// Input: an activity failed for good (no retries left, or not retryable).
+    ActivityFailed(ActivityFailed),
+    /// Input: an activity ran out of time.
+    ActivityTimedOut(ActivityTimedOut),
+    /// Decision: the orchestrator no longer wants an activity's result.
+    ActivityCancelRequested(ActivityCancelRequested),
+    /// Input: a cancelled activity acknowledged its cancellation.
+    ActivityCancelled(ActivityCancelled),
+    /// Decision: start a durable timer.
+    TimerStarted(TimerStarted),
+    /// Input: a timer fired.
+    TimerFired(TimerFired),
+    /// Decision: the orchestrator dropped a timer before it fired.
+    TimerCancelled(TimerCancelled),
+    /// Input: a signal arrived.
+    SignalReceived(SignalReceived),
+    /// Decision: start a child workflow.
+    ChildWorkflowStarted(ChildWorkflowStarted),
+    /// Input: a child workflow completed.
+    ChildWorkflowCompleted(ChildWorkflowCompleted),
+    /// Input: a child workflow failed, was cancelled or was terminated.
+    ChildWorkflowFailed(ChildWorkflowFailed),
+    /// Decision: ask a child workflow to cancel.
+    ChildWorkflowCancelRequested(ChildWorkflowCancelRequested),
+    /// Input: someone asked this run to cancel.
+    CancelRequested(CancelRequested),
+    /// Decision: a marker (patch, side effect) for replay to find again.
+    MarkerRecorded(Marker),
+    /// Decision, closing: the workflow returned a result.
+    WorkflowCompleted(WorkflowCompleted),
+    /// Decision, closing: the workflow returned an error.
+    WorkflowFailed(WorkflowFailed),
+    /// Decision, closing: the workflow finished by acknowledging a cancel request.
+    WorkflowCancelled(WorkflowCancelled),
+    /// Input, closing: an operator terminated the run.
+    WorkflowTerminated(WorkflowTerminated),
+    /// Decision, closing: the workflow continues as a new run with a fresh history.
+    WorkflowContinuedAsNew(WorkflowContinuedAsNew),
+}
+
+/// The run began.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowStarted {
+    /// Which orchestrator code runs it.
+    pub workflow_type: WorkflowType,
+    /// The user-chosen workflow id.
+    pub workflow_id: WorkflowId,
+    /// This run; also the seed of the run's deterministic randomness.
+    pub run_id: RunId,
+    /// The workflow's input.
+    pub input: Payload,
+    /// The queue of the orchestrator hosts that run it.
+    pub task_queue: TaskQueue,
+    /// Why this run exists.
+    pub origin: RunOrigin,
+    /// The parent run, for child workflows.
+    pub parent: Option<ParentRun>,
+}
+
+/// Run an activity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityScheduled {
+    /// Which activity code runs it.
+    pub activity_type: ActivityType,
+    /// The queue its workers take it from.
+    pub task_queue: TaskQueue,
+    /// Its input.
+    pub input: Payload,
+    /// Retries and timeouts.
+    pub options: ActivityOptions,
+}
+
+/// An activity returned a result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityCompleted {
+    /// The seq of its `ActivityScheduled`.
+    pub scheduled: Seq,
+    /// What it returned.
+    pub result: Payload,
+    /// Which attempt succeeded, from 1.
+    pub attempt: u32,
+}
+
+/// An activity failed for good.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityFailed {
+    /// The seq of its `ActivityScheduled`.
+    pub scheduled: Seq,
+    /// The last attempt's failure.
+    pub failure: Failure,
+    /// How many attempts ran.
+    pub attempt: u32,
+}
+
+/// An activity ran out of time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTimedOut {
+    /// The seq of its `ActivityScheduled`.
+    pub scheduled: Seq,
+    /// Which timeout ran out.
+    pub timeout: TimeoutKind,
+    /// How many attempts ran.
+    pub attempt: u32,
+    /// The failure of the last attempt that failed, if any did.
+    pub last_failure: Option<Failure>,
+    /// The details of the last heartbeat, if any.
+    pub last_heartbeat: Option<Payload>,
+}
+
+/// The orchestrator no longer wants an activity's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityCancelRequested {
+    /// The seq of its `ActivityScheduled`.
+    pub scheduled: Seq,
+}
+
+/// A cancelled activity acknowledged its cancellation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityCancelled {
+    /// The seq of its `ActivityScheduled`.
+    pub scheduled: Seq,
+    /// How many attempts ran.
+    pub attempt: u32,
+    /// Details the activity gave when it stopped.
+    pub details: Option<Payload>,
+}
+
+/// Start a durable timer; it fires `duration` after the event's `recorded_at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerStarted {
+    /// How long until it fires.
+    pub duration: Duration,
+}
+
+/// A timer fired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerFired {
+    /// The seq of its `TimerStarted`.
+    pub started: Seq,
+}
+
+/// The orchestrator dropped a timer before it fired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerCancelled {
+    /// The seq of its `TimerStarted`.
+    pub started: Seq,
+}
+
+/// A signal arrived.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalReceived {
+    /// The signal's name.
+    pub name: SignalName,
+    /// Its body.
+    pub payload: Payload,
+}
+
+/// Start a child workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowStarted {
+    /// The child's workflow type.
+    pub workflow_type: WorkflowType,
+    /// The child's workflow id.
+    pub workflow_id: WorkflowId,
+    /// The child's first run (assigned by the engine; replay does not compare it).
+    pub run_id: RunId,
+    /// The child's input.
+    pub input: Payload,
+    /// The queue of the orchestrator hosts that run it.
+    pub task_queue: TaskQueue,
+    /// What happens to the child when this run closes first.
+    pub parent_close_policy: ParentClosePolicy,
+}
+
+/// A child workflow completed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowCompleted {
+    /// The seq of its `ChildWorkflowStarted`.
+    pub started: Seq,
+    /// What it returned.
+    pub result: Payload,
+}
+
+/// A child workflow failed, was cancelled or was terminated (see `failure.kind`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowFailed {
+    /// The seq of its `ChildWorkflowStarted`.
+    pub started: Seq,
+    /// Why.
+    pub failure: Failure,
+}
+
+/// Ask a child workflow to cancel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildWorkflowCancelRequested {
+    /// The seq of its `ChildWorkflowStarted`.
+    pub started: Seq,
+}
+
+/// Someone asked this run to cancel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequested {
+    /// Why, in the requester's words.
+    pub reason: String,
+}
+
+/// A marker the orchestrator recorded so that replay finds the same answer again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Marker {
+    /// `ctx.patched(id)` ran live: code after this point takes the new branch.
+    Patch {
+        /// The patch id.
+        patch_id: PatchId,
+    },
+    /// The value a side effect produced.
+    SideEffect {
+        /// The value.
+        value: Payload,
+    },
+}
+
+/// The workflow returned a result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowCompleted {
+    /// The result.
+    pub result: Payload,
+}
+
+/// The workflow returned an error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowFailed {
+    /// The error.
+    pub failure: Failure,
+}
+
+/// The workflow finished by acknowledging a cancel request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowCancelled {
+    /// Details from the workflow.
+    pub details: Option<Payload>,
+}
+
+/// An operator terminated the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowTerminated {
+    /// Why, in the operator's words.
+    pub reason: String,
+}
+
+/// The workflow continues as a new run with a fresh history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowContinuedAsNew {
+    /// The next run (assigned by the engine; replay does not compare it).
+    pub new_run_id: RunId,
+    /// The next run's workflow type (usually the same).
+    pub workflow_type: WorkflowType,
+    /// The next run's input.
+    pub input: Payload,
+    /// The next run's orchestrator queue.
+    pub task_queue: TaskQueue,
+}
+
+impl EventKind {
+    /// The variant's name, as stored in the database's `kind` column and shown to people.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::WorkflowStarted(_) => "WorkflowStarted",
+            EventKind::ActivityScheduled(_) => "ActivityScheduled",
+            EventKind::ActivityCompleted(_) => "ActivityCompleted",
+            EventKind::ActivityFailed(_) => "ActivityFailed",
+            EventKind::ActivityTimedOut(_) => "ActivityTimedOut",
+            EventKind::ActivityCancelRequested(_) => "ActivityCancelRequested",
+            EventKind::ActivityCancelled(_) => "ActivityCancelled",
+            EventKind::TimerStarted(_) => "TimerStarted",
+            EventKind::TimerFired(_) => "TimerFired",
+            EventKind::TimerCancelled(_) => "TimerCancelled",
+            EventKind::SignalReceived(_) => "SignalReceived",
+            EventKind::ChildWorkflowStarted(_) => "ChildWorkflowStarted",
+            EventKind::ChildWorkflowCompleted(_) => "ChildWorkflowCompleted",
+            EventKind::ChildWorkflowFailed(_) => "ChildWorkflowFailed",
+            EventKind::ChildWorkflowCancelRequested(_) => "ChildWorkflowCancelRequested",
+            EventKind::CancelRequested(_) => "CancelRequested",
+            EventKind::MarkerRecorded(_) => "MarkerRecorded",
+            EventKind::WorkflowCompleted(_) => "WorkflowCompleted",
+            EventKind::WorkflowFailed(_) => "WorkflowFailed",
+            EventKind::WorkflowCancelled(_) => "WorkflowCancelled",
+            EventKind::WorkflowTerminated(_) => "WorkflowTerminated",
+            EventKind::WorkflowContinuedAsNew(_) => "WorkflowContinuedAsNew",
+        }
+    }
+
+    /// Whether the event is an input or a decision (see the replay rule in DESIGN.md).
+    pub fn class(&self) -> EventClass {
+        match self {
+            EventKind::WorkflowStarted(_)
+            | EventKind::ActivityCompleted(_)
+            | EventKind::ActivityFailed(_)
+            | EventKind::ActivityTimedOut(_)
+            | EventKind::ActivityCancelled(_)
+            | EventKind::TimerFired(_)
+            | EventKind::SignalReceived(_)
+            | EventKind::ChildWorkflowCompleted(_)
+            | EventKind::ChildWorkflowFailed(_)
+            | EventKind::CancelRequested(_)
+            | EventKind::WorkflowTerminated(_) => EventClass::Input,
+            EventKind::ActivityScheduled(_)
+            | EventKind::ActivityCancelRequested(_)
+            | EventKind::TimerStarted(_)
+            | EventKind::TimerCancelled(_)
+            | EventKind::ChildWorkflowStarted(_)
+            | EventKind::ChildWorkflowCancelRequested(_)
+            | EventKind::MarkerRecorded(_)
+            | EventKind::WorkflowCompleted(_)
+            | EventKind::WorkflowFailed(_)
+            | EventKind::WorkflowCancelled(_)
+            | EventKind::WorkflowContinuedAsNew(_) => EventClass::Decision,
+        }
+    }
+
+    /// Whether the event closes the run: nothing may follow it.
+    pub fn is_closing(&self) -> bool {
+        matches!(
+            self,
+            EventKind::WorkflowCompleted(_)
+                | EventKind::WorkflowFailed(_)
+                | EventKind::WorkflowCancelled(_)
+                | EventKind::WorkflowTerminated(_)
+                | EventKind::WorkflowContinuedAsNew(_)
+        )
+    }
+}
+
+impl Event {
+    /// Encodes the event as stored: a format byte, then the bincode body.
+    pub fn encode(&self, limits: &Limits) -> Result<Vec<u8>> {
+        let bytes = codec::encode("event", self)?;
+        if bytes.len() > limits.max_event_bytes {
+            return Err(Error::TooLarge {
+                what: "event",
+                size: bytes.len() as u64,
+                limit: limits.max_event_bytes as u64,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes an event written by [`Event::encode`].
+    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Event> {
+        codec::decode("event", bytes, limits.max_event_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_with_a_format_byte_and_decodes_back() {
+        let event = Event {
+            seq: Seq::new(3),
+            recorded_at: Timestamp::from_unix_micros(1_000_000),
+            kind: EventKind::TimerStarted(TimerStarted {
+                duration: Duration::from_secs(30),
+            }),
+        };
+        let bytes = event.encode(&Limits::DEFAULT).unwrap();
+        assert_eq!(bytes[0], codec::FORMAT_BINCODE_V1);
+        assert_eq!(Event::decode(&bytes, &Limits::DEFAULT).unwrap(), event);
+    }
+
+    #[test]
+    fn oversized_event_is_refused_both_ways() {
+        let event = Event {
+            seq: Seq::new(2),
+            recorded_at: Timestamp::UNIX_EPOCH,
+            kind: EventKind::CancelRequested(CancelRequested {
+                reason: "x".repeat(200),
+            }),
+        };
+        let small = Limits::DEFAULT.with_max_event_bytes(64);
+        assert!(matches!(
+            event.encode(&small),
+            Err(Error::TooLarge { what: "event", .. })
+        ));
+        let bytes = event.encode(&Limits::DEFAULT).unwrap();
+        assert!(matches!(
+            Event::decode(&bytes, &small),
+            Err(Error::TooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,60 @@
+//! Reprise's event history: what a run records, how it is encoded, and how its integrity is
+//! checked. Pure data — no I/O, no clock, no runtime — so every other crate, and every
+//! test, speaks in these types.
+//!
+//! - [`Event`] / [`EventKind`]: every input and decision of a run (see DESIGN.md).
+//! - [`Payload`] and [`Failure`]: user data and structured errors inside events.
+//! - [`chain`]: the blake3 hash chain over encoded events.
+//! - [`RecordedHistory`]: the exported-history file, binary and JSON.
+//! - [`validate`]: the structural rules of a history.
+//!
+//! ```
+//! use reprise_history::{EventKind, HistoryBuilder, Limits, Payload, RecordedHistory, WorkflowCompleted};
+//!
+//! let input = Payload::encode("world", &Limits::DEFAULT)?;
+//! let mut history = HistoryBuilder::started("greet", "greet-1", input)?;
+//! let result = Payload::encode("hello, world", &Limits::DEFAULT)?;
+//! history.push(EventKind::WorkflowCompleted(WorkflowCompleted { result }));
+//! let history = history.build()?;
+//!
+//! let bytes = history.to_bytes()?;
+//! let back = RecordedHistory::from_bytes(&bytes, &Limits::DEFAULT)?;
+//! assert_eq!(back, history);
+//! # Ok::<(), reprise_history::Error>(())
+//! ```
+
+mod builder;
+pub mod chain;
+mod codec;
+mod error;
+mod event;
+mod failure;
+mod file;
+mod ids;
+mod limits;
+mod options;
+mod payload;
+#[cfg(any(test, feature = "proptest"))]
+pub mod strategies;
+mod time;
+pub mod validate;
+
+pub use builder::HistoryBuilder;
+pub use chain::ChainHash;
+pub use error::{Error, Result};
+pub use event::{
+    ActivityCancelRequested, ActivityCancelled, ActivityCompleted, ActivityFailed,
+    ActivityScheduled, ActivityTimedOut, CancelRequested, ChildWorkflowCancelRequested,
+    ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Event, EventClass,
+    EventKind, Marker, SignalReceived, TimerCancelled, TimerFired, TimerStarted, WorkflowCancelled,
+    WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted, WorkflowTerminated,
+};
+pub use failure::{Failure, FailureCause, FailureKind};
+pub use file::{FILE_VERSION, MAGIC, RecordedHistory};
+pub use ids::{ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, WorkflowId, WorkflowType};
+pub use limits::Limits;
+pub use options::{
+    ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
+};
+pub use payload::Payload;
+pub use time::Timestamp;

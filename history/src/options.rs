@@ -1,0 +1,105 @@
+//! Options recorded with decisions: retry policies, timeouts, parent-close policy, run origin.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{RunId, Seq, WorkflowId};
+
+/// How an activity is retried. Backoff is `initial * multiplier^(attempt-1)`, capped at
+/// `max_backoff`, then spread by ±`jitter` (a fraction in `0.0..=1.0`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Most attempts, the first included; `None` retries until a deadline stops it.
+    pub max_attempts: Option<u32>,
+    /// Wait before the second attempt.
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Growth of the wait from one attempt to the next (at least 1.0).
+    pub backoff_multiplier: f64,
+    /// Random spread applied to each wait, as a fraction of it.
+    pub jitter: f64,
+    /// Error types (`Failure::error_type`) that are never retried.
+    pub non_retryable_error_types: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    /// Unlimited attempts from 1 s doubling to 100 s, with 20 % jitter: the usual choice.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: None,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(100),
+            backoff_multiplier: 2.0,
+            jitter: 0.2,
+            non_retryable_error_types: Vec::new(),
+        }
+    }
+}
+
+/// Everything recorded about how an activity may run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActivityOptions {
+    /// Retry policy for failed attempts.
+    pub retry: RetryPolicy,
+    /// Longest one attempt may run.
+    pub start_to_close: Option<Duration>,
+    /// Longest the activity may take over all attempts, waits included.
+    pub schedule_to_close: Option<Duration>,
+    /// Longest a running attempt may go without a heartbeat.
+    pub heartbeat_timeout: Option<Duration>,
+}
+
+/// Which timeout ended an activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimeoutKind {
+    /// One attempt ran past its start-to-close timeout (and no attempts were left).
+    StartToClose,
+    /// The activity as a whole ran past its schedule-to-close timeout.
+    ScheduleToClose,
+    /// A running attempt stopped heartbeating (and no attempts were left).
+    Heartbeat,
+}
+
+/// What happens to a child workflow when its parent closes first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ParentClosePolicy {
+    /// Terminate the child.
+    #[default]
+    Terminate,
+    /// Ask the child to cancel; it may clean up.
+    RequestCancel,
+    /// Let the child run on.
+    Abandon,
+}
+
+/// Why a run exists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunOrigin {
+    /// Started by a client (or as a child: see `WorkflowStarted::parent`).
+    Client,
+    /// The next run of a workflow that continued as new.
+    ContinuedAsNew {
+        /// The run that continued.
+        previous_run_id: RunId,
+    },
+    /// A reset of a run: its history up to `reset_to`, then live again.
+    Reset {
+        /// The run that was reset.
+        source_run_id: RunId,
+        /// The last event of the source run that the new run keeps.
+        reset_to: Seq,
+    },
+}
+
+/// The parent of a child workflow run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRun {
+    /// The parent's workflow id.
+    pub workflow_id: WorkflowId,
+    /// The parent's run.
+    pub run_id: RunId,
+    /// The seq of the parent's `ChildWorkflowStarted` event for this child.
+    pub started_seq: Seq,
+}

@@ -1,0 +1,526 @@
+//! Proptest strategies for every history type, and for whole valid histories.
+//!
+//! Enabled by the `proptest` feature; `reprise-testkit` builds its user-facing strategies on
+//! these, and this crate's property tests use them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+use crate::event::*;
+use crate::failure::{Failure, FailureCause, FailureKind};
+use crate::file::RecordedHistory;
+use crate::ids::{
+    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, WorkflowId, WorkflowType,
+};
+use crate::options::{
+    ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
+};
+use crate::payload::Payload;
+use crate::time::Timestamp;
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9_.-]{0,12}"
+}
+
+macro_rules! name_strategy {
+    ($fn:ident, $ty:ty) => {
+        /// Valid values of this name type.
+        pub fn $fn() -> impl Strategy<Value = $ty> {
+            name().prop_filter_map("valid name", |s| <$ty>::new(s).ok())
+        }
+    };
+}
+
+name_strategy!(workflow_type, WorkflowType);
+name_strategy!(workflow_id, WorkflowId);
+name_strategy!(activity_type, ActivityType);
+name_strategy!(task_queue, TaskQueue);
+name_strategy!(signal_name, SignalName);
+name_strategy!(patch_id, PatchId);
+
+/// Any run id.
+pub fn run_id() -> impl Strategy<Value = RunId> {
+    any::<u128>().prop_map(|n| RunId::from_uuid(uuid::Uuid::from_u128(n)))
+}
+
+/// Seqs small enough to be plausible.
+pub fn seq() -> impl Strategy<Value = Seq> {
+    (1u64..10_000).prop_map(Seq::new)
+}
+
+/// Timestamps between 2001 and 2286.
+pub fn timestamp() -> impl Strategy<Value = Timestamp> {
+    (1_000_000_000_000_000i64..9_999_999_999_000_000).prop_map(Timestamp::from_unix_micros)
+}
+
+/// Durations up to about 11 days, with nanoseconds.
+pub fn duration() -> impl Strategy<Value = Duration> {
+    (0u64..1_000_000, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n))
+}
+
+/// Payloads of up to 64 bytes after the format byte.
+pub fn payload() -> impl Strategy<Value = Payload> {
+    prop::collection::vec(any::<u8>(), 0..64).prop_filter_map("payload", |body| {
+        let mut bytes = vec![0x01];
+        bytes.extend(body);
+        Payload::from_bytes(bytes).ok()
+    })
+}
+
+/// Any failure.
+pub fn failure() -> impl Strategy<Value = Failure> {
+    let kind = prop_oneof![
+        Just(FailureKind::Application),
+        Just(FailureKind::TimedOut),
+        Just(FailureKind::Cancelled),
+        Just(FailureKind::Terminated),
+        Just(FailureKind::Panicked),
+    ];
+    let cause = (".{0,12}", ".{0,24}").prop_map(|(error_type, message)| FailureCause {
+        error_type,
+        message,
+    });
+    (
+        kind,
+        ".{0,12}",
+        ".{0,40}",
+        any::<bool>(),
+        prop::collection::vec(cause, 0..3),
+        prop::option::of(payload()),
+    )
+        .prop_map(
+            |(kind, error_type, message, retryable, causes, details)| Failure {
+                kind,
+                error_type,
+                message,
+                retryable,
+                causes,
+                details,
+            },
+        )
+}
+
+/// Any activity options.
+pub fn activity_options() -> impl Strategy<Value = ActivityOptions> {
+    let retry = (
+        prop::option::of(1u32..100),
+        duration(),
+        duration(),
+        1.0f64..10.0,
+        0.0f64..1.0,
+        prop::collection::vec(name(), 0..3),
+    )
+        .prop_map(
+            |(
+                max_attempts,
+                initial_backoff,
+                max_backoff,
+                backoff_multiplier,
+                jitter,
+                non_retryable_error_types,
+            )| {
+                RetryPolicy {
+                    max_attempts,
+                    initial_backoff,
+                    max_backoff,
+                    backoff_multiplier,
+                    jitter,
+                    non_retryable_error_types,
+                }
+            },
+        );
+    (
+        retry,
+        prop::option::of(duration()),
+        prop::option::of(duration()),
+        prop::option::of(duration()),
+    )
+        .prop_map(
+            |(retry, start_to_close, schedule_to_close, heartbeat_timeout)| ActivityOptions {
+                retry,
+                start_to_close,
+                schedule_to_close,
+                heartbeat_timeout,
+            },
+        )
+}
+
+fn run_origin() -> impl Strategy<Value = RunOrigin> {
+    prop_oneof![
+        Just(RunOrigin::Client),
+        run_id().prop_map(|previous_run_id| RunOrigin::ContinuedAsNew { previous_run_id }),
+        (run_id(), seq()).prop_map(|(source_run_id, reset_to)| RunOrigin::Reset {
+            source_run_id,
+            reset_to
+        }),
+    ]
+}
+
+fn parent_close_policy() -> impl Strategy<Value = ParentClosePolicy> {
+    prop_oneof![
+        Just(ParentClosePolicy::Terminate),
+        Just(ParentClosePolicy::RequestCancel),
+        Just(ParentClosePolicy::Abandon),
+    ]
+}
+
+/// Any `WorkflowStarted`.
+pub fn workflow_started() -> impl Strategy<Value = WorkflowStarted> {
+    let parent =
+        (workflow_id(), run_id(), seq()).prop_map(|(workflow_id, run_id, started_seq)| ParentRun {
+            workflow_id,
+            run_id,
+            started_seq,
+        });
+    (
+        workflow_type(),
+        workflow_id(),
+        run_id(),
+        payload(),
+        task_queue(),
+        run_origin(),
+        prop::option::of(parent),
+    )
+        .prop_map(
+            |(workflow_type, workflow_id, run_id, input, task_queue, origin, parent)| {
+                WorkflowStarted {
+                    workflow_type,
+                    workflow_id,
+                    run_id,
+                    input,
+                    task_queue,
+                    origin,
+                    parent,
+                }
+            },
+        )
+}
+
+/// Any event kind, with arbitrary (possibly dangling) references.
+pub fn event_kind() -> impl Strategy<Value = EventKind> {
+    let timeout = prop_oneof![
+        Just(TimeoutKind::StartToClose),
+        Just(TimeoutKind::ScheduleToClose),
+        Just(TimeoutKind::Heartbeat),
+    ];
+    let marker = prop_oneof![
+        patch_id().prop_map(|patch_id| Marker::Patch { patch_id }),
+        payload().prop_map(|value| Marker::SideEffect { value }),
+    ];
+    prop_oneof![
+        workflow_started().prop_map(EventKind::WorkflowStarted),
+        (activity_type(), task_queue(), payload(), activity_options()).prop_map(
+            |(activity_type, task_queue, input, options)| {
+                EventKind::ActivityScheduled(ActivityScheduled {
+                    activity_type,
+                    task_queue,
+                    input,
+                    options,
+                })
+            }
+        ),
+        (seq(), payload(), any::<u32>()).prop_map(|(scheduled, result, attempt)| {
+            EventKind::ActivityCompleted(ActivityCompleted {
+                scheduled,
+                result,
+                attempt,
+            })
+        }),
+        (seq(), failure(), any::<u32>()).prop_map(|(scheduled, failure, attempt)| {
+            EventKind::ActivityFailed(ActivityFailed {
+                scheduled,
+                failure,
+                attempt,
+            })
+        }),
+        (
+            seq(),
+            timeout,
+            any::<u32>(),
+            prop::option::of(failure()),
+            prop::option::of(payload())
+        )
+            .prop_map(
+                |(scheduled, timeout, attempt, last_failure, last_heartbeat)| {
+                    EventKind::ActivityTimedOut(ActivityTimedOut {
+                        scheduled,
+                        timeout,
+                        attempt,
+                        last_failure,
+                        last_heartbeat,
+                    })
+                }
+            ),
+        seq().prop_map(
+            |scheduled| EventKind::ActivityCancelRequested(ActivityCancelRequested { scheduled })
+        ),
+        (seq(), any::<u32>(), prop::option::of(payload())).prop_map(
+            |(scheduled, attempt, details)| {
+                EventKind::ActivityCancelled(ActivityCancelled {
+                    scheduled,
+                    attempt,
+                    details,
+                })
+            }
+        ),
+        duration().prop_map(|duration| EventKind::TimerStarted(TimerStarted { duration })),
+        seq().prop_map(|started| EventKind::TimerFired(TimerFired { started })),
+        seq().prop_map(|started| EventKind::TimerCancelled(TimerCancelled { started })),
+        (signal_name(), payload()).prop_map(|(name, payload)| EventKind::SignalReceived(
+            SignalReceived { name, payload }
+        )),
+        (
+            workflow_type(),
+            workflow_id(),
+            run_id(),
+            payload(),
+            task_queue(),
+            parent_close_policy()
+        )
+            .prop_map(
+                |(workflow_type, workflow_id, run_id, input, task_queue, parent_close_policy)| {
+                    EventKind::ChildWorkflowStarted(ChildWorkflowStarted {
+                        workflow_type,
+                        workflow_id,
+                        run_id,
+                        input,
+                        task_queue,
+                        parent_close_policy,
+                    })
+                }
+            ),
+        (seq(), payload()).prop_map(|(started, result)| EventKind::ChildWorkflowCompleted(
+            ChildWorkflowCompleted { started, result }
+        )),
+        (seq(), failure()).prop_map(|(started, failure)| EventKind::ChildWorkflowFailed(
+            ChildWorkflowFailed { started, failure }
+        )),
+        seq().prop_map(|started| EventKind::ChildWorkflowCancelRequested(
+            ChildWorkflowCancelRequested { started }
+        )),
+        ".{0,30}".prop_map(|reason| EventKind::CancelRequested(CancelRequested { reason })),
+        marker.prop_map(EventKind::MarkerRecorded),
+        payload().prop_map(|result| EventKind::WorkflowCompleted(WorkflowCompleted { result })),
+        failure().prop_map(|failure| EventKind::WorkflowFailed(WorkflowFailed { failure })),
+        prop::option::of(payload())
+            .prop_map(|details| EventKind::WorkflowCancelled(WorkflowCancelled { details })),
+        ".{0,30}".prop_map(|reason| EventKind::WorkflowTerminated(WorkflowTerminated { reason })),
+        (run_id(), workflow_type(), payload(), task_queue()).prop_map(
+            |(new_run_id, workflow_type, input, task_queue)| {
+                EventKind::WorkflowContinuedAsNew(WorkflowContinuedAsNew {
+                    new_run_id,
+                    workflow_type,
+                    input,
+                    task_queue,
+                })
+            }
+        ),
+    ]
+}
+
+/// Any event (seq and references arbitrary).
+pub fn event() -> impl Strategy<Value = Event> {
+    (seq(), timestamp(), event_kind()).prop_map(|(seq, recorded_at, kind)| Event {
+        seq,
+        recorded_at,
+        kind,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Activity { cancel_requested: bool },
+    Timer,
+    Child { cancel_requested: bool },
+}
+
+/// Rewrites a candidate's reference to an open seq that it may legally refer to, or returns
+/// `None` if nothing open fits.
+fn fix_reference(kind: EventKind, open: &BTreeMap<Seq, Open>, pick: Index) -> Option<EventKind> {
+    let choose = |ok: &dyn Fn(Open) -> bool| -> Option<Seq> {
+        let fits: Vec<Seq> = open
+            .iter()
+            .filter(|(_, o)| ok(**o))
+            .map(|(s, _)| *s)
+            .collect();
+        (!fits.is_empty()).then(|| fits[pick.index(fits.len())])
+    };
+    let activity = |o: Open| matches!(o, Open::Activity { .. });
+    let activity_live = |o: Open| {
+        matches!(
+            o,
+            Open::Activity {
+                cancel_requested: false
+            }
+        )
+    };
+    let activity_cancelling = |o: Open| {
+        matches!(
+            o,
+            Open::Activity {
+                cancel_requested: true
+            }
+        )
+    };
+    let timer = |o: Open| o == Open::Timer;
+    let child = |o: Open| matches!(o, Open::Child { .. });
+    let child_live = |o: Open| {
+        matches!(
+            o,
+            Open::Child {
+                cancel_requested: false
+            }
+        )
+    };
+    Some(match kind {
+        EventKind::ActivityCompleted(e) => EventKind::ActivityCompleted(ActivityCompleted {
+            scheduled: choose(&activity)?,
+            ..e
+        }),
+        EventKind::ActivityFailed(e) => EventKind::ActivityFailed(ActivityFailed {
+            scheduled: choose(&activity)?,
+            ..e
+        }),
+        EventKind::ActivityTimedOut(e) => EventKind::ActivityTimedOut(ActivityTimedOut {
+            scheduled: choose(&activity)?,
+            ..e
+        }),
+        EventKind::ActivityCancelRequested(_) => {
+            EventKind::ActivityCancelRequested(ActivityCancelRequested {
+                scheduled: choose(&activity_live)?,
+            })
+        }
+        EventKind::ActivityCancelled(e) => EventKind::ActivityCancelled(ActivityCancelled {
+            scheduled: choose(&activity_cancelling)?,
+            ..e
+        }),
+        EventKind::TimerFired(_) => EventKind::TimerFired(TimerFired {
+            started: choose(&timer)?,
+        }),
+        EventKind::TimerCancelled(_) => EventKind::TimerCancelled(TimerCancelled {
+            started: choose(&timer)?,
+        }),
+        EventKind::ChildWorkflowCompleted(e) => {
+            EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted {
+                started: choose(&child)?,
+                ..e
+            })
+        }
+        EventKind::ChildWorkflowFailed(e) => EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+            started: choose(&child)?,
+            ..e
+        }),
+        EventKind::ChildWorkflowCancelRequested(_) => {
+            EventKind::ChildWorkflowCancelRequested(ChildWorkflowCancelRequested {
+                started: choose(&child_live)?,
+            })
+        }
+        EventKind::WorkflowStarted(_) => return None,
+        other if other.is_closing() => return None,
+        other => other,
+    })
+}
+
+fn track(open: &mut BTreeMap<Seq, Open>, seq: Seq, kind: &EventKind) {
+    match kind {
+        EventKind::ActivityScheduled(_) => {
+            open.insert(
+                seq,
+                Open::Activity {
+                    cancel_requested: false,
+                },
+            );
+        }
+        EventKind::TimerStarted(_) => {
+            open.insert(seq, Open::Timer);
+        }
+        EventKind::ChildWorkflowStarted(_) => {
+            open.insert(
+                seq,
+                Open::Child {
+                    cancel_requested: false,
+                },
+            );
+        }
+        EventKind::ActivityCancelRequested(e) => {
+            open.insert(
+                e.scheduled,
+                Open::Activity {
+                    cancel_requested: true,
+                },
+            );
+        }
+        EventKind::ChildWorkflowCancelRequested(e) => {
+            open.insert(
+                e.started,
+                Open::Child {
+                    cancel_requested: true,
+                },
+            );
+        }
+        EventKind::ActivityCompleted(ActivityCompleted { scheduled: s, .. })
+        | EventKind::ActivityFailed(ActivityFailed { scheduled: s, .. })
+        | EventKind::ActivityTimedOut(ActivityTimedOut { scheduled: s, .. })
+        | EventKind::ActivityCancelled(ActivityCancelled { scheduled: s, .. })
+        | EventKind::TimerFired(TimerFired { started: s })
+        | EventKind::TimerCancelled(TimerCancelled { started: s })
+        | EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted { started: s, .. })
+        | EventKind::ChildWorkflowFailed(ChildWorkflowFailed { started: s, .. }) => {
+            open.remove(s);
+        }
+        _ => {}
+    }
+}
+
+/// Structurally valid histories of up to `max_events` events (plus an optional closing event),
+/// using every event kind.
+pub fn history(max_events: usize) -> impl Strategy<Value = RecordedHistory> {
+    let closing = prop::option::of((
+        event_kind().prop_filter("closing", EventKind::is_closing),
+        any::<Index>(),
+        0u64..5_000_000,
+    ));
+    (
+        workflow_started(),
+        timestamp(),
+        prop::collection::vec(
+            (event_kind(), any::<Index>(), 0u64..5_000_000),
+            0..max_events,
+        ),
+        closing,
+    )
+        .prop_filter_map(
+            "valid history",
+            |(started, start_at, candidates, closing)| {
+                let mut events = vec![Event {
+                    seq: Seq::FIRST,
+                    recorded_at: start_at,
+                    kind: EventKind::WorkflowStarted(started),
+                }];
+                let mut open = BTreeMap::new();
+                let mut now = start_at;
+                for (candidate, pick, micros) in candidates.into_iter().chain(closing) {
+                    let kind = if candidate.is_closing() {
+                        candidate
+                    } else {
+                        match fix_reference(candidate, &open, pick) {
+                            Some(kind) => kind,
+                            None => continue,
+                        }
+                    };
+                    now = Timestamp::from_unix_micros(now.as_unix_micros() + micros as i64);
+                    let seq = Seq::new(events.len() as u64 + 1);
+                    track(&mut open, seq, &kind);
+                    events.push(Event {
+                        seq,
+                        recorded_at: now,
+                        kind,
+                    });
+                }
+                RecordedHistory::new(events).ok()
+            },
+        )
+}
