@@ -34,6 +34,8 @@ mod ids;
 mod limits;
 mod options;
 mod payload;
+#[cfg(test)]
+mod proptests;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 mod time;

@@ -17,8 +17,10 @@ pub struct RetryPolicy {
     /// Longest wait between attempts.
     pub max_backoff: Duration,
     /// Growth of the wait from one attempt to the next (at least 1.0).
+    #[serde(with = "finite")]
     pub backoff_multiplier: f64,
     /// Random spread applied to each wait, as a fraction of it.
+    #[serde(with = "finite")]
     pub jitter: f64,
     /// Error types (`Failure::error_type`) that are never retried.
     pub non_retryable_error_types: Vec<String>,
@@ -34,6 +36,29 @@ impl Default for RetryPolicy {
             backoff_multiplier: 2.0,
             jitter: 0.2,
             non_retryable_error_types: Vec::new(),
+        }
+    }
+}
+
+/// Floats in history must be finite: NaN breaks equality (so replay could not compare it)
+/// and JSON cannot represent NaN or infinity. Finite values encode exactly as plain `f64`.
+mod finite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            serializer.serialize_f64(*value)
+        } else {
+            Err(serde::ser::Error::custom(format!("{value} is not a finite number")))
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(serde::de::Error::custom(format!("{value} is not a finite number")))
         }
     }
 }
@@ -102,4 +127,34 @@ pub struct ParentRun {
     pub run_id: RunId,
     /// The seq of the parent's `ChildWorkflowStarted` event for this child.
     pub started_seq: Seq,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, Limits, Payload};
+
+    #[test]
+    fn non_finite_floats_are_refused_both_ways() {
+        let policy = RetryPolicy {
+            backoff_multiplier: f64::NAN,
+            ..RetryPolicy::default()
+        };
+        let err = Payload::encode(&policy, &Limits::DEFAULT).unwrap_err();
+        assert!(matches!(err, Error::Encode { .. }), "{err}");
+        assert!(err.to_string().contains("not a finite number"), "{err}");
+
+        // Bytes carrying a NaN (as a corrupt or hostile row might) do not decode.
+        let finite = Payload::encode(&RetryPolicy::default(), &Limits::DEFAULT).unwrap();
+        let two = 2.0f64.to_le_bytes();
+        let at = finite
+            .as_bytes()
+            .windows(8)
+            .position(|w| w == two)
+            .unwrap();
+        let mut bytes = finite.as_bytes().to_vec();
+        bytes[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+        let err = Payload::from_bytes(bytes).unwrap().decode::<RetryPolicy>().unwrap_err();
+        assert!(err.to_string().contains("not a finite number"), "{err}");
+    }
 }

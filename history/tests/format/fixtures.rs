@@ -1,0 +1,276 @@
+//! Bytes written by earlier versions of Reprise must decode forever, to the same values.
+//!
+//! The files in `tests/fixtures/` were written by the version in their name and are never
+//! rewritten: a test fails if today's code decodes them differently or would encode the same
+//! values to other bytes. To add fixtures for a new version, add new files (run with
+//! `REPRISE_BLESS_FIXTURES=1` to create files that do not exist yet); never edit old ones.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reprise_history::*;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Reads a fixture, creating it first if it is missing and blessing was asked for.
+fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
+    let path = fixture(name);
+    if !path.exists() && std::env::var_os("REPRISE_BLESS_FIXTURES").is_some() {
+        std::fs::write(&path, current).unwrap();
+    }
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "fixture {} is missing ({e}); create it with REPRISE_BLESS_FIXTURES=1",
+            path.display()
+        )
+    })
+}
+
+fn payload<T: serde::Serialize>(value: T) -> Payload {
+    Payload::encode(&value, &Limits::DEFAULT).unwrap()
+}
+
+fn run_id(n: u128) -> RunId {
+    RunId::from_uuid(uuid::Uuid::from_u128(n))
+}
+
+/// A run that uses every event kind that does not close a run, then completes.
+fn every_kind_v1() -> RecordedHistory {
+    let started = WorkflowStarted {
+        workflow_type: WorkflowType::new("order").unwrap(),
+        workflow_id: WorkflowId::new("order-1042").unwrap(),
+        run_id: run_id(0x0123_4567_89ab_4def_8123_4567_89ab_cdef),
+        input: payload(("order-1042", 3u32)),
+        task_queue: TaskQueue::new("orders").unwrap(),
+        origin: RunOrigin::ContinuedAsNew {
+            previous_run_id: run_id(7),
+        },
+        parent: Some(ParentRun {
+            workflow_id: WorkflowId::new("batch-9").unwrap(),
+            run_id: run_id(9),
+            started_seq: Seq::new(12),
+        }),
+    };
+    let mut h = HistoryBuilder::new(started, Timestamp::from_unix_micros(1_795_356_205_123_456));
+    let options = ActivityOptions {
+        retry: RetryPolicy {
+            max_attempts: Some(5),
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            backoff_multiplier: 1.5,
+            jitter: 0.1,
+            non_retryable_error_types: vec!["CardDeclined".into()],
+        },
+        start_to_close: Some(Duration::from_secs(10)),
+        schedule_to_close: Some(Duration::from_secs(600)),
+        heartbeat_timeout: Some(Duration::from_secs(3)),
+    };
+    let schedule = |h: &mut HistoryBuilder, name: &str| {
+        h.push(EventKind::ActivityScheduled(ActivityScheduled {
+            activity_type: ActivityType::new(name).unwrap(),
+            task_queue: TaskQueue::new("payments").unwrap(),
+            input: payload(name),
+            options: options.clone(),
+        }))
+    };
+    let failure = Failure::application("CardDeclined", "card declined")
+        .retryable(false)
+        .caused_by("BankError", "insufficient funds")
+        .with_details(payload(4200u64));
+    let a1 = schedule(&mut h, "reserve");
+    let a2 = schedule(&mut h, "charge");
+    let a3 = schedule(&mut h, "ship");
+    let a4 = schedule(&mut h, "notify");
+    let t1 = h.push(EventKind::TimerStarted(TimerStarted {
+        duration: Duration::from_secs(86_400),
+    }));
+    let t2 = h.push(EventKind::TimerStarted(TimerStarted {
+        duration: Duration::new(1, 500),
+    }));
+    h.advance(Duration::from_millis(1500));
+    h.push(EventKind::ActivityCompleted(ActivityCompleted {
+        scheduled: a1,
+        result: payload(true),
+        attempt: 1,
+    }));
+    h.push(EventKind::ActivityFailed(ActivityFailed {
+        scheduled: a2,
+        failure: failure.clone(),
+        attempt: 5,
+    }));
+    h.push(EventKind::ActivityTimedOut(ActivityTimedOut {
+        scheduled: a3,
+        timeout: TimeoutKind::Heartbeat,
+        attempt: 2,
+        last_failure: Some(Failure::of_kind(
+            FailureKind::TimedOut,
+            "no heartbeat for 3s",
+        )),
+        last_heartbeat: Some(payload(0.5f64)),
+    }));
+    h.push(EventKind::ActivityCancelRequested(
+        ActivityCancelRequested { scheduled: a4 },
+    ));
+    h.push(EventKind::ActivityCancelled(ActivityCancelled {
+        scheduled: a4,
+        attempt: 1,
+        details: None,
+    }));
+    h.push(EventKind::TimerFired(TimerFired { started: t2 }));
+    h.push(EventKind::TimerCancelled(TimerCancelled { started: t1 }));
+    h.push(EventKind::SignalReceived(SignalReceived {
+        name: SignalName::new("approve").unwrap(),
+        payload: payload("ok"),
+    }));
+    let child = |h: &mut HistoryBuilder, id: &str, policy| {
+        h.push(EventKind::ChildWorkflowStarted(ChildWorkflowStarted {
+            workflow_type: WorkflowType::new("ship").unwrap(),
+            workflow_id: WorkflowId::new(id).unwrap(),
+            run_id: run_id(0xc0ffee),
+            input: payload(id),
+            task_queue: TaskQueue::new("orders").unwrap(),
+            parent_close_policy: policy,
+        }))
+    };
+    let c1 = child(&mut h, "ship-1", ParentClosePolicy::Terminate);
+    let c2 = child(&mut h, "ship-2", ParentClosePolicy::RequestCancel);
+    let c3 = child(&mut h, "ship-3", ParentClosePolicy::Abandon);
+    h.push(EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted {
+        started: c1,
+        result: payload("shipped"),
+    }));
+    h.push(EventKind::ChildWorkflowCancelRequested(
+        ChildWorkflowCancelRequested { started: c2 },
+    ));
+    h.push(EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+        started: c2,
+        failure: Failure::of_kind(FailureKind::Cancelled, "cancelled by parent"),
+    }));
+    h.push(EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+        started: c3,
+        failure: Failure::of_kind(FailureKind::Terminated, "operator"),
+    }));
+    h.push(EventKind::CancelRequested(CancelRequested {
+        reason: "customer asked".into(),
+    }));
+    h.push(EventKind::MarkerRecorded(Marker::Patch {
+        patch_id: PatchId::new("v2-shipping").unwrap(),
+    }));
+    h.push(EventKind::MarkerRecorded(Marker::SideEffect {
+        value: payload(0xdead_beefu32),
+    }));
+    h.push(EventKind::WorkflowCompleted(WorkflowCompleted {
+        result: payload("done"),
+    }));
+    h.build().unwrap()
+}
+
+/// One event of each closing kind but `WorkflowCompleted` (a history holds only one).
+fn closing_events_v1() -> Vec<Event> {
+    let at = Timestamp::from_unix_micros(1_795_356_299_000_001);
+    let kinds = [
+        EventKind::WorkflowFailed(WorkflowFailed {
+            failure: Failure::of_kind(FailureKind::Panicked, "index out of bounds"),
+        }),
+        EventKind::WorkflowCancelled(WorkflowCancelled {
+            details: Some(payload("cleaned up")),
+        }),
+        EventKind::WorkflowTerminated(WorkflowTerminated {
+            reason: "stuck".into(),
+        }),
+        EventKind::WorkflowContinuedAsNew(WorkflowContinuedAsNew {
+            new_run_id: run_id(42),
+            workflow_type: WorkflowType::new("order").unwrap(),
+            input: payload(("order-1042", 4u32)),
+            task_queue: TaskQueue::new("orders").unwrap(),
+        }),
+    ];
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| Event {
+            seq: Seq::new(30 + i as u64),
+            recorded_at: at,
+            kind,
+        })
+        .collect()
+}
+
+fn to_hex_lines(events: &[Event]) -> String {
+    events
+        .iter()
+        .map(|e| {
+            let bytes = e.encode(&Limits::DEFAULT).unwrap();
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n"
+        })
+        .collect()
+}
+
+fn from_hex(line: &str) -> Vec<u8> {
+    (0..line.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn v1_binary_history_decodes_to_the_same_values() {
+    let expected = every_kind_v1();
+    let current = expected.to_bytes().unwrap();
+    let stored = read_or_bless("every-kind-v1.rhist", &current);
+    let decoded = RecordedHistory::from_bytes(&stored, &Limits::DEFAULT).unwrap();
+    assert_eq!(decoded, expected);
+    assert_eq!(
+        current, stored,
+        "today's encoder writes other bytes for the same history"
+    );
+}
+
+#[test]
+fn v1_json_history_decodes_to_the_same_values() {
+    let expected = every_kind_v1();
+    let current = expected.to_json().unwrap();
+    let stored = read_or_bless("every-kind-v1.json", current.as_bytes());
+    let stored = String::from_utf8(stored).unwrap();
+    let decoded = RecordedHistory::from_json(&stored, &Limits::DEFAULT).unwrap();
+    assert_eq!(decoded, expected);
+    assert_eq!(decoded.head_hash().unwrap(), expected.head_hash().unwrap());
+}
+
+#[test]
+fn v1_closing_events_decode_to_the_same_values() {
+    let expected = closing_events_v1();
+    let current = to_hex_lines(&expected);
+    let stored = read_or_bless("closing-events-v1.hex", current.as_bytes());
+    let stored = String::from_utf8(stored).unwrap();
+    let decoded: Vec<Event> = stored
+        .lines()
+        .map(|line| Event::decode(&from_hex(line), &Limits::DEFAULT).unwrap())
+        .collect();
+    assert_eq!(decoded, expected);
+    assert_eq!(
+        current, stored,
+        "today's encoder writes other bytes for the same events"
+    );
+}
+
+#[test]
+fn the_fixture_covers_every_event_kind() {
+    let mut names: Vec<&str> = every_kind_v1()
+        .events()
+        .iter()
+        .map(|e| e.kind.name())
+        .collect();
+    names.extend(closing_events_v1().iter().map(|e| e.kind.name()));
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        22,
+        "a new event kind needs a fixture: {names:?}"
+    );
+}
