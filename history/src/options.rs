@@ -49,7 +49,9 @@ mod finite {
         if value.is_finite() {
             serializer.serialize_f64(*value)
         } else {
-            Err(serde::ser::Error::custom(format!("{value} is not a finite number")))
+            Err(serde::ser::Error::custom(format!(
+                "{value} is not a finite number"
+            )))
         }
     }
 
@@ -58,7 +60,9 @@ mod finite {
         if value.is_finite() {
             Ok(value)
         } else {
-            Err(serde::de::Error::custom(format!("{value} is not a finite number")))
+            Err(serde::de::Error::custom(format!(
+                "{value} is not a finite number"
+            )))
         }
     }
 }
@@ -147,14 +151,13 @@ mod tests {
         // Bytes carrying a NaN (as a corrupt or hostile row might) do not decode.
         let finite = Payload::encode(&RetryPolicy::default(), &Limits::DEFAULT).unwrap();
         let two = 2.0f64.to_le_bytes();
-        let at = finite
-            .as_bytes()
-            .windows(8)
-            .position(|w| w == two)
-            .unwrap();
+        let at = finite.as_bytes().windows(8).position(|w| w == two).unwrap();
         let mut bytes = finite.as_bytes().to_vec();
         bytes[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
-        let err = Payload::from_bytes(bytes).unwrap().decode::<RetryPolicy>().unwrap_err();
+        let err = Payload::from_bytes(bytes)
+            .unwrap()
+            .decode::<RetryPolicy>()
+            .unwrap_err();
         assert!(err.to_string().contains("not a finite number"), "{err}");
     }
 }

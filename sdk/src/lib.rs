@@ -1,12 +1,56 @@
 //! The authoring API and the deterministic replay executor of Reprise.
 //!
-//! This crate will hold (issue: "The sdk"): the `WorkflowContext` and `ActivityContext` that
-//! orchestrators and activities are written against; the registry value that maps workflow
-//! and activity types to code; and the sans-IO executor that polls an orchestrator future with
-//! its own waker, applies history inputs one at a time, turns awaits into commands, matches
-//! them to recorded decisions and reports nondeterminism as a typed error.
+//! Write orchestrators as plain `async fn(WorkflowContext, I) -> Result<O, WorkflowError>` and
+//! activities as `async fn(ActivityContext, I) -> Result<O, ActivityError>`; name each once
+//! in a `const` ([`WorkflowDef`], [`ActivityDef`], [`SignalDef`]) and register them in a
+//! [`Registry`] value. The [`Execution`] runs an orchestrator against history: it never does
+//! I/O, never reads a clock and never runs on an async runtime — everything it knows comes
+//! from [`reprise_history`] events handed to it.
 //!
-//! It never does I/O, never reads a clock and never spawns on a runtime: everything it knows
-//! comes from [`reprise_history`] events handed to it.
+//! ```
+//! use reprise_sdk::{ActivityDef, Execution, Registry, WorkflowContext, WorkflowDef, WorkflowError};
+//! use reprise_sdk::history::{HistoryBuilder, Limits, Payload};
+//!
+//! const GREET: ActivityDef<String, String> = ActivityDef::new("greet");
+//! const HELLO: WorkflowDef<String, String> = WorkflowDef::new("hello");
+//!
+//! async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+//!     Ok(ctx.activity(GREET, &name).await?)
+//! }
+//!
+//! let registry = Registry::builder().workflow(HELLO, hello).build()?;
+//! let input = Payload::encode(&"Ada".to_string(), &Limits::DEFAULT)?;
+//! let started = HistoryBuilder::started("hello", "hello-1", input)?.events()[0].clone();
+//! let (_execution, step) = Execution::start(&registry, started)?;
+//! assert_eq!(step.decisions().next().map(|e| e.kind.name()), Some("ActivityScheduled"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod activity;
+mod context;
+mod defs;
+mod error;
+mod executor;
+mod nondeterminism;
+mod ops;
+mod registry;
+mod state;
+
+pub use activity::{ActivityContext, ActivityInfo, CancellationSignal, HeartbeatSink};
+pub use context::WorkflowContext;
+pub use defs::{ActivityDef, SignalDef, WorkflowDef};
+pub use error::{
+    ActivityError, Cancelled, ContinueAsNew, Error, OperationEnd, OperationFailed, SignalError,
+    WorkflowError,
+};
+pub use executor::{Execution, RunStatus, Step};
+pub use nondeterminism::{Nondeterminism, NondeterminismKind, SourceLocation};
+pub use ops::{ActivityCall, CancelWait, ChildCall, SignalWait, Sleep};
+pub use registry::{ActivityRunner, Registry, RegistryBuilder};
 pub use reprise_history as history;
+
+/// Waits on several futures and runs the branch of the first to finish: `futures::select_biased!`,
+/// which polls branches in the order written. Use it, not `futures::select!`, in workflows:
+/// that one polls in random order, so when two branches are ready at once (a cancel request
+/// ends every pending operation together) replay could take another branch.
+pub use futures::select_biased as select;

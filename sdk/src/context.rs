@@ -1,0 +1,247 @@
+//! `WorkflowContext`: everything an orchestrator may do, each usable live and on replay.
+//!
+//! Methods are `#[track_caller]`, so a decision and any nondeterminism it causes name the
+//! line of workflow code that made it.
+
+use std::panic::Location;
+use std::time::Duration;
+
+use rand_core::RngCore;
+use reprise_history::{
+    ActivityOptions, ActivityScheduled, ActivityType, ChildWorkflowStarted, EventKind, Marker,
+    ParentClosePolicy, PatchId, Payload, RunId, SignalName, Timestamp, WorkflowId, WorkflowType,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::defs::{ActivityDef, SignalDef, WorkflowDef};
+use crate::error::{ContinueAsNew, WorkflowError};
+use crate::nondeterminism::{Nondeterminism, NondeterminismKind, SourceLocation};
+use crate::ops::{ActivityCall, CancelWait, ChildCall, SignalWait, Sleep, input_failure};
+use crate::state::{Mode, Shared};
+
+/// The handle an orchestrator gets: durable operations, recorded time and randomness.
+///
+/// Orchestrator code must take time, randomness and ids only from here, and await only the
+/// futures it returns (and combinations of them: `join!`, `select!`, `join_all`).
+#[derive(Clone)]
+pub struct WorkflowContext {
+    shared: Shared,
+}
+
+impl WorkflowContext {
+    pub(crate) fn new(shared: Shared) -> Self {
+        WorkflowContext { shared }
+    }
+
+    /// The workflow id.
+    pub fn workflow_id(&self) -> WorkflowId {
+        self.shared.lock().workflow_id.clone()
+    }
+
+    /// This run.
+    pub fn run_id(&self) -> RunId {
+        self.shared.lock().run_id
+    }
+
+    /// Whether the code is reproducing recorded history (log only when this is false).
+    pub fn is_replaying(&self) -> bool {
+        self.shared.lock().mode == Mode::Replaying
+    }
+
+    /// The recorded time of the input being applied: the same on every replay.
+    pub fn now(&self) -> Timestamp {
+        self.shared.lock().now
+    }
+
+    /// A random number from a generator seeded by the run id: the same on every replay.
+    pub fn random_u64(&self) -> u64 {
+        self.shared.lock().rng().next_u64()
+    }
+
+    /// A random (version 4) uuid from the run's generator: the same on every replay.
+    pub fn uuid(&self) -> uuid::Uuid {
+        let mut bytes = [0u8; 16];
+        self.shared.lock().rng().fill_bytes(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
+    /// Runs an activity (on the workflow's task queue, with default options unless set on
+    /// the returned call).
+    #[track_caller]
+    pub fn activity<I: Serialize, O: DeserializeOwned>(
+        &self,
+        def: ActivityDef<I, O>,
+        input: &I,
+    ) -> ActivityCall<O> {
+        let location = SourceLocation::from(Location::caller());
+        let decision = {
+            let state = self.shared.lock();
+            ActivityType::new(def.name())
+                .and_then(|activity_type| {
+                    Ok(EventKind::ActivityScheduled(ActivityScheduled {
+                        activity_type,
+                        task_queue: state.task_queue.clone(),
+                        input: Payload::encode(input, &state.limits)?,
+                        options: ActivityOptions::default(),
+                    }))
+                })
+                .map_err(|e| input_failure(&e))
+        };
+        ActivityCall::new(
+            self.shared.clone(),
+            def.name().to_string(),
+            location,
+            decision,
+        )
+    }
+
+    /// A durable timer: sleeps for `duration` of recorded time, across restarts.
+    #[track_caller]
+    pub fn sleep(&self, duration: Duration) -> Sleep {
+        Sleep::new(self.shared.clone(), duration, Location::caller().into())
+    }
+
+    /// Waits for the next signal of this name; signals that arrived earlier are buffered.
+    pub fn signal<T: DeserializeOwned>(&self, def: SignalDef<T>) -> SignalWait<T> {
+        SignalWait::new(self.shared.clone(), SignalName::new(def.name()))
+    }
+
+    /// Resolves when the workflow is asked to cancel. Operations pending at that moment end
+    /// with `Cancelled`; operations started afterwards run normally, for clean-up.
+    pub fn cancel_requested(&self) -> CancelWait {
+        CancelWait::new(self.shared.clone())
+    }
+
+    /// Whether the workflow has been asked to cancel.
+    pub fn is_cancel_requested(&self) -> bool {
+        self.shared.lock().cancel_requested
+    }
+
+    /// Starts a child workflow with the given id; its result comes back to this run.
+    #[track_caller]
+    pub fn child<I: Serialize, O: DeserializeOwned>(
+        &self,
+        def: WorkflowDef<I, O>,
+        workflow_id: &str,
+        input: &I,
+    ) -> ChildCall<O> {
+        let location = SourceLocation::from(Location::caller());
+        let decision = {
+            let mut state = self.shared.lock();
+            let mut bytes = [0u8; 16];
+            state.rng().fill_bytes(&mut bytes);
+            let run_id = RunId::from_uuid(uuid::Builder::from_random_bytes(bytes).into_uuid());
+            let build = || -> reprise_history::Result<EventKind> {
+                Ok(EventKind::ChildWorkflowStarted(ChildWorkflowStarted {
+                    workflow_type: WorkflowType::new(def.name())?,
+                    workflow_id: WorkflowId::new(workflow_id)?,
+                    run_id,
+                    input: Payload::encode(input, &state.limits)?,
+                    task_queue: state.task_queue.clone(),
+                    parent_close_policy: ParentClosePolicy::default(),
+                }))
+            };
+            build().map_err(|e| input_failure(&e))
+        };
+        ChildCall::new(
+            self.shared.clone(),
+            def.name().to_string(),
+            location,
+            decision,
+        )
+    }
+
+    /// Ends this run and starts the next run of the workflow with `input` (return the error).
+    pub fn continue_as_new<I: Serialize>(&self, input: &I) -> Result<WorkflowError, WorkflowError> {
+        let limits = self.shared.lock().limits;
+        let input = Payload::encode(input, &limits).map_err(|e| WorkflowError::from_error(&e))?;
+        Ok(WorkflowError::ContinueAsNew(ContinueAsNew { input }))
+    }
+
+    /// Guards a code change: true if this run takes the new code. Live, it records a patch
+    /// marker and returns true; replaying, it returns true only if history has the marker here.
+    /// Once answered for an id, the answer stays the same for the rest of the run.
+    #[track_caller]
+    pub fn patched(&self, id: &str) -> bool {
+        let location = SourceLocation::from(Location::caller());
+        let mut state = self.shared.lock();
+        if let Some(answer) = state.patch(id) {
+            return answer;
+        }
+        let Ok(patch_id) = PatchId::new(id) else {
+            return false;
+        };
+        let answer = match state.mode {
+            Mode::Live => {
+                state.decide(
+                    EventKind::MarkerRecorded(Marker::Patch { patch_id }),
+                    Some(location),
+                );
+                true
+            }
+            Mode::Replaying => {
+                let recorded = matches!(state.next_recorded_marker(), Some(Marker::Patch { patch_id: p }) if *p == patch_id);
+                if recorded {
+                    state.take_recorded();
+                }
+                recorded
+            }
+        };
+        state.remember_patch(id, answer);
+        answer
+    }
+
+    /// Marks a patch whose old branch no runs need any more: accepts histories with or without
+    /// its marker, and records nothing.
+    pub fn deprecate_patch(&self, id: &str) {
+        let mut state = self.shared.lock();
+        if state.mode == Mode::Replaying
+            && matches!(state.next_recorded_marker(), Some(Marker::Patch { patch_id }) if patch_id.as_str() == id)
+        {
+            state.take_recorded();
+        }
+        state.remember_patch(id, true);
+    }
+
+    /// Runs `f` once, live, and records its value; replaying returns the recorded value
+    /// without running `f`. For reads of the outside world that need not be activities.
+    /// Fails if the value does not encode (live) or the recorded one does not decode as `T`.
+    #[track_caller]
+    pub fn side_effect<T: Serialize + DeserializeOwned>(
+        &self,
+        f: impl FnOnce() -> T,
+    ) -> Result<T, WorkflowError> {
+        let location = SourceLocation::from(Location::caller());
+        let mut state = self.shared.lock();
+        if state.mode == Mode::Replaying
+            && let Some((seq, Marker::SideEffect { value })) = state.next_recorded_marker_with_seq()
+        {
+            let decoded = value.decode::<T>();
+            state.take_recorded();
+            return decoded.map_err(|e| {
+                state.fail(Nondeterminism {
+                    seq,
+                    kind: NondeterminismKind::DecisionMismatch {
+                        recorded: format!(
+                            "a side effect whose value does not decode as the code's type ({e})"
+                        ),
+                        made: "side_effect".to_string(),
+                    },
+                    location: Some(location),
+                });
+                WorkflowError::from_error(&e)
+            });
+        }
+        drop(state);
+        let value = f();
+        let mut state = self.shared.lock();
+        let payload =
+            Payload::encode(&value, &state.limits).map_err(|e| WorkflowError::from_error(&e))?;
+        state.decide(
+            EventKind::MarkerRecorded(Marker::SideEffect { value: payload }),
+            Some(location),
+        );
+        Ok(value)
+    }
+}

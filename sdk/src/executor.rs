@@ -1,0 +1,430 @@
+//! The replay executor: runs an orchestrator future against history, sans I/O.
+//!
+//! It polls the future with its own waker, never on a runtime. Inputs are applied one at a
+//! time in history order; after each, the future is polled until it can make no progress,
+//! and the decisions it makes must be the ones recorded after that input (replaying) or
+//! become the new ones (live). Live execution follows exactly the same path.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::future::BoxFuture;
+use rand_core::RngCore;
+use reprise_history::{
+    Event, EventClass, EventKind, Failure, FailureKind, Payload, RunId, Seq, Timestamp,
+    WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed,
+};
+
+use crate::context::WorkflowContext;
+use crate::error::{Error, OperationEnd, OperationFailed, WorkflowError};
+use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
+use crate::registry::Registry;
+use crate::state::{Mode, OpKind, Outcome, RunState, Shared, cancel_decision};
+
+/// Where a run stands after the events applied so far.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    /// Waiting for inputs.
+    Running,
+    /// Returned a result.
+    Completed(Payload),
+    /// Returned an error.
+    Failed(Failure),
+    /// Acknowledged a cancel request.
+    Cancelled,
+    /// Continued as a new run.
+    ContinuedAsNew(WorkflowContinuedAsNew),
+    /// Terminated by an operator.
+    Terminated,
+}
+
+/// The events one live step appends: each input followed by the decisions it led to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Inputs and decisions, in history order, with their seqs.
+    pub events: Vec<Event>,
+}
+
+impl Step {
+    /// Only the decisions.
+    pub fn decisions(&self) -> impl Iterator<Item = &Event> {
+        self.events
+            .iter()
+            .filter(|e| e.kind.class() == EventClass::Decision)
+    }
+}
+
+/// The waker the orchestrator is polled with. A wake outside a step did not come from
+/// Reprise (a tokio timer, a channel, I/O): replay could never reproduce it.
+#[derive(Default)]
+struct RootWaker {
+    woken: AtomicBool,
+    in_step: AtomicBool,
+    foreign: AtomicBool,
+}
+
+impl Wake for RootWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        if !self.in_step.load(Ordering::SeqCst) {
+            self.foreign.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One run's live orchestrator.
+pub struct Execution {
+    shared: Shared,
+    root: Arc<RootWaker>,
+    future: Option<BoxFuture<'static, Result<Payload, WorkflowError>>>,
+    status: RunStatus,
+    last_seq: Seq,
+    discarded: bool,
+}
+
+impl Execution {
+    fn create(registry: &Registry, started: &Event) -> Result<Execution, Error> {
+        let EventKind::WorkflowStarted(s) = &started.kind else {
+            return Err(bad(format!(
+                "seq {} is {}, not WorkflowStarted",
+                started.seq,
+                started.kind.name()
+            )));
+        };
+        if started.seq != Seq::FIRST {
+            return Err(bad(format!("WorkflowStarted at seq {}", started.seq)));
+        }
+        let run = registry.workflow(&s.workflow_type)?;
+        let shared = Shared::new(RunState::new(started, s, registry.limits()));
+        let future = run(WorkflowContext::new(shared.clone()), s.input.clone());
+        Ok(Execution {
+            shared,
+            root: Arc::new(RootWaker::default()),
+            future: Some(future),
+            status: RunStatus::Running,
+            last_seq: Seq::new(0),
+            discarded: false,
+        })
+    }
+
+    /// Replays recorded history strictly: every decision the code makes must be the recorded
+    /// one. The execution is left after the last event, ready to continue live.
+    pub fn replay(registry: &Registry, events: &[Event]) -> Result<Execution, Error> {
+        let first = events
+            .first()
+            .ok_or_else(|| bad("history is empty".to_string()))?;
+        let mut execution = Execution::create(registry, first)?;
+        let mut i = 0;
+        while i < events.len() {
+            let input = &events[i];
+            if input.kind.class() != EventClass::Input {
+                return Err(bad(format!(
+                    "seq {}: {} where an input was expected",
+                    input.seq,
+                    input.kind.name()
+                )));
+            }
+            let end = events[i + 1..]
+                .iter()
+                .position(|e| e.kind.class() == EventClass::Input)
+                .map_or(events.len(), |p| i + 1 + p);
+            let expected: VecDeque<Event> = events[i + 1..end].iter().cloned().collect();
+            execution.apply(input, expected)?;
+            i = end;
+        }
+        execution.shared.lock().mode = Mode::Live;
+        Ok(execution)
+    }
+
+    /// Starts a new run live from its `WorkflowStarted` event (seq 1).
+    pub fn start(registry: &Registry, started: Event) -> Result<(Execution, Step), Error> {
+        let mut execution = Execution::create(registry, &started)?;
+        execution.shared.lock().mode = Mode::Live;
+        let decisions = execution.apply(&started, VecDeque::new())?;
+        let mut events = vec![started];
+        events.extend(decisions);
+        Ok((execution, Step { events }))
+    }
+
+    /// Applies new inputs live, each recorded at the given (database) time, and returns the
+    /// events to append.
+    pub fn step(
+        &mut self,
+        inputs: impl IntoIterator<Item = (Timestamp, EventKind)>,
+    ) -> Result<Step, Error> {
+        let mut events = Vec::new();
+        for (recorded_at, kind) in inputs {
+            if kind.class() != EventClass::Input || matches!(kind, EventKind::WorkflowStarted(_)) {
+                return Err(bad(format!(
+                    "{} is not an input a running workflow can take",
+                    kind.name()
+                )));
+            }
+            let input = Event {
+                seq: self.last_seq.next(),
+                recorded_at,
+                kind,
+            };
+            let decisions = self.apply(&input, VecDeque::new())?;
+            events.push(input);
+            events.extend(decisions);
+        }
+        Ok(Step { events })
+    }
+
+    /// Where the run stands.
+    pub fn status(&self) -> &RunStatus {
+        &self.status
+    }
+
+    /// The seq of the last event applied or decided.
+    pub fn last_seq(&self) -> Seq {
+        self.last_seq
+    }
+
+    /// The run.
+    pub fn run_id(&self) -> RunId {
+        self.shared.lock().run_id
+    }
+
+    fn apply(&mut self, input: &Event, expected: VecDeque<Event>) -> Result<Vec<Event>, Error> {
+        if self.discarded {
+            return Err(Error::Discarded);
+        }
+        if self.status != RunStatus::Running {
+            return Err(Error::RunClosed);
+        }
+        if self.root.foreign.swap(false, Ordering::SeqCst) {
+            return self.fail(nondeterminism(input.seq, NondeterminismKind::ForeignWake).into());
+        }
+        // Everything that wakes the orchestrator from here on is Reprise's own doing.
+        self.root.in_step.store(true, Ordering::SeqCst);
+        {
+            let mut state = self.shared.lock();
+            state.begin_input(input, expected);
+            deliver(&mut state, input);
+        }
+        let polled = if let EventKind::WorkflowTerminated(_) = input.kind {
+            self.status = RunStatus::Terminated;
+            Ok(())
+        } else {
+            self.poll_to_quiescence(input.seq)
+        };
+        self.root.in_step.store(false, Ordering::SeqCst);
+        polled?;
+        let (decisions, error, last) = {
+            let mut state = self.shared.lock();
+            let decisions = state.end_input();
+            (decisions, state.error.take(), state.last_seq())
+        };
+        if let Some(error) = error {
+            return self.fail(error.into());
+        }
+        self.last_seq = last;
+        if self.status != RunStatus::Running {
+            self.discard_future();
+        }
+        Ok(decisions)
+    }
+
+    fn poll_to_quiescence(&mut self, seq: Seq) -> Result<(), Error> {
+        let Some(future) = self.future.as_mut() else {
+            return Err(Error::Discarded);
+        };
+        let waker = Waker::from(self.root.clone());
+        let mut cx = Context::from_waker(&waker);
+        let outcome = loop {
+            self.root.woken.store(false, Ordering::SeqCst);
+            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+                Err(panic) => break Err(panic_message(panic.as_ref())),
+                Ok(Poll::Ready(result)) => break Ok(Some(result)),
+                Ok(Poll::Pending) => {
+                    let state = self.shared.lock();
+                    if state.error.is_some() || !self.root.woken.load(Ordering::SeqCst) {
+                        break Ok(None);
+                    }
+                }
+            }
+        };
+        match outcome {
+            Err(message) => self.fail(Error::WorkflowPanicked { seq, message }),
+            Ok(Some(result)) => {
+                self.close(result);
+                Ok(())
+            }
+            Ok(None) => {
+                let mut state = self.shared.lock();
+                if state.error.is_none() && !state.has_live_waits() {
+                    state.fail(nondeterminism(seq, NondeterminismKind::AwaitsForeignFuture));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The orchestrator returned: decide the closing event.
+    fn close(&mut self, result: Result<Payload, WorkflowError>) {
+        let mut state = self.shared.lock();
+        let (kind, status) = match result {
+            Ok(result) => (
+                EventKind::WorkflowCompleted(WorkflowCompleted {
+                    result: result.clone(),
+                }),
+                RunStatus::Completed(result),
+            ),
+            Err(WorkflowError::Failed(failure)) => (
+                EventKind::WorkflowFailed(WorkflowFailed {
+                    failure: failure.clone(),
+                }),
+                RunStatus::Failed(failure),
+            ),
+            Err(WorkflowError::Cancelled { details }) => (
+                EventKind::WorkflowCancelled(WorkflowCancelled { details }),
+                RunStatus::Cancelled,
+            ),
+            Err(WorkflowError::ContinueAsNew(next)) => {
+                let mut bytes = [0u8; 16];
+                state.rng().fill_bytes(&mut bytes);
+                let continued = WorkflowContinuedAsNew {
+                    new_run_id: RunId::from_uuid(
+                        uuid::Builder::from_random_bytes(bytes).into_uuid(),
+                    ),
+                    workflow_type: state.workflow_type.clone(),
+                    input: next.input,
+                    task_queue: state.task_queue.clone(),
+                };
+                (
+                    EventKind::WorkflowContinuedAsNew(continued.clone()),
+                    RunStatus::ContinuedAsNew(continued),
+                )
+            }
+        };
+        state.decide(kind, None);
+        state.closed = true;
+        self.status = status;
+    }
+
+    fn fail<T>(&mut self, error: Error) -> Result<T, Error> {
+        self.discarded = true;
+        self.discard_future();
+        Err(error)
+    }
+
+    /// Drops the orchestrator without deciding anything (no cancellations on drop).
+    fn discard_future(&mut self) {
+        self.shared.lock().tearing_down = true;
+        self.future = None;
+    }
+}
+
+impl Drop for Execution {
+    fn drop(&mut self) {
+        self.discard_future();
+    }
+}
+
+fn bad(reason: String) -> Error {
+    Error::BadHistory { reason }
+}
+
+fn nondeterminism(seq: Seq, kind: NondeterminismKind) -> Nondeterminism {
+    Nondeterminism {
+        seq,
+        kind,
+        location: None,
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+/// Hands an input to the operation or buffer waiting for it.
+fn deliver(state: &mut RunState, input: &Event) {
+    let failed = |what: &'static str, end: OperationEnd, failure: &Failure, attempts: u32| {
+        let failure = Box::new(failure.clone());
+        move |name: &str| {
+            Outcome::Failed(OperationFailed {
+                what,
+                name: name.to_string(),
+                end,
+                failure,
+                attempts,
+            })
+        }
+    };
+    match &input.kind {
+        EventKind::ActivityCompleted(e) => {
+            let result = e.result.clone();
+            state.resolve(input, e.scheduled, OpKind::Activity, |_| {
+                Outcome::Value(result)
+            });
+        }
+        EventKind::ActivityFailed(e) => {
+            state.resolve(
+                input,
+                e.scheduled,
+                OpKind::Activity,
+                failed("activity", OperationEnd::Failed, &e.failure, e.attempt),
+            );
+        }
+        EventKind::ActivityTimedOut(e) => {
+            let failure = e.last_failure.clone().unwrap_or_else(|| {
+                Failure::of_kind(FailureKind::TimedOut, format!("{:?} timeout", e.timeout))
+            });
+            state.resolve(
+                input,
+                e.scheduled,
+                OpKind::Activity,
+                failed("activity", OperationEnd::TimedOut, &failure, e.attempt),
+            );
+        }
+        EventKind::ActivityCancelled(e) => {
+            state.resolve(input, e.scheduled, OpKind::Activity, |_| Outcome::Cancelled);
+        }
+        EventKind::TimerFired(e) => {
+            state.resolve(input, e.started, OpKind::Timer, |_| {
+                Outcome::Value(Payload::unit())
+            });
+        }
+        EventKind::ChildWorkflowCompleted(e) => {
+            let result = e.result.clone();
+            state.resolve(input, e.started, OpKind::Child, |_| Outcome::Value(result));
+        }
+        EventKind::ChildWorkflowFailed(e) => {
+            let end = match e.failure.kind {
+                FailureKind::Cancelled => OperationEnd::Cancelled,
+                FailureKind::TimedOut => OperationEnd::TimedOut,
+                _ => OperationEnd::Failed,
+            };
+            state.resolve(
+                input,
+                e.started,
+                OpKind::Child,
+                failed("child workflow", end, &e.failure, 1),
+            );
+        }
+        EventKind::SignalReceived(e) => state.push_signal(e.name.clone(), e.payload.clone()),
+        EventKind::CancelRequested(_) => {
+            for (seq, kind) in state.request_cancel() {
+                state.decide(cancel_decision(&kind, seq), None);
+            }
+        }
+        // Started creates the execution; terminated is handled by the caller; decisions are
+        // never inputs (the callers check the class).
+        _ => {}
+    }
+}

@@ -1,0 +1,392 @@
+//! The futures a workflow awaits: activities, timers, child workflows, signals, cancellation.
+//!
+//! An operation makes its decision when it is created (`ctx.activity(..)` schedules the
+//! activity), not when first polled: combinators poll in orders of their own (`futures::select!`
+//! even randomly), and history must not depend on that. Dropping a pending operation decides
+//! its cancellation, so the losers of a `select!` are cancelled in history too.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use reprise_history::{ActivityOptions, EventKind, Failure, Seq, SignalName, TaskQueue};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Cancelled, OperationEnd, OperationFailed, SignalError};
+use crate::nondeterminism::SourceLocation;
+use crate::state::{OpKind, Outcome, Shared, cancel_decision};
+
+/// The part every operation future shares: its decision (made when the operation is
+/// created, so poll order cannot change history), waiting, and cancelling on drop.
+struct Operation {
+    shared: Shared,
+    name: String,
+    location: SourceLocation,
+    seq: Option<Seq>,
+    /// An outcome known without asking history (for example an input that did not encode).
+    ready: Option<Outcome>,
+}
+
+impl Operation {
+    /// Makes the decision now and opens a slot for its outcome.
+    fn decide(
+        shared: Shared,
+        kind: OpKind,
+        name: String,
+        location: SourceLocation,
+        decision: EventKind,
+    ) -> Operation {
+        let seq = {
+            let mut state = shared.lock();
+            let seq = state.decide(decision, Some(location));
+            state.open_op(seq, kind, name.clone());
+            seq
+        };
+        Operation {
+            shared,
+            name,
+            location,
+            seq: Some(seq),
+            ready: None,
+        }
+    }
+
+    /// An operation that failed before deciding anything.
+    fn failed(
+        shared: Shared,
+        name: String,
+        location: SourceLocation,
+        outcome: Outcome,
+    ) -> Operation {
+        Operation {
+            shared,
+            name,
+            location,
+            seq: None,
+            ready: Some(outcome),
+        }
+    }
+
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        if let Some(outcome) = self.ready.take() {
+            return Poll::Ready(outcome);
+        }
+        let Some(seq) = self.seq else {
+            // Polled again after it finished: nothing more will come.
+            return Poll::Pending;
+        };
+        match self.shared.lock().poll_op(seq, cx.waker()) {
+            Some(outcome) => {
+                self.seq = None;
+                Poll::Ready(outcome)
+            }
+            None => Poll::Pending,
+        }
+    }
+
+    /// Changes the decision before it is recorded (live); replay does not compare options.
+    fn amend(&self, change: impl FnOnce(&mut EventKind)) {
+        if let Some(seq) = self.seq {
+            self.shared.lock().amend_decision(seq, change);
+        }
+    }
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        let Some(seq) = self.seq else { return };
+        let mut state = self.shared.lock();
+        if let Some(kind) = state.abandon_op(seq) {
+            state.decide(cancel_decision(&kind, seq), Some(self.location));
+        }
+    }
+}
+
+fn decode_outcome<T: DeserializeOwned>(
+    outcome: Outcome,
+    what: &'static str,
+    name: &str,
+) -> Result<T, OperationFailed> {
+    match outcome {
+        Outcome::Value(payload) => payload.decode::<T>().map_err(|e| OperationFailed {
+            what,
+            name: name.to_string(),
+            end: OperationEnd::Failed,
+            failure: Box::new(Failure::application("ResultDecode", e.to_string()).retryable(false)),
+            attempts: 1,
+        }),
+        Outcome::Failed(failed) => Err(failed),
+        Outcome::Cancelled => Err(OperationFailed::cancelled(what, name)),
+    }
+}
+
+/// A scheduled activity: resolves to its result, or to how it failed.
+///
+/// Set options with [`ActivityCall::options`] and [`ActivityCall::task_queue`] before awaiting.
+#[must_use = "dropping the call cancels the activity"]
+pub struct ActivityCall<O> {
+    op: Operation,
+    output: PhantomData<fn() -> O>,
+}
+
+/// The operation behind an activity or child call; a decision that could not be built (its
+/// input did not encode) makes the call fail at once, deciding nothing.
+fn call_operation(
+    shared: Shared,
+    kind: OpKind,
+    what: &'static str,
+    name: String,
+    location: SourceLocation,
+    decision: Result<EventKind, Failure>,
+) -> Operation {
+    match decision {
+        Ok(decision) => Operation::decide(shared, kind, name, location, decision),
+        Err(failure) => {
+            let outcome = Outcome::Failed(OperationFailed {
+                what,
+                name: name.clone(),
+                end: OperationEnd::Failed,
+                failure: Box::new(failure),
+                attempts: 0,
+            });
+            Operation::failed(shared, name, location, outcome)
+        }
+    }
+}
+
+impl<O> ActivityCall<O> {
+    pub(crate) fn new(
+        shared: Shared,
+        name: String,
+        location: SourceLocation,
+        decision: Result<EventKind, Failure>,
+    ) -> Self {
+        ActivityCall {
+            op: call_operation(
+                shared,
+                OpKind::Activity,
+                "activity",
+                name,
+                location,
+                decision,
+            ),
+            output: PhantomData,
+        }
+    }
+
+    /// Retry policy and timeouts (defaults: `ActivityOptions::default()`). Set them where the
+    /// call is made, before the workflow awaits anything else.
+    pub fn options(self, options: ActivityOptions) -> Self {
+        self.op.amend(|kind| {
+            if let EventKind::ActivityScheduled(s) = kind {
+                s.options = options;
+            }
+        });
+        self
+    }
+
+    /// The task queue whose workers run it (default: the workflow's task queue).
+    pub fn task_queue(self, queue: TaskQueue) -> Self {
+        self.op.amend(|kind| {
+            if let EventKind::ActivityScheduled(s) = kind {
+                s.task_queue = queue;
+            }
+        });
+        self
+    }
+}
+
+impl<O: DeserializeOwned> Future for ActivityCall<O> {
+    type Output = Result<O, OperationFailed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let name = self.op.name.clone();
+        self.op
+            .poll_outcome(cx)
+            .map(|outcome| decode_outcome(outcome, "activity", &name))
+    }
+}
+
+/// A child workflow: resolves to its result, or to how it ended.
+#[must_use = "dropping the call asks the child workflow to cancel"]
+pub struct ChildCall<O> {
+    op: Operation,
+    output: PhantomData<fn() -> O>,
+}
+
+impl<O> ChildCall<O> {
+    pub(crate) fn new(
+        shared: Shared,
+        name: String,
+        location: SourceLocation,
+        decision: Result<EventKind, Failure>,
+    ) -> Self {
+        ChildCall {
+            op: call_operation(
+                shared,
+                OpKind::Child,
+                "child workflow",
+                name,
+                location,
+                decision,
+            ),
+            output: PhantomData,
+        }
+    }
+}
+
+impl<O: DeserializeOwned> Future for ChildCall<O> {
+    type Output = Result<O, OperationFailed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let name = self.op.name.clone();
+        self.op
+            .poll_outcome(cx)
+            .map(|outcome| decode_outcome(outcome, "child workflow", &name))
+    }
+}
+
+/// A durable timer: resolves when it fires, or with `Cancelled` if the workflow is asked to
+/// cancel first. Dropping it before it fires cancels it.
+#[must_use = "dropping the timer cancels it"]
+pub struct Sleep {
+    op: Operation,
+}
+
+impl Sleep {
+    pub(crate) fn new(shared: Shared, duration: Duration, location: SourceLocation) -> Sleep {
+        let decision = EventKind::TimerStarted(reprise_history::TimerStarted { duration });
+        Sleep {
+            op: Operation::decide(
+                shared,
+                OpKind::Timer,
+                format!("{duration:?}"),
+                location,
+                decision,
+            ),
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.op.poll_outcome(cx).map(|outcome| match outcome {
+            Outcome::Cancelled => Err(Cancelled),
+            Outcome::Value(_) | Outcome::Failed(_) => Ok(()),
+        })
+    }
+}
+
+/// Waits for the next signal of one name; signals that arrived earlier are buffered.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SignalWait<T> {
+    shared: Shared,
+    name: Result<SignalName, reprise_history::Error>,
+    /// Whether a cancel request ends this wait: only if the wait began before it.
+    cancellable: Option<bool>,
+    waiting: bool,
+    payload: PhantomData<fn() -> T>,
+}
+
+impl<T> SignalWait<T> {
+    pub(crate) fn new(shared: Shared, name: Result<SignalName, reprise_history::Error>) -> Self {
+        SignalWait {
+            shared,
+            name,
+            cancellable: None,
+            waiting: false,
+            payload: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Future for SignalWait<T> {
+    type Output = Result<T, SignalError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let name = match &self.name {
+            Ok(name) => name.clone(),
+            Err(e) => return Poll::Ready(Err(SignalError::InvalidName(e.to_string()))),
+        };
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
+        let cancellable = *self.cancellable.get_or_insert(!state.cancel_requested);
+        let result = if let Some(payload) = state.pop_signal(&name) {
+            payload.decode::<T>().map_err(|source| SignalError::Decode {
+                name: name.to_string(),
+                source,
+            })
+        } else if cancellable && state.cancel_requested {
+            Err(SignalError::Cancelled(Cancelled))
+        } else {
+            state.wait(cx.waker(), !self.waiting);
+            self.waiting = true;
+            return Poll::Pending;
+        };
+        if std::mem::take(&mut self.waiting) {
+            state.end_wait();
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<T> Drop for SignalWait<T> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.shared.lock().end_wait();
+        }
+    }
+}
+
+/// Resolves when the workflow is asked to cancel.
+#[must_use = "futures do nothing unless awaited"]
+pub struct CancelWait {
+    shared: Shared,
+    waiting: bool,
+}
+
+impl CancelWait {
+    pub(crate) fn new(shared: Shared) -> Self {
+        CancelWait {
+            shared,
+            waiting: false,
+        }
+    }
+}
+
+impl Future for CancelWait {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
+        if state.cancel_requested {
+            if std::mem::take(&mut self.waiting) {
+                state.end_wait();
+            }
+            return Poll::Ready(());
+        }
+        state.wait(cx.waker(), !self.waiting);
+        self.waiting = true;
+        Poll::Pending
+    }
+}
+
+impl Drop for CancelWait {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.shared.lock().end_wait();
+        }
+    }
+}
+
+/// A failure for an operation whose input did not encode.
+pub(crate) fn input_failure(error: &reprise_history::Error) -> Failure {
+    Failure::application("InputEncode", error.to_string())
+        .retryable(false)
+        .with_sources(error)
+}

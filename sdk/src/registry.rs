@@ -1,0 +1,239 @@
+//! The registry: which code runs which workflow and activity type. A value, built once and
+//! passed in; no global registration.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use reprise_history::{ActivityType, Failure, Limits, Payload, WorkflowType};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::activity::ActivityContext;
+use crate::context::WorkflowContext;
+use crate::defs::{ActivityDef, WorkflowDef};
+use crate::error::{ActivityError, Error, WorkflowError};
+
+pub(crate) type WorkflowFn = Arc<
+    dyn Fn(WorkflowContext, Payload) -> BoxFuture<'static, Result<Payload, WorkflowError>>
+        + Send
+        + Sync,
+>;
+
+type AsyncActivityFn = Arc<
+    dyn Fn(ActivityContext, Payload) -> BoxFuture<'static, Result<Payload, ActivityError>>
+        + Send
+        + Sync,
+>;
+type BlockingActivityFn =
+    Arc<dyn Fn(ActivityContext, Payload) -> Result<Payload, ActivityError> + Send + Sync>;
+
+/// How an activity's code runs.
+#[derive(Clone)]
+pub enum ActivityRunner {
+    /// An async fn, polled on the worker's runtime.
+    Async(AsyncActivityFn),
+    /// A blocking fn, run on a thread pool so it cannot stall the runtime.
+    Blocking(BlockingActivityFn),
+}
+
+/// Workflow and activity code by type name.
+#[derive(Clone)]
+pub struct Registry {
+    workflows: BTreeMap<WorkflowType, WorkflowFn>,
+    activities: BTreeMap<ActivityType, ActivityRunner>,
+    limits: Limits,
+}
+
+/// Builds a [`Registry`]; mistakes are reported by [`RegistryBuilder::build`].
+#[derive(Default)]
+pub struct RegistryBuilder {
+    workflows: BTreeMap<WorkflowType, WorkflowFn>,
+    activities: BTreeMap<ActivityType, ActivityRunner>,
+    limits: Limits,
+    errors: Vec<Error>,
+}
+
+fn failure_from(error: &reprise_history::Error, error_type: &str) -> Failure {
+    Failure::application(error_type, error.to_string()).retryable(false)
+}
+
+impl RegistryBuilder {
+    /// Registers a workflow: `async fn(WorkflowContext, I) -> Result<O, WorkflowError>`.
+    pub fn workflow<I, O, F, Fut>(mut self, def: WorkflowDef<I, O>, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + 'static,
+        F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, WorkflowError>> + Send + 'static,
+    {
+        let name = match WorkflowType::new(def.name()) {
+            Ok(name) => name,
+            Err(e) => {
+                self.errors.push(e.into());
+                return self;
+            }
+        };
+        if self.workflows.contains_key(&name) {
+            self.errors.push(Error::DuplicateRegistration {
+                kind: "workflow",
+                name: name.to_string(),
+            });
+            return self;
+        }
+        let limits = self.limits;
+        let f = Arc::new(f);
+        let run: WorkflowFn = Arc::new(move |ctx, input: Payload| {
+            let f = f.clone();
+            async move {
+                let input = input
+                    .decode::<I>()
+                    .map_err(|e| WorkflowError::Failed(failure_from(&e, "InputDecode")))?;
+                let output = f(ctx, input).await?;
+                Payload::encode(&output, &limits)
+                    .map_err(|e| WorkflowError::Failed(failure_from(&e, "OutputEncode")))
+            }
+            .boxed()
+        });
+        self.workflows.insert(name, run);
+        self
+    }
+
+    /// Registers an activity: `async fn(ActivityContext, I) -> Result<O, ActivityError>`.
+    pub fn activity<I, O, F, Fut>(self, def: ActivityDef<I, O>, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + 'static,
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ActivityError>> + Send + 'static,
+    {
+        let limits = self.limits;
+        let f = Arc::new(f);
+        let run: AsyncActivityFn = Arc::new(move |ctx, input: Payload| {
+            let f = f.clone();
+            async move {
+                let input = input
+                    .decode::<I>()
+                    .map_err(|e| ActivityError::from_failure(failure_from(&e, "InputDecode")))?;
+                let output = f(ctx, input).await?;
+                Payload::encode(&output, &limits)
+                    .map_err(|e| ActivityError::from_failure(failure_from(&e, "OutputEncode")))
+            }
+            .boxed()
+        });
+        self.add_activity(def.name(), ActivityRunner::Async(run))
+    }
+
+    /// Registers a blocking activity: `fn(ActivityContext, I) -> Result<O, ActivityError>`,
+    /// run on a thread pool.
+    pub fn blocking_activity<I, O, F>(self, def: ActivityDef<I, O>, f: F) -> Self
+    where
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        F: Fn(ActivityContext, I) -> Result<O, ActivityError> + Send + Sync + 'static,
+    {
+        let limits = self.limits;
+        let run: BlockingActivityFn = Arc::new(move |ctx, input: Payload| {
+            let input = input
+                .decode::<I>()
+                .map_err(|e| ActivityError::from_failure(failure_from(&e, "InputDecode")))?;
+            let output = f(ctx, input)?;
+            Payload::encode(&output, &limits)
+                .map_err(|e| ActivityError::from_failure(failure_from(&e, "OutputEncode")))
+        });
+        self.add_activity(def.name(), ActivityRunner::Blocking(run))
+    }
+
+    fn add_activity(mut self, name: &str, runner: ActivityRunner) -> Self {
+        match ActivityType::new(name) {
+            Err(e) => self.errors.push(e.into()),
+            Ok(name) if self.activities.contains_key(&name) => {
+                self.errors.push(Error::DuplicateRegistration {
+                    kind: "activity",
+                    name: name.to_string(),
+                })
+            }
+            Ok(name) => {
+                self.activities.insert(name, runner);
+            }
+        }
+        self
+    }
+
+    /// Size limits for payloads (set before registering).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The registry, or the first registration mistake.
+    pub fn build(mut self) -> Result<Registry, Error> {
+        if !self.errors.is_empty() {
+            return Err(self.errors.remove(0));
+        }
+        Ok(Registry {
+            workflows: self.workflows,
+            activities: self.activities,
+            limits: self.limits,
+        })
+    }
+}
+
+impl Registry {
+    /// Starts building a registry.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    /// The payload limits workflows and activities encode with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Whether this registry can run the workflow type.
+    pub fn has_workflow(&self, workflow_type: &WorkflowType) -> bool {
+        self.workflows.contains_key(workflow_type)
+    }
+
+    /// The registered workflow types.
+    pub fn workflow_types(&self) -> impl Iterator<Item = &WorkflowType> {
+        self.workflows.keys()
+    }
+
+    /// The registered activity types.
+    pub fn activity_types(&self) -> impl Iterator<Item = &ActivityType> {
+        self.activities.keys()
+    }
+
+    pub(crate) fn workflow(&self, workflow_type: &WorkflowType) -> Result<WorkflowFn, Error> {
+        self.workflows
+            .get(workflow_type)
+            .cloned()
+            .ok_or_else(|| Error::UnknownWorkflowType {
+                name: workflow_type.to_string(),
+                known: join(self.workflows.keys()),
+            })
+    }
+
+    /// The code of an activity type.
+    pub fn activity(&self, activity_type: &ActivityType) -> Result<ActivityRunner, Error> {
+        self.activities
+            .get(activity_type)
+            .cloned()
+            .ok_or_else(|| Error::UnknownActivityType {
+                name: activity_type.to_string(),
+                known: join(self.activities.keys()),
+            })
+    }
+}
+
+fn join<'a, T: std::fmt::Display + 'a>(names: impl Iterator<Item = &'a T>) -> String {
+    let names: Vec<String> = names.map(ToString::to_string).collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
