@@ -25,6 +25,41 @@
 //! assert_eq!(step.decisions().next().map(|e| e.kind.name()), Some("ActivityScheduled"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A saga with a human in the loop (the README's example, compiled here):
+//!
+//! ```
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Serialize, Deserialize)] struct Order { items: Vec<String>, payment: u64 }
+//! # #[derive(Serialize, Deserialize)] struct Reservation(u64);
+//! # #[derive(Serialize, Deserialize)] struct Receipt(String);
+//! use std::time::Duration;
+//! use futures::FutureExt;
+//! use reprise_sdk::{ActivityDef, SignalDef, WorkflowContext, WorkflowError, select};
+//!
+//! const RESERVE: ActivityDef<Vec<String>, Reservation> = ActivityDef::new("reserve");
+//! const CHARGE: ActivityDef<u64, Receipt> = ActivityDef::new("charge");
+//! const RELEASE: ActivityDef<Reservation, ()> = ActivityDef::new("release");
+//! const APPROVE: SignalDef<bool> = SignalDef::new("approve");
+//!
+//! async fn order(ctx: WorkflowContext, order: Order) -> Result<Receipt, WorkflowError> {
+//!     let reservation = ctx.activity(RESERVE, &order.items).await?;
+//!     let receipt = match ctx.activity(CHARGE, &order.payment).await {
+//!         Ok(receipt) => receipt,
+//!         Err(declined) => {
+//!             ctx.activity(RELEASE, &reservation).await?; // compensate, then fail
+//!             return Err(declined.into());
+//!         }
+//!     };
+//!     select! {                                            // a person, or a week
+//!         approved = ctx.signal(APPROVE).fuse() => if !approved? {
+//!             return Err(WorkflowError::failed("Rejected", "the order was not approved"));
+//!         },
+//!         _ = ctx.sleep(Duration::from_secs(7 * 86_400)).fuse() => {}
+//!     }
+//!     Ok(receipt)
+//! }
+//! ```
 
 mod activity;
 mod context;

@@ -51,10 +51,15 @@ fn nd01_a_renamed_activity() {
         "wf",
         1u32,
     );
+    let changed_line = line!() + 1;
     let changed = registry(|ctx, n| async move { Ok(ctx.activity(TRIPLE, &n).await?) });
     let n = replay_error(&changed, &run.history);
     assert_eq!((n.seq, n.kind.code()), (Seq::new(2), "ND01"));
-    assert!(n.location.is_some(), "names the changed line");
+    assert_eq!(
+        n.location.map(|l| l.line),
+        Some(changed_line),
+        "names the changed line"
+    );
     assert_message(
         &n,
         "nondeterminism ND01 at seq 2: history has ActivityScheduled(\"double\"), but the code made ActivityScheduled(\"triple\")",
