@@ -20,6 +20,9 @@ CREATE TABLE reprise.runs (
     -- The last event appended and its chain hash: blake3(previous hash || event bytes).
     head_seq         bigint      NOT NULL CHECK (head_seq >= 1),
     head_hash        bytea       NOT NULL CHECK (octet_length(head_hash) = 32),
+    -- The last input the orchestrator applied (its decisions follow it in history); 0 until
+    -- the first step applies WorkflowStarted.
+    applied_seq      bigint      NOT NULL DEFAULT 0 CHECK (applied_seq >= 0),
     -- When the run next has work (an inbox row becomes visible); NULL when it has none.
     ready_at         timestamptz,
     -- Lease of the engine process stepping the run; the token fences late writers.
@@ -29,6 +32,9 @@ CREATE TABLE reprise.runs (
     -- A run whose code is nondeterministic or whose type no process knows waits here.
     parked_at        timestamptz,
     parked_reason    text,
+    -- The build that parked it: the same code would fail the same way, so only another build
+    -- (or one that knows the workflow type) picks it up again.
+    parked_build     text,
     parent_run_id    uuid,
     previous_run_id  uuid,
     CHECK ((status = 'running') = (closed_at IS NULL)),
@@ -117,6 +123,9 @@ CREATE TABLE reprise.activity_tasks (
     activity_type      text        NOT NULL,
     input              bytea       NOT NULL,
     options            bytea       NOT NULL,
+    -- From the options, so that claims can size each lease in SQL.
+    start_to_close_micros    bigint,
+    heartbeat_timeout_micros bigint,
     attempt            integer     NOT NULL DEFAULT 0 CHECK (attempt >= 0),
     scheduled_at       timestamptz NOT NULL DEFAULT now(),
     visible_at         timestamptz NOT NULL DEFAULT now(),

@@ -22,6 +22,50 @@ pub enum Error {
     /// History data did not encode, decode or verify.
     #[error(transparent)]
     History(#[from] reprise_history::Error),
+    /// The workflow code failed (unknown type, nondeterminism, panic, registry mistake).
+    #[error(transparent)]
+    Sdk(#[from] reprise_sdk::Error),
+    /// This process no longer holds the lease of a run: another process took it over.
+    #[error("lost the lease of run {run_id}: another process took it over")]
+    LeaseLost {
+        /// The run.
+        run_id: reprise_history::RunId,
+    },
+    /// A stored value is not what Reprise writes.
+    #[error("{what} is corrupt: {reason}")]
+    Corrupt {
+        /// Which value.
+        what: String,
+        /// How it is wrong.
+        reason: String,
+    },
+    /// The operation conflicts with the state of the database.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// No run of this workflow id exists.
+    #[error("no workflow with id {workflow_id:?} exists")]
+    UnknownWorkflow {
+        /// The workflow id asked for.
+        workflow_id: String,
+    },
+    /// The workflow's latest run is closed and takes no more input.
+    #[error("workflow {workflow_id:?} is closed ({status}); it takes no more signals")]
+    WorkflowClosed {
+        /// The workflow id.
+        workflow_id: String,
+        /// How it closed.
+        status: String,
+    },
+    /// The workflow ended without a result of the expected kind.
+    #[error("workflow {workflow_id:?} ended {status}: {detail}")]
+    WorkflowEnded {
+        /// The workflow id.
+        workflow_id: String,
+        /// How it ended.
+        status: String,
+        /// Its failure, or what else is known.
+        detail: String,
+    },
 }
 
 impl Error {

@@ -1,19 +1,31 @@
 //! Reprise's runtime on PostgreSQL.
 //!
-//! Today this crate holds the schema ([`schema::migrate`]) and the `reprise` operator CLI.
-//! It will hold (issue: "The engine on PostgreSQL"): the store — the only code in Reprise that
-//! speaks SQL — the orchestrator host that claims ready runs and commits each step in one
-//! transaction, the activity workers on named task queues, leases with fencing tokens,
-//! timers, and the client.
+//! - [`Store`]: the only code in Reprise that speaks SQL.
+//! - [`Engine`]: the orchestrator host; claims ready runs and commits each step in one
+//!   transaction, keeping live orchestrators in a bounded cache.
+//! - [`Worker`]: runs activities from named task queues, with retries, heartbeats and timeouts.
+//! - [`Client`]: start, await, signal, describe, export.
+//! - [`schema::migrate`] and the `reprise` operator CLI.
 //!
 //! Every time the engine uses is the database's (`now()` of the transaction), never a
 //! worker's clock.
 
+mod client;
+mod clock;
 mod error;
+mod host;
+mod listen;
 pub mod schema;
+mod store;
+mod worker;
 
+pub use client::{Client, Description, PendingActivity, WorkflowHandle};
+pub use clock::DbClock;
 pub use error::{Error, Result};
+pub use host::{Engine, EngineOptions, executable_build};
 pub use reprise_history as history;
+pub use store::Store;
+pub use worker::{Worker, WorkerOptions};
 
 /// A pool of connections to the Reprise database.
 pub type Pool = sqlx::PgPool;

@@ -381,6 +381,26 @@ impl EventKind {
     }
 }
 
+impl EventKind {
+    /// Encodes an event kind on its own (an input waiting in the inbox, before it has a seq).
+    pub fn encode(&self, limits: &Limits) -> Result<Vec<u8>> {
+        let bytes = codec::encode("event kind", self)?;
+        if bytes.len() > limits.max_event_bytes {
+            return Err(Error::TooLarge {
+                what: "event kind",
+                size: bytes.len() as u64,
+                limit: limits.max_event_bytes as u64,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes an event kind written by [`EventKind::encode`].
+    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<EventKind> {
+        codec::decode("event kind", bytes, limits.max_event_bytes)
+    }
+}
+
 impl Event {
     /// Encodes the event as stored: a format byte, then the bincode body.
     pub fn encode(&self, limits: &Limits) -> Result<Vec<u8>> {

@@ -40,6 +40,40 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// Whether a failed attempt number `attempt` (from 1) with this failure gets another try.
+    /// Deadlines (schedule-to-close) are the caller's to check.
+    pub fn retries(&self, failure: &crate::Failure, attempt: u32) -> bool {
+        failure.retryable
+            && !self.non_retryable_error_types.contains(&failure.error_type)
+            && self.max_attempts.is_none_or(|max| attempt < max)
+    }
+
+    /// The wait before attempt `attempt + 1`, after attempt `attempt` (from 1) failed.
+    /// `unit_random` is a number in `0.0..1.0` that spreads the wait by ±`jitter`.
+    pub fn backoff(&self, attempt: u32, unit_random: f64) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(1_000) as i32;
+        let multiplier = if self.backoff_multiplier.is_finite() {
+            self.backoff_multiplier.max(1.0)
+        } else {
+            1.0
+        };
+        let base = self.initial_backoff.as_secs_f64() * multiplier.powi(exponent);
+        let capped = base.min(
+            self.max_backoff
+                .as_secs_f64()
+                .max(self.initial_backoff.as_secs_f64()),
+        );
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let spread = 1.0 + jitter * (2.0 * unit_random.clamp(0.0, 1.0) - 1.0);
+        Duration::try_from_secs_f64((capped * spread).max(0.0)).unwrap_or(self.max_backoff)
+    }
+}
+
 /// Floats in history must be finite: NaN breaks equality (so replay could not compare it)
 /// and JSON cannot represent NaN or infinity. Finite values encode exactly as plain `f64`.
 mod finite {
@@ -137,6 +171,52 @@ pub struct ParentRun {
 mod tests {
     use super::*;
     use crate::{Error, Limits, Payload};
+
+    #[test]
+    fn backoff_grows_caps_and_spreads() {
+        let policy = RetryPolicy {
+            max_attempts: Some(4),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+            backoff_multiplier: 3.0,
+            jitter: 0.5,
+            non_retryable_error_types: vec!["Fatal".into()],
+        };
+        assert_eq!(policy.backoff(1, 0.5), Duration::from_secs(1));
+        assert_eq!(policy.backoff(2, 0.5), Duration::from_secs(3));
+        assert_eq!(policy.backoff(3, 0.5), Duration::from_secs(9));
+        assert_eq!(policy.backoff(4, 0.5), Duration::from_secs(10), "capped");
+        assert_eq!(
+            policy.backoff(2, 0.0),
+            Duration::from_secs_f64(1.5),
+            "-50 %"
+        );
+        assert_eq!(
+            policy.backoff(2, 1.0),
+            Duration::from_secs_f64(4.5),
+            "+50 %"
+        );
+        assert_eq!(policy.backoff(u32::MAX, 0.5), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn retries_respect_attempts_types_and_retryability() {
+        let policy = RetryPolicy {
+            max_attempts: Some(3),
+            non_retryable_error_types: vec!["Fatal".into()],
+            ..RetryPolicy::default()
+        };
+        let busy = crate::Failure::application("Busy", "later");
+        assert!(policy.retries(&busy, 1));
+        assert!(policy.retries(&busy, 2));
+        assert!(!policy.retries(&busy, 3), "three attempts made");
+        assert!(!policy.retries(&crate::Failure::application("Fatal", "no"), 1));
+        assert!(!policy.retries(&busy.clone().retryable(false), 1));
+        assert!(
+            RetryPolicy::default().retries(&busy, 1_000_000),
+            "unlimited by default"
+        );
+    }
 
     #[test]
     fn non_finite_floats_are_refused_both_ways() {

@@ -1,0 +1,308 @@
+//! The client: start workflows, await their results, signal them, describe them, and export
+//! their histories.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use reprise_history::{
+    EventKind, Payload, RecordedHistory, RunId, SignalName, SignalReceived, TaskQueue, WorkflowId,
+    WorkflowType,
+};
+use reprise_sdk::{SignalDef, WorkflowDef};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::Row;
+use tokio::sync::Notify;
+
+use crate::error::{Error, Result};
+use crate::listen::spawn_listener;
+use crate::store::{CLOSED_CHANNEL, NewRun, Store};
+
+/// Talks to Reprise from application code.
+#[derive(Clone)]
+pub struct Client {
+    store: Store,
+    closed: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<Notify>>>,
+}
+
+/// A run's state, for people and tools.
+#[derive(Clone, Debug)]
+pub struct Description {
+    /// The run described (the latest of its workflow id).
+    pub run_id: RunId,
+    /// Its workflow type.
+    pub workflow_type: String,
+    /// `running`, `completed`, `failed`, `cancelled`, `terminated` or `continued_as_new`.
+    pub status: String,
+    /// Why it is parked, if it is.
+    pub parked_reason: Option<String>,
+    /// The seq of its last event.
+    pub head_seq: u64,
+    /// Activities scheduled and not yet finished.
+    pub pending_activities: Vec<PendingActivity>,
+}
+
+/// An activity that has not finished.
+#[derive(Clone, Debug)]
+pub struct PendingActivity {
+    /// The seq of its `ActivityScheduled`.
+    pub scheduled_seq: u64,
+    /// Its type.
+    pub activity_type: String,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Whether an attempt is running now.
+    pub running: bool,
+    /// The failure of the last failed attempt.
+    pub last_failure: Option<String>,
+}
+
+/// A started workflow, to await its result.
+pub struct WorkflowHandle<O> {
+    client: Client,
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    output: PhantomData<fn() -> O>,
+}
+
+impl<O> WorkflowHandle<O> {
+    /// The workflow id.
+    pub fn workflow_id(&self) -> &WorkflowId {
+        &self.workflow_id
+    }
+
+    /// The run it was started as (continue-as-new runs follow it).
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+}
+
+impl<O: DeserializeOwned> WorkflowHandle<O> {
+    /// Waits for the workflow's result, following continue-as-new to the last run. Waits on
+    /// `LISTEN/NOTIFY`, polling at most once a second as the fallback.
+    pub async fn result(&self) -> Result<O> {
+        let mut run_id = self.run_id;
+        let notify = self.client.closed_notify();
+        loop {
+            let notified = notify.notified();
+            let run =
+                self.client
+                    .store
+                    .run(run_id)
+                    .await?
+                    .ok_or_else(|| Error::UnknownWorkflow {
+                        workflow_id: self.workflow_id.to_string(),
+                    })?;
+            match (run.status.as_str(), run.next_run_id) {
+                ("running", _) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+                }
+                ("continued_as_new", Some(next)) => run_id = next,
+                _ => return self.client.outcome(&self.workflow_id, run_id).await,
+            }
+        }
+    }
+}
+
+impl Client {
+    /// A client of the Reprise database behind `store`.
+    pub fn new(store: Store) -> Client {
+        Client {
+            store,
+            closed: Default::default(),
+        }
+    }
+
+    fn closed_notify(&self) -> std::sync::Arc<Notify> {
+        self.closed
+            .get_or_init(|| spawn_listener(&self.store, CLOSED_CHANNEL))
+            .clone()
+    }
+
+    /// Starts a workflow on the `default` task queue. Idempotent on the workflow id: if a run
+    /// of this id is open, its handle comes back and nothing new starts.
+    pub async fn start<I: Serialize, O>(
+        &self,
+        def: WorkflowDef<I, O>,
+        workflow_id: &str,
+        input: &I,
+    ) -> Result<WorkflowHandle<O>> {
+        self.start_on(def, workflow_id, input, TaskQueue::new("default")?)
+            .await
+    }
+
+    /// Starts a workflow on a given task queue (see [`Client::start`]).
+    pub async fn start_on<I: Serialize, O>(
+        &self,
+        def: WorkflowDef<I, O>,
+        workflow_id: &str,
+        input: &I,
+        task_queue: TaskQueue,
+    ) -> Result<WorkflowHandle<O>> {
+        let workflow_id = WorkflowId::new(workflow_id)?;
+        let outcome = self
+            .store
+            .start_run(NewRun {
+                workflow_type: WorkflowType::new(def.name())?,
+                workflow_id: workflow_id.clone(),
+                input: Payload::encode(input, self.store.limits())?,
+                task_queue,
+            })
+            .await?;
+        Ok(WorkflowHandle {
+            client: self.clone(),
+            workflow_id,
+            run_id: outcome.run_id,
+            output: PhantomData,
+        })
+    }
+
+    /// A handle on the latest run of a workflow id.
+    pub async fn handle<I, O>(
+        &self,
+        _def: WorkflowDef<I, O>,
+        workflow_id: &str,
+    ) -> Result<WorkflowHandle<O>> {
+        let workflow_id = WorkflowId::new(workflow_id)?;
+        let run =
+            self.store
+                .latest_run(&workflow_id)
+                .await?
+                .ok_or_else(|| Error::UnknownWorkflow {
+                    workflow_id: workflow_id.to_string(),
+                })?;
+        Ok(WorkflowHandle {
+            client: self.clone(),
+            workflow_id,
+            run_id: run.run_id,
+            output: PhantomData,
+        })
+    }
+
+    /// Sends a signal to a workflow's open run. A workflow id with no run, or whose run is
+    /// closed, is a typed error.
+    pub async fn signal<T: Serialize>(
+        &self,
+        workflow_id: &str,
+        def: SignalDef<T>,
+        value: &T,
+    ) -> Result<()> {
+        let id = WorkflowId::new(workflow_id)?;
+        let Some(run) = self.store.open_run(&id).await? else {
+            return Err(match self.store.latest_run(&id).await? {
+                Some(run) => Error::WorkflowClosed {
+                    workflow_id: workflow_id.to_string(),
+                    status: run.status,
+                },
+                None => Error::UnknownWorkflow {
+                    workflow_id: workflow_id.to_string(),
+                },
+            });
+        };
+        let input = EventKind::SignalReceived(SignalReceived {
+            name: SignalName::new(def.name())?,
+            payload: Payload::encode(value, self.store.limits())?,
+        });
+        self.store.deliver_now(run.run_id, &input).await
+    }
+
+    /// The latest run of a workflow id: status, parked reason, pending activities.
+    pub async fn describe(&self, workflow_id: &str) -> Result<Description> {
+        let id = WorkflowId::new(workflow_id)?;
+        let run = self
+            .store
+            .latest_run(&id)
+            .await?
+            .ok_or_else(|| Error::UnknownWorkflow {
+                workflow_id: workflow_id.to_string(),
+            })?;
+        let rows = sqlx::query(
+            "SELECT scheduled_seq, activity_type, attempt, lease_owner IS NOT NULL AS running, last_failure
+               FROM reprise.activity_tasks WHERE run_id = $1 ORDER BY scheduled_seq",
+        )
+        .bind(run.run_id.as_uuid())
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(Error::from_db)?;
+        let mut pending_activities = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get("scheduled_seq").map_err(Error::from_db)?;
+            let attempt: i32 = row.try_get("attempt").map_err(Error::from_db)?;
+            let failure: Option<Vec<u8>> = row.try_get("last_failure").map_err(Error::from_db)?;
+            let last_failure = match failure {
+                Some(bytes) => Some(
+                    Payload::from_bytes(bytes)?
+                        .decode::<reprise_history::Failure>()?
+                        .to_string(),
+                ),
+                None => None,
+            };
+            pending_activities.push(PendingActivity {
+                scheduled_seq: u64::try_from(seq).unwrap_or(0),
+                activity_type: row.try_get("activity_type").map_err(Error::from_db)?,
+                attempt: u32::try_from(attempt).unwrap_or(0),
+                running: row.try_get("running").map_err(Error::from_db)?,
+                last_failure,
+            });
+        }
+        Ok(Description {
+            run_id: run.run_id,
+            workflow_type: run.workflow_type,
+            status: run.status,
+            parked_reason: run.parked_reason,
+            head_seq: run.head_seq.get(),
+            pending_activities,
+        })
+    }
+
+    /// A run's history, verified, in the recorded-history format (write it with
+    /// `RecordedHistory::to_bytes` or `to_json`).
+    pub async fn export(&self, run_id: RunId) -> Result<RecordedHistory> {
+        let events = self.store.history(run_id).await?;
+        Ok(RecordedHistory::new(events)?)
+    }
+
+    /// The result of a closed run, from its closing event.
+    async fn outcome<O: DeserializeOwned>(
+        &self,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+    ) -> Result<O> {
+        let events = self.store.history(run_id).await?;
+        let ended = |status: &str, detail: String| Error::WorkflowEnded {
+            workflow_id: workflow_id.to_string(),
+            status: status.to_string(),
+            detail,
+        };
+        match events.last().map(|e| &e.kind) {
+            Some(EventKind::WorkflowCompleted(c)) => Ok(c.result.decode::<O>()?),
+            Some(EventKind::WorkflowFailed(f)) => Err(ended("failed", f.failure.to_string())),
+            Some(EventKind::WorkflowCancelled(_)) => {
+                Err(ended("cancelled", "cancelled on request".into()))
+            }
+            Some(EventKind::WorkflowTerminated(t)) => Err(ended("terminated", t.reason.clone())),
+            other => Err(ended(
+                "unexpectedly",
+                format!("last event is {:?}", other.map(EventKind::name)),
+            )),
+        }
+    }
+}
+
+impl Store {
+    /// Puts an input in a run's inbox now (signals).
+    pub(crate) async fn deliver_now(&self, run_id: RunId, input: &EventKind) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        crate::store::deliver(
+            &mut tx,
+            self.offset(),
+            run_id,
+            input,
+            None,
+            Duration::ZERO,
+            self.limits(),
+        )
+        .await?;
+        tx.commit().await.map_err(Error::from_db)
+    }
+}

@@ -1,0 +1,84 @@
+//! The inbox: everything from outside a run lands here and marks the run ready.
+
+use reprise_history::{EventKind, RunId, Seq};
+use sqlx::PgConnection;
+
+use crate::error::{Error, Result};
+use crate::store::{RUNS_CHANNEL, micros, now};
+
+/// Puts an input in a run's inbox, visible after `delay`, and marks the run ready then.
+/// With a `dedupe_key`, a second input with the same key is ignored (returns false).
+pub(crate) async fn deliver(
+    conn: &mut PgConnection,
+    offset: i64,
+    run_id: RunId,
+    input: &EventKind,
+    dedupe_key: Option<String>,
+    delay: std::time::Duration,
+    limits: &reprise_history::Limits,
+) -> Result<bool> {
+    let bytes = input.encode(limits)?;
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key) VALUES ($2, ",
+        now!(),
+        " + $3::bigint * interval '1 microsecond', $4, $5, $6) ON CONFLICT (run_id, dedupe_key) DO NOTHING"
+    ))
+    .bind(offset)
+    .bind(run_id.as_uuid())
+    .bind(micros(delay))
+    .bind(input.name())
+    .bind(bytes)
+    .bind(dedupe_key)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::from_db)?
+    .rows_affected()
+        == 1;
+    if inserted {
+        mark_ready(conn, offset, run_id, delay).await?;
+    }
+    Ok(inserted)
+}
+
+/// Moves a run's `ready_at` no later than `now + delay`, and wakes engines.
+pub(crate) async fn mark_ready(
+    conn: &mut PgConnection,
+    offset: i64,
+    run_id: RunId,
+    delay: std::time::Duration,
+) -> Result<()> {
+    sqlx::query(concat!(
+        "UPDATE reprise.runs SET ready_at = LEAST(COALESCE(ready_at, 'infinity'), ",
+        now!(),
+        " + $3::bigint * interval '1 microsecond') WHERE run_id = $2 AND status = 'running'"
+    ))
+    .bind(offset)
+    .bind(run_id.as_uuid())
+    .bind(micros(delay))
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::from_db)?;
+    if delay.is_zero() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_CHANNEL)
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+    }
+    Ok(())
+}
+
+/// The dedupe key of an activity's outcome: one per activity, whatever the attempts.
+pub(crate) fn activity_key(scheduled: Seq) -> String {
+    format!("activity:{scheduled}")
+}
+
+/// The dedupe key of a timer's firing, also used to cancel it.
+pub(crate) fn timer_key(started: Seq) -> String {
+    format!("timer:{started}")
+}
+
+/// The dedupe key of a child's outcome in its parent's inbox.
+pub(crate) fn child_key(started: Seq) -> String {
+    format!("child:{started}")
+}

@@ -1,0 +1,108 @@
+//! The store: the only code in Reprise that speaks SQL.
+//!
+//! Every query binds the clock offset as `$1` and reads time as `now!()` (database time plus
+//! that offset), so tests can move time and no process clock is ever used. Writes by a lease
+//! holder check its token in the same statement (fencing).
+
+mod inbox;
+pub(crate) use inbox::deliver;
+mod runs;
+mod tasks;
+
+use reprise_history::{Limits, Timestamp};
+use sqlx::PgPool;
+
+use crate::clock::DbClock;
+use crate::error::{Error, Result};
+
+pub(crate) use runs::{ClaimedRun, NewRun, runs_closing};
+pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
+
+/// Database time (plus the test offset bound as `$1`), as an SQL expression.
+macro_rules! now {
+    () => {
+        "(now() + $1::bigint * interval '1 microsecond')"
+    };
+}
+pub(crate) use now;
+
+/// Channel notified when a run has work.
+pub(crate) const RUNS_CHANNEL: &str = "reprise_runs";
+/// Channel notified (with the queue name) when activity tasks are ready.
+pub(crate) const TASKS_CHANNEL: &str = "reprise_tasks";
+/// Channel notified (with the run id) when a run closes.
+pub(crate) const CLOSED_CHANNEL: &str = "reprise_closed";
+
+/// Reprise's tables in one PostgreSQL database.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    clock: DbClock,
+    limits: Limits,
+}
+
+impl Store {
+    /// A store on `pool`, with database time as it is and default limits.
+    pub fn new(pool: PgPool) -> Store {
+        Store {
+            pool,
+            clock: DbClock::new(),
+            limits: Limits::DEFAULT,
+        }
+    }
+
+    /// The same store with a clock tests can move.
+    pub fn with_clock(mut self, clock: DbClock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// The same store with other size limits.
+    pub fn with_limits(mut self, limits: Limits) -> Store {
+        self.limits = limits;
+        self
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &DbClock {
+        &self.clock
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub(crate) fn offset(&self) -> i64 {
+        self.clock.offset_micros()
+    }
+
+    /// Database time now.
+    pub async fn now(&self) -> Result<Timestamp> {
+        let t: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(concat!("SELECT ", now!()))
+            .bind(self.offset())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::from_db)?;
+        Ok(to_timestamp(t))
+    }
+}
+
+pub(crate) fn to_timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp::from_unix_micros(t.timestamp_micros())
+}
+
+pub(crate) fn to_datetime(t: Timestamp) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_micros(t.as_unix_micros()).ok_or_else(|| Error::Corrupt {
+        what: "timestamp".to_string(),
+        reason: format!("{}us is out of range", t.as_unix_micros()),
+    })
+}
+
+pub(crate) fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}

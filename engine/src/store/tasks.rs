@@ -1,0 +1,307 @@
+//! Activity tasks: claims by workers, heartbeats, outcomes (fenced by the lease token),
+//! retries with backoff from database time, and timeouts.
+
+use reprise_history::{
+    ActivityCompleted, ActivityFailed, ActivityOptions, ActivityTimedOut, ActivityType, EventKind,
+    Failure, FailureKind, Payload, RunId, Seq, TimeoutKind, WorkflowId,
+};
+use sqlx::Row;
+
+use crate::error::{Error, Result};
+use crate::store::inbox::{activity_key, deliver};
+use crate::store::{Store, micros, now};
+
+/// An activity attempt this worker holds the lease of.
+#[derive(Clone, Debug)]
+pub(crate) struct ClaimedTask {
+    pub(crate) run_id: RunId,
+    pub(crate) workflow_id: WorkflowId,
+    pub(crate) scheduled_seq: Seq,
+    pub(crate) activity_type: ActivityType,
+    pub(crate) input: Payload,
+    pub(crate) options: ActivityOptions,
+    pub(crate) attempt: u32,
+    pub(crate) lease_token: i64,
+}
+
+/// How an attempt ended.
+pub(crate) enum TaskOutcome {
+    Completed(Payload),
+    Failed(Failure),
+}
+
+/// What happened to a reported outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// The outcome is in the run's inbox.
+    Outcome,
+    /// The attempt failed and another one is scheduled.
+    Retry,
+    /// The lease was lost (timed out, taken over): the outcome was refused.
+    Fenced,
+}
+
+/// The lease of an attempt: its start-to-close timeout (10 minutes when none is set), or its
+/// heartbeat timeout if shorter.
+const LEASE_MICROS: &str = "LEAST(COALESCE(t.start_to_close_micros, 600000000), COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))";
+
+fn seq_param(seq: Seq) -> i64 {
+    i64::try_from(seq.get()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Leases up to `limit` due attempts of the given queues (each claim is a new attempt).
+    pub(crate) async fn claim_tasks(
+        &self,
+        queues: &[String],
+        owner: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTask>> {
+        let sql = format!(
+            "WITH c AS (
+                SELECT run_id, scheduled_seq FROM reprise.activity_tasks
+                 WHERE task_queue = ANY($2) AND lease_owner IS NULL AND visible_at <= {now}
+                 ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+             UPDATE reprise.activity_tasks t
+                SET lease_owner = $4, lease_token = t.lease_token + 1, attempt = t.attempt + 1, heartbeat_at = NULL,
+                    lease_expires_at = {now} + {LEASE_MICROS} * interval '1 microsecond'
+               FROM c, reprise.runs r
+              WHERE t.run_id = c.run_id AND t.scheduled_seq = c.scheduled_seq AND r.run_id = t.run_id
+          RETURNING t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token",
+            now = now!()
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.offset())
+            .bind(queues)
+            .bind(limit)
+            .bind(owner)
+            .fetch_all(self.pool())
+            .await
+            .map_err(Error::from_db)?;
+        rows.iter().map(|row| self.task_from_row(row)).collect()
+    }
+
+    fn task_from_row(&self, row: &sqlx::postgres::PgRow) -> Result<ClaimedTask> {
+        let input: Vec<u8> = row.try_get("input").map_err(Error::from_db)?;
+        let options: Vec<u8> = row.try_get("options").map_err(Error::from_db)?;
+        let seq: i64 = row.try_get("scheduled_seq").map_err(Error::from_db)?;
+        let attempt: i32 = row.try_get("attempt").map_err(Error::from_db)?;
+        let id: uuid::Uuid = row.try_get("run_id").map_err(Error::from_db)?;
+        let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
+        let activity_type: String = row.try_get("activity_type").map_err(Error::from_db)?;
+        Ok(ClaimedTask {
+            run_id: RunId::from_uuid(id),
+            workflow_id: WorkflowId::new(workflow_id)?,
+            scheduled_seq: Seq::new(u64::try_from(seq).unwrap_or(0)),
+            activity_type: ActivityType::new(activity_type)?,
+            input: Payload::from_bytes(input)?,
+            options: Payload::from_bytes(options)?.decode()?,
+            attempt: u32::try_from(attempt).unwrap_or(0),
+            lease_token: row.try_get("lease_token").map_err(Error::from_db)?,
+        })
+    }
+
+    /// Extends an attempt's lease and records progress. Returns `Some(cancel_requested)`, or
+    /// `None` if the lease is lost (the attempt should stop: its outcome will be refused).
+    pub(crate) async fn heartbeat(
+        &self,
+        task: &ClaimedTask,
+        owner: &str,
+        details: &Payload,
+    ) -> Result<Option<bool>> {
+        let sql = format!(
+            "UPDATE reprise.activity_tasks t
+                SET heartbeat_at = {now}, heartbeat_details = $5,
+                    lease_expires_at = {now} + {LEASE_MICROS} * interval '1 microsecond'
+              WHERE t.run_id = $2 AND t.scheduled_seq = $3 AND t.lease_owner = $4 AND t.lease_token = $6
+          RETURNING t.cancel_requested",
+            now = now!()
+        );
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(self.offset())
+            .bind(task.run_id.as_uuid())
+            .bind(seq_param(task.scheduled_seq))
+            .bind(owner)
+            .bind(details.as_bytes())
+            .bind(task.lease_token)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(Error::from_db)
+    }
+
+    /// Records an attempt's outcome, if this worker still holds its lease: the result or final
+    /// failure goes to the run's inbox, or a retryable failure schedules the next attempt
+    /// after its backoff (database time).
+    pub(crate) async fn finish_task(
+        &self,
+        task: &ClaimedTask,
+        owner: &str,
+        outcome: TaskOutcome,
+    ) -> Result<Recorded> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        let row = sqlx::query(concat!(
+            "SELECT schedule_to_close_deadline IS NOT NULL AND schedule_to_close_deadline <= ",
+            now!(),
+            " AS past_deadline FROM reprise.activity_tasks
+              WHERE run_id = $2 AND scheduled_seq = $3 AND lease_owner = $4 AND lease_token = $5 FOR UPDATE"
+        ))
+        .bind(self.offset())
+        .bind(task.run_id.as_uuid())
+        .bind(seq_param(task.scheduled_seq))
+        .bind(owner)
+        .bind(task.lease_token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        let Some(row) = row else {
+            return Ok(Recorded::Fenced);
+        };
+        let past_deadline: bool = row.try_get("past_deadline").map_err(Error::from_db)?;
+        let input = match outcome {
+            TaskOutcome::Completed(result) => EventKind::ActivityCompleted(ActivityCompleted {
+                scheduled: task.scheduled_seq,
+                result,
+                attempt: task.attempt,
+            }),
+            TaskOutcome::Failed(failure)
+                if !past_deadline && task.options.retry.retries(&failure, task.attempt) =>
+            {
+                let backoff = task
+                    .options
+                    .retry
+                    .backoff(task.attempt, rand::random::<f64>());
+                let failure = Payload::encode(&failure, self.limits())?;
+                sqlx::query(concat!(
+                    "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
+                            visible_at = ", now!(), " + $5::bigint * interval '1 microsecond'
+                      WHERE run_id = $2 AND scheduled_seq = $3"
+                ))
+                .bind(self.offset())
+                .bind(task.run_id.as_uuid())
+                .bind(seq_param(task.scheduled_seq))
+                .bind(failure.as_bytes())
+                .bind(micros(backoff))
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from_db)?;
+                tx.commit().await.map_err(Error::from_db)?;
+                return Ok(Recorded::Retry);
+            }
+            TaskOutcome::Failed(failure) => EventKind::ActivityFailed(ActivityFailed {
+                scheduled: task.scheduled_seq,
+                failure,
+                attempt: task.attempt,
+            }),
+        };
+        self.resolve_task(&mut tx, task.run_id, task.scheduled_seq, &input)
+            .await?;
+        tx.commit().await.map_err(Error::from_db)?;
+        Ok(Recorded::Outcome)
+    }
+
+    /// Deletes a task and puts its outcome in the run's inbox.
+    async fn resolve_task(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        run_id: RunId,
+        scheduled: Seq,
+        input: &EventKind,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND scheduled_seq = $2")
+            .bind(run_id.as_uuid())
+            .bind(seq_param(scheduled))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from_db)?;
+        deliver(
+            tx,
+            self.offset(),
+            run_id,
+            input,
+            Some(activity_key(scheduled)),
+            Default::default(),
+            self.limits(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Ends attempts whose lease ran out (worker died, start-to-close or heartbeat timeout) and
+    /// activities past their schedule-to-close deadline: retry them, or time them out.
+    /// Returns how many it handled.
+    pub(crate) async fn reap_tasks(&self, limit: i64) -> Result<usize> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        let rows = sqlx::query(concat!(
+            "SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
+                    t.last_failure, t.heartbeat_details, t.heartbeat_timeout_micros IS NOT NULL AS heartbeats,
+                    (t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= ", now!(), ") AS past_deadline
+               FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
+              WHERE (t.lease_owner IS NOT NULL AND t.lease_expires_at < ", now!(), ")
+                 OR (t.schedule_to_close_deadline < ", now!(), ")
+              LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
+        ))
+        .bind(self.offset())
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        let count = rows.len();
+        for row in &rows {
+            let task = self.task_from_row(row)?;
+            let past_deadline: bool = row.try_get("past_deadline").map_err(Error::from_db)?;
+            let heartbeats: bool = row.try_get("heartbeats").map_err(Error::from_db)?;
+            let last_failure: Option<Vec<u8>> =
+                row.try_get("last_failure").map_err(Error::from_db)?;
+            let last_heartbeat: Option<Vec<u8>> =
+                row.try_get("heartbeat_details").map_err(Error::from_db)?;
+            let timeout = if past_deadline {
+                TimeoutKind::ScheduleToClose
+            } else if heartbeats {
+                TimeoutKind::Heartbeat
+            } else {
+                TimeoutKind::StartToClose
+            };
+            let failure = Failure::of_kind(
+                FailureKind::TimedOut,
+                format!("{timeout:?} timeout of attempt {}", task.attempt),
+            )
+            .retryable(true);
+            if !past_deadline && task.options.retry.retries(&failure, task.attempt) {
+                let backoff = task
+                    .options
+                    .retry
+                    .backoff(task.attempt, rand::random::<f64>());
+                let encoded = Payload::encode(&failure, self.limits())?;
+                sqlx::query(concat!(
+                    "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
+                            visible_at = ", now!(), " + $5::bigint * interval '1 microsecond'
+                      WHERE run_id = $2 AND scheduled_seq = $3"
+                ))
+                .bind(self.offset())
+                .bind(task.run_id.as_uuid())
+                .bind(seq_param(task.scheduled_seq))
+                .bind(encoded.as_bytes())
+                .bind(micros(backoff))
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from_db)?;
+                continue;
+            }
+            let last_failure = match last_failure {
+                Some(bytes) => Some(Payload::from_bytes(bytes)?.decode::<Failure>()?),
+                None => Some(failure),
+            };
+            let input = EventKind::ActivityTimedOut(ActivityTimedOut {
+                scheduled: task.scheduled_seq,
+                timeout,
+                attempt: task.attempt,
+                last_failure,
+                last_heartbeat: last_heartbeat.map(Payload::from_bytes).transpose()?,
+            });
+            self.resolve_task(&mut tx, task.run_id, task.scheduled_seq, &input)
+                .await?;
+        }
+        tx.commit().await.map_err(Error::from_db)?;
+        Ok(count)
+    }
+}

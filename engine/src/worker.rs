@@ -1,0 +1,236 @@
+//! Activity workers: take attempts from named task queues (with a concurrency limit), run
+//! them, heartbeat, and record outcomes — refused if the lease was lost meanwhile.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use reprise_history::{Failure, FailureKind, Payload};
+use reprise_sdk::{
+    ActivityContext, ActivityInfo, ActivityRunner, CancellationSignal, HeartbeatSink, Registry,
+};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::error::Result;
+use crate::listen::{spawn_listener, wait};
+use crate::store::Recorded;
+use crate::store::{ClaimedTask, Store, TASKS_CHANNEL, TaskOutcome};
+
+/// How a worker process behaves.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// This process's name in leases (unique per process).
+    pub owner: String,
+    /// The task queues it takes activities from.
+    pub queues: Vec<String>,
+    /// Attempts running at once.
+    pub max_concurrent: usize,
+    /// Longest wait between polls when no notification comes.
+    pub idle_poll: Duration,
+    /// How often heartbeats of a running attempt reach the database, at most.
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            owner: format!(
+                "worker-{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            queues: vec!["default".to_string()],
+            max_concurrent: 64,
+            idle_poll: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs activities: the worker process.
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    registry: Arc<Registry>,
+    options: WorkerOptions,
+    slots: Arc<Semaphore>,
+}
+
+/// The latest heartbeat of a running attempt, waiting to be written.
+#[derive(Default)]
+struct PendingHeartbeat(Mutex<Option<Payload>>);
+
+impl HeartbeatSink for PendingHeartbeat {
+    fn heartbeat(&self, _info: &ActivityInfo, details: Payload) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(details);
+    }
+}
+
+impl Worker {
+    /// A worker running `registry`'s activities on `store`.
+    pub fn new(store: Store, registry: Registry, options: WorkerOptions) -> Worker {
+        let slots = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
+        Worker {
+            store,
+            registry: Arc::new(registry),
+            options,
+            slots,
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        let notify = spawn_listener(&self.store, TASKS_CHANNEL);
+        tokio::pin!(shutdown);
+        loop {
+            let polled = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                polled = self.poll_once() => polled,
+            };
+            match polled {
+                Ok(0) => tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    _ = wait(&notify, self.options.idle_poll) => {}
+                },
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "worker loop: retrying after a database error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Times out what needs timing out, then claims as many attempts as there are free slots
+    /// and starts them; returns how many it started.
+    pub async fn poll_once(&self) -> Result<usize> {
+        self.store.reap_tasks(100).await?;
+        let free = self.slots.available_permits();
+        if free == 0 {
+            let _ = self.slots.acquire().await.map(drop);
+            return Ok(0);
+        }
+        let tasks = self
+            .store
+            .claim_tasks(
+                &self.options.queues,
+                &self.options.owner,
+                i64::try_from(free).unwrap_or(1),
+            )
+            .await?;
+        let count = tasks.len();
+        for task in tasks {
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                break;
+            };
+            let worker = self.clone();
+            let span = tracing::info_span!("activity", run_id = %task.run_id, seq = %task.scheduled_seq,
+                activity_type = %task.activity_type, attempt = task.attempt);
+            tokio::spawn(
+                async move {
+                    if let Err(e) = worker.execute(&task).await {
+                        tracing::warn!(error = %e, "recording the activity's outcome failed; its lease will time out");
+                    }
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        Ok(count)
+    }
+
+    /// Runs one attempt to its end and records the outcome.
+    async fn execute(&self, task: &ClaimedTask) -> Result<Recorded> {
+        let info = ActivityInfo {
+            workflow_id: task.workflow_id.clone(),
+            run_id: task.run_id,
+            scheduled_seq: task.scheduled_seq,
+            activity_type: task.activity_type.clone(),
+            attempt: task.attempt,
+        };
+        let cancellation = CancellationSignal::new();
+        let heartbeats = Arc::new(PendingHeartbeat::default());
+        let ctx = ActivityContext::new(
+            info,
+            heartbeats.clone(),
+            cancellation.clone(),
+            *self.store.limits(),
+        );
+        let outcome = match self.registry.activity(&task.activity_type) {
+            Err(e) => {
+                TaskOutcome::Failed(Failure::application("UnknownActivityType", e.to_string()))
+            }
+            Ok(runner) => {
+                let attempt = run_attempt(runner, ctx, task.input.clone());
+                let beating = self.heartbeat_loop(task, &heartbeats, &cancellation);
+                tokio::pin!(attempt);
+                tokio::select! {
+                    outcome = &mut attempt => outcome,
+                    () = beating => attempt.await,
+                }
+            }
+        };
+        let recorded = self
+            .store
+            .finish_task(task, &self.options.owner, outcome)
+            .await?;
+        if recorded == Recorded::Fenced {
+            tracing::warn!(
+                "the attempt's lease was lost: its late outcome was refused and not recorded"
+            );
+        }
+        Ok(recorded)
+    }
+
+    /// Writes heartbeats while the attempt runs; raises its cancellation when the workflow
+    /// no longer wants it or the lease is lost. Never returns while the lease is held.
+    async fn heartbeat_loop(
+        &self,
+        task: &ClaimedTask,
+        pending: &PendingHeartbeat,
+        cancellation: &CancellationSignal,
+    ) {
+        loop {
+            tokio::time::sleep(self.options.heartbeat_interval).await;
+            let details = pending
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            let Some(details) = details else { continue };
+            match self
+                .store
+                .heartbeat(task, &self.options.owner, &details)
+                .await
+            {
+                Ok(Some(false)) => {}
+                Ok(Some(true)) | Ok(None) => {
+                    cancellation.cancel();
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+}
+
+/// Runs an activity's code: async on this runtime, blocking on the blocking pool. A panic
+/// fails the attempt (retryable) instead of the worker.
+async fn run_attempt(runner: ActivityRunner, ctx: ActivityContext, input: Payload) -> TaskOutcome {
+    let joined = match runner {
+        ActivityRunner::Async(run) => tokio::spawn(run(ctx, input)).await,
+        ActivityRunner::Blocking(run) => tokio::task::spawn_blocking(move || run(ctx, input)).await,
+    };
+    match joined {
+        Ok(Ok(result)) => TaskOutcome::Completed(result),
+        Ok(Err(error)) => TaskOutcome::Failed(error.into_failure()),
+        Err(join) => TaskOutcome::Failed(
+            Failure::of_kind(
+                FailureKind::Panicked,
+                format!("the activity panicked: {join}"),
+            )
+            .retryable(true),
+        ),
+    }
+}
