@@ -102,11 +102,9 @@ impl Engine {
         let notify = spawn_listener(&self.store, RUNS_CHANNEL);
         tokio::pin!(shutdown);
         loop {
-            let stepped = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                stepped = self.run_once() => stepped,
-            };
-            match stepped {
+            // A claimed batch is always stepped to the end: stopping halfway would strand
+            // the leases until they expire.
+            match self.run_once().await {
                 Ok(0) => {
                     let idle = self.idle_wait().await;
                     tokio::select! {
@@ -120,6 +118,9 @@ impl Engine {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(e) => return Err(e),
+            }
+            if futures::poll!(&mut shutdown).is_ready() {
+                return Ok(());
             }
         }
     }
@@ -179,10 +180,7 @@ impl Engine {
                 run.workflow_type,
                 self.known_types.join(", ")
             );
-            return self
-                .store
-                .park(run, owner, &self.options.build, &reason)
-                .await;
+            return self.store.park(run, owner, None, &reason).await;
         }
         let step = self.store.begin_step(run, owner).await?;
         let (cached, mut events) = match self.take_cached(run.run_id) {
@@ -264,7 +262,7 @@ impl Engine {
             .park(
                 run,
                 &self.options.owner,
-                &self.options.build,
+                Some(&self.options.build),
                 &error.to_string(),
             )
             .await

@@ -365,11 +365,13 @@ impl Store {
     }
 
     /// Parks a run with its reason (releasing the lease); it keeps its inbox and readiness.
+    /// `build` is set when the code failed (nondeterminism, panic): that build will not take it
+    /// again. Without it (unknown type), any process that knows the type will.
     pub(crate) async fn park(
         &self,
         run: &ClaimedRun,
         owner: &str,
-        build: &str,
+        build: Option<&str>,
         reason: &str,
     ) -> Result<()> {
         sqlx::query(concat!(

@@ -1,0 +1,499 @@
+//! Workflows end to end on a real PostgreSQL: engine, workers and client in this process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
+use reprise_history::{ActivityOptions, EventKind, Limits, RecordedHistory, RetryPolicy};
+use reprise_sdk::{
+    ActivityDef, ActivityError, Execution, Registry, RegistryBuilder, SignalDef, WorkflowContext,
+    WorkflowDef, WorkflowError,
+};
+use tokio::sync::{Notify, oneshot};
+
+use crate::support::TestDb;
+
+const GREET: ActivityDef<String, String> = ActivityDef::new("greet");
+const HELLO: WorkflowDef<String, String> = WorkflowDef::new("hello");
+/// Fails its first two attempts; with `true`, fails every attempt.
+const FLAKY: ActivityDef<bool, u32> = ActivityDef::new("flaky");
+/// Runs FLAKY (always failing or not) with a number of attempts.
+const RETRYING: WorkflowDef<(bool, u32), String> = WorkflowDef::new("retrying");
+const NAP: WorkflowDef<u64, String> = WorkflowDef::new("nap");
+const APPROVE: SignalDef<String> = SignalDef::new("approve");
+const AWAIT_APPROVAL: WorkflowDef<(), String> = WorkflowDef::new("await-approval");
+
+async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    Ok(ctx.activity(GREET, &name).await?)
+}
+
+async fn greet(_: reprise_sdk::ActivityContext, name: String) -> Result<String, ActivityError> {
+    Ok(format!("hello, {name}"))
+}
+
+fn fast_retry(max_attempts: u32) -> ActivityOptions {
+    ActivityOptions {
+        retry: RetryPolicy {
+            max_attempts: Some(max_attempts),
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+            ..RetryPolicy::default()
+        },
+        ..ActivityOptions::default()
+    }
+}
+
+async fn retrying(
+    ctx: WorkflowContext,
+    (always_fail, max_attempts): (bool, u32),
+) -> Result<String, WorkflowError> {
+    match ctx
+        .activity(FLAKY, &always_fail)
+        .options(fast_retry(max_attempts))
+        .await
+    {
+        Ok(v) => Ok(format!("ok {v}")),
+        Err(e) => Ok(format!(
+            "gave up after {} attempts: {}",
+            e.attempts, e.failure.message
+        )),
+    }
+}
+
+async fn nap(ctx: WorkflowContext, secs: u64) -> Result<String, WorkflowError> {
+    let before = ctx.now();
+    ctx.sleep(Duration::from_secs(secs)).await?;
+    Ok(format!(
+        "slept {}s",
+        (ctx.now().as_unix_micros() - before.as_unix_micros()) / 1_000_000
+    ))
+}
+
+async fn await_approval(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    Ok(format!("approved by {}", ctx.signal(APPROVE).await?))
+}
+
+/// Everything the tests register, plus the flaky activity that fails until attempt `n`.
+fn registry() -> RegistryBuilder {
+    Registry::builder()
+        .workflow(HELLO, hello)
+        .workflow(RETRYING, retrying)
+        .workflow(NAP, nap)
+        .workflow(AWAIT_APPROVAL, await_approval)
+        .activity(GREET, greet)
+        .activity(
+            FLAKY,
+            |ctx: reprise_sdk::ActivityContext, always_fail: bool| async move {
+                if always_fail {
+                    return Err(ActivityError::retryable("Flaky", "always fails"));
+                }
+                if ctx.attempt() < 3 {
+                    return Err(ActivityError::retryable(
+                        "Flaky",
+                        format!("attempt {} failed", ctx.attempt()),
+                    ));
+                }
+                Ok(ctx.attempt())
+            },
+        )
+}
+
+fn engine_options() -> EngineOptions {
+    EngineOptions {
+        idle_poll: Duration::from_millis(50),
+        ..EngineOptions::default()
+    }
+}
+
+fn worker_options() -> WorkerOptions {
+    WorkerOptions {
+        idle_poll: Duration::from_millis(50),
+        heartbeat_interval: Duration::from_millis(20),
+        ..WorkerOptions::default()
+    }
+}
+
+/// Runs an engine and a worker in the background until the returned guard is dropped.
+struct Running {
+    stops: Vec<oneshot::Sender<()>>,
+}
+
+fn run_engine(store: &Store, registry: Registry, options: EngineOptions, running: &mut Running) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let engine = Engine::new(store.clone(), registry, options);
+    tokio::spawn(async move {
+        if let Err(e) = engine.run(async { stopped.await.unwrap_or(()) }).await {
+            eprintln!("engine stopped: {e}");
+        }
+    });
+    running.stops.push(stop);
+}
+
+fn run_worker(store: &Store, registry: Registry, options: WorkerOptions, running: &mut Running) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let worker = Worker::new(store.clone(), registry, options);
+    tokio::spawn(async move {
+        if let Err(e) = worker.run(async { stopped.await.unwrap_or(()) }).await {
+            eprintln!("worker stopped: {e}");
+        }
+    });
+    running.stops.push(stop);
+}
+
+fn both(store: &Store) -> Running {
+    let mut running = Running { stops: Vec::new() };
+    run_engine(
+        store,
+        registry().build().unwrap(),
+        engine_options(),
+        &mut running,
+    );
+    run_worker(
+        store,
+        registry().build().unwrap(),
+        worker_options(),
+        &mut running,
+    );
+    running
+}
+
+/// Awaits a future, failing the test after a generous bound instead of hanging CI.
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("finished within 20 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_workflow_calls_an_activity_end_to_end() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = both(&store);
+    let client = Client::new(store.clone());
+    let handle = client
+        .start(HELLO, "hello-1", &"Ada".to_string())
+        .await
+        .unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), "hello, Ada");
+
+    let history = client.export(handle.run_id()).await.unwrap();
+    let kinds: Vec<_> = history.events().iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "WorkflowStarted",
+            "ActivityScheduled",
+            "ActivityCompleted",
+            "WorkflowCompleted"
+        ]
+    );
+    // The exported file reads back, chain and all, and replays against the code.
+    let back = RecordedHistory::from_bytes(&history.to_bytes().unwrap(), &Limits::DEFAULT).unwrap();
+    let replayed = Execution::replay(&registry().build().unwrap(), back.events()).unwrap();
+    assert!(matches!(
+        replayed.status(),
+        reprise_sdk::RunStatus::Completed(_)
+    ));
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn starting_a_running_workflow_id_returns_the_existing_run() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let first = client.start(AWAIT_APPROVAL, "once", &()).await.unwrap();
+    let second = client.start(AWAIT_APPROVAL, "once", &()).await.unwrap();
+    assert_eq!(first.run_id(), second.run_id());
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_activity_is_retried_with_backoff_until_it_succeeds() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = both(&store);
+    let client = Client::new(store.clone());
+    let handle = client
+        .start(RETRYING, "retry-1", &(false, 5))
+        .await
+        .unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), "ok 3");
+    let history = client.export(handle.run_id()).await.unwrap();
+    let completed = history.events().iter().find_map(|e| match &e.kind {
+        EventKind::ActivityCompleted(c) => Some(c.attempt),
+        _ => None,
+    });
+    assert_eq!(
+        completed,
+        Some(3),
+        "history records the attempt that succeeded"
+    );
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_activity_out_of_attempts_fails_into_the_workflow() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = both(&store);
+    let client = Client::new(store.clone());
+    let handle = client.start(RETRYING, "retry-2", &(true, 4)).await.unwrap();
+    assert_eq!(
+        within(handle.result()).await.unwrap(),
+        "gave up after 4 attempts: always fails"
+    );
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_durable_timer_fires_by_database_time() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = both(&store);
+    let client = Client::new(store.clone());
+    let handle = client.start(NAP, "nap-1", &3_600u64).await.unwrap();
+    // Wait until the timer is set, then move database time an hour on: no real sleeping.
+    within(async {
+        loop {
+            let d = client.describe("nap-1").await.unwrap();
+            if d.head_seq >= 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    store.clock().advance(Duration::from_secs(3_600));
+    assert_eq!(within(handle.result()).await.unwrap(), "slept 3600s");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signals_reach_an_open_run_and_other_targets_are_typed_errors() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = both(&store);
+    let client = Client::new(store.clone());
+    let handle = client
+        .start(AWAIT_APPROVAL, "approval-1", &())
+        .await
+        .unwrap();
+    client
+        .signal("approval-1", APPROVE, &"grace".to_string())
+        .await
+        .unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), "approved by grace");
+
+    let err = client
+        .signal("approval-1", APPROVE, &"late".to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "workflow \"approval-1\" is closed (completed); it takes no more signals"
+    );
+    let err = client
+        .signal("nobody", APPROVE, &"x".to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no workflow with id \"nobody\" exists");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_of_an_unknown_type_is_parked_until_a_process_that_knows_it_runs() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    const LATER: WorkflowDef<(), String> = WorkflowDef::new("later");
+    let handle = client.start(LATER, "later-1", &()).await.unwrap();
+
+    // An engine that does not know the type parks the run, with its reason.
+    let mut running = Running { stops: Vec::new() };
+    run_engine(
+        &store,
+        registry().build().unwrap(),
+        engine_options(),
+        &mut running,
+    );
+    let parked = within(async {
+        loop {
+            if let Some(reason) = client.describe("later-1").await.unwrap().parked_reason {
+                break reason;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        parked.starts_with("unknown workflow type \"later\""),
+        "{parked}"
+    );
+
+    // A process that knows it picks it up.
+    let knows = registry().workflow(LATER, |_, ()| async move { Ok("finally".to_string()) });
+    run_engine(
+        &store,
+        knows.build().unwrap(),
+        engine_options(),
+        &mut running,
+    );
+    assert_eq!(within(handle.result()).await.unwrap(), "finally");
+    assert_eq!(
+        client.describe("later-1").await.unwrap().parked_reason,
+        None
+    );
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    const V: WorkflowDef<(), String> = WorkflowDef::new("versioned");
+    const NOTE: SignalDef<String> = SignalDef::new("note");
+    // v1 greets, waits for a note, then greets again.
+    let v1 = || {
+        registry().workflow(V, |ctx: WorkflowContext, ()| async move {
+            ctx.activity(GREET, &"first".to_string()).await?;
+            let note = ctx.signal(NOTE).await?;
+            Ok(ctx.activity(GREET, &note).await?)
+        })
+    };
+    let mut running = Running { stops: Vec::new() };
+    let opts = |build: &str| EngineOptions {
+        build: build.to_string(),
+        ..engine_options()
+    };
+    run_engine(&store, v1().build().unwrap(), opts("v1"), &mut running);
+    run_worker(
+        &store,
+        registry().build().unwrap(),
+        worker_options(),
+        &mut running,
+    );
+    let handle = client.start(V, "versioned-1", &()).await.unwrap();
+    within(async {
+        while client.describe("versioned-1").await.unwrap().head_seq < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    drop(running); // v1 is gone; its run waits for a note.
+
+    // v2 sleeps before the first greeting: replaying v1's history is nondeterministic.
+    let v2 = registry().workflow(V, |ctx: WorkflowContext, ()| async move {
+        ctx.sleep(Duration::from_secs(1)).await?;
+        ctx.activity(GREET, &"first".to_string()).await?;
+        Ok(ctx.activity(GREET, &ctx.signal(NOTE).await?).await?)
+    });
+    let mut running = Running { stops: Vec::new() };
+    run_engine(&store, v2.build().unwrap(), opts("v2"), &mut running);
+    client
+        .signal("versioned-1", NOTE, &"Lin".to_string())
+        .await
+        .unwrap();
+    let parked = within(async {
+        loop {
+            if let Some(reason) = client.describe("versioned-1").await.unwrap().parked_reason {
+                break reason;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        parked.starts_with("nondeterminism ND01 at seq 2: history has ActivityScheduled(\"greet\"), but the code made TimerStarted(1s)"),
+        "{parked}"
+    );
+    drop(running);
+
+    // v3 is v1 again (another build): it resumes the run where it stopped.
+    let mut running = Running { stops: Vec::new() };
+    run_engine(&store, v1().build().unwrap(), opts("v3"), &mut running);
+    run_worker(
+        &store,
+        registry().build().unwrap(),
+        worker_options(),
+        &mut running,
+    );
+    assert_eq!(within(handle.result()).await.unwrap(), "hello, Lin");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_workers_late_result_is_refused_by_fencing() {
+    const SLOW: ActivityDef<(), String> = ActivityDef::new("slow");
+    const USES_SLOW: WorkflowDef<(), String> = WorkflowDef::new("uses-slow");
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    let release = Arc::new(Notify::new());
+    let first_started = Arc::new(Notify::new());
+    let attempts = Arc::new(AtomicU32::new(0));
+    let slow_registry = || {
+        let (release, first_started, attempts) =
+            (release.clone(), first_started.clone(), attempts.clone());
+        registry()
+            .workflow(USES_SLOW, |ctx: WorkflowContext, ()| async move {
+                let options = ActivityOptions {
+                    start_to_close: Some(Duration::from_secs(30)),
+                    ..fast_retry(5)
+                };
+                Ok(ctx.activity(SLOW, &()).options(options).await?)
+            })
+            .activity(SLOW, move |ctx: reprise_sdk::ActivityContext, ()| {
+                let (release, first_started, attempts) =
+                    (release.clone(), first_started.clone(), attempts.clone());
+                async move {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    if ctx.attempt() == 1 {
+                        first_started.notify_one();
+                        release.notified().await; // the stale worker, paused past its lease
+                        return Ok("stale result".to_string());
+                    }
+                    Ok(format!("fresh result from attempt {}", ctx.attempt()))
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let mut running = Running { stops: Vec::new() };
+    run_engine(&store, slow_registry(), engine_options(), &mut running);
+    run_worker(&store, slow_registry(), worker_options(), &mut running);
+    let handle = client.start(USES_SLOW, "slow-1", &()).await.unwrap();
+    within(first_started.notified()).await;
+
+    // The attempt's 30 s lease runs out (database time moves), another attempt runs and wins.
+    store.clock().advance(Duration::from_secs(31));
+    assert_eq!(
+        within(handle.result()).await.unwrap(),
+        "fresh result from attempt 2"
+    );
+
+    // The stale attempt now finishes: its result must not be recorded.
+    release.notify_one();
+    within(async {
+        while attempts.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let history = client.export(handle.run_id()).await.unwrap();
+    let outcomes: Vec<String> = history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActivityCompleted(c) => Some(format!(
+                "{} attempt {}",
+                c.result.decode::<String>().unwrap(),
+                c.attempt
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes, ["fresh result from attempt 2 attempt 2"]);
+    db.drop_database().await;
+}
