@@ -1,4 +1,5 @@
-//! `reprise-example`: the development binary. With no `DATABASE_URL` it runs against the
+//! `reprise-example`: the development binary. It runs the example workflows as an engine
+//! process, a worker process, or both, and the quickstart. With no `DATABASE_URL` it uses the
 //! project's private PostgreSQL (started on demand, reused while it runs).
 
 use std::path::Path;
@@ -6,6 +7,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reprise_devdb::DevPostgres;
+use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
+use reprise_examples::{timeline, workflows};
 
 /// Run Reprise's examples against PostgreSQL.
 #[derive(Parser)]
@@ -17,8 +20,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the private PostgreSQL (or use DATABASE_URL), migrate it, and report (the default).
-    Quickstart,
+    /// Start PostgreSQL (private, or DATABASE_URL), run engine and worker in this process, run the
+    /// greeting workflow, and print its result and history (the default).
+    Quickstart {
+        /// Who to greet.
+        #[arg(default_value = "world")]
+        name: String,
+    },
+    /// Run as an engine process (hosts orchestrators) until SIGINT or SIGTERM.
+    Engine,
+    /// Run as a worker process (runs activities) until SIGINT or SIGTERM.
+    Worker {
+        /// Task queues to take activities from.
+        #[arg(long = "queue", default_value = "default")]
+        queues: Vec<String>,
+    },
+    /// Run engine and worker in one process, for development.
+    Dev,
     /// Manage the private PostgreSQL.
     Db {
         #[command(subcommand)]
@@ -43,13 +61,25 @@ fn project_dir() -> &'static Path {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command.unwrap_or(Command::Quickstart) {
-        Command::Quickstart => quickstart().await,
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command.unwrap_or(Command::Quickstart {
+        name: "world".into(),
+    }) {
+        Command::Quickstart { name } => quickstart(&name).await,
+        Command::Engine => serve(true, None).await,
+        Command::Worker { queues } => serve(false, Some(queues)).await,
+        Command::Dev => serve(true, Some(vec!["default".into()])).await,
         Command::Db { action } => db(action),
     }
 }
 
-async fn quickstart() -> anyhow::Result<()> {
+/// The database to use and a description of it.
+async fn database() -> anyhow::Result<(Store, String)> {
     let (url, server) = match reprise_devdb::database_url_from_env() {
         Some(url) => (url, "the server named by DATABASE_URL".to_string()),
         None => {
@@ -61,8 +91,7 @@ async fn quickstart() -> anyhow::Result<()> {
                 "already running"
             };
             let server = format!(
-                "the private PostgreSQL ({how}) from {}, data in {}",
-                dev.binaries().dir().display(),
+                "the private PostgreSQL ({how}), data in {}",
                 dev.root().display()
             );
             (started.url, server)
@@ -71,14 +100,100 @@ async fn quickstart() -> anyhow::Result<()> {
     let pool = reprise_engine::connect(&url)
         .await
         .with_context(|| format!("connecting to {url}"))?;
-    let server_version = reprise_engine::server_version(&pool).await?;
-    let version = reprise_engine::schema::migrate(&pool).await?;
-    println!("server:         {server}");
-    println!("url:            {url}");
-    println!("postgres:       {server_version}");
-    println!("schema version: {version}");
+    reprise_engine::schema::migrate(&pool).await?;
+    Ok((Store::new(pool), server))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+async fn serve(engine: bool, worker_queues: Option<Vec<String>>) -> anyhow::Result<()> {
+    let (store, server) = database().await?;
+    eprintln!("using {server}");
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
+    let mut tasks = tokio::task::JoinSet::new();
+    if engine {
+        let engine = Engine::new(
+            store.clone(),
+            workflows::registry()?,
+            EngineOptions::default(),
+        );
+        eprintln!("engine {} ready", engine.options().owner);
+        let stop = shutdown.clone();
+        tasks.spawn(async move { engine.run(stop).await });
+    }
+    if let Some(queues) = worker_queues {
+        let options = WorkerOptions {
+            queues,
+            ..WorkerOptions::default()
+        };
+        eprintln!(
+            "worker {} ready on {}",
+            options.owner,
+            options.queues.join(", ")
+        );
+        let worker = Worker::new(store.clone(), workflows::registry()?, options);
+        let stop = shutdown.clone();
+        tasks.spawn(async move { worker.run(stop).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+async fn quickstart(name: &str) -> anyhow::Result<()> {
+    let (store, server) = database().await?;
+    println!("database: {server}");
+    println!(
+        "schema version: {}",
+        reprise_engine::schema::expected_version()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = futures::future::FutureExt::shared(async { stopped.await.unwrap_or(()) });
+    let engine = Engine::new(
+        store.clone(),
+        workflows::registry()?,
+        EngineOptions::default(),
+    );
+    let worker = Worker::new(
+        store.clone(),
+        workflows::registry()?,
+        WorkerOptions::default(),
+    );
+    let engine_task = tokio::spawn({
+        let stopped = stopped.clone();
+        async move { engine.run(stopped).await }
+    });
+    let worker_task = tokio::spawn(async move { worker.run(stopped).await });
+
+    let client = Client::new(store);
+    let workflow_id = format!("greeting-{}", std::process::id());
+    let handle = client
+        .start(workflows::GREETING, &workflow_id, &name.to_string())
+        .await?;
+    let result = handle.result().await?;
+    println!("workflow {workflow_id} returned: {result:?}");
+    let history = client.export(handle.run_id()).await?;
+    println!(
+        "history ({} events, head hash {}):",
+        history.events().len(),
+        history.head_hash()?
+    );
+    print!("{}", timeline::render(&history));
+    let _ = stop.send(());
+    engine_task.await??;
+    worker_task.await??;
     if reprise_devdb::database_url_from_env().is_none() {
-        println!("stop it with:   cargo run -p reprise-examples -- db stop");
+        println!(
+            "the private PostgreSQL keeps running; stop it with: cargo run -p reprise-examples -- db stop"
+        );
     }
     Ok(())
 }
@@ -86,25 +201,23 @@ async fn quickstart() -> anyhow::Result<()> {
 fn db(action: DbAction) -> anyhow::Result<()> {
     let dev = DevPostgres::for_project(project_dir())?;
     match action {
-        DbAction::Start => {
-            let started = dev.ensure_running()?;
-            println!("{}", started.url);
-        }
-        DbAction::Stop => {
-            let was_running = dev.stop()?;
-            println!(
-                "{}",
-                if was_running {
-                    "stopped"
-                } else {
-                    "was not running"
-                }
-            );
-        }
-        DbAction::Status => {
-            let running = dev.is_running()?;
-            println!("{}", if running { "running" } else { "not running" });
-        }
+        DbAction::Start => println!("{}", dev.ensure_running()?.url),
+        DbAction::Stop => println!(
+            "{}",
+            if dev.stop()? {
+                "stopped"
+            } else {
+                "was not running"
+            }
+        ),
+        DbAction::Status => println!(
+            "{}",
+            if dev.is_running()? {
+                "running"
+            } else {
+                "not running"
+            }
+        ),
     }
     Ok(())
 }

@@ -1,0 +1,74 @@
+//! The example workflows and activities, and the registry that holds them.
+
+use std::time::Duration;
+
+use reprise_history::{ActivityOptions, RetryPolicy};
+use reprise_sdk::{
+    ActivityContext, ActivityDef, ActivityError, Registry, WorkflowContext, WorkflowDef,
+    WorkflowError,
+};
+
+/// The quickstart: compose a greeting, wait a (durable) second, then shout it.
+pub const GREETING: WorkflowDef<String, String> = WorkflowDef::new("greeting");
+/// Builds a greeting.
+pub const COMPOSE: ActivityDef<String, String> = ActivityDef::new("compose");
+/// Upper-cases text (a blocking activity: it runs on the worker's thread pool).
+pub const SHOUT: ActivityDef<String, String> = ActivityDef::new("shout");
+
+async fn greeting(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    let text = ctx.activity(COMPOSE, &name).await?;
+    ctx.sleep(Duration::from_secs(1)).await?;
+    Ok(ctx.activity(SHOUT, &text).await?)
+}
+
+async fn compose(_: ActivityContext, name: String) -> Result<String, ActivityError> {
+    Ok(format!("hello, {name}"))
+}
+
+fn shout(_: ActivityContext, text: String) -> Result<String, ActivityError> {
+    Ok(text.to_uppercase())
+}
+
+/// Sleeps for the given number of seconds, then answers: survives engines coming and going.
+pub const SLEEPY: WorkflowDef<u64, String> = WorkflowDef::new("sleepy");
+
+async fn sleepy(ctx: WorkflowContext, secs: u64) -> Result<String, WorkflowError> {
+    ctx.sleep(Duration::from_secs(secs)).await?;
+    Ok(format!("woke after {secs}s"))
+}
+
+/// Calls a service that hangs on its first attempt (a worker that dies mid-call, say).
+pub const PATIENT: WorkflowDef<(), String> = WorkflowDef::new("patient");
+/// Hangs for an hour on attempt 1; answers at once on later attempts.
+pub const HANGS_ONCE: ActivityDef<(), String> = ActivityDef::new("hangs-once");
+
+async fn patient(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    let options = ActivityOptions {
+        start_to_close: Some(Duration::from_secs(2)),
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
+        ..ActivityOptions::default()
+    };
+    Ok(ctx.activity(HANGS_ONCE, &()).options(options).await?)
+}
+
+async fn hangs_once(ctx: ActivityContext, (): ()) -> Result<String, ActivityError> {
+    if ctx.attempt() == 1 {
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+    }
+    Ok(format!("answered on attempt {}", ctx.attempt()))
+}
+
+/// Everything above.
+pub fn registry() -> Result<Registry, reprise_sdk::Error> {
+    Registry::builder()
+        .workflow(GREETING, greeting)
+        .workflow(SLEEPY, sleepy)
+        .workflow(PATIENT, patient)
+        .activity(COMPOSE, compose)
+        .blocking_activity(SHOUT, shout)
+        .activity(HANGS_ONCE, hangs_once)
+        .build()
+}
