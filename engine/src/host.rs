@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::listen::{spawn_listener, wait};
 use crate::store::runs_closing;
-use crate::store::{ClaimedRun, RUNS_CHANNEL, Store};
+use crate::store::{ClaimedRun, RUNS_CHANNEL, StepTx, Store};
 
 /// How an engine process behaves.
 #[derive(Clone, Debug)]
@@ -182,10 +182,10 @@ impl Engine {
             );
             return self.store.park(run, owner, None, &reason).await;
         }
-        let step = self.store.begin_step(run, owner).await?;
+        let mut step = self.store.begin_step(run, owner).await?;
         let (cached, mut events) = match self.take_cached(run.run_id) {
             Some(c) if c.execution.last_seq() == step.head_seq => (c, Vec::new()),
-            _ => match self.load(run.run_id, step.applied_seq.get() == 0).await {
+            _ => match self.load(&mut step).await {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     drop(step);
@@ -223,12 +223,10 @@ impl Engine {
 
     /// A cache miss: rebuild the orchestrator from history. A run whose first step has not
     /// happened starts live; any other replays its whole history strictly.
-    async fn load(
-        &self,
-        run_id: RunId,
-        first_step: bool,
-    ) -> Result<(Cached, Vec<reprise_history::Event>)> {
-        let history = self.store.history(run_id).await?;
+    async fn load(&self, step: &mut StepTx) -> Result<(Cached, Vec<reprise_history::Event>)> {
+        let run_id = step.run_id;
+        let first_step = step.applied_seq.get() == 0;
+        let history = step.history().await?;
         let parent = match history.first().map(|e| &e.kind) {
             Some(EventKind::WorkflowStarted(s)) => s.parent.clone(),
             _ => {

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
-pub(crate) use runs::{ClaimedRun, NewRun, runs_closing};
+pub(crate) use runs::{ClaimedRun, NewRun, StepTx, runs_closing};
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
 
 /// Database time (plus the test offset bound as `$1`), as an SQL expression.

@@ -122,6 +122,35 @@ async fn insert_run(
     Ok(true)
 }
 
+/// Reads a run's history on `conn`, verifying the chain as it goes.
+async fn read_history(
+    conn: &mut PgConnection,
+    run_id: RunId,
+    limits: &Limits,
+) -> Result<Vec<Event>> {
+    let rows =
+        sqlx::query("SELECT seq, event, hash FROM reprise.history WHERE run_id = $1 ORDER BY seq")
+            .bind(run_id.as_uuid())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+    let mut links = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
+        let hash: &[u8] = row.try_get("hash").map_err(Error::from_db)?;
+        links.push(chain::ChainLink {
+            seq: seq(row, "seq")?,
+            bytes,
+            hash: ChainHash::from_slice(hash)?,
+        });
+    }
+    chain::verify(links.iter().copied())?;
+    links
+        .iter()
+        .map(|l| Ok(Event::decode(l.bytes, limits)?))
+        .collect()
+}
+
 async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
     let t: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(concat!("SELECT ", now!()))
         .bind(offset)
@@ -285,28 +314,8 @@ impl Store {
 
     /// A run's history, verified against its chain hashes (naming the first bad seq).
     pub(crate) async fn history(&self, run_id: RunId) -> Result<Vec<Event>> {
-        let rows = sqlx::query(
-            "SELECT seq, event, hash FROM reprise.history WHERE run_id = $1 ORDER BY seq",
-        )
-        .bind(run_id.as_uuid())
-        .fetch_all(self.pool())
-        .await
-        .map_err(Error::from_db)?;
-        let mut links = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
-            let hash: &[u8] = row.try_get("hash").map_err(Error::from_db)?;
-            links.push(chain::ChainLink {
-                seq: seq(row, "seq")?,
-                bytes,
-                hash: ChainHash::from_slice(hash)?,
-            });
-        }
-        chain::verify(links.iter().copied())?;
-        links
-            .iter()
-            .map(|l| Ok(Event::decode(l.bytes, self.limits())?))
-            .collect()
+        let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
+        read_history(&mut conn, run_id, self.limits()).await
     }
 
     /// Begins a step of a run this process leases: locks the run (checking the lease token:
@@ -436,6 +445,12 @@ pub(crate) enum Closing<'a> {
 }
 
 impl StepTx {
+    /// The run's history, read in this step's transaction (a step never needs a second
+    /// connection, so steps cannot starve the pool).
+    pub(crate) async fn history(&mut self) -> Result<Vec<Event>> {
+        read_history(&mut self.tx, self.run_id, &self.limits).await
+    }
+
     /// Appends `events` (this step's inputs and decisions), carries out the decisions, takes
     /// the consumed inputs out of the inbox, and releases the run — all or nothing.
     pub(crate) async fn commit(

@@ -1,0 +1,212 @@
+//! Process-level tests: engines and workers as real `reprise-example` processes against a real
+//! PostgreSQL, killed and replaced while workflows run.
+
+// Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// Shared with the engine's tests: a fresh database per test.
+#[path = "../../../engine/tests/integration/support.rs"]
+#[allow(dead_code)] // Not every helper is used here.
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reprise_engine::{Client, Store};
+use reprise_examples::workflows::{GREETING, PATIENT, SLEEPY};
+use reprise_history::{EventKind, RecordedHistory};
+use support::TestDb;
+
+/// A `reprise-example` process, killed when dropped.
+struct Process {
+    child: Child,
+}
+
+impl Process {
+    fn spawn(db: &TestDb, args: &[&str]) -> Process {
+        let child = Command::new(env!("CARGO_BIN_EXE_reprise-example"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn reprise-example");
+        Process { child }
+    }
+
+    /// SIGKILL: the process dies at once, leases and all.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM: the process finishes what it holds and exits.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "exited with {exit}");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn within<T>(limit: u64, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(limit), f)
+        .await
+        .expect("finished in time")
+}
+
+/// Polls (a bounded poll: the processes are elsewhere) until `ok` holds.
+async fn until(
+    client: &Client,
+    workflow_id: &str,
+    ok: impl Fn(&reprise_engine::Description) -> bool,
+) {
+    within(30, async {
+        loop {
+            if let Ok(d) = client.describe(workflow_id).await
+                && ok(&d)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+fn kinds(history: &RecordedHistory) -> Vec<&'static str> {
+    history.events().iter().map(|e| e.kind.name()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_activity_is_replaced_after_its_lease_runs_out() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let _engine = Process::spawn(&db, &["engine"]);
+    let first_worker = Process::spawn(&db, &["worker", "--queue", "default"]);
+    let handle = client.start(PATIENT, "patient-1", &()).await.unwrap();
+    until(&client, "patient-1", |d| {
+        d.pending_activities
+            .iter()
+            .any(|a| a.running && a.attempt == 1)
+    })
+    .await;
+
+    first_worker.kill(); // SIGKILL, mid-activity: its attempt's lease (2 s) must run out.
+    let _second_worker = Process::spawn(&db, &["worker", "--queue", "default"]);
+    assert_eq!(
+        within(60, handle.result()).await.unwrap(),
+        "answered on attempt 2"
+    );
+    let history = client.export(handle.run_id()).await.unwrap();
+    assert_eq!(
+        kinds(&history),
+        [
+            "WorkflowStarted",
+            "ActivityScheduled",
+            "ActivityCompleted",
+            "WorkflowCompleted"
+        ]
+    );
+    drop((_engine, _second_worker));
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_workflow_is_resumed_by_another_engine_process() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let first_engine = Process::spawn(&db, &["engine"]);
+    let handle = client.start(SLEEPY, "sleepy-1", &2u64).await.unwrap();
+    until(&client, "sleepy-1", |d| d.head_seq >= 2).await; // the timer is set
+    first_engine.terminate();
+
+    let _second_engine = Process::spawn(&db, &["engine"]);
+    assert_eq!(within(60, handle.result()).await.unwrap(), "woke after 2s");
+    let history = client.export(handle.run_id()).await.unwrap();
+    assert_eq!(
+        kinds(&history),
+        [
+            "WorkflowStarted",
+            "TimerStarted",
+            "TimerFired",
+            "WorkflowCompleted"
+        ]
+    );
+    let started = history.events()[1].recorded_at.as_unix_micros();
+    let fired = history.events()[2].recorded_at.as_unix_micros();
+    assert!(
+        fired - started >= 2_000_000,
+        "the timer fired after its 2 s"
+    );
+    drop(_second_engine);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_and_two_workers_complete_500_workflows() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let _processes = [
+        Process::spawn(&db, &["engine"]),
+        Process::spawn(&db, &["engine"]),
+        Process::spawn(&db, &["worker", "--queue", "default"]),
+        Process::spawn(&db, &["worker", "--queue", "default"]),
+    ];
+    let mut handles = Vec::new();
+    for i in 0..500 {
+        handles.push(
+            client
+                .start(GREETING, &format!("greeting-{i}"), &format!("n{i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let results = within(
+        120,
+        futures::future::join_all(handles.iter().map(|h| h.result())),
+    )
+    .await;
+    for (i, result) in results.into_iter().enumerate() {
+        assert_eq!(result.unwrap(), format!("HELLO, N{i}"));
+    }
+    let expected = [
+        "WorkflowStarted",
+        "ActivityScheduled",
+        "ActivityCompleted",
+        "TimerStarted",
+        "TimerFired",
+        "ActivityScheduled",
+        "ActivityCompleted",
+        "WorkflowCompleted",
+    ];
+    for handle in &handles {
+        // `export` verifies the hash chain and every structural rule.
+        let history = client.export(handle.run_id()).await.unwrap();
+        assert_eq!(
+            kinds(&history),
+            expected,
+            "{}: no decision missing or recorded twice",
+            handle.workflow_id()
+        );
+        let scheduled = history
+            .events()
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::ActivityScheduled(_)))
+            .count();
+        assert_eq!(scheduled, 2);
+    }
+    drop(_processes);
+    db.drop_database().await;
+}
