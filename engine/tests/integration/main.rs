@@ -5,6 +5,7 @@
 // Test helpers fail loudly on purpose: a broken fixture should stop the test at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod activities;
 mod engine;
 mod schema;
 mod support;

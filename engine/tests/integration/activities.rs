@@ -1,0 +1,258 @@
+//! Activity behaviour on the engine: heartbeats, timeouts, what `describe` shows, and
+//! carrying on when database connections are lost.
+
+use std::time::Duration;
+
+use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
+use reprise_history::{ActivityOptions, EventKind, RetryPolicy, TimeoutKind};
+use reprise_sdk::{
+    ActivityContext, ActivityDef, ActivityError, Registry, WorkflowContext, WorkflowDef,
+    WorkflowError,
+};
+use tokio::sync::oneshot;
+
+use crate::support::TestDb;
+
+/// Runs for `millis`, heartbeating progress every 50 ms.
+const BEATING: ActivityDef<u64, u32> = ActivityDef::new("beating");
+/// Never finishes.
+const SILENT: ActivityDef<(), ()> = ActivityDef::new("silent");
+/// Always fails, retryably.
+const FAILING: ActivityDef<(), ()> = ActivityDef::new("failing");
+/// Runs one activity with the given options and reports how it ended.
+const RUN: WorkflowDef<(String, ActivityOptions), String> = WorkflowDef::new("run");
+
+async fn run(
+    ctx: WorkflowContext,
+    (which, options): (String, ActivityOptions),
+) -> Result<String, WorkflowError> {
+    let outcome = match which.as_str() {
+        "beating" => ctx
+            .activity(BEATING, &1_000)
+            .options(options)
+            .await
+            .map(|attempt| format!("attempt {attempt}")),
+        "silent" => ctx
+            .activity(SILENT, &())
+            .options(options)
+            .await
+            .map(|()| "done".to_string()),
+        _ => ctx
+            .activity(FAILING, &())
+            .options(options)
+            .await
+            .map(|()| "done".to_string()),
+    };
+    Ok(outcome.unwrap_or_else(|e| format!("{:?}: {}", e.end, e.failure.message)))
+}
+
+fn registry() -> Registry {
+    Registry::builder()
+        .workflow(RUN, run)
+        .activity(BEATING, |ctx: ActivityContext, millis: u64| async move {
+            for step in 0..millis / 50 {
+                ctx.heartbeat(&step)?;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(ctx.attempt())
+        })
+        .activity(SILENT, |_: ActivityContext, ()| async move {
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .activity(FAILING, |_: ActivityContext, ()| async move {
+            Err::<(), _>(ActivityError::retryable(
+                "Unavailable",
+                "the service is down",
+            ))
+        })
+        .build()
+        .unwrap()
+}
+
+struct Running(Vec<oneshot::Sender<()>>);
+
+fn start(store: &Store) -> Running {
+    let (stop_engine, engine_stopped) = oneshot::channel::<()>();
+    let (stop_worker, worker_stopped) = oneshot::channel::<()>();
+    let engine = Engine::new(
+        store.clone(),
+        registry(),
+        EngineOptions {
+            idle_poll: Duration::from_millis(50),
+            ..EngineOptions::default()
+        },
+    );
+    let worker = Worker::new(
+        store.clone(),
+        registry(),
+        WorkerOptions {
+            idle_poll: Duration::from_millis(50),
+            heartbeat_interval: Duration::from_millis(20),
+            ..WorkerOptions::default()
+        },
+    );
+    tokio::spawn(async move {
+        engine
+            .run(async { engine_stopped.await.unwrap_or(()) })
+            .await
+    });
+    tokio::spawn(async move {
+        worker
+            .run(async { worker_stopped.await.unwrap_or(()) })
+            .await
+    });
+    Running(vec![stop_engine, stop_worker])
+}
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("finished within 30 s")
+}
+
+fn one_attempt(options: ActivityOptions) -> ActivityOptions {
+    ActivityOptions {
+        retry: RetryPolicy {
+            max_attempts: Some(1),
+            ..RetryPolicy::default()
+        },
+        ..options
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn heartbeats_keep_an_attempt_alive_past_its_heartbeat_timeout() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = start(&store);
+    let client = Client::new(store.clone());
+    // The attempt runs 1 s; without heartbeats its 300 ms heartbeat timeout would end it.
+    let options = one_attempt(ActivityOptions {
+        heartbeat_timeout: Some(Duration::from_millis(300)),
+        ..ActivityOptions::default()
+    });
+    let handle = client
+        .start(RUN, "beats", &("beating".to_string(), options))
+        .await
+        .unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), "attempt 1");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_attempt_times_out_by_heartbeat() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = start(&store);
+    let client = Client::new(store.clone());
+    let options = one_attempt(ActivityOptions {
+        heartbeat_timeout: Some(Duration::from_secs(5)),
+        ..ActivityOptions::default()
+    });
+    let handle = client
+        .start(RUN, "silent", &("silent".to_string(), options))
+        .await
+        .unwrap();
+    within(async {
+        while !client
+            .describe("silent")
+            .await
+            .unwrap()
+            .pending_activities
+            .iter()
+            .any(|a| a.running)
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    store.clock().advance(Duration::from_secs(6));
+    let outcome = within(handle.result()).await.unwrap();
+    assert_eq!(outcome, "TimedOut: Heartbeat timeout of attempt 1");
+    let history = client.export(handle.run_id()).await.unwrap();
+    let timed_out = history.events().iter().find_map(|e| match &e.kind {
+        EventKind::ActivityTimedOut(t) => Some((t.timeout, t.attempt)),
+        _ => None,
+    });
+    assert_eq!(timed_out, Some((TimeoutKind::Heartbeat, 1)));
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_stop_at_the_schedule_to_close_deadline_and_describe_shows_them() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = start(&store);
+    let client = Client::new(store.clone());
+    let options = ActivityOptions {
+        schedule_to_close: Some(Duration::from_secs(600)),
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_secs(3_600),
+            max_backoff: Duration::from_secs(3_600),
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        },
+        ..ActivityOptions::default()
+    };
+    let handle = client
+        .start(RUN, "deadline", &("failing".to_string(), options))
+        .await
+        .unwrap();
+    // After the first failure the next attempt waits an hour; describe says so.
+    let pending = within(async {
+        loop {
+            let d = client.describe("deadline").await.unwrap();
+            if let Some(a) = d.pending_activities.first()
+                && a.last_failure.is_some()
+            {
+                break a.clone();
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(pending.activity_type, "failing");
+    assert_eq!(pending.attempt, 1);
+    assert!(!pending.running);
+    assert_eq!(
+        pending.last_failure.as_deref(),
+        Some("Unavailable: the service is down")
+    );
+    // Ten minutes on, the deadline has passed long before the next attempt.
+    store.clock().advance(Duration::from_secs(601));
+    let outcome = within(handle.result()).await.unwrap();
+    assert_eq!(outcome, "TimedOut: the service is down");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn engine_and_worker_carry_on_after_losing_every_connection() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = start(&store);
+    let client = Client::new(store.clone());
+    let options = one_attempt(ActivityOptions::default());
+    let first = client
+        .start(RUN, "before", &("beating".to_string(), options.clone()))
+        .await
+        .unwrap();
+    assert_eq!(within(first.result()).await.unwrap(), "attempt 1");
+
+    let admin = db.second_pool().await;
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(killed > 0, "there were connections to kill");
+
+    let second = within(client.start(RUN, "after", &("beating".to_string(), options)))
+        .await
+        .unwrap();
+    assert_eq!(within(second.result()).await.unwrap(), "attempt 1");
+    admin.close().await;
+    db.drop_database().await;
+}
