@@ -70,7 +70,10 @@ fn registry() -> Registry {
         .unwrap()
 }
 
-struct Running(Vec<oneshot::Sender<()>>);
+/// Dropping it drops the senders, which stops the engine and the worker.
+struct Running {
+    _stops: Vec<oneshot::Sender<()>>,
+}
 
 fn start(store: &Store) -> Running {
     let (stop_engine, engine_stopped) = oneshot::channel::<()>();
@@ -102,7 +105,9 @@ fn start(store: &Store) -> Running {
             .run(async { worker_stopped.await.unwrap_or(()) })
             .await
     });
-    Running(vec![stop_engine, stop_worker])
+    Running {
+        _stops: vec![stop_engine, stop_worker],
+    }
 }
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
