@@ -1,0 +1,49 @@
+//! The testkit's error type.
+
+/// What can go wrong in a [`crate::TestEnv`] or a determinism check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The workflow code failed (nondeterminism, panic, unknown type or activity).
+    #[error(transparent)]
+    Sdk(#[from] reprise_sdk::Error),
+    /// A value did not encode or decode.
+    #[error(transparent)]
+    History(#[from] reprise_history::Error),
+    /// No workflow with this id was started.
+    #[error("no workflow with id {0:?} was started")]
+    UnknownWorkflow(String),
+    /// A run of this workflow id is open.
+    #[error("workflow {0:?} is already running")]
+    AlreadyRunning(String),
+    /// The workflow is closed.
+    #[error("workflow {0:?} is closed")]
+    Closed(String),
+    /// The workflow waits for something that nothing in the test will send (a signal?).
+    #[error(
+        "workflow {workflow_id:?} is still waiting (last event: {last_event}); it needs a signal, a cancel or an activity the test does not provide"
+    )]
+    Waiting {
+        /// The workflow.
+        workflow_id: String,
+        /// Its last event.
+        last_event: String,
+    },
+    /// The workflow ended other than by completing.
+    #[error("workflow {workflow_id:?} ended: {status}")]
+    Ended {
+        /// The workflow.
+        workflow_id: String,
+        /// How.
+        status: String,
+    },
+    /// A history recorded under one completion order does not replay.
+    #[error("with completion order seed {seed}, the history does not replay: {source}")]
+    NotDeterministic {
+        /// The seed of the completion order that produced the history.
+        seed: u64,
+        /// Why it does not replay.
+        #[source]
+        source: reprise_sdk::Error,
+    },
+}

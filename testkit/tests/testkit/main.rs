@@ -1,0 +1,8 @@
+//! The testkit's tests: the replayer's reports, the test environment in virtual time, and
+//! determinism checks.
+
+// Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod env;
+mod replay;
