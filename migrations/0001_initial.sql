@@ -149,3 +149,13 @@ CREATE INDEX activity_tasks_lease_expiry ON reprise.activity_tasks (lease_expire
 -- Schedule-to-close deadlines.
 CREATE INDEX activity_tasks_deadline ON reprise.activity_tasks (schedule_to_close_deadline)
     WHERE schedule_to_close_deadline IS NOT NULL;
+
+-- Patch markers each run recorded (`ctx.patched(id)` taking the new branch), so operators can
+-- tell when no open run can still need a patch's old branch and it may be deprecated.
+CREATE TABLE reprise.run_patches (
+    run_id   uuid   NOT NULL REFERENCES reprise.runs (run_id),
+    patch_id text   NOT NULL,
+    seq      bigint NOT NULL,
+    PRIMARY KEY (run_id, patch_id)
+);
+CREATE INDEX run_patches_by_patch ON reprise.run_patches (patch_id);

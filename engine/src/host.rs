@@ -206,13 +206,9 @@ impl Engine {
                 return self.park_for(run, e.into()).await;
             }
         }
-        if events.is_empty() && step.inputs.is_empty() {
-            // Nothing arrived (a lease that ran out, a stale wake-up): just give the run back.
-            drop(step);
-            self.store.release(run, owner).await?;
-            self.put_cached(run.run_id, Cached { execution, parent });
-            return Ok(());
-        }
+        // Every step commits, even one that appended nothing (a first step that only waits,
+        // a lease that ran out): the commit records the step and recomputes `ready_at`, so the
+        // run cannot be claimed again for nothing.
         step.commit(&events, runs_closing(execution.status()), parent.as_ref())
             .await?;
         if execution.status() == &RunStatus::Running {

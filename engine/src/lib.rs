@@ -12,6 +12,7 @@
 
 mod client;
 mod clock;
+mod deploy;
 mod error;
 mod host;
 mod listen;
@@ -19,8 +20,9 @@ pub mod schema;
 mod store;
 mod worker;
 
-pub use client::{Client, Description, PendingActivity, WorkflowHandle};
+pub use client::{Client, Description, PatchUsage, PendingActivity, WorkflowHandle};
 pub use clock::DbClock;
+pub use deploy::{DeployCheck, WouldBreak, check_deploy};
 pub use error::{Error, Result};
 pub use host::{Engine, EngineOptions, executable_build};
 pub use reprise_history as history;

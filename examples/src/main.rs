@@ -37,6 +37,12 @@ enum Command {
     },
     /// Run engine and worker in one process, for development.
     Dev,
+    /// Replay a sample of open runs against this binary's code; fail if any would break.
+    CheckDeploy {
+        /// How many open runs to sample.
+        #[arg(long, default_value_t = 100)]
+        sample: i64,
+    },
     /// Manage the private PostgreSQL.
     Db {
         #[command(subcommand)]
@@ -74,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Engine => serve(true, None).await,
         Command::Worker { queues } => serve(false, Some(queues)).await,
         Command::Dev => serve(true, Some(vec!["default".into()])).await,
+        Command::CheckDeploy { sample } => check_deploy(sample).await,
         Command::Db { action } => db(action),
     }
 }
@@ -195,6 +202,17 @@ async fn quickstart(name: &str) -> anyhow::Result<()> {
             "the private PostgreSQL keeps running; stop it with: cargo run -p reprise-examples -- db stop"
         );
     }
+    Ok(())
+}
+
+async fn check_deploy(sample: i64) -> anyhow::Result<()> {
+    let (store, _) = database().await?;
+    let check = reprise_engine::check_deploy(&store, &workflows::registry()?, sample).await?;
+    print!("{check}");
+    if !check.is_safe() {
+        anyhow::bail!("deploying this build would strand running workflows");
+    }
+    println!();
     Ok(())
 }
 

@@ -399,21 +399,6 @@ impl Store {
         .map_err(Error::from_db)?;
         Ok(())
     }
-
-    /// Gives a lease back without changing the run.
-    pub(crate) async fn release(&self, run: &ClaimedRun, owner: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE reprise.runs SET lease_owner = NULL, lease_expires_at = NULL
-              WHERE run_id = $1 AND lease_owner = $2 AND lease_token = $3",
-        )
-        .bind(run.run_id.as_uuid())
-        .bind(owner)
-        .bind(run.lease_token)
-        .execute(self.pool())
-        .await
-        .map_err(Error::from_db)?;
-        Ok(())
-    }
 }
 
 /// One step of one run, inside its transaction.
@@ -611,6 +596,18 @@ impl StepTx {
                     &self.limits,
                 )
                 .await?;
+            }
+            EventKind::MarkerRecorded(reprise_history::Marker::Patch { patch_id }) => {
+                sqlx::query(
+                    "INSERT INTO reprise.run_patches (run_id, patch_id, seq) VALUES ($1, $2, $3)
+                     ON CONFLICT (run_id, patch_id) DO NOTHING",
+                )
+                .bind(self.run_id.as_uuid())
+                .bind(patch_id.as_str())
+                .bind(seq_param(event.seq))
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::from_db)?;
             }
             EventKind::TimerCancelled(t) => {
                 sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1 AND dedupe_key = $2")

@@ -199,6 +199,26 @@ async fn a_workflow_calls_an_activity_end_to_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exported_history_replays_in_the_testkit() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = both(&store);
+    let client = Client::new(store.clone());
+    let handle = client.start(NAP, "nap-export", &1u64).await.unwrap();
+    store.clock().advance(Duration::from_secs(1));
+    within(handle.result()).await.unwrap();
+    let history = client.export(handle.run_id()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nap.rhist"), history.to_bytes().unwrap()).unwrap();
+    std::fs::write(dir.path().join("nap.json"), history.to_json().unwrap()).unwrap();
+    let report = reprise_testkit::Replayer::new(registry().build().unwrap())
+        .replay_dir(dir.path())
+        .unwrap();
+    assert_eq!(report.replayed.len(), 2);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn starting_a_running_workflow_id_returns_the_existing_run() {
     let db = TestDb::migrated().await;
     let client = Client::new(Store::new(db.pool.clone()));
@@ -495,5 +515,117 @@ async fn a_stale_workers_late_result_is_refused_by_fencing() {
         })
         .collect();
     assert_eq!(outcomes, ["fresh result from attempt 2 attempt 2"]);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts_them() {
+    const VER: WorkflowDef<(), String> = WorkflowDef::new("ver");
+    const GO: SignalDef<String> = SignalDef::new("go");
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    // v1 waits for "go".
+    let v1 = || {
+        registry().workflow(VER, |ctx: WorkflowContext, ()| async move {
+            Ok(ctx.signal(GO).await?)
+        })
+    };
+    // v2 sleeps first — unguarded, a breaking change.
+    let v2_unpatched = || {
+        registry().workflow(VER, |ctx: WorkflowContext, ()| async move {
+            ctx.sleep(Duration::from_secs(1)).await?;
+            Ok(ctx.signal(GO).await?)
+        })
+    };
+    // v2 as it should be: the new step behind a patch.
+    let v2 = || {
+        registry().workflow(VER, |ctx: WorkflowContext, ()| async move {
+            if ctx.patched("sleep-first") {
+                ctx.sleep(Duration::from_secs(1)).await?;
+            }
+            Ok(ctx.signal(GO).await?)
+        })
+    };
+    let mut running = Running { stops: Vec::new() };
+    run_engine(
+        &store,
+        v1().build().unwrap(),
+        engine_options(),
+        &mut running,
+    );
+    for i in 0..3 {
+        client.start(VER, &format!("ver-{i}"), &()).await.unwrap();
+    }
+    within(async {
+        loop {
+            let stepped: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM reprise.runs WHERE applied_seq > 0")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            if stepped == 3 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    drop(running);
+
+    let check = reprise_engine::check_deploy(&store, &v2_unpatched().build().unwrap(), 10)
+        .await
+        .unwrap();
+    assert_eq!(check.checked, 3);
+    assert_eq!(check.would_break.len(), 3);
+    assert!(
+        check
+            .to_string()
+            .starts_with("NOT safe to deploy: 3 of 3 sampled open runs would break:\n"),
+        "{check}"
+    );
+    assert!(
+        check.would_break[0].reason.starts_with("nondeterminism ND03 at seq 2: the code made TimerStarted(1s), but history has no decision here"),
+        "{}",
+        check.would_break[0].reason
+    );
+    let check = reprise_engine::check_deploy(&store, &v2().build().unwrap(), 10)
+        .await
+        .unwrap();
+    assert!(check.is_safe(), "{check}");
+    assert_eq!(
+        check.to_string(),
+        "safe to deploy: all 3 sampled open runs replay"
+    );
+
+    // New runs on v2 take the new branch and record the patch; the three old ones do not.
+    let mut running = Running { stops: Vec::new() };
+    run_engine(
+        &store,
+        v2().build().unwrap(),
+        engine_options(),
+        &mut running,
+    );
+    for i in 3..5 {
+        client.start(VER, &format!("ver-{i}"), &()).await.unwrap();
+    }
+    let usage = within(async {
+        loop {
+            let usage = client.patch_usage("ver").await.unwrap();
+            if usage.first().is_some_and(|u| u.open_runs_with_marker == 2) {
+                break usage;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(
+        usage,
+        [reprise_engine::PatchUsage {
+            patch_id: "sleep-first".to_string(),
+            open_runs_with_marker: 2,
+            open_runs_without_marker: 3,
+        }]
+    );
     db.drop_database().await;
 }

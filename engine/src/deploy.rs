@@ -1,0 +1,100 @@
+//! Before a deploy: would the new code strand running workflows? Samples open runs from the
+//! database and replays each against the code of this binary — the same replay the engine does.
+
+use std::fmt;
+
+use reprise_history::{RunId, WorkflowType};
+use reprise_sdk::{Execution, Registry};
+use sqlx::Row;
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// An open run the checked code would not run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WouldBreak {
+    /// Its workflow id.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: RunId,
+    /// Why: the nondeterminism (event, history, code, source line), or an unknown type.
+    pub reason: String,
+}
+
+/// What a deploy check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployCheck {
+    /// How many open runs were replayed.
+    pub checked: usize,
+    /// The ones the code would break.
+    pub would_break: Vec<WouldBreak>,
+}
+
+impl DeployCheck {
+    /// Whether the code can be deployed without stranding any sampled run.
+    pub fn is_safe(&self) -> bool {
+        self.would_break.is_empty()
+    }
+}
+
+impl fmt::Display for DeployCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_safe() {
+            return write!(
+                f,
+                "safe to deploy: all {} sampled open runs replay",
+                self.checked
+            );
+        }
+        writeln!(
+            f,
+            "NOT safe to deploy: {} of {} sampled open runs would break:",
+            self.would_break.len(),
+            self.checked
+        )?;
+        for b in &self.would_break {
+            writeln!(f, "  {} (run {}): {}", b.workflow_id, b.run_id, b.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Replays up to `sample` open runs (chosen at random) against `registry`.
+pub async fn check_deploy(store: &Store, registry: &Registry, sample: i64) -> Result<DeployCheck> {
+    let rows = sqlx::query(
+        "SELECT run_id, workflow_id, workflow_type FROM reprise.runs
+          WHERE status = 'running' AND applied_seq > 0 ORDER BY random() LIMIT $1",
+    )
+    .bind(sample)
+    .fetch_all(store.pool())
+    .await
+    .map_err(Error::from_db)?;
+    let mut check = DeployCheck {
+        checked: 0,
+        would_break: Vec::new(),
+    };
+    for row in rows {
+        let run_id = RunId::from_uuid(row.try_get("run_id").map_err(Error::from_db)?);
+        let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
+        let workflow_type: String = row.try_get("workflow_type").map_err(Error::from_db)?;
+        check.checked += 1;
+        let reason = if !registry.has_workflow(&WorkflowType::new(workflow_type.as_str())?) {
+            Some(format!(
+                "workflow type {workflow_type:?} is not registered in this code"
+            ))
+        } else {
+            let history = store.history(run_id).await?;
+            Execution::replay(registry, &history)
+                .err()
+                .map(|e| e.to_string())
+        };
+        if let Some(reason) = reason {
+            check.would_break.push(WouldBreak {
+                workflow_id,
+                run_id,
+                reason,
+            });
+        }
+    }
+    Ok(check)
+}
