@@ -2,4 +2,9 @@
 //! process-level tests.
 
 pub mod timeline;
+pub mod versioning;
 pub mod workflows;
+
+/// The versioning guide (`docs/versioning.md`); its code samples compile as doc tests.
+#[doc = include_str!("../../docs/versioning.md")]
+pub mod versioning_guide {}

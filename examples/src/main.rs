@@ -37,6 +37,19 @@ enum Command {
     },
     /// Run engine and worker in one process, for development.
     Dev,
+    /// Run `ship-order` workflows of one version on PostgreSQL and write their histories
+    /// (`.rhist` and `.json`) to a folder: the fixtures of the versioning example.
+    RecordVersioning {
+        /// `v1` or `v2`.
+        #[arg(long)]
+        version: String,
+        /// How many runs.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Where to write the histories.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Replay a sample of open runs against this binary's code; fail if any would break.
     CheckDeploy {
         /// How many open runs to sample.
@@ -81,6 +94,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker { queues } => serve(false, Some(queues)).await,
         Command::Dev => serve(true, Some(vec!["default".into()])).await,
         Command::CheckDeploy { sample } => check_deploy(sample).await,
+        Command::RecordVersioning { version, runs, out } => {
+            record_versioning(&version, runs, &out).await
+        }
         Command::Db { action } => db(action),
     }
 }
@@ -202,6 +218,44 @@ async fn quickstart(name: &str) -> anyhow::Result<()> {
             "the private PostgreSQL keeps running; stop it with: cargo run -p reprise-examples -- db stop"
         );
     }
+    Ok(())
+}
+
+async fn record_versioning(version: &str, runs: u32, out: &Path) -> anyhow::Result<()> {
+    use reprise_examples::versioning;
+    let registry = match version {
+        "v1" => versioning::v1::registry,
+        "v2" => versioning::v2::registry,
+        other => anyhow::bail!("no version {other:?} to record (v1 or v2)"),
+    };
+    let (store, server) = database().await?;
+    eprintln!("recording on {server}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = futures::future::FutureExt::shared(async { stopped.await.unwrap_or(()) });
+    let engine = Engine::new(store.clone(), registry()?, EngineOptions::default());
+    let worker = Worker::new(store.clone(), registry()?, WorkerOptions::default());
+    let engine_task = tokio::spawn({
+        let stopped = stopped.clone();
+        async move { engine.run(stopped).await }
+    });
+    let worker_task = tokio::spawn(async move { worker.run(stopped).await });
+    let client = Client::new(store);
+    std::fs::create_dir_all(out)?;
+    let batch = std::process::id();
+    for i in 1..=runs {
+        let id = format!("ship-{version}-{batch}-{i}");
+        let handle = client
+            .start(versioning::SHIP, &id, &format!("order-{i}"))
+            .await?;
+        handle.result().await?;
+        let history = client.export(handle.run_id()).await?;
+        std::fs::write(out.join(format!("ship-{i}.rhist")), history.to_bytes()?)?;
+        std::fs::write(out.join(format!("ship-{i}.json")), history.to_json()?)?;
+        println!("recorded {id}: {} events", history.events().len());
+    }
+    let _ = stop.send(());
+    engine_task.await??;
+    worker_task.await??;
     Ok(())
 }
 

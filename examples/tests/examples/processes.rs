@@ -1,21 +1,13 @@
-//! Process-level tests: engines and workers as real `reprise-example` processes against a real
-//! PostgreSQL, killed and replaced while workflows run.
-
-// Tests fail loudly on purpose.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-// Shared with the engine's tests: a fresh database per test.
-#[path = "../../../engine/tests/integration/support.rs"]
-#[allow(dead_code)] // Not every helper is used here.
-mod support;
+//! Engines and workers as real `reprise-example` processes, killed and replaced while
+//! workflows run.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::TestDb;
 use reprise_engine::{Client, Store};
 use reprise_examples::workflows::{GREETING, PATIENT, SLEEPY};
 use reprise_history::{EventKind, RecordedHistory};
-use support::TestDb;
 
 /// A `reprise-example` process, killed when dropped.
 struct Process {

@@ -1,0 +1,13 @@
+//! The examples' tests: process-level tests (engines and workers as real processes against a
+//! real PostgreSQL) and the versioning example's recorded histories (no database).
+
+// Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// Shared with the engine's tests: a fresh database per test.
+#[path = "../../../engine/tests/integration/support.rs"]
+#[allow(dead_code)] // Not every helper is used here.
+mod support;
+
+mod processes;
+mod versioning;
