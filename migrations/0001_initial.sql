@@ -36,6 +36,10 @@ CREATE TABLE reprise.runs (
     -- (or one that knows the workflow type) picks it up again.
     parked_build     text,
     parent_run_id    uuid,
+    -- For a child: the seq of the parent's ChildWorkflowStarted, and what happens to the child
+    -- when the parent closes first ('terminate', 'request_cancel' or 'abandon').
+    parent_started_seq  bigint,
+    parent_close_policy text CHECK (parent_close_policy IN ('terminate', 'request_cancel', 'abandon')),
     previous_run_id  uuid,
     CHECK ((status = 'running') = (closed_at IS NULL)),
     CHECK ((lease_owner IS NULL) = (lease_expires_at IS NULL)),

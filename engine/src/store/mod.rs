@@ -7,6 +7,7 @@
 mod inbox;
 pub(crate) use inbox::deliver;
 mod runs;
+mod step;
 mod tasks;
 
 use reprise_history::{Limits, Timestamp};
@@ -15,7 +16,8 @@ use sqlx::PgPool;
 use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
-pub(crate) use runs::{ClaimedRun, NewRun, StepTx, runs_closing};
+pub(crate) use runs::{ClaimedRun, NewRun};
+pub(crate) use step::{StepTx, runs_closing};
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
 
 /// Database time (plus the test offset bound as `$1`), as an SQL expression.

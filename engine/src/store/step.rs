@@ -1,0 +1,467 @@
+//! One step of one run, in one transaction: lock the run with its lease token, take the
+//! visible inputs, append the events with their chain hashes, carry out the decisions, close
+//! the run if it ended, release it.
+
+use reprise_history::{
+    ActivityCancelled, ChainHash, ChildWorkflowCompleted, ChildWorkflowFailed, Event, EventKind,
+    Failure, FailureKind, Limits, ParentRun, Payload, RunId, RunOrigin, Seq, TimerFired, Timestamp,
+    WorkflowId, WorkflowStarted,
+};
+use sqlx::{PgConnection, Postgres, Row, Transaction};
+
+use crate::error::{Error, Result};
+use crate::store::inbox::{activity_key, child_key, deliver, timer_key};
+use crate::store::runs::{ClaimedRun, insert_run, read_history, seq, seq_param};
+use crate::store::{CLOSED_CHANNEL, Store, TASKS_CHANNEL, micros, now, to_datetime, to_timestamp};
+
+impl Store {
+    /// Begins a step of a run this process leases: locks the run (checking the lease token:
+    /// fencing) and takes the inputs visible now from its inbox.
+    pub(crate) async fn begin_step(&self, run: &ClaimedRun, owner: &str) -> Result<StepTx> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        let row = sqlx::query(concat!(
+            "SELECT ", now!(), " AS now, workflow_id, head_seq, head_hash, applied_seq, parent_run_id
+               FROM reprise.runs WHERE run_id = $2 AND lease_owner = $3 AND lease_token = $4 FOR UPDATE"
+        ))
+        .bind(self.offset())
+        .bind(run.run_id.as_uuid())
+        .bind(owner)
+        .bind(run.lease_token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from_db)?
+        .ok_or(Error::LeaseLost { run_id: run.run_id })?;
+        let now: chrono::DateTime<chrono::Utc> = row.try_get("now").map_err(Error::from_db)?;
+        let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
+        let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
+        let mut step = StepTx {
+            offset: self.offset(),
+            limits: *self.limits(),
+            run_id: run.run_id,
+            workflow_id: WorkflowId::new(workflow_id)?,
+            now: to_timestamp(now),
+            head_seq: seq(&row, "head_seq")?,
+            head_hash: ChainHash::from_slice(head_hash)?,
+            applied_seq: seq(&row, "applied_seq")?,
+            inputs: Vec::new(),
+            inbox_ids: Vec::new(),
+            tx,
+        };
+        let rows = sqlx::query(concat!(
+            "SELECT id, event FROM reprise.inbox WHERE run_id = $2 AND visible_at <= ",
+            now!(),
+            " ORDER BY visible_at, id LIMIT 1000 FOR UPDATE"
+        ))
+        .bind(step.offset)
+        .bind(run.run_id.as_uuid())
+        .fetch_all(&mut *step.tx)
+        .await
+        .map_err(Error::from_db)?;
+        for row in rows {
+            let id: i64 = row.try_get("id").map_err(Error::from_db)?;
+            let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
+            let kind = EventKind::decode(bytes, &step.limits).map_err(|e| Error::Corrupt {
+                what: format!("inbox row {id} of run {}", run.run_id),
+                reason: e.to_string(),
+            })?;
+            step.inputs.push(kind);
+            step.inbox_ids.push(id);
+        }
+        Ok(step)
+    }
+}
+
+/// One step of one run, inside its transaction.
+pub(crate) struct StepTx {
+    tx: Transaction<'static, Postgres>,
+    offset: i64,
+    limits: Limits,
+    pub(crate) run_id: RunId,
+    pub(crate) workflow_id: WorkflowId,
+    /// Database time of this transaction: the recorded time of everything it appends.
+    pub(crate) now: Timestamp,
+    pub(crate) head_seq: Seq,
+    pub(crate) head_hash: ChainHash,
+    /// 0 until the first step has applied `WorkflowStarted`.
+    pub(crate) applied_seq: Seq,
+    /// The inputs visible now, in arrival order.
+    pub(crate) inputs: Vec<EventKind>,
+    inbox_ids: Vec<i64>,
+}
+
+/// How a step leaves its run.
+pub(crate) enum Closing<'a> {
+    Open,
+    Closed {
+        status: &'static str,
+        outcome: Result<&'a Payload, Failure>,
+    },
+    ContinuedAsNew(&'a reprise_history::WorkflowContinuedAsNew),
+}
+
+impl StepTx {
+    /// The run's history, read in this step's transaction (a step never needs a second
+    /// connection, so steps cannot starve the pool).
+    pub(crate) async fn history(&mut self) -> Result<Vec<Event>> {
+        read_history(&mut self.tx, self.run_id, &self.limits).await
+    }
+
+    /// Appends `events` (this step's inputs and decisions), carries out the decisions, takes
+    /// the consumed inputs out of the inbox, and releases the run — all or nothing.
+    pub(crate) async fn commit(
+        mut self,
+        events: &[Event],
+        closing: Closing<'_>,
+        parent: Option<&ParentRun>,
+    ) -> Result<()> {
+        self.append(events).await?;
+        let mut queues = Vec::new();
+        for event in events {
+            self.carry_out(event, &mut queues).await?;
+        }
+        sqlx::query("DELETE FROM reprise.inbox WHERE id = ANY($1)")
+            .bind(&self.inbox_ids)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(Error::from_db)?;
+        let head_seq = events.last().map_or(self.head_seq, |e| e.seq);
+        self.close(&closing, parent).await?;
+        sqlx::query(
+            "UPDATE reprise.runs SET head_seq = $2, head_hash = $3, applied_seq = $2,
+                    lease_owner = NULL, lease_expires_at = NULL,
+                    parked_reason = NULL, parked_at = NULL, parked_build = NULL,
+                    ready_at = CASE WHEN status = 'running'
+                               THEN (SELECT min(visible_at) FROM reprise.inbox WHERE run_id = $1) END
+              WHERE run_id = $1",
+        )
+        .bind(self.run_id.as_uuid())
+        .bind(seq_param(head_seq))
+        .bind(self.head_hash.as_bytes().as_slice())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?;
+        queues.sort();
+        queues.dedup();
+        for queue in queues {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(TASKS_CHANNEL)
+                .bind(queue)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(Error::from_db)?;
+        }
+        self.tx.commit().await.map_err(Error::from_db)
+    }
+
+    /// Appends events to history with their chain hashes, in one statement.
+    async fn append(&mut self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut seqs = Vec::with_capacity(events.len());
+        let mut times = Vec::with_capacity(events.len());
+        let mut kinds = Vec::with_capacity(events.len());
+        let mut bodies = Vec::with_capacity(events.len());
+        let mut hashes = Vec::with_capacity(events.len());
+        for event in events {
+            let bytes = event.encode(&self.limits)?;
+            self.head_hash = self.head_hash.next(&bytes);
+            seqs.push(seq_param(event.seq));
+            times.push(to_datetime(event.recorded_at)?);
+            kinds.push(event.kind.name());
+            bodies.push(bytes);
+            hashes.push(self.head_hash.as_bytes().to_vec());
+        }
+        sqlx::query(
+            "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
+        )
+        .bind(self.run_id.as_uuid())
+        .bind(seqs)
+        .bind(times)
+        .bind(kinds)
+        .bind(bodies)
+        .bind(hashes)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?;
+        Ok(())
+    }
+
+    /// Does what a decision asks: create an activity task, set a timer, start a child, ...
+    async fn carry_out(&mut self, event: &Event, queues: &mut Vec<String>) -> Result<()> {
+        let conn: &mut PgConnection = &mut self.tx;
+        match &event.kind {
+            EventKind::ActivityScheduled(s) => {
+                let options = Payload::encode(&s.options, &self.limits)?;
+                sqlx::query(concat!(
+                    "INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type, input, options,
+                         start_to_close_micros, heartbeat_timeout_micros, scheduled_at, visible_at, schedule_to_close_deadline)
+                     VALUES ($2, $3, $4, $5, $6, $7, $8, $9, ", now!(), ", ", now!(), ", ",
+                    now!(), " + $10::bigint * interval '1 microsecond')"
+                ))
+                .bind(self.offset)
+                .bind(self.run_id.as_uuid())
+                .bind(seq_param(event.seq))
+                .bind(s.task_queue.as_str())
+                .bind(s.activity_type.as_str())
+                .bind(s.input.as_bytes())
+                .bind(options.as_bytes())
+                .bind(s.options.start_to_close.map(micros))
+                .bind(s.options.heartbeat_timeout.map(micros))
+                .bind(s.options.schedule_to_close.map(micros))
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::from_db)?;
+                queues.push(s.task_queue.to_string());
+            }
+            EventKind::ActivityCancelRequested(c) => {
+                // An attempt that is running learns of it at its next heartbeat; one that is
+                // not running is cancelled at once.
+                let waiting: Option<i32> = sqlx::query_scalar(
+                    "UPDATE reprise.activity_tasks SET cancel_requested = true
+                      WHERE run_id = $1 AND scheduled_seq = $2 RETURNING CASE WHEN lease_owner IS NULL THEN attempt END",
+                )
+                .bind(self.run_id.as_uuid())
+                .bind(seq_param(c.scheduled))
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(Error::from_db)?
+                .flatten();
+                if let Some(attempt) = waiting {
+                    sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND scheduled_seq = $2")
+                        .bind(self.run_id.as_uuid())
+                        .bind(seq_param(c.scheduled))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(Error::from_db)?;
+                    let cancelled = EventKind::ActivityCancelled(ActivityCancelled {
+                        scheduled: c.scheduled,
+                        attempt: u32::try_from(attempt).unwrap_or(0),
+                        details: None,
+                    });
+                    let key = Some(activity_key(c.scheduled));
+                    deliver(
+                        conn,
+                        self.offset,
+                        self.run_id,
+                        &cancelled,
+                        key,
+                        Default::default(),
+                        &self.limits,
+                    )
+                    .await?;
+                }
+            }
+            EventKind::TimerStarted(t) => {
+                let fired = EventKind::TimerFired(TimerFired { started: event.seq });
+                let key = Some(timer_key(event.seq));
+                deliver(
+                    conn,
+                    self.offset,
+                    self.run_id,
+                    &fired,
+                    key,
+                    t.duration,
+                    &self.limits,
+                )
+                .await?;
+            }
+            EventKind::MarkerRecorded(reprise_history::Marker::Patch { patch_id }) => {
+                sqlx::query(
+                    "INSERT INTO reprise.run_patches (run_id, patch_id, seq) VALUES ($1, $2, $3)
+                     ON CONFLICT (run_id, patch_id) DO NOTHING",
+                )
+                .bind(self.run_id.as_uuid())
+                .bind(patch_id.as_str())
+                .bind(seq_param(event.seq))
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::from_db)?;
+            }
+            EventKind::TimerCancelled(t) => {
+                sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1 AND dedupe_key = $2")
+                    .bind(self.run_id.as_uuid())
+                    .bind(timer_key(t.started))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::from_db)?;
+            }
+            EventKind::ChildWorkflowStarted(c) => {
+                let started = WorkflowStarted {
+                    workflow_type: c.workflow_type.clone(),
+                    workflow_id: c.workflow_id.clone(),
+                    run_id: c.run_id,
+                    input: c.input.clone(),
+                    task_queue: c.task_queue.clone(),
+                    origin: RunOrigin::Client,
+                    parent: Some(ParentRun {
+                        workflow_id: self.workflow_id.clone(),
+                        run_id: self.run_id,
+                        started_seq: event.seq,
+                    }),
+                };
+                if !insert_run(
+                    conn,
+                    &started,
+                    self.now,
+                    Some(self.run_id),
+                    None,
+                    &self.limits,
+                )
+                .await?
+                {
+                    let failed = EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+                        started: event.seq,
+                        failure: Failure::application(
+                            "WorkflowIdInUse",
+                            format!("a run of workflow id {} is already open", c.workflow_id),
+                        )
+                        .retryable(false),
+                    });
+                    let key = Some(child_key(event.seq));
+                    deliver(
+                        conn,
+                        self.offset,
+                        self.run_id,
+                        &failed,
+                        key,
+                        Default::default(),
+                        &self.limits,
+                    )
+                    .await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Closes the run when the step ended it: status, the next run of a continue-as-new, the
+    /// parent's inbox, and a notification for clients awaiting the result.
+    async fn close(&mut self, closing: &Closing<'_>, parent: Option<&ParentRun>) -> Result<()> {
+        let status = match closing {
+            Closing::Open => return Ok(()),
+            Closing::Closed { status, .. } => *status,
+            Closing::ContinuedAsNew(_) => "continued_as_new",
+        };
+        let conn: &mut PgConnection = &mut self.tx;
+        sqlx::query(concat!(
+            "UPDATE reprise.runs SET status = $3, closed_at = ",
+            now!(),
+            " WHERE run_id = $2"
+        ))
+        .bind(self.offset)
+        .bind(self.run_id.as_uuid())
+        .bind(status)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+        // Timers and tasks of a closed run will never be wanted.
+        sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1")
+            .bind(self.run_id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND lease_owner IS NULL")
+            .bind(self.run_id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        match closing {
+            Closing::ContinuedAsNew(next) => {
+                let started = WorkflowStarted {
+                    workflow_type: next.workflow_type.clone(),
+                    workflow_id: self.workflow_id.clone(),
+                    run_id: next.new_run_id,
+                    input: next.input.clone(),
+                    task_queue: next.task_queue.clone(),
+                    origin: RunOrigin::ContinuedAsNew {
+                        previous_run_id: self.run_id,
+                    },
+                    parent: parent.cloned(),
+                };
+                let parent_run = parent.map(|p| p.run_id);
+                if !insert_run(
+                    conn,
+                    &started,
+                    self.now,
+                    parent_run,
+                    Some(self.run_id),
+                    &self.limits,
+                )
+                .await?
+                {
+                    return Err(Error::Conflict(format!(
+                        "workflow id {} is open in another run; cannot continue as new",
+                        self.workflow_id
+                    )));
+                }
+            }
+            Closing::Closed { outcome, .. } => {
+                if let Some(parent) = parent {
+                    let kind = match outcome {
+                        Ok(result) => EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted {
+                            started: parent.started_seq,
+                            result: (*result).clone(),
+                        }),
+                        Err(failure) => EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+                            started: parent.started_seq,
+                            failure: failure.clone(),
+                        }),
+                    };
+                    let key = Some(child_key(parent.started_seq));
+                    deliver(
+                        conn,
+                        self.offset,
+                        parent.run_id,
+                        &kind,
+                        key,
+                        Default::default(),
+                        &self.limits,
+                    )
+                    .await?;
+                }
+            }
+            Closing::Open => {}
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CLOSED_CHANNEL)
+            .bind(self.run_id.to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        Ok(())
+    }
+}
+
+/// The closing of a run as its status text and outcome.
+pub(crate) fn runs_closing(status: &reprise_sdk::RunStatus) -> Closing<'_> {
+    use reprise_sdk::RunStatus;
+    match status {
+        RunStatus::Running => Closing::Open,
+        RunStatus::Completed(result) => Closing::Closed {
+            status: "completed",
+            outcome: Ok(result),
+        },
+        RunStatus::Failed(failure) => Closing::Closed {
+            status: "failed",
+            outcome: Err(failure.clone()),
+        },
+        RunStatus::Cancelled => Closing::Closed {
+            status: "cancelled",
+            outcome: Err(Failure::of_kind(
+                FailureKind::Cancelled,
+                "the workflow was cancelled",
+            )),
+        },
+        RunStatus::Terminated => Closing::Closed {
+            status: "terminated",
+            outcome: Err(Failure::of_kind(
+                FailureKind::Terminated,
+                "the workflow was terminated",
+            )),
+        },
+        RunStatus::ContinuedAsNew(next) => Closing::ContinuedAsNew(next),
+    }
+}
