@@ -56,6 +56,19 @@ pub enum Error {
         /// How it closed.
         status: String,
     },
+    /// The id-reuse policy forbids starting this workflow id again.
+    #[error(
+        "workflow id {workflow_id:?} was used before (last run {last_status}) and the reuse policy forbids another run"
+    )]
+    WorkflowIdReused {
+        /// The workflow id.
+        workflow_id: String,
+        /// How its last run ended.
+        last_status: String,
+    },
+    /// A reset asked for a point that is not the end of a step, or a run that cannot be reset.
+    #[error("cannot reset: {0}")]
+    CannotReset(String),
     /// The workflow ended without a result of the expected kind.
     #[error("workflow {workflow_id:?} ended {status}: {detail}")]
     WorkflowEnded {

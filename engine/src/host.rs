@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::listen::{spawn_listener, wait};
 use crate::store::runs_closing;
-use crate::store::{ClaimedRun, RUNS_CHANNEL, StepTx, Store};
+use crate::store::{ClaimedRun, Closing, RUNS_CHANNEL, StepTx, Store};
 
 /// How an engine process behaves.
 #[derive(Clone, Debug)]
@@ -197,10 +197,16 @@ impl Engine {
             mut execution,
             parent,
         } = cached;
-        let inputs: Vec<(Timestamp, EventKind)> =
-            step.inputs.iter().map(|k| (step.now, k.clone())).collect();
+        let inputs: Vec<(Timestamp, EventKind)> = if execution.status() == &RunStatus::Running {
+            step.inputs.iter().map(|k| (step.now, k.clone())).collect()
+        } else {
+            Vec::new() // closed by its first step: its inputs are not for this run
+        };
         match execution.step(inputs) {
-            Ok(s) => events.extend(s.events),
+            Ok(s) => {
+                step.keep_unapplied(s.applied_inputs);
+                events.extend(s.events);
+            }
             Err(e) => {
                 drop(step);
                 return self.park_for(run, e.into()).await;
@@ -209,8 +215,14 @@ impl Engine {
         // Every step commits, even one that appended nothing (a first step that only waits,
         // a lease that ran out): the commit records the step and recomputes `ready_at`, so the
         // run cannot be claimed again for nothing.
-        step.commit(&events, runs_closing(execution.status()), parent.as_ref())
-            .await?;
+        let closing = match runs_closing(execution.status()) {
+            Closing::ContinuedAsNew { next, .. } => Closing::ContinuedAsNew {
+                next,
+                carried: execution.unreceived_signals(),
+            },
+            other => other,
+        };
+        step.commit(&events, closing, parent.as_ref()).await?;
         if execution.status() == &RunStatus::Running {
             self.put_cached(run.run_id, Cached { execution, parent });
         }

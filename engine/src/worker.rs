@@ -1,14 +1,17 @@
 //! Activity workers: take attempts from named task queues (with a concurrency limit), run
 //! them, heartbeat, and record outcomes — refused if the lease was lost meanwhile.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use reprise_history::{Failure, FailureKind, Payload};
+use reprise_history::{Failure, FailureKind, Payload, RunId, Seq};
 use reprise_sdk::{
     ActivityContext, ActivityInfo, ActivityRunner, CancellationSignal, HeartbeatSink, Registry,
 };
 use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::error::Result;
@@ -29,6 +32,8 @@ pub struct WorkerOptions {
     pub idle_poll: Duration,
     /// How often heartbeats of a running attempt reach the database, at most.
     pub heartbeat_interval: Duration,
+    /// On shutdown, how long running attempts may take to finish before they are handed back.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -43,9 +48,13 @@ impl Default for WorkerOptions {
             max_concurrent: 64,
             idle_poll: Duration::from_secs(1),
             heartbeat_interval: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
+
+/// The attempts a worker is running, by activity, with the handle that stops each.
+type InFlight = BTreeMap<(RunId, Seq), (ClaimedTask, AbortHandle)>;
 
 /// Runs activities: the worker process.
 #[derive(Clone)]
@@ -54,6 +63,8 @@ pub struct Worker {
     registry: Arc<Registry>,
     options: WorkerOptions,
     slots: Arc<Semaphore>,
+    in_flight: Arc<Mutex<InFlight>>,
+    ready: Arc<AtomicBool>,
 }
 
 /// The latest heartbeat of a running attempt, waiting to be written.
@@ -75,21 +86,55 @@ impl Worker {
             registry: Arc::new(registry),
             options,
             slots,
+            in_flight: Arc::default(),
+            ready: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Runs until `shutdown` resolves.
+    /// Whether the worker is taking work: true while it runs, false once it drains.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Drains: lets running attempts finish within the grace period, then hands the rest back
+    /// so that another worker takes them at once. Returns how many it handed back.
+    async fn drain(&self) -> Result<usize> {
+        self.ready.store(false, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + self.options.shutdown_grace;
+        while !self.lock_in_flight().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let rest: Vec<(ClaimedTask, AbortHandle)> = std::mem::take(&mut *self.lock_in_flight())
+            .into_values()
+            .collect();
+        for (task, abort) in &rest {
+            abort.abort();
+            self.store.hand_back(task, &self.options.owner).await?;
+        }
+        Ok(rest.len())
+    }
+
+    fn lock_in_flight(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<(RunId, Seq), (ClaimedTask, AbortHandle)>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs until `shutdown` resolves, then drains (see [`WorkerOptions::shutdown_grace`]).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         let notify = spawn_listener(&self.store, TASKS_CHANNEL);
+        self.ready.store(true, Ordering::SeqCst);
         tokio::pin!(shutdown);
         loop {
             let polled = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => break,
                 polled = self.poll_once() => polled,
             };
             match polled {
                 Ok(0) => tokio::select! {
-                    _ = &mut shutdown => return Ok(()),
+                    _ = &mut shutdown => break,
                     _ = wait(&notify, self.options.idle_poll) => {}
                 },
                 Ok(_) => {}
@@ -100,6 +145,9 @@ impl Worker {
                 Err(e) => return Err(e),
             }
         }
+        let handed_back = self.drain().await?;
+        tracing::info!(handed_back, "worker drained");
+        Ok(())
     }
 
     /// Times out what needs timing out, then claims as many attempts as there are free slots
@@ -124,18 +172,23 @@ impl Worker {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
                 break;
             };
+            let claimed_copy = task.clone();
             let worker = self.clone();
+            let key = (task.run_id, task.scheduled_seq);
             let span = tracing::info_span!("activity", run_id = %task.run_id, seq = %task.scheduled_seq,
                 activity_type = %task.activity_type, attempt = task.attempt);
-            tokio::spawn(
+            let mut in_flight = self.lock_in_flight();
+            let handle = tokio::spawn(
                 async move {
                     if let Err(e) = worker.execute(&task).await {
                         tracing::warn!(error = %e, "recording the activity's outcome failed; its lease will time out");
                     }
+                    worker.lock_in_flight().remove(&key);
                     drop(permit);
                 }
                 .instrument(span),
             );
+            in_flight.insert(key, (claimed_copy, handle.abort_handle()));
         }
         Ok(count)
     }

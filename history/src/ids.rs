@@ -163,6 +163,13 @@ name_type!(
     PatchId, "patch id", 255
 );
 
+impl Default for TaskQueue {
+    /// The queue named `default`.
+    fn default() -> Self {
+        TaskQueue("default".to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

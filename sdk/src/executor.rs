@@ -46,6 +46,9 @@ pub enum RunStatus {
 pub struct Step {
     /// Inputs and decisions, in history order, with their seqs.
     pub events: Vec<Event>,
+    /// How many of the inputs given were applied: fewer than given when the run closed on the
+    /// way (the rest were never seen by the workflow; a continue-as-new hands on its signals).
+    pub applied_inputs: usize,
 }
 
 impl Step {
@@ -150,17 +153,28 @@ impl Execution {
         let decisions = execution.apply(&started, VecDeque::new())?;
         let mut events = vec![started];
         events.extend(decisions);
-        Ok((execution, Step { events }))
+        Ok((
+            execution,
+            Step {
+                events,
+                applied_inputs: 1,
+            },
+        ))
     }
 
     /// Applies new inputs live, each recorded at the given (database) time, and returns the
-    /// events to append.
+    /// events to append. Inputs after the run closes are not applied (see
+    /// [`Step::applied_inputs`]); a step on a run already closed is an error.
     pub fn step(
         &mut self,
         inputs: impl IntoIterator<Item = (Timestamp, EventKind)>,
     ) -> Result<Step, Error> {
         let mut events = Vec::new();
+        let mut applied_inputs = 0;
         for (recorded_at, kind) in inputs {
+            if self.status != RunStatus::Running && applied_inputs > 0 {
+                break;
+            }
             if kind.class() != EventClass::Input || matches!(kind, EventKind::WorkflowStarted(_)) {
                 return Err(bad(format!(
                     "{} is not an input a running workflow can take",
@@ -175,8 +189,12 @@ impl Execution {
             let decisions = self.apply(&input, VecDeque::new())?;
             events.push(input);
             events.extend(decisions);
+            applied_inputs += 1;
         }
-        Ok(Step { events })
+        Ok(Step {
+            events,
+            applied_inputs,
+        })
     }
 
     /// Where the run stands.
@@ -187,6 +205,12 @@ impl Execution {
     /// The seq of the last event applied or decided.
     pub fn last_seq(&self) -> Seq {
         self.last_seq
+    }
+
+    /// Signals that arrived and were never received (each name in arrival order): a
+    /// continue-as-new hands them to the next run.
+    pub fn unreceived_signals(&self) -> Vec<(reprise_history::SignalName, Payload)> {
+        self.shared.lock().buffered_signals()
     }
 
     /// The run.

@@ -237,6 +237,18 @@ impl<O> ChildCall<O> {
     }
 }
 
+impl<O> ChildCall<O> {
+    /// What happens to the child if this workflow closes first (default: terminate it).
+    pub fn parent_close_policy(self, policy: reprise_history::ParentClosePolicy) -> Self {
+        self.op.amend(|kind| {
+            if let EventKind::ChildWorkflowStarted(c) = kind {
+                c.parent_close_policy = policy;
+            }
+        });
+        self
+    }
+}
+
 impl<O: DeserializeOwned> Future for ChildCall<O> {
     type Output = Result<O, OperationFailed>;
 

@@ -330,6 +330,14 @@ impl RunState {
         self.wake_waiters();
     }
 
+    /// Signals that arrived and were never received, by name (each name in arrival order).
+    pub(crate) fn buffered_signals(&self) -> Vec<(SignalName, Payload)> {
+        self.signals
+            .iter()
+            .flat_map(|(name, queue)| queue.iter().map(move |p| (name.clone(), p.clone())))
+            .collect()
+    }
+
     pub(crate) fn pop_signal(&mut self, name: &SignalName) -> Option<Payload> {
         self.signals.get_mut(name).and_then(VecDeque::pop_front)
     }

@@ -335,9 +335,26 @@ impl TestEnv {
             let Some(execution) = run.execution.as_mut() else {
                 continue;
             };
-            let step = execution.step(due.into_iter().map(|(_, kind)| (now, kind)))?;
+            let step = execution.step(due.iter().map(|(_, kind)| (now, kind.clone())))?;
             run.status = execution.status().clone();
+            // As the engine does: a continue-as-new hands the signals the code never took (and
+            // those that arrived in the same step, after it closed) to the next run.
+            let carried: Vec<EventKind> = match run.status {
+                RunStatus::ContinuedAsNew(_) => execution
+                    .unreceived_signals()
+                    .into_iter()
+                    .map(|(name, payload)| {
+                        EventKind::SignalReceived(SignalReceived { name, payload })
+                    })
+                    .chain(due.into_iter().skip(step.applied_inputs).map(|(_, k)| k))
+                    .filter(|k| matches!(k, EventKind::SignalReceived(_)))
+                    .collect(),
+                _ => Vec::new(),
+            };
             self.record(&id, step.events)?;
+            for signal in carried {
+                self.push_input(&id, now, signal);
+            }
             progressed = true;
         }
         Ok(progressed)

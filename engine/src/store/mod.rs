@@ -5,7 +5,9 @@
 //! holder check its token in the same statement (fencing).
 
 mod inbox;
+mod lifecycle;
 pub(crate) use inbox::deliver;
+mod reset;
 mod runs;
 mod step;
 mod tasks;
@@ -16,8 +18,11 @@ use sqlx::PgPool;
 use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
+pub use lifecycle::{RunCursor, RunFilter, RunSummary};
+pub(crate) use lifecycle::{close_children, policy_name, request_cancel};
+pub use runs::IdReusePolicy;
 pub(crate) use runs::{ClaimedRun, NewRun};
-pub(crate) use step::{StepTx, runs_closing};
+pub(crate) use step::{Closing, StepTx, runs_closing};
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
 
 /// Database time (plus the test offset bound as `$1`), as an SQL expression.

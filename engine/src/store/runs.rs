@@ -7,6 +7,7 @@ use reprise_history::{
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
+use crate::store::inbox::deliver;
 use crate::store::{RUNS_CHANNEL, Store, micros, now, to_datetime, to_timestamp};
 
 /// A run to start.
@@ -16,6 +17,51 @@ pub(crate) struct NewRun {
     pub(crate) workflow_id: WorkflowId,
     pub(crate) input: Payload,
     pub(crate) task_queue: TaskQueue,
+}
+
+/// What starting a workflow id does when an earlier run of it is closed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdReusePolicy {
+    /// Start a new run whatever the last one did.
+    #[default]
+    AllowDuplicate,
+    /// Start a new run only if the last one failed, was cancelled or was terminated.
+    AllowDuplicateFailedOnly,
+    /// Never start a second run of the id.
+    RejectDuplicate,
+}
+
+/// Refuses a start that the reuse policy forbids, given the id's latest closed run.
+async fn check_reuse(
+    conn: &mut PgConnection,
+    workflow_id: &WorkflowId,
+    reuse: IdReusePolicy,
+) -> Result<()> {
+    if reuse == IdReusePolicy::AllowDuplicate {
+        return Ok(());
+    }
+    let last: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM reprise.runs WHERE workflow_id = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(workflow_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(Error::from_db)?;
+    let refused = match (reuse, last.as_deref()) {
+        (_, None) => false,
+        (IdReusePolicy::RejectDuplicate, Some(_)) => true,
+        (IdReusePolicy::AllowDuplicateFailedOnly, Some(status)) => {
+            !matches!(status, "failed" | "cancelled" | "terminated")
+        }
+        (IdReusePolicy::AllowDuplicate, Some(_)) => false,
+    };
+    match last {
+        Some(status) if refused => Err(Error::WorkflowIdReused {
+            workflow_id: workflow_id.to_string(),
+            last_status: status,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// What starting a run did.
@@ -67,8 +113,8 @@ pub(super) async fn insert_run(
     conn: &mut PgConnection,
     started: &WorkflowStarted,
     at: Timestamp,
-    parent_run_id: Option<RunId>,
     previous_run_id: Option<RunId>,
+    parent_close_policy: Option<&str>,
     limits: &Limits,
 ) -> Result<bool> {
     let event = Event {
@@ -81,8 +127,9 @@ pub(super) async fn insert_run(
     let at = to_datetime(at)?;
     let inserted = sqlx::query(
         "INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash,
-                                   ready_at, created_at, parent_run_id, previous_run_id)
-         VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7, $8)
+                                   ready_at, created_at, parent_run_id, parent_started_seq, previous_run_id,
+                                   parent_close_policy)
+         VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7, $8, $9, $10)
          ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING",
     )
     .bind(started.run_id.as_uuid())
@@ -91,8 +138,10 @@ pub(super) async fn insert_run(
     .bind(started.task_queue.as_str())
     .bind(hash.as_bytes().as_slice())
     .bind(at)
-    .bind(parent_run_id.map(|r| *r.as_uuid()))
+    .bind(started.parent.as_ref().map(|p| *p.run_id.as_uuid()))
+    .bind(started.parent.as_ref().map(|p| seq_param(p.started_seq)))
     .bind(previous_run_id.map(|r| *r.as_uuid()))
+    .bind(parent_close_policy)
     .execute(&mut *conn)
     .await
     .map_err(Error::from_db)?
@@ -158,37 +207,84 @@ async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
 
 impl Store {
     /// Starts a run in one transaction (run row and first event), unless a run of the same
-    /// workflow id is open: then that run's id comes back with `created: false`.
-    pub(crate) async fn start_run(&self, new: NewRun) -> Result<StartOutcome> {
+    /// workflow id is open: then that run's id comes back with `created: false`. A closed
+    /// earlier run is checked against the reuse policy. With a signal, it is delivered to the
+    /// started (or open) run in the same transaction (signal-with-start).
+    pub(crate) async fn start_run(
+        &self,
+        new: NewRun,
+        reuse: IdReusePolicy,
+        signal: Option<EventKind>,
+    ) -> Result<StartOutcome> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         let at = tx_now(&mut tx, self.offset()).await?;
-        let started = WorkflowStarted {
-            workflow_type: new.workflow_type,
-            workflow_id: new.workflow_id,
-            run_id: RunId::random(),
-            input: new.input,
-            task_queue: new.task_queue,
-            origin: RunOrigin::Client,
-            parent: None,
+        let outcome = match self.open_run_in(&mut tx, &new.workflow_id).await? {
+            Some(run_id) => StartOutcome {
+                run_id,
+                created: false,
+            },
+            None => {
+                check_reuse(&mut tx, &new.workflow_id, reuse).await?;
+                let started = WorkflowStarted {
+                    workflow_type: new.workflow_type,
+                    workflow_id: new.workflow_id.clone(),
+                    run_id: RunId::random(),
+                    input: new.input,
+                    task_queue: new.task_queue,
+                    origin: RunOrigin::Client,
+                    parent: None,
+                };
+                if insert_run(&mut tx, &started, at, None, None, self.limits()).await? {
+                    StartOutcome {
+                        run_id: started.run_id,
+                        created: true,
+                    }
+                } else {
+                    // Another start won the race: that run is the one.
+                    let run_id = self
+                        .open_run_in(&mut tx, &new.workflow_id)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::Conflict(format!(
+                                "workflow id {} was in use and then not",
+                                new.workflow_id
+                            ))
+                        })?;
+                    StartOutcome {
+                        run_id,
+                        created: false,
+                    }
+                }
+            }
         };
-        if insert_run(&mut tx, &started, at, None, None, self.limits()).await? {
-            tx.commit().await.map_err(Error::from_db)?;
-            return Ok(StartOutcome {
-                run_id: started.run_id,
-                created: true,
-            });
+        if let Some(signal) = signal {
+            deliver(
+                &mut tx,
+                self.offset(),
+                outcome.run_id,
+                &signal,
+                None,
+                Default::default(),
+                self.limits(),
+            )
+            .await?;
         }
-        drop(tx);
-        let open = self.open_run(&started.workflow_id).await?.ok_or_else(|| {
-            Error::Conflict(format!(
-                "workflow id {} was in use and then not",
-                started.workflow_id
-            ))
-        })?;
-        Ok(StartOutcome {
-            run_id: open.run_id,
-            created: false,
-        })
+        tx.commit().await.map_err(Error::from_db)?;
+        Ok(outcome)
+    }
+
+    async fn open_run_in(
+        &self,
+        conn: &mut PgConnection,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<RunId>> {
+        let id: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT run_id FROM reprise.runs WHERE workflow_id = $1 AND status = 'running' FOR UPDATE")
+                .bind(workflow_id.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(Error::from_db)?;
+        Ok(id.map(RunId::from_uuid))
     }
 
     fn row_to_run(row: &sqlx::postgres::PgRow) -> Result<RunRow> {

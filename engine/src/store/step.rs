@@ -12,7 +12,10 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use crate::error::{Error, Result};
 use crate::store::inbox::{activity_key, child_key, deliver, timer_key};
 use crate::store::runs::{ClaimedRun, insert_run, read_history, seq, seq_param};
-use crate::store::{CLOSED_CHANNEL, Store, TASKS_CHANNEL, micros, now, to_datetime, to_timestamp};
+use crate::store::{
+    CLOSED_CHANNEL, Store, TASKS_CHANNEL, close_children, micros, now, policy_name, request_cancel,
+    to_datetime, to_timestamp,
+};
 
 impl Store {
     /// Begins a step of a run this process leases: locks the run (checking the lease token:
@@ -20,7 +23,7 @@ impl Store {
     pub(crate) async fn begin_step(&self, run: &ClaimedRun, owner: &str) -> Result<StepTx> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         let row = sqlx::query(concat!(
-            "SELECT ", now!(), " AS now, workflow_id, head_seq, head_hash, applied_seq, parent_run_id
+            "SELECT ", now!(), " AS now, workflow_id, head_seq, head_hash, applied_seq, parent_close_policy
                FROM reprise.runs WHERE run_id = $2 AND lease_owner = $3 AND lease_token = $4 FOR UPDATE"
         ))
         .bind(self.offset())
@@ -43,6 +46,7 @@ impl Store {
             head_seq: seq(&row, "head_seq")?,
             head_hash: ChainHash::from_slice(head_hash)?,
             applied_seq: seq(&row, "applied_seq")?,
+            parent_close_policy: row.try_get("parent_close_policy").map_err(Error::from_db)?,
             inputs: Vec::new(),
             inbox_ids: Vec::new(),
             tx,
@@ -84,6 +88,8 @@ pub(crate) struct StepTx {
     pub(crate) head_hash: ChainHash,
     /// 0 until the first step has applied `WorkflowStarted`.
     pub(crate) applied_seq: Seq,
+    /// For a child: what happens to it when its parent closes (kept by its next runs).
+    parent_close_policy: Option<String>,
     /// The inputs visible now, in arrival order.
     pub(crate) inputs: Vec<EventKind>,
     inbox_ids: Vec<i64>,
@@ -96,10 +102,20 @@ pub(crate) enum Closing<'a> {
         status: &'static str,
         outcome: Result<&'a Payload, Failure>,
     },
-    ContinuedAsNew(&'a reprise_history::WorkflowContinuedAsNew),
+    ContinuedAsNew {
+        next: &'a reprise_history::WorkflowContinuedAsNew,
+        /// Signals the run received but its code never took: they go to the next run.
+        carried: Vec<(reprise_history::SignalName, Payload)>,
+    },
 }
 
 impl StepTx {
+    /// Only the first `applied` inputs were applied: the others stay in the inbox (for a
+    /// continue-as-new, its signals move on to the next run).
+    pub(crate) fn keep_unapplied(&mut self, applied: usize) {
+        self.inbox_ids.truncate(applied);
+    }
+
     /// The run's history, read in this step's transaction (a step never needs a second
     /// connection, so steps cannot starve the pool).
     pub(crate) async fn history(&mut self) -> Result<Vec<Event>> {
@@ -193,26 +209,8 @@ impl StepTx {
         let conn: &mut PgConnection = &mut self.tx;
         match &event.kind {
             EventKind::ActivityScheduled(s) => {
-                let options = Payload::encode(&s.options, &self.limits)?;
-                sqlx::query(concat!(
-                    "INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type, input, options,
-                         start_to_close_micros, heartbeat_timeout_micros, scheduled_at, visible_at, schedule_to_close_deadline)
-                     VALUES ($2, $3, $4, $5, $6, $7, $8, $9, ", now!(), ", ", now!(), ", ",
-                    now!(), " + $10::bigint * interval '1 microsecond')"
-                ))
-                .bind(self.offset)
-                .bind(self.run_id.as_uuid())
-                .bind(seq_param(event.seq))
-                .bind(s.task_queue.as_str())
-                .bind(s.activity_type.as_str())
-                .bind(s.input.as_bytes())
-                .bind(options.as_bytes())
-                .bind(s.options.start_to_close.map(micros))
-                .bind(s.options.heartbeat_timeout.map(micros))
-                .bind(s.options.schedule_to_close.map(micros))
-                .execute(&mut *conn)
-                .await
-                .map_err(Error::from_db)?;
+                insert_activity_task(conn, self.offset, self.run_id, event.seq, s, &self.limits)
+                    .await?;
                 queues.push(s.task_queue.to_string());
             }
             EventKind::ActivityCancelRequested(c) => {
@@ -279,6 +277,27 @@ impl StepTx {
                 .await
                 .map_err(Error::from_db)?;
             }
+            EventKind::ChildWorkflowCancelRequested(c) => {
+                let child: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "SELECT run_id FROM reprise.runs
+                      WHERE parent_run_id = $1 AND parent_started_seq = $2 AND status = 'running'",
+                )
+                .bind(self.run_id.as_uuid())
+                .bind(seq_param(c.started))
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(Error::from_db)?;
+                if let Some(child) = child {
+                    request_cancel(
+                        conn,
+                        self.offset,
+                        RunId::from_uuid(child),
+                        "its parent asked",
+                        &self.limits,
+                    )
+                    .await?;
+                }
+            }
             EventKind::TimerCancelled(t) => {
                 sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1 AND dedupe_key = $2")
                     .bind(self.run_id.as_uuid())
@@ -301,16 +320,8 @@ impl StepTx {
                         started_seq: event.seq,
                     }),
                 };
-                if !insert_run(
-                    conn,
-                    &started,
-                    self.now,
-                    Some(self.run_id),
-                    None,
-                    &self.limits,
-                )
-                .await?
-                {
+                let policy = policy_name(c.parent_close_policy);
+                if !insert_run(conn, &started, self.now, None, Some(policy), &self.limits).await? {
                     let failed = EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
                         started: event.seq,
                         failure: Failure::application(
@@ -343,7 +354,7 @@ impl StepTx {
         let status = match closing {
             Closing::Open => return Ok(()),
             Closing::Closed { status, .. } => *status,
-            Closing::ContinuedAsNew(_) => "continued_as_new",
+            Closing::ContinuedAsNew { .. } => "continued_as_new",
         };
         let conn: &mut PgConnection = &mut self.tx;
         sqlx::query(concat!(
@@ -357,19 +368,8 @@ impl StepTx {
         .execute(&mut *conn)
         .await
         .map_err(Error::from_db)?;
-        // Timers and tasks of a closed run will never be wanted.
-        sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1")
-            .bind(self.run_id.as_uuid())
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::from_db)?;
-        sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND lease_owner IS NULL")
-            .bind(self.run_id.as_uuid())
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::from_db)?;
         match closing {
-            Closing::ContinuedAsNew(next) => {
+            Closing::ContinuedAsNew { next, carried } => {
                 let started = WorkflowStarted {
                     workflow_type: next.workflow_type.clone(),
                     workflow_id: self.workflow_id.clone(),
@@ -381,13 +381,13 @@ impl StepTx {
                     },
                     parent: parent.cloned(),
                 };
-                let parent_run = parent.map(|p| p.run_id);
+                let policy = self.parent_close_policy.clone();
                 if !insert_run(
                     conn,
                     &started,
                     self.now,
-                    parent_run,
                     Some(self.run_id),
+                    policy.as_deref(),
                     &self.limits,
                 )
                 .await?
@@ -397,6 +397,32 @@ impl StepTx {
                         self.workflow_id
                     )));
                 }
+                // Signals not yet taken go to the next run: first those the code had buffered
+                // (they arrived earlier), then those still waiting in the inbox.
+                for (name, payload) in carried {
+                    let signal = EventKind::SignalReceived(reprise_history::SignalReceived {
+                        name: name.clone(),
+                        payload: payload.clone(),
+                    });
+                    sqlx::query(concat!(
+                        "INSERT INTO reprise.inbox (run_id, visible_at, kind, event) VALUES ($2, ",
+                        now!(),
+                        " - interval '1 microsecond', $3, $4)"
+                    ))
+                    .bind(self.offset)
+                    .bind(next.new_run_id.as_uuid())
+                    .bind(signal.name())
+                    .bind(signal.encode(&self.limits)?)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::from_db)?;
+                }
+                sqlx::query("UPDATE reprise.inbox SET run_id = $2 WHERE run_id = $1 AND kind = 'SignalReceived'")
+                    .bind(self.run_id.as_uuid())
+                    .bind(next.new_run_id.as_uuid())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::from_db)?;
             }
             Closing::Closed { outcome, .. } => {
                 if let Some(parent) = parent {
@@ -425,6 +451,18 @@ impl StepTx {
             }
             Closing::Open => {}
         }
+        // Timers and tasks of a closed run will never be wanted.
+        sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1")
+            .bind(self.run_id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND lease_owner IS NULL")
+            .bind(self.run_id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        close_children(conn, self.offset, self.run_id, &self.limits).await?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CLOSED_CHANNEL)
             .bind(self.run_id.to_string())
@@ -462,6 +500,41 @@ pub(crate) fn runs_closing(status: &reprise_sdk::RunStatus) -> Closing<'_> {
                 "the workflow was terminated",
             )),
         },
-        RunStatus::ContinuedAsNew(next) => Closing::ContinuedAsNew(next),
+        RunStatus::ContinuedAsNew(next) => Closing::ContinuedAsNew {
+            next,
+            carried: Vec::new(),
+        },
     }
+}
+
+/// Creates the task of a scheduled activity, due now (shared by steps and resets).
+pub(super) async fn insert_activity_task(
+    conn: &mut PgConnection,
+    offset: i64,
+    run_id: RunId,
+    seq: Seq,
+    s: &reprise_history::ActivityScheduled,
+    limits: &Limits,
+) -> Result<()> {
+    let options = Payload::encode(&s.options, limits)?;
+    sqlx::query(concat!(
+                    "INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type, input, options,
+                         start_to_close_micros, heartbeat_timeout_micros, scheduled_at, visible_at, schedule_to_close_deadline)
+                     VALUES ($2, $3, $4, $5, $6, $7, $8, $9, ", now!(), ", ", now!(), ", ",
+                    now!(), " + $10::bigint * interval '1 microsecond')"
+                ))
+                .bind(offset)
+                .bind(run_id.as_uuid())
+                .bind(seq_param(seq))
+                .bind(s.task_queue.as_str())
+                .bind(s.activity_type.as_str())
+                .bind(s.input.as_bytes())
+                .bind(options.as_bytes())
+                .bind(s.options.start_to_close.map(micros))
+                .bind(s.options.heartbeat_timeout.map(micros))
+                .bind(s.options.schedule_to_close.map(micros))
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::from_db)?;
+    Ok(())
 }

@@ -226,6 +226,38 @@ impl Store {
         Ok(())
     }
 
+    /// Gives an attempt back so another worker takes it at once (a draining worker's unfinished
+    /// attempts): it does not count as an attempt. Returns false if the lease was already lost.
+    pub(crate) async fn hand_back(&self, task: &ClaimedTask, owner: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        let queue: Option<String> = sqlx::query_scalar(concat!(
+            "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL,
+                    attempt = GREATEST(attempt - 1, 0), visible_at = ",
+            now!(),
+            "
+              WHERE run_id = $2 AND scheduled_seq = $3 AND lease_owner = $4 AND lease_token = $5
+          RETURNING task_queue"
+        ))
+        .bind(self.offset())
+        .bind(task.run_id.as_uuid())
+        .bind(seq_param(task.scheduled_seq))
+        .bind(owner)
+        .bind(task.lease_token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        if let Some(queue) = &queue {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::store::TASKS_CHANNEL)
+                .bind(queue)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from_db)?;
+        }
+        tx.commit().await.map_err(Error::from_db)?;
+        Ok(queue.is_some())
+    }
+
     /// Ends attempts whose lease ran out (worker died, start-to-close or heartbeat timeout) and
     /// activities past their schedule-to-close deadline: retry them, or time them out.
     /// Returns how many it handled.

@@ -7,5 +7,6 @@
 
 mod activities;
 mod engine;
+mod lifecycle;
 mod schema;
 mod support;

@@ -26,6 +26,14 @@ pub(crate) struct TestDb {
 
 impl TestDb {
     pub(crate) async fn empty() -> TestDb {
+        // Engine warnings (a failed step, a parked run) show in the output of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let base = PgConnectOptions::from_str(&server_url()).expect("DATABASE_URL parses");
         let admin = PgPoolOptions::new()
             .max_connections(2)

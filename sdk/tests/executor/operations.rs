@@ -628,3 +628,31 @@ fn registry_mistakes_are_clear_errors() {
         "no activity type \"charge\" is registered (registered: none); register it with RegistryBuilder::activity"
     );
 }
+
+#[test]
+fn inputs_after_the_run_closes_are_not_applied() {
+    let registry = registry(|ctx, _| async move { Ok(ctx.signal(APPROVE).await?) });
+    let started = HistoryBuilder::started("wf", "wf-1", payload(0u32))
+        .unwrap()
+        .events()[0]
+        .clone();
+    let (mut execution, _) = Execution::start(&registry, started).unwrap();
+    let signal = |who: &str| {
+        EventKind::SignalReceived(SignalReceived {
+            name: SignalName::new("approve").unwrap(),
+            payload: payload(who),
+        })
+    };
+    let step = execution
+        .step([
+            (Timestamp::UNIX_EPOCH, signal("first")),
+            (Timestamp::UNIX_EPOCH, signal("second")),
+        ])
+        .unwrap();
+    assert_eq!(
+        step.applied_inputs, 1,
+        "the run completed on the first signal"
+    );
+    assert_eq!(step.events.last().unwrap().kind.name(), "WorkflowCompleted");
+    assert!(matches!(execution.status(), RunStatus::Completed(_)));
+}

@@ -16,7 +16,11 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::listen::spawn_listener;
-use crate::store::{CLOSED_CHANNEL, NewRun, Store};
+use crate::store::{CLOSED_CHANNEL, IdReusePolicy, NewRun, Store};
+
+mod lifecycle;
+
+pub use lifecycle::{Page, StartOptions};
 
 /// Talks to Reprise from application code.
 #[derive(Clone)]
@@ -150,16 +154,32 @@ impl Client {
         input: &I,
         task_queue: TaskQueue,
     ) -> Result<WorkflowHandle<O>> {
+        let options = StartOptions {
+            task_queue,
+            id_reuse: IdReusePolicy::AllowDuplicate,
+        };
+        self.start_with(def, workflow_id, input, options, None)
+            .await
+    }
+
+    /// Starts a workflow with options; with `signal`, also delivers it to the started (or
+    /// already open) run in the same transaction.
+    pub(crate) async fn start_with<I: Serialize, O>(
+        &self,
+        def: WorkflowDef<I, O>,
+        workflow_id: &str,
+        input: &I,
+        options: StartOptions,
+        signal: Option<EventKind>,
+    ) -> Result<WorkflowHandle<O>> {
         let workflow_id = WorkflowId::new(workflow_id)?;
-        let outcome = self
-            .store
-            .start_run(NewRun {
-                workflow_type: WorkflowType::new(def.name())?,
-                workflow_id: workflow_id.clone(),
-                input: Payload::encode(input, self.store.limits())?,
-                task_queue,
-            })
-            .await?;
+        let new = NewRun {
+            workflow_type: WorkflowType::new(def.name())?,
+            workflow_id: workflow_id.clone(),
+            input: Payload::encode(input, self.store.limits())?,
+            task_queue: options.task_queue,
+        };
+        let outcome = self.store.start_run(new, options.id_reuse, signal).await?;
         Ok(WorkflowHandle {
             client: self.clone(),
             workflow_id,

@@ -1,0 +1,176 @@
+//! The client's lifecycle operations: start options, signal-with-start, cancel, terminate,
+//! listing, parked runs, reset, retention.
+
+use reprise_history::{
+    EventKind, Payload, RunId, SignalName, SignalReceived, TaskQueue, WorkflowId,
+};
+use reprise_sdk::{SignalDef, WorkflowDef};
+use serde::Serialize;
+
+use crate::client::{Client, WorkflowHandle};
+use crate::error::{Error, Result};
+use crate::store::{IdReusePolicy, RunCursor, RunFilter, RunSummary};
+
+/// How to start a workflow.
+#[derive(Clone, Debug)]
+pub struct StartOptions {
+    /// The orchestrator task queue.
+    pub task_queue: TaskQueue,
+    /// What to do if the workflow id ran before.
+    pub id_reuse: IdReusePolicy,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            task_queue: TaskQueue::default(),
+            id_reuse: IdReusePolicy::AllowDuplicate,
+        }
+    }
+}
+
+/// One page of a run listing.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The runs, newest first.
+    pub runs: Vec<RunSummary>,
+    /// Pass it back for the next page; `None` on the last page.
+    pub next: Option<RunCursor>,
+}
+
+impl Client {
+    /// Starts a workflow with options (task queue, id-reuse policy). Idempotent while a run of
+    /// the id is open; refuses, per the policy, when its last run is closed.
+    pub async fn start_with_options<I: Serialize, O>(
+        &self,
+        def: WorkflowDef<I, O>,
+        workflow_id: &str,
+        input: &I,
+        options: StartOptions,
+    ) -> Result<WorkflowHandle<O>> {
+        self.start_with(def, workflow_id, input, options, None)
+            .await
+    }
+
+    /// Sends a signal to the workflow, starting it first if no run of its id is open — in one
+    /// transaction, so the signal can never be lost between the two.
+    pub async fn signal_with_start<I: Serialize, O, T: Serialize>(
+        &self,
+        def: WorkflowDef<I, O>,
+        workflow_id: &str,
+        input: &I,
+        signal: SignalDef<T>,
+        value: &T,
+    ) -> Result<WorkflowHandle<O>> {
+        let signal = EventKind::SignalReceived(SignalReceived {
+            name: SignalName::new(signal.name())?,
+            payload: Payload::encode(value, self.store.limits())?,
+        });
+        self.start_with(
+            def,
+            workflow_id,
+            input,
+            StartOptions::default(),
+            Some(signal),
+        )
+        .await
+    }
+
+    async fn open_run_id(&self, workflow_id: &str) -> Result<RunId> {
+        let id = WorkflowId::new(workflow_id)?;
+        match self.store.open_run(&id).await? {
+            Some(run) => Ok(run.run_id),
+            None => Err(match self.store.latest_run(&id).await? {
+                Some(run) => Error::WorkflowClosed {
+                    workflow_id: workflow_id.to_string(),
+                    status: run.status,
+                },
+                None => Error::UnknownWorkflow {
+                    workflow_id: workflow_id.to_string(),
+                },
+            }),
+        }
+    }
+
+    /// Asks a workflow to cancel: pending operations end with `Cancelled` in its code, which
+    /// may clean up; running activities learn of it at their next heartbeat.
+    pub async fn cancel(&self, workflow_id: &str, reason: &str) -> Result<()> {
+        let run_id = self.open_run_id(workflow_id).await?;
+        self.store.cancel(run_id, reason).await
+    }
+
+    /// Terminates a workflow at once: `WorkflowTerminated` is recorded with the reason, and
+    /// nothing of the run runs afterwards (its pending work is dropped, a step in flight is
+    /// fenced out).
+    pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<()> {
+        let run_id = self.open_run_id(workflow_id).await?;
+        if self.store.terminate(run_id, reason).await? {
+            Ok(())
+        } else {
+            Err(Error::WorkflowClosed {
+                workflow_id: workflow_id.to_string(),
+                status: "closed meanwhile".to_string(),
+            })
+        }
+    }
+
+    /// Lists runs, newest first, `limit` at a time; pass `next` back for the following page.
+    pub async fn list(
+        &self,
+        filter: &RunFilter,
+        after: Option<RunCursor>,
+        limit: i64,
+    ) -> Result<Page> {
+        let (runs, next) = self.store.list(filter, after, limit).await?;
+        Ok(Page { runs, next })
+    }
+
+    /// Retries a parked run now, by any process that knows its type (also one of the build
+    /// that parked it: use it once the cause is fixed outside the code).
+    pub async fn retry_parked(&self, workflow_id: &str) -> Result<bool> {
+        let run_id = self.open_run_id(workflow_id).await?;
+        self.store.retry_parked(run_id).await
+    }
+
+    /// Resets the workflow's latest (closed) run to `seq`: a new run keeps the history up to
+    /// there, is recorded as a reset, and goes on live. Returns a handle on the new run.
+    pub async fn reset<I, O>(
+        &self,
+        def: WorkflowDef<I, O>,
+        workflow_id: &str,
+        seq: u64,
+    ) -> Result<WorkflowHandle<O>> {
+        let id = WorkflowId::new(workflow_id)?;
+        let run = self
+            .store
+            .latest_run(&id)
+            .await?
+            .ok_or_else(|| Error::UnknownWorkflow {
+                workflow_id: workflow_id.to_string(),
+            })?;
+        let new_run = self
+            .store
+            .reset(run.run_id, reprise_history::Seq::new(seq))
+            .await?;
+        let _ = def;
+        Ok(WorkflowHandle {
+            client: self.clone(),
+            workflow_id: id,
+            run_id: new_run,
+            output: std::marker::PhantomData,
+        })
+    }
+
+    /// Deletes runs closed longer ago than `older_than`, with everything they stored, in
+    /// batches; never an open run. Returns how many runs it deleted.
+    pub async fn prune(&self, older_than: std::time::Duration) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = self.store.prune_closed(older_than, 500).await?;
+            total += deleted;
+            if deleted < 500 {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! A run's life beyond its steps: cancel requests, immediate termination, what happens to
+//! children when their parent closes, retrying parked runs, retention, listing.
+
+use futures::future::BoxFuture;
+use reprise_history::{
+    CancelRequested, ChainHash, ChildWorkflowFailed, Event, EventKind, Failure, FailureKind,
+    Limits, ParentClosePolicy, RunId, Seq, WorkflowTerminated,
+};
+use sqlx::{PgConnection, Row};
+
+use crate::error::{Error, Result};
+use crate::store::inbox::{child_key, deliver};
+use crate::store::runs::{seq, seq_param};
+use crate::store::{CLOSED_CHANNEL, Store, micros, now, to_datetime, to_timestamp};
+
+/// The dedupe key of a cancel request: asking twice is asking once.
+const CANCEL_KEY: &str = "cancel";
+
+/// How a parent-close policy is stored.
+pub(crate) fn policy_name(policy: ParentClosePolicy) -> &'static str {
+    match policy {
+        ParentClosePolicy::Terminate => "terminate",
+        ParentClosePolicy::RequestCancel => "request_cancel",
+        ParentClosePolicy::Abandon => "abandon",
+    }
+}
+
+/// Asks a run to cancel (its code decides how).
+pub(crate) async fn request_cancel(
+    conn: &mut PgConnection,
+    offset: i64,
+    run_id: RunId,
+    reason: &str,
+    limits: &Limits,
+) -> Result<()> {
+    let input = EventKind::CancelRequested(CancelRequested {
+        reason: reason.to_string(),
+    });
+    deliver(
+        conn,
+        offset,
+        run_id,
+        &input,
+        Some(CANCEL_KEY.to_string()),
+        Default::default(),
+        limits,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Applies each open child's parent-close policy: terminate it, ask it to cancel, or leave it.
+pub(crate) fn close_children<'a>(
+    conn: &'a mut PgConnection,
+    offset: i64,
+    parent: RunId,
+    limits: &'a Limits,
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let children = sqlx::query(
+            "SELECT run_id, parent_close_policy FROM reprise.runs
+              WHERE parent_run_id = $1 AND status = 'running' ORDER BY run_id",
+        )
+        .bind(parent.as_uuid())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+        for child in children {
+            let run_id = RunId::from_uuid(child.try_get("run_id").map_err(Error::from_db)?);
+            let policy: Option<String> = child
+                .try_get("parent_close_policy")
+                .map_err(Error::from_db)?;
+            match policy.as_deref() {
+                Some("terminate") => {
+                    terminate_in(conn, offset, run_id, "its parent closed", limits).await?;
+                }
+                Some("request_cancel") => {
+                    request_cancel(conn, offset, run_id, "its parent closed", limits).await?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Terminates an open run at once, inside the caller's transaction: appends
+/// `WorkflowTerminated`, closes the run, takes the lease from whoever holds it (their writes
+/// are fenced out), drops its pending work, tells its parent and applies its children's
+/// policies. Returns false if the run was not open.
+pub(crate) fn terminate_in<'a>(
+    conn: &'a mut PgConnection,
+    offset: i64,
+    run_id: RunId,
+    reason: &'a str,
+    limits: &'a Limits,
+) -> BoxFuture<'a, Result<bool>> {
+    Box::pin(async move {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            now!(),
+            " AS now, status, head_seq, head_hash, parent_run_id, parent_started_seq
+               FROM reprise.runs WHERE run_id = $2 FOR UPDATE"
+        ))
+        .bind(offset)
+        .bind(run_id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+        let Some(row) = row else { return Ok(false) };
+        let status: String = row.try_get("status").map_err(Error::from_db)?;
+        if status != "running" {
+            return Ok(false);
+        }
+        let at = to_timestamp(row.try_get("now").map_err(Error::from_db)?);
+        let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
+        let event = Event {
+            seq: seq(&row, "head_seq")?.next(),
+            recorded_at: at,
+            kind: EventKind::WorkflowTerminated(WorkflowTerminated {
+                reason: reason.to_string(),
+            }),
+        };
+        let bytes = event.encode(limits)?;
+        let hash = ChainHash::from_slice(head_hash)?.next(&bytes);
+        sqlx::query("INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(run_id.as_uuid())
+            .bind(seq_param(event.seq))
+            .bind(to_datetime(at)?)
+            .bind(event.kind.name())
+            .bind(bytes)
+            .bind(hash.as_bytes().as_slice())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        sqlx::query(
+            "UPDATE reprise.runs SET status = 'terminated', closed_at = $2, head_seq = $3, head_hash = $4, applied_seq = $3,
+                    ready_at = NULL, lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1,
+                    parked_reason = NULL, parked_at = NULL, parked_build = NULL
+              WHERE run_id = $1",
+        )
+        .bind(run_id.as_uuid())
+        .bind(to_datetime(at)?)
+        .bind(seq_param(event.seq))
+        .bind(hash.as_bytes().as_slice())
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+        for table in [
+            "DELETE FROM reprise.inbox WHERE run_id = $1",
+            "DELETE FROM reprise.activity_tasks WHERE run_id = $1",
+        ] {
+            sqlx::query(table)
+                .bind(run_id.as_uuid())
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::from_db)?;
+        }
+        let parent: Option<uuid::Uuid> = row.try_get("parent_run_id").map_err(Error::from_db)?;
+        let parent_seq: Option<i64> = row.try_get("parent_started_seq").map_err(Error::from_db)?;
+        if let (Some(parent), Some(started)) = (parent, parent_seq) {
+            let started = Seq::new(u64::try_from(started).unwrap_or(0));
+            let failed = EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+                started,
+                failure: Failure::of_kind(FailureKind::Terminated, reason),
+            });
+            deliver(
+                conn,
+                offset,
+                RunId::from_uuid(parent),
+                &failed,
+                Some(child_key(started)),
+                Default::default(),
+                limits,
+            )
+            .await?;
+        }
+        close_children(conn, offset, run_id, limits).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CLOSED_CHANNEL)
+            .bind(run_id.to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        Ok(true)
+    })
+}
+
+/// A run as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The run.
+    pub run_id: RunId,
+    /// Its workflow id.
+    pub workflow_id: String,
+    /// Its workflow type.
+    pub workflow_type: String,
+    /// Its status.
+    pub status: String,
+    /// Why it is parked, if it is.
+    pub parked_reason: Option<String>,
+    /// When it was created (database time).
+    pub created_at: reprise_history::Timestamp,
+}
+
+/// Which runs to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only this status (`running`, `completed`, `failed`, ...).
+    pub status: Option<String>,
+    /// Only parked runs.
+    pub parked: bool,
+    /// Only this workflow type.
+    pub workflow_type: Option<String>,
+    /// Only runs created at or after this time.
+    pub created_from: Option<reprise_history::Timestamp>,
+    /// Only runs created before this time.
+    pub created_before: Option<reprise_history::Timestamp>,
+}
+
+/// Where a page of runs ends: pass it to get the next page (keyset paging, not offsets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunCursor {
+    created_at: reprise_history::Timestamp,
+    run_id: RunId,
+}
+
+impl Store {
+    /// Terminates the open run, in its own transaction.
+    pub(crate) async fn terminate(&self, run_id: RunId, reason: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        let done = terminate_in(&mut tx, self.offset(), run_id, reason, self.limits()).await?;
+        tx.commit().await.map_err(Error::from_db)?;
+        Ok(done)
+    }
+
+    /// Asks the open run to cancel.
+    pub(crate) async fn cancel(&self, run_id: RunId, reason: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        request_cancel(&mut tx, self.offset(), run_id, reason, self.limits()).await?;
+        tx.commit().await.map_err(Error::from_db)
+    }
+
+    /// Makes a parked run claimable now by any process that knows its type.
+    pub(crate) async fn retry_parked(&self, run_id: RunId) -> Result<bool> {
+        let updated = sqlx::query(concat!(
+            "UPDATE reprise.runs SET parked_build = NULL, ready_at = LEAST(COALESCE(ready_at, 'infinity'), ", now!(), ")
+              WHERE run_id = $2 AND status = 'running' AND parked_reason IS NOT NULL"
+        ))
+        .bind(self.offset())
+        .bind(run_id.as_uuid())
+        .execute(self.pool())
+        .await
+        .map_err(Error::from_db)?
+        .rows_affected();
+        sqlx::query("SELECT pg_notify('reprise_runs', '')")
+            .execute(self.pool())
+            .await
+            .map_err(Error::from_db)?;
+        Ok(updated == 1)
+    }
+
+    /// Deletes up to `batch` runs closed before `now - older_than`, with their history, inbox,
+    /// tasks and patch records. Open runs are never touched (the database refuses it too).
+    pub(crate) async fn prune_closed(
+        &self,
+        older_than: std::time::Duration,
+        batch: i64,
+    ) -> Result<u64> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        sqlx::query("SET LOCAL reprise.retention = 'on'")
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from_db)?;
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(concat!(
+            "SELECT run_id FROM reprise.runs
+              WHERE closed_at < ", now!(), " - $2::bigint * interval '1 microsecond'
+                AND NOT EXISTS (SELECT 1 FROM reprise.runs c WHERE c.parent_run_id = runs.run_id AND c.status = 'running')
+              ORDER BY closed_at LIMIT $3 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(self.offset())
+        .bind(micros(older_than))
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        for table in [
+            "DELETE FROM reprise.history WHERE run_id = ANY($1)",
+            "DELETE FROM reprise.inbox WHERE run_id = ANY($1)",
+            "DELETE FROM reprise.activity_tasks WHERE run_id = ANY($1)",
+            "DELETE FROM reprise.run_patches WHERE run_id = ANY($1)",
+            "UPDATE reprise.runs SET parent_run_id = NULL WHERE parent_run_id = ANY($1)",
+            "DELETE FROM reprise.runs WHERE run_id = ANY($1)",
+        ] {
+            sqlx::query(table)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from_db)?;
+        }
+        tx.commit().await.map_err(Error::from_db)?;
+        Ok(ids.len() as u64)
+    }
+
+    /// One page of runs, newest first.
+    pub(crate) async fn list(
+        &self,
+        filter: &RunFilter,
+        after: Option<RunCursor>,
+        limit: i64,
+    ) -> Result<(Vec<RunSummary>, Option<RunCursor>)> {
+        let rows = sqlx::query(
+            "SELECT run_id, workflow_id, workflow_type, status, parked_reason, created_at FROM reprise.runs
+              WHERE ($1::text IS NULL OR status = $1)
+                AND (NOT $2 OR parked_reason IS NOT NULL)
+                AND ($3::text IS NULL OR workflow_type = $3)
+                AND ($4::timestamptz IS NULL OR created_at >= $4)
+                AND ($5::timestamptz IS NULL OR created_at < $5)
+                AND ($6::timestamptz IS NULL OR (created_at, run_id) < ($6, $7))
+              ORDER BY created_at DESC, run_id DESC LIMIT $8",
+        )
+        .bind(filter.status.as_deref())
+        .bind(filter.parked)
+        .bind(filter.workflow_type.as_deref())
+        .bind(filter.created_from.map(to_datetime).transpose()?)
+        .bind(filter.created_before.map(to_datetime).transpose()?)
+        .bind(after.map(|c| to_datetime(c.created_at)).transpose()?)
+        .bind(after.map(|c| *c.run_id.as_uuid()))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(Error::from_db)?;
+        let runs = rows
+            .iter()
+            .map(|row| {
+                Ok(RunSummary {
+                    run_id: RunId::from_uuid(row.try_get("run_id").map_err(Error::from_db)?),
+                    workflow_id: row.try_get("workflow_id").map_err(Error::from_db)?,
+                    workflow_type: row.try_get("workflow_type").map_err(Error::from_db)?,
+                    status: row.try_get("status").map_err(Error::from_db)?,
+                    parked_reason: row.try_get("parked_reason").map_err(Error::from_db)?,
+                    created_at: to_timestamp(row.try_get("created_at").map_err(Error::from_db)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = if runs.len() as i64 == limit {
+            runs.last().map(|r| RunCursor {
+                created_at: r.created_at,
+                run_id: r.run_id,
+            })
+        } else {
+            None
+        };
+        Ok((runs, next))
+    }
+}

@@ -1,0 +1,190 @@
+//! Reset: a new run of a closed run's workflow that keeps its history up to a chosen step and
+//! goes on live from there (for example after the bug that failed it is fixed).
+
+use reprise_history::{
+    ChainHash, Event, EventClass, EventKind, RunId, RunOrigin, Seq, TimerFired, WorkflowStarted,
+};
+
+use crate::error::{Error, Result};
+use crate::store::inbox::{deliver, timer_key};
+use crate::store::runs::seq_param;
+use crate::store::step::insert_activity_task;
+use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, now, to_datetime, to_timestamp};
+
+/// The activities and timers a history left open, by the seq that started them.
+fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
+    let mut open: Vec<&Event> = Vec::new();
+    for event in events {
+        let resolved = match &event.kind {
+            EventKind::ActivityScheduled(_) | EventKind::TimerStarted(_) => {
+                open.push(event);
+                None
+            }
+            EventKind::ChildWorkflowStarted(_) => {
+                return Err(Error::CannotReset(format!(
+                    "seq {} starts a child workflow; resetting past child workflows is not supported",
+                    event.seq
+                )));
+            }
+            EventKind::ActivityCompleted(e) => Some(e.scheduled),
+            EventKind::ActivityFailed(e) => Some(e.scheduled),
+            EventKind::ActivityTimedOut(e) => Some(e.scheduled),
+            EventKind::ActivityCancelled(e) => Some(e.scheduled),
+            EventKind::TimerFired(e) => Some(e.started),
+            EventKind::TimerCancelled(e) => Some(e.started),
+            _ => None,
+        };
+        if let Some(seq) = resolved {
+            open.retain(|e| e.seq != seq);
+        }
+    }
+    Ok(open)
+}
+
+impl Store {
+    /// Starts a new run of a closed run's workflow whose history is the closed run's up to
+    /// `to` (which must end a step: the event after it is an input), recorded as a reset.
+    /// Activities and timers still open at that point are scheduled again.
+    pub(crate) async fn reset(&self, source: RunId, to: Seq) -> Result<RunId> {
+        let history = self.history(source).await?;
+        let last = history
+            .last()
+            .ok_or_else(|| Error::CannotReset("the run has no history".into()))?;
+        if !last.kind.is_closing() {
+            return Err(Error::CannotReset(
+                "the run is still open; terminate or cancel it first".into(),
+            ));
+        }
+        let keep = usize::try_from(to.get()).unwrap_or(usize::MAX);
+        if keep == 0 || keep >= history.len() || history[keep].kind.class() != EventClass::Input {
+            return Err(Error::CannotReset(format!(
+                "seq {to} does not end a step: reset to the last event before an input (1 to {})",
+                history.len() - 1
+            )));
+        }
+        let mut events: Vec<Event> = history[..keep].to_vec();
+        let new_run = RunId::random();
+        let EventKind::WorkflowStarted(started) = &events[0].kind else {
+            return Err(Error::Corrupt {
+                what: format!("history of run {source}"),
+                reason: "no WorkflowStarted".into(),
+            });
+        };
+        let started = WorkflowStarted {
+            run_id: new_run,
+            origin: RunOrigin::Reset {
+                source_run_id: source,
+                reset_to: to,
+            },
+            ..started.clone()
+        };
+        events[0].kind = EventKind::WorkflowStarted(started.clone());
+        let open = open_operations(&events)?;
+
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(concat!("SELECT ", now!()))
+            .bind(self.offset())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Error::from_db)?;
+        let mut hash = ChainHash::GENESIS;
+        let mut rows = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for event in &events {
+            let bytes = event.encode(self.limits())?;
+            hash = hash.next(&bytes);
+            rows.0.push(seq_param(event.seq));
+            rows.1.push(to_datetime(event.recorded_at)?);
+            rows.2.push(event.kind.name());
+            rows.3.push(bytes);
+            rows.4.push(hash.as_bytes().to_vec());
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash, applied_seq,
+                                       created_at, parent_run_id, parent_started_seq, previous_run_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $5, $7, $8, $9, NULL)
+             ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING",
+        )
+        .bind(new_run.as_uuid())
+        .bind(started.workflow_id.as_str())
+        .bind(started.workflow_type.as_str())
+        .bind(started.task_queue.as_str())
+        .bind(seq_param(to))
+        .bind(hash.as_bytes().as_slice())
+        .bind(now)
+        .bind(started.parent.as_ref().map(|p| *p.run_id.as_uuid()))
+        .bind(started.parent.as_ref().map(|p| seq_param(p.started_seq)))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from_db)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(Error::CannotReset(format!(
+                "workflow {} has an open run",
+                started.workflow_id
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
+        )
+        .bind(new_run.as_uuid())
+        .bind(rows.0)
+        .bind(rows.1)
+        .bind(rows.2)
+        .bind(rows.3)
+        .bind(rows.4)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        let now = to_timestamp(now);
+        for event in open {
+            match &event.kind {
+                EventKind::ActivityScheduled(s) => {
+                    insert_activity_task(
+                        &mut tx,
+                        self.offset(),
+                        new_run,
+                        event.seq,
+                        s,
+                        self.limits(),
+                    )
+                    .await?;
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(TASKS_CHANNEL)
+                        .bind(s.task_queue.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Error::from_db)?;
+                }
+                EventKind::TimerStarted(t) => {
+                    let fire_at = event
+                        .recorded_at
+                        .saturating_add(t.duration)
+                        .as_unix_micros();
+                    let delay = std::time::Duration::from_micros(
+                        u64::try_from(fire_at - now.as_unix_micros()).unwrap_or(0),
+                    );
+                    let fired = EventKind::TimerFired(TimerFired { started: event.seq });
+                    deliver(
+                        &mut tx,
+                        self.offset(),
+                        new_run,
+                        &fired,
+                        Some(timer_key(event.seq)),
+                        delay,
+                        self.limits(),
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_CHANNEL)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from_db)?;
+        tx.commit().await.map_err(Error::from_db)?;
+        Ok(new_run)
+    }
+}
