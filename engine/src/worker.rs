@@ -114,9 +114,7 @@ impl Worker {
         Ok(rest.len())
     }
 
-    fn lock_in_flight(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BTreeMap<(RunId, Seq), (ClaimedTask, AbortHandle)>> {
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

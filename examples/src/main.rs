@@ -34,6 +34,10 @@ enum Command {
         /// Task queues to take activities from.
         #[arg(long = "queue", default_value = "default")]
         queues: Vec<String>,
+        /// On SIGTERM, how long running activities may take to finish before they are handed
+        /// back to other workers.
+        #[arg(long, default_value_t = 10_000)]
+        shutdown_grace_ms: u64,
     },
     /// Run engine and worker in one process, for development.
     Dev,
@@ -91,8 +95,20 @@ async fn main() -> anyhow::Result<()> {
     }) {
         Command::Quickstart { name } => quickstart(&name).await,
         Command::Engine => serve(true, None).await,
-        Command::Worker { queues } => serve(false, Some(queues)).await,
-        Command::Dev => serve(true, Some(vec!["default".into()])).await,
+        Command::Worker {
+            queues,
+            shutdown_grace_ms,
+        } => {
+            let grace = std::time::Duration::from_millis(shutdown_grace_ms);
+            serve(false, Some((queues, grace))).await
+        }
+        Command::Dev => {
+            serve(
+                true,
+                Some((vec!["default".into()], std::time::Duration::from_secs(10))),
+            )
+            .await
+        }
         Command::CheckDeploy { sample } => check_deploy(sample).await,
         Command::RecordVersioning { version, runs, out } => {
             record_versioning(&version, runs, &out).await
@@ -136,7 +152,10 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(engine: bool, worker_queues: Option<Vec<String>>) -> anyhow::Result<()> {
+async fn serve(
+    engine: bool,
+    worker: Option<(Vec<String>, std::time::Duration)>,
+) -> anyhow::Result<()> {
     let (store, server) = database().await?;
     eprintln!("using {server}");
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
@@ -151,9 +170,10 @@ async fn serve(engine: bool, worker_queues: Option<Vec<String>>) -> anyhow::Resu
         let stop = shutdown.clone();
         tasks.spawn(async move { engine.run(stop).await });
     }
-    if let Some(queues) = worker_queues {
+    if let Some((queues, shutdown_grace)) = worker {
         let options = WorkerOptions {
             queues,
+            shutdown_grace,
             ..WorkerOptions::default()
         };
         eprintln!(

@@ -61,12 +61,38 @@ async fn hangs_once(ctx: ActivityContext, (): ()) -> Result<String, ActivityErro
     Ok(format!("answered on attempt {}", ctx.attempt()))
 }
 
+/// Runs `n` activities at once and adds up their results.
+pub const FAN_OUT: WorkflowDef<u32, u32> = WorkflowDef::new("fan-out");
+/// Takes 100 ms for even inputs and 3 s for odd ones, then returns its input.
+pub const SLOW_STEP: ActivityDef<u32, u32> = ActivityDef::new("slow-step");
+
+async fn fan_out(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+    let options = ActivityOptions {
+        start_to_close: Some(Duration::from_secs(60)),
+        ..ActivityOptions::default()
+    };
+    let steps = (0..n).map(|i| ctx.activity(SLOW_STEP, &i).options(options.clone()));
+    let mut total = 0;
+    for result in futures::future::join_all(steps).await {
+        total += result?;
+    }
+    Ok(total)
+}
+
+async fn slow_step(_: ActivityContext, n: u32) -> Result<u32, ActivityError> {
+    let millis = if n % 2 == 0 { 100 } else { 3_000 };
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    Ok(n)
+}
+
 /// Everything above.
 pub fn registry() -> Result<Registry, reprise_sdk::Error> {
     Registry::builder()
         .workflow(GREETING, greeting)
         .workflow(SLEEPY, sleepy)
         .workflow(PATIENT, patient)
+        .workflow(FAN_OUT, fan_out)
+        .activity(SLOW_STEP, slow_step)
         .activity(COMPOSE, compose)
         .blocking_activity(SHOUT, shout)
         .activity(HANGS_ONCE, hangs_once)

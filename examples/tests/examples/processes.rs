@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::TestDb;
 use reprise_engine::{Client, Store};
-use reprise_examples::workflows::{GREETING, PATIENT, SLEEPY};
+use reprise_examples::workflows::{FAN_OUT, GREETING, PATIENT, SLEEPY};
 use reprise_history::{EventKind, RecordedHistory};
 
 /// A `reprise-example` process, killed when dropped.
@@ -200,5 +200,54 @@ async fn two_engines_and_two_workers_complete_500_workflows() {
         assert_eq!(scheduled, 2);
     }
     drop(_processes);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_worker_finishes_what_it_can_and_hands_back_the_rest() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let engine = Process::spawn(&db, &["engine"]);
+    let first = Process::spawn(
+        &db,
+        &[
+            "worker",
+            "--queue",
+            "default",
+            "--shutdown-grace-ms",
+            "1000",
+        ],
+    );
+    let handle = client.start(FAN_OUT, "fan-out-1", &50).await.unwrap();
+    until(&client, "fan-out-1", |d| {
+        d.pending_activities.len() == 50 && d.pending_activities.iter().all(|a| a.running)
+    })
+    .await;
+
+    // SIGTERM: the 100 ms activities finish within the 1 s grace; the 3 s ones are handed back.
+    let second = Process::spawn(&db, &["worker", "--queue", "default"]);
+    let terminated = std::time::Instant::now();
+    first.terminate();
+    // Their 60 s leases would make this wait a minute if they were not handed back.
+    assert_eq!(
+        within(30, handle.result()).await.unwrap(),
+        (0..50).sum::<u32>()
+    );
+    eprintln!("all 50 done {:?} after SIGTERM", terminated.elapsed());
+    let history = client.export(handle.run_id()).await.unwrap();
+    let attempts: Vec<u32> = history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActivityCompleted(c) => Some(c.attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts.len(), 50);
+    assert!(
+        attempts.iter().all(|&a| a == 1),
+        "a hand-back is not a failed attempt: {attempts:?}"
+    );
+    drop((engine, second));
     db.drop_database().await;
 }
