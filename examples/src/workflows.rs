@@ -80,7 +80,7 @@ async fn fan_out(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
 }
 
 async fn slow_step(_: ActivityContext, n: u32) -> Result<u32, ActivityError> {
-    let millis = if n % 2 == 0 { 100 } else { 3_000 };
+    let millis = if n.is_multiple_of(2) { 100 } else { 3_000 };
     tokio::time::sleep(Duration::from_millis(millis)).await;
     Ok(n)
 }
