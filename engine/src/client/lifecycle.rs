@@ -133,13 +133,9 @@ impl Client {
     }
 
     /// Resets the workflow's latest (closed) run to `seq`: a new run keeps the history up to
-    /// there, is recorded as a reset, and goes on live. Returns a handle on the new run.
-    pub async fn reset<I, O>(
-        &self,
-        def: WorkflowDef<I, O>,
-        workflow_id: &str,
-        seq: u64,
-    ) -> Result<WorkflowHandle<O>> {
+    /// there, is recorded as a reset, and goes on live. Returns the new run (await it with
+    /// [`Client::handle`]).
+    pub async fn reset(&self, workflow_id: &str, seq: u64) -> Result<RunId> {
         let id = WorkflowId::new(workflow_id)?;
         let run = self
             .store
@@ -148,17 +144,9 @@ impl Client {
             .ok_or_else(|| Error::UnknownWorkflow {
                 workflow_id: workflow_id.to_string(),
             })?;
-        let new_run = self
-            .store
+        self.store
             .reset(run.run_id, reprise_history::Seq::new(seq))
-            .await?;
-        let _ = def;
-        Ok(WorkflowHandle {
-            client: self.clone(),
-            workflow_id: id,
-            run_id: new_run,
-            output: std::marker::PhantomData,
-        })
+            .await
     }
 
     /// Deletes runs closed longer ago than `older_than`, with everything they stored, in

@@ -430,13 +430,15 @@ async fn a_failed_run_is_reset_to_a_step_and_completes() {
 
     // The bug is fixed; reset to the end of the step that scheduled the second activity.
     flags.steps_fail.store(false, Ordering::SeqCst);
-    let err = client.reset(STEPS, "steps-1", 3).await.err().unwrap();
+    let err = client.reset("steps-1", 3).await.err().unwrap();
     assert!(
         err.to_string()
             .starts_with("cannot reset: seq 3 does not end a step"),
         "{err}"
     );
-    let reset = client.reset(STEPS, "steps-1", 4).await.unwrap();
+    let new_run = client.reset("steps-1", 4).await.unwrap();
+    let reset = client.handle(STEPS, "steps-1").await.unwrap();
+    assert_eq!(reset.run_id(), new_run);
     assert_eq!(within(reset.result()).await.unwrap(), "done 20");
     let history = client.export(reset.run_id()).await.unwrap();
     let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
