@@ -75,6 +75,7 @@ pub struct Engine {
     options: EngineOptions,
     known_types: Vec<String>,
     cache: Arc<Mutex<LruCache<RunId, Cached>>>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Engine {
@@ -88,7 +89,13 @@ impl Engine {
             options,
             known_types,
             cache: Arc::new(Mutex::new(LruCache::new(capacity))),
+            ready: Arc::default(),
         }
+    }
+
+    /// Whether the engine is taking work: true while it runs, false once it stops claiming.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The options in use.
@@ -101,6 +108,17 @@ impl Engine {
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         let notify = spawn_listener(&self.store, RUNS_CHANNEL);
         tokio::pin!(shutdown);
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        let stopped = self.claim_loop(&notify, &mut shutdown).await;
+        self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+        stopped
+    }
+
+    async fn claim_loop(
+        &self,
+        notify: &tokio::sync::Notify,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<()> {
         loop {
             // A claimed batch is always stepped to the end: stopping halfway would strand
             // the leases until they expire.
@@ -108,8 +126,8 @@ impl Engine {
                 Ok(0) => {
                     let idle = self.idle_wait().await;
                     tokio::select! {
-                        _ = &mut shutdown => return Ok(()),
-                        _ = wait(&notify, idle) => {}
+                        _ = shutdown.as_mut() => return Ok(()),
+                        _ = wait(notify, idle) => {}
                     }
                 }
                 Ok(_) => {}
@@ -119,7 +137,7 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             }
-            if futures::poll!(&mut shutdown).is_ready() {
+            if futures::poll!(shutdown.as_mut()).is_ready() {
                 return Ok(());
             }
         }

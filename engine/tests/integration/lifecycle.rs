@@ -373,7 +373,8 @@ async fn id_reuse_policies_decide_whether_a_closed_id_starts_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listing_pages_by_keyset_and_filters() {
     let db = TestDb::migrated().await;
-    let client = Client::new(Store::new(db.pool.clone()));
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
     for i in 0..7 {
         client
             .start(WAITER, &format!("listed-{i}"), &0)
