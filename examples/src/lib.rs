@@ -1,6 +1,7 @@
 //! Reprise's example workflows, shared by the `reprise-example` binary, the benchmarks and the
 //! process-level tests.
 
+pub mod bench;
 pub mod timeline;
 pub mod versioning;
 pub mod workflows;

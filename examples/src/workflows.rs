@@ -87,7 +87,7 @@ async fn slow_step(_: ActivityContext, n: u32) -> Result<u32, ActivityError> {
 
 /// Everything above.
 pub fn registry() -> Result<Registry, reprise_sdk::Error> {
-    Registry::builder()
+    crate::bench::register(Registry::builder())
         .workflow(GREETING, greeting)
         .workflow(SLEEPY, sleepy)
         .workflow(PATIENT, patient)

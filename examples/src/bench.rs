@@ -1,0 +1,60 @@
+//! The benchmark workflows (run by `reprise-bench`, hosted by `reprise-example` processes).
+
+use std::time::Duration;
+
+use reprise_sdk::{
+    ActivityContext, ActivityDef, ActivityError, RegistryBuilder, WorkflowContext, WorkflowDef,
+    WorkflowError,
+};
+
+/// Adds one: the cheapest possible activity.
+pub const INCREMENT: ActivityDef<u64, u64> = ActivityDef::new("bench-increment");
+/// W1: one activity.
+pub const HELLO: WorkflowDef<u64, u64> = WorkflowDef::new("bench-hello");
+/// W2 and W5: `n` sequential activities.
+pub const CHAIN: WorkflowDef<u32, u64> = WorkflowDef::new("bench-chain");
+/// W3: `n` activities at once.
+pub const FANOUT: WorkflowDef<u32, u64> = WorkflowDef::new("bench-fanout");
+/// W4: one durable one-second timer.
+pub const TIMER: WorkflowDef<(), ()> = WorkflowDef::new("bench-timer");
+
+async fn hello(ctx: WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    Ok(ctx.activity(INCREMENT, &n).await?)
+}
+
+async fn chain(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
+    let mut total = 0;
+    for _ in 0..n {
+        total = ctx.activity(INCREMENT, &total).await?;
+    }
+    Ok(total)
+}
+
+async fn fanout(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
+    let results =
+        futures::future::join_all((0..u64::from(n)).map(|i| ctx.activity(INCREMENT, &i))).await;
+    let mut total = 0;
+    for result in results {
+        total += result?;
+    }
+    Ok(total)
+}
+
+async fn timer(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    ctx.sleep(Duration::from_secs(1)).await?;
+    Ok(())
+}
+
+async fn increment(_: ActivityContext, n: u64) -> Result<u64, ActivityError> {
+    Ok(n + 1)
+}
+
+/// Adds the benchmark workflows and their activity to a registry.
+pub fn register(builder: RegistryBuilder) -> RegistryBuilder {
+    builder
+        .workflow(HELLO, hello)
+        .workflow(CHAIN, chain)
+        .workflow(FANOUT, fanout)
+        .workflow(TIMER, timer)
+        .activity(INCREMENT, increment)
+}

@@ -1,0 +1,175 @@
+//! The benchmark's environment: a fresh database, and engine and worker processes (or tasks).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::time::Duration;
+
+use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::oneshot;
+
+use crate::measure::peak_rss_mib;
+
+/// Where the hosts run.
+enum Hosts {
+    None,
+    Processes { engine: Child, worker: Child },
+    InProcess { stops: Vec<oneshot::Sender<()>> },
+}
+
+/// A fresh `reprise_bench` database with hosts running the benchmark workflows.
+pub(crate) struct Bench {
+    pub(crate) url: String,
+    pub(crate) store: Store,
+    pub(crate) client: Client,
+    pub(crate) pg_bin: PathBuf,
+    in_process: bool,
+    hosts: Hosts,
+}
+
+fn server_url() -> anyhow::Result<String> {
+    if let Some(url) = reprise_devdb::database_url_from_env() {
+        return Ok(url);
+    }
+    let project = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    Ok(reprise_devdb::DevPostgres::for_project(project)?
+        .ensure_running()?
+        .url)
+}
+
+impl Bench {
+    pub(crate) async fn new(in_process: bool) -> anyhow::Result<Bench> {
+        let server = PgConnectOptions::from_str(&server_url()?)?;
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(server.clone())
+            .await?;
+        sqlx::query("DROP DATABASE IF EXISTS reprise_bench WITH (FORCE)")
+            .execute(&admin)
+            .await?;
+        sqlx::query("CREATE DATABASE reprise_bench")
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        let options = server.database("reprise_bench");
+        let url = options.to_url_lossy().to_string();
+        let pool = PgPoolOptions::new()
+            .max_connections(32)
+            .connect_with(options)
+            .await?;
+        reprise_engine::schema::migrate(&pool).await?;
+        let store = Store::new(pool);
+        Ok(Bench {
+            url,
+            client: Client::new(store.clone()),
+            store,
+            pg_bin: reprise_devdb::PgBinaries::find()?.dir().to_path_buf(),
+            in_process,
+            hosts: Hosts::None,
+        })
+    }
+
+    pub(crate) fn settings(&self) -> String {
+        let e = EngineOptions::default();
+        let w = WorkerOptions::default();
+        format!(
+            "{}; engine: claim batch {}, {} steps at once, cache {} runs, lease {:?}; worker: {} activities at once",
+            if self.in_process {
+                "client, engine and worker in one process"
+            } else {
+                "one engine process and one worker process"
+            },
+            e.claim_batch,
+            e.max_concurrent_steps,
+            e.cache_capacity,
+            e.lease,
+            w.max_concurrent
+        )
+    }
+
+    /// Starts fresh hosts (so each workload's peak memory is its own) and waits until they run.
+    pub(crate) async fn start_hosts(&mut self) -> anyhow::Result<()> {
+        self.hosts = if self.in_process {
+            let registry = || reprise_examples::workflows::registry();
+            let (stop_engine, engine_stopped) = oneshot::channel::<()>();
+            let (stop_worker, worker_stopped) = oneshot::channel::<()>();
+            let engine = Engine::new(self.store.clone(), registry()?, EngineOptions::default());
+            let worker = Worker::new(self.store.clone(), registry()?, WorkerOptions::default());
+            tokio::spawn(async move {
+                engine
+                    .run(async { engine_stopped.await.unwrap_or(()) })
+                    .await
+            });
+            tokio::spawn(async move {
+                worker
+                    .run(async { worker_stopped.await.unwrap_or(()) })
+                    .await
+            });
+            Hosts::InProcess {
+                stops: vec![stop_engine, stop_worker],
+            }
+        } else {
+            let exe = std::env::current_exe()?.with_file_name("reprise-example");
+            let spawn = |args: &[&str]| {
+                Command::new(&exe)
+                    .args(args)
+                    .env("DATABASE_URL", &self.url)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+            };
+            Hosts::Processes {
+                engine: spawn(&["engine"])?,
+                worker: spawn(&["worker", "--queue", "default"])?,
+            }
+        };
+        // Warm up: both hosts answer.
+        let handle = self
+            .client
+            .start(
+                reprise_examples::bench::HELLO,
+                &format!("warm-up-{}", uuid()),
+                &0,
+            )
+            .await?;
+        tokio::time::timeout(Duration::from_secs(60), handle.result()).await??;
+        Ok(())
+    }
+
+    /// Stops the hosts; returns their peak memory in MiB (engine, worker; the same process when
+    /// in-process).
+    pub(crate) async fn stop_hosts(&mut self) -> anyhow::Result<(f64, f64)> {
+        let peaks = match std::mem::replace(&mut self.hosts, Hosts::None) {
+            Hosts::None => (0.0, 0.0),
+            Hosts::InProcess { stops } => {
+                drop(stops);
+                let own = peak_rss_mib(std::process::id());
+                (own, own)
+            }
+            Hosts::Processes {
+                mut engine,
+                mut worker,
+            } => {
+                let peaks = (peak_rss_mib(engine.id()), peak_rss_mib(worker.id()));
+                for child in [&mut engine, &mut worker] {
+                    let _ = Command::new("kill")
+                        .args(["-TERM", &child.id().to_string()])
+                        .status();
+                    let _ = child.wait();
+                }
+                peaks
+            }
+        };
+        Ok(peaks)
+    }
+}
+
+/// A name suffix unique to this moment.
+pub(crate) fn uuid() -> String {
+    let nanos = std::time::SystemTime::UNIX_EPOCH
+        .elapsed()
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}")
+}
