@@ -53,6 +53,9 @@ impl Default for WorkerOptions {
     }
 }
 
+/// How often a worker looks for attempts whose lease ran out.
+const REAP_INTERVAL: Duration = Duration::from_millis(250);
+
 /// The attempts a worker is running, by activity, with the handle that stops each.
 type InFlight = BTreeMap<(RunId, Seq), (ClaimedTask, AbortHandle)>;
 
@@ -65,6 +68,8 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     in_flight: Arc<Mutex<InFlight>>,
     ready: Arc<AtomicBool>,
+    /// When this worker last looked for timed-out attempts.
+    last_reap: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 /// The latest heartbeat of a running attempt, waiting to be written.
@@ -88,6 +93,7 @@ impl Worker {
             slots,
             in_flight: Arc::default(),
             ready: Arc::new(AtomicBool::new(false)),
+            last_reap: Arc::default(),
         }
     }
 
@@ -151,7 +157,23 @@ impl Worker {
     /// Times out what needs timing out, then claims as many attempts as there are free slots
     /// and starts them; returns how many it started.
     pub async fn poll_once(&self) -> Result<usize> {
-        self.store.reap_tasks(100).await?;
+        // Timeouts are looked for a few times a second, not before every claim: a claim is on
+        // the path of every activity, a timeout is not.
+        let due = {
+            let mut last = self
+                .last_reap
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = tokio::time::Instant::now();
+            let due = last.is_none_or(|t| now.duration_since(t) >= REAP_INTERVAL);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if due {
+            self.store.reap_tasks(100).await?;
+        }
         let free = self.slots.available_permits();
         if free == 0 {
             let _ = self.slots.acquire().await.map(drop);

@@ -8,7 +8,7 @@ use reprise_history::{
 use crate::error::{Error, Result};
 use crate::store::inbox::{deliver, timer_key};
 use crate::store::runs::seq_param;
-use crate::store::step::insert_activity_task;
+use crate::store::step::insert_activity_tasks;
 use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, now, to_datetime, to_timestamp};
 
 /// The activities and timers a history left open, by the seq that started them.
@@ -140,12 +140,11 @@ impl Store {
         for event in open {
             match &event.kind {
                 EventKind::ActivityScheduled(s) => {
-                    insert_activity_task(
+                    insert_activity_tasks(
                         &mut tx,
                         self.offset(),
                         new_run,
-                        event.seq,
-                        s,
+                        &[(event.seq, s)],
                         self.limits(),
                     )
                     .await?;

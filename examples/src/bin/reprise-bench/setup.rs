@@ -22,6 +22,8 @@ enum Hosts {
 /// A fresh `reprise_bench` database with hosts running the benchmark workflows.
 pub(crate) struct Bench {
     pub(crate) url: String,
+    /// The same database as a plain libpq URL (for pgbench: no sqlx-only parameters).
+    pub(crate) libpq_url: String,
     pub(crate) store: Store,
     pub(crate) client: Client,
     pub(crate) pg_bin: PathBuf,
@@ -55,6 +57,9 @@ impl Bench {
         admin.close().await;
         let options = server.database("reprise_bench");
         let url = options.to_url_lossy().to_string();
+        let mut libpq = options.to_url_lossy();
+        libpq.set_query(None);
+        let libpq_url = libpq.to_string();
         let pool = PgPoolOptions::new()
             .max_connections(32)
             .connect_with(options)
@@ -63,6 +68,7 @@ impl Bench {
         let store = Store::new(pool);
         Ok(Bench {
             url,
+            libpq_url,
             client: Client::new(store.clone()),
             store,
             pg_bin: reprise_devdb::PgBinaries::find()?.dir().to_path_buf(),

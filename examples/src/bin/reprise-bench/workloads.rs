@@ -270,8 +270,9 @@ pub(crate) async fn replay(_: &Bench) -> anyhow::Result<Vec<Figure>> {
 /// The ceiling: pgbench, one single-row INSERT per transaction, 1 and 16 clients, 10 s each.
 pub(crate) async fn ceiling(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
     let (one_tps, one_latency) =
-        pgbench(bench.store.pool(), &bench.url, &bench.pg_bin, 1, 10).await?;
-    let (sixteen_tps, _) = pgbench(bench.store.pool(), &bench.url, &bench.pg_bin, 16, 10).await?;
+        pgbench(bench.store.pool(), &bench.libpq_url, &bench.pg_bin, 1, 10).await?;
+    let (sixteen_tps, _) =
+        pgbench(bench.store.pool(), &bench.libpq_url, &bench.pg_bin, 16, 10).await?;
     Ok(vec![
         figure("INSERT, 1 client", "tx/s", one_tps),
         figure("INSERT, 1 client latency", "ms", one_latency),
