@@ -368,6 +368,36 @@ impl EventKind {
         }
     }
 
+    /// What a parent records when its child's run closes with this event (`started` is the
+    /// seq of the parent's `ChildWorkflowStarted`). `None` for events that do not close a run,
+    /// and for continue-as-new: the child goes on in its next run.
+    pub fn child_outcome(&self, started: Seq) -> Option<EventKind> {
+        use crate::failure::FailureKind;
+        let failed = |failure: Failure| {
+            Some(EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+                started,
+                failure,
+            }))
+        };
+        match self {
+            EventKind::WorkflowCompleted(c) => {
+                Some(EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted {
+                    started,
+                    result: c.result.clone(),
+                }))
+            }
+            EventKind::WorkflowFailed(f) => failed(f.failure.clone()),
+            EventKind::WorkflowCancelled(_) => failed(Failure::of_kind(
+                FailureKind::Cancelled,
+                "the child workflow was cancelled",
+            )),
+            EventKind::WorkflowTerminated(t) => {
+                failed(Failure::of_kind(FailureKind::Terminated, t.reason.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the event closes the run: nothing may follow it.
     pub fn is_closing(&self) -> bool {
         matches!(

@@ -483,31 +483,10 @@ impl TestEnv {
         let Some(parent) = self.runs.get(id).and_then(|r| r.parent.clone()) else {
             return;
         };
-        let started = parent.started_seq;
-        let input = match closing {
-            EventKind::WorkflowCompleted(c) => {
-                EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted {
-                    started,
-                    result: c.result.clone(),
-                })
-            }
-            EventKind::WorkflowFailed(f) => EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
-                started,
-                failure: f.failure.clone(),
-            }),
-            EventKind::WorkflowCancelled(_) => {
-                EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
-                    started,
-                    failure: Failure::of_kind(FailureKind::Cancelled, "the child was cancelled"),
-                })
-            }
-            _ => EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
-                started,
-                failure: Failure::of_kind(FailureKind::Terminated, "the child was terminated"),
-            }),
-        };
-        let now = self.now;
-        self.push_input(&parent.workflow_id, now, input);
+        if let Some(input) = closing.child_outcome(parent.started_seq) {
+            let now = self.now;
+            self.push_input(&parent.workflow_id, now, input);
+        }
     }
 
     fn push_input(&mut self, id: &WorkflowId, at: Timestamp, input: EventKind) {

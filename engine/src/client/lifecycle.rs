@@ -76,7 +76,8 @@ impl Client {
         .await
     }
 
-    async fn open_run_id(&self, workflow_id: &str) -> Result<RunId> {
+    /// The open run of a workflow id; a typed error when it has none.
+    pub(crate) async fn open_run_id(&self, workflow_id: &str) -> Result<RunId> {
         let id = WorkflowId::new(workflow_id)?;
         match self.store.open_run(&id).await? {
             Some(run) => Ok(run.run_id),

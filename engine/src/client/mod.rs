@@ -218,23 +218,12 @@ impl Client {
         def: SignalDef<T>,
         value: &T,
     ) -> Result<()> {
-        let id = WorkflowId::new(workflow_id)?;
-        let Some(run) = self.store.open_run(&id).await? else {
-            return Err(match self.store.latest_run(&id).await? {
-                Some(run) => Error::WorkflowClosed {
-                    workflow_id: workflow_id.to_string(),
-                    status: run.status,
-                },
-                None => Error::UnknownWorkflow {
-                    workflow_id: workflow_id.to_string(),
-                },
-            });
-        };
+        let run_id = self.open_run_id(workflow_id).await?;
         let input = EventKind::SignalReceived(SignalReceived {
             name: SignalName::new(def.name())?,
             payload: Payload::encode(value, self.store.limits())?,
         });
-        self.store.deliver_now(run.run_id, &input).await
+        self.store.deliver_now(run_id, &input).await
     }
 
     /// The latest run of a workflow id: status, parked reason, pending activities.

@@ -3,8 +3,8 @@
 
 use futures::future::BoxFuture;
 use reprise_history::{
-    CancelRequested, ChainHash, ChildWorkflowFailed, Event, EventKind, Failure, FailureKind,
-    Limits, ParentClosePolicy, RunId, Seq, WorkflowTerminated,
+    CancelRequested, ChainHash, Event, EventKind, Limits, ParentClosePolicy, RunId, Seq,
+    WorkflowTerminated,
 };
 use sqlx::{PgConnection, Row};
 
@@ -160,20 +160,18 @@ pub(crate) fn terminate_in<'a>(
         let parent_seq: Option<i64> = row.try_get("parent_started_seq").map_err(Error::from_db)?;
         if let (Some(parent), Some(started)) = (parent, parent_seq) {
             let started = Seq::new(u64::try_from(started).unwrap_or(0));
-            let failed = EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
-                started,
-                failure: Failure::of_kind(FailureKind::Terminated, reason),
-            });
-            deliver(
-                conn,
-                offset,
-                RunId::from_uuid(parent),
-                &failed,
-                Some(child_key(started)),
-                Default::default(),
-                limits,
-            )
-            .await?;
+            if let Some(failed) = event.kind.child_outcome(started) {
+                deliver(
+                    conn,
+                    offset,
+                    RunId::from_uuid(parent),
+                    &failed,
+                    Some(child_key(started)),
+                    Default::default(),
+                    limits,
+                )
+                .await?;
+            }
         }
         close_children(conn, offset, run_id, limits).await?;
         sqlx::query("SELECT pg_notify($1, $2)")

@@ -205,6 +205,18 @@ async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
     Ok(to_timestamp(t))
 }
 
+/// `SELECT` of the columns of a `RunRow`, then `$tail` (a `WHERE` clause and more).
+macro_rules! select_run {
+    ($tail:literal) => {
+        concat!(
+            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason,
+                    (SELECT n.run_id FROM reprise.runs n WHERE n.previous_run_id = r.run_id LIMIT 1) AS next_run_id
+               FROM reprise.runs r ",
+            $tail
+        )
+    };
+}
+
 impl Store {
     /// Starts a run in one transaction (run row and first event), unless a run of the same
     /// workflow id is open: then that run's id comes back with `created: false`. A closed
@@ -301,47 +313,37 @@ impl Store {
         })
     }
 
-    const RUN_COLUMNS: &'static str = "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason,
-        (SELECT n.run_id FROM reprise.runs n WHERE n.previous_run_id = r.run_id LIMIT 1) AS next_run_id
-        FROM reprise.runs r";
-
-    /// The open run of a workflow id.
-    pub(crate) async fn open_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
-        let sql = format!(
-            "{} WHERE r.workflow_id = $1 AND r.status = 'running'",
-            Self::RUN_COLUMNS
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(workflow_id.as_str())
+    async fn fetch_run(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Option<RunRow>> {
+        let row = query
             .fetch_optional(self.pool())
             .await
             .map_err(Error::from_db)?;
         row.as_ref().map(Self::row_to_run).transpose()
+    }
+
+    /// The open run of a workflow id.
+    pub(crate) async fn open_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
+        let query = sqlx::query(select_run!(
+            "WHERE r.workflow_id = $1 AND r.status = 'running'"
+        ));
+        self.fetch_run(query.bind(workflow_id.as_str())).await
     }
 
     /// The latest run of a workflow id, open or closed.
     pub(crate) async fn latest_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
-        let sql = format!(
-            "{} WHERE r.workflow_id = $1 ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1",
-            Self::RUN_COLUMNS
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(workflow_id.as_str())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(Error::from_db)?;
-        row.as_ref().map(Self::row_to_run).transpose()
+        let query = sqlx::query(select_run!(
+            "WHERE r.workflow_id = $1 ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1"
+        ));
+        self.fetch_run(query.bind(workflow_id.as_str())).await
     }
 
     /// A run by id.
     pub(crate) async fn run(&self, run_id: RunId) -> Result<Option<RunRow>> {
-        let sql = format!("{} WHERE r.run_id = $1", Self::RUN_COLUMNS);
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(run_id.as_uuid())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(Error::from_db)?;
-        row.as_ref().map(Self::row_to_run).transpose()
+        let query = sqlx::query(select_run!("WHERE r.run_id = $1"));
+        self.fetch_run(query.bind(run_id.as_uuid())).await
     }
 
     /// Leases up to `limit` runs that have work (or whose lease ran out). Parked runs are

@@ -3,9 +3,8 @@
 //! the run if it ended, release it.
 
 use reprise_history::{
-    ActivityCancelled, ChainHash, ChildWorkflowCompleted, ChildWorkflowFailed, Event, EventKind,
-    Failure, FailureKind, Limits, ParentRun, Payload, RunId, RunOrigin, Seq, TimerFired, Timestamp,
-    WorkflowId, WorkflowStarted,
+    ActivityCancelled, ChainHash, ChildWorkflowFailed, Event, EventKind, Failure, Limits,
+    ParentRun, Payload, RunId, RunOrigin, Seq, TimerFired, Timestamp, WorkflowId, WorkflowStarted,
 };
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
@@ -98,9 +97,9 @@ pub(crate) struct StepTx {
 /// How a step leaves its run.
 pub(crate) enum Closing<'a> {
     Open,
+    /// Closed with this status; the parent (if any) learns the outcome from the closing event.
     Closed {
         status: &'static str,
-        outcome: Result<&'a Payload, Failure>,
     },
     ContinuedAsNew {
         next: &'a reprise_history::WorkflowContinuedAsNew,
@@ -156,7 +155,8 @@ impl StepTx {
             .await
             .map_err(Error::from_db)?;
         let head_seq = events.last().map_or(self.head_seq, |e| e.seq);
-        self.close(&closing, parent).await?;
+        let closing_event = events.last().map(|e| &e.kind).filter(|k| k.is_closing());
+        self.close(&closing, closing_event, parent).await?;
         sqlx::query(
             "UPDATE reprise.runs SET head_seq = $2, head_hash = $3, applied_seq = $2,
                     lease_owner = NULL, lease_expires_at = NULL,
@@ -364,7 +364,12 @@ impl StepTx {
 
     /// Closes the run when the step ended it: status, the next run of a continue-as-new, the
     /// parent's inbox, and a notification for clients awaiting the result.
-    async fn close(&mut self, closing: &Closing<'_>, parent: Option<&ParentRun>) -> Result<()> {
+    async fn close(
+        &mut self,
+        closing: &Closing<'_>,
+        closing_event: Option<&EventKind>,
+        parent: Option<&ParentRun>,
+    ) -> Result<()> {
         let status = match closing {
             Closing::Open => return Ok(()),
             Closing::Closed { status, .. } => *status,
@@ -438,18 +443,11 @@ impl StepTx {
                     .await
                     .map_err(Error::from_db)?;
             }
-            Closing::Closed { outcome, .. } => {
-                if let Some(parent) = parent {
-                    let kind = match outcome {
-                        Ok(result) => EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted {
-                            started: parent.started_seq,
-                            result: (*result).clone(),
-                        }),
-                        Err(failure) => EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
-                            started: parent.started_seq,
-                            failure: failure.clone(),
-                        }),
-                    };
+            Closing::Closed { .. } => {
+                let outcome = closing_event
+                    .zip(parent)
+                    .and_then(|(e, p)| e.child_outcome(p.started_seq));
+                if let (Some(parent), Some(kind)) = (parent, outcome) {
                     let key = Some(child_key(parent.started_seq));
                     deliver(
                         conn,
@@ -487,32 +485,20 @@ impl StepTx {
     }
 }
 
-/// The closing of a run as its status text and outcome.
+/// How a run's status closes it.
 pub(crate) fn runs_closing(status: &reprise_sdk::RunStatus) -> Closing<'_> {
     use reprise_sdk::RunStatus;
     match status {
         RunStatus::Running => Closing::Open,
-        RunStatus::Completed(result) => Closing::Closed {
+        RunStatus::Completed(_) => Closing::Closed {
             status: "completed",
-            outcome: Ok(result),
         },
-        RunStatus::Failed(failure) => Closing::Closed {
-            status: "failed",
-            outcome: Err(failure.clone()),
-        },
+        RunStatus::Failed(_) => Closing::Closed { status: "failed" },
         RunStatus::Cancelled => Closing::Closed {
             status: "cancelled",
-            outcome: Err(Failure::of_kind(
-                FailureKind::Cancelled,
-                "the workflow was cancelled",
-            )),
         },
         RunStatus::Terminated => Closing::Closed {
             status: "terminated",
-            outcome: Err(Failure::of_kind(
-                FailureKind::Terminated,
-                "the workflow was terminated",
-            )),
         },
         RunStatus::ContinuedAsNew(next) => Closing::ContinuedAsNew {
             next,

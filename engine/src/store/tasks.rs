@@ -166,24 +166,7 @@ impl Store {
             TaskOutcome::Failed(failure)
                 if !past_deadline && task.options.retry.retries(&failure, task.attempt) =>
             {
-                let backoff = task
-                    .options
-                    .retry
-                    .backoff(task.attempt, rand::random::<f64>());
-                let failure = Payload::encode(&failure, self.limits())?;
-                sqlx::query(concat!(
-                    "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
-                            visible_at = ", now!(), " + $5::bigint * interval '1 microsecond'
-                      WHERE run_id = $2 AND scheduled_seq = $3"
-                ))
-                .bind(self.offset())
-                .bind(task.run_id.as_uuid())
-                .bind(seq_param(task.scheduled_seq))
-                .bind(failure.as_bytes())
-                .bind(micros(backoff))
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from_db)?;
+                self.schedule_retry(&mut tx, task, &failure).await?;
                 tx.commit().await.map_err(Error::from_db)?;
                 return Ok(Recorded::Retry);
             }
@@ -197,6 +180,35 @@ impl Store {
             .await?;
         tx.commit().await.map_err(Error::from_db)?;
         Ok(Recorded::Outcome)
+    }
+
+    /// Gives a failed attempt's task back for its next attempt, after the policy's backoff
+    /// (database time), keeping the failure for `describe`.
+    async fn schedule_retry(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        task: &ClaimedTask,
+        failure: &Failure,
+    ) -> Result<()> {
+        let backoff = task
+            .options
+            .retry
+            .backoff(task.attempt, rand::random::<f64>());
+        let failure = Payload::encode(failure, self.limits())?;
+        sqlx::query(concat!(
+            "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
+                    visible_at = ", now!(), " + $5::bigint * interval '1 microsecond'
+              WHERE run_id = $2 AND scheduled_seq = $3"
+        ))
+        .bind(self.offset())
+        .bind(task.run_id.as_uuid())
+        .bind(seq_param(task.scheduled_seq))
+        .bind(failure.as_bytes())
+        .bind(micros(backoff))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        Ok(())
     }
 
     /// Deletes a task and puts its outcome in the run's inbox.
@@ -299,24 +311,7 @@ impl Store {
             )
             .retryable(true);
             if !past_deadline && task.options.retry.retries(&failure, task.attempt) {
-                let backoff = task
-                    .options
-                    .retry
-                    .backoff(task.attempt, rand::random::<f64>());
-                let encoded = Payload::encode(&failure, self.limits())?;
-                sqlx::query(concat!(
-                    "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
-                            visible_at = ", now!(), " + $5::bigint * interval '1 microsecond'
-                      WHERE run_id = $2 AND scheduled_seq = $3"
-                ))
-                .bind(self.offset())
-                .bind(task.run_id.as_uuid())
-                .bind(seq_param(task.scheduled_seq))
-                .bind(encoded.as_bytes())
-                .bind(micros(backoff))
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from_db)?;
+                self.schedule_retry(&mut tx, &task, &failure).await?;
                 continue;
             }
             let last_failure = match last_failure {
