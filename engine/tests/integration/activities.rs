@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
+use reprise_engine::{Client, Store};
 use reprise_history::{ActivityOptions, EventKind, RetryPolicy, TimeoutKind};
 use reprise_sdk::{
     ActivityContext, ActivityDef, ActivityError, Registry, WorkflowContext, WorkflowDef,
     WorkflowError,
 };
-use tokio::sync::oneshot;
 
+use crate::hosts::Running;
 use crate::support::TestDb;
 
 /// Runs for `millis`, heartbeating progress every 50 ms.
@@ -71,43 +71,8 @@ fn registry() -> Registry {
 }
 
 /// Dropping it drops the senders, which stops the engine and the worker.
-struct Running {
-    _stops: Vec<oneshot::Sender<()>>,
-}
-
 fn start(store: &Store) -> Running {
-    let (stop_engine, engine_stopped) = oneshot::channel::<()>();
-    let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-    let engine = Engine::new(
-        store.clone(),
-        registry(),
-        EngineOptions {
-            idle_poll: Duration::from_millis(50),
-            ..EngineOptions::default()
-        },
-    );
-    let worker = Worker::new(
-        store.clone(),
-        registry(),
-        WorkerOptions {
-            idle_poll: Duration::from_millis(50),
-            heartbeat_interval: Duration::from_millis(20),
-            ..WorkerOptions::default()
-        },
-    );
-    tokio::spawn(async move {
-        engine
-            .run(async { engine_stopped.await.unwrap_or(()) })
-            .await
-    });
-    tokio::spawn(async move {
-        worker
-            .run(async { worker_stopped.await.unwrap_or(()) })
-            .await
-    });
-    Running {
-        _stops: vec![stop_engine, stop_worker],
-    }
+    Running::both(store, registry)
 }
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {

@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
+use reprise_engine::{Client, EngineOptions, Store};
 use reprise_history::{ActivityOptions, EventKind, Limits, RecordedHistory, RetryPolicy};
 use reprise_sdk::{
     ActivityDef, ActivityError, Execution, Registry, RegistryBuilder, SignalDef, WorkflowContext,
     WorkflowDef, WorkflowError,
 };
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
+use crate::hosts::{Running, engine_options, run_engine, run_worker, worker_options};
 use crate::support::TestDb;
 
 const GREET: ActivityDef<String, String> = ActivityDef::new("greet");
@@ -99,50 +100,8 @@ fn registry() -> RegistryBuilder {
         )
 }
 
-fn engine_options() -> EngineOptions {
-    EngineOptions {
-        idle_poll: Duration::from_millis(50),
-        ..EngineOptions::default()
-    }
-}
-
-fn worker_options() -> WorkerOptions {
-    WorkerOptions {
-        idle_poll: Duration::from_millis(50),
-        heartbeat_interval: Duration::from_millis(20),
-        ..WorkerOptions::default()
-    }
-}
-
-/// Runs an engine and a worker in the background until the returned guard is dropped.
-struct Running {
-    stops: Vec<oneshot::Sender<()>>,
-}
-
-fn run_engine(store: &Store, registry: Registry, options: EngineOptions, running: &mut Running) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let engine = Engine::new(store.clone(), registry, options);
-    tokio::spawn(async move {
-        if let Err(e) = engine.run(async { stopped.await.unwrap_or(()) }).await {
-            eprintln!("engine stopped: {e}");
-        }
-    });
-    running.stops.push(stop);
-}
-
-fn run_worker(store: &Store, registry: Registry, options: WorkerOptions, running: &mut Running) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let worker = Worker::new(store.clone(), registry, options);
-    tokio::spawn(async move {
-        if let Err(e) = worker.run(async { stopped.await.unwrap_or(()) }).await {
-            eprintln!("worker stopped: {e}");
-        }
-    });
-    running.stops.push(stop);
-}
-
 fn both(store: &Store) -> Running {
-    let mut running = Running { stops: Vec::new() };
+    let mut running = Running::new();
     run_engine(
         store,
         registry().build().unwrap(),
@@ -330,7 +289,7 @@ async fn a_run_of_an_unknown_type_is_parked_until_a_process_that_knows_it_runs()
     let handle = client.start(LATER, "later-1", &()).await.unwrap();
 
     // An engine that does not know the type parks the run, with its reason.
-    let mut running = Running { stops: Vec::new() };
+    let mut running = Running::new();
     run_engine(
         &store,
         registry().build().unwrap(),
@@ -382,7 +341,7 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
             Ok(ctx.activity(GREET, &note).await?)
         })
     };
-    let mut running = Running { stops: Vec::new() };
+    let mut running = Running::new();
     let opts = |build: &str| EngineOptions {
         build: build.to_string(),
         ..engine_options()
@@ -409,7 +368,7 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
         ctx.activity(GREET, &"first".to_string()).await?;
         Ok(ctx.activity(GREET, &ctx.signal(NOTE).await?).await?)
     });
-    let mut running = Running { stops: Vec::new() };
+    let mut running = Running::new();
     run_engine(&store, v2.build().unwrap(), opts("v2"), &mut running);
     client
         .signal("versioned-1", NOTE, &"Lin".to_string())
@@ -431,7 +390,7 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
     drop(running);
 
     // v3 is v1 again (another build): it resumes the run where it stopped.
-    let mut running = Running { stops: Vec::new() };
+    let mut running = Running::new();
     run_engine(&store, v1().build().unwrap(), opts("v3"), &mut running);
     run_worker(
         &store,
@@ -480,7 +439,7 @@ async fn a_stale_workers_late_result_is_refused_by_fencing() {
             .build()
             .unwrap()
     };
-    let mut running = Running { stops: Vec::new() };
+    let mut running = Running::new();
     run_engine(&store, slow_registry(), engine_options(), &mut running);
     run_worker(&store, slow_registry(), worker_options(), &mut running);
     let handle = client.start(USES_SLOW, "slow-1", &()).await.unwrap();
@@ -547,7 +506,7 @@ async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts
             Ok(ctx.signal(GO).await?)
         })
     };
-    let mut running = Running { stops: Vec::new() };
+    let mut running = Running::new();
     run_engine(
         &store,
         v1().build().unwrap(),
@@ -599,7 +558,7 @@ async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts
     );
 
     // New runs on v2 take the new branch and record the patch; the three old ones do not.
-    let mut running = Running { stops: Vec::new() };
+    let mut running = Running::new();
     run_engine(
         &store,
         v2().build().unwrap(),

@@ -5,17 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use reprise_engine::{
-    Client, Engine, EngineOptions, IdReusePolicy, RunFilter, StartOptions, Store, Worker,
-    WorkerOptions,
-};
+use reprise_engine::{Client, IdReusePolicy, RunFilter, StartOptions, Store};
 use reprise_history::{ActivityOptions, EventKind, ParentClosePolicy, RetryPolicy, RunOrigin};
 use reprise_sdk::{
     ActivityContext, ActivityDef, ActivityError, OperationEnd, Registry, RegistryBuilder,
     SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
 };
-use tokio::sync::oneshot;
 
+use crate::hosts::Running;
 use crate::support::TestDb;
 
 const RESERVE: ActivityDef<u32, u32> = ActivityDef::new("reserve");
@@ -128,43 +125,8 @@ fn registry(flags: &Arc<Flags>) -> RegistryBuilder {
         })
 }
 
-struct Running {
-    _stops: Vec<oneshot::Sender<()>>,
-}
-
 fn start(store: &Store, flags: &Arc<Flags>) -> Running {
-    let (stop_engine, engine_stopped) = oneshot::channel::<()>();
-    let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-    let engine = Engine::new(
-        store.clone(),
-        registry(flags).build().unwrap(),
-        EngineOptions {
-            idle_poll: Duration::from_millis(50),
-            ..EngineOptions::default()
-        },
-    );
-    let worker = Worker::new(
-        store.clone(),
-        registry(flags).build().unwrap(),
-        WorkerOptions {
-            idle_poll: Duration::from_millis(50),
-            heartbeat_interval: Duration::from_millis(20),
-            ..WorkerOptions::default()
-        },
-    );
-    tokio::spawn(async move {
-        engine
-            .run(async { engine_stopped.await.unwrap_or(()) })
-            .await
-    });
-    tokio::spawn(async move {
-        worker
-            .run(async { worker_stopped.await.unwrap_or(()) })
-            .await
-    });
-    Running {
-        _stops: vec![stop_engine, stop_worker],
-    }
+    Running::both(store, || registry(flags).build().unwrap())
 }
 
 fn flags() -> Arc<Flags> {

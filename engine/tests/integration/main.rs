@@ -7,6 +7,7 @@
 
 mod activities;
 mod engine;
+mod hosts;
 mod lifecycle;
 mod schema;
 mod support;
