@@ -223,6 +223,21 @@ pub struct ChildWorkflowStarted {
     pub parent_close_policy: ParentClosePolicy,
 }
 
+impl ChildWorkflowStarted {
+    /// The child's first event: what the engine (and the testkit) start the child run with.
+    pub fn child_run_started(&self, parent: ParentRun) -> WorkflowStarted {
+        WorkflowStarted {
+            workflow_type: self.workflow_type.clone(),
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id,
+            input: self.input.clone(),
+            task_queue: self.task_queue.clone(),
+            origin: RunOrigin::Client,
+            parent: Some(parent),
+        }
+    }
+}
+
 /// A child workflow completed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChildWorkflowCompleted {

@@ -417,19 +417,11 @@ impl TestEnv {
                 }
             }
             EventKind::ChildWorkflowStarted(c) => {
-                let started = WorkflowStarted {
-                    workflow_type: c.workflow_type.clone(),
-                    workflow_id: c.workflow_id.clone(),
-                    run_id: c.run_id,
-                    input: c.input.clone(),
-                    task_queue: c.task_queue.clone(),
-                    origin: RunOrigin::Client,
-                    parent: Some(ParentRun {
-                        workflow_id: id.clone(),
-                        run_id,
-                        started_seq: event.seq,
-                    }),
-                };
+                let started = c.child_run_started(ParentRun {
+                    workflow_id: id.clone(),
+                    run_id,
+                    started_seq: event.seq,
+                });
                 if !self.start_run(started)? {
                     let failure = Failure::application(
                         "WorkflowIdInUse",

@@ -138,13 +138,7 @@ impl Client {
     /// [`Client::handle`]).
     pub async fn reset(&self, workflow_id: &str, seq: u64) -> Result<RunId> {
         let id = WorkflowId::new(workflow_id)?;
-        let run = self
-            .store
-            .latest_run(&id)
-            .await?
-            .ok_or_else(|| Error::UnknownWorkflow {
-                workflow_id: workflow_id.to_string(),
-            })?;
+        let run = self.latest_run(&id).await?;
         self.store
             .reset(run.run_id, reprise_history::Seq::new(seq))
             .await

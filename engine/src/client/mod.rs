@@ -120,6 +120,16 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
 }
 
 impl Client {
+    /// The latest run of a workflow id; a typed error when there is none.
+    pub(crate) async fn latest_run(&self, id: &WorkflowId) -> Result<crate::store::RunRow> {
+        self.store
+            .latest_run(id)
+            .await?
+            .ok_or_else(|| Error::UnknownWorkflow {
+                workflow_id: id.to_string(),
+            })
+    }
+
     /// A client of the Reprise database behind `store`.
     pub fn new(store: Store) -> Client {
         Client {
@@ -195,13 +205,7 @@ impl Client {
         workflow_id: &str,
     ) -> Result<WorkflowHandle<O>> {
         let workflow_id = WorkflowId::new(workflow_id)?;
-        let run =
-            self.store
-                .latest_run(&workflow_id)
-                .await?
-                .ok_or_else(|| Error::UnknownWorkflow {
-                    workflow_id: workflow_id.to_string(),
-                })?;
+        let run = self.latest_run(&workflow_id).await?;
         Ok(WorkflowHandle {
             client: self.clone(),
             workflow_id,
@@ -229,13 +233,7 @@ impl Client {
     /// The latest run of a workflow id: status, parked reason, pending activities.
     pub async fn describe(&self, workflow_id: &str) -> Result<Description> {
         let id = WorkflowId::new(workflow_id)?;
-        let run = self
-            .store
-            .latest_run(&id)
-            .await?
-            .ok_or_else(|| Error::UnknownWorkflow {
-                workflow_id: workflow_id.to_string(),
-            })?;
+        let run = self.latest_run(&id).await?;
         let rows = sqlx::query(
             "SELECT scheduled_seq, activity_type, attempt, lease_owner IS NOT NULL AS running, last_failure
                FROM reprise.activity_tasks WHERE run_id = $1 ORDER BY scheduled_seq",

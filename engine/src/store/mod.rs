@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 pub use lifecycle::{RunCursor, RunFilter, RunSummary};
 pub(crate) use lifecycle::{close_children, policy_name, request_cancel};
 pub use runs::IdReusePolicy;
-pub(crate) use runs::{ClaimedRun, NewRun};
+pub(crate) use runs::{ClaimedRun, NewRun, RunRow};
 pub(crate) use step::{Closing, StepTx, runs_closing};
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
 

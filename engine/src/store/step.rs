@@ -321,19 +321,11 @@ impl StepTx {
                     .map_err(Error::from_db)?;
             }
             EventKind::ChildWorkflowStarted(c) => {
-                let started = WorkflowStarted {
-                    workflow_type: c.workflow_type.clone(),
-                    workflow_id: c.workflow_id.clone(),
-                    run_id: c.run_id,
-                    input: c.input.clone(),
-                    task_queue: c.task_queue.clone(),
-                    origin: RunOrigin::Client,
-                    parent: Some(ParentRun {
-                        workflow_id: self.workflow_id.clone(),
-                        run_id: self.run_id,
-                        started_seq: event.seq,
-                    }),
-                };
+                let started = c.child_run_started(ParentRun {
+                    workflow_id: self.workflow_id.clone(),
+                    run_id: self.run_id,
+                    started_seq: event.seq,
+                });
                 let policy = policy_name(c.parent_close_policy);
                 if !insert_run(conn, &started, self.now, None, Some(policy), &self.limits).await? {
                     let failed = EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
