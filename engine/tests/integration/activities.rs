@@ -226,3 +226,56 @@ async fn engine_and_worker_carry_on_after_losing_every_connection() {
     admin.close().await;
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readiness_is_on_while_running_and_off_once_draining() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let worker = reprise_engine::Worker::new(
+        store.clone(),
+        registry(),
+        reprise_engine::WorkerOptions::default(),
+    );
+    let engine = reprise_engine::Engine::new(
+        store.clone(),
+        registry(),
+        reprise_engine::EngineOptions::default(),
+    );
+    assert!(
+        !worker.is_ready() && !engine.is_ready(),
+        "not ready before running"
+    );
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+    let running_worker = tokio::spawn({
+        let worker = worker.clone();
+        async move {
+            worker
+                .run(async { worker_stopped.await.unwrap_or(()) })
+                .await
+        }
+    });
+    let running_engine = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            engine
+                .run(async { engine_stopped.await.unwrap_or(()) })
+                .await
+        }
+    });
+    within(async {
+        while !(worker.is_ready() && engine.is_ready()) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    stop_worker.send(()).unwrap();
+    stop_engine.send(()).unwrap();
+    within(running_worker).await.unwrap().unwrap();
+    within(running_engine).await.unwrap().unwrap();
+    assert!(
+        !worker.is_ready() && !engine.is_ready(),
+        "not ready once drained"
+    );
+    db.drop_database().await;
+}
