@@ -10,7 +10,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::{child_key, deliver};
-use crate::store::runs::{seq, seq_param};
+use crate::store::runs::{append_events, seq, seq_param};
 use crate::store::{CLOSED_CHANNEL, Store, micros, now, to_datetime, to_timestamp};
 
 /// The dedupe key of a cancel request: asking twice is asking once.
@@ -121,18 +121,14 @@ pub(crate) fn terminate_in<'a>(
                 reason: reason.to_string(),
             }),
         };
-        let bytes = event.encode(limits)?;
-        let hash = ChainHash::from_slice(head_hash)?.next(&bytes);
-        sqlx::query("INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(run_id.as_uuid())
-            .bind(seq_param(event.seq))
-            .bind(to_datetime(at)?)
-            .bind(event.kind.name())
-            .bind(bytes)
-            .bind(hash.as_bytes().as_slice())
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::from_db)?;
+        let hash = append_events(
+            conn,
+            run_id,
+            ChainHash::from_slice(head_hash)?,
+            std::slice::from_ref(&event),
+            limits,
+        )
+        .await?;
         sqlx::query(
             "UPDATE reprise.runs SET status = 'terminated', closed_at = $2, head_seq = $3, head_hash = $4, applied_seq = $3,
                     ready_at = NULL, lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1,

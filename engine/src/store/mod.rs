@@ -110,6 +110,18 @@ pub(crate) fn to_datetime(t: Timestamp) -> Result<chrono::DateTime<chrono::Utc>>
     })
 }
 
+/// The chain hash of the last of `events`, from the start of a history.
+pub(crate) fn chain_head(
+    events: &[reprise_history::Event],
+    limits: &Limits,
+) -> Result<reprise_history::ChainHash> {
+    let mut hash = reprise_history::ChainHash::GENESIS;
+    for event in events {
+        hash = hash.next(&event.encode(limits)?);
+    }
+    Ok(hash)
+}
+
 pub(crate) fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }

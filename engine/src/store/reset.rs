@@ -7,9 +7,9 @@ use reprise_history::{
 
 use crate::error::{Error, Result};
 use crate::store::inbox::{deliver, timer_key};
-use crate::store::runs::seq_param;
+use crate::store::runs::{append_events, seq_param};
 use crate::store::step::insert_activity_tasks;
-use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, now, to_datetime, to_timestamp};
+use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, now, to_timestamp};
 
 /// The activities and timers a history left open, by the seq that started them.
 fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
@@ -41,44 +41,55 @@ fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
     Ok(open)
 }
 
+/// The new run's history: the source's events up to `to` (which must end a step), its first
+/// event naming the new run and recording the reset.
+fn reset_history(
+    history: &[Event],
+    source: RunId,
+    to: Seq,
+    new_run: RunId,
+) -> Result<(Vec<Event>, WorkflowStarted)> {
+    let last = history
+        .last()
+        .ok_or_else(|| Error::CannotReset("the run has no history".into()))?;
+    if !last.kind.is_closing() {
+        return Err(Error::CannotReset(
+            "the run is still open; terminate or cancel it first".into(),
+        ));
+    }
+    let keep = usize::try_from(to.get()).unwrap_or(usize::MAX);
+    if keep == 0 || keep >= history.len() || history[keep].kind.class() != EventClass::Input {
+        return Err(Error::CannotReset(format!(
+            "seq {to} does not end a step: reset to the last event before an input (1 to {})",
+            history.len() - 1
+        )));
+    }
+    let mut events: Vec<Event> = history[..keep].to_vec();
+    let EventKind::WorkflowStarted(started) = &events[0].kind else {
+        return Err(Error::Corrupt {
+            what: format!("history of run {source}"),
+            reason: "no WorkflowStarted".into(),
+        });
+    };
+    let started = WorkflowStarted {
+        run_id: new_run,
+        origin: RunOrigin::Reset {
+            source_run_id: source,
+            reset_to: to,
+        },
+        ..started.clone()
+    };
+    events[0].kind = EventKind::WorkflowStarted(started.clone());
+    Ok((events, started))
+}
+
 impl Store {
     /// Starts a new run of a closed run's workflow whose history is the closed run's up to
     /// `to` (which must end a step: the event after it is an input), recorded as a reset.
     /// Activities and timers still open at that point are scheduled again.
     pub(crate) async fn reset(&self, source: RunId, to: Seq) -> Result<RunId> {
-        let history = self.history(source).await?;
-        let last = history
-            .last()
-            .ok_or_else(|| Error::CannotReset("the run has no history".into()))?;
-        if !last.kind.is_closing() {
-            return Err(Error::CannotReset(
-                "the run is still open; terminate or cancel it first".into(),
-            ));
-        }
-        let keep = usize::try_from(to.get()).unwrap_or(usize::MAX);
-        if keep == 0 || keep >= history.len() || history[keep].kind.class() != EventClass::Input {
-            return Err(Error::CannotReset(format!(
-                "seq {to} does not end a step: reset to the last event before an input (1 to {})",
-                history.len() - 1
-            )));
-        }
-        let mut events: Vec<Event> = history[..keep].to_vec();
         let new_run = RunId::random();
-        let EventKind::WorkflowStarted(started) = &events[0].kind else {
-            return Err(Error::Corrupt {
-                what: format!("history of run {source}"),
-                reason: "no WorkflowStarted".into(),
-            });
-        };
-        let started = WorkflowStarted {
-            run_id: new_run,
-            origin: RunOrigin::Reset {
-                source_run_id: source,
-                reset_to: to,
-            },
-            ..started.clone()
-        };
-        events[0].kind = EventKind::WorkflowStarted(started.clone());
+        let (events, started) = reset_history(&self.history(source).await?, source, to, new_run)?;
         let open = open_operations(&events)?;
 
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
@@ -87,17 +98,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(Error::from_db)?;
-        let mut hash = ChainHash::GENESIS;
-        let mut rows = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for event in &events {
-            let bytes = event.encode(self.limits())?;
-            hash = hash.next(&bytes);
-            rows.0.push(seq_param(event.seq));
-            rows.1.push(to_datetime(event.recorded_at)?);
-            rows.2.push(event.kind.name());
-            rows.3.push(bytes);
-            rows.4.push(hash.as_bytes().to_vec());
-        }
+        let hash = crate::store::chain_head(&events, self.limits())?;
         let inserted = sqlx::query(
             "INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash, applied_seq,
                                        created_at, parent_run_id, parent_started_seq, previous_run_id)
@@ -123,25 +124,32 @@ impl Store {
                 started.workflow_id
             )));
         }
-        sqlx::query(
-            "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
-        )
-        .bind(new_run.as_uuid())
-        .bind(rows.0)
-        .bind(rows.1)
-        .bind(rows.2)
-        .bind(rows.3)
-        .bind(rows.4)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::from_db)?;
-        let now = to_timestamp(now);
+        append_events(&mut tx, new_run, ChainHash::GENESIS, &events, self.limits()).await?;
+        self.reschedule(&mut tx, new_run, &open, to_timestamp(now))
+            .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_CHANNEL)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from_db)?;
+        tx.commit().await.map_err(Error::from_db)?;
+        Ok(new_run)
+    }
+
+    /// Schedules again the activities and timers a reset run inherits open (a timer fires when
+    /// it would have; if that time has passed, at once).
+    async fn reschedule(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        new_run: RunId,
+        open: &[&Event],
+        now: reprise_history::Timestamp,
+    ) -> Result<()> {
         for event in open {
             match &event.kind {
                 EventKind::ActivityScheduled(s) => {
                     insert_activity_tasks(
-                        &mut tx,
+                        &mut *tx,
                         self.offset(),
                         new_run,
                         &[(event.seq, s)],
@@ -165,7 +173,7 @@ impl Store {
                     );
                     let fired = EventKind::TimerFired(TimerFired { started: event.seq });
                     deliver(
-                        &mut tx,
+                        &mut *tx,
                         self.offset(),
                         new_run,
                         &fired,
@@ -178,12 +186,6 @@ impl Store {
                 _ => {}
             }
         }
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_CHANNEL)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from_db)?;
-        tx.commit().await.map_err(Error::from_db)?;
-        Ok(new_run)
+        Ok(())
     }
 }

@@ -150,21 +150,60 @@ pub(super) async fn insert_run(
     if !inserted {
         return Ok(false);
     }
-    sqlx::query("INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash) VALUES ($1, 1, $2, $3, $4, $5)")
-        .bind(started.run_id.as_uuid())
-        .bind(at)
-        .bind(event.kind.name())
-        .bind(bytes)
-        .bind(hash.as_bytes().as_slice())
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
+    append_events(
+        conn,
+        started.run_id,
+        ChainHash::GENESIS,
+        std::slice::from_ref(&event),
+        limits,
+    )
+    .await?;
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(RUNS_CHANNEL)
         .execute(&mut *conn)
         .await
         .map_err(Error::from_db)?;
     Ok(true)
+}
+
+/// Appends events after `prev` (the chain hash of the event before the first), in one
+/// statement; returns the new head hash.
+pub(super) async fn append_events(
+    conn: &mut PgConnection,
+    run_id: RunId,
+    prev: ChainHash,
+    events: &[Event],
+    limits: &Limits,
+) -> Result<ChainHash> {
+    let mut hash = prev;
+    if events.is_empty() {
+        return Ok(hash);
+    }
+    let (mut seqs, mut times, mut kinds, mut bodies, mut hashes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for event in events {
+        let bytes = event.encode(limits)?;
+        hash = hash.next(&bytes);
+        seqs.push(seq_param(event.seq));
+        times.push(to_datetime(event.recorded_at)?);
+        kinds.push(event.kind.name());
+        bodies.push(bytes);
+        hashes.push(hash.as_bytes().to_vec());
+    }
+    sqlx::query(
+        "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
+    )
+    .bind(run_id.as_uuid())
+    .bind(seqs)
+    .bind(times)
+    .bind(kinds)
+    .bind(bodies)
+    .bind(hashes)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::from_db)?;
+    Ok(hash)
 }
 
 /// Reads a run's history on `conn`, verifying the chain as it goes.

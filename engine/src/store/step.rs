@@ -10,10 +10,10 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::{activity_key, child_key, deliver, timer_key};
-use crate::store::runs::{ClaimedRun, insert_run, read_history, seq, seq_param};
+use crate::store::runs::{ClaimedRun, append_events, insert_run, read_history, seq, seq_param};
 use crate::store::{
     CLOSED_CHANNEL, Store, TASKS_CHANNEL, close_children, micros, now, policy_name, request_cancel,
-    to_datetime, to_timestamp,
+    to_timestamp,
 };
 
 impl Store {
@@ -184,100 +184,57 @@ impl StepTx {
         self.tx.commit().await.map_err(Error::from_db)
     }
 
-    /// Appends events to history with their chain hashes, in one statement.
+    /// Appends events to history with their chain hashes.
     async fn append(&mut self, events: &[Event]) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut seqs = Vec::with_capacity(events.len());
-        let mut times = Vec::with_capacity(events.len());
-        let mut kinds = Vec::with_capacity(events.len());
-        let mut bodies = Vec::with_capacity(events.len());
-        let mut hashes = Vec::with_capacity(events.len());
-        for event in events {
-            let bytes = event.encode(&self.limits)?;
-            self.head_hash = self.head_hash.next(&bytes);
-            seqs.push(seq_param(event.seq));
-            times.push(to_datetime(event.recorded_at)?);
-            kinds.push(event.kind.name());
-            bodies.push(bytes);
-            hashes.push(self.head_hash.as_bytes().to_vec());
-        }
-        sqlx::query(
-            "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
+        self.head_hash = append_events(
+            &mut self.tx,
+            self.run_id,
+            self.head_hash,
+            events,
+            &self.limits,
         )
-        .bind(self.run_id.as_uuid())
-        .bind(seqs)
-        .bind(times)
-        .bind(kinds)
-        .bind(bodies)
-        .bind(hashes)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(Error::from_db)?;
+        .await?;
         Ok(())
     }
 
-    /// Does what a decision asks: create an activity task, set a timer, start a child, ...
+    /// Puts an input in a run's inbox within this step's transaction.
+    async fn deliver(
+        &mut self,
+        run_id: RunId,
+        input: &EventKind,
+        key: String,
+        delay: std::time::Duration,
+    ) -> Result<()> {
+        deliver(
+            &mut self.tx,
+            self.offset,
+            run_id,
+            input,
+            Some(key),
+            delay,
+            &self.limits,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Does what a decision asks (activity tasks are created for the whole step beforehand).
     async fn carry_out(&mut self, event: &Event, queues: &mut Vec<String>) -> Result<()> {
-        let conn: &mut PgConnection = &mut self.tx;
         match &event.kind {
-            EventKind::ActivityScheduled(s) => {
-                // Inserted for the whole step at once, before this loop.
-                queues.push(s.task_queue.to_string());
-            }
-            EventKind::ActivityCancelRequested(c) => {
-                // An attempt that is running learns of it at its next heartbeat; one that is
-                // not running is cancelled at once.
-                let waiting: Option<i32> = sqlx::query_scalar(
-                    "UPDATE reprise.activity_tasks SET cancel_requested = true
-                      WHERE run_id = $1 AND scheduled_seq = $2 RETURNING CASE WHEN lease_owner IS NULL THEN attempt END",
-                )
-                .bind(self.run_id.as_uuid())
-                .bind(seq_param(c.scheduled))
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(Error::from_db)?
-                .flatten();
-                if let Some(attempt) = waiting {
-                    sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND scheduled_seq = $2")
-                        .bind(self.run_id.as_uuid())
-                        .bind(seq_param(c.scheduled))
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(Error::from_db)?;
-                    let cancelled = EventKind::ActivityCancelled(ActivityCancelled {
-                        scheduled: c.scheduled,
-                        attempt: u32::try_from(attempt).unwrap_or(0),
-                        details: None,
-                    });
-                    let key = Some(activity_key(c.scheduled));
-                    deliver(
-                        conn,
-                        self.offset,
-                        self.run_id,
-                        &cancelled,
-                        key,
-                        Default::default(),
-                        &self.limits,
-                    )
-                    .await?;
-                }
-            }
+            EventKind::ActivityScheduled(s) => queues.push(s.task_queue.to_string()),
+            EventKind::ActivityCancelRequested(c) => self.cancel_activity(c.scheduled).await?,
             EventKind::TimerStarted(t) => {
                 let fired = EventKind::TimerFired(TimerFired { started: event.seq });
-                let key = Some(timer_key(event.seq));
-                deliver(
-                    conn,
-                    self.offset,
-                    self.run_id,
-                    &fired,
-                    key,
-                    t.duration,
-                    &self.limits,
-                )
-                .await?;
+                self.deliver(self.run_id, &fired, timer_key(event.seq), t.duration)
+                    .await?;
+            }
+            EventKind::TimerCancelled(t) => {
+                sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1 AND dedupe_key = $2")
+                    .bind(self.run_id.as_uuid())
+                    .bind(timer_key(t.started))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(Error::from_db)?;
             }
             EventKind::MarkerRecorded(reprise_history::Marker::Patch { patch_id }) => {
                 sqlx::query(
@@ -287,75 +244,115 @@ impl StepTx {
                 .bind(self.run_id.as_uuid())
                 .bind(patch_id.as_str())
                 .bind(seq_param(event.seq))
-                .execute(&mut *conn)
+                .execute(&mut *self.tx)
                 .await
                 .map_err(Error::from_db)?;
             }
-            EventKind::ChildWorkflowCancelRequested(c) => {
-                let child: Option<uuid::Uuid> = sqlx::query_scalar(
-                    "SELECT run_id FROM reprise.runs
-                      WHERE parent_run_id = $1 AND parent_started_seq = $2 AND status = 'running'",
-                )
-                .bind(self.run_id.as_uuid())
-                .bind(seq_param(c.started))
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(Error::from_db)?;
-                if let Some(child) = child {
-                    request_cancel(
-                        conn,
-                        self.offset,
-                        RunId::from_uuid(child),
-                        "its parent asked",
-                        &self.limits,
-                    )
-                    .await?;
-                }
-            }
-            EventKind::TimerCancelled(t) => {
-                sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1 AND dedupe_key = $2")
-                    .bind(self.run_id.as_uuid())
-                    .bind(timer_key(t.started))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(Error::from_db)?;
-            }
-            EventKind::ChildWorkflowStarted(c) => {
-                let started = c.child_run_started(ParentRun {
-                    workflow_id: self.workflow_id.clone(),
-                    run_id: self.run_id,
-                    started_seq: event.seq,
-                });
-                let policy = policy_name(c.parent_close_policy);
-                if !insert_run(conn, &started, self.now, None, Some(policy), &self.limits).await? {
-                    let failed = EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
-                        started: event.seq,
-                        failure: Failure::application(
-                            "WorkflowIdInUse",
-                            format!("a run of workflow id {} is already open", c.workflow_id),
-                        )
-                        .retryable(false),
-                    });
-                    let key = Some(child_key(event.seq));
-                    deliver(
-                        conn,
-                        self.offset,
-                        self.run_id,
-                        &failed,
-                        key,
-                        Default::default(),
-                        &self.limits,
-                    )
-                    .await?;
-                }
-            }
+            EventKind::ChildWorkflowStarted(c) => self.start_child(event.seq, c).await?,
+            EventKind::ChildWorkflowCancelRequested(c) => self.cancel_child(c.started).await?,
             _ => {}
         }
         Ok(())
     }
 
+    /// An attempt that is running learns of the cancellation at its next heartbeat; an
+    /// activity that is not running is cancelled at once.
+    async fn cancel_activity(&mut self, scheduled: Seq) -> Result<()> {
+        let waiting: Option<i32> = sqlx::query_scalar(
+            "UPDATE reprise.activity_tasks SET cancel_requested = true
+              WHERE run_id = $1 AND scheduled_seq = $2 RETURNING CASE WHEN lease_owner IS NULL THEN attempt END",
+        )
+        .bind(self.run_id.as_uuid())
+        .bind(seq_param(scheduled))
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?
+        .flatten();
+        let Some(attempt) = waiting else {
+            return Ok(());
+        };
+        sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND scheduled_seq = $2")
+            .bind(self.run_id.as_uuid())
+            .bind(seq_param(scheduled))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(Error::from_db)?;
+        let cancelled = EventKind::ActivityCancelled(ActivityCancelled {
+            scheduled,
+            attempt: u32::try_from(attempt).unwrap_or(0),
+            details: None,
+        });
+        self.deliver(
+            self.run_id,
+            &cancelled,
+            activity_key(scheduled),
+            Default::default(),
+        )
+        .await
+    }
+
+    /// Starts a child run in this transaction; if its workflow id is taken, the child fails at once.
+    async fn start_child(
+        &mut self,
+        seq: Seq,
+        c: &reprise_history::ChildWorkflowStarted,
+    ) -> Result<()> {
+        let parent = ParentRun {
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id,
+            started_seq: seq,
+        };
+        let started = c.child_run_started(parent);
+        let policy = policy_name(c.parent_close_policy);
+        if insert_run(
+            &mut self.tx,
+            &started,
+            self.now,
+            None,
+            Some(policy),
+            &self.limits,
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        let failed = EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+            started: seq,
+            failure: Failure::application(
+                "WorkflowIdInUse",
+                format!("a run of workflow id {} is already open", c.workflow_id),
+            )
+            .retryable(false),
+        });
+        self.deliver(self.run_id, &failed, child_key(seq), Default::default())
+            .await
+    }
+
+    /// Asks the child started at `started` to cancel, if it still runs.
+    async fn cancel_child(&mut self, started: Seq) -> Result<()> {
+        let child: Option<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT run_id FROM reprise.runs WHERE parent_run_id = $1 AND parent_started_seq = $2 AND status = 'running'",
+        )
+        .bind(self.run_id.as_uuid())
+        .bind(seq_param(started))
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?;
+        if let Some(child) = child {
+            request_cancel(
+                &mut self.tx,
+                self.offset,
+                RunId::from_uuid(child),
+                "its parent asked",
+                &self.limits,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Closes the run when the step ended it: status, the next run of a continue-as-new, the
-    /// parent's inbox, and a notification for clients awaiting the result.
+    /// parent's inbox, the children's policies, and a notification for clients awaiting it.
     async fn close(
         &mut self,
         closing: &Closing<'_>,
@@ -364,10 +361,9 @@ impl StepTx {
     ) -> Result<()> {
         let status = match closing {
             Closing::Open => return Ok(()),
-            Closing::Closed { status, .. } => *status,
+            Closing::Closed { status } => *status,
             Closing::ContinuedAsNew { .. } => "continued_as_new",
         };
-        let conn: &mut PgConnection = &mut self.tx;
         sqlx::query(concat!(
             "UPDATE reprise.runs SET status = $3, closed_at = ",
             now!(),
@@ -376,103 +372,104 @@ impl StepTx {
         .bind(self.offset)
         .bind(self.run_id.as_uuid())
         .bind(status)
-        .execute(&mut *conn)
+        .execute(&mut *self.tx)
         .await
         .map_err(Error::from_db)?;
-        match closing {
-            Closing::ContinuedAsNew { next, carried } => {
-                let started = WorkflowStarted {
-                    workflow_type: next.workflow_type.clone(),
-                    workflow_id: self.workflow_id.clone(),
-                    run_id: next.new_run_id,
-                    input: next.input.clone(),
-                    task_queue: next.task_queue.clone(),
-                    origin: RunOrigin::ContinuedAsNew {
-                        previous_run_id: self.run_id,
-                    },
-                    parent: parent.cloned(),
-                };
-                let policy = self.parent_close_policy.clone();
-                if !insert_run(
-                    conn,
-                    &started,
-                    self.now,
-                    Some(self.run_id),
-                    policy.as_deref(),
-                    &self.limits,
-                )
-                .await?
-                {
-                    return Err(Error::Conflict(format!(
-                        "workflow id {} is open in another run; cannot continue as new",
-                        self.workflow_id
-                    )));
-                }
-                // Signals not yet taken go to the next run: first those the code had buffered
-                // (they arrived earlier), then those still waiting in the inbox.
-                for (name, payload) in carried {
-                    let signal = EventKind::SignalReceived(reprise_history::SignalReceived {
-                        name: name.clone(),
-                        payload: payload.clone(),
-                    });
-                    sqlx::query(concat!(
-                        "INSERT INTO reprise.inbox (run_id, visible_at, kind, event) VALUES ($2, ",
-                        now!(),
-                        " - interval '1 microsecond', $3, $4)"
-                    ))
-                    .bind(self.offset)
-                    .bind(next.new_run_id.as_uuid())
-                    .bind(signal.name())
-                    .bind(signal.encode(&self.limits)?)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(Error::from_db)?;
-                }
-                sqlx::query("UPDATE reprise.inbox SET run_id = $2 WHERE run_id = $1 AND kind = 'SignalReceived'")
-                    .bind(self.run_id.as_uuid())
-                    .bind(next.new_run_id.as_uuid())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(Error::from_db)?;
-            }
-            Closing::Closed { .. } => {
-                let outcome = closing_event
-                    .zip(parent)
-                    .and_then(|(e, p)| e.child_outcome(p.started_seq));
-                if let (Some(parent), Some(kind)) = (parent, outcome) {
-                    let key = Some(child_key(parent.started_seq));
-                    deliver(
-                        conn,
-                        self.offset,
-                        parent.run_id,
-                        &kind,
-                        key,
-                        Default::default(),
-                        &self.limits,
-                    )
-                    .await?;
-                }
-            }
-            Closing::Open => {}
+        if let Closing::ContinuedAsNew { next, carried } = closing {
+            self.continue_as_new(next, carried, parent).await?;
+        }
+        let outcome = parent.and_then(|p| Some((p, closing_event?.child_outcome(p.started_seq)?)));
+        if let Some((parent, outcome)) = outcome {
+            self.deliver(
+                parent.run_id,
+                &outcome,
+                child_key(parent.started_seq),
+                Default::default(),
+            )
+            .await?;
         }
         // Timers and tasks of a closed run will never be wanted.
-        sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1")
-            .bind(self.run_id.as_uuid())
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::from_db)?;
-        sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND lease_owner IS NULL")
-            .bind(self.run_id.as_uuid())
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::from_db)?;
-        close_children(conn, self.offset, self.run_id, &self.limits).await?;
+        for drop_pending in [
+            "DELETE FROM reprise.inbox WHERE run_id = $1",
+            "DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND lease_owner IS NULL",
+        ] {
+            sqlx::query(drop_pending)
+                .bind(self.run_id.as_uuid())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(Error::from_db)?;
+        }
+        close_children(&mut self.tx, self.offset, self.run_id, &self.limits).await?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CLOSED_CHANNEL)
             .bind(self.run_id.to_string())
-            .execute(&mut *conn)
+            .execute(&mut *self.tx)
             .await
             .map_err(Error::from_db)?;
+        Ok(())
+    }
+
+    /// Starts the next run of a continue-as-new and hands it the signals this run never took:
+    /// first those its code had buffered (they arrived earlier), then those still in the inbox.
+    async fn continue_as_new(
+        &mut self,
+        next: &reprise_history::WorkflowContinuedAsNew,
+        carried: &[(reprise_history::SignalName, Payload)],
+        parent: Option<&ParentRun>,
+    ) -> Result<()> {
+        let started = WorkflowStarted {
+            workflow_type: next.workflow_type.clone(),
+            workflow_id: self.workflow_id.clone(),
+            run_id: next.new_run_id,
+            input: next.input.clone(),
+            task_queue: next.task_queue.clone(),
+            origin: RunOrigin::ContinuedAsNew {
+                previous_run_id: self.run_id,
+            },
+            parent: parent.cloned(),
+        };
+        let policy = self.parent_close_policy.clone();
+        if !insert_run(
+            &mut self.tx,
+            &started,
+            self.now,
+            Some(self.run_id),
+            policy.as_deref(),
+            &self.limits,
+        )
+        .await?
+        {
+            return Err(Error::Conflict(format!(
+                "workflow id {} is open in another run; cannot continue as new",
+                self.workflow_id
+            )));
+        }
+        for (name, payload) in carried {
+            let signal = EventKind::SignalReceived(reprise_history::SignalReceived {
+                name: name.clone(),
+                payload: payload.clone(),
+            });
+            sqlx::query(concat!(
+                "INSERT INTO reprise.inbox (run_id, visible_at, kind, event) VALUES ($2, ",
+                now!(),
+                " - interval '1 microsecond', $3, $4)"
+            ))
+            .bind(self.offset)
+            .bind(next.new_run_id.as_uuid())
+            .bind(signal.name())
+            .bind(signal.encode(&self.limits)?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(Error::from_db)?;
+        }
+        sqlx::query(
+            "UPDATE reprise.inbox SET run_id = $2 WHERE run_id = $1 AND kind = 'SignalReceived'",
+        )
+        .bind(self.run_id.as_uuid())
+        .bind(next.new_run_id.as_uuid())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?;
         Ok(())
     }
 }
