@@ -129,46 +129,8 @@ pub(crate) fn terminate_in<'a>(
             limits,
         )
         .await?;
-        sqlx::query(
-            "UPDATE reprise.runs SET status = 'terminated', closed_at = $2, head_seq = $3, head_hash = $4, applied_seq = $3,
-                    ready_at = NULL, lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1,
-                    parked_reason = NULL, parked_at = NULL, parked_build = NULL
-              WHERE run_id = $1",
-        )
-        .bind(run_id.as_uuid())
-        .bind(to_datetime(at)?)
-        .bind(seq_param(event.seq))
-        .bind(hash.as_bytes().as_slice())
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
-        for table in [
-            "DELETE FROM reprise.inbox WHERE run_id = $1",
-            "DELETE FROM reprise.activity_tasks WHERE run_id = $1",
-        ] {
-            sqlx::query(table)
-                .bind(run_id.as_uuid())
-                .execute(&mut *conn)
-                .await
-                .map_err(Error::from_db)?;
-        }
-        let parent: Option<uuid::Uuid> = row.try_get("parent_run_id").map_err(Error::from_db)?;
-        let parent_seq: Option<i64> = row.try_get("parent_started_seq").map_err(Error::from_db)?;
-        if let (Some(parent), Some(started)) = (parent, parent_seq) {
-            let started = Seq::new(u64::try_from(started).unwrap_or(0));
-            if let Some(failed) = event.kind.child_outcome(started) {
-                deliver(
-                    conn,
-                    offset,
-                    RunId::from_uuid(parent),
-                    &failed,
-                    Some(child_key(started)),
-                    Default::default(),
-                    limits,
-                )
-                .await?;
-            }
-        }
+        mark_terminated(conn, run_id, &event, hash).await?;
+        tell_parent(conn, offset, &row, &event.kind, limits).await?;
         close_children(conn, offset, run_id, limits).await?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CLOSED_CHANNEL)
@@ -178,6 +140,69 @@ pub(crate) fn terminate_in<'a>(
             .map_err(Error::from_db)?;
         Ok(true)
     })
+}
+
+/// Closes a terminated run: status, head, fencing out any lease holder, and its pending work.
+async fn mark_terminated(
+    conn: &mut PgConnection,
+    run_id: RunId,
+    event: &Event,
+    hash: ChainHash,
+) -> Result<()> {
+    sqlx::query(
+            "UPDATE reprise.runs SET status = 'terminated', closed_at = $2, head_seq = $3, head_hash = $4, applied_seq = $3,
+                    ready_at = NULL, lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1,
+                    parked_reason = NULL, parked_at = NULL, parked_build = NULL
+              WHERE run_id = $1",
+        )
+        .bind(run_id.as_uuid())
+        .bind(to_datetime(event.recorded_at)?)
+        .bind(seq_param(event.seq))
+        .bind(hash.as_bytes().as_slice())
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+    for table in [
+        "DELETE FROM reprise.inbox WHERE run_id = $1",
+        "DELETE FROM reprise.activity_tasks WHERE run_id = $1",
+    ] {
+        sqlx::query(table)
+            .bind(run_id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+    }
+    Ok(())
+}
+
+/// Tells a terminated child's parent (if any) how the child ended.
+async fn tell_parent(
+    conn: &mut PgConnection,
+    offset: i64,
+    row: &sqlx::postgres::PgRow,
+    closing: &EventKind,
+    limits: &Limits,
+) -> Result<()> {
+    let parent: Option<uuid::Uuid> = row.try_get("parent_run_id").map_err(Error::from_db)?;
+    let parent_seq: Option<i64> = row.try_get("parent_started_seq").map_err(Error::from_db)?;
+    let (Some(parent), Some(started)) = (parent, parent_seq) else {
+        return Ok(());
+    };
+    let started = Seq::new(u64::try_from(started).unwrap_or(0));
+    if let Some(outcome) = closing.child_outcome(started) {
+        let key = Some(child_key(started));
+        deliver(
+            conn,
+            offset,
+            RunId::from_uuid(parent),
+            &outcome,
+            key,
+            Default::default(),
+            limits,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A run as listed.
