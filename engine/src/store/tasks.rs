@@ -139,6 +139,13 @@ impl Store {
         outcome: TaskOutcome,
     ) -> Result<Recorded> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        // Lock order everywhere is run row, then task rows (steps and terminations take the
+        // run first and then touch its tasks): taking them the other way round deadlocks.
+        sqlx::query("SELECT 1 FROM reprise.runs WHERE run_id = $1 FOR UPDATE")
+            .bind(task.run_id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from_db)?;
         let row = sqlx::query(concat!(
             "SELECT schedule_to_close_deadline IS NOT NULL AND schedule_to_close_deadline <= ",
             now!(),
@@ -273,6 +280,8 @@ impl Store {
     /// Ends attempts whose lease ran out (worker died, start-to-close or heartbeat timeout) and
     /// activities past their schedule-to-close deadline: retry them, or time them out.
     /// Returns how many it handled.
+    /// It locks the tasks and their runs without waiting (`SKIP LOCKED`), so it cannot
+    /// deadlock with steps, which lock a run and then its tasks.
     pub(crate) async fn reap_tasks(&self, limit: i64) -> Result<usize> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         let rows = sqlx::query(concat!(
@@ -282,7 +291,7 @@ impl Store {
                FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
               WHERE (t.lease_owner IS NOT NULL AND t.lease_expires_at < ", now!(), ")
                  OR (t.schedule_to_close_deadline < ", now!(), ")
-              LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
+              LIMIT $2 FOR UPDATE OF t, r SKIP LOCKED"
         ))
         .bind(self.offset())
         .bind(limit)

@@ -181,12 +181,15 @@ async fn a_saga_compensates_after_cancellation() {
     );
     assert_eq!(flags.released.load(Ordering::SeqCst), 1, "compensated once");
     until(async || flags.charge_saw_cancel.load(Ordering::SeqCst)).await; // reached through its heartbeat
+    // The cancelled charge may report its end before the run closes: such a late outcome is
+    // recorded (history keeps everything that happened) and ignored by the workflow.
     let kinds: Vec<_> = client
         .export(handle.run_id())
         .await
         .unwrap()
         .events()
         .iter()
+        .filter(|e| !matches!(&e.kind, EventKind::ActivityFailed(f) if f.scheduled == reprise_history::Seq::new(4)))
         .map(|e| e.kind.name())
         .collect();
     assert_eq!(
