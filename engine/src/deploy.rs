@@ -5,9 +5,8 @@ use std::fmt;
 
 use reprise_history::{RunId, WorkflowType};
 use reprise_sdk::{Execution, Registry};
-use sqlx::Row;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::Store;
 
 /// An open run the checked code would not run.
@@ -61,22 +60,12 @@ impl fmt::Display for DeployCheck {
 
 /// Replays up to `sample` open runs (chosen at random) against `registry`.
 pub async fn check_deploy(store: &Store, registry: &Registry, sample: i64) -> Result<DeployCheck> {
-    let rows = sqlx::query(
-        "SELECT run_id, workflow_id, workflow_type FROM reprise.runs
-          WHERE status = 'running' AND applied_seq > 0 ORDER BY random() LIMIT $1",
-    )
-    .bind(sample)
-    .fetch_all(store.pool())
-    .await
-    .map_err(Error::from_db)?;
+    let runs = store.sample_open_runs(sample).await?;
     let mut check = DeployCheck {
         checked: 0,
         would_break: Vec::new(),
     };
-    for row in rows {
-        let run_id = RunId::from_uuid(row.try_get("run_id").map_err(Error::from_db)?);
-        let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
-        let workflow_type: String = row.try_get("workflow_type").map_err(Error::from_db)?;
+    for (run_id, workflow_id, workflow_type) in runs {
         check.checked += 1;
         let reason = if !registry.has_workflow(&WorkflowType::new(workflow_type.as_str())?) {
             Some(format!(

@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::listen::{spawn_listener, wait};
 use crate::store::runs_closing;
-use crate::store::{ClaimedRun, Closing, RUNS_CHANNEL, StepTx, Store};
+use crate::store::{ClaimedRun, RUNS_CHANNEL, StepTx, Store};
 
 /// How an engine process behaves.
 #[derive(Clone, Debug)]
@@ -233,13 +233,7 @@ impl Engine {
         // Every step commits, even one that appended nothing (a first step that only waits,
         // a lease that ran out): the commit records the step and recomputes `ready_at`, so the
         // run cannot be claimed again for nothing.
-        let closing = match runs_closing(execution.status()) {
-            Closing::ContinuedAsNew { next, .. } => Closing::ContinuedAsNew {
-                next,
-                carried: execution.unreceived_signals(),
-            },
-            other => other,
-        };
+        let closing = runs_closing(&execution);
         step.commit(&events, closing, parent.as_ref()).await?;
         if execution.status() == &RunStatus::Running {
             self.put_cached(run.run_id, Cached { execution, parent });

@@ -20,15 +20,15 @@ pub mod schema;
 mod store;
 mod worker;
 
-pub use client::{
-    Client, Description, Page, PatchUsage, PendingActivity, StartOptions, WorkflowHandle,
-};
+pub use client::{Client, Description, Page, StartOptions, WorkflowHandle};
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
 pub use error::{Error, Result};
 pub use host::{Engine, EngineOptions, executable_build};
 pub use reprise_history as history;
-pub use store::{IdReusePolicy, RunCursor, RunFilter, RunSummary, Store};
+pub use store::{
+    IdReusePolicy, PatchUsage, PendingActivity, RunCursor, RunFilter, RunSummary, Store,
+};
 pub use worker::{Worker, WorkerOptions};
 
 /// A pool of connections to the Reprise database.

@@ -202,10 +202,10 @@ impl<O: DeserializeOwned> Future for ActivityCall<O> {
     type Output = Result<O, OperationFailed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let name = self.op.name.clone();
-        self.op
-            .poll_outcome(cx)
-            .map(|outcome| decode_outcome(outcome, "activity", &name))
+        match self.op.poll_outcome(cx) {
+            Poll::Ready(outcome) => Poll::Ready(decode_outcome(outcome, "activity", &self.op.name)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -253,10 +253,12 @@ impl<O: DeserializeOwned> Future for ChildCall<O> {
     type Output = Result<O, OperationFailed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let name = self.op.name.clone();
-        self.op
-            .poll_outcome(cx)
-            .map(|outcome| decode_outcome(outcome, "child workflow", &name))
+        match self.op.poll_outcome(cx) {
+            Poll::Ready(outcome) => {
+                Poll::Ready(decode_outcome(outcome, "child workflow", &self.op.name))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

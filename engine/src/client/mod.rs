@@ -11,12 +11,11 @@ use reprise_history::{
 use reprise_sdk::{SignalDef, WorkflowDef};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::Row;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::listen::spawn_listener;
-use crate::store::{CLOSED_CHANNEL, IdReusePolicy, NewRun, Store};
+use crate::store::{CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, PendingActivity, Store};
 
 mod lifecycle;
 
@@ -44,32 +43,6 @@ pub struct Description {
     pub head_seq: u64,
     /// Activities scheduled and not yet finished.
     pub pending_activities: Vec<PendingActivity>,
-}
-
-/// An activity that has not finished.
-#[derive(Clone, Debug)]
-pub struct PendingActivity {
-    /// The seq of its `ActivityScheduled`.
-    pub scheduled_seq: u64,
-    /// Its type.
-    pub activity_type: String,
-    /// Attempts started so far.
-    pub attempt: u32,
-    /// Whether an attempt is running now.
-    pub running: bool,
-    /// The failure of the last failed attempt.
-    pub last_failure: Option<String>,
-}
-
-/// How open runs of a workflow type stand with one patch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PatchUsage {
-    /// The patch id.
-    pub patch_id: String,
-    /// Open runs that recorded its marker (they take the new branch).
-    pub open_runs_with_marker: u64,
-    /// Open runs that did not (they may still need the old branch).
-    pub open_runs_without_marker: u64,
 }
 
 /// A started workflow, to await its result.
@@ -152,7 +125,7 @@ impl Client {
         workflow_id: &str,
         input: &I,
     ) -> Result<WorkflowHandle<O>> {
-        self.start_on(def, workflow_id, input, TaskQueue::new("default")?)
+        self.start_with(def, workflow_id, input, StartOptions::default(), None)
             .await
     }
 
@@ -234,35 +207,7 @@ impl Client {
     pub async fn describe(&self, workflow_id: &str) -> Result<Description> {
         let id = WorkflowId::new(workflow_id)?;
         let run = self.latest_run(&id).await?;
-        let rows = sqlx::query(
-            "SELECT scheduled_seq, activity_type, attempt, lease_owner IS NOT NULL AS running, last_failure
-               FROM reprise.activity_tasks WHERE run_id = $1 ORDER BY scheduled_seq",
-        )
-        .bind(run.run_id.as_uuid())
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(Error::from_db)?;
-        let mut pending_activities = Vec::with_capacity(rows.len());
-        for row in rows {
-            let seq: i64 = row.try_get("scheduled_seq").map_err(Error::from_db)?;
-            let attempt: i32 = row.try_get("attempt").map_err(Error::from_db)?;
-            let failure: Option<Vec<u8>> = row.try_get("last_failure").map_err(Error::from_db)?;
-            let last_failure = match failure {
-                Some(bytes) => Some(
-                    Payload::from_bytes(bytes)?
-                        .decode::<reprise_history::Failure>()?
-                        .to_string(),
-                ),
-                None => None,
-            };
-            pending_activities.push(PendingActivity {
-                scheduled_seq: u64::try_from(seq).unwrap_or(0),
-                activity_type: row.try_get("activity_type").map_err(Error::from_db)?,
-                attempt: u32::try_from(attempt).unwrap_or(0),
-                running: row.try_get("running").map_err(Error::from_db)?,
-                last_failure,
-            });
-        }
+        let pending_activities = self.store.pending_activities(run.run_id).await?;
         Ok(Description {
             run_id: run.run_id,
             workflow_type: run.workflow_type,
@@ -278,33 +223,7 @@ impl Client {
     /// branch (it may also simply not have reached the patch yet): once none is left, the
     /// patch can become `deprecate_patch`.
     pub async fn patch_usage(&self, workflow_type: &str) -> Result<Vec<PatchUsage>> {
-        let rows = sqlx::query(
-            "WITH open_runs AS (
-                 SELECT run_id FROM reprise.runs WHERE workflow_type = $1 AND status = 'running'),
-             patches AS (
-                 SELECT DISTINCT p.patch_id FROM reprise.run_patches p
-                   JOIN reprise.runs r ON r.run_id = p.run_id WHERE r.workflow_type = $1)
-             SELECT patches.patch_id,
-                    (SELECT count(*) FROM open_runs o JOIN reprise.run_patches p
-                       ON p.run_id = o.run_id AND p.patch_id = patches.patch_id) AS with_marker,
-                    (SELECT count(*) FROM open_runs) AS open
-               FROM patches ORDER BY patches.patch_id",
-        )
-        .bind(workflow_type)
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(Error::from_db)?;
-        rows.iter()
-            .map(|row| {
-                let with: i64 = row.try_get("with_marker").map_err(Error::from_db)?;
-                let open: i64 = row.try_get("open").map_err(Error::from_db)?;
-                Ok(PatchUsage {
-                    patch_id: row.try_get("patch_id").map_err(Error::from_db)?,
-                    open_runs_with_marker: u64::try_from(with).unwrap_or(0),
-                    open_runs_without_marker: u64::try_from(open - with).unwrap_or(0),
-                })
-            })
-            .collect()
+        self.store.patch_usage(workflow_type).await
     }
 
     /// A run's history, verified, in the recorded-history format (write it with
@@ -338,23 +257,5 @@ impl Client {
                 format!("last event is {:?}", other.map(EventKind::name)),
             )),
         }
-    }
-}
-
-impl Store {
-    /// Puts an input in a run's inbox now (signals).
-    pub(crate) async fn deliver_now(&self, run_id: RunId, input: &EventKind) -> Result<()> {
-        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        crate::store::deliver(
-            &mut tx,
-            self.offset(),
-            run_id,
-            input,
-            None,
-            Duration::ZERO,
-            self.limits(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from_db)
     }
 }

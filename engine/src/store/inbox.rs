@@ -4,7 +4,7 @@ use reprise_history::{EventKind, RunId, Seq};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
-use crate::store::{RUNS_CHANNEL, micros, now};
+use crate::store::{RUNS_CHANNEL, Store, micros, now};
 
 /// Puts an input in a run's inbox, visible after `delay`, and marks the run ready then.
 /// With a `dedupe_key`, a second input with the same key is ignored (returns false).
@@ -81,4 +81,22 @@ pub(crate) fn timer_key(started: Seq) -> String {
 /// The dedupe key of a child's outcome in its parent's inbox.
 pub(crate) fn child_key(started: Seq) -> String {
     format!("child:{started}")
+}
+
+impl Store {
+    /// Puts an input in a run's inbox now (signals).
+    pub(crate) async fn deliver_now(&self, run_id: RunId, input: &EventKind) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        deliver(
+            &mut tx,
+            self.offset(),
+            run_id,
+            input,
+            None,
+            std::time::Duration::ZERO,
+            self.limits(),
+        )
+        .await?;
+        tx.commit().await.map_err(Error::from_db)
+    }
 }

@@ -373,3 +373,72 @@ impl Store {
         Ok((runs, next))
     }
 }
+
+/// How open runs of a workflow type stand with one patch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatchUsage {
+    /// The patch id.
+    pub patch_id: String,
+    /// Open runs that recorded its marker (they take the new branch).
+    pub open_runs_with_marker: u64,
+    /// Open runs that did not (they may still need the old branch).
+    pub open_runs_without_marker: u64,
+}
+
+impl Store {
+    /// For each patch recorded by runs of `workflow_type`: open runs with and without its marker.
+    pub(crate) async fn patch_usage(&self, workflow_type: &str) -> Result<Vec<PatchUsage>> {
+        let rows = sqlx::query(
+            "WITH open_runs AS (
+                 SELECT run_id FROM reprise.runs WHERE workflow_type = $1 AND status = 'running'),
+             patches AS (
+                 SELECT DISTINCT p.patch_id FROM reprise.run_patches p
+                   JOIN reprise.runs r ON r.run_id = p.run_id WHERE r.workflow_type = $1)
+             SELECT patches.patch_id,
+                    (SELECT count(*) FROM open_runs o JOIN reprise.run_patches p
+                       ON p.run_id = o.run_id AND p.patch_id = patches.patch_id) AS with_marker,
+                    (SELECT count(*) FROM open_runs) AS open
+               FROM patches ORDER BY patches.patch_id",
+        )
+        .bind(workflow_type)
+        .fetch_all(self.pool())
+        .await
+        .map_err(Error::from_db)?;
+        rows.iter()
+            .map(|row| {
+                let with: i64 = row.try_get("with_marker").map_err(Error::from_db)?;
+                let open: i64 = row.try_get("open").map_err(Error::from_db)?;
+                Ok(PatchUsage {
+                    patch_id: row.try_get("patch_id").map_err(Error::from_db)?,
+                    open_runs_with_marker: u64::try_from(with).unwrap_or(0),
+                    open_runs_without_marker: u64::try_from(open - with).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `sample` open runs that have taken their first step, chosen at random:
+    /// (run, workflow id, workflow type).
+    pub(crate) async fn sample_open_runs(
+        &self,
+        sample: i64,
+    ) -> Result<Vec<(RunId, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT run_id, workflow_id, workflow_type FROM reprise.runs
+              WHERE status = 'running' AND applied_seq > 0 ORDER BY random() LIMIT $1",
+        )
+        .bind(sample)
+        .fetch_all(self.pool())
+        .await
+        .map_err(Error::from_db)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    RunId::from_uuid(row.try_get("run_id").map_err(Error::from_db)?),
+                    row.try_get("workflow_id").map_err(Error::from_db)?,
+                    row.try_get("workflow_type").map_err(Error::from_db)?,
+                ))
+            })
+            .collect()
+    }
+}

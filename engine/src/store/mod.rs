@@ -6,7 +6,6 @@
 
 mod inbox;
 mod lifecycle;
-pub(crate) use inbox::deliver;
 mod reset;
 mod runs;
 mod step;
@@ -18,11 +17,12 @@ use sqlx::PgPool;
 use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
-pub use lifecycle::{RunCursor, RunFilter, RunSummary};
+pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub(crate) use lifecycle::{close_children, policy_name, request_cancel};
 pub use runs::IdReusePolicy;
 pub(crate) use runs::{ClaimedRun, NewRun, RunRow};
-pub(crate) use step::{Closing, StepTx, runs_closing};
+pub(crate) use step::{StepTx, runs_closing};
+pub use tasks::PendingActivity;
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
 
 /// Database time (plus the test offset bound as `$1`), as an SQL expression.

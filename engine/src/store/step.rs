@@ -474,10 +474,11 @@ impl StepTx {
     }
 }
 
-/// How a run's status closes it.
-pub(crate) fn runs_closing(status: &reprise_sdk::RunStatus) -> Closing<'_> {
+/// How an execution's status closes its run; a continue-as-new takes along the signals the
+/// code never received.
+pub(crate) fn runs_closing(execution: &reprise_sdk::Execution) -> Closing<'_> {
     use reprise_sdk::RunStatus;
-    match status {
+    match execution.status() {
         RunStatus::Running => Closing::Open,
         RunStatus::Completed(_) => Closing::Closed {
             status: "completed",
@@ -491,7 +492,7 @@ pub(crate) fn runs_closing(status: &reprise_sdk::RunStatus) -> Closing<'_> {
         },
         RunStatus::ContinuedAsNew(next) => Closing::ContinuedAsNew {
             next,
-            carried: Vec::new(),
+            carried: execution.unreceived_signals(),
         },
     }
 }

@@ -341,3 +341,50 @@ impl Store {
         Ok(count)
     }
 }
+
+/// An activity that has not finished.
+#[derive(Clone, Debug)]
+pub struct PendingActivity {
+    /// The seq of its `ActivityScheduled`.
+    pub scheduled_seq: u64,
+    /// Its type.
+    pub activity_type: String,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Whether an attempt is running now.
+    pub running: bool,
+    /// The failure of the last failed attempt.
+    pub last_failure: Option<String>,
+}
+
+impl Store {
+    /// The activities of a run that have not finished, with their attempts and last failure.
+    pub(crate) async fn pending_activities(&self, run_id: RunId) -> Result<Vec<PendingActivity>> {
+        let rows = sqlx::query(
+            "SELECT scheduled_seq, activity_type, attempt, lease_owner IS NOT NULL AS running, last_failure
+               FROM reprise.activity_tasks WHERE run_id = $1 ORDER BY scheduled_seq",
+        )
+        .bind(run_id.as_uuid())
+        .fetch_all(self.pool())
+        .await
+        .map_err(Error::from_db)?;
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get("scheduled_seq").map_err(Error::from_db)?;
+            let attempt: i32 = row.try_get("attempt").map_err(Error::from_db)?;
+            let failure: Option<Vec<u8>> = row.try_get("last_failure").map_err(Error::from_db)?;
+            let last_failure = match failure {
+                Some(bytes) => Some(Payload::from_bytes(bytes)?.decode::<Failure>()?.to_string()),
+                None => None,
+            };
+            pending.push(PendingActivity {
+                scheduled_seq: u64::try_from(seq).unwrap_or(0),
+                activity_type: row.try_get("activity_type").map_err(Error::from_db)?,
+                attempt: u32::try_from(attempt).unwrap_or(0),
+                running: row.try_get("running").map_err(Error::from_db)?,
+                last_failure,
+            });
+        }
+        Ok(pending)
+    }
+}
