@@ -25,12 +25,6 @@ pub enum Error {
     /// The workflow code failed (unknown type, nondeterminism, panic, registry mistake).
     #[error(transparent)]
     Sdk(#[from] reprise_sdk::Error),
-    /// This process no longer holds the lease of a run: another process took it over.
-    #[error("lost the lease of run {run_id}: another process took it over")]
-    LeaseLost {
-        /// The run.
-        run_id: reprise_history::RunId,
-    },
     /// A stored value is not what Reprise writes.
     #[error("{what} is corrupt: {reason}")]
     Corrupt {

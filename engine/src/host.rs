@@ -1,35 +1,36 @@
-//! The orchestrator host: claims runs that have work, steps each in one transaction, and keeps
-//! live orchestrators in a bounded cache so a step costs its new events, not a replay.
+//! The orchestrator host: claims runs that have work and steps them in batches, one
+//! transaction a batch, keeping live orchestrators in a bounded cache so that a step costs its
+//! new events, not a replay.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
 use lru::LruCache;
-use reprise_history::{EventKind, ParentRun, RunId, Timestamp};
+use reprise_history::{Event, EventKind, ParentRun, RunId, Timestamp};
 use reprise_sdk::{Execution, Registry, RunStatus};
-use tracing::Instrument;
+use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, Result};
-use crate::listen::{spawn_listener, wait};
-use crate::store::runs_closing;
-use crate::store::{ClaimedRun, RUNS_CHANNEL, StepTx, Store};
+use crate::listen::{Wake, spawn_listener, wait};
+use crate::store::{
+    BatchRun, Claim, Park, RUNS_CHANNEL, StepBatch, StepOutput, Store, runs_closing,
+};
 
 /// How an engine process behaves.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// This process's name in leases (unique per process).
+    /// This process's name in logs (unique per process).
     pub owner: String,
     /// Identifies the code this process runs; a run parked by nondeterminism is retried only
     /// by another build. Default: a hash of the executable.
     pub build: String,
-    /// Runs claimed at once.
-    pub claim_batch: i64,
-    /// Steps in flight at once.
-    pub max_concurrent_steps: usize,
-    /// How long a claimed run is this process's alone.
-    pub lease: Duration,
+    /// Runs stepped in one transaction, at most.
+    pub batch_size: i64,
+    /// Batches in flight at once, each on its own connection.
+    pub concurrent_batches: usize,
     /// Longest wait between polls when no notification comes.
     pub idle_poll: Duration,
     /// Live orchestrators kept between steps.
@@ -45,9 +46,8 @@ impl Default for EngineOptions {
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
             build: executable_build(),
-            claim_batch: 32,
-            max_concurrent_steps: 16,
-            lease: Duration::from_secs(30),
+            batch_size: 64,
+            concurrent_batches: 4,
             idle_poll: Duration::from_secs(1),
             cache_capacity: 10_000,
         }
@@ -95,7 +95,7 @@ impl Engine {
 
     /// Whether the engine is taking work: true while it runs, false once it stops claiming.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst)
     }
 
     /// The options in use.
@@ -103,44 +103,60 @@ impl Engine {
         &self.options
     }
 
-    /// Runs until `shutdown` resolves: claims ready runs and steps them, waiting on
-    /// `LISTEN/NOTIFY` (or until the next timer is due, or the idle poll) when there is none.
+    /// Runs until `shutdown` resolves: [`EngineOptions::concurrent_batches`] loops claim ready
+    /// runs and step them, each waiting on `LISTEN/NOTIFY` (or until the next timer is due, or
+    /// the idle poll) when there is no work. A batch in flight at shutdown is finished.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let notify = spawn_listener(&self.store, RUNS_CHANNEL);
-        tokio::pin!(shutdown);
-        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
-        let stopped = self.claim_loop(&notify, &mut shutdown).await;
-        self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
-        stopped
+        let notify = spawn_listener(&self.store, RUNS_CHANNEL, Wake::One);
+        let (stop, stopped) = watch::channel(false);
+        self.ready.store(true, Ordering::SeqCst);
+        let loops = futures::future::try_join_all(
+            (0..self.options.concurrent_batches.max(1))
+                .map(|_| self.batch_loop(&notify, stopped.clone())),
+        );
+        tokio::pin!(loops, shutdown);
+        let result = tokio::select! {
+            result = &mut loops => result,
+            () = &mut shutdown => {
+                let _ = stop.send(true);
+                loops.await
+            }
+        };
+        self.ready.store(false, Ordering::SeqCst);
+        result.map(drop)
     }
 
-    async fn claim_loop(
-        &self,
-        notify: &tokio::sync::Notify,
-        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> Result<()> {
-        loop {
-            // A claimed batch is always stepped to the end: stopping halfway would strand
-            // the leases until they expire.
+    async fn batch_loop(&self, notify: &Notify, mut stop: watch::Receiver<bool>) -> Result<()> {
+        while !*stop.borrow() {
             match self.run_once().await {
                 Ok(0) => {
                     let idle = self.idle_wait().await;
                     tokio::select! {
-                        _ = shutdown.as_mut() => return Ok(()),
-                        _ = wait(notify, idle) => {}
+                        _ = stop.changed() => {}
+                        () = wait(notify, idle) => {}
                     }
+                }
+                // A full batch means more work is likely waiting: wake another loop to share it.
+                Ok(n) if i64::try_from(n).unwrap_or(i64::MAX) >= self.options.batch_size => {
+                    notify.notify_one();
                 }
                 Ok(_) => {}
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "engine loop: retrying after a database error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(e) => return Err(e),
-            }
-            if futures::poll!(shutdown.as_mut()).is_ready() {
-                return Ok(());
+                // Runs that fail by themselves are parked; anything else is logged loudly and
+                // tried again after the idle poll, never in a hot loop.
+                Err(e) => {
+                    tracing::error!(error = %e, "engine loop: a batch failed");
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        () = tokio::time::sleep(self.options.idle_poll) => {}
+                    }
+                }
             }
         }
+        Ok(())
     }
 
     /// How long to wait for work: until the next timer is due, at most the idle poll.
@@ -151,28 +167,47 @@ impl Engine {
         }
     }
 
-    /// Claims one batch of runs and steps them; returns how many were claimed.
+    /// Claims one batch of runs and steps them in one transaction; returns how many it
+    /// claimed. If the batch fails for a reason other than the database's state (a run whose
+    /// decisions cannot be carried out), its runs are stepped one by one, and a run whose
+    /// step fails alone is parked with the reason, so that it cannot hold up the others.
     pub async fn run_once(&self) -> Result<usize> {
-        let claimed = self
-            .store
-            .claim_runs(
-                &self.options.owner,
-                &self.known_types,
-                &self.options.build,
-                self.options.claim_batch,
-                self.options.lease,
-            )
-            .await?;
-        let count = claimed.len();
-        futures::stream::iter(claimed)
-            .for_each_concurrent(self.options.max_concurrent_steps, |run| async move {
-                let span = tracing::info_span!("step", run_id = %run.run_id, workflow_type = %run.workflow_type);
-                if let Err(e) = self.step(&run).instrument(span).await {
-                    tracing::warn!(run_id = %run.run_id, error = %e, "step failed");
-                }
-            })
-            .await;
-        Ok(count)
+        let mut claimed = Vec::new();
+        let error = match self
+            .step_batch(Claim::Ready(self.options.batch_size), &mut claimed)
+            .await
+        {
+            Ok(count) => return Ok(count),
+            Err(e) => e,
+        };
+        if error.is_retryable() || claimed.is_empty() {
+            return Err(error);
+        }
+        if let [run] = claimed.as_slice() {
+            self.park_failing(*run, &error).await?;
+            return Ok(1);
+        }
+        tracing::warn!(error = %error, runs = claimed.len(), "a batch failed; stepping its runs one by one");
+        for run in &claimed {
+            self.step_alone(*run).await?;
+        }
+        Ok(claimed.len())
+    }
+
+    /// Steps one run in its own transaction; parks it if its step fails by itself.
+    async fn step_alone(&self, run: RunId) -> Result<()> {
+        match self.step_batch(Claim::Only(&[run]), &mut Vec::new()).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => self.park_failing(run, &e).await,
+        }
+    }
+
+    async fn park_failing(&self, run: RunId, error: &Error) -> Result<()> {
+        tracing::warn!(run_id = %run, error = %error, "parking a run whose step fails");
+        self.store
+            .park_run(run, &self.options.build, &error.to_string())
+            .await
     }
 
     fn take_cached(&self, run_id: RunId) -> Option<Cached> {
@@ -189,69 +224,125 @@ impl Engine {
             .put(run_id, cached);
     }
 
-    /// One step of one claimed run: inputs in, decisions out, one transaction.
-    async fn step(&self, run: &ClaimedRun) -> Result<()> {
-        let owner = &self.options.owner;
-        if !self.known_types.contains(&run.workflow_type) {
-            let reason = format!(
-                "unknown workflow type {:?}: no process that claimed it registers it (known here: {})",
-                run.workflow_type,
-                self.known_types.join(", ")
-            );
-            return self.store.park(run, owner, None, &reason).await;
-        }
-        let mut step = self.store.begin_step(run, owner).await?;
-        let (cached, mut events) = match self.take_cached(run.run_id) {
-            Some(c) if c.execution.last_seq() == step.head_seq => (c, Vec::new()),
-            _ => match self.load(&mut step).await {
-                Ok(loaded) => loaded,
-                Err(e) => {
-                    drop(step);
-                    return self.park_for(run, e).await;
+    /// One batch: claim, load each run's orchestrator (cache or history), step each with its
+    /// inputs, write everything in the batch's transaction. `claimed` learns the runs as soon
+    /// as they are claimed.
+    async fn step_batch(&self, claim: Claim<'_>, claimed: &mut Vec<RunId>) -> Result<usize> {
+        let Some(mut batch) = self
+            .store
+            .claim_batch(claim, &self.known_types, &self.options.build)
+            .await?
+        else {
+            return Ok(0);
+        };
+        claimed.extend(batch.runs.iter().map(|r| r.run_id));
+        let (loaded, mut parks) = self.load_all(&mut batch).await?;
+        let mut stepped = Vec::with_capacity(loaded.len());
+        for (i, mut cached, mut events) in loaded {
+            let run = &batch.runs[i];
+            let inputs: Vec<(Timestamp, EventKind)> =
+                if cached.execution.status() == &RunStatus::Running {
+                    run.inputs.iter().map(|k| (batch.now, k.clone())).collect()
+                } else {
+                    Vec::new() // closed by its first step: its inputs are not for this run
+                };
+            match cached.execution.step(inputs) {
+                Ok(step) => {
+                    events.extend(step.events);
+                    stepped.push((i, cached, events, step.applied_inputs));
                 }
-            },
-        };
-        let Cached {
-            mut execution,
-            parent,
-        } = cached;
-        let inputs: Vec<(Timestamp, EventKind)> = if execution.status() == &RunStatus::Running {
-            step.inputs.iter().map(|k| (step.now, k.clone())).collect()
-        } else {
-            Vec::new() // closed by its first step: its inputs are not for this run
-        };
-        match execution.step(inputs) {
-            Ok(s) => {
-                step.keep_unapplied(s.applied_inputs);
-                events.extend(s.events);
-            }
-            Err(e) => {
-                drop(step);
-                return self.park_for(run, e.into()).await;
+                Err(e) => parks.push(self.park_for(run, i, e.into())?),
             }
         }
-        // Every step commits, even one that appended nothing (a first step that only waits,
-        // a lease that ran out): the commit records the step and recomputes `ready_at`, so the
-        // run cannot be claimed again for nothing.
-        let closing = runs_closing(&execution);
-        step.commit(&events, closing, parent.as_ref()).await?;
-        if execution.status() == &RunStatus::Running {
-            self.put_cached(run.run_id, Cached { execution, parent });
+        let outputs: Vec<StepOutput<'_>> = stepped
+            .iter()
+            .map(|(i, cached, events, applied)| StepOutput {
+                run: *i,
+                events,
+                applied: *applied,
+                closing: runs_closing(&cached.execution),
+                parent: cached.parent.as_ref(),
+            })
+            .collect();
+        let count = batch.runs.len();
+        let ids: Vec<RunId> = batch.runs.iter().map(|r| r.run_id).collect();
+        batch.commit(&outputs, &parks).await?;
+        drop(outputs);
+        for (i, cached, _, _) in stepped {
+            if cached.execution.status() == &RunStatus::Running {
+                self.put_cached(ids[i], cached);
+            }
         }
-        Ok(())
+        Ok(count)
+    }
+
+    /// The orchestrator of each run of the batch: from the cache if it is there and current,
+    /// else rebuilt from history (all misses read in one statement). A run whose type is
+    /// unknown here or whose history cannot be replayed is to be parked instead.
+    #[allow(clippy::type_complexity)]
+    async fn load_all(
+        &self,
+        batch: &mut StepBatch,
+    ) -> Result<(Vec<(usize, Cached, Vec<Event>)>, Vec<Park<'_>>)> {
+        let mut loaded = Vec::with_capacity(batch.runs.len());
+        let mut parks = Vec::new();
+        let mut misses = Vec::new();
+        for (i, run) in batch.runs.iter().enumerate() {
+            if let Some(reason) = &run.unreadable_input {
+                parks.push(Park {
+                    run: i,
+                    build: Some(&self.options.build),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            if !self.known_types.contains(&run.workflow_type) {
+                let reason = format!(
+                    "unknown workflow type {:?}: no process that claimed it registers it (known here: {})",
+                    run.workflow_type,
+                    self.known_types.join(", ")
+                );
+                parks.push(Park {
+                    run: i,
+                    build: None,
+                    reason,
+                });
+                continue;
+            }
+            match self.take_cached(run.run_id) {
+                Some(c) if c.execution.last_seq() == run.head_seq => {
+                    loaded.push((i, c, Vec::new()));
+                }
+                _ => misses.push(i),
+            }
+        }
+        let miss_ids: Vec<RunId> = misses.iter().map(|&i| batch.runs[i].run_id).collect();
+        let mut histories: HashMap<RunId, Result<Vec<Event>>> = batch.histories(&miss_ids).await?;
+        for i in misses {
+            let run = &batch.runs[i];
+            let history = histories.remove(&run.run_id).unwrap_or_else(|| {
+                Err(Error::Conflict(format!(
+                    "no history read for run {}",
+                    run.run_id
+                )))
+            });
+            match history.and_then(|h| self.load(run, h)) {
+                Ok((cached, decisions)) => loaded.push((i, cached, decisions)),
+                Err(e) => parks.push(self.park_for(run, i, e)?),
+            }
+        }
+        Ok((loaded, parks))
     }
 
     /// A cache miss: rebuild the orchestrator from history. A run whose first step has not
     /// happened starts live; any other replays its whole history strictly.
-    async fn load(&self, step: &mut StepTx) -> Result<(Cached, Vec<reprise_history::Event>)> {
-        let run_id = step.run_id;
-        let first_step = step.applied_seq.get() == 0;
-        let history = step.history().await?;
+    fn load(&self, run: &BatchRun, history: Vec<Event>) -> Result<(Cached, Vec<Event>)> {
+        let first_step = run.applied_seq.get() == 0;
         let parent = match history.first().map(|e| &e.kind) {
             Some(EventKind::WorkflowStarted(s)) => s.parent.clone(),
             _ => {
                 return Err(Error::Corrupt {
-                    what: format!("history of run {run_id}"),
+                    what: format!("history of run {}", run.run_id),
                     reason: "does not start with WorkflowStarted".to_string(),
                 });
             }
@@ -269,20 +360,18 @@ impl Engine {
         Ok((Cached { execution, parent }, Vec::new()))
     }
 
-    /// Parks a run whose code cannot go on, with the reason, so that it waits for fixed code
-    /// instead of failing or retrying in a loop. Database trouble is not a reason to park.
-    async fn park_for(&self, run: &ClaimedRun, error: Error) -> Result<()> {
-        if matches!(error, Error::Database(_) | Error::LeaseLost { .. }) {
+    /// A run whose code cannot go on is parked with the reason, so that it waits for fixed
+    /// code instead of failing or retrying in a loop. Database trouble is not a reason to park:
+    /// it fails the batch, to be tried again.
+    fn park_for(&self, run: &BatchRun, index: usize, error: Error) -> Result<Park<'_>> {
+        if matches!(error, Error::Database(_)) {
             return Err(error);
         }
         tracing::warn!(run_id = %run.run_id, reason = %error, "parking run");
-        self.store
-            .park(
-                run,
-                &self.options.owner,
-                Some(&self.options.build),
-                &error.to_string(),
-            )
-            .await
+        Ok(Park {
+            run: index,
+            build: Some(&self.options.build),
+            reason: error.to_string(),
+        })
     }
 }

@@ -8,9 +8,19 @@ use tokio::sync::Notify;
 
 use crate::store::Store;
 
+/// Whom a notification wakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// One waiter (or the next to wait): for loops that share work, so that one notification
+    /// costs one claim, not one per loop.
+    One,
+    /// Every waiter: for waiters that each wait for their own thing (results).
+    All,
+}
+
 /// Wakes waiters whenever a notification arrives on a channel. If the listening connection
 /// fails, it reconnects with backoff; waiters still wake on their own timeouts meanwhile.
-pub(crate) fn spawn_listener(store: &Store, channel: &'static str) -> Arc<Notify> {
+pub(crate) fn spawn_listener(store: &Store, channel: &'static str, mode: Wake) -> Arc<Notify> {
     let notify = Arc::new(Notify::new());
     let pool = store.pool().clone();
     let wake = notify.clone();
@@ -24,7 +34,9 @@ pub(crate) fn spawn_listener(store: &Store, channel: &'static str) -> Arc<Notify
                         // Anything may have happened while we were not listening.
                         wake.notify_waiters();
                         while listener.recv().await.is_ok() {
-                            wake.notify_waiters();
+                            if mode == Wake::All {
+                                wake.notify_waiters();
+                            }
                             wake.notify_one();
                         }
                     }

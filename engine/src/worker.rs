@@ -10,12 +10,12 @@ use reprise_history::{Failure, FailureKind, Payload, RunId, Seq};
 use reprise_sdk::{
     ActivityContext, ActivityInfo, ActivityRunner, CancellationSignal, HeartbeatSink, Registry,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
-use crate::error::Result;
-use crate::listen::{spawn_listener, wait};
+use crate::error::{Error, Result};
+use crate::listen::{Wake, spawn_listener, wait};
 use crate::store::Recorded;
 use crate::store::{ClaimedTask, Store, TASKS_CHANNEL, TaskOutcome};
 
@@ -56,6 +56,16 @@ impl Default for WorkerOptions {
 /// How often a worker looks for attempts whose lease ran out.
 const REAP_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Outcomes recorded in one transaction, at most.
+const OUTCOMES_PER_TRANSACTION: usize = 256;
+
+/// An attempt's outcome on its way to the database, and who waits to learn what came of it.
+struct Finished {
+    task: ClaimedTask,
+    outcome: TaskOutcome,
+    recorded: oneshot::Sender<Option<Recorded>>,
+}
+
 /// The attempts a worker is running, by activity, with the handle that stops each.
 type InFlight = BTreeMap<(RunId, Seq), (ClaimedTask, AbortHandle)>;
 
@@ -70,6 +80,8 @@ pub struct Worker {
     ready: Arc<AtomicBool>,
     /// When this worker last looked for timed-out attempts.
     last_reap: Arc<Mutex<Option<tokio::time::Instant>>>,
+    /// While the worker runs: the queue of outcomes to record (see [`record_outcomes`]).
+    outcomes: Arc<Mutex<Option<mpsc::UnboundedSender<Finished>>>>,
 }
 
 /// The latest heartbeat of a running attempt, waiting to be written.
@@ -94,6 +106,7 @@ impl Worker {
             in_flight: Arc::default(),
             ready: Arc::new(AtomicBool::new(false)),
             last_reap: Arc::default(),
+            outcomes: Arc::default(),
         }
     }
 
@@ -128,7 +141,31 @@ impl Worker {
 
     /// Runs until `shutdown` resolves, then drains (see [`WorkerOptions::shutdown_grace`]).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let notify = spawn_listener(&self.store, TASKS_CHANNEL);
+        let notify = spawn_listener(&self.store, TASKS_CHANNEL, Wake::One);
+        let (queue, queued) = mpsc::unbounded_channel();
+        *self.lock_outcomes() = Some(queue);
+        let recorder = tokio::spawn(record_outcomes(
+            self.store.clone(),
+            self.options.owner.clone(),
+            queued,
+        ));
+        let result = self.poll_until(&notify, shutdown).await;
+        // The queue closes once the last attempt has sent its outcome; the recorder then
+        // records what is left and stops.
+        self.lock_outcomes().take();
+        let _ = recorder.await;
+        result
+    }
+
+    fn lock_outcomes(&self) -> std::sync::MutexGuard<'_, Option<mpsc::UnboundedSender<Finished>>> {
+        self.outcomes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn poll_until(
+        &self,
+        notify: &tokio::sync::Notify,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
         self.ready.store(true, Ordering::SeqCst);
         tokio::pin!(shutdown);
         loop {
@@ -139,7 +176,7 @@ impl Worker {
             match polled {
                 Ok(0) => tokio::select! {
                     _ = &mut shutdown => break,
-                    _ = wait(&notify, self.options.idle_poll) => {}
+                    _ = wait(notify, self.options.idle_poll) => {}
                 },
                 Ok(_) => {}
                 Err(e) if e.is_retryable() => {
@@ -174,11 +211,12 @@ impl Worker {
         if due {
             self.store.reap_tasks(100).await?;
         }
-        let free = self.slots.available_permits();
-        if free == 0 {
+        if self.slots.available_permits() == 0 {
+            // Every slot is busy: claim as soon as one frees up, without waiting for a
+            // notification (the work may have been announced while the slots were full).
             let _ = self.slots.acquire().await.map(drop);
-            return Ok(0);
         }
+        let free = self.slots.available_permits();
         let tasks = self
             .store
             .claim_tasks(
@@ -244,16 +282,46 @@ impl Worker {
                 }
             }
         };
-        let recorded = self
-            .store
-            .finish_task(task, &self.options.owner, outcome)
-            .await?;
+        let recorded = self.record(task.clone(), outcome).await?;
         if recorded == Recorded::Fenced {
             tracing::warn!(
                 "the attempt's lease was lost: its late outcome was refused and not recorded"
             );
         }
         Ok(recorded)
+    }
+
+    /// Records an outcome: through the running worker's queue (so that outcomes finishing
+    /// together share one transaction), or directly when the worker is not running.
+    async fn record(&self, task: ClaimedTask, outcome: TaskOutcome) -> Result<Recorded> {
+        let queue = self.lock_outcomes().clone();
+        let finished = match queue {
+            Some(queue) => {
+                let (recorded, answer) = oneshot::channel();
+                let sent = queue.send(Finished {
+                    task,
+                    outcome,
+                    recorded,
+                });
+                match sent {
+                    Ok(()) => {
+                        return answer.await.ok().flatten().ok_or_else(|| {
+                            Error::Conflict("recording the outcome failed".to_string())
+                        });
+                    }
+                    Err(mpsc::error::SendError(finished)) => (finished.task, finished.outcome),
+                }
+            }
+            None => (task, outcome),
+        };
+        let recorded = self
+            .store
+            .finish_tasks(&self.options.owner, &[finished])
+            .await?;
+        recorded
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Conflict("no outcome was recorded".to_string()))
     }
 
     /// Writes heartbeats while the attempt runs; raises its cancellation when the workflow
@@ -305,5 +373,47 @@ async fn run_attempt(runner: ActivityRunner, ctx: ActivityContext, input: Payloa
             )
             .retryable(true),
         ),
+    }
+}
+
+/// Records queued outcomes until the queue closes: each transaction takes every outcome that
+/// is waiting (up to [`OUTCOMES_PER_TRANSACTION`]), so attempts that finish while one commits
+/// share the next commit. Transient database errors are retried a few times.
+async fn record_outcomes(
+    store: Store,
+    owner: String,
+    mut queue: mpsc::UnboundedReceiver<Finished>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < OUTCOMES_PER_TRANSACTION {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (items, waiting): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|f| ((f.task, f.outcome), f.recorded))
+            .unzip();
+        let mut tries = 0;
+        let recorded = loop {
+            tries += 1;
+            match store.finish_tasks(&owner, &items).await {
+                Ok(recorded) => break Some(recorded),
+                Err(e) if e.is_retryable() && tries < 5 => {
+                    tracing::debug!(error = %e, "recording outcomes: retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, outcomes = items.len(),
+                        "recording outcomes failed; their leases will time out and the attempts run again");
+                    break None;
+                }
+            }
+        };
+        for (i, waiter) in waiting.into_iter().enumerate() {
+            let _ = waiter.send(recorded.as_ref().and_then(|r| r.get(i).copied()));
+        }
     }
 }

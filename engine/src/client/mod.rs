@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::listen::spawn_listener;
+use crate::listen::{Wake, spawn_listener};
 use crate::store::{CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, PendingActivity, Store};
 
 mod lifecycle;
@@ -113,7 +113,7 @@ impl Client {
 
     fn closed_notify(&self) -> std::sync::Arc<Notify> {
         self.closed
-            .get_or_init(|| spawn_listener(&self.store, CLOSED_CHANNEL))
+            .get_or_init(|| spawn_listener(&self.store, CLOSED_CHANNEL, Wake::All))
             .clone()
     }
 

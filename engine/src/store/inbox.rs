@@ -17,6 +17,24 @@ pub(crate) async fn deliver(
     delay: std::time::Duration,
     limits: &reprise_history::Limits,
 ) -> Result<bool> {
+    let inserted = insert_input(conn, offset, run_id, input, dedupe_key, delay, limits).await?;
+    if inserted {
+        mark_ready(conn, offset, run_id, delay).await?;
+    }
+    Ok(inserted)
+}
+
+/// Puts an input in a run's inbox without marking the run ready: for the step of the run
+/// itself, which recomputes its readiness as it releases the run.
+pub(crate) async fn insert_input(
+    conn: &mut PgConnection,
+    offset: i64,
+    run_id: RunId,
+    input: &EventKind,
+    dedupe_key: Option<String>,
+    delay: std::time::Duration,
+    limits: &reprise_history::Limits,
+) -> Result<bool> {
     let bytes = input.encode(limits)?;
     let inserted = sqlx::query(concat!(
         "INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key) VALUES ($2, ",
@@ -34,9 +52,6 @@ pub(crate) async fn deliver(
     .map_err(Error::from_db)?
     .rows_affected()
         == 1;
-    if inserted {
-        mark_ready(conn, offset, run_id, delay).await?;
-    }
     Ok(inserted)
 }
 

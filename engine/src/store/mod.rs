@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub(crate) use lifecycle::{close_children, policy_name, request_cancel};
 pub use runs::IdReusePolicy;
-pub(crate) use runs::{ClaimedRun, NewRun, RunRow};
-pub(crate) use step::{StepTx, runs_closing};
+pub(crate) use runs::{NewRun, RunRow};
+pub(crate) use step::{BatchRun, Claim, Park, StepBatch, StepOutput, runs_closing};
 pub use tasks::PendingActivity;
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
 

@@ -151,8 +151,7 @@ impl Store {
                     insert_activity_tasks(
                         &mut *tx,
                         self.offset(),
-                        new_run,
-                        &[(event.seq, s)],
+                        &[(new_run, event.seq, s)],
                         self.limits(),
                     )
                     .await?;

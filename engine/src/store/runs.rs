@@ -8,7 +8,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::deliver;
-use crate::store::{RUNS_CHANNEL, Store, micros, now, to_datetime, to_timestamp};
+use crate::store::{RUNS_CHANNEL, Store, now, to_datetime, to_timestamp};
 
 /// A run to start.
 #[derive(Clone, Debug)]
@@ -70,14 +70,6 @@ pub(crate) struct StartOutcome {
     pub(crate) run_id: RunId,
     /// False when a run of the workflow id was already open (its id is returned).
     pub(crate) created: bool,
-}
-
-/// A run this process holds the lease of.
-#[derive(Clone, Debug)]
-pub(crate) struct ClaimedRun {
-    pub(crate) run_id: RunId,
-    pub(crate) workflow_type: String,
-    pub(crate) lease_token: i64,
 }
 
 /// A run as stored.
@@ -218,8 +210,16 @@ pub(super) async fn read_history(
             .fetch_all(&mut *conn)
             .await
             .map_err(Error::from_db)?;
+    events_from_rows(&rows, limits)
+}
+
+/// Decodes history rows (`seq`, `event`, `hash`, in order) of one run, verifying the chain.
+pub(super) fn events_from_rows(
+    rows: &[sqlx::postgres::PgRow],
+    limits: &Limits,
+) -> Result<Vec<Event>> {
     let mut links = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
         let hash: &[u8] = row.try_get("hash").map_err(Error::from_db)?;
         links.push(chain::ChainLink {
@@ -385,53 +385,6 @@ impl Store {
         self.fetch_run(query.bind(run_id.as_uuid())).await
     }
 
-    /// Leases up to `limit` runs that have work (or whose lease ran out). Parked runs are
-    /// taken only by a process that knows their type and is not the build that parked them.
-    pub(crate) async fn claim_runs(
-        &self,
-        owner: &str,
-        known_types: &[String],
-        build: &str,
-        limit: i64,
-        lease: std::time::Duration,
-    ) -> Result<Vec<ClaimedRun>> {
-        let rows = sqlx::query(concat!(
-            "WITH candidates AS (
-                SELECT run_id FROM reprise.runs
-                WHERE ((ready_at <= ", now!(), " AND lease_owner IS NULL)
-                       OR (lease_owner IS NOT NULL AND lease_expires_at < ", now!(), "))
-                  AND status = 'running'
-                  AND (parked_reason IS NULL OR (workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3))
-                ORDER BY ready_at NULLS LAST
-                LIMIT $4
-                FOR UPDATE SKIP LOCKED)
-             UPDATE reprise.runs r
-                SET lease_owner = $5, lease_token = r.lease_token + 1,
-                    lease_expires_at = ", now!(), " + $6::bigint * interval '1 microsecond'
-               FROM candidates c
-              WHERE r.run_id = c.run_id
-          RETURNING r.run_id, r.workflow_type, r.lease_token"
-        ))
-        .bind(self.offset())
-        .bind(known_types)
-        .bind(build)
-        .bind(limit)
-        .bind(owner)
-        .bind(micros(lease))
-        .fetch_all(self.pool())
-        .await
-        .map_err(Error::from_db)?;
-        rows.iter()
-            .map(|row| {
-                Ok(ClaimedRun {
-                    run_id: run_id(row, "run_id")?,
-                    workflow_type: row.try_get("workflow_type").map_err(Error::from_db)?,
-                    lease_token: row.try_get("lease_token").map_err(Error::from_db)?,
-                })
-            })
-            .collect()
-    }
-
     /// How long until an unleased run next has work, if any does: engines sleep until then.
     pub(crate) async fn next_ready_in(&self) -> Result<Option<std::time::Duration>> {
         let micros: Option<i64> = sqlx::query_scalar(concat!(
@@ -451,25 +404,16 @@ impl Store {
         read_history(&mut conn, run_id, self.limits()).await
     }
 
-    /// Parks a run with its reason (releasing the lease); it keeps its inbox and readiness.
-    /// `build` is set when the code failed (nondeterminism, panic): that build will not take it
-    /// again. Without it (unknown type), any process that knows the type will.
-    pub(crate) async fn park(
-        &self,
-        run: &ClaimedRun,
-        owner: &str,
-        build: Option<&str>,
-        reason: &str,
-    ) -> Result<()> {
+    /// Parks a run whose step fails by itself (its decisions cannot be carried out), so that
+    /// it stops holding up the batches it is claimed in. `build` will not take it again.
+    pub(crate) async fn park_run(&self, run_id: RunId, build: &str, reason: &str) -> Result<()> {
         sqlx::query(concat!(
-            "UPDATE reprise.runs SET parked_reason = $5, parked_build = $6, parked_at = COALESCE(parked_at, ",
+            "UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, ",
             now!(),
-            "), lease_owner = NULL, lease_expires_at = NULL WHERE run_id = $2 AND lease_owner = $3 AND lease_token = $4"
+            ") WHERE run_id = $2 AND status = 'running'"
         ))
         .bind(self.offset())
-        .bind(run.run_id.as_uuid())
-        .bind(owner)
-        .bind(run.lease_token)
+        .bind(run_id.as_uuid())
         .bind(reason)
         .bind(build)
         .execute(self.pool())

@@ -1,6 +1,10 @@
-//! One step of one run, in one transaction: lock the run with its lease token, take the
-//! visible inputs, append the events with their chain hashes, carry out the decisions, close
-//! the run if it ended, release it.
+//! Steps, in batches: one transaction claims the runs that have work, each locked by its row
+//! lock until the transaction ends (that lock is the run's lease: no other process can step or
+//! write it meanwhile, and it ends with the transaction even if this process dies), takes
+//! their visible inputs, appends each run's events with their chain hashes, carries out the
+//! decisions, closes the runs that ended, and releases them all at once.
+
+use std::collections::HashMap;
 
 use reprise_history::{
     ActivityCancelled, ChainHash, ChildWorkflowFailed, Event, EventKind, Failure, Limits,
@@ -9,82 +13,30 @@ use reprise_history::{
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::error::{Error, Result};
-use crate::store::inbox::{activity_key, child_key, deliver, timer_key};
-use crate::store::runs::{ClaimedRun, append_events, insert_run, read_history, seq, seq_param};
+use crate::store::inbox::{activity_key, child_key, deliver, insert_input, timer_key};
+use crate::store::runs::{events_from_rows, insert_run, run_id, seq, seq_param};
 use crate::store::{
     CLOSED_CHANNEL, Store, TASKS_CHANNEL, close_children, micros, now, policy_name, request_cancel,
-    to_timestamp,
+    to_datetime, to_timestamp,
 };
 
-impl Store {
-    /// Begins a step of a run this process leases: locks the run (checking the lease token:
-    /// fencing) and takes the inputs visible now from its inbox.
-    pub(crate) async fn begin_step(&self, run: &ClaimedRun, owner: &str) -> Result<StepTx> {
-        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        let row = sqlx::query(concat!(
-            "SELECT ", now!(), " AS now, workflow_id, head_seq, head_hash, applied_seq, parent_close_policy
-               FROM reprise.runs WHERE run_id = $2 AND lease_owner = $3 AND lease_token = $4 FOR UPDATE"
-        ))
-        .bind(self.offset())
-        .bind(run.run_id.as_uuid())
-        .bind(owner)
-        .bind(run.lease_token)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(Error::from_db)?
-        .ok_or(Error::LeaseLost { run_id: run.run_id })?;
-        let now: chrono::DateTime<chrono::Utc> = row.try_get("now").map_err(Error::from_db)?;
-        let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
-        let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
-        let mut step = StepTx {
-            offset: self.offset(),
-            limits: *self.limits(),
-            run_id: run.run_id,
-            workflow_id: WorkflowId::new(workflow_id)?,
-            now: to_timestamp(now),
-            head_seq: seq(&row, "head_seq")?,
-            head_hash: ChainHash::from_slice(head_hash)?,
-            applied_seq: seq(&row, "applied_seq")?,
-            parent_close_policy: row.try_get("parent_close_policy").map_err(Error::from_db)?,
-            inputs: Vec::new(),
-            inbox_ids: Vec::new(),
-            tx,
-        };
-        let rows = sqlx::query(concat!(
-            "SELECT id, event FROM reprise.inbox WHERE run_id = $2 AND visible_at <= ",
-            now!(),
-            " ORDER BY visible_at, id LIMIT 1000 FOR UPDATE"
-        ))
-        .bind(step.offset)
-        .bind(run.run_id.as_uuid())
-        .fetch_all(&mut *step.tx)
-        .await
-        .map_err(Error::from_db)?;
-        for row in rows {
-            let id: i64 = row.try_get("id").map_err(Error::from_db)?;
-            let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
-            let kind = EventKind::decode(bytes, &step.limits).map_err(|e| Error::Corrupt {
-                what: format!("inbox row {id} of run {}", run.run_id),
-                reason: e.to_string(),
-            })?;
-            step.inputs.push(kind);
-            step.inbox_ids.push(id);
-        }
-        Ok(step)
-    }
+/// Which runs a batch claims.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Claim<'a> {
+    /// Up to this many runs whose work is due, the longest waiting first.
+    Ready(i64),
+    /// These runs, if they have work and no other process holds them.
+    Only(&'a [RunId]),
 }
 
-/// One step of one run, inside its transaction.
-pub(crate) struct StepTx {
-    tx: Transaction<'static, Postgres>,
-    offset: i64,
-    limits: Limits,
+/// A run claimed by a batch: locked until the batch commits or rolls back.
+#[derive(Debug)]
+pub(crate) struct BatchRun {
     pub(crate) run_id: RunId,
     pub(crate) workflow_id: WorkflowId,
-    /// Database time of this transaction: the recorded time of everything it appends.
-    pub(crate) now: Timestamp,
+    pub(crate) workflow_type: String,
     pub(crate) head_seq: Seq,
-    pub(crate) head_hash: ChainHash,
+    head_hash: ChainHash,
     /// 0 until the first step has applied `WorkflowStarted`.
     pub(crate) applied_seq: Seq,
     /// For a child: what happens to it when its parent closes (kept by its next runs).
@@ -92,6 +44,41 @@ pub(crate) struct StepTx {
     /// The inputs visible now, in arrival order.
     pub(crate) inputs: Vec<EventKind>,
     inbox_ids: Vec<i64>,
+    /// Why an input of this run could not be decoded: the run is parked, not stepped.
+    pub(crate) unreadable_input: Option<String>,
+}
+
+/// A batch of steps in one transaction.
+pub(crate) struct StepBatch {
+    tx: Transaction<'static, Postgres>,
+    offset: i64,
+    limits: Limits,
+    /// Database time of this transaction: the recorded time of everything it appends.
+    pub(crate) now: Timestamp,
+    pub(crate) runs: Vec<BatchRun>,
+}
+
+/// What one run's step produced, for the batch to write.
+pub(crate) struct StepOutput<'a> {
+    /// The run's index in [`StepBatch::runs`].
+    pub(crate) run: usize,
+    /// The step's events: its inputs and decisions, in order.
+    pub(crate) events: &'a [Event],
+    /// How many of the run's inputs the step applied (the others stay in the inbox; for a
+    /// continue-as-new, its signals move on to the next run).
+    pub(crate) applied: usize,
+    pub(crate) closing: Closing<'a>,
+    pub(crate) parent: Option<&'a ParentRun>,
+}
+
+/// A run of the batch whose code cannot go on: it is parked with the reason instead.
+pub(crate) struct Park<'a> {
+    /// The run's index in [`StepBatch::runs`].
+    pub(crate) run: usize,
+    /// The build that failed (nondeterminism, panic): it will not take the run again. `None`
+    /// when no process that claimed it knows its type.
+    pub(crate) build: Option<&'a str>,
+    pub(crate) reason: String,
 }
 
 /// How a step leaves its run.
@@ -108,131 +95,426 @@ pub(crate) enum Closing<'a> {
     },
 }
 
-impl StepTx {
-    /// Only the first `applied` inputs were applied: the others stay in the inbox (for a
-    /// continue-as-new, its signals move on to the next run).
-    pub(crate) fn keep_unapplied(&mut self, applied: usize) {
-        self.inbox_ids.truncate(applied);
+impl Store {
+    /// Begins a batch: claims and locks runs whose work is due (parked runs only if this
+    /// process knows their type and is not the build that parked them) and takes their visible
+    /// inputs. `None` when no run has work.
+    pub(crate) async fn claim_batch(
+        &self,
+        claim: Claim<'_>,
+        known_types: &[String],
+        build: &str,
+    ) -> Result<Option<StepBatch>> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        // `lease_owner IS NULL` keeps the claim on the `runs_ready` index; row locks are the
+        // leases now, so the column is never set.
+        let query = match claim {
+            Claim::Ready(limit) => sqlx::query(concat!(
+                "SELECT ", now!(), " AS now, run_id, workflow_id, workflow_type, head_seq, head_hash,
+                        applied_seq, parent_close_policy
+                   FROM reprise.runs
+                  WHERE ready_at <= ", now!(), " AND lease_owner IS NULL AND status = 'running'
+                    AND (parked_reason IS NULL OR (workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3))
+                  ORDER BY ready_at LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED"
+            ))
+            .bind(self.offset())
+            .bind(known_types)
+            .bind(build)
+            .bind(limit),
+            Claim::Only(ids) => sqlx::query(concat!(
+                "SELECT ", now!(), " AS now, run_id, workflow_id, workflow_type, head_seq, head_hash,
+                        applied_seq, parent_close_policy
+                   FROM reprise.runs
+                  WHERE run_id = ANY($4) AND ready_at <= ", now!(), " AND lease_owner IS NULL AND status = 'running'
+                    AND (parked_reason IS NULL OR (workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3))
+                  FOR NO KEY UPDATE SKIP LOCKED"
+            ))
+            .bind(self.offset())
+            .bind(known_types)
+            .bind(build)
+            .bind(ids.iter().map(|id| *id.as_uuid()).collect::<Vec<_>>()),
+        };
+        let rows = query.fetch_all(&mut *tx).await.map_err(Error::from_db)?;
+        let Some(first) = rows.first() else {
+            return Ok(None); // dropping the transaction rolls it back
+        };
+        let now: chrono::DateTime<chrono::Utc> = first.try_get("now").map_err(Error::from_db)?;
+        let runs = rows.iter().map(batch_run).collect::<Result<Vec<_>>>()?;
+        let mut batch = StepBatch {
+            tx,
+            offset: self.offset(),
+            limits: *self.limits(),
+            now: to_timestamp(now),
+            runs,
+        };
+        batch.take_inputs().await?;
+        Ok(Some(batch))
+    }
+}
+
+fn batch_run(row: &sqlx::postgres::PgRow) -> Result<BatchRun> {
+    let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
+    let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
+    Ok(BatchRun {
+        run_id: run_id(row, "run_id")?,
+        workflow_id: WorkflowId::new(workflow_id)?,
+        workflow_type: row.try_get("workflow_type").map_err(Error::from_db)?,
+        head_seq: seq(row, "head_seq")?,
+        head_hash: ChainHash::from_slice(head_hash)?,
+        applied_seq: seq(row, "applied_seq")?,
+        parent_close_policy: row.try_get("parent_close_policy").map_err(Error::from_db)?,
+        inputs: Vec::new(),
+        inbox_ids: Vec::new(),
+        unreadable_input: None,
+    })
+}
+
+impl StepBatch {
+    fn run_ids(&self) -> Vec<uuid::Uuid> {
+        self.runs.iter().map(|r| *r.run_id.as_uuid()).collect()
     }
 
-    /// The run's history, read in this step's transaction (a step never needs a second
-    /// connection, so steps cannot starve the pool).
-    pub(crate) async fn history(&mut self) -> Result<Vec<Event>> {
-        read_history(&mut self.tx, self.run_id, &self.limits).await
-    }
-
-    /// Appends `events` (this step's inputs and decisions), carries out the decisions, takes
-    /// the consumed inputs out of the inbox, and releases the run — all or nothing.
-    pub(crate) async fn commit(
-        mut self,
-        events: &[Event],
-        closing: Closing<'_>,
-        parent: Option<&ParentRun>,
-    ) -> Result<()> {
-        self.append(events).await?;
-        let scheduled: Vec<(Seq, &reprise_history::ActivityScheduled)> = events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::ActivityScheduled(s) => Some((e.seq, s)),
-                _ => None,
-            })
-            .collect();
-        insert_activity_tasks(
-            &mut self.tx,
-            self.offset,
-            self.run_id,
-            &scheduled,
-            &self.limits,
-        )
-        .await?;
-        let mut queues = Vec::new();
-        for event in events {
-            self.carry_out(event, &mut queues).await?;
-        }
-        sqlx::query("DELETE FROM reprise.inbox WHERE id = ANY($1)")
-            .bind(&self.inbox_ids)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(Error::from_db)?;
-        let head_seq = events.last().map_or(self.head_seq, |e| e.seq);
-        let closing_event = events.last().map(|e| &e.kind).filter(|k| k.is_closing());
-        self.close(&closing, closing_event, parent).await?;
-        sqlx::query(
-            "UPDATE reprise.runs SET head_seq = $2, head_hash = $3, applied_seq = $2,
-                    lease_owner = NULL, lease_expires_at = NULL,
-                    parked_reason = NULL, parked_at = NULL, parked_build = NULL,
-                    ready_at = CASE WHEN status = 'running'
-                               THEN (SELECT min(visible_at) FROM reprise.inbox WHERE run_id = $1) END
-              WHERE run_id = $1",
-        )
-        .bind(self.run_id.as_uuid())
-        .bind(seq_param(head_seq))
-        .bind(self.head_hash.as_bytes().as_slice())
-        .execute(&mut *self.tx)
+    /// Reads the visible inputs of every run of the batch (at most 1,000 a run per step), in
+    /// one statement. No row lock is needed: every other writer of a run's inbox rows (a
+    /// termination, retention) locks the run first.
+    async fn take_inputs(&mut self) -> Result<()> {
+        let rows = sqlx::query(concat!(
+            "SELECT i.run_id, i.id, i.event FROM UNNEST($2::uuid[]) AS r(run_id)
+               CROSS JOIN LATERAL (
+                   SELECT id, run_id, event FROM reprise.inbox
+                    WHERE run_id = r.run_id AND visible_at <= ",
+            now!(),
+            " ORDER BY visible_at, id LIMIT 1000) i"
+        ))
+        .bind(self.offset)
+        .bind(self.run_ids())
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(Error::from_db)?;
-        queues.sort();
-        queues.dedup();
-        for queue in queues {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(TASKS_CHANNEL)
-                .bind(queue)
+        let index: HashMap<RunId, usize> = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.run_id, i))
+            .collect();
+        for row in rows {
+            let id: i64 = row.try_get("id").map_err(Error::from_db)?;
+            let run = run_id(&row, "run_id")?;
+            let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
+            let Some(&i) = index.get(&run) else { continue };
+            match EventKind::decode(bytes, &self.limits) {
+                Ok(kind) => {
+                    self.runs[i].inputs.push(kind);
+                    self.runs[i].inbox_ids.push(id);
+                }
+                Err(e) => {
+                    let reason = format!("inbox row {id} of run {run} does not decode: {e}");
+                    self.runs[i].unreadable_input.get_or_insert(reason);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The histories of some runs of the batch (those the cache does not hold), each verified
+    /// against its chain hashes, in one statement. A run whose history does not verify gets
+    /// its own error; the others are unaffected.
+    pub(crate) async fn histories(
+        &mut self,
+        runs: &[RunId],
+    ) -> Result<HashMap<RunId, Result<Vec<Event>>>> {
+        let mut histories = HashMap::new();
+        if runs.is_empty() {
+            return Ok(histories);
+        }
+        let ids: Vec<uuid::Uuid> = runs.iter().map(|r| *r.as_uuid()).collect();
+        let rows = sqlx::query(
+            "SELECT run_id, seq, event, hash FROM reprise.history WHERE run_id = ANY($1) ORDER BY run_id, seq",
+        )
+        .bind(ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?;
+        let mut start = 0;
+        while start < rows.len() {
+            let run = run_id(&rows[start], "run_id")?;
+            let mut end = start + 1;
+            while end < rows.len() && run_id(&rows[end], "run_id")? == run {
+                end += 1;
+            }
+            histories.insert(run, events_from_rows(&rows[start..end], &self.limits));
+            start = end;
+        }
+        for run in runs {
+            histories.entry(*run).or_insert_with(|| {
+                Err(Error::Corrupt {
+                    what: format!("history of run {run}"),
+                    reason: "is empty".to_string(),
+                })
+            });
+        }
+        Ok(histories)
+    }
+
+    /// Writes every step of the batch and releases its runs — all or nothing: events with
+    /// their chain hashes, activity tasks, the other decisions, consumed inputs, closes, parks,
+    /// each run's next `ready_at`, and the notifications.
+    pub(crate) async fn commit(
+        mut self,
+        steps: &[StepOutput<'_>],
+        parks: &[Park<'_>],
+    ) -> Result<()> {
+        let mut notes = Notifications::default();
+        let heads = self.append(steps).await?;
+        self.insert_tasks(steps, &mut notes).await?;
+        for step in steps {
+            let mut writer = self.writer(step.run, &mut notes);
+            for event in step.events {
+                writer.carry_out(event).await?;
+            }
+        }
+        // Consumed inputs go before any run closes: a continue-as-new moves the signals still
+        // in the inbox to the next run, and those must be only the ones its code never took.
+        let consumed: Vec<i64> = steps
+            .iter()
+            .flat_map(|s| self.runs[s.run].inbox_ids.iter().take(s.applied).copied())
+            .collect();
+        if !consumed.is_empty() {
+            sqlx::query("DELETE FROM reprise.inbox WHERE id = ANY($1)")
+                .bind(consumed)
                 .execute(&mut *self.tx)
                 .await
                 .map_err(Error::from_db)?;
         }
+        for step in steps {
+            let closing_event = step
+                .events
+                .last()
+                .map(|e| &e.kind)
+                .filter(|k| k.is_closing());
+            self.writer(step.run, &mut notes)
+                .close(&step.closing, closing_event, step.parent)
+                .await?;
+        }
+        for park in parks {
+            self.park(park).await?;
+        }
+        self.release(&heads).await?;
+        notes.send(&mut self.tx).await?;
         self.tx.commit().await.map_err(Error::from_db)
     }
 
-    /// Appends events to history with their chain hashes.
-    async fn append(&mut self, events: &[Event]) -> Result<()> {
-        self.head_hash = append_events(
-            &mut self.tx,
-            self.run_id,
-            self.head_hash,
-            events,
-            &self.limits,
-        )
-        .await?;
+    fn writer<'a>(&'a mut self, run: usize, notes: &'a mut Notifications) -> RunWriter<'a> {
+        RunWriter {
+            conn: &mut self.tx,
+            offset: self.offset,
+            limits: &self.limits,
+            now: self.now,
+            run: &self.runs[run],
+            notes,
+        }
+    }
+
+    /// Appends every step's events in one statement; returns each stepped run's new head.
+    async fn append(&mut self, steps: &[StepOutput<'_>]) -> Result<Vec<(usize, Seq, ChainHash)>> {
+        let (mut runs, mut seqs, mut times, mut kinds, mut bodies, mut hashes) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let mut heads = Vec::with_capacity(steps.len());
+        for step in steps {
+            let run = &self.runs[step.run];
+            let mut hash = run.head_hash;
+            for event in step.events {
+                let bytes = event.encode(&self.limits)?;
+                hash = hash.next(&bytes);
+                runs.push(*run.run_id.as_uuid());
+                seqs.push(seq_param(event.seq));
+                times.push(to_datetime(event.recorded_at)?);
+                kinds.push(event.kind.name());
+                bodies.push(bytes);
+                hashes.push(hash.as_bytes().to_vec());
+            }
+            let head_seq = step.events.last().map_or(run.head_seq, |e| e.seq);
+            heads.push((step.run, head_seq, hash));
+        }
+        if !runs.is_empty() {
+            sqlx::query(
+                "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+                 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
+            )
+            .bind(runs)
+            .bind(seqs)
+            .bind(times)
+            .bind(kinds)
+            .bind(bodies)
+            .bind(hashes)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(Error::from_db)?;
+        }
+        Ok(heads)
+    }
+
+    /// Creates the tasks of every activity the batch scheduled, in one statement.
+    async fn insert_tasks(
+        &mut self,
+        steps: &[StepOutput<'_>],
+        notes: &mut Notifications,
+    ) -> Result<()> {
+        let mut scheduled = Vec::new();
+        for step in steps {
+            for event in step.events {
+                if let EventKind::ActivityScheduled(s) = &event.kind {
+                    scheduled.push((self.runs[step.run].run_id, event.seq, s));
+                    notes.task_queue(s.task_queue.as_str());
+                }
+            }
+        }
+        insert_activity_tasks(&mut self.tx, self.offset, &scheduled, &self.limits).await
+    }
+
+    /// Parks a run whose code cannot go on; it keeps its inbox and readiness.
+    async fn park(&mut self, park: &Park<'_>) -> Result<()> {
+        sqlx::query(concat!(
+            "UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, ",
+            now!(),
+            ") WHERE run_id = $2"
+        ))
+        .bind(self.offset)
+        .bind(self.runs[park.run].run_id.as_uuid())
+        .bind(&park.reason)
+        .bind(park.build)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?;
         Ok(())
     }
 
-    /// Puts an input in a run's inbox within this step's transaction.
-    async fn deliver(
+    /// Records each stepped run's new head and when it next has work, in one statement. Every
+    /// stepped run is written, even one whose step appended nothing: recomputing `ready_at` is
+    /// what keeps it from being claimed again for nothing.
+    async fn release(&mut self, heads: &[(usize, Seq, ChainHash)]) -> Result<()> {
+        if heads.is_empty() {
+            return Ok(());
+        }
+        let mut runs = Vec::with_capacity(heads.len());
+        let mut seqs = Vec::with_capacity(heads.len());
+        let mut hashes = Vec::with_capacity(heads.len());
+        for (run, head_seq, hash) in heads {
+            runs.push(*self.runs[*run].run_id.as_uuid());
+            seqs.push(seq_param(*head_seq));
+            hashes.push(hash.as_bytes().to_vec());
+        }
+        sqlx::query(
+            "UPDATE reprise.runs r SET head_seq = h.head_seq, head_hash = h.head_hash, applied_seq = h.head_seq,
+                    parked_reason = NULL, parked_at = NULL, parked_build = NULL,
+                    ready_at = CASE WHEN r.status = 'running'
+                               THEN (SELECT min(visible_at) FROM reprise.inbox i WHERE i.run_id = r.run_id) END
+               FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS h(run_id, head_seq, head_hash)
+              WHERE r.run_id = h.run_id",
+        )
+        .bind(runs)
+        .bind(seqs)
+        .bind(hashes)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?;
+        Ok(())
+    }
+}
+
+/// The notifications a batch sends when it commits, each once.
+#[derive(Default)]
+struct Notifications {
+    sent: Vec<(&'static str, String)>,
+}
+
+impl Notifications {
+    fn task_queue(&mut self, queue: &str) {
+        self.push(TASKS_CHANNEL, queue.to_string());
+    }
+
+    fn closed(&mut self, run: RunId) {
+        self.push(CLOSED_CHANNEL, run.to_string());
+    }
+
+    fn push(&mut self, channel: &'static str, payload: String) {
+        if !self
+            .sent
+            .iter()
+            .any(|(c, p)| *c == channel && *p == payload)
+        {
+            self.sent.push((channel, payload));
+        }
+    }
+
+    /// Queues them all in one statement; PostgreSQL delivers them when the transaction commits.
+    async fn send(self, conn: &mut PgConnection) -> Result<()> {
+        if self.sent.is_empty() {
+            return Ok(());
+        }
+        let (channels, payloads): (Vec<&str>, Vec<String>) = self.sent.into_iter().unzip();
+        sqlx::query("SELECT pg_notify(n.channel, n.payload) FROM UNNEST($1::text[], $2::text[]) AS n(channel, payload)")
+            .bind(channels)
+            .bind(payloads)
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        Ok(())
+    }
+}
+
+/// Writes what one run's step decided, inside the batch's transaction.
+struct RunWriter<'a> {
+    conn: &'a mut PgConnection,
+    offset: i64,
+    limits: &'a Limits,
+    now: Timestamp,
+    run: &'a BatchRun,
+    notes: &'a mut Notifications,
+}
+
+impl RunWriter<'_> {
+    /// Puts an input in this run's own inbox. The batch recomputes the run's `ready_at` as it
+    /// releases it, so there is nothing to mark.
+    async fn deliver_to_self(
         &mut self,
-        run_id: RunId,
         input: &EventKind,
         key: String,
         delay: std::time::Duration,
     ) -> Result<()> {
-        deliver(
-            &mut self.tx,
+        insert_input(
+            self.conn,
             self.offset,
-            run_id,
+            self.run.run_id,
             input,
             Some(key),
             delay,
-            &self.limits,
+            self.limits,
         )
         .await?;
         Ok(())
     }
 
-    /// Does what a decision asks (activity tasks are created for the whole step beforehand).
-    async fn carry_out(&mut self, event: &Event, queues: &mut Vec<String>) -> Result<()> {
+    /// Does what a decision asks (activity tasks are created for the whole batch beforehand).
+    async fn carry_out(&mut self, event: &Event) -> Result<()> {
         match &event.kind {
-            EventKind::ActivityScheduled(s) => queues.push(s.task_queue.to_string()),
             EventKind::ActivityCancelRequested(c) => self.cancel_activity(c.scheduled).await?,
             EventKind::TimerStarted(t) => {
                 let fired = EventKind::TimerFired(TimerFired { started: event.seq });
-                self.deliver(self.run_id, &fired, timer_key(event.seq), t.duration)
+                self.deliver_to_self(&fired, timer_key(event.seq), t.duration)
                     .await?;
             }
             EventKind::TimerCancelled(t) => {
                 sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1 AND dedupe_key = $2")
-                    .bind(self.run_id.as_uuid())
+                    .bind(self.run.run_id.as_uuid())
                     .bind(timer_key(t.started))
-                    .execute(&mut *self.tx)
+                    .execute(&mut *self.conn)
                     .await
                     .map_err(Error::from_db)?;
             }
@@ -241,10 +523,10 @@ impl StepTx {
                     "INSERT INTO reprise.run_patches (run_id, patch_id, seq) VALUES ($1, $2, $3)
                      ON CONFLICT (run_id, patch_id) DO NOTHING",
                 )
-                .bind(self.run_id.as_uuid())
+                .bind(self.run.run_id.as_uuid())
                 .bind(patch_id.as_str())
                 .bind(seq_param(event.seq))
-                .execute(&mut *self.tx)
+                .execute(&mut *self.conn)
                 .await
                 .map_err(Error::from_db)?;
             }
@@ -262,9 +544,9 @@ impl StepTx {
             "UPDATE reprise.activity_tasks SET cancel_requested = true
               WHERE run_id = $1 AND scheduled_seq = $2 RETURNING CASE WHEN lease_owner IS NULL THEN attempt END",
         )
-        .bind(self.run_id.as_uuid())
+        .bind(self.run.run_id.as_uuid())
         .bind(seq_param(scheduled))
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(&mut *self.conn)
         .await
         .map_err(Error::from_db)?
         .flatten();
@@ -272,9 +554,9 @@ impl StepTx {
             return Ok(());
         };
         sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND scheduled_seq = $2")
-            .bind(self.run_id.as_uuid())
+            .bind(self.run.run_id.as_uuid())
             .bind(seq_param(scheduled))
-            .execute(&mut *self.tx)
+            .execute(&mut *self.conn)
             .await
             .map_err(Error::from_db)?;
         let cancelled = EventKind::ActivityCancelled(ActivityCancelled {
@@ -282,13 +564,8 @@ impl StepTx {
             attempt: u32::try_from(attempt).unwrap_or(0),
             details: None,
         });
-        self.deliver(
-            self.run_id,
-            &cancelled,
-            activity_key(scheduled),
-            Default::default(),
-        )
-        .await
+        self.deliver_to_self(&cancelled, activity_key(scheduled), Default::default())
+            .await
     }
 
     /// Starts a child run in this transaction; if its workflow id is taken, the child fails at once.
@@ -298,19 +575,19 @@ impl StepTx {
         c: &reprise_history::ChildWorkflowStarted,
     ) -> Result<()> {
         let parent = ParentRun {
-            workflow_id: self.workflow_id.clone(),
-            run_id: self.run_id,
+            workflow_id: self.run.workflow_id.clone(),
+            run_id: self.run.run_id,
             started_seq: seq,
         };
         let started = c.child_run_started(parent);
         let policy = policy_name(c.parent_close_policy);
         if insert_run(
-            &mut self.tx,
+            self.conn,
             &started,
             self.now,
             None,
             Some(policy),
-            &self.limits,
+            self.limits,
         )
         .await?
         {
@@ -324,7 +601,7 @@ impl StepTx {
             )
             .retryable(false),
         });
-        self.deliver(self.run_id, &failed, child_key(seq), Default::default())
+        self.deliver_to_self(&failed, child_key(seq), Default::default())
             .await
     }
 
@@ -333,18 +610,18 @@ impl StepTx {
         let child: Option<uuid::Uuid> = sqlx::query_scalar(
             "SELECT run_id FROM reprise.runs WHERE parent_run_id = $1 AND parent_started_seq = $2 AND status = 'running'",
         )
-        .bind(self.run_id.as_uuid())
+        .bind(self.run.run_id.as_uuid())
         .bind(seq_param(started))
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(&mut *self.conn)
         .await
         .map_err(Error::from_db)?;
         if let Some(child) = child {
             request_cancel(
-                &mut self.tx,
+                self.conn,
                 self.offset,
                 RunId::from_uuid(child),
                 "its parent asked",
-                &self.limits,
+                self.limits,
             )
             .await?;
         }
@@ -364,15 +641,16 @@ impl StepTx {
             Closing::Closed { status } => *status,
             Closing::ContinuedAsNew { .. } => "continued_as_new",
         };
+        let run_id = self.run.run_id;
         sqlx::query(concat!(
             "UPDATE reprise.runs SET status = $3, closed_at = ",
             now!(),
             " WHERE run_id = $2"
         ))
         .bind(self.offset)
-        .bind(self.run_id.as_uuid())
+        .bind(run_id.as_uuid())
         .bind(status)
-        .execute(&mut *self.tx)
+        .execute(&mut *self.conn)
         .await
         .map_err(Error::from_db)?;
         if let Closing::ContinuedAsNew { next, carried } = closing {
@@ -380,11 +658,14 @@ impl StepTx {
         }
         let outcome = parent.and_then(|p| Some((p, closing_event?.child_outcome(p.started_seq)?)));
         if let Some((parent, outcome)) = outcome {
-            self.deliver(
+            deliver(
+                self.conn,
+                self.offset,
                 parent.run_id,
                 &outcome,
-                child_key(parent.started_seq),
+                Some(child_key(parent.started_seq)),
                 Default::default(),
+                self.limits,
             )
             .await?;
         }
@@ -394,18 +675,13 @@ impl StepTx {
             "DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND lease_owner IS NULL",
         ] {
             sqlx::query(drop_pending)
-                .bind(self.run_id.as_uuid())
-                .execute(&mut *self.tx)
+                .bind(run_id.as_uuid())
+                .execute(&mut *self.conn)
                 .await
                 .map_err(Error::from_db)?;
         }
-        close_children(&mut self.tx, self.offset, self.run_id, &self.limits).await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CLOSED_CHANNEL)
-            .bind(self.run_id.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(Error::from_db)?;
+        close_children(self.conn, self.offset, run_id, self.limits).await?;
+        self.notes.closed(run_id);
         Ok(())
     }
 
@@ -417,31 +693,32 @@ impl StepTx {
         carried: &[(reprise_history::SignalName, Payload)],
         parent: Option<&ParentRun>,
     ) -> Result<()> {
+        let run_id = self.run.run_id;
         let started = WorkflowStarted {
             workflow_type: next.workflow_type.clone(),
-            workflow_id: self.workflow_id.clone(),
+            workflow_id: self.run.workflow_id.clone(),
             run_id: next.new_run_id,
             input: next.input.clone(),
             task_queue: next.task_queue.clone(),
             origin: RunOrigin::ContinuedAsNew {
-                previous_run_id: self.run_id,
+                previous_run_id: run_id,
             },
             parent: parent.cloned(),
         };
-        let policy = self.parent_close_policy.clone();
+        let policy = self.run.parent_close_policy.as_deref();
         if !insert_run(
-            &mut self.tx,
+            self.conn,
             &started,
             self.now,
-            Some(self.run_id),
-            policy.as_deref(),
-            &self.limits,
+            Some(run_id),
+            policy,
+            self.limits,
         )
         .await?
         {
             return Err(Error::Conflict(format!(
                 "workflow id {} is open in another run; cannot continue as new",
-                self.workflow_id
+                self.run.workflow_id
             )));
         }
         for (name, payload) in carried {
@@ -457,17 +734,17 @@ impl StepTx {
             .bind(self.offset)
             .bind(next.new_run_id.as_uuid())
             .bind(signal.name())
-            .bind(signal.encode(&self.limits)?)
-            .execute(&mut *self.tx)
+            .bind(signal.encode(self.limits)?)
+            .execute(&mut *self.conn)
             .await
             .map_err(Error::from_db)?;
         }
         sqlx::query(
             "UPDATE reprise.inbox SET run_id = $2 WHERE run_id = $1 AND kind = 'SignalReceived'",
         )
-        .bind(self.run_id.as_uuid())
+        .bind(run_id.as_uuid())
         .bind(next.new_run_id.as_uuid())
-        .execute(&mut *self.tx)
+        .execute(&mut *self.conn)
         .await
         .map_err(Error::from_db)?;
         Ok(())
@@ -497,27 +774,33 @@ pub(crate) fn runs_closing(execution: &reprise_sdk::Execution) -> Closing<'_> {
     }
 }
 
-/// Creates the tasks of scheduled activities, due now, in one statement (shared by steps and
-/// resets: a fan-out of a hundred activities costs one round trip, not a hundred).
+/// Creates the tasks of scheduled activities (of one run or many), due now, in one statement
+/// (shared by steps and resets: a fan-out of a hundred activities costs one round trip).
 pub(super) async fn insert_activity_tasks(
     conn: &mut PgConnection,
     offset: i64,
-    run_id: RunId,
-    scheduled: &[(Seq, &reprise_history::ActivityScheduled)],
+    scheduled: &[(RunId, Seq, &reprise_history::ActivityScheduled)],
     limits: &Limits,
 ) -> Result<()> {
     if scheduled.is_empty() {
         return Ok(());
     }
-    let mut seqs = Vec::with_capacity(scheduled.len());
-    let mut queues = Vec::with_capacity(scheduled.len());
-    let mut types = Vec::with_capacity(scheduled.len());
-    let mut inputs = Vec::with_capacity(scheduled.len());
-    let mut options = Vec::with_capacity(scheduled.len());
-    let mut start_to_close = Vec::with_capacity(scheduled.len());
-    let mut heartbeat = Vec::with_capacity(scheduled.len());
-    let mut schedule_to_close = Vec::with_capacity(scheduled.len());
-    for (seq, s) in scheduled {
+    let n = scheduled.len();
+    let (mut runs, mut seqs, mut queues, mut types) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut inputs, mut options, mut start_to_close, mut heartbeat, mut schedule_to_close) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (run, seq, s) in scheduled {
+        runs.push(*run.as_uuid());
         seqs.push(seq_param(*seq));
         queues.push(s.task_queue.as_str());
         types.push(s.activity_type.as_str());
@@ -530,13 +813,14 @@ pub(super) async fn insert_activity_tasks(
     sqlx::query(concat!(
         "INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type, input, options,
              start_to_close_micros, heartbeat_timeout_micros, scheduled_at, visible_at, schedule_to_close_deadline)
-         SELECT $2, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb, ", now!(), ", ", now!(), ",
+         SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb, ", now!(), ", ", now!(), ",
                 ", now!(), " + t.s2c * interval '1 microsecond'
-           FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[])
-             AS t(seq, queue, kind, input, options, stc, hb, s2c)"
+           FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::bigint[],
+                       $9::bigint[], $10::bigint[])
+             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c)"
     ))
     .bind(offset)
-    .bind(run_id.as_uuid())
+    .bind(runs)
     .bind(seqs)
     .bind(queues)
     .bind(types)

@@ -8,7 +8,7 @@ use reprise_history::{
 use sqlx::Row;
 
 use crate::error::{Error, Result};
-use crate::store::inbox::{activity_key, deliver};
+use crate::store::inbox::activity_key;
 use crate::store::{Store, micros, now};
 
 /// An activity attempt this worker holds the lease of.
@@ -129,64 +129,161 @@ impl Store {
             .map_err(Error::from_db)
     }
 
-    /// Records an attempt's outcome, if this worker still holds its lease: the result or final
-    /// failure goes to the run's inbox, or a retryable failure schedules the next attempt
-    /// after its backoff (database time).
-    pub(crate) async fn finish_task(
+    /// Records the outcomes of attempts this worker ran, in one transaction, each only if the
+    /// worker still holds its lease: a result or final failure goes to its run's inbox (and
+    /// readies the run), a retryable failure schedules the next attempt after its backoff
+    /// (database time). Returns what happened to each, in order.
+    pub(crate) async fn finish_tasks(
         &self,
-        task: &ClaimedTask,
         owner: &str,
-        outcome: TaskOutcome,
-    ) -> Result<Recorded> {
+        finished: &[(ClaimedTask, TaskOutcome)],
+    ) -> Result<Vec<Recorded>> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        // Lock order everywhere is run row, then task rows (steps and terminations take the
-        // run first and then touch its tasks): taking them the other way round deadlocks.
-        sqlx::query("SELECT 1 FROM reprise.runs WHERE run_id = $1 FOR UPDATE")
-            .bind(task.run_id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from_db)?;
-        let row = sqlx::query(concat!(
-            "SELECT schedule_to_close_deadline IS NOT NULL AND schedule_to_close_deadline <= ",
-            now!(),
-            " AS past_deadline FROM reprise.activity_tasks
-              WHERE run_id = $2 AND scheduled_seq = $3 AND lease_owner = $4 AND lease_token = $5 FOR UPDATE"
-        ))
-        .bind(self.offset())
-        .bind(task.run_id.as_uuid())
-        .bind(seq_param(task.scheduled_seq))
-        .bind(owner)
-        .bind(task.lease_token)
-        .fetch_optional(&mut *tx)
+        // Lock order everywhere is run rows, then task rows (steps and terminations take the
+        // run first and then touch its tasks), and run rows in id order: taking them any other
+        // way can deadlock.
+        let mut runs: Vec<uuid::Uuid> = finished.iter().map(|(t, _)| *t.run_id.as_uuid()).collect();
+        runs.sort_unstable();
+        runs.dedup();
+        sqlx::query(
+            "SELECT 1 FROM reprise.runs WHERE run_id = ANY($1) ORDER BY run_id FOR NO KEY UPDATE",
+        )
+        .bind(&runs)
+        .execute(&mut *tx)
         .await
         .map_err(Error::from_db)?;
-        let Some(row) = row else {
-            return Ok(Recorded::Fenced);
-        };
-        let past_deadline: bool = row.try_get("past_deadline").map_err(Error::from_db)?;
-        let input = match outcome {
-            TaskOutcome::Completed(result) => EventKind::ActivityCompleted(ActivityCompleted {
-                scheduled: task.scheduled_seq,
-                result,
-                attempt: task.attempt,
-            }),
-            TaskOutcome::Failed(failure)
-                if !past_deadline && task.options.retry.retries(&failure, task.attempt) =>
-            {
-                self.schedule_retry(&mut tx, task, &failure).await?;
-                tx.commit().await.map_err(Error::from_db)?;
-                return Ok(Recorded::Retry);
-            }
-            TaskOutcome::Failed(failure) => EventKind::ActivityFailed(ActivityFailed {
-                scheduled: task.scheduled_seq,
-                failure,
-                attempt: task.attempt,
-            }),
-        };
-        self.resolve_task(&mut tx, task.run_id, task.scheduled_seq, &input)
-            .await?;
+        let held = self.held_tasks(&mut tx, owner, finished).await?;
+        let mut recorded = Vec::with_capacity(finished.len());
+        let mut outcomes = Vec::new();
+        for (task, outcome) in finished {
+            let Some(&past_deadline) = held.get(&(task.run_id, task.scheduled_seq)) else {
+                recorded.push(Recorded::Fenced);
+                continue;
+            };
+            let input = match outcome {
+                TaskOutcome::Completed(result) => EventKind::ActivityCompleted(ActivityCompleted {
+                    scheduled: task.scheduled_seq,
+                    result: result.clone(),
+                    attempt: task.attempt,
+                }),
+                TaskOutcome::Failed(failure)
+                    if !past_deadline && task.options.retry.retries(failure, task.attempt) =>
+                {
+                    self.schedule_retry(&mut tx, task, failure).await?;
+                    recorded.push(Recorded::Retry);
+                    continue;
+                }
+                TaskOutcome::Failed(failure) => EventKind::ActivityFailed(ActivityFailed {
+                    scheduled: task.scheduled_seq,
+                    failure: failure.clone(),
+                    attempt: task.attempt,
+                }),
+            };
+            outcomes.push((task.run_id, task.scheduled_seq, input));
+            recorded.push(Recorded::Outcome);
+        }
+        self.resolve_tasks(&mut tx, &outcomes).await?;
         tx.commit().await.map_err(Error::from_db)?;
-        Ok(Recorded::Outcome)
+        Ok(recorded)
+    }
+
+    /// Which of the attempts this worker still holds (owner and token match), each with
+    /// whether its schedule-to-close deadline has passed; locks their task rows.
+    async fn held_tasks(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        owner: &str,
+        finished: &[(ClaimedTask, TaskOutcome)],
+    ) -> Result<std::collections::HashMap<(RunId, Seq), bool>> {
+        let runs: Vec<uuid::Uuid> = finished.iter().map(|(t, _)| *t.run_id.as_uuid()).collect();
+        let seqs: Vec<i64> = finished
+            .iter()
+            .map(|(t, _)| seq_param(t.scheduled_seq))
+            .collect();
+        let tokens: Vec<i64> = finished.iter().map(|(t, _)| t.lease_token).collect();
+        let rows = sqlx::query(concat!(
+            "SELECT t.run_id, t.scheduled_seq,
+                    t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= ",
+            now!(),
+            " AS past_deadline
+               FROM reprise.activity_tasks t
+               JOIN UNNEST($2::uuid[], $3::bigint[], $4::bigint[]) AS k(run_id, seq, token)
+                 ON t.run_id = k.run_id AND t.scheduled_seq = k.seq AND t.lease_token = k.token
+              WHERE t.lease_owner = $5
+                FOR UPDATE OF t"
+        ))
+        .bind(self.offset())
+        .bind(runs)
+        .bind(seqs)
+        .bind(tokens)
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        let mut held = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let run: uuid::Uuid = row.try_get("run_id").map_err(Error::from_db)?;
+            let seq: i64 = row.try_get("scheduled_seq").map_err(Error::from_db)?;
+            let past_deadline: bool = row.try_get("past_deadline").map_err(Error::from_db)?;
+            held.insert(
+                (
+                    RunId::from_uuid(run),
+                    Seq::new(u64::try_from(seq).unwrap_or(0)),
+                ),
+                past_deadline,
+            );
+        }
+        Ok(held)
+    }
+
+    /// Deletes finished tasks and puts their outcomes in their runs' inboxes, readying the runs
+    /// and waking engines, in one statement.
+    async fn resolve_tasks(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        outcomes: &[(RunId, Seq, EventKind)],
+    ) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut runs = Vec::with_capacity(outcomes.len());
+        let mut seqs = Vec::with_capacity(outcomes.len());
+        let mut kinds = Vec::with_capacity(outcomes.len());
+        let mut events = Vec::with_capacity(outcomes.len());
+        let mut keys = Vec::with_capacity(outcomes.len());
+        for (run, seq, input) in outcomes {
+            runs.push(*run.as_uuid());
+            seqs.push(seq_param(*seq));
+            kinds.push(input.name());
+            events.push(input.encode(self.limits())?);
+            keys.push(activity_key(*seq));
+        }
+        sqlx::query(concat!(
+            "WITH k AS (SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::text[])
+                          AS k(run_id, seq, kind, event, dedupe_key)),
+                  done AS (DELETE FROM reprise.activity_tasks t USING k
+                            WHERE t.run_id = k.run_id AND t.scheduled_seq = k.seq),
+                  delivered AS (
+                      INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key)
+                      SELECT run_id, ", now!(), ", kind, event, dedupe_key FROM k
+                      ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id),
+                  readied AS (
+                      UPDATE reprise.runs r SET ready_at = LEAST(COALESCE(r.ready_at, 'infinity'), ", now!(), ")
+                       WHERE r.run_id IN (SELECT run_id FROM delivered) AND r.status = 'running'
+                      RETURNING 1)
+             SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM readied)"
+        ))
+        .bind(self.offset())
+        .bind(runs)
+        .bind(seqs)
+        .bind(kinds)
+        .bind(events)
+        .bind(keys)
+        .bind(crate::store::RUNS_CHANNEL)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        Ok(())
     }
 
     /// Gives a failed attempt's task back for its next attempt, after the policy's backoff
@@ -215,33 +312,6 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(Error::from_db)?;
-        Ok(())
-    }
-
-    /// Deletes a task and puts its outcome in the run's inbox.
-    async fn resolve_task(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        run_id: RunId,
-        scheduled: Seq,
-        input: &EventKind,
-    ) -> Result<()> {
-        sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND scheduled_seq = $2")
-            .bind(run_id.as_uuid())
-            .bind(seq_param(scheduled))
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from_db)?;
-        deliver(
-            tx,
-            self.offset(),
-            run_id,
-            input,
-            Some(activity_key(scheduled)),
-            Default::default(),
-            self.limits(),
-        )
-        .await?;
         Ok(())
     }
 
@@ -334,7 +404,7 @@ impl Store {
                 last_failure,
                 last_heartbeat: last_heartbeat.map(Payload::from_bytes).transpose()?,
             });
-            self.resolve_task(&mut tx, task.run_id, task.scheduled_seq, &input)
+            self.resolve_tasks(&mut tx, &[(task.run_id, task.scheduled_seq, input)])
                 .await?;
         }
         tx.commit().await.map_err(Error::from_db)?;

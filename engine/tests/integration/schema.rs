@@ -63,7 +63,11 @@ async fn migrating_twice_is_a_no_op() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(applied as usize, 1, "each migration recorded once");
+    assert_eq!(
+        applied,
+        schema::expected_version(),
+        "each migration recorded once"
+    );
     // Our bookkeeping stays in our schema: an application's own sqlx migrations are untouched.
     let public: bool =
         sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
@@ -274,6 +278,10 @@ async fn every_claim_and_lookup_path_has_an_index() {
         (
             "runs_by_parent",
             "SELECT run_id FROM reprise.runs WHERE parent_run_id = '00000000-0000-0000-0000-000000000000'::uuid",
+        ),
+        (
+            "runs_by_previous_run",
+            "SELECT run_id FROM reprise.runs WHERE previous_run_id = '00000000-0000-0000-0000-000000000000'::uuid LIMIT 1",
         ),
         (
             "runs_closed",

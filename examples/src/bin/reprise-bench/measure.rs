@@ -35,31 +35,41 @@ fn postgres_cpu_ticks() -> u64 {
         .sum()
 }
 
+/// How long until every backend has published its statistics: an idle backend that flushed
+/// less than a second ago waits PostgreSQL's idle interval (10 s) before flushing again.
+const STATS_SETTLE: Duration = Duration::from_millis(10_500);
+
 impl DbCounters {
-    pub(crate) async fn read(pool: &PgPool) -> anyhow::Result<DbCounters> {
-        // Statistics reach the shared counters at most once a second from idle backends.
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
-        let commits: i64 = sqlx::query_scalar(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
-        )
-        .fetch_one(pool)
-        .await?;
-        let wal_syncs: i64 = sqlx::query_scalar("SELECT wal_sync FROM pg_stat_wal")
-            .fetch_one(pool)
-            .await?;
+    /// Counters before a workload: waits until earlier work is published first.
+    pub(crate) async fn before(pool: &PgPool) -> anyhow::Result<DbCounters> {
+        tokio::time::sleep(STATS_SETTLE).await;
+        let wal_syncs = wal_syncs(pool).await?;
+        let (commits, cpu_ticks) = (write_transactions(pool).await?, postgres_cpu_ticks());
         Ok(DbCounters {
             commits,
             wal_syncs,
-            cpu_ticks: postgres_cpu_ticks(),
+            cpu_ticks,
         })
     }
 
-    /// Per workflow: transactions, WAL flushes, milliseconds of PostgreSQL CPU.
+    /// Counters after a workload: transactions and CPU at once (idle polling would add to
+    /// them), WAL flushes once every backend has published its statistics.
+    pub(crate) async fn after(pool: &PgPool) -> anyhow::Result<DbCounters> {
+        let (commits, cpu_ticks) = (write_transactions(pool).await?, postgres_cpu_ticks());
+        tokio::time::sleep(STATS_SETTLE).await;
+        Ok(DbCounters {
+            commits,
+            wal_syncs: wal_syncs(pool).await?,
+            cpu_ticks,
+        })
+    }
+
+    /// Per workflow: write transactions, WAL flushes, milliseconds of PostgreSQL CPU.
     pub(crate) fn per_workflow(self, after: DbCounters, workflows: u64) -> (f64, f64, f64) {
         let n = workflows.max(1) as f64;
         let ticks_per_second = 100.0; // Linux USER_HZ
         (
-            (after.commits - self.commits) as f64 / n,
+            (after.commits - self.commits - 1) as f64 / n,
             (after.wal_syncs - self.wal_syncs) as f64 / n,
             (after.cpu_ticks.saturating_sub(self.cpu_ticks)) as f64 * 1000.0 / ticks_per_second / n,
         )
@@ -133,4 +143,21 @@ pub(crate) async fn pgbench(
     let tps = number_after("tps").unwrap_or(0.0);
     let latency = number_after("latency average").unwrap_or(0.0);
     Ok((tps, latency))
+}
+
+/// Write transactions so far: transaction ids are given out only to transactions that write,
+/// and at once (unlike `pg_stat_database`, which backends publish up to 10 s late). Reading
+/// takes one id itself, which the workload's figure does not count.
+async fn write_transactions(pool: &PgPool) -> anyhow::Result<i64> {
+    let xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(pool)
+        .await?;
+    Ok(xid)
+}
+
+/// WAL flushes so far, as published.
+async fn wal_syncs(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT wal_sync FROM pg_stat_wal")
+        .fetch_one(pool)
+        .await?)
 }

@@ -81,16 +81,15 @@ impl Bench {
         let e = EngineOptions::default();
         let w = WorkerOptions::default();
         format!(
-            "{}; engine: claim batch {}, {} steps at once, cache {} runs, lease {:?}; worker: {} activities at once",
+            "{}; engine: up to {} runs a batch, {} batches at once, cache {} runs; worker: {} activities at once",
             if self.in_process {
                 "client, engine and worker in one process"
             } else {
                 "one engine process and one worker process"
             },
-            e.claim_batch,
-            e.max_concurrent_steps,
+            e.batch_size,
+            e.concurrent_batches,
             e.cache_capacity,
-            e.lease,
             w.max_concurrent
         )
     }

@@ -83,10 +83,10 @@ async fn wait_completed(bench: &Bench, prefix: &str, count: usize) -> anyhow::Re
 
 /// W1: 2,000 one-activity workflows back to back; then 200 one at a time.
 pub(crate) async fn hello(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
-    let before = DbCounters::read(bench.store.pool()).await?;
+    let before = DbCounters::before(bench.store.pool()).await?;
     let prefix = start_many(bench, HELLO, 2_000, &1).await?;
     let span = wait_completed(bench, &prefix, 2_000).await?;
-    let after = DbCounters::read(bench.store.pool()).await?;
+    let after = DbCounters::after(bench.store.pool()).await?;
     let (xacts, wal, cpu) = before.per_workflow(after, 2_000);
     let mut latencies = Vec::with_capacity(200);
     for i in 0..200 {
@@ -102,7 +102,7 @@ pub(crate) async fn hello(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
         figure("throughput", "workflows/s", 2_000.0 / span),
         figure("latency p50", "ms", percentile(&mut latencies, 0.5)),
         figure("latency p99", "ms", percentile(&mut latencies, 0.99)),
-        figure("transactions per workflow", "", xacts),
+        figure("write transactions per workflow", "", xacts),
         figure("WAL flushes per workflow", "", wal),
         figure("database CPU per workflow", "ms", cpu),
     ])
@@ -110,15 +110,15 @@ pub(crate) async fn hello(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
 
 /// W2: 300 workflows of 10 sequential activities.
 pub(crate) async fn chain10(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
-    let before = DbCounters::read(bench.store.pool()).await?;
+    let before = DbCounters::before(bench.store.pool()).await?;
     let prefix = start_many(bench, CHAIN, 300, &10).await?;
     let span = wait_completed(bench, &prefix, 300).await?;
-    let after = DbCounters::read(bench.store.pool()).await?;
+    let after = DbCounters::after(bench.store.pool()).await?;
     let (xacts, wal, cpu) = before.per_workflow(after, 300);
     Ok(vec![
         figure("throughput", "workflows/s", 300.0 / span),
         figure("activities", "activities/s", 3_000.0 / span),
-        figure("transactions per workflow", "", xacts),
+        figure("write transactions per workflow", "", xacts),
         figure("WAL flushes per workflow", "", wal),
         figure("database CPU per workflow", "ms", cpu),
     ])
