@@ -588,3 +588,68 @@ async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts
     );
     db.drop_database().await;
 }
+
+/// Starts `good` hello runs and one `bad` one, spoils the bad one with `spoil` before any
+/// engine runs (so that all of them are due in the same batch), then runs engine and worker:
+/// the good runs complete and the bad one is parked with a reason, which comes back.
+async fn one_bad_run_in_a_batch(spoil: &'static str, good: usize) -> String {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    let bad = client
+        .start(HELLO, "bad", &"Bad".to_string())
+        .await
+        .unwrap();
+    let mut handles = Vec::new();
+    for i in 0..good {
+        let name = format!("good-{i}");
+        handles.push(client.start(HELLO, &name, &name).await.unwrap());
+    }
+    sqlx::query(spoil)
+        .bind(bad.run_id().as_uuid())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let _running = both(&store);
+    for (i, handle) in handles.iter().enumerate() {
+        assert_eq!(
+            within(handle.result()).await.unwrap(),
+            format!("hello, good-{i}")
+        );
+    }
+    let reason = within(async {
+        loop {
+            if let Some(reason) = client.describe("bad").await.unwrap().parked_reason {
+                break reason;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    db.drop_database().await;
+    reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_whose_input_does_not_decode_is_parked_and_its_batch_goes_on() {
+    let reason = one_bad_run_in_a_batch(
+        "INSERT INTO reprise.inbox (run_id, kind, event) VALUES ($1, 'SignalReceived', '\\x01ff')",
+        5,
+    )
+    .await;
+    assert!(reason.contains("does not decode"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_whose_step_cannot_be_written_is_parked_and_its_batch_goes_on() {
+    // A task row already where the run's first step schedules its activity: writing the step
+    // fails (unique violation), which fails the whole batch; its runs are then stepped one by
+    // one, and only the bad one is parked.
+    let reason = one_bad_run_in_a_batch(
+        "INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type, input, options)
+         VALUES ($1, 2, 'nowhere', 'greet', '\\x01', '\\x01')",
+        5,
+    )
+    .await;
+    assert!(reason.contains("activity_tasks_pkey"), "{reason}");
+}
