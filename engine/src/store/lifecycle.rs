@@ -50,7 +50,7 @@ pub(crate) async fn request_cancel(
 }
 
 /// Applies each open child's parent-close policy: terminate it, ask it to cancel, or leave it.
-pub(crate) fn close_children<'a>(
+pub(super) fn close_children<'a>(
     conn: &'a mut PgConnection,
     offset: i64,
     parent: RunId,
@@ -70,15 +70,29 @@ pub(crate) fn close_children<'a>(
             let policy: Option<String> = child
                 .try_get("parent_close_policy")
                 .map_err(Error::from_db)?;
-            match policy.as_deref() {
-                Some("terminate") => {
-                    terminate_in(conn, offset, run_id, "its parent closed", limits).await?;
-                }
-                Some("request_cancel") => {
-                    request_cancel(conn, offset, run_id, "its parent closed", limits).await?
-                }
-                _ => {}
+            apply_parent_close_policy(conn, offset, run_id, policy.as_deref(), limits).await?;
+        }
+        Ok(())
+    })
+}
+
+/// Applies an open child's parent-close policy, its parent having closed.
+pub(crate) fn apply_parent_close_policy<'a>(
+    conn: &'a mut PgConnection,
+    offset: i64,
+    child: RunId,
+    policy: Option<&'a str>,
+    limits: &'a Limits,
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        match policy {
+            Some("terminate") => {
+                terminate_in(conn, offset, child, "its parent closed", limits).await?;
             }
+            Some("request_cancel") => {
+                request_cancel(conn, offset, child, "its parent closed", limits).await?
+            }
+            _ => {}
         }
         Ok(())
     })

@@ -18,7 +18,7 @@ use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
 pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
-pub(crate) use lifecycle::{close_children, policy_name, request_cancel};
+pub(crate) use lifecycle::{apply_parent_close_policy, policy_name, request_cancel};
 pub use runs::IdReusePolicy;
 pub(crate) use runs::{NewRun, RunRow};
 pub(crate) use step::{BatchRun, Claim, Park, StepBatch, StepOutput, runs_closing};

@@ -19,6 +19,21 @@ pub(crate) struct NewRun {
     pub(crate) task_queue: TaskQueue,
 }
 
+impl NewRun {
+    /// The first event of the new run (a fresh run id), started by a client.
+    fn started(&self) -> WorkflowStarted {
+        WorkflowStarted {
+            workflow_type: self.workflow_type.clone(),
+            workflow_id: self.workflow_id.clone(),
+            run_id: RunId::random(),
+            input: self.input.clone(),
+            task_queue: self.task_queue.clone(),
+            origin: RunOrigin::Client,
+            parent: None,
+        }
+    }
+}
+
 /// What starting a workflow id does when an earlier run of it is closed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum IdReusePolicy {
@@ -100,7 +115,8 @@ pub(super) fn seq_param(seq: Seq) -> i64 {
     i64::try_from(seq.get()).unwrap_or(i64::MAX)
 }
 
-/// Inserts a run and its `WorkflowStarted` event; false if a run of its id is open.
+/// Inserts a run and its `WorkflowStarted` event and wakes engines, in one statement; false
+/// if a run of its id is open (then nothing is written).
 pub(super) async fn insert_run(
     conn: &mut PgConnection,
     started: &WorkflowStarted,
@@ -117,12 +133,18 @@ pub(super) async fn insert_run(
     let bytes = event.encode(limits)?;
     let hash = ChainHash::GENESIS.next(&bytes);
     let at = to_datetime(at)?;
-    let inserted = sqlx::query(
-        "INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash,
-                                   ready_at, created_at, parent_run_id, parent_started_seq, previous_run_id,
-                                   parent_close_policy)
-         VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7, $8, $9, $10)
-         ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING",
+    let inserted: Option<uuid::Uuid> = sqlx::query_scalar(
+        "WITH run AS (
+             INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash,
+                                       ready_at, created_at, parent_run_id, parent_started_seq, previous_run_id,
+                                       parent_close_policy)
+             VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7, $8, $9, $10)
+             ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING
+             RETURNING run_id),
+         first_event AS (
+             INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+             SELECT run_id, 1, $6, $11, $12, $5 FROM run)
+         SELECT run_id FROM run, pg_notify($13, '')",
     )
     .bind(started.run_id.as_uuid())
     .bind(started.workflow_id.as_str())
@@ -134,28 +156,13 @@ pub(super) async fn insert_run(
     .bind(started.parent.as_ref().map(|p| seq_param(p.started_seq)))
     .bind(previous_run_id.map(|r| *r.as_uuid()))
     .bind(parent_close_policy)
-    .execute(&mut *conn)
+    .bind(event.kind.name())
+    .bind(bytes)
+    .bind(RUNS_CHANNEL)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(Error::from_db)?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        return Ok(false);
-    }
-    append_events(
-        conn,
-        started.run_id,
-        ChainHash::GENESIS,
-        std::slice::from_ref(&event),
-        limits,
-    )
-    .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(RUNS_CHANNEL)
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
-    Ok(true)
+    .map_err(Error::from_db)?;
+    Ok(inserted.is_some())
 }
 
 /// Appends events after `prev` (the chain hash of the event before the first), in one
@@ -267,6 +274,9 @@ impl Store {
         reuse: IdReusePolicy,
         signal: Option<EventKind>,
     ) -> Result<StartOutcome> {
+        if reuse == IdReusePolicy::AllowDuplicate && signal.is_none() {
+            return self.start_plain(new).await;
+        }
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         let at = tx_now(&mut tx, self.offset()).await?;
         let outcome = match self.open_run_in(&mut tx, &new.workflow_id).await? {
@@ -276,15 +286,7 @@ impl Store {
             },
             None => {
                 check_reuse(&mut tx, &new.workflow_id, reuse).await?;
-                let started = WorkflowStarted {
-                    workflow_type: new.workflow_type,
-                    workflow_id: new.workflow_id.clone(),
-                    run_id: RunId::random(),
-                    input: new.input,
-                    task_queue: new.task_queue,
-                    origin: RunOrigin::Client,
-                    parent: None,
-                };
+                let started = new.started();
                 if insert_run(&mut tx, &started, at, None, None, self.limits()).await? {
                     StartOutcome {
                         run_id: started.run_id,
@@ -322,6 +324,33 @@ impl Store {
         }
         tx.commit().await.map_err(Error::from_db)?;
         Ok(outcome)
+    }
+
+    /// The common start (any earlier run may be reused, no signal): one statement that writes
+    /// the run unless one of its id is open, in which case that run's id comes back.
+    async fn start_plain(&self, new: NewRun) -> Result<StartOutcome> {
+        let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
+        let started = new.started();
+        // The open run may close between the insert that found it and the lookup: try again.
+        for _ in 0..3 {
+            let at = tx_now(&mut conn, self.offset()).await?;
+            if insert_run(&mut conn, &started, at, None, None, self.limits()).await? {
+                return Ok(StartOutcome {
+                    run_id: started.run_id,
+                    created: true,
+                });
+            }
+            if let Some(run_id) = self.open_run_in(&mut conn, &new.workflow_id).await? {
+                return Ok(StartOutcome {
+                    run_id,
+                    created: false,
+                });
+            }
+        }
+        Err(Error::Conflict(format!(
+            "workflow id {} kept opening and closing while starting it",
+            new.workflow_id
+        )))
     }
 
     async fn open_run_in(

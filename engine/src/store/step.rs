@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::store::inbox::{activity_key, child_key, deliver, insert_input, timer_key};
 use crate::store::runs::{events_from_rows, insert_run, run_id, seq, seq_param};
 use crate::store::{
-    CLOSED_CHANNEL, Store, TASKS_CHANNEL, close_children, micros, now, policy_name, request_cancel,
-    to_datetime, to_timestamp,
+    CLOSED_CHANNEL, Store, TASKS_CHANNEL, apply_parent_close_policy, micros, now, policy_name,
+    request_cancel, to_datetime, to_timestamp,
 };
 
 /// Which runs a batch claims.
@@ -268,7 +268,7 @@ impl StepBatch {
         let heads = self.append(steps).await?;
         self.insert_tasks(steps, &mut notes).await?;
         for step in steps {
-            let mut writer = self.writer(step.run, &mut notes);
+            let mut writer = self.writer(step.run);
             for event in step.events {
                 writer.carry_out(event).await?;
             }
@@ -286,16 +286,23 @@ impl StepBatch {
                 .await
                 .map_err(Error::from_db)?;
         }
+        let mut closed = Vec::new();
         for step in steps {
             let closing_event = step
                 .events
                 .last()
                 .map(|e| &e.kind)
                 .filter(|k| k.is_closing());
-            self.writer(step.run, &mut notes)
-                .close(&step.closing, closing_event, step.parent)
-                .await?;
+            if let Some(status) = self
+                .writer(step.run)
+                .before_close(&step.closing, closing_event, step.parent)
+                .await?
+            {
+                closed.push((self.runs[step.run].run_id, status));
+                notes.closed(self.runs[step.run].run_id);
+            }
         }
+        self.close(&closed).await?;
         for park in parks {
             self.park(park).await?;
         }
@@ -304,14 +311,13 @@ impl StepBatch {
         self.tx.commit().await.map_err(Error::from_db)
     }
 
-    fn writer<'a>(&'a mut self, run: usize, notes: &'a mut Notifications) -> RunWriter<'a> {
+    fn writer(&mut self, run: usize) -> RunWriter<'_> {
         RunWriter {
             conn: &mut self.tx,
             offset: self.offset,
             limits: &self.limits,
             now: self.now,
             run: &self.runs[run],
-            notes,
         }
     }
 
@@ -376,6 +382,45 @@ impl StepBatch {
             }
         }
         insert_activity_tasks(&mut self.tx, self.offset, &scheduled, &self.limits).await
+    }
+
+    /// Closes the runs that ended, in one statement: status, and the timers and tasks that
+    /// will never be wanted; then applies the parent-close policy of each of their open
+    /// children.
+    async fn close(&mut self, closed: &[(RunId, &'static str)]) -> Result<()> {
+        if closed.is_empty() {
+            return Ok(());
+        }
+        let runs: Vec<uuid::Uuid> = closed.iter().map(|(r, _)| *r.as_uuid()).collect();
+        let statuses: Vec<&str> = closed.iter().map(|(_, s)| *s).collect();
+        let children: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(concat!(
+            "WITH c AS (SELECT * FROM UNNEST($2::uuid[], $3::text[]) AS c(run_id, status)),
+                  closed AS (UPDATE reprise.runs r SET status = c.status, closed_at = ",
+            now!(),
+            " FROM c WHERE r.run_id = c.run_id),
+                  timers AS (DELETE FROM reprise.inbox i USING c WHERE i.run_id = c.run_id),
+                  tasks AS (DELETE FROM reprise.activity_tasks t USING c
+                             WHERE t.run_id = c.run_id AND t.lease_owner IS NULL)
+             SELECT run_id, parent_close_policy FROM reprise.runs
+              WHERE parent_run_id = ANY($2) AND status = 'running' ORDER BY run_id"
+        ))
+        .bind(self.offset)
+        .bind(runs)
+        .bind(statuses)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(Error::from_db)?;
+        for (child, policy) in children {
+            apply_parent_close_policy(
+                &mut self.tx,
+                self.offset,
+                RunId::from_uuid(child),
+                policy.as_deref(),
+                &self.limits,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Parks a run whose code cannot go on; it keeps its inbox and readiness.
@@ -476,7 +521,6 @@ struct RunWriter<'a> {
     limits: &'a Limits,
     now: Timestamp,
     run: &'a BatchRun,
-    notes: &'a mut Notifications,
 }
 
 impl RunWriter<'_> {
@@ -628,34 +672,35 @@ impl RunWriter<'_> {
         Ok(())
     }
 
-    /// Closes the run when the step ended it: status, the next run of a continue-as-new, the
-    /// parent's inbox, the children's policies, and a notification for clients awaiting it.
-    async fn close(
+    /// What closing the run takes beyond its status, before the batch closes it: the next
+    /// run of a continue-as-new (which takes the signals still in the inbox) and the parent's
+    /// inbox. Returns the status it closes with, if the step ended the run.
+    async fn before_close(
         &mut self,
         closing: &Closing<'_>,
         closing_event: Option<&EventKind>,
         parent: Option<&ParentRun>,
-    ) -> Result<()> {
+    ) -> Result<Option<&'static str>> {
         let status = match closing {
-            Closing::Open => return Ok(()),
+            Closing::Open => return Ok(None),
             Closing::Closed { status } => *status,
-            Closing::ContinuedAsNew { .. } => "continued_as_new",
+            Closing::ContinuedAsNew { next, carried } => {
+                // Closed first: the next run takes the workflow id, which only one open run
+                // may hold.
+                sqlx::query(concat!(
+                    "UPDATE reprise.runs SET status = 'continued_as_new', closed_at = ",
+                    now!(),
+                    " WHERE run_id = $2"
+                ))
+                .bind(self.offset)
+                .bind(self.run.run_id.as_uuid())
+                .execute(&mut *self.conn)
+                .await
+                .map_err(Error::from_db)?;
+                self.continue_as_new(next, carried, parent).await?;
+                "continued_as_new"
+            }
         };
-        let run_id = self.run.run_id;
-        sqlx::query(concat!(
-            "UPDATE reprise.runs SET status = $3, closed_at = ",
-            now!(),
-            " WHERE run_id = $2"
-        ))
-        .bind(self.offset)
-        .bind(run_id.as_uuid())
-        .bind(status)
-        .execute(&mut *self.conn)
-        .await
-        .map_err(Error::from_db)?;
-        if let Closing::ContinuedAsNew { next, carried } = closing {
-            self.continue_as_new(next, carried, parent).await?;
-        }
         let outcome = parent.and_then(|p| Some((p, closing_event?.child_outcome(p.started_seq)?)));
         if let Some((parent, outcome)) = outcome {
             deliver(
@@ -669,20 +714,7 @@ impl RunWriter<'_> {
             )
             .await?;
         }
-        // Timers and tasks of a closed run will never be wanted.
-        for drop_pending in [
-            "DELETE FROM reprise.inbox WHERE run_id = $1",
-            "DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND lease_owner IS NULL",
-        ] {
-            sqlx::query(drop_pending)
-                .bind(run_id.as_uuid())
-                .execute(&mut *self.conn)
-                .await
-                .map_err(Error::from_db)?;
-        }
-        close_children(self.conn, self.offset, run_id, self.limits).await?;
-        self.notes.closed(run_id);
-        Ok(())
+        Ok(Some(status))
     }
 
     /// Starts the next run of a continue-as-new and hands it the signals this run never took:
