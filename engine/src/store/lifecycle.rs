@@ -99,8 +99,8 @@ pub(crate) fn apply_parent_close_policy<'a>(
 }
 
 /// Terminates an open run at once, inside the caller's transaction: appends
-/// `WorkflowTerminated`, closes the run, takes the lease from whoever holds it (their writes
-/// are fenced out), drops its pending work, tells its parent and applies its children's
+/// `WorkflowTerminated` (after any batch stepping the run has committed: it locks the run),
+/// closes the run, drops its pending work, tells its parent and applies its children's
 /// policies. Returns false if the run was not open.
 pub(crate) fn terminate_in<'a>(
     conn: &'a mut PgConnection,

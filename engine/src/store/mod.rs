@@ -1,8 +1,9 @@
 //! The store: the only code in Reprise that speaks SQL.
 //!
 //! Every query binds the clock offset as `$1` and reads time as `now!()` (database time plus
-//! that offset), so tests can move time and no process clock is ever used. Writes by a lease
-//! holder check its token in the same statement (fencing).
+//! that offset), so tests can move time and no process clock is ever used. A run is written
+//! only under its row lock (a step batch holds it for its transaction); an activity attempt's
+//! outcome is written only if its lease token still holds (fencing).
 
 mod inbox;
 mod lifecycle;

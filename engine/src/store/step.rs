@@ -448,22 +448,28 @@ impl StepBatch {
             return Ok(());
         }
         let mut runs = Vec::with_capacity(heads.len());
+        let mut claimed = Vec::with_capacity(heads.len());
         let mut seqs = Vec::with_capacity(heads.len());
         let mut hashes = Vec::with_capacity(heads.len());
         for (run, head_seq, hash) in heads {
             runs.push(*self.runs[*run].run_id.as_uuid());
+            claimed.push(seq_param(self.runs[*run].head_seq));
             seqs.push(seq_param(*head_seq));
             hashes.push(hash.as_bytes().to_vec());
         }
+        // A run of the batch whose head moved since the claim was terminated by another run of
+        // the same batch (its parent closed): that wrote its head already, and it is closed.
         sqlx::query(
             "UPDATE reprise.runs r SET head_seq = h.head_seq, head_hash = h.head_hash, applied_seq = h.head_seq,
                     parked_reason = NULL, parked_at = NULL, parked_build = NULL,
                     ready_at = CASE WHEN r.status = 'running'
                                THEN (SELECT min(visible_at) FROM reprise.inbox i WHERE i.run_id = r.run_id) END
-               FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS h(run_id, head_seq, head_hash)
-              WHERE r.run_id = h.run_id",
+               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[])
+                    AS h(run_id, claimed_head, head_seq, head_hash)
+              WHERE r.run_id = h.run_id AND r.head_seq = h.claimed_head",
         )
         .bind(runs)
+        .bind(claimed)
         .bind(seqs)
         .bind(hashes)
         .execute(&mut *self.tx)

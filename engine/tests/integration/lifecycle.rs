@@ -501,3 +501,58 @@ async fn retention_deletes_exactly_the_closed_runs_past_the_horizon() {
     assert_eq!(orphans, 0);
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parent_closing_terminates_its_child_stepped_in_the_same_batch() {
+    const LEAVING: WorkflowDef<(), String> = WorkflowDef::new("leaving");
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    let registry = registry(&flags())
+        .workflow(LEAVING, |ctx: WorkflowContext, ()| async move {
+            let _child = ctx
+                .child(WAITER, "leaving-child", &0)
+                .parent_close_policy(ParentClosePolicy::Terminate);
+            Ok(ctx.signal(WAKE).await?)
+        })
+        .build()
+        .unwrap();
+    let engine = reprise_engine::Engine::new(
+        store.clone(),
+        registry,
+        reprise_engine::EngineOptions::default(),
+    );
+    let handle = client.start(LEAVING, "leaving", &()).await.unwrap();
+    assert_eq!(
+        engine.run_once().await.unwrap(),
+        1,
+        "the parent's first step"
+    );
+    client
+        .signal("leaving", WAKE, &"go".to_string())
+        .await
+        .unwrap();
+    // One batch: the child's first step (it waits, appending nothing) and the parent's last,
+    // whose close terminates the child.
+    assert_eq!(engine.run_once().await.unwrap(), 2);
+    assert_eq!(handle.result().await.unwrap(), "go");
+    let (child, status, head_seq): (uuid::Uuid, String, i64) = sqlx::query_as(
+        "SELECT run_id, status, head_seq FROM reprise.runs WHERE workflow_id = 'leaving-child'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "terminated");
+    let history = client
+        .export(reprise_history::RunId::from_uuid(child))
+        .await
+        .unwrap();
+    let last = history.events().last().unwrap();
+    assert_eq!(last.kind.name(), "WorkflowTerminated");
+    assert_eq!(
+        last.seq.get(),
+        u64::try_from(head_seq).unwrap(),
+        "the run's head is its last event"
+    );
+    db.drop_database().await;
+}
