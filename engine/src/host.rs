@@ -62,6 +62,10 @@ pub fn executable_build() -> String {
         .unwrap_or_else(|_| "unknown".to_string())
 }
 
+/// A run of a batch ready to step: its index in the batch, its orchestrator, and the
+/// decisions its first step already made (`Execution::start`), if it was started live.
+type Loaded = (usize, Cached, Vec<Event>);
+
 struct Cached {
     execution: Execution,
     parent: Option<ParentRun>,
@@ -279,11 +283,7 @@ impl Engine {
     /// The orchestrator of each run of the batch: from the cache if it is there and current,
     /// else rebuilt from history (all misses read in one statement). A run whose type is
     /// unknown here or whose history cannot be replayed is to be parked instead.
-    #[allow(clippy::type_complexity)]
-    async fn load_all(
-        &self,
-        batch: &mut StepBatch,
-    ) -> Result<(Vec<(usize, Cached, Vec<Event>)>, Vec<Park<'_>>)> {
+    async fn load_all(&self, batch: &mut StepBatch) -> Result<(Vec<Loaded>, Vec<Park<'_>>)> {
         let mut loaded = Vec::with_capacity(batch.runs.len());
         let mut parks = Vec::new();
         let mut misses = Vec::new();

@@ -426,18 +426,22 @@ impl EventKind {
     }
 }
 
+/// Refuses encoded bytes longer than an event may be.
+fn within_limit(what: &'static str, bytes: Vec<u8>, limits: &Limits) -> Result<Vec<u8>> {
+    if bytes.len() > limits.max_event_bytes {
+        return Err(Error::TooLarge {
+            what,
+            size: bytes.len() as u64,
+            limit: limits.max_event_bytes as u64,
+        });
+    }
+    Ok(bytes)
+}
+
 impl EventKind {
     /// Encodes an event kind on its own (an input waiting in the inbox, before it has a seq).
     pub fn encode(&self, limits: &Limits) -> Result<Vec<u8>> {
-        let bytes = codec::encode("event kind", self)?;
-        if bytes.len() > limits.max_event_bytes {
-            return Err(Error::TooLarge {
-                what: "event kind",
-                size: bytes.len() as u64,
-                limit: limits.max_event_bytes as u64,
-            });
-        }
-        Ok(bytes)
+        within_limit("event kind", codec::encode("event kind", self)?, limits)
     }
 
     /// Decodes an event kind written by [`EventKind::encode`].
@@ -449,15 +453,7 @@ impl EventKind {
 impl Event {
     /// Encodes the event as stored: a format byte, then the bincode body.
     pub fn encode(&self, limits: &Limits) -> Result<Vec<u8>> {
-        let bytes = codec::encode("event", self)?;
-        if bytes.len() > limits.max_event_bytes {
-            return Err(Error::TooLarge {
-                what: "event",
-                size: bytes.len() as u64,
-                limit: limits.max_event_bytes as u64,
-            });
-        }
-        Ok(bytes)
+        within_limit("event", codec::encode("event", self)?, limits)
     }
 
     /// Decodes an event written by [`Event::encode`].

@@ -174,35 +174,67 @@ pub(super) async fn append_events(
     events: &[Event],
     limits: &Limits,
 ) -> Result<ChainHash> {
-    let mut hash = prev;
-    if events.is_empty() {
-        return Ok(hash);
+    let mut rows = HistoryRows::default();
+    let head = rows.push_run(run_id, prev, events, limits)?;
+    rows.insert(conn).await?;
+    Ok(head)
+}
+
+/// History rows of one or more runs, each chained to its run's previous hash, to be written
+/// in one statement.
+#[derive(Default)]
+pub(super) struct HistoryRows {
+    runs: Vec<uuid::Uuid>,
+    seqs: Vec<i64>,
+    times: Vec<chrono::DateTime<chrono::Utc>>,
+    kinds: Vec<&'static str>,
+    bodies: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl HistoryRows {
+    /// Adds a run's events after `prev`; returns the run's new head hash.
+    pub(super) fn push_run(
+        &mut self,
+        run_id: RunId,
+        prev: ChainHash,
+        events: &[Event],
+        limits: &Limits,
+    ) -> Result<ChainHash> {
+        let mut hash = prev;
+        for event in events {
+            let bytes = event.encode(limits)?;
+            hash = hash.next(&bytes);
+            self.runs.push(*run_id.as_uuid());
+            self.seqs.push(seq_param(event.seq));
+            self.times.push(to_datetime(event.recorded_at)?);
+            self.kinds.push(event.kind.name());
+            self.bodies.push(bytes);
+            self.hashes.push(hash.as_bytes().to_vec());
+        }
+        Ok(hash)
     }
-    let (mut seqs, mut times, mut kinds, mut bodies, mut hashes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for event in events {
-        let bytes = event.encode(limits)?;
-        hash = hash.next(&bytes);
-        seqs.push(seq_param(event.seq));
-        times.push(to_datetime(event.recorded_at)?);
-        kinds.push(event.kind.name());
-        bodies.push(bytes);
-        hashes.push(hash.as_bytes().to_vec());
+
+    /// Writes the rows (nothing when there are none).
+    pub(super) async fn insert(self, conn: &mut PgConnection) -> Result<()> {
+        if self.runs.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
+        )
+        .bind(self.runs)
+        .bind(self.seqs)
+        .bind(self.times)
+        .bind(self.kinds)
+        .bind(self.bodies)
+        .bind(self.hashes)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+        Ok(())
     }
-    sqlx::query(
-        "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-         SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
-    )
-    .bind(run_id.as_uuid())
-    .bind(seqs)
-    .bind(times)
-    .bind(kinds)
-    .bind(bodies)
-    .bind(hashes)
-    .execute(&mut *conn)
-    .await
-    .map_err(Error::from_db)?;
-    Ok(hash)
 }
 
 /// Reads a run's history on `conn`, verifying the chain as it goes.
@@ -436,18 +468,32 @@ impl Store {
     /// Parks a run whose step fails by itself (its decisions cannot be carried out), so that
     /// it stops holding up the batches it is claimed in. `build` will not take it again.
     pub(crate) async fn park_run(&self, run_id: RunId, build: &str, reason: &str) -> Result<()> {
-        sqlx::query(concat!(
-            "UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, ",
-            now!(),
-            ") WHERE run_id = $2 AND status = 'running'"
-        ))
-        .bind(self.offset())
-        .bind(run_id.as_uuid())
-        .bind(reason)
-        .bind(build)
-        .execute(self.pool())
-        .await
-        .map_err(Error::from_db)?;
-        Ok(())
+        let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
+        park(&mut conn, self.offset(), run_id, Some(build), reason).await
     }
+}
+
+/// Parks an open run with its reason; it keeps its inbox and readiness. `build` is the build
+/// whose code failed on it (that build will not take it again); `None` lets any process that
+/// knows the run's type take it.
+pub(super) async fn park(
+    conn: &mut PgConnection,
+    offset: i64,
+    run_id: RunId,
+    build: Option<&str>,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(concat!(
+        "UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, ",
+        now!(),
+        ") WHERE run_id = $2 AND status = 'running'"
+    ))
+    .bind(offset)
+    .bind(run_id.as_uuid())
+    .bind(reason)
+    .bind(build)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::from_db)?;
+    Ok(())
 }

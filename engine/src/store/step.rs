@@ -14,10 +14,10 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::{activity_key, child_key, deliver, insert_input, timer_key};
-use crate::store::runs::{events_from_rows, insert_run, run_id, seq, seq_param};
+use crate::store::runs::{self, HistoryRows, events_from_rows, insert_run, run_id, seq, seq_param};
 use crate::store::{
     CLOSED_CHANNEL, Store, TASKS_CHANNEL, apply_parent_close_policy, micros, now, policy_name,
-    request_cancel, to_datetime, to_timestamp,
+    request_cancel, to_timestamp,
 };
 
 /// Which runs a batch claims.
@@ -323,46 +323,15 @@ impl StepBatch {
 
     /// Appends every step's events in one statement; returns each stepped run's new head.
     async fn append(&mut self, steps: &[StepOutput<'_>]) -> Result<Vec<(usize, Seq, ChainHash)>> {
-        let (mut runs, mut seqs, mut times, mut kinds, mut bodies, mut hashes) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+        let mut rows = HistoryRows::default();
         let mut heads = Vec::with_capacity(steps.len());
         for step in steps {
             let run = &self.runs[step.run];
-            let mut hash = run.head_hash;
-            for event in step.events {
-                let bytes = event.encode(&self.limits)?;
-                hash = hash.next(&bytes);
-                runs.push(*run.run_id.as_uuid());
-                seqs.push(seq_param(event.seq));
-                times.push(to_datetime(event.recorded_at)?);
-                kinds.push(event.kind.name());
-                bodies.push(bytes);
-                hashes.push(hash.as_bytes().to_vec());
-            }
+            let hash = rows.push_run(run.run_id, run.head_hash, step.events, &self.limits)?;
             let head_seq = step.events.last().map_or(run.head_seq, |e| e.seq);
             heads.push((step.run, head_seq, hash));
         }
-        if !runs.is_empty() {
-            sqlx::query(
-                "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-                 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
-            )
-            .bind(runs)
-            .bind(seqs)
-            .bind(times)
-            .bind(kinds)
-            .bind(bodies)
-            .bind(hashes)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(Error::from_db)?;
-        }
+        rows.insert(&mut self.tx).await?;
         Ok(heads)
     }
 
@@ -384,8 +353,8 @@ impl StepBatch {
         insert_activity_tasks(&mut self.tx, self.offset, &scheduled, &self.limits).await
     }
 
-    /// Closes the runs that ended, in one statement: status, and the timers and tasks that
-    /// will never be wanted; then applies the parent-close policy of each of their open
+    /// Closes the runs that ended, in one statement: status (a continue-as-new has its own
+    /// already), and the timers and tasks that will never be wanted; then applies the parent-close policy of each of their open
     /// children.
     async fn close(&mut self, closed: &[(RunId, &'static str)]) -> Result<()> {
         if closed.is_empty() {
@@ -397,7 +366,7 @@ impl StepBatch {
             "WITH c AS (SELECT * FROM UNNEST($2::uuid[], $3::text[]) AS c(run_id, status)),
                   closed AS (UPDATE reprise.runs r SET status = c.status, closed_at = ",
             now!(),
-            " FROM c WHERE r.run_id = c.run_id),
+            " FROM c WHERE r.run_id = c.run_id AND r.status = 'running'),
                   timers AS (DELETE FROM reprise.inbox i USING c WHERE i.run_id = c.run_id),
                   tasks AS (DELETE FROM reprise.activity_tasks t USING c
                              WHERE t.run_id = c.run_id AND t.lease_owner IS NULL)
@@ -425,19 +394,8 @@ impl StepBatch {
 
     /// Parks a run whose code cannot go on; it keeps its inbox and readiness.
     async fn park(&mut self, park: &Park<'_>) -> Result<()> {
-        sqlx::query(concat!(
-            "UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, ",
-            now!(),
-            ") WHERE run_id = $2"
-        ))
-        .bind(self.offset)
-        .bind(self.runs[park.run].run_id.as_uuid())
-        .bind(&park.reason)
-        .bind(park.build)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(Error::from_db)?;
-        Ok(())
+        let run_id = self.runs[park.run].run_id;
+        runs::park(&mut self.tx, self.offset, run_id, park.build, &park.reason).await
     }
 
     /// Records each stepped run's new head and when it next has work, in one statement. Every
