@@ -35,6 +35,9 @@ pub struct EngineOptions {
     pub idle_poll: Duration,
     /// Live orchestrators kept between steps.
     pub cache_capacity: usize,
+    /// How often to look for runs that another build parked and this one may take back
+    /// (also done once at start, which is when a fixed build usually arrives).
+    pub parked_sweep: Duration,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +53,7 @@ impl Default for EngineOptions {
             concurrent_batches: 4,
             idle_poll: Duration::from_secs(1),
             cache_capacity: 10_000,
+            parked_sweep: Duration::from_secs(10),
         }
     }
 }
@@ -114,10 +118,11 @@ impl Engine {
         let notify = spawn_listener(&self.store, RUNS_CHANNEL, Wake::One);
         let (stop, stopped) = watch::channel(false);
         self.ready.store(true, Ordering::SeqCst);
-        let loops = futures::future::try_join_all(
+        let batches = futures::future::try_join_all(
             (0..self.options.concurrent_batches.max(1))
                 .map(|_| self.batch_loop(&notify, stopped.clone())),
         );
+        let loops = futures::future::try_join(batches, self.parked_sweeper(stopped.clone()));
         tokio::pin!(loops, shutdown);
         let result = tokio::select! {
             result = &mut loops => result,
@@ -158,6 +163,27 @@ impl Engine {
                         () = tokio::time::sleep(self.options.idle_poll) => {}
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the runs other builds parked that this one may take back: at start, then every
+    /// [`EngineOptions::parked_sweep`]. A failed sweep is logged and tried at the next.
+    async fn parked_sweeper(&self, mut stop: watch::Receiver<bool>) -> Result<()> {
+        while !*stop.borrow() {
+            match self
+                .store
+                .adopt_parked(&self.known_types, &self.options.build)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(runs = n, "took back runs another build parked"),
+                Err(e) => tracing::warn!(error = %e, "looking for parked runs failed"),
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(self.options.parked_sweep) => {}
             }
         }
         Ok(())

@@ -55,17 +55,26 @@ pub(crate) async fn insert_input(
     Ok(inserted)
 }
 
-/// Moves a run's `ready_at` no later than `now + delay`, and wakes engines.
+/// Queues an open run to be stepped no later than `now + delay`, and wakes engines. A parked
+/// run stays parked: only a build that may take it back queues it ([`Store::adopt_parked`]).
 pub(crate) async fn mark_ready(
     conn: &mut PgConnection,
     offset: i64,
     run_id: RunId,
     delay: std::time::Duration,
 ) -> Result<()> {
+    // The run's row lock first: a batch stepping the run recomputes its readiness under the
+    // same lock, so this waits for it and cannot be undone by it.
     sqlx::query(concat!(
-        "UPDATE reprise.runs SET ready_at = LEAST(COALESCE(ready_at, 'infinity'), ",
+        "WITH run AS (SELECT run_id FROM reprise.runs
+                       WHERE run_id = $2 AND status = 'running' AND parked_reason IS NULL
+                         FOR NO KEY UPDATE)
+         INSERT INTO reprise.ready_runs (run_id, ready_at)
+         SELECT run_id, ",
         now!(),
-        " + $3::bigint * interval '1 microsecond') WHERE run_id = $2 AND status = 'running'"
+        " + $3::bigint * interval '1 microsecond' FROM run
+         ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
+          WHERE ready_runs.ready_at > EXCLUDED.ready_at"
     ))
     .bind(offset)
     .bind(run_id.as_uuid())

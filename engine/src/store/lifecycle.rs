@@ -156,7 +156,7 @@ pub(crate) fn terminate_in<'a>(
     })
 }
 
-/// Closes a terminated run: status, head, fencing out any lease holder, and its pending work.
+/// Closes a terminated run: status, head, and its pending work (queue entry, inbox, tasks).
 async fn mark_terminated(
     conn: &mut PgConnection,
     run_id: RunId,
@@ -164,9 +164,8 @@ async fn mark_terminated(
     hash: ChainHash,
 ) -> Result<()> {
     sqlx::query(
-            "UPDATE reprise.runs SET status = 'terminated', closed_at = $2, head_seq = $3, head_hash = $4, applied_seq = $3,
-                    ready_at = NULL, lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1,
-                    parked_reason = NULL, parked_at = NULL, parked_build = NULL
+            "UPDATE reprise.runs SET status = 'terminated', closed_at = $2, head_seq = $3, head_hash = $4,
+                    applied_seq = $3, parked_reason = NULL, parked_at = NULL, parked_build = NULL
               WHERE run_id = $1",
         )
         .bind(run_id.as_uuid())
@@ -177,6 +176,7 @@ async fn mark_terminated(
         .await
         .map_err(Error::from_db)?;
     for table in [
+        "DELETE FROM reprise.ready_runs WHERE run_id = $1",
         "DELETE FROM reprise.inbox WHERE run_id = $1",
         "DELETE FROM reprise.activity_tasks WHERE run_id = $1",
     ] {
@@ -277,8 +277,11 @@ impl Store {
     /// Makes a parked run claimable now by any process that knows its type.
     pub(crate) async fn retry_parked(&self, run_id: RunId) -> Result<bool> {
         let updated = sqlx::query(concat!(
-            "UPDATE reprise.runs SET parked_build = NULL, ready_at = LEAST(COALESCE(ready_at, 'infinity'), ", now!(), ")
-              WHERE run_id = $2 AND status = 'running' AND parked_reason IS NOT NULL"
+            "WITH unparked AS (
+                 UPDATE reprise.runs SET parked_build = NULL
+                  WHERE run_id = $2 AND status = 'running' AND parked_reason IS NOT NULL RETURNING run_id)
+             INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, ", now!(), " FROM unparked
+             ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at"
         ))
         .bind(self.offset())
         .bind(run_id.as_uuid())

@@ -8,7 +8,7 @@ use reprise_history::{
 use crate::error::{Error, Result};
 use crate::store::inbox::{deliver, timer_key};
 use crate::store::runs::{append_events, seq_param};
-use crate::store::step::insert_activity_tasks;
+use crate::store::step::TaskRows;
 use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, now, to_timestamp};
 
 /// The activities and timers a history left open, by the seq that started them.
@@ -148,13 +148,9 @@ impl Store {
         for event in open {
             match &event.kind {
                 EventKind::ActivityScheduled(s) => {
-                    insert_activity_tasks(
-                        &mut *tx,
-                        self.offset(),
-                        &[(new_run, event.seq, s)],
-                        self.limits(),
-                    )
-                    .await?;
+                    let mut task = TaskRows::default();
+                    task.push(new_run, event.seq, s, self.limits())?;
+                    task.insert(&mut *tx, self.offset()).await?;
                     sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(TASKS_CHANNEL)
                         .bind(s.task_queue.as_str())

@@ -136,14 +136,15 @@ pub(super) async fn insert_run(
     let inserted: Option<uuid::Uuid> = sqlx::query_scalar(
         "WITH run AS (
              INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash,
-                                       ready_at, created_at, parent_run_id, parent_started_seq, previous_run_id,
+                                       created_at, parent_run_id, parent_started_seq, previous_run_id,
                                        parent_close_policy)
-             VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7, $8, $9, $10)
+             VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING
              RETURNING run_id),
          first_event AS (
              INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-             SELECT run_id, 1, $6, $11, $12, $5 FROM run)
+             SELECT run_id, 1, $6, $11, $12, $5 FROM run),
+         ready AS (INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, $6 FROM run)
          SELECT run_id FROM run, pg_notify($13, '')",
     )
     .bind(started.run_id.as_uuid())
@@ -215,27 +216,40 @@ impl HistoryRows {
         Ok(hash)
     }
 
+    /// Whether there are no rows.
+    pub(super) fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Binds the rows as six arrays: run ids, seqs, times, kinds, bodies, hashes.
+    pub(super) fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        query
+            .bind(self.runs)
+            .bind(self.seqs)
+            .bind(self.times)
+            .bind(self.kinds)
+            .bind(self.bodies)
+            .bind(self.hashes)
+    }
+
     /// Writes the rows (nothing when there are none).
     pub(super) async fn insert(self, conn: &mut PgConnection) -> Result<()> {
         if self.runs.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        self.bind_to(sqlx::query(
             "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
              SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
-        )
-        .bind(self.runs)
-        .bind(self.seqs)
-        .bind(self.times)
-        .bind(self.kinds)
-        .bind(self.bodies)
-        .bind(self.hashes)
+        ))
         .execute(&mut *conn)
         .await
         .map_err(Error::from_db)?;
         Ok(())
     }
 }
+
+/// A query with PostgreSQL arguments, as the row writers bind them.
+pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Reads a run's history on `conn`, verifying the chain as it goes.
 pub(super) async fn read_history(
@@ -449,8 +463,10 @@ impl Store {
     /// How long until an unleased run next has work, if any does: engines sleep until then.
     pub(crate) async fn next_ready_in(&self) -> Result<Option<std::time::Duration>> {
         let micros: Option<i64> = sqlx::query_scalar(concat!(
-            "SELECT (EXTRACT(EPOCH FROM (min(ready_at) - ", now!(), ")) * 1000000)::bigint
-               FROM reprise.runs WHERE ready_at IS NOT NULL AND lease_owner IS NULL AND parked_reason IS NULL"
+            "SELECT (EXTRACT(EPOCH FROM (min(ready_at) - ",
+            now!(),
+            ")) * 1000000)::bigint
+               FROM reprise.ready_runs"
         ))
         .bind(self.offset())
         .fetch_one(self.pool())
@@ -471,11 +487,43 @@ impl Store {
         let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
         park(&mut conn, self.offset(), run_id, Some(build), reason).await
     }
+
+    /// Queues again the parked runs this process may take back: those of a type it knows,
+    /// parked by another build. Returns how many.
+    pub(crate) async fn adopt_parked(&self, known_types: &[String], build: &str) -> Result<u64> {
+        let adopted = sqlx::query(concat!(
+            "WITH parked AS (
+                 SELECT run_id FROM reprise.runs
+                  WHERE parked_reason IS NOT NULL AND status = 'running'
+                    AND workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3
+                    FOR NO KEY UPDATE SKIP LOCKED)
+             INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, ",
+            now!(),
+            " FROM parked ON CONFLICT (run_id) DO NOTHING"
+        ))
+        .bind(self.offset())
+        .bind(known_types)
+        .bind(build)
+        .execute(self.pool())
+        .await
+        .map_err(Error::from_db)?
+        .rows_affected();
+        if adopted > 0 {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(RUNS_CHANNEL)
+                .execute(self.pool())
+                .await
+                .map_err(Error::from_db)?;
+        }
+        Ok(adopted)
+    }
 }
 
-/// Parks an open run with its reason; it keeps its inbox and readiness. `build` is the build
-/// whose code failed on it (that build will not take it again); `None` lets any process that
-/// knows the run's type take it.
+/// Parks an open run with its reason; it keeps its inbox. `build` is the build whose code
+/// failed on it: that build will not take it again, and the run leaves the ready queue so that
+/// claims do not pass over it; another build that knows its type queues it again
+/// ([`Store::adopt_parked`]). `None` (its type was unknown here) keeps it queued, for any
+/// process that knows the type to take at once.
 pub(super) async fn park(
     conn: &mut PgConnection,
     offset: i64,
@@ -484,9 +532,11 @@ pub(super) async fn park(
     reason: &str,
 ) -> Result<()> {
     sqlx::query(concat!(
-        "UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, ",
+        "WITH parked AS (
+             UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, ",
         now!(),
-        ") WHERE run_id = $2 AND status = 'running'"
+        ") WHERE run_id = $2 AND status = 'running' RETURNING run_id)
+         DELETE FROM reprise.ready_runs q USING parked p WHERE q.run_id = p.run_id AND $4::text IS NOT NULL"
     ))
     .bind(offset)
     .bind(run_id.as_uuid())

@@ -14,7 +14,9 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::{activity_key, child_key, deliver, insert_input, timer_key};
-use crate::store::runs::{self, HistoryRows, events_from_rows, insert_run, run_id, seq, seq_param};
+use crate::store::runs::{
+    self, HistoryRows, PgQuery, events_from_rows, insert_run, run_id, seq, seq_param,
+};
 use crate::store::{
     CLOSED_CHANNEL, Store, TASKS_CHANNEL, apply_parent_close_policy, micros, now, policy_name,
     request_cancel, to_timestamp,
@@ -95,6 +97,40 @@ pub(crate) enum Closing<'a> {
     },
 }
 
+/// The columns of `new_tasks`, the rows [`insert_tasks!`] creates tasks from.
+macro_rules! new_tasks_columns {
+    () => {
+        "t(run_id, seq, queue, kind, input, options, stc, hb, s2c)"
+    };
+}
+
+/// Creates an activity task, due now, for each row of a `new_tasks` the statement defines
+/// (nine arrays unnested, see [`TaskRows::bind_to`]); `$1` is the clock offset.
+macro_rules! insert_tasks {
+    () => {
+        concat!(
+            "INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type, input, options,
+                 start_to_close_micros, heartbeat_timeout_micros, scheduled_at, visible_at, schedule_to_close_deadline)
+             SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb, ", now!(), ", ", now!(), ",
+                    ", now!(), " + t.s2c * interval '1 microsecond'
+               FROM new_tasks t"
+        )
+    };
+}
+
+/// Locks one queued run for a batch, unless another batch has it or it is parked against this
+/// process (`$2` the known types, `$3` this build).
+macro_rules! claim_run {
+    () => {
+        "SELECT r.run_id, r.workflow_id, r.workflow_type, r.head_seq, r.head_hash, r.applied_seq,
+                r.parent_close_policy
+           FROM reprise.runs r
+          WHERE r.run_id = q.run_id AND r.closed_at IS NULL
+            AND (r.parked_reason IS NULL OR (r.workflow_type = ANY($2) AND r.parked_build IS DISTINCT FROM $3))
+            FOR NO KEY UPDATE SKIP LOCKED"
+    };
+}
+
 impl Store {
     /// Begins a batch: claims and locks runs whose work is due (parked runs only if this
     /// process knows their type and is not the build that parked them) and takes their visible
@@ -106,28 +142,38 @@ impl Store {
         build: &str,
     ) -> Result<Option<StepBatch>> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        // `lease_owner IS NULL` keeps the claim on the `runs_ready` index; row locks are the
-        // leases now, so the column is never set.
+        // The queue is read in order and each run locked as it is reached (the lateral
+        // subquery), so the plan cannot start from `runs` and lock more than it returns.
+        // `closed_at IS NULL` (the same as `status = 'running'`) keeps the lookup on the key.
         let query = match claim {
             Claim::Ready(limit) => sqlx::query(concat!(
-                "SELECT ", now!(), " AS now, run_id, workflow_id, workflow_type, head_seq, head_hash,
-                        applied_seq, parent_close_policy
-                   FROM reprise.runs
-                  WHERE ready_at <= ", now!(), " AND lease_owner IS NULL AND status = 'running'
-                    AND (parked_reason IS NULL OR (workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3))
-                  ORDER BY ready_at LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED"
+                "SELECT ",
+                now!(),
+                " AS now, r.* FROM
+                   (SELECT run_id, ready_at FROM reprise.ready_runs
+                     WHERE ready_at <= ",
+                now!(),
+                " ORDER BY ready_at OFFSET 0) q
+                   CROSS JOIN LATERAL (",
+                claim_run!(),
+                ") r
+                  LIMIT $4"
             ))
             .bind(self.offset())
             .bind(known_types)
             .bind(build)
             .bind(limit),
             Claim::Only(ids) => sqlx::query(concat!(
-                "SELECT ", now!(), " AS now, run_id, workflow_id, workflow_type, head_seq, head_hash,
-                        applied_seq, parent_close_policy
-                   FROM reprise.runs
-                  WHERE run_id = ANY($4) AND ready_at <= ", now!(), " AND lease_owner IS NULL AND status = 'running'
-                    AND (parked_reason IS NULL OR (workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3))
-                  FOR NO KEY UPDATE SKIP LOCKED"
+                "SELECT ",
+                now!(),
+                " AS now, r.* FROM
+                   (SELECT run_id FROM reprise.ready_runs
+                     WHERE run_id = ANY($4) AND ready_at <= ",
+                now!(),
+                " OFFSET 0) q
+                   CROSS JOIN LATERAL (",
+                claim_run!(),
+                ") r"
             ))
             .bind(self.offset())
             .bind(known_types)
@@ -169,17 +215,34 @@ fn batch_run(row: &sqlx::postgres::PgRow) -> Result<BatchRun> {
     })
 }
 
-impl StepBatch {
-    fn run_ids(&self) -> Vec<uuid::Uuid> {
-        self.runs.iter().map(|r| *r.run_id.as_uuid()).collect()
+/// Adds an inbox row to a claimed run's inputs (rows come in arrival order). An input that does
+/// not decode parks the run, not the batch.
+fn take_input(run: &mut BatchRun, row: &sqlx::postgres::PgRow, limits: &Limits) -> Result<()> {
+    let id: i64 = row.try_get("inbox_id").map_err(Error::from_db)?;
+    let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
+    match EventKind::decode(bytes, limits) {
+        Ok(kind) => {
+            run.inputs.push(kind);
+            run.inbox_ids.push(id);
+        }
+        Err(e) => {
+            let reason = format!("inbox row {id} of run {} does not decode: {e}", run.run_id);
+            run.unreadable_input.get_or_insert(reason);
+        }
     }
+    Ok(())
+}
 
+impl StepBatch {
     /// Reads the visible inputs of every run of the batch (at most 1,000 a run per step), in
-    /// one statement. No row lock is needed: every other writer of a run's inbox rows (a
-    /// termination, retention) locks the run first.
+    /// one statement. It must be a statement of its own, after the claim: the claim's snapshot
+    /// predates the locks it takes, so it may still show inputs that a batch which committed
+    /// in between has consumed. No row lock is needed: every other writer of a run's inbox
+    /// rows (a termination, retention) locks the run first.
     async fn take_inputs(&mut self) -> Result<()> {
+        let ids: Vec<uuid::Uuid> = self.runs.iter().map(|r| *r.run_id.as_uuid()).collect();
         let rows = sqlx::query(concat!(
-            "SELECT i.run_id, i.id, i.event FROM UNNEST($2::uuid[]) AS r(run_id)
+            "SELECT i.run_id, i.id AS inbox_id, i.event FROM UNNEST($2::uuid[]) AS r(run_id)
                CROSS JOIN LATERAL (
                    SELECT id, run_id, event FROM reprise.inbox
                     WHERE run_id = r.run_id AND visible_at <= ",
@@ -187,7 +250,7 @@ impl StepBatch {
             " ORDER BY visible_at, id LIMIT 1000) i"
         ))
         .bind(self.offset)
-        .bind(self.run_ids())
+        .bind(ids)
         .fetch_all(&mut *self.tx)
         .await
         .map_err(Error::from_db)?;
@@ -198,19 +261,8 @@ impl StepBatch {
             .map(|(i, r)| (r.run_id, i))
             .collect();
         for row in rows {
-            let id: i64 = row.try_get("id").map_err(Error::from_db)?;
-            let run = run_id(&row, "run_id")?;
-            let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
-            let Some(&i) = index.get(&run) else { continue };
-            match EventKind::decode(bytes, &self.limits) {
-                Ok(kind) => {
-                    self.runs[i].inputs.push(kind);
-                    self.runs[i].inbox_ids.push(id);
-                }
-                Err(e) => {
-                    let reason = format!("inbox row {id} of run {run} does not decode: {e}");
-                    self.runs[i].unreadable_input.get_or_insert(reason);
-                }
+            if let Some(&i) = index.get(&run_id(&row, "run_id")?) {
+                take_input(&mut self.runs[i], &row, &self.limits)?;
             }
         }
         Ok(())
@@ -258,33 +310,19 @@ impl StepBatch {
 
     /// Writes every step of the batch and releases its runs — all or nothing: events with
     /// their chain hashes, activity tasks, the other decisions, consumed inputs, closes, parks,
-    /// each run's next `ready_at`, and the notifications.
+    /// each run's place in the ready queue, and the notifications.
     pub(crate) async fn commit(
         mut self,
         steps: &[StepOutput<'_>],
         parks: &[Park<'_>],
     ) -> Result<()> {
         let mut notes = Notifications::default();
-        let heads = self.append(steps).await?;
-        self.insert_tasks(steps, &mut notes).await?;
+        let heads = self.write_steps(steps, &mut notes).await?;
         for step in steps {
             let mut writer = self.writer(step.run);
             for event in step.events {
                 writer.carry_out(event).await?;
             }
-        }
-        // Consumed inputs go before any run closes: a continue-as-new moves the signals still
-        // in the inbox to the next run, and those must be only the ones its code never took.
-        let consumed: Vec<i64> = steps
-            .iter()
-            .flat_map(|s| self.runs[s.run].inbox_ids.iter().take(s.applied).copied())
-            .collect();
-        if !consumed.is_empty() {
-            sqlx::query("DELETE FROM reprise.inbox WHERE id = ANY($1)")
-                .bind(consumed)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(Error::from_db)?;
         }
         let mut closed = Vec::new();
         for step in steps {
@@ -306,8 +344,7 @@ impl StepBatch {
         for park in parks {
             self.park(park).await?;
         }
-        self.release(&heads).await?;
-        notes.send(&mut self.tx).await?;
+        self.release(&heads, notes).await?;
         self.tx.commit().await.map_err(Error::from_db)
     }
 
@@ -321,41 +358,64 @@ impl StepBatch {
         }
     }
 
-    /// Appends every step's events in one statement; returns each stepped run's new head.
-    async fn append(&mut self, steps: &[StepOutput<'_>]) -> Result<Vec<(usize, Seq, ChainHash)>> {
-        let mut rows = HistoryRows::default();
-        let mut heads = Vec::with_capacity(steps.len());
-        for step in steps {
-            let run = &self.runs[step.run];
-            let hash = rows.push_run(run.run_id, run.head_hash, step.events, &self.limits)?;
-            let head_seq = step.events.last().map_or(run.head_seq, |e| e.seq);
-            heads.push((step.run, head_seq, hash));
-        }
-        rows.insert(&mut self.tx).await?;
-        Ok(heads)
-    }
-
-    /// Creates the tasks of every activity the batch scheduled, in one statement.
-    async fn insert_tasks(
+    /// Writes what every step of the batch has in common, in one statement: appends the
+    /// events (returning each stepped run's new head), creates the tasks of the activities
+    /// they scheduled, and deletes the inputs they applied. Applied inputs go before any run
+    /// closes: a continue-as-new moves the signals still in the inbox to the next run, and
+    /// those must be only the ones its code never took.
+    async fn write_steps(
         &mut self,
         steps: &[StepOutput<'_>],
         notes: &mut Notifications,
-    ) -> Result<()> {
-        let mut scheduled = Vec::new();
+    ) -> Result<Vec<(usize, Seq, ChainHash)>> {
+        let mut history = HistoryRows::default();
+        let mut tasks = TaskRows::default();
+        let mut consumed: Vec<i64> = Vec::new();
+        let mut heads = Vec::with_capacity(steps.len());
         for step in steps {
+            let run = &self.runs[step.run];
+            let hash = history.push_run(run.run_id, run.head_hash, step.events, &self.limits)?;
+            let head_seq = step.events.last().map_or(run.head_seq, |e| e.seq);
+            heads.push((step.run, head_seq, hash));
             for event in step.events {
                 if let EventKind::ActivityScheduled(s) = &event.kind {
-                    scheduled.push((self.runs[step.run].run_id, event.seq, s));
+                    tasks.push(run.run_id, event.seq, s, &self.limits)?;
                     notes.task_queue(s.task_queue.as_str());
                 }
             }
+            consumed.extend(run.inbox_ids.iter().take(step.applied).copied());
         }
-        insert_activity_tasks(&mut self.tx, self.offset, &scheduled, &self.limits).await
+        if history.is_empty() && consumed.is_empty() {
+            return Ok(heads);
+        }
+        let sql = concat!(
+            "WITH appended AS (
+                 INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+                 SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::bytea[], $7::bytea[])),
+             new_tasks AS (
+                 SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
+                                      $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[]) AS ",
+            new_tasks_columns!(),
+            "),
+             created AS (",
+            insert_tasks!(),
+            "),
+             applied AS (DELETE FROM reprise.inbox WHERE id = ANY($17))
+             SELECT 1"
+        );
+        let query = history.bind_to(sqlx::query(sql).bind(self.offset));
+        tasks
+            .bind_to(query)
+            .bind(consumed)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(Error::from_db)?;
+        Ok(heads)
     }
 
     /// Closes the runs that ended, in one statement: status (a continue-as-new has its own
-    /// already), and the timers and tasks that will never be wanted; then applies the parent-close policy of each of their open
-    /// children.
+    /// already), and the queue entries, timers and tasks that will never be wanted; then
+    /// applies the parent-close policy of each of their open children.
     async fn close(&mut self, closed: &[(RunId, &'static str)]) -> Result<()> {
         if closed.is_empty() {
             return Ok(());
@@ -367,6 +427,7 @@ impl StepBatch {
                   closed AS (UPDATE reprise.runs r SET status = c.status, closed_at = ",
             now!(),
             " FROM c WHERE r.run_id = c.run_id AND r.status = 'running'),
+                  queued AS (DELETE FROM reprise.ready_runs q USING c WHERE q.run_id = c.run_id),
                   timers AS (DELETE FROM reprise.inbox i USING c WHERE i.run_id = c.run_id),
                   tasks AS (DELETE FROM reprise.activity_tasks t USING c
                              WHERE t.run_id = c.run_id AND t.lease_owner IS NULL)
@@ -398,12 +459,19 @@ impl StepBatch {
         runs::park(&mut self.tx, self.offset, run_id, park.build, &park.reason).await
     }
 
-    /// Records each stepped run's new head and when it next has work, in one statement. Every
-    /// stepped run is written, even one whose step appended nothing: recomputing `ready_at` is
-    /// what keeps it from being claimed again for nothing.
-    async fn release(&mut self, heads: &[(usize, Seq, ChainHash)]) -> Result<()> {
+    /// Records each stepped run's new head and when it next has work, in one statement: the
+    /// head update touches no indexed column, so PostgreSQL keeps it heap-only (HOT); the run
+    /// stays in the ready queue only while its inbox holds something (a timer not yet due, or
+    /// an input that arrived during the step). Every stepped run is written, even one whose
+    /// step appended nothing: recomputing its readiness is what keeps it from being claimed
+    /// again for nothing.
+    async fn release(
+        &mut self,
+        heads: &[(usize, Seq, ChainHash)],
+        notes: Notifications,
+    ) -> Result<()> {
         if heads.is_empty() {
-            return Ok(());
+            return notes.send(&mut self.tx).await;
         }
         let mut runs = Vec::with_capacity(heads.len());
         let mut claimed = Vec::with_capacity(heads.len());
@@ -417,22 +485,39 @@ impl StepBatch {
         }
         // A run of the batch whose head moved since the claim was terminated by another run of
         // the same batch (its parent closed): that wrote its head already, and it is closed.
-        sqlx::query(
-            "UPDATE reprise.runs r SET head_seq = h.head_seq, head_hash = h.head_hash, applied_seq = h.head_seq,
-                    parked_reason = NULL, parked_at = NULL, parked_build = NULL,
-                    ready_at = CASE WHEN r.status = 'running'
-                               THEN (SELECT min(visible_at) FROM reprise.inbox i WHERE i.run_id = r.run_id) END
-               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[])
-                    AS h(run_id, claimed_head, head_seq, head_hash)
-              WHERE r.run_id = h.run_id AND r.head_seq = h.claimed_head",
+        // The upsert and the delete take disjoint runs (a statement may touch a row once). The
+        // batch's notifications go out with it; PostgreSQL delivers them at commit.
+        let query = sqlx::query(
+            "WITH released AS (
+                 UPDATE reprise.runs r SET head_seq = h.head_seq, head_hash = h.head_hash, applied_seq = h.head_seq,
+                        parked_reason = NULL, parked_at = NULL, parked_build = NULL
+                   FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[])
+                        AS h(run_id, claimed_head, head_seq, head_hash)
+                  WHERE r.run_id = h.run_id AND r.head_seq = h.claimed_head
+                 RETURNING r.run_id, r.status),
+             next AS (
+                 SELECT l.run_id, (SELECT min(i.visible_at) FROM reprise.inbox i WHERE i.run_id = l.run_id) AS at
+                   FROM released l WHERE l.status = 'running'),
+             queued AS (
+                 INSERT INTO reprise.ready_runs (run_id, ready_at)
+                 SELECT run_id, at FROM next WHERE at IS NOT NULL
+                 ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
+                  WHERE ready_runs.ready_at IS DISTINCT FROM EXCLUDED.ready_at),
+             idle AS (
+                 DELETE FROM reprise.ready_runs q USING released l
+                  WHERE q.run_id = l.run_id
+                    AND NOT EXISTS (SELECT 1 FROM next n WHERE n.run_id = l.run_id AND n.at IS NOT NULL))
+             SELECT pg_notify(n.channel, n.payload) FROM UNNEST($5::text[], $6::text[]) AS n(channel, payload)",
         )
         .bind(runs)
         .bind(claimed)
         .bind(seqs)
-        .bind(hashes)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(Error::from_db)?;
+        .bind(hashes);
+        notes
+            .bind_to(query)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(Error::from_db)?;
         Ok(())
     }
 }
@@ -462,16 +547,21 @@ impl Notifications {
         }
     }
 
+    /// Binds them as two arrays: channels and payloads.
+    fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        let (channels, payloads): (Vec<&str>, Vec<String>) = self.sent.into_iter().unzip();
+        query.bind(channels).bind(payloads)
+    }
+
     /// Queues them all in one statement; PostgreSQL delivers them when the transaction commits.
     async fn send(self, conn: &mut PgConnection) -> Result<()> {
         if self.sent.is_empty() {
             return Ok(());
         }
-        let (channels, payloads): (Vec<&str>, Vec<String>) = self.sent.into_iter().unzip();
-        sqlx::query("SELECT pg_notify(n.channel, n.payload) FROM UNNEST($1::text[], $2::text[]) AS n(channel, payload)")
-            .bind(channels)
-            .bind(payloads)
-            .execute(&mut *conn)
+        self.bind_to(sqlx::query(
+            "SELECT pg_notify(n.channel, n.payload) FROM UNNEST($1::text[], $2::text[]) AS n(channel, payload)",
+        ))
+        .execute(&mut *conn)
             .await
             .map_err(Error::from_db)?;
         Ok(())
@@ -488,7 +578,7 @@ struct RunWriter<'a> {
 }
 
 impl RunWriter<'_> {
-    /// Puts an input in this run's own inbox. The batch recomputes the run's `ready_at` as it
+    /// Puts an input in this run's own inbox. The batch recomputes the run's readiness as it
     /// releases it, so there is nothing to mark.
     async fn deliver_to_self(
         &mut self,
@@ -770,63 +860,75 @@ pub(crate) fn runs_closing(execution: &reprise_sdk::Execution) -> Closing<'_> {
     }
 }
 
-/// Creates the tasks of scheduled activities (of one run or many), due now, in one statement
-/// (shared by steps and resets: a fan-out of a hundred activities costs one round trip).
-pub(super) async fn insert_activity_tasks(
-    conn: &mut PgConnection,
-    offset: i64,
-    scheduled: &[(RunId, Seq, &reprise_history::ActivityScheduled)],
-    limits: &Limits,
-) -> Result<()> {
-    if scheduled.is_empty() {
-        return Ok(());
+/// Activity tasks of one or more runs, to be created in one statement.
+#[derive(Default)]
+pub(super) struct TaskRows {
+    runs: Vec<uuid::Uuid>,
+    seqs: Vec<i64>,
+    queues: Vec<String>,
+    types: Vec<String>,
+    inputs: Vec<Vec<u8>>,
+    options: Vec<Vec<u8>>,
+    start_to_close: Vec<Option<i64>>,
+    heartbeat: Vec<Option<i64>>,
+    schedule_to_close: Vec<Option<i64>>,
+}
+
+impl TaskRows {
+    /// Adds the task of an activity `run` scheduled at `seq`.
+    pub(super) fn push(
+        &mut self,
+        run: RunId,
+        seq: Seq,
+        s: &reprise_history::ActivityScheduled,
+        limits: &Limits,
+    ) -> Result<()> {
+        self.runs.push(*run.as_uuid());
+        self.seqs.push(seq_param(seq));
+        self.queues.push(s.task_queue.as_str().to_string());
+        self.types.push(s.activity_type.as_str().to_string());
+        self.inputs.push(s.input.as_bytes().to_vec());
+        self.options
+            .push(Payload::encode(&s.options, limits)?.as_bytes().to_vec());
+        self.start_to_close
+            .push(s.options.start_to_close.map(micros));
+        self.heartbeat.push(s.options.heartbeat_timeout.map(micros));
+        self.schedule_to_close
+            .push(s.options.schedule_to_close.map(micros));
+        Ok(())
     }
-    let n = scheduled.len();
-    let (mut runs, mut seqs, mut queues, mut types) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut inputs, mut options, mut start_to_close, mut heartbeat, mut schedule_to_close) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for (run, seq, s) in scheduled {
-        runs.push(*run.as_uuid());
-        seqs.push(seq_param(*seq));
-        queues.push(s.task_queue.as_str());
-        types.push(s.activity_type.as_str());
-        inputs.push(s.input.as_bytes());
-        options.push(Payload::encode(&s.options, limits)?.as_bytes().to_vec());
-        start_to_close.push(s.options.start_to_close.map(micros));
-        heartbeat.push(s.options.heartbeat_timeout.map(micros));
-        schedule_to_close.push(s.options.schedule_to_close.map(micros));
+
+    /// Binds the tasks as nine arrays, in the order `new_tasks` reads them (see
+    /// [`insert_tasks!`]).
+    fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        query
+            .bind(self.runs)
+            .bind(self.seqs)
+            .bind(self.queues)
+            .bind(self.types)
+            .bind(self.inputs)
+            .bind(self.options)
+            .bind(self.start_to_close)
+            .bind(self.heartbeat)
+            .bind(self.schedule_to_close)
     }
-    sqlx::query(concat!(
-        "INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type, input, options,
-             start_to_close_micros, heartbeat_timeout_micros, scheduled_at, visible_at, schedule_to_close_deadline)
-         SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb, ", now!(), ", ", now!(), ",
-                ", now!(), " + t.s2c * interval '1 microsecond'
-           FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::bigint[],
-                       $9::bigint[], $10::bigint[])
-             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c)"
-    ))
-    .bind(offset)
-    .bind(runs)
-    .bind(seqs)
-    .bind(queues)
-    .bind(types)
-    .bind(inputs)
-    .bind(options)
-    .bind(start_to_close)
-    .bind(heartbeat)
-    .bind(schedule_to_close)
-    .execute(&mut *conn)
-    .await
-    .map_err(Error::from_db)?;
-    Ok(())
+
+    /// Creates the tasks (nothing when there are none).
+    pub(super) async fn insert(self, conn: &mut PgConnection, offset: i64) -> Result<()> {
+        if self.runs.is_empty() {
+            return Ok(());
+        }
+        let sql = concat!(
+            "WITH new_tasks AS (SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[],
+                 $6::bytea[], $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[]) AS ",
+            new_tasks_columns!(),
+            ") ",
+            insert_tasks!()
+        );
+        self.bind_to(sqlx::query(sql).bind(offset))
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
+        Ok(())
+    }
 }

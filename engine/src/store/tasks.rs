@@ -236,8 +236,8 @@ impl Store {
         Ok(held)
     }
 
-    /// Deletes finished tasks and puts their outcomes in their runs' inboxes, readying the runs
-    /// and waking engines, in one statement.
+    /// Deletes finished tasks and puts their outcomes in their runs' inboxes, queueing the
+    /// runs and waking engines, in one statement. The caller holds the runs' row locks.
     async fn resolve_tasks(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -268,10 +268,13 @@ impl Store {
                       SELECT run_id, ", now!(), ", kind, event, dedupe_key FROM k
                       ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id),
                   readied AS (
-                      UPDATE reprise.runs r SET ready_at = LEAST(COALESCE(r.ready_at, 'infinity'), ", now!(), ")
-                       WHERE r.run_id IN (SELECT run_id FROM delivered) AND r.status = 'running'
-                      RETURNING 1)
-             SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM readied)"
+                      INSERT INTO reprise.ready_runs (run_id, ready_at)
+                      SELECT r.run_id, ", now!(), " FROM reprise.runs r
+                       WHERE r.run_id IN (SELECT run_id FROM delivered)
+                         AND r.status = 'running' AND r.parked_reason IS NULL
+                      ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
+                       WHERE ready_runs.ready_at > EXCLUDED.ready_at)
+             SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM delivered)"
         ))
         .bind(self.offset())
         .bind(runs)

@@ -248,14 +248,8 @@ async fn every_claim_and_lookup_path_has_an_index() {
     let db = TestDb::migrated().await;
     let paths = [
         (
-            "runs_ready",
-            "SELECT run_id FROM reprise.runs WHERE ready_at <= now() AND lease_owner IS NULL
-             ORDER BY ready_at LIMIT 10 FOR UPDATE SKIP LOCKED",
-        ),
-        (
-            "runs_lease_expiry",
-            "SELECT run_id FROM reprise.runs WHERE lease_owner IS NOT NULL AND lease_expires_at < now()
-             LIMIT 10 FOR UPDATE SKIP LOCKED",
+            "ready_runs_by_time",
+            "SELECT run_id FROM reprise.ready_runs WHERE ready_at <= now() ORDER BY ready_at LIMIT 10",
         ),
         (
             "runs_one_open_run_per_workflow_id",

@@ -1,5 +1,5 @@
-//! What a workload costs: database transactions, WAL flushes, PostgreSQL CPU, peak memory;
-//! and the database's own ceiling, measured with pgbench.
+//! What a workload costs: database transactions, WAL flushes, CPU of PostgreSQL and of the
+//! hosts, peak memory; and the database's own ceiling, measured with pgbench.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,6 +13,28 @@ pub(crate) struct DbCounters {
     commits: i64,
     wal_syncs: i64,
     cpu_ticks: u64,
+    host_ticks: u64,
+}
+
+/// What one workflow cost, averaged over a workload.
+pub(crate) struct PerWorkflow {
+    pub(crate) write_transactions: f64,
+    pub(crate) wal_flushes: f64,
+    /// Milliseconds of CPU of every `postgres` process.
+    pub(crate) database_cpu_ms: f64,
+    /// Milliseconds of CPU of the engine, the worker and the bench's client (one process when
+    /// in-process).
+    pub(crate) hosts_cpu_ms: f64,
+}
+
+/// A process's command name and CPU time (user + system clock ticks), from `/proc/<pid>/stat`.
+fn process_cpu(stat_path: &Path) -> Option<(String, u64)> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    let (comm_start, comm_end) = (stat.find('(')?, stat.rfind(')')?);
+    let comm = stat.get(comm_start + 1..comm_end)?.to_string();
+    let fields: Vec<&str> = stat.get(comm_end + 2..)?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((comm, ticks))
 }
 
 /// CPU time (clock ticks) of every `postgres` process on this machine.
@@ -22,16 +44,17 @@ fn postgres_cpu_ticks() -> u64 {
     };
     entries
         .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
-            let (comm_end, rest) = (stat.find(')')?, stat.rfind(')')?);
-            let comm = &stat[stat.find('(')? + 1..comm_end];
-            if comm != "postgres" {
-                return None;
-            }
-            let fields: Vec<&str> = stat[rest + 2..].split_whitespace().collect();
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-        })
+        .filter_map(|e| process_cpu(&e.path().join("stat")))
+        .filter(|(comm, _)| comm == "postgres")
+        .map(|(_, ticks)| ticks)
+        .sum()
+}
+
+/// CPU time (clock ticks) of the given processes (the hosts and this process).
+fn hosts_cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| process_cpu(Path::new(&format!("/proc/{pid}/stat"))))
+        .map(|(_, ticks)| ticks)
         .sum()
 }
 
@@ -41,38 +64,42 @@ const STATS_SETTLE: Duration = Duration::from_millis(10_500);
 
 impl DbCounters {
     /// Counters before a workload: waits until earlier work is published first.
-    pub(crate) async fn before(pool: &PgPool) -> anyhow::Result<DbCounters> {
+    pub(crate) async fn before(pool: &PgPool, hosts: &[u32]) -> anyhow::Result<DbCounters> {
         tokio::time::sleep(STATS_SETTLE).await;
         let wal_syncs = wal_syncs(pool).await?;
-        let (commits, cpu_ticks) = (write_transactions(pool).await?, postgres_cpu_ticks());
+        let commits = write_transactions(pool).await?;
         Ok(DbCounters {
             commits,
             wal_syncs,
-            cpu_ticks,
+            cpu_ticks: postgres_cpu_ticks(),
+            host_ticks: hosts_cpu_ticks(hosts),
         })
     }
 
     /// Counters after a workload: transactions and CPU at once (idle polling would add to
     /// them), WAL flushes once every backend has published its statistics.
-    pub(crate) async fn after(pool: &PgPool) -> anyhow::Result<DbCounters> {
-        let (commits, cpu_ticks) = (write_transactions(pool).await?, postgres_cpu_ticks());
+    pub(crate) async fn after(pool: &PgPool, hosts: &[u32]) -> anyhow::Result<DbCounters> {
+        let commits = write_transactions(pool).await?;
+        let (cpu_ticks, host_ticks) = (postgres_cpu_ticks(), hosts_cpu_ticks(hosts));
         tokio::time::sleep(STATS_SETTLE).await;
         Ok(DbCounters {
             commits,
             wal_syncs: wal_syncs(pool).await?,
             cpu_ticks,
+            host_ticks,
         })
     }
 
-    /// Per workflow: write transactions, WAL flushes, milliseconds of PostgreSQL CPU.
-    pub(crate) fn per_workflow(self, after: DbCounters, workflows: u64) -> (f64, f64, f64) {
+    /// What one of `workflows` cost between `self` and `after`.
+    pub(crate) fn per_workflow(self, after: DbCounters, workflows: u64) -> PerWorkflow {
         let n = workflows.max(1) as f64;
-        let ticks_per_second = 100.0; // Linux USER_HZ
-        (
-            (after.commits - self.commits - 1) as f64 / n,
-            (after.wal_syncs - self.wal_syncs) as f64 / n,
-            (after.cpu_ticks.saturating_sub(self.cpu_ticks)) as f64 * 1000.0 / ticks_per_second / n,
-        )
+        let ms = |ticks: u64| ticks as f64 * 1000.0 / 100.0 / n; // Linux USER_HZ is 100
+        PerWorkflow {
+            write_transactions: (after.commits - self.commits - 1) as f64 / n,
+            wal_flushes: (after.wal_syncs - self.wal_syncs) as f64 / n,
+            database_cpu_ms: ms(after.cpu_ticks.saturating_sub(self.cpu_ticks)),
+            hosts_cpu_ms: ms(after.host_ticks.saturating_sub(self.host_ticks)),
+        }
     }
 }
 

@@ -143,6 +143,16 @@ impl Bench {
         Ok(())
     }
 
+    /// The processes whose CPU a workload costs besides PostgreSQL's: this one (the client, and
+    /// in-process the hosts) and the engine and worker processes.
+    pub(crate) fn host_pids(&self) -> Vec<u32> {
+        let mut pids = vec![std::process::id()];
+        if let Hosts::Processes { engine, worker } = &self.hosts {
+            pids.extend([engine.id(), worker.id()]);
+        }
+        pids
+    }
+
     /// Stops the hosts; returns their peak memory in MiB (engine, worker; the same process when
     /// in-process).
     pub(crate) async fn stop_hosts(&mut self) -> anyhow::Result<(f64, f64)> {

@@ -9,7 +9,7 @@ use reprise_history::EventKind;
 use reprise_sdk::Execution;
 use reprise_testkit::TestEnv;
 
-use crate::measure::{DbCounters, pgbench};
+use crate::measure::{DbCounters, PerWorkflow, pgbench};
 use crate::setup::{Bench, uuid};
 
 /// One figure of one repetition.
@@ -27,6 +27,20 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let i = ((values.len() as f64 - 1.0) * p).round() as usize;
     values.get(i).copied().unwrap_or(0.0)
+}
+
+/// The per-workflow cost figures of a throughput workload.
+fn cost_figures(cost: &PerWorkflow) -> [Figure; 4] {
+    [
+        figure(
+            "write transactions per workflow",
+            "",
+            cost.write_transactions,
+        ),
+        figure("WAL flushes per workflow", "", cost.wal_flushes),
+        figure("database CPU per workflow", "ms", cost.database_cpu_ms),
+        figure("hosts CPU per workflow", "ms", cost.hosts_cpu_ms),
+    ]
 }
 
 /// Starts `count` workflows 32 at a time; returns their id prefix.
@@ -70,7 +84,9 @@ async fn wait_completed(bench: &Bench, prefix: &str, count: usize) -> anyhow::Re
             Instant::now() < deadline,
             "{prefix}: only {done} of {count} completed in 10 minutes"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The span comes from database timestamps, so a coarse poll does not blur it; a fine one
+        // would load the two cores it measures (each poll scans the bench's runs).
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let span: f64 = sqlx::query_scalar(
         "SELECT extract(epoch FROM max(closed_at) - min(created_at))::float8 FROM reprise.runs WHERE workflow_id LIKE $1",
@@ -83,11 +99,11 @@ async fn wait_completed(bench: &Bench, prefix: &str, count: usize) -> anyhow::Re
 
 /// W1: 2,000 one-activity workflows back to back; then 200 one at a time.
 pub(crate) async fn hello(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
-    let before = DbCounters::before(bench.store.pool()).await?;
+    let before = DbCounters::before(bench.store.pool(), &bench.host_pids()).await?;
     let prefix = start_many(bench, HELLO, 2_000, &1).await?;
     let span = wait_completed(bench, &prefix, 2_000).await?;
-    let after = DbCounters::after(bench.store.pool()).await?;
-    let (xacts, wal, cpu) = before.per_workflow(after, 2_000);
+    let after = DbCounters::after(bench.store.pool(), &bench.host_pids()).await?;
+    let cost = before.per_workflow(after, 2_000);
     let mut latencies = Vec::with_capacity(200);
     for i in 0..200 {
         let t = Instant::now();
@@ -98,30 +114,28 @@ pub(crate) async fn hello(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
         handle.result().await?;
         latencies.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(vec![
+    let mut figures = vec![
         figure("throughput", "workflows/s", 2_000.0 / span),
         figure("latency p50", "ms", percentile(&mut latencies, 0.5)),
         figure("latency p99", "ms", percentile(&mut latencies, 0.99)),
-        figure("write transactions per workflow", "", xacts),
-        figure("WAL flushes per workflow", "", wal),
-        figure("database CPU per workflow", "ms", cpu),
-    ])
+    ];
+    figures.extend(cost_figures(&cost));
+    Ok(figures)
 }
 
 /// W2: 300 workflows of 10 sequential activities.
 pub(crate) async fn chain10(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
-    let before = DbCounters::before(bench.store.pool()).await?;
+    let before = DbCounters::before(bench.store.pool(), &bench.host_pids()).await?;
     let prefix = start_many(bench, CHAIN, 300, &10).await?;
     let span = wait_completed(bench, &prefix, 300).await?;
-    let after = DbCounters::after(bench.store.pool()).await?;
-    let (xacts, wal, cpu) = before.per_workflow(after, 300);
-    Ok(vec![
+    let after = DbCounters::after(bench.store.pool(), &bench.host_pids()).await?;
+    let cost = before.per_workflow(after, 300);
+    let mut figures = vec![
         figure("throughput", "workflows/s", 300.0 / span),
         figure("activities", "activities/s", 3_000.0 / span),
-        figure("write transactions per workflow", "", xacts),
-        figure("WAL flushes per workflow", "", wal),
-        figure("database CPU per workflow", "ms", cpu),
-    ])
+    ];
+    figures.extend(cost_figures(&cost));
+    Ok(figures)
 }
 
 /// W3: one workflow of 100 concurrent activities, 20 times, one at a time.
