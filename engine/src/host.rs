@@ -138,18 +138,20 @@ impl Engine {
     async fn batch_loop(&self, notify: &Notify, mut stop: watch::Receiver<bool>) -> Result<()> {
         while !*stop.borrow() {
             match self.run_once().await {
-                Ok(0) => {
+                // A full batch means more work is likely waiting: wake another loop to share it,
+                // and claim again. After a partial (or empty) one, the queue held no more
+                // claimable work: what arrives later comes with a notification, or is a timer
+                // (waited for).
+                Ok(n) if i64::try_from(n).unwrap_or(i64::MAX) >= self.options.batch_size => {
+                    notify.notify_one();
+                }
+                Ok(_) => {
                     let idle = self.idle_wait().await;
                     tokio::select! {
                         _ = stop.changed() => {}
                         () = wait(notify, idle) => {}
                     }
                 }
-                // A full batch means more work is likely waiting: wake another loop to share it.
-                Ok(n) if i64::try_from(n).unwrap_or(i64::MAX) >= self.options.batch_size => {
-                    notify.notify_one();
-                }
-                Ok(_) => {}
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "engine loop: retrying after a database error");
                     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -19,6 +19,12 @@ use crate::listen::{Wake, spawn_listener, wait};
 use crate::store::Recorded;
 use crate::store::{ClaimedTask, Store, TASKS_CHANNEL, TaskOutcome};
 
+/// What one claim did: attempts started, out of the slots that were free.
+struct Claimed {
+    started: usize,
+    free: usize,
+}
+
 /// How a worker process behaves.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
@@ -171,14 +177,16 @@ impl Worker {
         loop {
             let polled = tokio::select! {
                 _ = &mut shutdown => break,
-                polled = self.poll_once() => polled,
+                polled = self.claim_and_start() => polled,
             };
             match polled {
-                Ok(0) => tokio::select! {
+                // Every free slot got an attempt: there may be more, claim again (as soon as a
+                // slot frees). Otherwise the queue is drained: wait for the next announcement.
+                Ok(Claimed { started, free }) if started >= free && started > 0 => {}
+                Ok(_) => tokio::select! {
                     _ = &mut shutdown => break,
                     _ = wait(notify, self.options.idle_poll) => {}
                 },
-                Ok(_) => {}
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "worker loop: retrying after a database error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -194,6 +202,10 @@ impl Worker {
     /// Times out what needs timing out, then claims as many attempts as there are free slots
     /// and starts them; returns how many it started.
     pub async fn poll_once(&self) -> Result<usize> {
+        Ok(self.claim_and_start().await?.started)
+    }
+
+    async fn claim_and_start(&self) -> Result<Claimed> {
         // Timeouts are looked for a few times a second, not before every claim: a claim is on
         // the path of every activity, a timeout is not.
         let due = {
@@ -248,7 +260,10 @@ impl Worker {
             );
             in_flight.insert(key, (claimed_copy, handle.abort_handle()));
         }
-        Ok(count)
+        Ok(Claimed {
+            started: count,
+            free,
+        })
     }
 
     /// Runs one attempt to its end and records the outcome.

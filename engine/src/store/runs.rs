@@ -460,13 +460,16 @@ impl Store {
         self.fetch_run(query.bind(run_id.as_uuid())).await
     }
 
-    /// How long until an unleased run next has work, if any does: engines sleep until then.
+    /// How long until a queued run next has work that is not due yet (a timer), if one has:
+    /// engines sleep until then. Work due already comes with a notification; counting it here
+    /// would wake idle engines in a loop while another batch holds it.
     pub(crate) async fn next_ready_in(&self) -> Result<Option<std::time::Duration>> {
         let micros: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT (EXTRACT(EPOCH FROM (min(ready_at) - ",
             now!(),
             ")) * 1000000)::bigint
-               FROM reprise.ready_runs"
+               FROM reprise.ready_runs WHERE ready_at > ",
+            now!()
         ))
         .bind(self.offset())
         .fetch_one(self.pool())

@@ -18,8 +18,8 @@ use crate::store::runs::{
     self, HistoryRows, PgQuery, events_from_rows, insert_run, run_id, seq, seq_param,
 };
 use crate::store::{
-    CLOSED_CHANNEL, Store, TASKS_CHANNEL, apply_parent_close_policy, micros, now, policy_name,
-    request_cancel, to_timestamp,
+    CLOSED_CHANNEL, RUNS_CHANNEL, Store, TASKS_CHANNEL, apply_parent_close_policy, micros, now,
+    policy_name, request_cancel, to_timestamp,
 };
 
 /// Which runs a batch claims.
@@ -486,7 +486,9 @@ impl StepBatch {
         // A run of the batch whose head moved since the claim was terminated by another run of
         // the same batch (its parent closed): that wrote its head already, and it is closed.
         // The upsert and the delete take disjoint runs (a statement may touch a row once). The
-        // batch's notifications go out with it; PostgreSQL delivers them at commit.
+        // batch's notifications go out with it; PostgreSQL delivers them at commit. A run that
+        // still has an input due (one its step left, or past the 1,000 a step takes) wakes an
+        // engine: engines sleep until the next due time, not on work due already.
         let query = sqlx::query(
             "WITH released AS (
                  UPDATE reprise.runs r SET head_seq = h.head_seq, head_hash = h.head_hash, applied_seq = h.head_seq,
@@ -507,7 +509,12 @@ impl StepBatch {
                  DELETE FROM reprise.ready_runs q USING released l
                   WHERE q.run_id = l.run_id
                     AND NOT EXISTS (SELECT 1 FROM next n WHERE n.run_id = l.run_id AND n.at IS NOT NULL))
-             SELECT pg_notify(n.channel, n.payload) FROM UNNEST($5::text[], $6::text[]) AS n(channel, payload)",
+             SELECT pg_notify(n.channel, n.payload)
+               FROM (SELECT * FROM UNNEST($5::text[], $6::text[])
+                     UNION ALL
+                     SELECT $7, '' WHERE EXISTS (
+                         SELECT 1 FROM next WHERE at <= now() + $8::bigint * interval '1 microsecond')
+                    ) AS n(channel, payload)",
         )
         .bind(runs)
         .bind(claimed)
@@ -515,6 +522,8 @@ impl StepBatch {
         .bind(hashes);
         notes
             .bind_to(query)
+            .bind(RUNS_CHANNEL)
+            .bind(self.offset)
             .execute(&mut *self.tx)
             .await
             .map_err(Error::from_db)?;

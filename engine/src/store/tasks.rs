@@ -51,6 +51,11 @@ fn seq_param(seq: Seq) -> i64 {
 
 impl Store {
     /// Leases up to `limit` due attempts of the given queues (each claim is a new attempt).
+    /// The claim commits without waiting for its WAL flush (`synchronous_commit` off for this
+    /// transaction alone): a claim lost in a crash only means the attempt runs again, which
+    /// at-least-once activities allow, and its outcome (whose commit does wait) is refused by
+    /// the lease token that never became durable. Every write after it waits for the flush,
+    /// which covers the claim too, so nothing durable can depend on a lost claim.
     pub(crate) async fn claim_tasks(
         &self,
         queues: &[String],
@@ -67,6 +72,7 @@ impl Store {
                     lease_expires_at = {now} + {LEASE_MICROS} * interval '1 microsecond'
                FROM c, reprise.runs r
               WHERE t.run_id = c.run_id AND t.scheduled_seq = c.scheduled_seq AND r.run_id = t.run_id
+                AND set_config('synchronous_commit', 'off', true) IS NOT NULL
           RETURNING t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token",
             now = now!()
         );

@@ -100,6 +100,13 @@ fn stats(values: &mut [f64]) -> (f64, f64, f64) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Quiet unless `RUST_LOG` asks (for example `sqlx::query=debug` to time every statement).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut chosen = cli.workloads.clone();
     if chosen.is_empty() {
         chosen = Workload::value_variants().to_vec();
