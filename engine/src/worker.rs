@@ -62,6 +62,9 @@ impl Default for WorkerOptions {
 /// How often a worker looks for attempts whose lease ran out.
 const REAP_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Attempts timed out in one transaction, at most.
+const REAP_BATCH: i64 = 100;
+
 /// Outcomes recorded in one transaction, at most.
 const OUTCOMES_PER_TRANSACTION: usize = 256;
 
@@ -85,7 +88,6 @@ pub struct Worker {
     in_flight: Arc<Mutex<InFlight>>,
     ready: Arc<AtomicBool>,
     /// When this worker last looked for timed-out attempts.
-    last_reap: Arc<Mutex<Option<tokio::time::Instant>>>,
     /// While the worker runs: the queue of outcomes to record (see [`record_outcomes`]).
     outcomes: Arc<Mutex<Option<mpsc::UnboundedSender<Finished>>>>,
 }
@@ -111,7 +113,6 @@ impl Worker {
             slots,
             in_flight: Arc::default(),
             ready: Arc::new(AtomicBool::new(false)),
-            last_reap: Arc::default(),
             outcomes: Arc::default(),
         }
     }
@@ -155,7 +156,9 @@ impl Worker {
             self.options.owner.clone(),
             queued,
         ));
+        let reaper = tokio::spawn(self.clone().reap_forever());
         let result = self.poll_until(&notify, shutdown).await;
+        reaper.abort();
         // The queue closes once the last attempt has sent its outcome; the recorder then
         // records what is left and stops.
         self.lock_outcomes().take();
@@ -202,27 +205,25 @@ impl Worker {
     /// Times out what needs timing out, then claims as many attempts as there are free slots
     /// and starts them; returns how many it started.
     pub async fn poll_once(&self) -> Result<usize> {
+        self.store.reap_tasks(REAP_BATCH).await?;
         Ok(self.claim_and_start().await?.started)
     }
 
-    async fn claim_and_start(&self) -> Result<Claimed> {
-        // Timeouts are looked for a few times a second, not before every claim: a claim is on
-        // the path of every activity, a timeout is not.
-        let due = {
-            let mut last = self
-                .last_reap
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let now = tokio::time::Instant::now();
-            let due = last.is_none_or(|t| now.duration_since(t) >= REAP_INTERVAL);
-            if due {
-                *last = Some(now);
+    /// Times out attempts and activities a few times a second, beside the claims: a claim is
+    /// on the path of every activity, a timeout is not. Errors are logged and tried again.
+    async fn reap_forever(self) {
+        loop {
+            match self.store.reap_tasks(REAP_BATCH).await {
+                // A full batch: more may be waiting.
+                Ok(n) if i64::try_from(n).unwrap_or(i64::MAX) >= REAP_BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "timing out activities failed"),
             }
-            due
-        };
-        if due {
-            self.store.reap_tasks(100).await?;
+            tokio::time::sleep(REAP_INTERVAL).await;
         }
+    }
+
+    async fn claim_and_start(&self) -> Result<Claimed> {
         if self.slots.available_permits() == 0 {
             // Every slot is busy: claim as soon as one frees up, without waiting for a
             // notification (the work may have been announced while the slots were full).
