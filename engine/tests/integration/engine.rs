@@ -653,3 +653,42 @@ async fn a_run_whose_step_cannot_be_written_is_parked_and_its_batch_goes_on() {
     .await;
     assert!(reason.contains("activity_tasks_pkey"), "{reason}");
 }
+
+/// Work a step leaves due wakes an engine at once, with no poll: a step takes at most 1,000
+/// inputs, and this engine's idle poll is an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inputs_a_step_leaves_due_wake_an_engine_without_polling() {
+    const TICK: SignalDef<u32> = SignalDef::new("tick");
+    const COUNT: WorkflowDef<u32, u32> = WorkflowDef::new("count-ticks");
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    let handle = client.start(COUNT, "ticks-1", &1_001).await.unwrap();
+    for i in 0..1_001u32 {
+        client.signal("ticks-1", TICK, &i).await.unwrap();
+    }
+    let counting = registry().workflow(COUNT, |ctx: WorkflowContext, n: u32| async move {
+        let mut sum = 0;
+        for _ in 0..n {
+            sum += ctx.signal(TICK).await?;
+        }
+        Ok(sum)
+    });
+    let mut running = Running::new();
+    let options = EngineOptions {
+        idle_poll: Duration::from_secs(3_600),
+        ..engine_options()
+    };
+    run_engine(&store, counting.build().unwrap(), options, &mut running);
+    assert_eq!(within(handle.result()).await.unwrap(), 500_500);
+    let history = client.export(handle.run_id()).await.unwrap();
+    // Two steps (each records its inputs at its own transaction's time): the first took
+    // 1,000 signals, the second the last one.
+    let first_step = history.events()[1].recorded_at;
+    let applied_first = history.events()[1..]
+        .iter()
+        .take_while(|e| e.recorded_at == first_step)
+        .count();
+    assert_eq!(applied_first, 1_000);
+    db.drop_database().await;
+}
