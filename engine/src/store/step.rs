@@ -453,7 +453,7 @@ impl StepBatch {
         Ok(())
     }
 
-    /// Parks a run whose code cannot go on; it keeps its inbox and readiness.
+    /// Parks a run whose code cannot go on (see `runs::park` for what leaves the queue).
     async fn park(&mut self, park: &Park<'_>) -> Result<()> {
         let run_id = self.runs[park.run].run_id;
         runs::park(&mut self.tx, self.offset, run_id, park.build, &park.reason).await
@@ -462,7 +462,8 @@ impl StepBatch {
     /// Records each stepped run's new head and when it next has work, in one statement: the
     /// head update touches no indexed column, so PostgreSQL keeps it heap-only (HOT); the run
     /// stays in the ready queue only while its inbox holds something (a timer not yet due, or
-    /// an input that arrived during the step). Every stepped run is written, even one whose
+    /// inputs its step left). Inputs arriving meanwhile queue the run themselves once this
+    /// transaction lets go of its lock. Every stepped run is written, even one whose
     /// step appended nothing: recomputing its readiness is what keeps it from being claimed
     /// again for nothing.
     async fn release(
