@@ -4,7 +4,7 @@ use reprise_history::{EventKind, RunId, Seq};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
-use crate::store::{RUNS_CHANNEL, Store, micros, now};
+use crate::store::{RUNS_CHANNEL, Store, micros, notify, now};
 
 /// Puts an input in a run's inbox, visible after `delay`, and marks the run ready then.
 /// With a `dedupe_key`, a second input with the same key is ignored (returns false).
@@ -83,11 +83,7 @@ pub(crate) async fn mark_ready(
     .await
     .map_err(Error::from_db)?;
     if delay.is_zero() {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_CHANNEL)
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::from_db)?;
+        notify(conn, RUNS_CHANNEL, "").await?;
     }
     Ok(())
 }

@@ -11,7 +11,9 @@ use sqlx::{PgConnection, Row};
 use crate::error::{Error, Result};
 use crate::store::inbox::{child_key, deliver};
 use crate::store::runs::{append_events, seq, seq_param};
-use crate::store::{CLOSED_CHANNEL, Store, micros, now, to_datetime, to_timestamp};
+use crate::store::{
+    CLOSED_CHANNEL, RUNS_CHANNEL, Store, micros, notify, now, to_datetime, to_timestamp,
+};
 
 /// The dedupe key of a cancel request: asking twice is asking once.
 const CANCEL_KEY: &str = "cancel";
@@ -146,12 +148,7 @@ pub(crate) fn terminate_in<'a>(
         mark_terminated(conn, run_id, &event, hash).await?;
         tell_parent(conn, offset, &row, &event.kind, limits).await?;
         close_children(conn, offset, run_id, limits).await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CLOSED_CHANNEL)
-            .bind(run_id.to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::from_db)?;
+        notify(conn, CLOSED_CHANNEL, &run_id.to_string()).await?;
         Ok(true)
     })
 }
@@ -274,26 +271,26 @@ impl Store {
         tx.commit().await.map_err(Error::from_db)
     }
 
-    /// Makes a parked run claimable now by any process that knows its type.
+    /// Makes a parked run claimable now by any process that knows its type, and wakes
+    /// engines, in one statement.
     pub(crate) async fn retry_parked(&self, run_id: RunId) -> Result<bool> {
-        let updated = sqlx::query(concat!(
+        let queued: i64 = sqlx::query_scalar(concat!(
             "WITH unparked AS (
                  UPDATE reprise.runs SET parked_build = NULL
-                  WHERE run_id = $2 AND status = 'running' AND parked_reason IS NOT NULL RETURNING run_id)
-             INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, ", now!(), " FROM unparked
-             ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at"
+                  WHERE run_id = $2 AND status = 'running' AND parked_reason IS NOT NULL RETURNING run_id),
+             queued AS (
+                 INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, ", now!(), " FROM unparked
+                 ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at RETURNING run_id)
+             SELECT (SELECT count(*) FROM queued),
+                    (SELECT count(*) FROM (SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM queued)) n)"
         ))
         .bind(self.offset())
         .bind(run_id.as_uuid())
-        .execute(self.pool())
+        .bind(RUNS_CHANNEL)
+        .fetch_one(self.pool())
         .await
-        .map_err(Error::from_db)?
-        .rows_affected();
-        sqlx::query("SELECT pg_notify('reprise_runs', '')")
-            .execute(self.pool())
-            .await
-            .map_err(Error::from_db)?;
-        Ok(updated == 1)
+        .map_err(Error::from_db)?;
+        Ok(queued == 1)
     }
 
     /// Deletes up to `batch` runs closed before `now - older_than`, with their history, inbox,

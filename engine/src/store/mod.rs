@@ -41,6 +41,21 @@ pub(crate) const TASKS_CHANNEL: &str = "reprise_tasks";
 /// Channel notified (with the run id) when a run closes.
 pub(crate) const CLOSED_CHANNEL: &str = "reprise_closed";
 
+/// Queues a notification on `channel`; PostgreSQL delivers it when the transaction commits.
+pub(crate) async fn notify(
+    conn: &mut sqlx::PgConnection,
+    channel: &str,
+    payload: &str,
+) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+    Ok(())
+}
+
 /// Reprise's tables in one PostgreSQL database.
 #[derive(Clone)]
 pub struct Store {

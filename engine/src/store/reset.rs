@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::store::inbox::{deliver, timer_key};
 use crate::store::runs::{append_events, seq_param};
 use crate::store::step::TaskRows;
-use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, now, to_timestamp};
+use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, notify, now, to_timestamp};
 
 /// The activities and timers a history left open, by the seq that started them.
 fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
@@ -127,11 +127,7 @@ impl Store {
         append_events(&mut tx, new_run, ChainHash::GENESIS, &events, self.limits()).await?;
         self.reschedule(&mut tx, new_run, &open, to_timestamp(now))
             .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_CHANNEL)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from_db)?;
+        notify(&mut tx, RUNS_CHANNEL, "").await?;
         tx.commit().await.map_err(Error::from_db)?;
         Ok(new_run)
     }
@@ -151,12 +147,7 @@ impl Store {
                     let mut task = TaskRows::default();
                     task.push(new_run, event.seq, s, self.limits())?;
                     task.insert(&mut *tx, self.offset()).await?;
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(TASKS_CHANNEL)
-                        .bind(s.task_queue.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(Error::from_db)?;
+                    notify(&mut *tx, TASKS_CHANNEL, s.task_queue.as_str()).await?;
                 }
                 EventKind::TimerStarted(t) => {
                     let fire_at = event

@@ -492,33 +492,30 @@ impl Store {
     }
 
     /// Queues again the parked runs this process may take back: those of a type it knows,
-    /// parked by another build. Returns how many.
+    /// parked by another build; wakes engines if there were any, in the same statement.
+    /// Returns how many.
     pub(crate) async fn adopt_parked(&self, known_types: &[String], build: &str) -> Result<u64> {
-        let adopted = sqlx::query(concat!(
+        let adopted: i64 = sqlx::query_scalar(concat!(
             "WITH parked AS (
                  SELECT run_id FROM reprise.runs
                   WHERE parked_reason IS NOT NULL AND status = 'running'
                     AND workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3
-                    FOR NO KEY UPDATE SKIP LOCKED)
-             INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, ",
+                    FOR NO KEY UPDATE SKIP LOCKED),
+             queued AS (
+                 INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, ",
             now!(),
-            " FROM parked ON CONFLICT (run_id) DO NOTHING"
+            " FROM parked ON CONFLICT (run_id) DO NOTHING RETURNING run_id)
+             SELECT (SELECT count(*) FROM queued),
+                    (SELECT count(*) FROM (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM queued)) n)"
         ))
         .bind(self.offset())
         .bind(known_types)
         .bind(build)
-        .execute(self.pool())
+        .bind(RUNS_CHANNEL)
+        .fetch_one(self.pool())
         .await
-        .map_err(Error::from_db)?
-        .rows_affected();
-        if adopted > 0 {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(RUNS_CHANNEL)
-                .execute(self.pool())
-                .await
-                .map_err(Error::from_db)?;
-        }
-        Ok(adopted)
+        .map_err(Error::from_db)?;
+        Ok(u64::try_from(adopted).unwrap_or(0))
     }
 }
 

@@ -345,12 +345,7 @@ impl Store {
         .await
         .map_err(Error::from_db)?;
         if let Some(queue) = &queue {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(crate::store::TASKS_CHANNEL)
-                .bind(queue)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from_db)?;
+            crate::store::notify(&mut tx, crate::store::TASKS_CHANNEL, queue).await?;
         }
         tx.commit().await.map_err(Error::from_db)?;
         Ok(queue.is_some())
