@@ -103,6 +103,26 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Whether the connection was dead before the server ran anything on it: the server ended
+    /// the session (it answers the next statement with `FATAL` admin or crash shutdown, having
+    /// rolled back whatever was open), or the socket was gone when the statement was written.
+    /// Such an operation can be run again on another connection, even a write.
+    pub(crate) fn is_dead_connection(&self) -> bool {
+        use std::io::ErrorKind;
+        match self {
+            Error::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("57P01" | "57P02"))
+            }
+            Error::Database(sqlx::Error::Io(io)) => matches!(
+                io.kind(),
+                ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::NotConnected
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// SQLSTATEs after which the same statement may succeed.
 fn sqlstate_is_retryable(code: &str) -> bool {
     matches!(

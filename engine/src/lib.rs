@@ -42,11 +42,32 @@ pub async fn server_version(pool: &Pool) -> Result<String> {
         .map_err(Error::from_db)
 }
 
-/// Connects a pool to `url` (a `postgres://` URL; `?host=/path` selects a unix socket).
+/// Connects a pool to `url` (a `postgres://` URL; `?host=/path` selects a unix socket), with
+/// [`pool_options`].
 pub async fn connect(url: &str) -> Result<Pool> {
-    sqlx::postgres::PgPoolOptions::new()
+    pool_options()
         .max_connections(16)
         .connect(url)
         .await
         .map_err(Error::from_db)
+}
+
+/// A connection idle longer than this is pinged before it is handed out.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The pool settings Reprise runs with. sqlx pings every connection it hands out by default:
+/// a round trip before each statement or transaction, which on a step's path costs as much
+/// as a statement. Every connection is pinged as it goes back to the pool anyway, so only
+/// one that sat idle long enough for the server or the network to drop it is pinged again.
+pub fn pool_options() -> sqlx::postgres::PgPoolOptions {
+    sqlx::postgres::PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }

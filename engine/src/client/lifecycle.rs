@@ -79,9 +79,9 @@ impl Client {
     /// The open run of a workflow id; a typed error when it has none.
     pub(crate) async fn open_run_id(&self, workflow_id: &str) -> Result<RunId> {
         let id = WorkflowId::new(workflow_id)?;
-        match self.store.open_run(&id).await? {
+        match self.db(async |s| s.open_run(&id).await).await? {
             Some(run) => Ok(run.run_id),
-            None => Err(match self.store.latest_run(&id).await? {
+            None => Err(match self.db(async |s| s.latest_run(&id).await).await? {
                 Some(run) => Error::WorkflowClosed {
                     workflow_id: workflow_id.to_string(),
                     status: run.status,
@@ -97,7 +97,7 @@ impl Client {
     /// may clean up; running activities learn of it at their next heartbeat.
     pub async fn cancel(&self, workflow_id: &str, reason: &str) -> Result<()> {
         let run_id = self.open_run_id(workflow_id).await?;
-        self.store.cancel(run_id, reason).await
+        self.db(async |s| s.cancel(run_id, reason).await).await
     }
 
     /// Terminates a workflow at once: `WorkflowTerminated` is recorded with the reason, and
@@ -105,7 +105,7 @@ impl Client {
     /// fenced out).
     pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<()> {
         let run_id = self.open_run_id(workflow_id).await?;
-        if self.store.terminate(run_id, reason).await? {
+        if self.db(async |s| s.terminate(run_id, reason).await).await? {
             Ok(())
         } else {
             Err(Error::WorkflowClosed {
@@ -122,7 +122,9 @@ impl Client {
         after: Option<RunCursor>,
         limit: i64,
     ) -> Result<Page> {
-        let (runs, next) = self.store.list(filter, after, limit).await?;
+        let (runs, next) = self
+            .db(async |s| s.list(filter, after, limit).await)
+            .await?;
         Ok(Page { runs, next })
     }
 
@@ -130,7 +132,7 @@ impl Client {
     /// that parked it: use it once the cause is fixed outside the code).
     pub async fn retry_parked(&self, workflow_id: &str) -> Result<bool> {
         let run_id = self.open_run_id(workflow_id).await?;
-        self.store.retry_parked(run_id).await
+        self.db(async |s| s.retry_parked(run_id).await).await
     }
 
     /// Resets the workflow's latest (closed) run to `seq`: a new run keeps the history up to
@@ -139,9 +141,8 @@ impl Client {
     pub async fn reset(&self, workflow_id: &str, seq: u64) -> Result<RunId> {
         let id = WorkflowId::new(workflow_id)?;
         let run = self.latest_run(&id).await?;
-        self.store
-            .reset(run.run_id, reprise_history::Seq::new(seq))
-            .await
+        let seq = reprise_history::Seq::new(seq);
+        self.db(async |s| s.reset(run.run_id, seq).await).await
     }
 
     /// Deletes runs closed longer ago than `older_than`, with everything they stored, in
@@ -149,7 +150,9 @@ impl Client {
     pub async fn prune(&self, older_than: std::time::Duration) -> Result<u64> {
         let mut total = 0;
         loop {
-            let deleted = self.store.prune_closed(older_than, 500).await?;
+            let deleted = self
+                .db(async |s| s.prune_closed(older_than, 500).await)
+                .await?;
             total += deleted;
             if deleted < 500 {
                 return Ok(total);

@@ -73,14 +73,13 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
         let notify = self.client.closed_notify();
         loop {
             let notified = notify.notified();
-            let run =
-                self.client
-                    .store
-                    .run(run_id)
-                    .await?
-                    .ok_or_else(|| Error::UnknownWorkflow {
-                        workflow_id: self.workflow_id.to_string(),
-                    })?;
+            let run = self
+                .client
+                .db(async |s| s.run(run_id).await)
+                .await?
+                .ok_or_else(|| Error::UnknownWorkflow {
+                    workflow_id: self.workflow_id.to_string(),
+                })?;
             match (run.status.as_str(), run.next_run_id) {
                 ("running", _) => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
@@ -108,6 +107,22 @@ impl Client {
         Client {
             store,
             closed: Default::default(),
+        }
+    }
+
+    /// Runs one store operation, again on another connection if the pooled one it took had
+    /// died while idle (the server was restarted, failed over, or ended it). The pool does not
+    /// ping a connection before each use (see [`crate::pool_options`]), so a dead one shows up
+    /// here instead, as the answer to the operation's first statement: nothing ran. (A
+    /// session ended in the instant between a commit and its answer looks the same; every
+    /// client that reconnects shares that window, and a repeated start finds its run.)
+    async fn db<T>(&self, op: impl AsyncFn(&Store) -> Result<T>) -> Result<T> {
+        let mut tries = self.store.pool().options().get_max_connections();
+        loop {
+            match op(&self.store).await {
+                Err(e) if e.is_dead_connection() && tries > 0 => tries -= 1,
+                result => return result,
+            }
         }
     }
 
@@ -162,7 +177,12 @@ impl Client {
             input: Payload::encode(input, self.store.limits())?,
             task_queue: options.task_queue,
         };
-        let outcome = self.store.start_run(new, options.id_reuse, signal).await?;
+        let outcome = self
+            .db(async |s| {
+                s.start_run(new.clone(), options.id_reuse, signal.clone())
+                    .await
+            })
+            .await?;
         Ok(WorkflowHandle {
             client: self.clone(),
             workflow_id,
@@ -200,14 +220,16 @@ impl Client {
             name: SignalName::new(def.name())?,
             payload: Payload::encode(value, self.store.limits())?,
         });
-        self.store.deliver_now(run_id, &input).await
+        self.db(async |s| s.deliver_now(run_id, &input).await).await
     }
 
     /// The latest run of a workflow id: status, parked reason, pending activities.
     pub async fn describe(&self, workflow_id: &str) -> Result<Description> {
         let id = WorkflowId::new(workflow_id)?;
         let run = self.latest_run(&id).await?;
-        let pending_activities = self.store.pending_activities(run.run_id).await?;
+        let pending_activities = self
+            .db(async |s| s.pending_activities(run.run_id).await)
+            .await?;
         Ok(Description {
             run_id: run.run_id,
             workflow_type: run.workflow_type,
@@ -223,13 +245,13 @@ impl Client {
     /// branch (it may also simply not have reached the patch yet): once none is left, the
     /// patch can become `deprecate_patch`.
     pub async fn patch_usage(&self, workflow_type: &str) -> Result<Vec<PatchUsage>> {
-        self.store.patch_usage(workflow_type).await
+        self.db(async |s| s.patch_usage(workflow_type).await).await
     }
 
     /// A run's history, verified, in the recorded-history format (write it with
     /// `RecordedHistory::to_bytes` or `to_json`).
     pub async fn export(&self, run_id: RunId) -> Result<RecordedHistory> {
-        let events = self.store.history(run_id).await?;
+        let events = self.db(async |s| s.history(run_id).await).await?;
         Ok(RecordedHistory::new(events)?)
     }
 
@@ -239,7 +261,7 @@ impl Client {
         workflow_id: &WorkflowId,
         run_id: RunId,
     ) -> Result<O> {
-        let events = self.store.history(run_id).await?;
+        let events = self.db(async |s| s.history(run_id).await).await?;
         let ended = |status: &str, detail: String| Error::WorkflowEnded {
             workflow_id: workflow_id.to_string(),
             status: status.to_string(),

@@ -249,7 +249,7 @@ impl HistoryRows {
 }
 
 /// A query with PostgreSQL arguments, as the row writers bind them.
-pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Reads a run's history on `conn`, verifying the chain as it goes.
 pub(super) async fn read_history(

@@ -3,12 +3,13 @@
 
 use reprise_history::{
     ActivityCompleted, ActivityFailed, ActivityOptions, ActivityTimedOut, ActivityType, EventKind,
-    Failure, FailureKind, Payload, RunId, Seq, TimeoutKind, WorkflowId,
+    Failure, FailureKind, Limits, Payload, RunId, Seq, TimeoutKind, WorkflowId,
 };
 use sqlx::Row;
 
 use crate::error::{Error, Result};
 use crate::store::inbox::activity_key;
+use crate::store::runs::PgQuery;
 use crate::store::{Store, micros, now};
 
 /// An activity attempt this worker holds the lease of.
@@ -135,111 +136,94 @@ impl Store {
             .map_err(Error::from_db)
     }
 
-    /// Records the outcomes of attempts this worker ran, in one transaction, each only if the
+    /// Records the outcomes of attempts this worker ran, in one statement, each only if the
     /// worker still holds its lease: a result or final failure goes to its run's inbox (and
-    /// readies the run), a retryable failure schedules the next attempt after its backoff
-    /// (database time). Returns what happened to each, in order.
+    /// queues the run), a failure the policy retries schedules the next attempt after its
+    /// backoff (database time) unless the schedule-to-close deadline has passed. Returns what
+    /// happened to each, in order.
+    ///
+    /// Lock order everywhere is run rows, then task rows (steps and terminations take the run
+    /// first and then touch its tasks), and run rows in id order: taking them any other way
+    /// can deadlock. In one statement that order takes some care: the runs are locked by a
+    /// materialized subquery that the task lock's filter counts, and PostgreSQL evaluates
+    /// such a constant filter once, before the first task row is read. Whether each run
+    /// still runs comes from the locked row, which is its newest version, not from the
+    /// statement's older snapshot.
     pub(crate) async fn finish_tasks(
         &self,
         owner: &str,
         finished: &[(ClaimedTask, TaskOutcome)],
     ) -> Result<Vec<Recorded>> {
-        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        // Lock order everywhere is run rows, then task rows (steps and terminations take the
-        // run first and then touch its tasks), and run rows in id order: taking them any other
-        // way can deadlock.
-        let mut runs: Vec<uuid::Uuid> = finished.iter().map(|(t, _)| *t.run_id.as_uuid()).collect();
-        runs.sort_unstable();
-        runs.dedup();
-        sqlx::query(
-            "SELECT 1 FROM reprise.runs WHERE run_id = ANY($1) ORDER BY run_id FOR NO KEY UPDATE",
-        )
-        .bind(&runs)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::from_db)?;
-        let held = self.held_tasks(&mut tx, owner, finished).await?;
-        let mut recorded = Vec::with_capacity(finished.len());
-        let mut outcomes = Vec::new();
+        let mut rows = OutcomeRows::default();
         for (task, outcome) in finished {
-            let Some(&past_deadline) = held.get(&(task.run_id, task.scheduled_seq)) else {
-                recorded.push(Recorded::Fenced);
-                continue;
-            };
-            let input = match outcome {
-                TaskOutcome::Completed(result) => EventKind::ActivityCompleted(ActivityCompleted {
-                    scheduled: task.scheduled_seq,
-                    result: result.clone(),
-                    attempt: task.attempt,
-                }),
-                TaskOutcome::Failed(failure)
-                    if !past_deadline && task.options.retry.retries(failure, task.attempt) =>
-                {
-                    self.schedule_retry(&mut tx, task, failure).await?;
-                    recorded.push(Recorded::Retry);
-                    continue;
-                }
-                TaskOutcome::Failed(failure) => EventKind::ActivityFailed(ActivityFailed {
-                    scheduled: task.scheduled_seq,
-                    failure: failure.clone(),
-                    attempt: task.attempt,
-                }),
-            };
-            outcomes.push((task.run_id, task.scheduled_seq, input));
-            recorded.push(Recorded::Outcome);
+            rows.push(task, outcome, self.limits())?;
         }
-        self.resolve_tasks(&mut tx, &outcomes).await?;
-        tx.commit().await.map_err(Error::from_db)?;
-        Ok(recorded)
-    }
-
-    /// Which of the attempts this worker still holds (owner and token match), each with
-    /// whether its schedule-to-close deadline has passed; locks their task rows.
-    async fn held_tasks(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        owner: &str,
-        finished: &[(ClaimedTask, TaskOutcome)],
-    ) -> Result<std::collections::HashMap<(RunId, Seq), bool>> {
-        let runs: Vec<uuid::Uuid> = finished.iter().map(|(t, _)| *t.run_id.as_uuid()).collect();
-        let seqs: Vec<i64> = finished
-            .iter()
-            .map(|(t, _)| seq_param(t.scheduled_seq))
-            .collect();
-        let tokens: Vec<i64> = finished.iter().map(|(t, _)| t.lease_token).collect();
-        let rows = sqlx::query(concat!(
-            "SELECT t.run_id, t.scheduled_seq,
-                    t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= ",
-            now!(),
-            " AS past_deadline
-               FROM reprise.activity_tasks t
-               JOIN UNNEST($2::uuid[], $3::bigint[], $4::bigint[]) AS k(run_id, seq, token)
-                 ON t.run_id = k.run_id AND t.scheduled_seq = k.seq AND t.lease_token = k.token
-              WHERE t.lease_owner = $5
-                FOR UPDATE OF t"
-        ))
-        .bind(self.offset())
-        .bind(runs)
-        .bind(seqs)
-        .bind(tokens)
-        .bind(owner)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(Error::from_db)?;
-        let mut held = std::collections::HashMap::with_capacity(rows.len());
-        for row in rows {
+        let query = sqlx::query(concat!(
+            "WITH k AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::bytea[],
+                                      $7::text[], $8::bigint[], $9::bytea[])
+                     AS k(run_id, seq, token, kind, event, dedupe_key, retry_after, failure)),
+             locked AS MATERIALIZED (
+                 SELECT r.run_id, r.status = 'running' AND r.parked_reason IS NULL AS wakes
+                   FROM reprise.runs r WHERE r.run_id IN (SELECT run_id FROM k)
+                  ORDER BY r.run_id FOR NO KEY UPDATE),
+             held AS MATERIALIZED (
+                 SELECT t.run_id, t.scheduled_seq,
+                        k.retry_after IS NOT NULL
+                        AND NOT COALESCE(t.schedule_to_close_deadline <= ", now!(), ", false) AS retry
+                   FROM reprise.activity_tasks t
+                   JOIN k ON t.run_id = k.run_id AND t.scheduled_seq = k.seq AND t.lease_token = k.token
+                  WHERE t.lease_owner = $10 AND (SELECT count(*) FROM locked) > 0
+                    FOR UPDATE OF t),
+             retried AS (
+                 UPDATE reprise.activity_tasks t
+                    SET lease_owner = NULL, lease_expires_at = NULL, last_failure = k.failure,
+                        visible_at = ", now!(), " + k.retry_after * interval '1 microsecond'
+                   FROM held h JOIN k ON k.run_id = h.run_id AND k.seq = h.scheduled_seq
+                  WHERE h.retry AND t.run_id = h.run_id AND t.scheduled_seq = h.scheduled_seq),
+             done AS (
+                 DELETE FROM reprise.activity_tasks t USING held h
+                  WHERE NOT h.retry AND t.run_id = h.run_id AND t.scheduled_seq = h.scheduled_seq),
+             delivered AS (
+                 INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key)
+                 SELECT k.run_id, ", now!(), ", k.kind, k.event, k.dedupe_key
+                   FROM k JOIN held h ON h.run_id = k.run_id AND h.scheduled_seq = k.seq
+                  WHERE NOT h.retry
+                 ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id),
+             queued AS (
+                 INSERT INTO reprise.ready_runs (run_id, ready_at)
+                 SELECT l.run_id, ", now!(), " FROM locked l
+                  WHERE l.wakes AND l.run_id IN (SELECT run_id FROM delivered)
+                 ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
+                  WHERE ready_runs.ready_at > EXCLUDED.ready_at),
+             woken AS (SELECT pg_notify($11, '') FROM (SELECT 1 FROM delivered LIMIT 1) d)
+             SELECT h.run_id, h.scheduled_seq, h.retry, w.notified FROM held h
+              CROSS JOIN (SELECT count(*) AS notified FROM woken) w"
+        ));
+        let found = rows
+            .bind_to(query.bind(self.offset()))
+            .bind(owner)
+            .bind(crate::store::RUNS_CHANNEL)
+            .fetch_all(self.pool())
+            .await
+            .map_err(Error::from_db)?;
+        let mut held = std::collections::HashMap::with_capacity(found.len());
+        for row in found {
             let run: uuid::Uuid = row.try_get("run_id").map_err(Error::from_db)?;
             let seq: i64 = row.try_get("scheduled_seq").map_err(Error::from_db)?;
-            let past_deadline: bool = row.try_get("past_deadline").map_err(Error::from_db)?;
-            held.insert(
-                (
-                    RunId::from_uuid(run),
-                    Seq::new(u64::try_from(seq).unwrap_or(0)),
-                ),
-                past_deadline,
-            );
+            let retry: bool = row.try_get("retry").map_err(Error::from_db)?;
+            held.insert((run, seq), retry);
         }
-        Ok(held)
+        Ok(finished
+            .iter()
+            .map(|(task, _)| {
+                match held.get(&(*task.run_id.as_uuid(), seq_param(task.scheduled_seq))) {
+                    Some(true) => Recorded::Retry,
+                    Some(false) => Recorded::Outcome,
+                    None => Recorded::Fenced,
+                }
+            })
+            .collect())
     }
 
     /// Deletes finished tasks and puts their outcomes in their runs' inboxes, queueing the
@@ -460,5 +444,69 @@ impl Store {
             });
         }
         Ok(pending)
+    }
+}
+
+/// Reported outcomes, to be recorded in one statement: each attempt's task and lease token,
+/// the input its run receives, and for a failure the policy retries, its backoff.
+#[derive(Default)]
+struct OutcomeRows {
+    runs: Vec<uuid::Uuid>,
+    seqs: Vec<i64>,
+    tokens: Vec<i64>,
+    kinds: Vec<&'static str>,
+    events: Vec<Vec<u8>>,
+    keys: Vec<String>,
+    retry_after: Vec<Option<i64>>,
+    failures: Vec<Option<Vec<u8>>>,
+}
+
+impl OutcomeRows {
+    fn push(&mut self, task: &ClaimedTask, outcome: &TaskOutcome, limits: &Limits) -> Result<()> {
+        let (input, retry_after, failure) = match outcome {
+            TaskOutcome::Completed(result) => {
+                let input = EventKind::ActivityCompleted(ActivityCompleted {
+                    scheduled: task.scheduled_seq,
+                    result: result.clone(),
+                    attempt: task.attempt,
+                });
+                (input, None, None)
+            }
+            TaskOutcome::Failed(failure) => {
+                let retry = &task.options.retry;
+                let retry_after = retry
+                    .retries(failure, task.attempt)
+                    .then(|| micros(retry.backoff(task.attempt, rand::random::<f64>())));
+                let payload = Payload::encode(failure, limits)?;
+                let input = EventKind::ActivityFailed(ActivityFailed {
+                    scheduled: task.scheduled_seq,
+                    failure: failure.clone(),
+                    attempt: task.attempt,
+                });
+                (input, retry_after, Some(payload.as_bytes().to_vec()))
+            }
+        };
+        self.runs.push(*task.run_id.as_uuid());
+        self.seqs.push(seq_param(task.scheduled_seq));
+        self.tokens.push(task.lease_token);
+        self.kinds.push(input.name());
+        self.events.push(input.encode(limits)?);
+        self.keys.push(activity_key(task.scheduled_seq));
+        self.retry_after.push(retry_after);
+        self.failures.push(failure);
+        Ok(())
+    }
+
+    /// Binds them as eight arrays, `$2` to `$9`.
+    fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        query
+            .bind(self.runs)
+            .bind(self.seqs)
+            .bind(self.tokens)
+            .bind(self.kinds)
+            .bind(self.events)
+            .bind(self.keys)
+            .bind(self.retry_after)
+            .bind(self.failures)
     }
 }

@@ -47,7 +47,7 @@ impl TestDb {
             .expect("create test database");
         let options = base.database(&name);
         let url = options.to_url_lossy().to_string();
-        let pool = PgPoolOptions::new()
+        let pool = reprise_engine::pool_options()
             .max_connections(8)
             .connect_with(options)
             .await
@@ -71,7 +71,7 @@ impl TestDb {
 
     /// Another pool on the same database (as a second process would have).
     pub(crate) async fn second_pool(&self) -> PgPool {
-        PgPoolOptions::new()
+        reprise_engine::pool_options()
             .max_connections(4)
             .connect(&self.url)
             .await

@@ -60,7 +60,7 @@ impl Bench {
         let mut libpq = options.to_url_lossy();
         libpq.set_query(None);
         let libpq_url = libpq.to_string();
-        let pool = PgPoolOptions::new()
+        let pool = reprise_engine::pool_options()
             .max_connections(32)
             .connect_with(options)
             .await?;
