@@ -344,8 +344,17 @@ impl Engine {
                 _ => misses.push(i),
             }
         }
-        let miss_ids: Vec<RunId> = misses.iter().map(|&i| batch.runs[i].run_id).collect();
-        let mut histories: HashMap<RunId, Result<Vec<Event>>> = batch.histories(&miss_ids).await?;
+        // A new run's history came with the claim; the other misses are read in one statement.
+        let mut histories: HashMap<RunId, Result<Vec<Event>>> = misses
+            .iter()
+            .filter_map(|&i| Some((batch.runs[i].run_id, batch.runs[i].history.take()?)))
+            .collect();
+        let miss_ids: Vec<RunId> = misses
+            .iter()
+            .map(|&i| batch.runs[i].run_id)
+            .filter(|id| !histories.contains_key(id))
+            .collect();
+        histories.extend(batch.histories(&miss_ids).await?);
         for i in misses {
             let run = &batch.runs[i];
             let history = histories.remove(&run.run_id).unwrap_or_else(|| {

@@ -43,6 +43,9 @@ pub(crate) struct BatchRun {
     pub(crate) applied_seq: Seq,
     /// For a child: what happens to it when its parent closes (kept by its next runs).
     parent_close_policy: Option<String>,
+    /// The run's whole history, verified, when it is one event (a new run): read with the
+    /// claim, so that the first step needs no read of its own.
+    pub(crate) history: Option<Result<Vec<Event>>>,
     /// The inputs visible now, in arrival order.
     pub(crate) inputs: Vec<EventKind>,
     inbox_ids: Vec<i64>,
@@ -118,6 +121,29 @@ macro_rules! insert_tasks {
     };
 }
 
+/// The start of a `WITH` list that writes what every step of a batch has in common: appends
+/// the events (`$2` to `$7`, see [`HistoryRows::bind_to`]), creates the tasks of the
+/// activities they scheduled (`$8` to `$16`) and deletes the inputs they applied (`$17`);
+/// `$1` is the clock offset.
+macro_rules! write_ctes {
+    () => {
+        concat!(
+            "WITH appended AS (
+                 INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+                 SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::bytea[], $7::bytea[])),
+             new_tasks AS (
+                 SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
+                                      $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[]) AS ",
+            new_tasks_columns!(),
+            "),
+             created AS (",
+            insert_tasks!(),
+            "),
+             applied AS (DELETE FROM reprise.inbox WHERE id = ANY($17))"
+        )
+    };
+}
+
 /// Locks one queued run for a batch, unless another batch has it or it is parked against this
 /// process (`$2` the known types, `$3` this build).
 macro_rules! claim_run {
@@ -128,6 +154,29 @@ macro_rules! claim_run {
           WHERE r.run_id = q.run_id AND r.closed_at IS NULL
             AND (r.parked_reason IS NULL OR (r.workflow_type = ANY($2) AND r.parked_build IS DISTINCT FROM $3))
             FOR NO KEY UPDATE SKIP LOCKED"
+    };
+}
+
+/// Joins to a claimed run `r` its first event when it has no other (`seq`, `event`, `hash`:
+/// a new run's whole history) and its visible inputs (`inbox_ids`, `inbox_events`: at most
+/// 1,000, in arrival order). The inputs are locked as they are read: the statement's
+/// snapshot predates the run's lock, so it may still show inputs that a batch committing in
+/// between consumed, and locking skips the rows such a batch deleted. (Every other writer of
+/// a run's inbox rows, a termination or retention, locks the run first.)
+macro_rules! claimed_run_joins {
+    () => {
+        concat!(
+            "LEFT JOIN LATERAL (
+                 SELECT h.seq, h.event, h.hash FROM reprise.history h
+                  WHERE h.run_id = r.run_id AND h.seq = 1 AND r.head_seq = 1) f ON true
+             CROSS JOIN LATERAL (
+                 SELECT COALESCE(array_agg(x.id ORDER BY x.visible_at, x.id), '{}') AS inbox_ids,
+                        COALESCE(array_agg(x.event ORDER BY x.visible_at, x.id), '{}') AS inbox_events
+                   FROM (SELECT id, visible_at, event FROM reprise.inbox
+                          WHERE run_id = r.run_id AND visible_at <= ",
+            now!(),
+            " ORDER BY visible_at, id LIMIT 1000 FOR UPDATE) x) i"
+        )
     };
 }
 
@@ -149,15 +198,16 @@ impl Store {
             Claim::Ready(limit) => sqlx::query(concat!(
                 "SELECT ",
                 now!(),
-                " AS now, r.* FROM
+                " AS now, r.*, f.*, i.* FROM
                    (SELECT run_id, ready_at FROM reprise.ready_runs
                      WHERE ready_at <= ",
                 now!(),
                 " ORDER BY ready_at OFFSET 0) q
                    CROSS JOIN LATERAL (",
                 claim_run!(),
-                ") r
-                  LIMIT $4"
+                ") r ",
+                claimed_run_joins!(),
+                " LIMIT $4"
             ))
             .bind(self.offset())
             .bind(known_types)
@@ -166,14 +216,15 @@ impl Store {
             Claim::Only(ids) => sqlx::query(concat!(
                 "SELECT ",
                 now!(),
-                " AS now, r.* FROM
+                " AS now, r.*, f.*, i.* FROM
                    (SELECT run_id FROM reprise.ready_runs
                      WHERE run_id = ANY($4) AND ready_at <= ",
                 now!(),
                 " OFFSET 0) q
                    CROSS JOIN LATERAL (",
                 claim_run!(),
-                ") r"
+                ") r ",
+                claimed_run_joins!()
             ))
             .bind(self.offset())
             .bind(known_types)
@@ -185,23 +236,27 @@ impl Store {
             return Ok(None); // dropping the transaction rolls it back
         };
         let now: chrono::DateTime<chrono::Utc> = first.try_get("now").map_err(Error::from_db)?;
-        let runs = rows.iter().map(batch_run).collect::<Result<Vec<_>>>()?;
-        let mut batch = StepBatch {
+        let limits = *self.limits();
+        let runs = rows
+            .iter()
+            .map(|row| batch_run(row, &limits))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(StepBatch {
             tx,
             offset: self.offset(),
             limits: *self.limits(),
             now: to_timestamp(now),
             runs,
-        };
-        batch.take_inputs().await?;
-        Ok(Some(batch))
+        }))
     }
 }
 
-fn batch_run(row: &sqlx::postgres::PgRow) -> Result<BatchRun> {
+fn batch_run(row: &sqlx::postgres::PgRow, limits: &Limits) -> Result<BatchRun> {
     let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
     let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
-    Ok(BatchRun {
+    let first: Option<&[u8]> = row.try_get("event").map_err(Error::from_db)?;
+    let history = first.map(|_| events_from_rows(std::slice::from_ref(row), limits));
+    let mut run = BatchRun {
         run_id: run_id(row, "run_id")?,
         workflow_id: WorkflowId::new(workflow_id)?,
         workflow_type: row.try_get("workflow_type").map_err(Error::from_db)?,
@@ -209,17 +264,22 @@ fn batch_run(row: &sqlx::postgres::PgRow) -> Result<BatchRun> {
         head_hash: ChainHash::from_slice(head_hash)?,
         applied_seq: seq(row, "applied_seq")?,
         parent_close_policy: row.try_get("parent_close_policy").map_err(Error::from_db)?,
+        history,
         inputs: Vec::new(),
         inbox_ids: Vec::new(),
         unreadable_input: None,
-    })
+    };
+    let ids: Vec<i64> = row.try_get("inbox_ids").map_err(Error::from_db)?;
+    let events: Vec<Vec<u8>> = row.try_get("inbox_events").map_err(Error::from_db)?;
+    for (id, bytes) in ids.into_iter().zip(events) {
+        take_input(&mut run, id, &bytes, limits);
+    }
+    Ok(run)
 }
 
 /// Adds an inbox row to a claimed run's inputs (rows come in arrival order). An input that does
 /// not decode parks the run, not the batch.
-fn take_input(run: &mut BatchRun, row: &sqlx::postgres::PgRow, limits: &Limits) -> Result<()> {
-    let id: i64 = row.try_get("inbox_id").map_err(Error::from_db)?;
-    let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
+fn take_input(run: &mut BatchRun, id: i64, bytes: &[u8], limits: &Limits) {
     match EventKind::decode(bytes, limits) {
         Ok(kind) => {
             run.inputs.push(kind);
@@ -230,44 +290,9 @@ fn take_input(run: &mut BatchRun, row: &sqlx::postgres::PgRow, limits: &Limits) 
             run.unreadable_input.get_or_insert(reason);
         }
     }
-    Ok(())
 }
 
 impl StepBatch {
-    /// Reads the visible inputs of every run of the batch (at most 1,000 a run per step), in
-    /// one statement. It must be a statement of its own, after the claim: the claim's snapshot
-    /// predates the locks it takes, so it may still show inputs that a batch which committed
-    /// in between has consumed. No row lock is needed: every other writer of a run's inbox
-    /// rows (a termination, retention) locks the run first.
-    async fn take_inputs(&mut self) -> Result<()> {
-        let ids: Vec<uuid::Uuid> = self.runs.iter().map(|r| *r.run_id.as_uuid()).collect();
-        let rows = sqlx::query(concat!(
-            "SELECT i.run_id, i.id AS inbox_id, i.event FROM UNNEST($2::uuid[]) AS r(run_id)
-               CROSS JOIN LATERAL (
-                   SELECT id, run_id, event FROM reprise.inbox
-                    WHERE run_id = r.run_id AND visible_at <= ",
-            now!(),
-            " ORDER BY visible_at, id LIMIT 1000) i"
-        ))
-        .bind(self.offset)
-        .bind(ids)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(Error::from_db)?;
-        let index: HashMap<RunId, usize> = self
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.run_id, i))
-            .collect();
-        for row in rows {
-            if let Some(&i) = index.get(&run_id(&row, "run_id")?) {
-                take_input(&mut self.runs[i], &row, &self.limits)?;
-            }
-        }
-        Ok(())
-    }
-
     /// The histories of some runs of the batch (those the cache does not hold), each verified
     /// against its chain hashes, in one statement. A run whose history does not verify gets
     /// its own error; the others are unaffected.
@@ -311,20 +336,28 @@ impl StepBatch {
     /// Writes every step of the batch and releases its runs — all or nothing: events with
     /// their chain hashes, activity tasks, the other decisions, consumed inputs, closes, parks,
     /// each run's place in the ready queue, and the notifications.
+    ///
+    /// Most batches take one statement for all of it after the decisions that need statements
+    /// of their own (timers, children, patches, a parent's inbox). Two kinds of decision need
+    /// the events written first: cancelling an activity needs its task to exist, and a
+    /// continue-as-new hands the next run only the inputs its run did not apply. A batch with
+    /// either writes its events, tasks and applied inputs in a statement before them.
     pub(crate) async fn commit(
         mut self,
         steps: &[StepOutput<'_>],
         parks: &[Park<'_>],
     ) -> Result<()> {
         let mut notes = Notifications::default();
-        let heads = self.write_steps(steps, &mut notes).await?;
+        let mut writes = self.step_writes(steps, &mut notes)?;
+        if steps.iter().any(StepOutput::writes_first) {
+            self.write_steps(std::mem::take(&mut writes.rows)).await?;
+        }
         for step in steps {
             let mut writer = self.writer(step.run);
             for event in step.events {
                 writer.carry_out(event).await?;
             }
         }
-        let mut closed = Vec::new();
         for step in steps {
             let closing_event = step
                 .events
@@ -336,15 +369,14 @@ impl StepBatch {
                 .before_close(&step.closing, closing_event, step.parent)
                 .await?
             {
-                closed.push((self.runs[step.run].run_id, status));
+                writes.close(step.run, status);
                 notes.closed(self.runs[step.run].run_id);
             }
         }
-        self.close(&closed).await?;
         for park in parks {
             self.park(park).await?;
         }
-        self.release(&heads, notes).await?;
+        self.write_and_release(writes, notes).await?;
         self.tx.commit().await.map_err(Error::from_db)
     }
 
@@ -358,89 +390,163 @@ impl StepBatch {
         }
     }
 
-    /// Writes what every step of the batch has in common, in one statement: appends the
-    /// events (returning each stepped run's new head), creates the tasks of the activities
-    /// they scheduled, and deletes the inputs they applied. Applied inputs go before any run
-    /// closes: a continue-as-new moves the signals still in the inbox to the next run, and
-    /// those must be only the ones its code never took.
-    async fn write_steps(
-        &mut self,
+    /// What the steps write in common: their events, the tasks of the activities they
+    /// scheduled (none for a run that closes in the same step: nothing would take the
+    /// outcome), the inputs they applied, and each run's new head.
+    fn step_writes(
+        &self,
         steps: &[StepOutput<'_>],
         notes: &mut Notifications,
-    ) -> Result<Vec<(usize, Seq, ChainHash)>> {
-        let mut history = HistoryRows::default();
-        let mut tasks = TaskRows::default();
-        let mut consumed: Vec<i64> = Vec::new();
-        let mut heads = Vec::with_capacity(steps.len());
+    ) -> Result<StepWrites> {
+        let mut writes = StepWrites::default();
         for step in steps {
             let run = &self.runs[step.run];
-            let hash = history.push_run(run.run_id, run.head_hash, step.events, &self.limits)?;
+            let rows = &mut writes.rows;
+            let hash =
+                rows.history
+                    .push_run(run.run_id, run.head_hash, step.events, &self.limits)?;
             let head_seq = step.events.last().map_or(run.head_seq, |e| e.seq);
-            heads.push((step.run, head_seq, hash));
-            for event in step.events {
-                if let EventKind::ActivityScheduled(s) = &event.kind {
-                    tasks.push(run.run_id, event.seq, s, &self.limits)?;
-                    notes.task_queue(s.task_queue.as_str());
+            writes.heads.push(Head {
+                run: step.run,
+                seq: head_seq,
+                hash,
+                closing: None,
+            });
+            if matches!(step.closing, Closing::Open) {
+                for event in step.events {
+                    if let EventKind::ActivityScheduled(s) = &event.kind {
+                        rows.tasks.push(run.run_id, event.seq, s, &self.limits)?;
+                        notes.task_queue(s.task_queue.as_str());
+                    }
                 }
             }
-            consumed.extend(run.inbox_ids.iter().take(step.applied).copied());
+            rows.consumed
+                .extend(run.inbox_ids.iter().take(step.applied).copied());
         }
-        if history.is_empty() && consumed.is_empty() {
-            return Ok(heads);
+        Ok(writes)
+    }
+
+    /// Writes the events, tasks and applied inputs alone, for a batch whose decisions need
+    /// them first (see [`StepBatch::commit`]).
+    async fn write_steps(&mut self, rows: WriteRows) -> Result<()> {
+        if rows.history.is_empty() && rows.consumed.is_empty() {
+            return Ok(());
         }
-        let sql = concat!(
-            "WITH appended AS (
-                 INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-                 SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::bytea[], $7::bytea[])),
-             new_tasks AS (
-                 SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
-                                      $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[]) AS ",
-            new_tasks_columns!(),
-            "),
-             created AS (",
-            insert_tasks!(),
-            "),
-             applied AS (DELETE FROM reprise.inbox WHERE id = ANY($17))
-             SELECT 1"
-        );
-        let query = history.bind_to(sqlx::query(sql).bind(self.offset));
-        tasks
-            .bind_to(query)
-            .bind(consumed)
+        let query = sqlx::query(concat!(write_ctes!(), " SELECT 1"));
+        rows.bind_to(query.bind(self.offset))
             .execute(&mut *self.tx)
             .await
             .map_err(Error::from_db)?;
-        Ok(heads)
+        Ok(())
     }
 
-    /// Closes the runs that ended, in one statement: status (a continue-as-new has its own
-    /// already), and the queue entries, timers and tasks that will never be wanted; then
-    /// applies the parent-close policy of each of their open children.
-    async fn close(&mut self, closed: &[(RunId, &'static str)]) -> Result<()> {
-        if closed.is_empty() {
-            return Ok(());
+    /// Parks a run whose code cannot go on (see `runs::park` for what leaves the queue).
+    async fn park(&mut self, park: &Park<'_>) -> Result<()> {
+        let run_id = self.runs[park.run].run_id;
+        runs::park(&mut self.tx, self.offset, run_id, park.build, &park.reason).await
+    }
+
+    /// Writes what is left of the steps (see [`StepBatch::commit`]) and releases the stepped
+    /// runs, in one statement, then applies the parent-close policy of the open children of
+    /// the runs that closed.
+    ///
+    /// Each stepped run gets its new head, and its status if it closed; the head update
+    /// touches no indexed column, so PostgreSQL keeps it heap-only (HOT) unless the run
+    /// closes. A run stays in the ready queue only while its inbox holds something other than
+    /// the inputs its step applied (a timer not yet due, or inputs the step left); a closed
+    /// run leaves it, with its inbox and the tasks no worker holds. Inputs arriving meanwhile
+    /// queue the run themselves once this transaction lets go of its lock. Every stepped run
+    /// is written, even one whose step appended nothing: recomputing its readiness is what
+    /// keeps it from being claimed again for nothing.
+    async fn write_and_release(&mut self, writes: StepWrites, notes: Notifications) -> Result<()> {
+        if writes.heads.is_empty() {
+            return notes.send(&mut self.tx).await;
         }
-        let runs: Vec<uuid::Uuid> = closed.iter().map(|(r, _)| *r.as_uuid()).collect();
-        let statuses: Vec<&str> = closed.iter().map(|(_, s)| *s).collect();
-        let children: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(concat!(
-            "WITH c AS (SELECT * FROM UNNEST($2::uuid[], $3::text[]) AS c(run_id, status)),
-                  closed AS (UPDATE reprise.runs r SET status = c.status, closed_at = ",
-            now!(),
-            " FROM c WHERE r.run_id = c.run_id AND r.status = 'running'),
-                  queued AS (DELETE FROM reprise.ready_runs q USING c WHERE q.run_id = c.run_id),
-                  timers AS (DELETE FROM reprise.inbox i USING c WHERE i.run_id = c.run_id),
-                  tasks AS (DELETE FROM reprise.activity_tasks t USING c
-                             WHERE t.run_id = c.run_id AND t.lease_owner IS NULL)
-             SELECT run_id, parent_close_policy FROM reprise.runs
-              WHERE parent_run_id = ANY($2) AND status = 'running' ORDER BY run_id"
-        ))
-        .bind(self.offset)
-        .bind(runs)
-        .bind(statuses)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(Error::from_db)?;
-        for (child, policy) in children {
+        let mut runs = Vec::with_capacity(writes.heads.len());
+        let mut claimed = Vec::with_capacity(writes.heads.len());
+        let mut seqs = Vec::with_capacity(writes.heads.len());
+        let mut hashes = Vec::with_capacity(writes.heads.len());
+        let mut closing = Vec::with_capacity(writes.heads.len());
+        for head in &writes.heads {
+            runs.push(*self.runs[head.run].run_id.as_uuid());
+            claimed.push(seq_param(self.runs[head.run].head_seq));
+            seqs.push(seq_param(head.seq));
+            hashes.push(head.hash.as_bytes().to_vec());
+            closing.push(head.closing);
+        }
+        // A run whose head moved since the claim (terminated meanwhile by its parent's close in
+        // this batch) is not released again. The upsert and the delete of queue rows take
+        // disjoint runs (a statement may touch a row once). The batch's notifications go out
+        // with it; PostgreSQL delivers them at commit. A run that still has an input due (one
+        // its step left, or past the 1,000 a step takes) wakes an engine: engines sleep until
+        // the next due time, not on work due already. The last part reads the open children of
+        // the runs that closed; it returns one row even when there are none, so that the
+        // notifications are always sent.
+        let sql = concat!(
+            write_ctes!(),
+            ",
+             h AS (SELECT * FROM UNNEST($18::uuid[], $19::bigint[], $20::bigint[], $21::bytea[], $22::text[])
+                     AS h(run_id, claimed_head, head_seq, head_hash, closing)),
+             released AS (
+                 UPDATE reprise.runs r
+                    SET head_seq = h.head_seq, head_hash = h.head_hash, applied_seq = h.head_seq,
+                        parked_reason = NULL, parked_at = NULL, parked_build = NULL,
+                        status = CASE WHEN h.closing IS NOT NULL AND r.status = 'running'
+                                      THEN h.closing ELSE r.status END,
+                        closed_at = CASE WHEN h.closing IS NOT NULL AND r.status = 'running'
+                                         THEN ", now!(), " ELSE r.closed_at END
+                   FROM h
+                  WHERE r.run_id = h.run_id AND r.head_seq = h.claimed_head
+                 RETURNING r.run_id, r.status),
+             next AS (
+                 SELECT l.run_id, (SELECT min(i.visible_at) FROM reprise.inbox i
+                                    WHERE i.run_id = l.run_id AND i.id <> ALL($17)) AS at
+                   FROM released l WHERE l.status = 'running'),
+             queued AS (
+                 INSERT INTO reprise.ready_runs (run_id, ready_at)
+                 SELECT run_id, at FROM next WHERE at IS NOT NULL
+                 ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
+                  WHERE ready_runs.ready_at IS DISTINCT FROM EXCLUDED.ready_at),
+             idle AS (
+                 DELETE FROM reprise.ready_runs q USING released l
+                  WHERE q.run_id = l.run_id
+                    AND NOT EXISTS (SELECT 1 FROM next n WHERE n.run_id = l.run_id AND n.at IS NOT NULL)),
+             closed_inbox AS (
+                 DELETE FROM reprise.inbox i USING h WHERE h.closing IS NOT NULL AND i.run_id = h.run_id),
+             closed_tasks AS (
+                 DELETE FROM reprise.activity_tasks t USING h
+                  WHERE h.closing IS NOT NULL AND t.run_id = h.run_id AND t.lease_owner IS NULL),
+             notified AS (
+                 SELECT pg_notify(n.channel, n.payload)
+                   FROM (SELECT * FROM UNNEST($23::text[], $24::text[])
+                         UNION ALL
+                         SELECT $25, '' WHERE EXISTS (SELECT 1 FROM next WHERE at <= ", now!(), ")
+                        ) AS n(channel, payload))
+             SELECT s.sent, c.run_id, c.parent_close_policy
+               FROM (SELECT count(*) AS sent FROM notified) s
+               LEFT JOIN reprise.runs c
+                 ON c.parent_run_id IN (SELECT run_id FROM h WHERE closing IS NOT NULL)
+                AND c.status = 'running'
+              ORDER BY c.run_id"
+        );
+        let query = writes.rows.bind_to(sqlx::query(sql).bind(self.offset));
+        let query = query
+            .bind(runs)
+            .bind(claimed)
+            .bind(seqs)
+            .bind(hashes)
+            .bind(closing);
+        let rows = notes
+            .bind_to(query)
+            .bind(RUNS_CHANNEL)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(Error::from_db)?;
+        for row in rows {
+            let child: Option<uuid::Uuid> = row.try_get("run_id").map_err(Error::from_db)?;
+            let Some(child) = child else { continue };
+            let policy: Option<String> =
+                row.try_get("parent_close_policy").map_err(Error::from_db)?;
             apply_parent_close_policy(
                 &mut self.tx,
                 self.offset,
@@ -452,83 +558,58 @@ impl StepBatch {
         }
         Ok(())
     }
+}
 
-    /// Parks a run whose code cannot go on (see `runs::park` for what leaves the queue).
-    async fn park(&mut self, park: &Park<'_>) -> Result<()> {
-        let run_id = self.runs[park.run].run_id;
-        runs::park(&mut self.tx, self.offset, run_id, park.build, &park.reason).await
+/// The rows a batch's steps write: events, tasks, applied inputs.
+#[derive(Default)]
+struct WriteRows {
+    history: HistoryRows,
+    tasks: TaskRows,
+    consumed: Vec<i64>,
+}
+
+impl WriteRows {
+    /// Binds them as `$2` to `$17` (see [`write_ctes!`]).
+    fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        self.tasks
+            .bind_to(self.history.bind_to(query))
+            .bind(self.consumed)
     }
+}
 
-    /// Records each stepped run's new head and when it next has work, in one statement: the
-    /// head update touches no indexed column, so PostgreSQL keeps it heap-only (HOT); the run
-    /// stays in the ready queue only while its inbox holds something (a timer not yet due, or
-    /// inputs its step left). Inputs arriving meanwhile queue the run themselves once this
-    /// transaction lets go of its lock. Every stepped run is written, even one whose
-    /// step appended nothing: recomputing its readiness is what keeps it from being claimed
-    /// again for nothing.
-    async fn release(
-        &mut self,
-        heads: &[(usize, Seq, ChainHash)],
-        notes: Notifications,
-    ) -> Result<()> {
-        if heads.is_empty() {
-            return notes.send(&mut self.tx).await;
+/// A stepped run's new head, and the status it closes with if its step ended it.
+struct Head {
+    /// The run's index in [`StepBatch::runs`].
+    run: usize,
+    seq: Seq,
+    hash: ChainHash,
+    closing: Option<&'static str>,
+}
+
+/// Everything a batch writes for its steps, up to the release.
+#[derive(Default)]
+struct StepWrites {
+    rows: WriteRows,
+    heads: Vec<Head>,
+}
+
+impl StepWrites {
+    /// Marks a stepped run as closing with `status`.
+    fn close(&mut self, run: usize, status: &'static str) {
+        for head in self.heads.iter_mut().filter(|h| h.run == run) {
+            head.closing = Some(status);
         }
-        let mut runs = Vec::with_capacity(heads.len());
-        let mut claimed = Vec::with_capacity(heads.len());
-        let mut seqs = Vec::with_capacity(heads.len());
-        let mut hashes = Vec::with_capacity(heads.len());
-        for (run, head_seq, hash) in heads {
-            runs.push(*self.runs[*run].run_id.as_uuid());
-            claimed.push(seq_param(self.runs[*run].head_seq));
-            seqs.push(seq_param(*head_seq));
-            hashes.push(hash.as_bytes().to_vec());
-        }
-        // A run of the batch whose head moved since the claim was terminated by another run of
-        // the same batch (its parent closed): that wrote its head already, and it is closed.
-        // The upsert and the delete take disjoint runs (a statement may touch a row once). The
-        // batch's notifications go out with it; PostgreSQL delivers them at commit. A run that
-        // still has an input due (one its step left, or past the 1,000 a step takes) wakes an
-        // engine: engines sleep until the next due time, not on work due already.
-        let query = sqlx::query(
-            "WITH released AS (
-                 UPDATE reprise.runs r SET head_seq = h.head_seq, head_hash = h.head_hash, applied_seq = h.head_seq,
-                        parked_reason = NULL, parked_at = NULL, parked_build = NULL
-                   FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[])
-                        AS h(run_id, claimed_head, head_seq, head_hash)
-                  WHERE r.run_id = h.run_id AND r.head_seq = h.claimed_head
-                 RETURNING r.run_id, r.status),
-             next AS (
-                 SELECT l.run_id, (SELECT min(i.visible_at) FROM reprise.inbox i WHERE i.run_id = l.run_id) AS at
-                   FROM released l WHERE l.status = 'running'),
-             queued AS (
-                 INSERT INTO reprise.ready_runs (run_id, ready_at)
-                 SELECT run_id, at FROM next WHERE at IS NOT NULL
-                 ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
-                  WHERE ready_runs.ready_at IS DISTINCT FROM EXCLUDED.ready_at),
-             idle AS (
-                 DELETE FROM reprise.ready_runs q USING released l
-                  WHERE q.run_id = l.run_id
-                    AND NOT EXISTS (SELECT 1 FROM next n WHERE n.run_id = l.run_id AND n.at IS NOT NULL))
-             SELECT pg_notify(n.channel, n.payload)
-               FROM (SELECT * FROM UNNEST($5::text[], $6::text[])
-                     UNION ALL
-                     SELECT $7, '' WHERE EXISTS (
-                         SELECT 1 FROM next WHERE at <= now() + $8::bigint * interval '1 microsecond')
-                    ) AS n(channel, payload)",
-        )
-        .bind(runs)
-        .bind(claimed)
-        .bind(seqs)
-        .bind(hashes);
-        notes
-            .bind_to(query)
-            .bind(RUNS_CHANNEL)
-            .bind(self.offset)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(Error::from_db)?;
-        Ok(())
+    }
+}
+
+impl StepOutput<'_> {
+    /// Whether the step's decisions need its events written first (see [`StepBatch::commit`]).
+    fn writes_first(&self) -> bool {
+        matches!(self.closing, Closing::ContinuedAsNew { .. })
+            || self
+                .events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::ActivityCancelRequested(_)))
     }
 }
 
