@@ -11,12 +11,13 @@ use std::time::Duration;
 use lru::LruCache;
 use reprise_history::{Event, EventKind, ParentRun, RunId, Timestamp};
 use reprise_sdk::{Execution, Registry, RunStatus};
+use sqlx::PgConnection;
 use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, Result};
 use crate::listen::{Wake, spawn_listener, wait};
 use crate::store::{
-    BatchRun, Claim, Park, RUNS_CHANNEL, StepBatch, StepOutput, Store, runs_closing,
+    BatchRun, Claim, LoopConnection, Park, RUNS_CHANNEL, StepBatch, StepOutput, Store, runs_closing,
 };
 
 /// How an engine process behaves.
@@ -136,8 +137,9 @@ impl Engine {
     }
 
     async fn batch_loop(&self, notify: &Notify, mut stop: watch::Receiver<bool>) -> Result<()> {
+        let mut conn = LoopConnection::new(&self.store);
         while !*stop.borrow() {
-            match self.run_once().await {
+            match conn.run(async |conn| self.run_once_on(conn).await).await {
                 // A full batch means more work is likely waiting: wake another loop to share it,
                 // and claim again. After a partial (or empty) one, the queue held no more
                 // claimable work: what arrives later comes with a notification, or is a timer
@@ -204,9 +206,15 @@ impl Engine {
     /// decisions cannot be carried out), its runs are stepped one by one, and a run whose
     /// step fails alone is parked with the reason, so that it cannot hold up the others.
     pub async fn run_once(&self) -> Result<usize> {
+        let mut conn = self.store.pool().acquire().await.map_err(Error::from_db)?;
+        self.run_once_on(&mut conn).await
+    }
+
+    /// [`Engine::run_once`] on a given connection (a batch loop's own).
+    async fn run_once_on(&self, conn: &mut PgConnection) -> Result<usize> {
         let mut claimed = Vec::new();
         let error = match self
-            .step_batch(Claim::Ready(self.options.batch_size), &mut claimed)
+            .step_batch(conn, Claim::Ready(self.options.batch_size), &mut claimed)
             .await
         {
             Ok(count) => return Ok(count),
@@ -221,14 +229,17 @@ impl Engine {
         }
         tracing::warn!(error = %error, runs = claimed.len(), "a batch failed; stepping its runs one by one");
         for run in &claimed {
-            self.step_alone(*run).await?;
+            self.step_alone(conn, *run).await?;
         }
         Ok(claimed.len())
     }
 
     /// Steps one run in its own transaction; parks it if its step fails by itself.
-    async fn step_alone(&self, run: RunId) -> Result<()> {
-        match self.step_batch(Claim::Only(&[run]), &mut Vec::new()).await {
+    async fn step_alone(&self, conn: &mut PgConnection, run: RunId) -> Result<()> {
+        match self
+            .step_batch(conn, Claim::Only(&[run]), &mut Vec::new())
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_retryable() => Err(e),
             Err(e) => self.park_failing(run, &e).await,
@@ -259,10 +270,15 @@ impl Engine {
     /// One batch: claim, load each run's orchestrator (cache or history), step each with its
     /// inputs, write everything in the batch's transaction. `claimed` learns the runs as soon
     /// as they are claimed.
-    async fn step_batch(&self, claim: Claim<'_>, claimed: &mut Vec<RunId>) -> Result<usize> {
+    async fn step_batch(
+        &self,
+        conn: &mut PgConnection,
+        claim: Claim<'_>,
+        claimed: &mut Vec<RunId>,
+    ) -> Result<usize> {
         let Some(mut batch) = self
             .store
-            .claim_batch(claim, &self.known_types, &self.options.build)
+            .claim_batch(conn, claim, &self.known_types, &self.options.build)
             .await?
         else {
             return Ok(0);
@@ -311,7 +327,7 @@ impl Engine {
     /// The orchestrator of each run of the batch: from the cache if it is there and current,
     /// else rebuilt from history (all misses read in one statement). A run whose type is
     /// unknown here or whose history cannot be replayed is to be parked instead.
-    async fn load_all(&self, batch: &mut StepBatch) -> Result<(Vec<Loaded>, Vec<Park<'_>>)> {
+    async fn load_all(&self, batch: &mut StepBatch<'_>) -> Result<(Vec<Loaded>, Vec<Park<'_>>)> {
         let mut loaded = Vec::with_capacity(batch.runs.len());
         let mut parks = Vec::new();
         let mut misses = Vec::new();

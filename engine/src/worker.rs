@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::listen::{Wake, spawn_listener, wait};
 use crate::store::Recorded;
-use crate::store::{ClaimedTask, Store, TASKS_CHANNEL, TaskOutcome};
+use crate::store::{ClaimedTask, LoopConnection, Store, TASKS_CHANNEL, TaskOutcome};
 
 /// What one claim did: attempts started, out of the slots that were free.
 struct Claimed {
@@ -87,7 +87,8 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     in_flight: Arc<Mutex<InFlight>>,
     ready: Arc<AtomicBool>,
-    /// When this worker last looked for timed-out attempts.
+    /// The connection claims go through (see [`LoopConnection`]).
+    claims: Arc<tokio::sync::Mutex<LoopConnection>>,
     /// While the worker runs: the queue of outcomes to record (see [`record_outcomes`]).
     outcomes: Arc<Mutex<Option<mpsc::UnboundedSender<Finished>>>>,
 }
@@ -107,6 +108,7 @@ impl Worker {
     pub fn new(store: Store, registry: Registry, options: WorkerOptions) -> Worker {
         let slots = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
         Worker {
+            claims: Arc::new(tokio::sync::Mutex::new(LoopConnection::new(&store))),
             store,
             registry: Arc::new(registry),
             options,
@@ -230,13 +232,15 @@ impl Worker {
             let _ = self.slots.acquire().await.map(drop);
         }
         let free = self.slots.available_permits();
+        let limit = i64::try_from(free).unwrap_or(1);
         let tasks = self
-            .store
-            .claim_tasks(
-                &self.options.queues,
-                &self.options.owner,
-                i64::try_from(free).unwrap_or(1),
-            )
+            .claims
+            .lock()
+            .await
+            .run(async |conn| {
+                let (queues, owner) = (&self.options.queues, &self.options.owner);
+                self.store.claim_tasks(conn, queues, owner, limit).await
+            })
             .await?;
         let count = tasks.len();
         for task in tasks {
@@ -330,9 +334,10 @@ impl Worker {
             }
             None => (task, outcome),
         };
+        let mut conn = self.store.pool().acquire().await.map_err(Error::from_db)?;
         let recorded = self
             .store
-            .finish_tasks(&self.options.owner, &[finished])
+            .finish_tasks(&mut conn, &self.options.owner, &[finished])
             .await?;
         recorded
             .into_iter()
@@ -400,6 +405,7 @@ async fn record_outcomes(
     owner: String,
     mut queue: mpsc::UnboundedReceiver<Finished>,
 ) {
+    let mut conn = LoopConnection::new(&store);
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < OUTCOMES_PER_TRANSACTION {
@@ -415,7 +421,10 @@ async fn record_outcomes(
         let mut tries = 0;
         let recorded = loop {
             tries += 1;
-            match store.finish_tasks(&owner, &items).await {
+            match conn
+                .run(async |c| store.finish_tasks(c, &owner, &items).await)
+                .await
+            {
                 Ok(recorded) => break Some(recorded),
                 Err(e) if e.is_retryable() && tries < 5 => {
                     tracing::debug!(error = %e, "recording outcomes: retrying");

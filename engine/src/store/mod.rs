@@ -5,6 +5,7 @@
 //! only under its row lock (a step batch holds it for its transaction); an activity attempt's
 //! outcome is written only if its lease token still holds (fencing).
 
+mod connection;
 mod inbox;
 mod lifecycle;
 mod reset;
@@ -18,6 +19,7 @@ use sqlx::PgPool;
 use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
+pub(crate) use connection::LoopConnection;
 pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub(crate) use lifecycle::{apply_parent_close_policy, policy_name, request_cancel};
 pub use runs::IdReusePolicy;

@@ -54,8 +54,8 @@ pub(crate) struct BatchRun {
 }
 
 /// A batch of steps in one transaction.
-pub(crate) struct StepBatch {
-    tx: Transaction<'static, Postgres>,
+pub(crate) struct StepBatch<'c> {
+    tx: Transaction<'c, Postgres>,
     offset: i64,
     limits: Limits,
     /// Database time of this transaction: the recorded time of everything it appends.
@@ -162,13 +162,15 @@ macro_rules! claim_run {
 /// 1,000, in arrival order). The inputs are locked as they are read: the statement's
 /// snapshot predates the run's lock, so it may still show inputs that a batch committing in
 /// between consumed, and locking skips the rows such a batch deleted. (Every other writer of
-/// a run's inbox rows, a termination or retention, locks the run first.)
+/// a run's inbox rows, a termination or retention, locks the run first.) Both subqueries have
+/// a `LIMIT`, which keeps the planner from flattening them into joins that scan every first
+/// event or every inbox row instead of looking up the claimed run's.
 macro_rules! claimed_run_joins {
     () => {
         concat!(
             "LEFT JOIN LATERAL (
                  SELECT h.seq, h.event, h.hash FROM reprise.history h
-                  WHERE h.run_id = r.run_id AND h.seq = 1 AND r.head_seq = 1) f ON true
+                  WHERE h.run_id = r.run_id AND h.seq = 1 AND r.head_seq = 1 LIMIT 1) f ON true
              CROSS JOIN LATERAL (
                  SELECT COALESCE(array_agg(x.id ORDER BY x.visible_at, x.id), '{}') AS inbox_ids,
                         COALESCE(array_agg(x.event ORDER BY x.visible_at, x.id), '{}') AS inbox_events
@@ -184,13 +186,16 @@ impl Store {
     /// Begins a batch: claims and locks runs whose work is due (parked runs only if this
     /// process knows their type and is not the build that parked them) and takes their visible
     /// inputs. `None` when no run has work.
-    pub(crate) async fn claim_batch(
+    pub(crate) async fn claim_batch<'c>(
         &self,
+        conn: &'c mut PgConnection,
         claim: Claim<'_>,
         known_types: &[String],
         build: &str,
-    ) -> Result<Option<StepBatch>> {
-        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+    ) -> Result<Option<StepBatch<'c>>> {
+        let mut tx = sqlx::Connection::begin(conn)
+            .await
+            .map_err(Error::from_db)?;
         // The queue is read in order and each run locked as it is reached (the lateral
         // subquery), so the plan cannot start from `runs` and lock more than it returns.
         // `closed_at IS NULL` (the same as `status = 'running'`) keeps the lookup on the key.
@@ -292,7 +297,7 @@ fn take_input(run: &mut BatchRun, id: i64, bytes: &[u8], limits: &Limits) {
     }
 }
 
-impl StepBatch {
+impl StepBatch<'_> {
     /// The histories of some runs of the batch (those the cache does not hold), each verified
     /// against its chain hashes, in one statement. A run whose history does not verify gets
     /// its own error; the others are unaffected.

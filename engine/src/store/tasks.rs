@@ -59,6 +59,7 @@ impl Store {
     /// which covers the claim too, so nothing durable can depend on a lost claim.
     pub(crate) async fn claim_tasks(
         &self,
+        conn: &mut sqlx::PgConnection,
         queues: &[String],
         owner: &str,
         limit: i64,
@@ -82,7 +83,7 @@ impl Store {
             .bind(queues)
             .bind(limit)
             .bind(owner)
-            .fetch_all(self.pool())
+            .fetch_all(conn)
             .await
             .map_err(Error::from_db)?;
         rows.iter().map(|row| self.task_from_row(row)).collect()
@@ -151,6 +152,7 @@ impl Store {
     /// statement's older snapshot.
     pub(crate) async fn finish_tasks(
         &self,
+        conn: &mut sqlx::PgConnection,
         owner: &str,
         finished: &[(ClaimedTask, TaskOutcome)],
     ) -> Result<Vec<Recorded>> {
@@ -204,7 +206,7 @@ impl Store {
             .bind_to(query.bind(self.offset()))
             .bind(owner)
             .bind(crate::store::RUNS_CHANNEL)
-            .fetch_all(self.pool())
+            .fetch_all(conn)
             .await
             .map_err(Error::from_db)?;
         let mut held = std::collections::HashMap::with_capacity(found.len());
