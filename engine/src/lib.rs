@@ -31,6 +31,13 @@ pub use store::{
 };
 pub use worker::{Worker, WorkerOptions};
 
+/// Not part of the API: what the engine's own tests check of the statements on every step's
+/// path (their plans) and of the connections that run them.
+#[doc(hidden)]
+pub mod hot_path {
+    pub use crate::store::{LOOP_SESSION_SETTINGS, hot_statements};
+}
+
 /// A pool of connections to the Reprise database.
 pub type Pool = sqlx::PgPool;
 

@@ -7,15 +7,59 @@
 //! while its parameters make a custom plan look cheaper than the generic one, which for the
 //! large statements of a step batch or an outcome costs more than running them. A loop's
 //! own connection reuses one generic plan per statement (`plan_cache_mode` set to
-//! `force_generic_plan` for that connection alone). Those statements reach every table
-//! through a key or an index, with lateral subqueries where the order matters, so their
-//! plan does not depend on the values bound. The pool keeps custom plans for everything
-//! else, such as listing runs with optional filters.
+//! `force_generic_plan` for that connection alone). The pool keeps custom plans for
+//! everything else, such as listing runs with optional filters.
+//!
+//! A generic plan lives as long as the connection, or until new statistics of its tables
+//! invalidate it, so it must not depend on how big the tables were when it was made: a plan
+//! made on a fresh install, when every table looks empty, would otherwise scan tables that
+//! have since grown to millions of rows (the benchmark caught steps scanning every run and
+//! outcomes reading a whole index of leases). Each statement on the path therefore names its
+//! rows by key, in shapes that leave the planner no other way in:
+//!
+//! - rows to change are picked by `key = ANY (ARRAY(subquery))`, an index condition, never
+//!   by a join that the planner could start from the table's side;
+//! - rows to look up one by one sit in a `LATERAL` subquery fenced with `OFFSET 0`, whose only
+//!   conditions are the key's;
+//! - a condition that a partial index's predicate would match is written so that it does not
+//!   (`num_nulls(x) = 1` for `x IS NULL`), where that index would be read from end to end;
+//! - and the connection turns off sequential scans, hash joins and merge joins, and prices
+//!   a random page read like a cached one, so that nested loops over keys cost least.
+//!
+//! `tests/integration/plans.rs` checks every such statement's plan, on tables never analysed
+//! and analysed while empty.
 
 use sqlx::{Connection, PgConnection};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
+
+/// Session settings of a loop's connection, sent with its startup (no round trip of their
+/// own): one generic plan per statement, made of keyed lookups whatever the statistics say
+/// (see the module's documentation).
+pub const LOOP_SESSION_SETTINGS: [(&str, &str); 5] = [
+    ("plan_cache_mode", "force_generic_plan"),
+    ("random_page_cost", "1.1"),
+    ("enable_seqscan", "off"),
+    ("enable_hashjoin", "off"),
+    ("enable_mergejoin", "off"),
+];
+
+/// The statements the loops run on every step's path, by name: what their plans must get right.
+pub fn hot_statements() -> [(&'static str, &'static str); 7] {
+    [
+        ("claim ready runs", super::step::CLAIM_READY_SQL),
+        ("claim given runs", super::step::CLAIM_ONLY_SQL),
+        ("read histories", super::step::READ_HISTORIES_SQL),
+        ("write steps", super::step::WRITE_STEPS_SQL),
+        (
+            "write steps and release runs",
+            super::step::WRITE_AND_RELEASE_SQL,
+        ),
+        ("record outcomes", super::tasks::FINISH_TASKS_SQL),
+        ("claim tasks", super::tasks::CLAIM_TASKS_SQL),
+    ]
+}
 
 /// A loop's own connection, opened when first needed and again after an error.
 pub(crate) struct LoopConnection {
@@ -51,14 +95,15 @@ impl LoopConnection {
     }
 
     async fn open(&self) -> Result<PgConnection> {
-        let options = self.store.pool().connect_options();
-        let mut conn = PgConnection::connect_with(&options)
+        let options = self
+            .store
+            .pool()
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options(LOOP_SESSION_SETTINGS);
+        PgConnection::connect_with(&options)
             .await
-            .map_err(Error::from_db)?;
-        sqlx::query("SET plan_cache_mode = force_generic_plan")
-            .execute(&mut conn)
-            .await
-            .map_err(Error::from_db)?;
-        Ok(conn)
+            .map_err(Error::from_db)
     }
 }

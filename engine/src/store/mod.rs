@@ -20,6 +20,7 @@ use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
 pub(crate) use connection::LoopConnection;
+pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
 pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub(crate) use lifecycle::{apply_parent_close_policy, policy_name, request_cancel};
 pub use runs::IdReusePolicy;

@@ -182,6 +182,101 @@ macro_rules! claimed_run_joins {
     };
 }
 
+/// Claims and locks up to `$4` runs whose work is due, in queue order, with their inputs and
+/// a new run's first event (see [`Store::claim_batch`]).
+pub(crate) const CLAIM_READY_SQL: &str = concat!(
+    "SELECT ",
+    now!(),
+    " AS now, r.*, f.*, i.* FROM
+       (SELECT run_id, ready_at FROM reprise.ready_runs
+         WHERE ready_at <= ",
+    now!(),
+    " ORDER BY ready_at OFFSET 0) q
+       CROSS JOIN LATERAL (",
+    claim_run!(),
+    ") r ",
+    claimed_run_joins!(),
+    " LIMIT $4"
+);
+
+/// Claims and locks the runs `$4` if their work is due (see [`Store::claim_batch`]).
+pub(crate) const CLAIM_ONLY_SQL: &str = concat!(
+    "SELECT ",
+    now!(),
+    " AS now, r.*, f.*, i.* FROM
+       (SELECT run_id FROM reprise.ready_runs
+         WHERE run_id = ANY($4) AND ready_at <= ",
+    now!(),
+    " OFFSET 0) q
+       CROSS JOIN LATERAL (",
+    claim_run!(),
+    ") r ",
+    claimed_run_joins!()
+);
+
+/// The histories of the runs `$1`, in order.
+pub(crate) const READ_HISTORIES_SQL: &str = "SELECT run_id, seq, event, hash FROM reprise.history WHERE run_id = ANY($1) ORDER BY run_id, seq";
+
+/// Writes the events, tasks and applied inputs of a batch's steps alone (see
+/// [`StepBatch::commit`]).
+pub(crate) const WRITE_STEPS_SQL: &str = concat!(write_ctes!(), " SELECT 1");
+
+/// Writes a batch's steps and releases its runs (see [`StepBatch::write_and_release`]).
+pub(crate) const WRITE_AND_RELEASE_SQL: &str = concat!(
+    write_ctes!(),
+    ",
+     h AS (SELECT * FROM UNNEST($18::uuid[], $19::bigint[], $20::bigint[], $21::bytea[], $22::text[])
+             AS h(run_id, claimed_head, head_seq, head_hash, closing)),
+     released AS (
+         UPDATE reprise.runs r
+            SET (head_seq, head_hash, applied_seq, status, closed_at) = (
+                    SELECT h.head_seq, h.head_hash, h.head_seq,
+                           CASE WHEN h.closing IS NOT NULL AND r.status = 'running'
+                                THEN h.closing ELSE r.status END,
+                           CASE WHEN h.closing IS NOT NULL AND r.status = 'running'
+                                THEN ", now!(), " ELSE r.closed_at END
+                      FROM h WHERE h.run_id = r.run_id),
+                parked_reason = NULL, parked_at = NULL, parked_build = NULL
+          WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM h))
+            AND r.head_seq = (SELECT h.claimed_head FROM h WHERE h.run_id = r.run_id)
+         RETURNING r.run_id, r.status),
+     next AS (
+         SELECT l.run_id, (SELECT min(i.visible_at) FROM reprise.inbox i
+                            WHERE i.run_id = l.run_id AND i.id <> ALL($17)) AS at
+           FROM released l WHERE l.status = 'running'),
+     queued AS (
+         INSERT INTO reprise.ready_runs (run_id, ready_at)
+         SELECT run_id, at FROM next WHERE at IS NOT NULL
+         ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
+          WHERE ready_runs.ready_at IS DISTINCT FROM EXCLUDED.ready_at),
+     idle AS (
+         DELETE FROM reprise.ready_runs q
+          WHERE q.run_id = ANY (ARRAY(
+                SELECT l.run_id FROM released l
+                 WHERE NOT EXISTS (SELECT 1 FROM next n WHERE n.run_id = l.run_id AND n.at IS NOT NULL)))),
+     closed_inbox AS (
+         DELETE FROM reprise.inbox i
+          WHERE i.run_id = ANY (ARRAY(SELECT run_id FROM h WHERE closing IS NOT NULL))),
+     closed_tasks AS (
+         DELETE FROM reprise.activity_tasks t
+          WHERE t.run_id = ANY (ARRAY(SELECT run_id FROM h WHERE closing IS NOT NULL))
+            AND num_nulls(t.lease_owner) = 1),
+     notified AS (
+         SELECT pg_notify(n.channel, n.payload)
+           FROM (SELECT * FROM UNNEST($23::text[], $24::text[])
+                 UNION ALL
+                 SELECT $25, '' WHERE EXISTS (SELECT 1 FROM next WHERE at <= ", now!(), ")
+                ) AS n(channel, payload))
+     SELECT s.sent, c.run_id, c.parent_close_policy
+       FROM (SELECT count(*) AS sent FROM notified) s
+       LEFT JOIN (
+            SELECT c.run_id, c.parent_close_policy FROM h CROSS JOIN LATERAL (
+                   SELECT run_id, parent_close_policy, status FROM reprise.runs
+                    WHERE parent_run_id = h.run_id OFFSET 0) c
+             WHERE h.closing IS NOT NULL AND c.status = 'running') c ON true
+      ORDER BY c.run_id"
+);
+
 impl Store {
     /// Begins a batch: claims and locks runs whose work is due (parked runs only if this
     /// process knows their type and is not the build that parked them) and takes their visible
@@ -200,41 +295,16 @@ impl Store {
         // subquery), so the plan cannot start from `runs` and lock more than it returns.
         // `closed_at IS NULL` (the same as `status = 'running'`) keeps the lookup on the key.
         let query = match claim {
-            Claim::Ready(limit) => sqlx::query(concat!(
-                "SELECT ",
-                now!(),
-                " AS now, r.*, f.*, i.* FROM
-                   (SELECT run_id, ready_at FROM reprise.ready_runs
-                     WHERE ready_at <= ",
-                now!(),
-                " ORDER BY ready_at OFFSET 0) q
-                   CROSS JOIN LATERAL (",
-                claim_run!(),
-                ") r ",
-                claimed_run_joins!(),
-                " LIMIT $4"
-            ))
-            .bind(self.offset())
-            .bind(known_types)
-            .bind(build)
-            .bind(limit),
-            Claim::Only(ids) => sqlx::query(concat!(
-                "SELECT ",
-                now!(),
-                " AS now, r.*, f.*, i.* FROM
-                   (SELECT run_id FROM reprise.ready_runs
-                     WHERE run_id = ANY($4) AND ready_at <= ",
-                now!(),
-                " OFFSET 0) q
-                   CROSS JOIN LATERAL (",
-                claim_run!(),
-                ") r ",
-                claimed_run_joins!()
-            ))
-            .bind(self.offset())
-            .bind(known_types)
-            .bind(build)
-            .bind(ids.iter().map(|id| *id.as_uuid()).collect::<Vec<_>>()),
+            Claim::Ready(limit) => sqlx::query(CLAIM_READY_SQL)
+                .bind(self.offset())
+                .bind(known_types)
+                .bind(build)
+                .bind(limit),
+            Claim::Only(ids) => sqlx::query(CLAIM_ONLY_SQL)
+                .bind(self.offset())
+                .bind(known_types)
+                .bind(build)
+                .bind(ids.iter().map(|id| *id.as_uuid()).collect::<Vec<_>>()),
         };
         let rows = query.fetch_all(&mut *tx).await.map_err(Error::from_db)?;
         let Some(first) = rows.first() else {
@@ -310,13 +380,11 @@ impl StepBatch<'_> {
             return Ok(histories);
         }
         let ids: Vec<uuid::Uuid> = runs.iter().map(|r| *r.as_uuid()).collect();
-        let rows = sqlx::query(
-            "SELECT run_id, seq, event, hash FROM reprise.history WHERE run_id = ANY($1) ORDER BY run_id, seq",
-        )
-        .bind(ids)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(Error::from_db)?;
+        let rows = sqlx::query(READ_HISTORIES_SQL)
+            .bind(ids)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(Error::from_db)?;
         let mut start = 0;
         while start < rows.len() {
             let run = run_id(&rows[start], "run_id")?;
@@ -437,7 +505,7 @@ impl StepBatch<'_> {
         if rows.history.is_empty() && rows.consumed.is_empty() {
             return Ok(());
         }
-        let query = sqlx::query(concat!(write_ctes!(), " SELECT 1"));
+        let query = sqlx::query(WRITE_STEPS_SQL);
         rows.bind_to(query.bind(self.offset))
             .execute(&mut *self.tx)
             .await
@@ -487,54 +555,9 @@ impl StepBatch<'_> {
         // the next due time, not on work due already. The last part reads the open children of
         // the runs that closed; it returns one row even when there are none, so that the
         // notifications are always sent.
-        let sql = concat!(
-            write_ctes!(),
-            ",
-             h AS (SELECT * FROM UNNEST($18::uuid[], $19::bigint[], $20::bigint[], $21::bytea[], $22::text[])
-                     AS h(run_id, claimed_head, head_seq, head_hash, closing)),
-             released AS (
-                 UPDATE reprise.runs r
-                    SET head_seq = h.head_seq, head_hash = h.head_hash, applied_seq = h.head_seq,
-                        parked_reason = NULL, parked_at = NULL, parked_build = NULL,
-                        status = CASE WHEN h.closing IS NOT NULL AND r.status = 'running'
-                                      THEN h.closing ELSE r.status END,
-                        closed_at = CASE WHEN h.closing IS NOT NULL AND r.status = 'running'
-                                         THEN ", now!(), " ELSE r.closed_at END
-                   FROM h
-                  WHERE r.run_id = h.run_id AND r.head_seq = h.claimed_head
-                 RETURNING r.run_id, r.status),
-             next AS (
-                 SELECT l.run_id, (SELECT min(i.visible_at) FROM reprise.inbox i
-                                    WHERE i.run_id = l.run_id AND i.id <> ALL($17)) AS at
-                   FROM released l WHERE l.status = 'running'),
-             queued AS (
-                 INSERT INTO reprise.ready_runs (run_id, ready_at)
-                 SELECT run_id, at FROM next WHERE at IS NOT NULL
-                 ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
-                  WHERE ready_runs.ready_at IS DISTINCT FROM EXCLUDED.ready_at),
-             idle AS (
-                 DELETE FROM reprise.ready_runs q USING released l
-                  WHERE q.run_id = l.run_id
-                    AND NOT EXISTS (SELECT 1 FROM next n WHERE n.run_id = l.run_id AND n.at IS NOT NULL)),
-             closed_inbox AS (
-                 DELETE FROM reprise.inbox i USING h WHERE h.closing IS NOT NULL AND i.run_id = h.run_id),
-             closed_tasks AS (
-                 DELETE FROM reprise.activity_tasks t USING h
-                  WHERE h.closing IS NOT NULL AND t.run_id = h.run_id AND t.lease_owner IS NULL),
-             notified AS (
-                 SELECT pg_notify(n.channel, n.payload)
-                   FROM (SELECT * FROM UNNEST($23::text[], $24::text[])
-                         UNION ALL
-                         SELECT $25, '' WHERE EXISTS (SELECT 1 FROM next WHERE at <= ", now!(), ")
-                        ) AS n(channel, payload))
-             SELECT s.sent, c.run_id, c.parent_close_policy
-               FROM (SELECT count(*) AS sent FROM notified) s
-               LEFT JOIN reprise.runs c
-                 ON c.parent_run_id IN (SELECT run_id FROM h WHERE closing IS NOT NULL)
-                AND c.status = 'running'
-              ORDER BY c.run_id"
-        );
-        let query = writes.rows.bind_to(sqlx::query(sql).bind(self.offset));
+        let query = writes
+            .rows
+            .bind_to(sqlx::query(WRITE_AND_RELEASE_SQL).bind(self.offset));
         let query = query
             .bind(runs)
             .bind(claimed)

@@ -44,7 +44,80 @@ pub(crate) enum Recorded {
 
 /// The lease of an attempt: its start-to-close timeout (10 minutes when none is set), or its
 /// heartbeat timeout if shorter.
-const LEASE_MICROS: &str = "LEAST(COALESCE(t.start_to_close_micros, 600000000), COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))";
+macro_rules! lease_micros {
+    () => {
+        "LEAST(COALESCE(t.start_to_close_micros, 600000000), COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))"
+    };
+}
+
+/// Leases due attempts (`$2` queues, `$3` at most, `$4` the worker) in one statement that
+/// commits without waiting for its flush (see [`Store::claim_tasks`]).
+pub(crate) const CLAIM_TASKS_SQL: &str = concat!(
+    "WITH c AS (
+        SELECT run_id, scheduled_seq FROM reprise.activity_tasks
+         WHERE task_queue = ANY($2) AND lease_owner IS NULL AND visible_at <= ", now!(), "
+         ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+     UPDATE reprise.activity_tasks t
+        SET lease_owner = $4, lease_token = t.lease_token + 1, attempt = t.attempt + 1, heartbeat_at = NULL,
+            lease_expires_at = ", now!(), " + ", lease_micros!(), " * interval '1 microsecond'
+      WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM c))
+        AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM c)
+        AND set_config('synchronous_commit', 'off', true) IS NOT NULL
+  RETURNING t.run_id, (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id) AS workflow_id,
+            t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token"
+);
+
+/// Records outcomes (see [`Store::finish_tasks`]): `$2` to `$9` the outcomes' arrays
+/// ([`OutcomeRows`]), `$10` the worker, `$11` the engines' channel.
+pub(crate) const FINISH_TASKS_SQL: &str = concat!(
+    "WITH k AS (
+         SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::bytea[],
+                              $7::text[], $8::bigint[], $9::bytea[])
+             AS k(run_id, seq, token, kind, event, dedupe_key, retry_after, failure)),
+     locked AS MATERIALIZED (
+         SELECT r.run_id, r.status = 'running' AND r.parked_reason IS NULL AS wakes
+           FROM reprise.runs r WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM k))
+          ORDER BY r.run_id FOR NO KEY UPDATE),
+     held AS MATERIALIZED (
+         SELECT t.run_id, t.scheduled_seq,
+                k.retry_after IS NOT NULL
+                AND NOT COALESCE(t.schedule_to_close_deadline <= ", now!(), ", false) AS retry
+           FROM k CROSS JOIN LATERAL (
+                SELECT t.run_id, t.scheduled_seq, t.lease_owner, t.lease_token,
+                       t.schedule_to_close_deadline
+                  FROM reprise.activity_tasks t
+                 WHERE t.run_id = k.run_id AND t.scheduled_seq = k.seq
+                   AND (SELECT count(*) FROM locked) > 0
+                OFFSET 0 FOR UPDATE) t
+          WHERE t.lease_owner = $10 AND t.lease_token = k.token),
+     retried AS (
+         UPDATE reprise.activity_tasks t
+            SET lease_owner = NULL, lease_expires_at = NULL, last_failure = k.failure,
+                visible_at = ", now!(), " + k.retry_after * interval '1 microsecond'
+           FROM k
+          WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM held WHERE retry))
+            AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM held WHERE retry)
+            AND k.run_id = t.run_id AND k.seq = t.scheduled_seq),
+     done AS (
+         DELETE FROM reprise.activity_tasks t
+          WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM held WHERE NOT retry))
+            AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM held WHERE NOT retry)),
+     delivered AS (
+         INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key)
+         SELECT k.run_id, ", now!(), ", k.kind, k.event, k.dedupe_key
+           FROM k JOIN held h ON h.run_id = k.run_id AND h.scheduled_seq = k.seq
+          WHERE NOT h.retry
+         ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id),
+     queued AS (
+         INSERT INTO reprise.ready_runs (run_id, ready_at)
+         SELECT l.run_id, ", now!(), " FROM locked l
+          WHERE l.wakes AND l.run_id IN (SELECT run_id FROM delivered)
+         ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
+          WHERE ready_runs.ready_at > EXCLUDED.ready_at),
+     woken AS (SELECT pg_notify($11, '') FROM (SELECT 1 FROM delivered LIMIT 1) d)
+     SELECT h.run_id, h.scheduled_seq, h.retry, w.notified FROM held h
+      CROSS JOIN (SELECT count(*) AS notified FROM woken) w"
+);
 
 fn seq_param(seq: Seq) -> i64 {
     i64::try_from(seq.get()).unwrap_or(i64::MAX)
@@ -64,21 +137,7 @@ impl Store {
         owner: &str,
         limit: i64,
     ) -> Result<Vec<ClaimedTask>> {
-        let sql = format!(
-            "WITH c AS (
-                SELECT run_id, scheduled_seq FROM reprise.activity_tasks
-                 WHERE task_queue = ANY($2) AND lease_owner IS NULL AND visible_at <= {now}
-                 ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             UPDATE reprise.activity_tasks t
-                SET lease_owner = $4, lease_token = t.lease_token + 1, attempt = t.attempt + 1, heartbeat_at = NULL,
-                    lease_expires_at = {now} + {LEASE_MICROS} * interval '1 microsecond'
-               FROM c, reprise.runs r
-              WHERE t.run_id = c.run_id AND t.scheduled_seq = c.scheduled_seq AND r.run_id = t.run_id
-                AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-          RETURNING t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token",
-            now = now!()
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(CLAIM_TASKS_SQL)
             .bind(self.offset())
             .bind(queues)
             .bind(limit)
@@ -117,15 +176,13 @@ impl Store {
         owner: &str,
         details: &Payload,
     ) -> Result<Option<bool>> {
-        let sql = format!(
+        sqlx::query_scalar(concat!(
             "UPDATE reprise.activity_tasks t
-                SET heartbeat_at = {now}, heartbeat_details = $5,
-                    lease_expires_at = {now} + {LEASE_MICROS} * interval '1 microsecond'
+                SET heartbeat_at = ", now!(), ", heartbeat_details = $5,
+                    lease_expires_at = ", now!(), " + ", lease_micros!(), " * interval '1 microsecond'
               WHERE t.run_id = $2 AND t.scheduled_seq = $3 AND t.lease_owner = $4 AND t.lease_token = $6
-          RETURNING t.cancel_requested",
-            now = now!()
-        );
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+          RETURNING t.cancel_requested"
+        ))
             .bind(self.offset())
             .bind(task.run_id.as_uuid())
             .bind(seq_param(task.scheduled_seq))
@@ -149,7 +206,10 @@ impl Store {
     /// materialized subquery that the task lock's filter counts, and PostgreSQL evaluates
     /// such a constant filter once, before the first task row is read. Whether each run
     /// still runs comes from the locked row, which is its newest version, not from the
-    /// statement's older snapshot.
+    /// statement's older snapshot. Each task is looked up by its key alone, in a subquery the
+    /// planner keeps apart (`OFFSET 0`), and the lease is checked on the row it locked: a
+    /// condition on the lease inside would let the planner read a partial index on leases
+    /// instead (see `store/connection.rs`).
     pub(crate) async fn finish_tasks(
         &self,
         conn: &mut sqlx::PgConnection,
@@ -160,48 +220,7 @@ impl Store {
         for (task, outcome) in finished {
             rows.push(task, outcome, self.limits())?;
         }
-        let query = sqlx::query(concat!(
-            "WITH k AS (
-                 SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::bytea[],
-                                      $7::text[], $8::bigint[], $9::bytea[])
-                     AS k(run_id, seq, token, kind, event, dedupe_key, retry_after, failure)),
-             locked AS MATERIALIZED (
-                 SELECT r.run_id, r.status = 'running' AND r.parked_reason IS NULL AS wakes
-                   FROM reprise.runs r WHERE r.run_id IN (SELECT run_id FROM k)
-                  ORDER BY r.run_id FOR NO KEY UPDATE),
-             held AS MATERIALIZED (
-                 SELECT t.run_id, t.scheduled_seq,
-                        k.retry_after IS NOT NULL
-                        AND NOT COALESCE(t.schedule_to_close_deadline <= ", now!(), ", false) AS retry
-                   FROM reprise.activity_tasks t
-                   JOIN k ON t.run_id = k.run_id AND t.scheduled_seq = k.seq AND t.lease_token = k.token
-                  WHERE t.lease_owner = $10 AND (SELECT count(*) FROM locked) > 0
-                    FOR UPDATE OF t),
-             retried AS (
-                 UPDATE reprise.activity_tasks t
-                    SET lease_owner = NULL, lease_expires_at = NULL, last_failure = k.failure,
-                        visible_at = ", now!(), " + k.retry_after * interval '1 microsecond'
-                   FROM held h JOIN k ON k.run_id = h.run_id AND k.seq = h.scheduled_seq
-                  WHERE h.retry AND t.run_id = h.run_id AND t.scheduled_seq = h.scheduled_seq),
-             done AS (
-                 DELETE FROM reprise.activity_tasks t USING held h
-                  WHERE NOT h.retry AND t.run_id = h.run_id AND t.scheduled_seq = h.scheduled_seq),
-             delivered AS (
-                 INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key)
-                 SELECT k.run_id, ", now!(), ", k.kind, k.event, k.dedupe_key
-                   FROM k JOIN held h ON h.run_id = k.run_id AND h.scheduled_seq = k.seq
-                  WHERE NOT h.retry
-                 ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id),
-             queued AS (
-                 INSERT INTO reprise.ready_runs (run_id, ready_at)
-                 SELECT l.run_id, ", now!(), " FROM locked l
-                  WHERE l.wakes AND l.run_id IN (SELECT run_id FROM delivered)
-                 ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
-                  WHERE ready_runs.ready_at > EXCLUDED.ready_at),
-             woken AS (SELECT pg_notify($11, '') FROM (SELECT 1 FROM delivered LIMIT 1) d)
-             SELECT h.run_id, h.scheduled_seq, h.retry, w.notified FROM held h
-              CROSS JOIN (SELECT count(*) AS notified FROM woken) w"
-        ));
+        let query = sqlx::query(FINISH_TASKS_SQL);
         let found = rows
             .bind_to(query.bind(self.offset()))
             .bind(owner)

@@ -9,5 +9,6 @@ mod activities;
 mod engine;
 mod hosts;
 mod lifecycle;
+mod plans;
 mod schema;
 mod support;
