@@ -15,7 +15,7 @@ use sqlx::PgConnection;
 use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, Result};
-use crate::listen::{Wake, spawn_listener, wait};
+use crate::listen::{spawn_listener, wait};
 use crate::store::{
     BatchRun, Claim, LoopConnection, Park, RUNS_CHANNEL, StepBatch, StepOutput, Store, runs_closing,
 };
@@ -116,7 +116,7 @@ impl Engine {
     /// runs and step them, each waiting on `LISTEN/NOTIFY` (or until the next timer is due, or
     /// the idle poll) when there is no work. A batch in flight at shutdown is finished.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let notify = spawn_listener(&self.store, RUNS_CHANNEL, Wake::One);
+        let notify = spawn_listener(&self.store, RUNS_CHANNEL);
         let (stop, stopped) = watch::channel(false);
         self.ready.store(true, Ordering::SeqCst);
         let batches = futures::future::try_join_all(

@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::listen::{Wake, spawn_listener, wait};
+use crate::listen::{spawn_listener, wait};
 use crate::store::Recorded;
 use crate::store::{ClaimedTask, LoopConnection, Store, TASKS_CHANNEL, TaskOutcome};
 
@@ -150,7 +150,7 @@ impl Worker {
 
     /// Runs until `shutdown` resolves, then drains (see [`WorkerOptions::shutdown_grace`]).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let notify = spawn_listener(&self.store, TASKS_CHANNEL, Wake::One);
+        let notify = spawn_listener(&self.store, TASKS_CHANNEL);
         let (queue, queued) = mpsc::unbounded_channel();
         *self.lock_outcomes() = Some(queue);
         let recorder = tokio::spawn(record_outcomes(

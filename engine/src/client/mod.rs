@@ -11,11 +11,12 @@ use reprise_history::{
 use reprise_sdk::{SignalDef, WorkflowDef};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::listen::{Wake, spawn_listener};
-use crate::store::{CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, PendingActivity, Store};
+use crate::listen::RunWaiters;
+use crate::store::{
+    CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, PendingActivity, RunEnd, Store,
+};
 
 mod lifecycle;
 
@@ -25,7 +26,7 @@ pub use lifecycle::{Page, StartOptions};
 #[derive(Clone)]
 pub struct Client {
     store: Store,
-    closed: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<Notify>>>,
+    closed: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<RunWaiters>>>,
 }
 
 /// A run's state, for people and tools.
@@ -70,24 +71,45 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     /// `LISTEN/NOTIFY`, polling at most once a second as the fallback.
     pub async fn result(&self) -> Result<O> {
         let mut run_id = self.run_id;
-        let notify = self.client.closed_notify();
+        let waiters = self.client.closed_runs();
         loop {
-            let notified = notify.notified();
-            let run = self
+            // Watching starts before the read, so that a close between the two still wakes it.
+            let watch = waiters.watch(run_id);
+            let notified = watch.notify().notified();
+            let end = self
                 .client
-                .db(async |s| s.run(run_id).await)
+                .db(async |s| s.run_end(run_id).await)
                 .await?
                 .ok_or_else(|| Error::UnknownWorkflow {
                     workflow_id: self.workflow_id.to_string(),
                 })?;
-            match (run.status.as_str(), run.next_run_id) {
-                ("running", _) => {
+            match end {
+                RunEnd::Running => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
                 }
-                ("continued_as_new", Some(next)) => run_id = next,
-                _ => return self.client.outcome(&self.workflow_id, run_id).await,
+                RunEnd::ContinuedAs(next) => run_id = next,
+                RunEnd::Closed(event) => return outcome(&self.workflow_id, &event.kind),
             }
         }
+    }
+}
+
+/// The result of a closed run, from its closing event.
+fn outcome<O: DeserializeOwned>(workflow_id: &WorkflowId, closing: &EventKind) -> Result<O> {
+    let ended = |status: &str, detail: String| Error::WorkflowEnded {
+        workflow_id: workflow_id.to_string(),
+        status: status.to_string(),
+        detail,
+    };
+    match closing {
+        EventKind::WorkflowCompleted(c) => Ok(c.result.decode::<O>()?),
+        EventKind::WorkflowFailed(f) => Err(ended("failed", f.failure.to_string())),
+        EventKind::WorkflowCancelled(_) => Err(ended("cancelled", "cancelled on request".into())),
+        EventKind::WorkflowTerminated(t) => Err(ended("terminated", t.reason.clone())),
+        other => Err(ended(
+            "unexpectedly",
+            format!("last event is {}", other.name()),
+        )),
     }
 }
 
@@ -126,9 +148,10 @@ impl Client {
         }
     }
 
-    fn closed_notify(&self) -> std::sync::Arc<Notify> {
+    /// Who waits for which run to close; listening starts with the first waiter.
+    fn closed_runs(&self) -> std::sync::Arc<RunWaiters> {
         self.closed
-            .get_or_init(|| spawn_listener(&self.store, CLOSED_CHANNEL, Wake::All))
+            .get_or_init(|| RunWaiters::spawn(&self.store, CLOSED_CHANNEL))
             .clone()
     }
 
@@ -253,31 +276,5 @@ impl Client {
     pub async fn export(&self, run_id: RunId) -> Result<RecordedHistory> {
         let events = self.db(async |s| s.history(run_id).await).await?;
         Ok(RecordedHistory::new(events)?)
-    }
-
-    /// The result of a closed run, from its closing event.
-    async fn outcome<O: DeserializeOwned>(
-        &self,
-        workflow_id: &WorkflowId,
-        run_id: RunId,
-    ) -> Result<O> {
-        let events = self.db(async |s| s.history(run_id).await).await?;
-        let ended = |status: &str, detail: String| Error::WorkflowEnded {
-            workflow_id: workflow_id.to_string(),
-            status: status.to_string(),
-            detail,
-        };
-        match events.last().map(|e| &e.kind) {
-            Some(EventKind::WorkflowCompleted(c)) => Ok(c.result.decode::<O>()?),
-            Some(EventKind::WorkflowFailed(f)) => Err(ended("failed", f.failure.to_string())),
-            Some(EventKind::WorkflowCancelled(_)) => {
-                Err(ended("cancelled", "cancelled on request".into()))
-            }
-            Some(EventKind::WorkflowTerminated(t)) => Err(ended("terminated", t.reason.clone())),
-            other => Err(ended(
-                "unexpectedly",
-                format!("last event is {:?}", other.map(EventKind::name)),
-            )),
-        }
     }
 }

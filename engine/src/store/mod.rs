@@ -24,7 +24,7 @@ pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
 pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub(crate) use lifecycle::{apply_parent_close_policy, policy_name, request_cancel};
 pub use runs::IdReusePolicy;
-pub(crate) use runs::{NewRun, RunRow};
+pub(crate) use runs::{NewRun, RunEnd, RunRow};
 pub(crate) use step::{BatchRun, Claim, Park, StepBatch, StepOutput, runs_closing};
 pub use tasks::PendingActivity;
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};

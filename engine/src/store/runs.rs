@@ -95,7 +95,17 @@ pub(crate) struct RunRow {
     pub(crate) status: String,
     pub(crate) head_seq: Seq,
     pub(crate) parked_reason: Option<String>,
-    pub(crate) next_run_id: Option<RunId>,
+}
+
+/// Where a run stands for someone awaiting its result.
+#[derive(Clone, Debug)]
+pub(crate) enum RunEnd {
+    /// Still open.
+    Running,
+    /// Continued as a new run.
+    ContinuedAs(RunId),
+    /// Closed with this event.
+    Closed(Event),
 }
 
 pub(super) fn run_id(row: &sqlx::postgres::PgRow, column: &str) -> Result<RunId> {
@@ -301,8 +311,7 @@ async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
 macro_rules! select_run {
     ($tail:literal) => {
         concat!(
-            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason,
-                    (SELECT n.run_id FROM reprise.runs n WHERE n.previous_run_id = r.run_id LIMIT 1) AS next_run_id
+            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason
                FROM reprise.runs r ",
             $tail
         )
@@ -420,10 +429,6 @@ impl Store {
             status: row.try_get("status").map_err(Error::from_db)?,
             head_seq: seq(row, "head_seq")?,
             parked_reason: row.try_get("parked_reason").map_err(Error::from_db)?,
-            next_run_id: row
-                .try_get::<Option<uuid::Uuid>, _>("next_run_id")
-                .map_err(Error::from_db)?
-                .map(RunId::from_uuid),
         })
     }
 
@@ -454,12 +459,6 @@ impl Store {
         self.fetch_run(query.bind(workflow_id.as_str())).await
     }
 
-    /// A run by id.
-    pub(crate) async fn run(&self, run_id: RunId) -> Result<Option<RunRow>> {
-        let query = sqlx::query(select_run!("WHERE r.run_id = $1"));
-        self.fetch_run(query.bind(run_id.as_uuid())).await
-    }
-
     /// How long until a queued run next has work that is not due yet (a timer), if one has:
     /// engines sleep until then. Work due already comes with a notification; counting it here
     /// would wake idle engines in a loop while another batch holds it.
@@ -476,6 +475,65 @@ impl Store {
         .await
         .map_err(Error::from_db)?;
         Ok(micros.map(|m| std::time::Duration::from_micros(u64::try_from(m).unwrap_or(0))))
+    }
+
+    /// Where a run stands for someone awaiting its result, in one statement: open, continued
+    /// as a new run, or closed with its last event. That event is checked against the chain
+    /// hash before it and the run's head hash, without reading the rest of the history.
+    pub(crate) async fn run_end(&self, run_id: RunId) -> Result<Option<RunEnd>> {
+        let row = sqlx::query(
+            "SELECT r.status, r.head_seq, r.head_hash,
+                    (SELECT n.run_id FROM reprise.runs n WHERE n.previous_run_id = r.run_id LIMIT 1) AS next_run_id,
+                    l.event, l.hash, p.hash AS prev_hash
+               FROM reprise.runs r
+               LEFT JOIN reprise.history l
+                 ON r.status <> 'running' AND l.run_id = r.run_id AND l.seq = r.head_seq
+               LEFT JOIN reprise.history p
+                 ON r.status <> 'running' AND p.run_id = r.run_id AND p.seq = r.head_seq - 1
+              WHERE r.run_id = $1",
+        )
+        .bind(run_id.as_uuid())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(Error::from_db)?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("status").map_err(Error::from_db)?;
+        if status == "running" {
+            return Ok(Some(RunEnd::Running));
+        }
+        let next: Option<uuid::Uuid> = row.try_get("next_run_id").map_err(Error::from_db)?;
+        if let (Some(next), "continued_as_new") = (next, status.as_str()) {
+            return Ok(Some(RunEnd::ContinuedAs(RunId::from_uuid(next))));
+        }
+        let corrupt = |reason: String| Error::Corrupt {
+            what: format!("last event of run {run_id}"),
+            reason,
+        };
+        let head_seq = seq(&row, "head_seq")?;
+        let bytes: Option<Vec<u8>> = row.try_get("event").map_err(Error::from_db)?;
+        let hash: Option<Vec<u8>> = row.try_get("hash").map_err(Error::from_db)?;
+        let prev: Option<Vec<u8>> = row.try_get("prev_hash").map_err(Error::from_db)?;
+        let head_hash: Vec<u8> = row.try_get("head_hash").map_err(Error::from_db)?;
+        let (Some(bytes), Some(hash)) = (bytes, hash) else {
+            return Err(corrupt(format!("event {head_seq} is missing")));
+        };
+        let prev = match prev {
+            Some(prev) => ChainHash::from_slice(&prev)?,
+            None if head_seq == Seq::FIRST => ChainHash::GENESIS,
+            None => return Err(corrupt(format!("event {} is missing", head_seq.get() - 1))),
+        };
+        let after = Seq::new(head_seq.get() - 1);
+        let link = chain::ChainLink {
+            seq: head_seq,
+            bytes: &bytes,
+            hash: ChainHash::from_slice(&hash)?,
+        };
+        let verified = chain::verify_from(after, prev, [link])?;
+        if verified != ChainHash::from_slice(&head_hash)? {
+            return Err(corrupt("does not match the run's head hash".to_string()));
+        }
+        let event = Event::decode(&bytes, self.limits())?;
+        Ok(Some(RunEnd::Closed(event)))
     }
 
     /// A run's history, verified against its chain hashes (naming the first bad seq).

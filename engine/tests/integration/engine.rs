@@ -158,6 +158,48 @@ async fn a_workflow_calls_an_activity_end_to_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_result_whose_closing_event_was_altered_is_refused() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let _running = both(&store);
+    let client = Client::new(store.clone());
+    let handle = client
+        .start(HELLO, "hello-altered", &"Ada".to_string())
+        .await
+        .unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), "hello, Ada");
+    // Past the append-only trigger, as only someone with the server's keys could.
+    let mut conn = db.pool.acquire().await.unwrap();
+    sqlx::raw_sql("SET session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE reprise.history SET event = event || '\\x00'::bytea
+          WHERE run_id = $1 AND seq = (SELECT head_seq FROM reprise.runs WHERE run_id = $1)",
+    )
+    .bind(handle.run_id().as_uuid())
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql("RESET session_replication_role")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let error = within(handle.result()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            reprise_engine::Error::History(reprise_engine::history::Error::ChainMismatch { seq })
+                if seq.get() == 4
+        ),
+        "not the chain's mismatch at the closing event: {error}"
+    );
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_exported_history_replays_in_the_testkit() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
