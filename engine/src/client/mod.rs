@@ -19,6 +19,7 @@ use crate::store::{
 };
 
 mod lifecycle;
+mod starts;
 
 pub use lifecycle::{Page, StartOptions};
 
@@ -27,6 +28,7 @@ pub use lifecycle::{Page, StartOptions};
 pub struct Client {
     store: Store,
     closed: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<RunWaiters>>>,
+    starts: std::sync::Arc<std::sync::OnceLock<starts::StartQueue>>,
 }
 
 /// A run's state, for people and tools.
@@ -129,6 +131,7 @@ impl Client {
         Client {
             store,
             closed: Default::default(),
+            starts: Default::default(),
         }
     }
 
@@ -200,18 +203,27 @@ impl Client {
             input: Payload::encode(input, self.store.limits())?,
             task_queue: options.task_queue,
         };
+        let handle = |run_id| WorkflowHandle {
+            client: self.clone(),
+            workflow_id: workflow_id.clone(),
+            run_id,
+            output: PhantomData,
+        };
+        if options.id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() {
+            let queue = self
+                .starts
+                .get_or_init(|| starts::StartQueue::spawn(&self.store));
+            if let Some(run_id) = queue.start(new.clone()).await {
+                return Ok(handle(run_id));
+            }
+        }
         let outcome = self
             .db(async |s| {
                 s.start_run(new.clone(), options.id_reuse, signal.clone())
                     .await
             })
             .await?;
-        Ok(WorkflowHandle {
-            client: self.clone(),
-            workflow_id,
-            run_id: outcome.run_id,
-            output: PhantomData,
-        })
+        Ok(handle(outcome.run_id))
     }
 
     /// A handle on the latest run of a workflow id.

@@ -176,6 +176,39 @@ pub(super) async fn insert_run(
     Ok(inserted.is_some())
 }
 
+/// The rows of plain starts, as arrays (see [`Store::start_plain_runs`]).
+#[derive(Default)]
+struct StartRows {
+    run_ids: Vec<uuid::Uuid>,
+    workflow_ids: Vec<String>,
+    workflow_types: Vec<String>,
+    task_queues: Vec<String>,
+    hashes: Vec<Vec<u8>>,
+    events: Vec<Vec<u8>>,
+}
+
+impl StartRows {
+    fn push(&mut self, started: &WorkflowStarted, at: Timestamp, limits: &Limits) -> Result<()> {
+        let event = Event {
+            seq: Seq::FIRST,
+            recorded_at: at,
+            kind: EventKind::WorkflowStarted(started.clone()),
+        };
+        let bytes = event.encode(limits)?;
+        self.hashes
+            .push(ChainHash::GENESIS.next(&bytes).as_bytes().to_vec());
+        self.events.push(bytes);
+        self.run_ids.push(*started.run_id.as_uuid());
+        self.workflow_ids
+            .push(started.workflow_id.as_str().to_string());
+        self.workflow_types
+            .push(started.workflow_type.as_str().to_string());
+        self.task_queues
+            .push(started.task_queue.as_str().to_string());
+        Ok(())
+    }
+}
+
 /// Appends events after `prev` (the chain hash of the event before the first), in one
 /// statement; returns the new head hash.
 pub(super) async fn append_events(
@@ -406,6 +439,65 @@ impl Store {
             "workflow id {} kept opening and closing while starting it",
             new.workflow_id
         )))
+    }
+
+    /// Starts runs of new workflows in one statement (at most one row per workflow id; the
+    /// common start: any earlier run may be reused, no signal). Returns, for each, its run id
+    /// if it was written, or `None` if a run of its id is open (nothing is written for it).
+    /// Rows go in in workflow id order, so that two such statements racing on the same ids
+    /// wait for each other in the same order and cannot deadlock.
+    pub(crate) async fn start_plain_runs(&self, news: &[NewRun]) -> Result<Vec<Option<RunId>>> {
+        let mut order: Vec<usize> = (0..news.len()).collect();
+        order.sort_by(|&a, &b| {
+            news[a]
+                .workflow_id
+                .as_str()
+                .cmp(news[b].workflow_id.as_str())
+        });
+        let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
+        let at = tx_now(&mut conn, self.offset()).await?;
+        let mut rows = StartRows::default();
+        for &i in &order {
+            rows.push(&news[i].started(), at, self.limits())?;
+        }
+        let inserted: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "WITH new AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
+                     WITH ORDINALITY AS n(run_id, workflow_id, workflow_type, task_queue, hash, event, position)),
+             run AS (
+                 INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash, created_at)
+                 SELECT run_id, workflow_id, workflow_type, task_queue, 1, hash, $8 FROM new ORDER BY position
+                 ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING
+                 RETURNING run_id),
+             first_event AS (
+                 INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+                 SELECT n.run_id, 1, $8, 'WorkflowStarted', n.event, n.hash
+                   FROM new n WHERE n.run_id IN (SELECT run_id FROM run)),
+             ready AS (INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, $8 FROM run)
+             SELECT r.run_id FROM run r
+              CROSS JOIN (SELECT count(pg_notify($9, '')) FROM (SELECT 1 FROM run LIMIT 1) x) n"
+        )
+        .bind(self.offset())
+        .bind(&rows.run_ids)
+        .bind(&rows.workflow_ids)
+        .bind(&rows.workflow_types)
+        .bind(&rows.task_queues)
+        .bind(&rows.hashes)
+        .bind(&rows.events)
+        .bind(to_datetime(at)?)
+        .bind(RUNS_CHANNEL)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+        let inserted: std::collections::HashSet<uuid::Uuid> = inserted.into_iter().collect();
+        let mut started = vec![None; news.len()];
+        for (row, &i) in order.iter().enumerate() {
+            let run_id = rows.run_ids[row];
+            if inserted.contains(&run_id) {
+                started[i] = Some(RunId::from_uuid(run_id));
+            }
+        }
+        Ok(started)
     }
 
     async fn open_run_in(

@@ -158,6 +158,51 @@ async fn a_workflow_calls_an_activity_end_to_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_starts_share_statements_and_one_id_opens_one_run() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    let distinct = (0..100).map(|i| {
+        let client = client.clone();
+        async move {
+            client
+                .start(HELLO, &format!("many-{i}"), &format!("n{i}"))
+                .await
+        }
+    });
+    let same = (0..20).map(|i| {
+        let client = client.clone();
+        async move { client.start(HELLO, "one-id", &format!("s{i}")).await }
+    });
+    let (distinct, same) = futures::future::join(
+        futures::future::join_all(distinct),
+        futures::future::join_all(same),
+    )
+    .await;
+    let distinct: Vec<_> = distinct.into_iter().map(Result::unwrap).collect();
+    let same: Vec<_> = same.into_iter().map(Result::unwrap).collect();
+    let runs: std::collections::HashSet<_> = distinct.iter().map(|h| h.run_id()).collect();
+    assert_eq!(runs.len(), 100);
+    assert!(same.iter().all(|h| h.run_id() == same[0].run_id()));
+    let (open, statements): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT created_at) FILTER (WHERE workflow_id LIKE 'many-%')
+           FROM reprise.runs WHERE status = 'running'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(open, 101, "one run per workflow id");
+    // Runs written by one statement share its time.
+    assert!(statements <= 10, "100 starts took {statements} statements");
+    let _running = both(&store);
+    let result = within(distinct[42].result()).await.unwrap();
+    assert_eq!(result, "hello, n42");
+    let one = within(same[7].result()).await.unwrap();
+    assert!(one.starts_with("hello, s"), "{one}");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_result_whose_closing_event_was_altered_is_refused() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
