@@ -222,6 +222,16 @@ pub(crate) const READ_HISTORIES_SQL: &str = "SELECT run_id, seq, event, hash FRO
 pub(crate) const WRITE_STEPS_SQL: &str = concat!(write_ctes!(), " SELECT 1");
 
 /// Writes a batch's steps and releases its runs (see [`StepBatch::write_and_release`]).
+///
+/// A run whose head moved since the claim (terminated meanwhile by its parent's close in this
+/// batch) is not released again. The upsert and the delete of queue rows take disjoint runs
+/// (a statement may touch a row once). The batch's notifications go out with it; PostgreSQL
+/// delivers them at commit. A run that still has an input due (one its step left, or past the
+/// 1,000 a step takes) wakes an engine: engines sleep until the next due time, not on work due
+/// already. The last part reads the open children of the runs that closed; it returns one row
+/// even when there are none, so that the notifications are always sent. Rows are named by key
+/// (see `store/connection.rs`); `num_nulls(lease_owner) = 1` is `lease_owner IS NULL` in a
+/// form that does not send the planner through the index of every claimable task.
 pub(crate) const WRITE_AND_RELEASE_SQL: &str = concat!(
     write_ctes!(),
     ",
@@ -547,14 +557,6 @@ impl StepBatch<'_> {
             hashes.push(head.hash.as_bytes().to_vec());
             closing.push(head.closing);
         }
-        // A run whose head moved since the claim (terminated meanwhile by its parent's close in
-        // this batch) is not released again. The upsert and the delete of queue rows take
-        // disjoint runs (a statement may touch a row once). The batch's notifications go out
-        // with it; PostgreSQL delivers them at commit. A run that still has an input due (one
-        // its step left, or past the 1,000 a step takes) wakes an engine: engines sleep until
-        // the next due time, not on work due already. The last part reads the open children of
-        // the runs that closed; it returns one row even when there are none, so that the
-        // notifications are always sent.
         let query = writes
             .rows
             .bind_to(sqlx::query(WRITE_AND_RELEASE_SQL).bind(self.offset));
