@@ -125,6 +125,22 @@ pub(super) fn seq_param(seq: Seq) -> i64 {
     i64::try_from(seq.get()).unwrap_or(i64::MAX)
 }
 
+/// A run's first event, encoded, and its chain hash.
+fn first_event(
+    started: &WorkflowStarted,
+    at: Timestamp,
+    limits: &Limits,
+) -> Result<(Vec<u8>, ChainHash)> {
+    let event = Event {
+        seq: Seq::FIRST,
+        recorded_at: at,
+        kind: EventKind::WorkflowStarted(started.clone()),
+    };
+    let bytes = event.encode(limits)?;
+    let hash = ChainHash::GENESIS.next(&bytes);
+    Ok((bytes, hash))
+}
+
 /// Inserts a run and its `WorkflowStarted` event and wakes engines, in one statement; false
 /// if a run of its id is open (then nothing is written).
 pub(super) async fn insert_run(
@@ -135,13 +151,7 @@ pub(super) async fn insert_run(
     parent_close_policy: Option<&str>,
     limits: &Limits,
 ) -> Result<bool> {
-    let event = Event {
-        seq: Seq::FIRST,
-        recorded_at: at,
-        kind: EventKind::WorkflowStarted(started.clone()),
-    };
-    let bytes = event.encode(limits)?;
-    let hash = ChainHash::GENESIS.next(&bytes);
+    let (bytes, hash) = first_event(started, at, limits)?;
     let at = to_datetime(at)?;
     let inserted: Option<uuid::Uuid> = sqlx::query_scalar(
         "WITH run AS (
@@ -167,7 +177,7 @@ pub(super) async fn insert_run(
     .bind(started.parent.as_ref().map(|p| seq_param(p.started_seq)))
     .bind(previous_run_id.map(|r| *r.as_uuid()))
     .bind(parent_close_policy)
-    .bind(event.kind.name())
+    .bind("WorkflowStarted")
     .bind(bytes)
     .bind(RUNS_CHANNEL)
     .fetch_optional(&mut *conn)
@@ -189,14 +199,8 @@ struct StartRows {
 
 impl StartRows {
     fn push(&mut self, started: &WorkflowStarted, at: Timestamp, limits: &Limits) -> Result<()> {
-        let event = Event {
-            seq: Seq::FIRST,
-            recorded_at: at,
-            kind: EventKind::WorkflowStarted(started.clone()),
-        };
-        let bytes = event.encode(limits)?;
-        self.hashes
-            .push(ChainHash::GENESIS.next(&bytes).as_bytes().to_vec());
+        let (bytes, hash) = first_event(started, at, limits)?;
+        self.hashes.push(hash.as_bytes().to_vec());
         self.events.push(bytes);
         self.run_ids.push(*started.run_id.as_uuid());
         self.workflow_ids
