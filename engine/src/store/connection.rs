@@ -26,8 +26,8 @@
 //! - and the connection turns off sequential scans, hash joins and merge joins, and prices
 //!   a random page read like a cached one, so that nested loops over keys cost least.
 //!
-//! `tests/integration/plans.rs` checks every such statement's plan, on tables never analysed
-//! and analysed while empty.
+//! `tests/integration/plans.rs` checks every such statement's plan, on tables never analysed,
+//! analysed while empty, and analysed with 20,000 runs in them.
 
 use sqlx::{Connection, PgConnection};
 

@@ -77,18 +77,46 @@ async fn unkeyed_reads_of_hot_statements(db: &TestDb) -> Vec<(String, Vec<String
     report
 }
 
+/// Twenty thousand runs, most closed, with their events, a queue, an inbox and tasks both
+/// waiting and leased, then fresh statistics: a production database, roughly.
+const LOTS_OF_RUNS: &str = "
+    INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, status, closed_at,
+                              head_seq, head_hash, parent_run_id)
+    SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'wf-' || g, 'demo',
+           'default', CASE WHEN g % 10 = 0 THEN 'running' ELSE 'completed' END,
+           CASE WHEN g % 10 = 0 THEN NULL ELSE now() END, 4, decode(repeat('00', 32), 'hex'),
+           CASE WHEN g % 100 = 1 THEN '00000000-0000-4000-8000-000000000001'::uuid END
+      FROM generate_series(1, 20000) g;
+    INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+    SELECT r.run_id, s, now(), 'WorkflowStarted', '\\x01', decode(repeat('00', 32), 'hex')
+      FROM reprise.runs r, generate_series(1, 4) s;
+    INSERT INTO reprise.ready_runs (run_id, ready_at)
+    SELECT run_id, now() + interval '1 hour' FROM reprise.runs WHERE status = 'running';
+    INSERT INTO reprise.inbox (run_id, kind, event, dedupe_key)
+    SELECT run_id, 'TimerFired', '\\x01', 'timer:2' FROM reprise.runs WHERE status = 'running';
+    INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type, input,
+                                        options, lease_owner, lease_expires_at)
+    SELECT run_id, s, 'default', 'demo', '\\x01', '\\x01',
+           CASE WHEN s = 2 THEN 'worker' END, CASE WHEN s = 2 THEN now() END
+      FROM reprise.runs, generate_series(2, 3) s WHERE status = 'running';
+    ANALYZE;
+";
+
 #[tokio::test]
 async fn hot_statements_read_every_table_by_key_before_and_after_statistics() {
     let db = TestDb::migrated().await;
     let never_analyzed = unkeyed_reads_of_hot_statements(&db).await;
     sqlx::query("ANALYZE").execute(&db.pool).await.unwrap();
     let analyzed_empty = unkeyed_reads_of_hot_statements(&db).await;
+    sqlx::raw_sql(LOTS_OF_RUNS).execute(&db.pool).await.unwrap();
+    let analyzed_full = unkeyed_reads_of_hot_statements(&db).await;
     db.drop_database().await;
     assert_eq!(never_analyzed.len(), hot_statements().len());
     let mut failures = Vec::new();
     for (state, report) in [
         ("never analyzed", never_analyzed),
         ("analyzed while empty", analyzed_empty),
+        ("analyzed with 20,000 runs", analyzed_full),
     ] {
         for (name, found) in report {
             if !found.is_empty() {
