@@ -85,6 +85,8 @@ pub struct Engine {
     known_types: Vec<String>,
     cache: Arc<Mutex<LruCache<RunId, Cached>>>,
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The connection [`Engine::run_once`] steps on (see [`LoopConnection`]).
+    stepping: Arc<tokio::sync::Mutex<LoopConnection>>,
 }
 
 impl Engine {
@@ -92,6 +94,7 @@ impl Engine {
     pub fn new(store: Store, registry: Registry, options: EngineOptions) -> Engine {
         let known_types = registry.workflow_types().map(ToString::to_string).collect();
         let capacity = NonZeroUsize::new(options.cache_capacity).unwrap_or(NonZeroUsize::MIN);
+        let stepping = Arc::new(tokio::sync::Mutex::new(LoopConnection::new(&store)));
         Engine {
             store,
             registry: Arc::new(registry),
@@ -99,6 +102,7 @@ impl Engine {
             known_types,
             cache: Arc::new(Mutex::new(LruCache::new(capacity))),
             ready: Arc::default(),
+            stepping,
         }
     }
 
@@ -205,9 +209,11 @@ impl Engine {
     /// claimed. If the batch fails for a reason other than the database's state (a run whose
     /// decisions cannot be carried out), its runs are stepped one by one, and a run whose
     /// step fails alone is parked with the reason, so that it cannot hold up the others.
+    /// It runs on a connection of this engine's own, set up as the batch loops' are, so that
+    /// stepping by hand takes the same plans; concurrent calls take turns.
     pub async fn run_once(&self) -> Result<usize> {
-        let mut conn = self.store.pool().acquire().await.map_err(Error::from_db)?;
-        self.run_once_on(&mut conn).await
+        let mut conn = self.stepping.lock().await;
+        conn.run(async |conn| self.run_once_on(conn).await).await
     }
 
     /// [`Engine::run_once`] on a given connection (a batch loop's own).

@@ -87,7 +87,8 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     in_flight: Arc<Mutex<InFlight>>,
     ready: Arc<AtomicBool>,
-    /// The connection claims go through (see [`LoopConnection`]).
+    /// The connection claims go through, and outcomes recorded while the worker is not
+    /// running (see [`LoopConnection`]).
     claims: Arc<tokio::sync::Mutex<LoopConnection>>,
     /// While the worker runs: the queue of outcomes to record (see [`record_outcomes`]).
     outcomes: Arc<Mutex<Option<mpsc::UnboundedSender<Finished>>>>,
@@ -334,10 +335,14 @@ impl Worker {
             }
             None => (task, outcome),
         };
-        let mut conn = self.store.pool().acquire().await.map_err(Error::from_db)?;
         let recorded = self
-            .store
-            .finish_tasks(&mut conn, &self.options.owner, &[finished])
+            .claims
+            .lock()
+            .await
+            .run(async |conn| {
+                let owner = &self.options.owner;
+                self.store.finish_tasks(conn, owner, &[finished]).await
+            })
             .await?;
         recorded
             .into_iter()

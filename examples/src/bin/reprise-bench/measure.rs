@@ -188,3 +188,20 @@ async fn wal_syncs(pool: &PgPool) -> anyhow::Result<i64> {
         .fetch_one(pool)
         .await?)
 }
+
+/// Checkpoints the server has started so far (timed and requested): a checkpoint makes the
+/// first write of every page after it carry a full-page image, so it slows whatever runs
+/// just after it. `pg_stat_checkpointer` from PostgreSQL 17, `pg_stat_bgwriter` before.
+pub(crate) async fn checkpoints(pool: &PgPool) -> anyhow::Result<i64> {
+    let newer = sqlx::query_scalar("SELECT num_timed + num_requested FROM pg_stat_checkpointer")
+        .fetch_one(pool)
+        .await;
+    match newer {
+        Ok(n) => Ok(n),
+        Err(_) => Ok(sqlx::query_scalar(
+            "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter",
+        )
+        .fetch_one(pool)
+        .await?),
+    }
+}
