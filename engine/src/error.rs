@@ -105,8 +105,8 @@ impl Error {
     /// Whether the connection was dead before the server ran anything on it: the server ended
     /// the session (it answers the next statement with `FATAL` admin or crash shutdown, having
     /// rolled back whatever was open), or the socket was gone when the statement was written.
-    /// Such an operation can be run again on another connection (see `Client::db` for the
-    /// one window where that is not certain).
+    /// Such an operation can be run again on another connection (see
+    /// `store::on_live_connection!` for the one window where that is not certain).
     pub(crate) fn is_dead_connection(&self) -> bool {
         use std::io::ErrorKind;
         match self {

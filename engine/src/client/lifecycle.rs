@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::client::{Client, WorkflowHandle};
 use crate::error::{Error, Result};
-use crate::store::{IdReusePolicy, RunCursor, RunFilter, RunSummary};
+use crate::store::{IdReusePolicy, RunCursor, RunFilter, RunSummary, on_live_connection};
 
 /// How to start a workflow.
 #[derive(Clone, Debug)]
@@ -79,17 +79,19 @@ impl Client {
     /// The open run of a workflow id; a typed error when it has none.
     pub(crate) async fn open_run_id(&self, workflow_id: &str) -> Result<RunId> {
         let id = WorkflowId::new(workflow_id)?;
-        match self.db(async |s| s.open_run(&id).await).await? {
+        match on_live_connection!(self.store, self.store.open_run(&id))? {
             Some(run) => Ok(run.run_id),
-            None => Err(match self.db(async |s| s.latest_run(&id).await).await? {
-                Some(run) => Error::WorkflowClosed {
-                    workflow_id: workflow_id.to_string(),
-                    status: run.status,
+            None => Err(
+                match on_live_connection!(self.store, self.store.latest_run(&id))? {
+                    Some(run) => Error::WorkflowClosed {
+                        workflow_id: workflow_id.to_string(),
+                        status: run.status,
+                    },
+                    None => Error::UnknownWorkflow {
+                        workflow_id: workflow_id.to_string(),
+                    },
                 },
-                None => Error::UnknownWorkflow {
-                    workflow_id: workflow_id.to_string(),
-                },
-            }),
+            ),
         }
     }
 
@@ -97,7 +99,7 @@ impl Client {
     /// may clean up; running activities learn of it at their next heartbeat.
     pub async fn cancel(&self, workflow_id: &str, reason: &str) -> Result<()> {
         let run_id = self.open_run_id(workflow_id).await?;
-        self.db(async |s| s.cancel(run_id, reason).await).await
+        on_live_connection!(self.store, self.store.cancel(run_id, reason))
     }
 
     /// Terminates a workflow at once: `WorkflowTerminated` is recorded with the reason, and
@@ -105,7 +107,7 @@ impl Client {
     /// fenced out).
     pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<()> {
         let run_id = self.open_run_id(workflow_id).await?;
-        if self.db(async |s| s.terminate(run_id, reason).await).await? {
+        if on_live_connection!(self.store, self.store.terminate(run_id, reason))? {
             Ok(())
         } else {
             Err(Error::WorkflowClosed {
@@ -122,9 +124,7 @@ impl Client {
         after: Option<RunCursor>,
         limit: i64,
     ) -> Result<Page> {
-        let (runs, next) = self
-            .db(async |s| s.list(filter, after, limit).await)
-            .await?;
+        let (runs, next) = on_live_connection!(self.store, self.store.list(filter, after, limit))?;
         Ok(Page { runs, next })
     }
 
@@ -132,7 +132,7 @@ impl Client {
     /// that parked it: use it once the cause is fixed outside the code).
     pub async fn retry_parked(&self, workflow_id: &str) -> Result<bool> {
         let run_id = self.open_run_id(workflow_id).await?;
-        self.db(async |s| s.retry_parked(run_id).await).await
+        on_live_connection!(self.store, self.store.retry_parked(run_id))
     }
 
     /// Resets the workflow's latest (closed) run to `seq`: a new run keeps the history up to
@@ -142,7 +142,7 @@ impl Client {
         let id = WorkflowId::new(workflow_id)?;
         let run = self.latest_run(&id).await?;
         let seq = reprise_history::Seq::new(seq);
-        self.db(async |s| s.reset(run.run_id, seq).await).await
+        on_live_connection!(self.store, self.store.reset(run.run_id, seq))
     }
 
     /// Deletes runs closed longer ago than `older_than`, with everything they stored, in
@@ -150,9 +150,8 @@ impl Client {
     pub async fn prune(&self, older_than: std::time::Duration) -> Result<u64> {
         let mut total = 0;
         loop {
-            let deleted = self
-                .db(async |s| s.prune_closed(older_than, 500).await)
-                .await?;
+            let deleted =
+                on_live_connection!(self.store, self.store.prune_closed(older_than, 500))?;
             total += deleted;
             if deleted < 500 {
                 return Ok(total);

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::listen::RunWaiters;
 use crate::store::{
     CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, PendingActivity, RunEnd, Store,
+    on_live_connection,
 };
 
 mod lifecycle;
@@ -78,13 +79,12 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             // Watching starts before the read, so that a close between the two still wakes it.
             let watch = waiters.watch(run_id);
             let notified = watch.notify().notified();
-            let end = self
-                .client
-                .db(async |s| s.run_end(run_id).await)
-                .await?
-                .ok_or_else(|| Error::UnknownWorkflow {
+            let store = &self.client.store;
+            let end = on_live_connection!(store, store.run_end(run_id))?.ok_or_else(|| {
+                Error::UnknownWorkflow {
                     workflow_id: self.workflow_id.to_string(),
-                })?;
+                }
+            })?;
             match end {
                 RunEnd::Running => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
@@ -132,22 +132,6 @@ impl Client {
             store,
             closed: Default::default(),
             starts: Default::default(),
-        }
-    }
-
-    /// Runs one store operation, again on another connection if the pooled one it took had
-    /// died while idle (the server was restarted, failed over, or ended it). The pool does not
-    /// ping a connection before each use (see [`crate::pool_options`]), so a dead one shows up
-    /// here instead, as the answer to the operation's first statement: nothing ran. (A
-    /// session ended in the instant between a commit and its answer looks the same; every
-    /// client that reconnects shares that window, and a repeated start finds its run.)
-    async fn db<T>(&self, op: impl AsyncFn(&Store) -> Result<T>) -> Result<T> {
-        let mut tries = self.store.pool().options().get_max_connections();
-        loop {
-            match op(&self.store).await {
-                Err(e) if e.is_dead_connection() && tries > 0 => tries -= 1,
-                result => return result,
-            }
         }
     }
 
@@ -217,12 +201,11 @@ impl Client {
                 return Ok(handle(run_id));
             }
         }
-        let outcome = self
-            .db(async |s| {
-                s.start_run(new.clone(), options.id_reuse, signal.clone())
-                    .await
-            })
-            .await?;
+        let outcome = on_live_connection!(
+            self.store,
+            self.store
+                .start_run(new.clone(), options.id_reuse, signal.clone())
+        )?;
         Ok(handle(outcome.run_id))
     }
 
@@ -255,16 +238,15 @@ impl Client {
             name: SignalName::new(def.name())?,
             payload: Payload::encode(value, self.store.limits())?,
         });
-        self.db(async |s| s.deliver_now(run_id, &input).await).await
+        on_live_connection!(self.store, self.store.deliver_now(run_id, &input))
     }
 
     /// The latest run of a workflow id: status, parked reason, pending activities.
     pub async fn describe(&self, workflow_id: &str) -> Result<Description> {
         let id = WorkflowId::new(workflow_id)?;
         let run = self.latest_run(&id).await?;
-        let pending_activities = self
-            .db(async |s| s.pending_activities(run.run_id).await)
-            .await?;
+        let pending_activities =
+            on_live_connection!(self.store, self.store.pending_activities(run.run_id))?;
         Ok(Description {
             run_id: run.run_id,
             workflow_type: run.workflow_type,
@@ -280,13 +262,13 @@ impl Client {
     /// branch (it may also simply not have reached the patch yet): once none is left, the
     /// patch can become `deprecate_patch`.
     pub async fn patch_usage(&self, workflow_type: &str) -> Result<Vec<PatchUsage>> {
-        self.db(async |s| s.patch_usage(workflow_type).await).await
+        on_live_connection!(self.store, self.store.patch_usage(workflow_type))
     }
 
     /// A run's history, verified, in the recorded-history format (write it with
     /// `RecordedHistory::to_bytes` or `to_json`).
     pub async fn export(&self, run_id: RunId) -> Result<RecordedHistory> {
-        let events = self.db(async |s| s.history(run_id).await).await?;
+        let events = on_live_connection!(self.store, self.store.history(run_id))?;
         Ok(RecordedHistory::new(events)?)
     }
 }

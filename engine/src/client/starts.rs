@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use reprise_history::RunId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{NewRun, Store};
+use crate::store::{NewRun, Store, on_live_connection};
 
 /// Starts written in one statement, at most.
 const STARTS_PER_STATEMENT: usize = 256;
@@ -62,20 +62,17 @@ async fn write_starts(store: Store, mut queued: mpsc::UnboundedReceiver<QueuedSt
                 Err(_) => break,
             }
         }
-        let news: Vec<NewRun> = batch.iter().map(|q| q.new.clone()).collect();
-        let mut tries = store.pool().options().get_max_connections();
-        let started = loop {
-            match store.start_plain_runs(&news).await {
-                Ok(started) => break started,
-                Err(e) if e.is_dead_connection() && tries > 0 => tries -= 1,
-                Err(e) => {
-                    tracing::debug!(error = %e, starts = news.len(), "a shared start failed; each start is done alone");
-                    break vec![None; news.len()];
-                }
+        let (news, answers): (Vec<NewRun>, Vec<_>) =
+            batch.into_iter().map(|q| (q.new, q.started)).unzip();
+        let started = match on_live_connection!(store, store.start_plain_runs(&news)) {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::debug!(error = %e, starts = news.len(), "a shared start failed; each start is done alone");
+                vec![None; news.len()]
             }
         };
-        for (queued, started) in batch.into_iter().zip(started) {
-            let _ = queued.started.send(started);
+        for (answer, started) in answers.into_iter().zip(started) {
+            let _ = answer.send(started);
         }
         for queued in alone {
             let _ = queued.started.send(None);

@@ -44,6 +44,28 @@ pub(crate) const TASKS_CHANNEL: &str = "reprise_tasks";
 /// Channel notified (with the run id) when a run closes.
 pub(crate) const CLOSED_CHANNEL: &str = "reprise_closed";
 
+/// Runs a store operation (`$op`, an expression evaluated afresh each time) on pooled
+/// connections of `$store`, again on another connection if the one it took had died while
+/// idle (the server was restarted, failed over, or ended it). The pool does not ping a
+/// connection before each use (see [`crate::pool_options`]), so a dead one shows up here
+/// instead, as the answer to the operation's first statement: nothing ran. (A session ended
+/// in the instant between a commit and its answer looks the same; every client that
+/// reconnects shares that window, and a repeated start finds its run.) A macro, not a
+/// function taking an async closure: the futures of such closures are not `Send` for every
+/// lifetime, and a client's futures must be spawnable.
+macro_rules! on_live_connection {
+    ($store:expr, $op:expr) => {{
+        let mut tries = $store.pool().options().get_max_connections();
+        loop {
+            match $op.await {
+                Err(e) if e.is_dead_connection() && tries > 0 => tries -= 1,
+                result => break result,
+            }
+        }
+    }};
+}
+pub(crate) use on_live_connection;
+
 /// Queues a notification on `channel`; PostgreSQL delivers it when the transaction commits.
 pub(crate) async fn notify(
     conn: &mut sqlx::PgConnection,

@@ -779,3 +779,17 @@ async fn inputs_a_step_leaves_due_wake_an_engine_without_polling() {
     assert_eq!(applied_first, 1_000);
     db.drop_database().await;
 }
+
+/// Applications spawn client calls and await them in `Send` handlers; this only has to
+/// compile.
+#[allow(dead_code)]
+fn client_futures_are_send(client: Client) {
+    fn send<T: Send>(_: T) {}
+    let c = client.clone();
+    send(async move { c.start(HELLO, "x", &"y".to_string()).await?.result().await });
+    let c = client.clone();
+    send(async move { c.signal("x", APPROVE, &"y".to_string()).await });
+    let c = client.clone();
+    send(async move { c.describe("x").await });
+    send(async move { client.cancel("x", "why").await });
+}
