@@ -4,20 +4,21 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lru::LruCache;
-use reprise_history::{Event, EventKind, ParentRun, RunId, Timestamp};
+use reprise_history::{ChainHash, Event, EventKind, ParentRun, RunId, Seq, Timestamp};
 use reprise_sdk::{Execution, Registry, RunStatus};
 use sqlx::PgConnection;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::listen::{spawn_listener, wait};
+use crate::listen::{Heard, wait};
 use crate::store::{
-    BatchRun, Claim, LoopConnection, Park, RUNS_CHANNEL, StepBatch, StepOutput, Store, runs_closing,
+    BatchRun, Claim, Closing, DirectStep, LoopConnection, Park, RUNS_CHANNEL, RunHint, StepBatch,
+    StepOutput, Store, runs_closing, writes_directly,
 };
 
 /// How an engine process behaves.
@@ -74,6 +75,40 @@ type Loaded = (usize, Cached, Vec<Event>);
 struct Cached {
     execution: Execution,
     parent: Option<ParentRun>,
+    /// The chain hash of the run's last event (that of `execution.last_seq()`).
+    head_hash: ChainHash,
+}
+
+/// What an engine has done since it was created: counters for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Runs stepped in batches (each claimed run counts, stepped or parked).
+    pub batched_steps: u64,
+    /// Runs stepped directly, on a notification's word, in one statement each.
+    pub direct_steps: u64,
+    /// Notifications that named a run's work but went to the batch path: the run was not
+    /// as the notification said, was not cached here, or its step needed more than a
+    /// direct step writes.
+    pub direct_refused: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batched_steps: AtomicU64,
+    direct_steps: AtomicU64,
+    direct_refused: AtomicU64,
+}
+
+/// A step taken on a hint's word, not yet written.
+struct HintedStep {
+    /// The orchestrator, stepped.
+    cached: Cached,
+    /// The head it was stepped from.
+    head_seq: Seq,
+    /// The inbox rows the step applied.
+    inbox_ids: Vec<i64>,
+    /// The step's events.
+    events: Vec<Event>,
 }
 
 /// Hosts orchestrators: the engine process.
@@ -87,6 +122,7 @@ pub struct Engine {
     ready: Arc<std::sync::atomic::AtomicBool>,
     /// The connection [`Engine::run_once`] steps on (see [`LoopConnection`]).
     stepping: Arc<tokio::sync::Mutex<LoopConnection>>,
+    counters: Arc<Counters>,
 }
 
 impl Engine {
@@ -103,6 +139,17 @@ impl Engine {
             cache: Arc::new(Mutex::new(LruCache::new(capacity))),
             ready: Arc::default(),
             stepping,
+            counters: Arc::default(),
+        }
+    }
+
+    /// What this engine (and its clones) has done so far.
+    pub fn stats(&self) -> EngineStats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        EngineStats {
+            batched_steps: read(&self.counters.batched_steps),
+            direct_steps: read(&self.counters.direct_steps),
+            direct_refused: read(&self.counters.direct_refused),
         }
     }
 
@@ -120,12 +167,12 @@ impl Engine {
     /// runs and step them, each waiting on `LISTEN/NOTIFY` (or until the next timer is due, or
     /// the idle poll) when there is no work. A batch in flight at shutdown is finished.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let notify = spawn_listener(&self.store, RUNS_CHANNEL);
+        let heard = Heard::spawn(&self.store, RUNS_CHANNEL);
         let (stop, stopped) = watch::channel(false);
         self.ready.store(true, Ordering::SeqCst);
         let batches = futures::future::try_join_all(
             (0..self.options.concurrent_batches.max(1))
-                .map(|_| self.batch_loop(&notify, stopped.clone())),
+                .map(|_| self.batch_loop(&heard, stopped.clone())),
         );
         let loops = futures::future::try_join(batches, self.parked_sweeper(stopped.clone()));
         tokio::pin!(loops, shutdown);
@@ -140,9 +187,37 @@ impl Engine {
         result.map(drop)
     }
 
-    async fn batch_loop(&self, notify: &Notify, mut stop: watch::Receiver<bool>) -> Result<()> {
+    async fn batch_loop(&self, heard: &Heard, mut stop: watch::Receiver<bool>) -> Result<()> {
+        let notify = heard.notify();
         let mut conn = LoopConnection::new(&self.store);
+        let mut next_due = tokio::time::Instant::now();
         while !*stop.borrow() {
+            // A lone notification that names its run's work is stepped directly; anything else
+            // (or a direct step that did not hold) is the batch path's.
+            let hint = heard.take_lone_payload().and_then(|p| RunHint::parse(&p));
+            let direct = match hint {
+                Some(hint) => {
+                    let direct = self.step_hinted(&mut conn, hint).await;
+                    let counter = if direct {
+                        &self.counters.direct_steps
+                    } else {
+                        &self.counters.direct_refused
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    direct
+                }
+                None => false,
+            };
+            if direct {
+                // A direct step queues nothing (no timer, nothing left in the inbox), so the
+                // next due time this loop waits for is the one it knew before.
+                let idle = next_due.saturating_duration_since(tokio::time::Instant::now());
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = wait(notify, idle) => {}
+                }
+                continue;
+            }
             match conn.run(async |conn| self.run_once_on(conn).await).await {
                 // A full batch means more work is likely waiting: wake another loop to share it,
                 // and claim again. After a partial (or empty) one, the queue held no more
@@ -153,6 +228,7 @@ impl Engine {
                 }
                 Ok(_) => {
                     let idle = self.idle_wait().await;
+                    next_due = tokio::time::Instant::now() + idle;
                     tokio::select! {
                         _ = stop.changed() => {}
                         () = wait(notify, idle) => {}
@@ -259,6 +335,122 @@ impl Engine {
             .await
     }
 
+    /// Steps the run a lone notification names, in one statement with no claim (see
+    /// `store/direct.rs`), if this engine can: the notification carries a new run's first
+    /// event, or one input for a run whose orchestrator this engine holds at its head. Returns
+    /// whether the step was written. When it was not, nothing was, the orchestrator it stepped
+    /// is dropped (the batch path rebuilds it from history), and the batch path takes the run.
+    async fn step_hinted(&self, conn: &mut LoopConnection, hint: RunHint) -> bool {
+        let run_id = hint.run_id();
+        let Some(mut direct) = self.step_from_hint(hint) else {
+            tracing::debug!(run_id = %run_id, "a hint this engine cannot use");
+            return false;
+        };
+        let closing = match runs_closing(&direct.cached.execution) {
+            Closing::Open => None,
+            Closing::Closed { status } => Some(status),
+            Closing::ContinuedAsNew { .. } => return false,
+        };
+        // A child's close tells its parent, in a statement of its own.
+        if !writes_directly(&direct.events) || (closing.is_some() && direct.cached.parent.is_some())
+        {
+            tracing::debug!(run_id = %run_id, "a step with statements of its own; the batch path takes the run");
+            return false;
+        }
+        let step = DirectStep {
+            run_id,
+            head_seq: direct.head_seq,
+            head_hash: direct.cached.head_hash,
+            inbox_ids: &direct.inbox_ids,
+            events: &direct.events,
+            closing,
+        };
+        match conn
+            .run(async |conn| self.store.step_direct(conn, step).await)
+            .await
+        {
+            Ok(Some(head_hash)) => {
+                if closing.is_none() {
+                    direct.cached.head_hash = head_hash;
+                    self.put_cached(run_id, direct.cached);
+                }
+                true
+            }
+            Ok(None) => {
+                tracing::debug!(run_id = %run_id, "the run moved since the hint; the batch path takes it");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(run_id = %run_id, error = %e, "a direct step failed; the batch path takes the run");
+                false
+            }
+        }
+    }
+
+    /// The step a hint asks for, taken on the orchestrator it concerns: a new one started live
+    /// from the hint's first event, or this engine's cached one. `None` when the hint cannot be
+    /// used here (a run held elsewhere or already here, a type this process does not run, bytes
+    /// that do not decode, a step that fails: the batch path deals with each properly).
+    fn step_from_hint(&self, hint: RunHint) -> Option<HintedStep> {
+        let limits = self.store.limits();
+        match hint {
+            RunHint::Started { run_id, event } => {
+                let started = Event::decode(&event, limits).ok()?;
+                let EventKind::WorkflowStarted(s) = &started.kind else {
+                    return None;
+                };
+                let known = self
+                    .known_types
+                    .iter()
+                    .any(|t| t == s.workflow_type.as_str());
+                if started.seq != Seq::new(1)
+                    || s.run_id != run_id
+                    || !known
+                    || self.is_cached(run_id)
+                {
+                    return None;
+                }
+                let parent = s.parent.clone();
+                let head_hash = ChainHash::GENESIS.next(&event);
+                let (execution, step) = Execution::start(&self.registry, started).ok()?;
+                Some(HintedStep {
+                    cached: Cached {
+                        execution,
+                        parent,
+                        head_hash,
+                    },
+                    head_seq: Seq::new(1),
+                    inbox_ids: Vec::new(),
+                    events: step.events.into_iter().skip(1).collect(),
+                })
+            }
+            RunHint::Input {
+                run_id,
+                inbox_id,
+                at,
+                input,
+            } => {
+                let input = EventKind::decode(&input, limits).ok()?;
+                let mut cached = self.take_cached(run_id)?;
+                let head_seq = cached.execution.last_seq();
+                let step = cached.execution.step([(at, input)]).ok()?;
+                Some(HintedStep {
+                    cached,
+                    head_seq,
+                    inbox_ids: vec![inbox_id],
+                    events: step.events,
+                })
+            }
+        }
+    }
+
+    fn is_cached(&self, run_id: RunId) -> bool {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&run_id)
+    }
+
     fn take_cached(&self, run_id: RunId) -> Option<Cached> {
         self.cache
             .lock()
@@ -320,10 +512,15 @@ impl Engine {
             .collect();
         let count = batch.runs.len();
         let ids: Vec<RunId> = batch.runs.iter().map(|r| r.run_id).collect();
-        batch.commit(&outputs, &parks).await?;
+        let heads = batch.commit(&outputs, &parks).await?;
+        self.counters
+            .batched_steps
+            .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
         drop(outputs);
-        for (i, cached, _, _) in stepped {
-            if cached.execution.status() == &RunStatus::Running {
+        for (i, mut cached, _, _) in stepped {
+            let head = heads.iter().find(|(run, _)| *run == i);
+            if let (RunStatus::Running, Some((_, hash))) = (cached.execution.status(), head) {
+                cached.head_hash = *hash;
                 self.put_cached(ids[i], cached);
             }
         }
@@ -413,10 +610,24 @@ impl Engine {
                 .ok_or_else(|| Error::Conflict("empty history".into()))?;
             let (execution, step) = Execution::start(&self.registry, started)?;
             let decisions = step.events.into_iter().skip(1).collect();
-            return Ok((Cached { execution, parent }, decisions));
+            return Ok((
+                Cached {
+                    execution,
+                    parent,
+                    head_hash: run.head_hash,
+                },
+                decisions,
+            ));
         }
         let execution = Execution::replay(&self.registry, &history)?;
-        Ok((Cached { execution, parent }, Vec::new()))
+        Ok((
+            Cached {
+                execution,
+                parent,
+                head_hash: run.head_hash,
+            },
+            Vec::new(),
+        ))
     }
 
     /// A run whose code cannot go on is parked with the reason, so that it waits for fixed

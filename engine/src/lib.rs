@@ -24,7 +24,7 @@ pub use client::{Client, Description, Page, StartOptions, WorkflowHandle};
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
 pub use error::{Error, Result};
-pub use host::{Engine, EngineOptions, executable_build};
+pub use host::{Engine, EngineOptions, EngineStats, executable_build};
 pub use reprise_history as history;
 pub use store::{
     IdReusePolicy, PatchUsage, PendingActivity, RunCursor, RunFilter, RunSummary, Store,

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use crate::store::Store;
 
 /// What a listener heard.
-enum Heard<'a> {
+enum Hearing<'a> {
     /// A notification, with its payload.
     Notification(&'a str),
     /// The listening connection was (re)opened: anything may have happened while it was not
@@ -22,7 +22,11 @@ enum Heard<'a> {
 /// Listens on `channel` for as long as the pool is open, passing what it hears to `on`. If
 /// the listening connection fails, it reconnects with backoff; waiters still wake on their
 /// own timeouts meanwhile.
-fn spawn_listening(store: &Store, channel: &'static str, on: impl Fn(Heard<'_>) + Send + 'static) {
+fn spawn_listening(
+    store: &Store,
+    channel: &'static str,
+    on: impl Fn(Hearing<'_>) + Send + 'static,
+) {
     let pool = store.pool().clone();
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
@@ -31,9 +35,9 @@ fn spawn_listening(store: &Store, channel: &'static str, on: impl Fn(Heard<'_>) 
                 Ok(mut listener) => {
                     if listener.listen(channel).await.is_ok() {
                         backoff = Duration::from_millis(100);
-                        on(Heard::Listening);
+                        on(Hearing::Listening);
                         while let Ok(notification) = listener.recv().await {
-                            on(Heard::Notification(notification.payload()));
+                            on(Hearing::Notification(notification.payload()));
                         }
                     }
                 }
@@ -56,10 +60,62 @@ pub(crate) fn spawn_listener(store: &Store, channel: &'static str) -> Arc<Notify
     let notify = Arc::new(Notify::new());
     let wake = notify.clone();
     spawn_listening(store, channel, move |heard| match heard {
-        Heard::Listening => wake.notify_waiters(),
-        Heard::Notification(_) => wake.notify_one(),
+        Hearing::Listening => wake.notify_waiters(),
+        Hearing::Notification(_) => wake.notify_one(),
     });
     notify
+}
+
+/// What a channel's notifications said since a waiter last looked: how many came, and the
+/// payload of the first. Loops that share work wake one per notification, as with
+/// [`spawn_listener`]; the woken loop reads what was heard, so that a lone notification's
+/// payload can tell it which run to step.
+#[derive(Default)]
+pub(crate) struct Heard {
+    notify: Notify,
+    pending: Mutex<(usize, Option<String>)>,
+}
+
+impl Heard {
+    /// Listens on `channel`. A (re)opened listening connection counts as a notification with
+    /// no payload, and wakes every waiter.
+    pub(crate) fn spawn(store: &Store, channel: &'static str) -> Arc<Heard> {
+        let heard = Arc::new(Heard::default());
+        let hearing = heard.clone();
+        spawn_listening(store, channel, move |heard| match heard {
+            Hearing::Listening => hearing.hear(None, true),
+            Hearing::Notification(payload) => hearing.hear(Some(payload), false),
+        });
+        heard
+    }
+
+    fn hear(&self, payload: Option<&str>, everyone: bool) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.0 += 1;
+            if pending.0 == 1 {
+                pending.1 = payload.filter(|p| !p.is_empty()).map(str::to_string);
+            }
+        }
+        if everyone {
+            self.notify.notify_waiters();
+        } else {
+            self.notify.notify_one();
+        }
+    }
+
+    /// What to wait on.
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.notify
+    }
+
+    /// The payload of the one notification heard since the last look, if exactly one came and
+    /// it had a payload; forgets everything heard.
+    pub(crate) fn take_lone_payload(&self) -> Option<String> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let (count, payload) = std::mem::take(&mut *pending);
+        if count == 1 { payload } else { None }
+    }
 }
 
 /// Waits for a notification, at most `timeout`.
@@ -82,8 +138,8 @@ impl RunWaiters {
         let waiters = Arc::new(RunWaiters::default());
         let hearing = waiters.clone();
         spawn_listening(store, channel, move |heard| match heard {
-            Heard::Listening => hearing.wake_all(),
-            Heard::Notification(payload) => match payload.parse::<uuid::Uuid>() {
+            Hearing::Listening => hearing.wake_all(),
+            Hearing::Notification(payload) => match payload.parse::<uuid::Uuid>() {
                 Ok(run) => hearing.wake(RunId::from_uuid(run)),
                 Err(_) => tracing::warn!(payload, channel, "a notification names no run"),
             },
@@ -170,6 +226,21 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_payload_is_read_only_when_its_notification_came_alone() {
+        let heard = Heard::default();
+        heard.hear(Some("input x"), false);
+        assert_eq!(heard.take_lone_payload().as_deref(), Some("input x"));
+        assert_eq!(heard.take_lone_payload(), None, "taking forgets");
+        heard.hear(Some("input x"), false);
+        heard.hear(Some("input y"), false);
+        assert_eq!(heard.take_lone_payload(), None, "two need a batch");
+        heard.hear(Some(""), false);
+        assert_eq!(heard.take_lone_payload(), None, "a plain wake-up");
+        heard.hear(None, true);
+        assert_eq!(heard.take_lone_payload(), None, "a reconnection");
     }
 
     #[test]

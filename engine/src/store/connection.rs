@@ -46,7 +46,7 @@ pub const LOOP_SESSION_SETTINGS: [(&str, &str); 5] = [
 ];
 
 /// The statements the loops run on every step's path, by name: what their plans must get right.
-pub fn hot_statements() -> [(&'static str, &'static str); 7] {
+pub fn hot_statements() -> [(&'static str, &'static str); 8] {
     [
         ("claim ready runs", super::step::CLAIM_READY_SQL),
         ("claim given runs", super::step::CLAIM_ONLY_SQL),
@@ -56,6 +56,7 @@ pub fn hot_statements() -> [(&'static str, &'static str); 7] {
             "write steps and release runs",
             super::step::WRITE_AND_RELEASE_SQL,
         ),
+        ("step one run directly", super::direct::DIRECT_STEP_SQL),
         ("record outcomes", super::tasks::FINISH_TASKS_SQL),
         ("claim tasks", super::tasks::CLAIM_TASKS_SQL),
     ]

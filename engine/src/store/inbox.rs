@@ -73,8 +73,7 @@ pub(crate) async fn mark_ready(
          SELECT run_id, ",
         now!(),
         " + $3::bigint * interval '1 microsecond' FROM run
-         ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
-          WHERE ready_runs.ready_at > EXCLUDED.ready_at"
+         ON CONFLICT (run_id) DO UPDATE SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at)"
     ))
     .bind(offset)
     .bind(run_id.as_uuid())

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::deliver;
-use crate::store::{RUNS_CHANNEL, Store, now, to_datetime, to_timestamp};
+use crate::store::{RUNS_CHANNEL, Store, now, started_hint, to_datetime, to_timestamp};
 
 /// A run to start.
 #[derive(Clone, Debug)]
@@ -464,7 +464,7 @@ impl Store {
         for &i in &order {
             rows.push(&news[i].started(), at, self.limits())?;
         }
-        let inserted: Vec<uuid::Uuid> = sqlx::query_scalar(
+        let inserted: Vec<uuid::Uuid> = sqlx::query_scalar(concat!(
             "WITH new AS (
                  SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
                      WITH ORDINALITY AS n(run_id, workflow_id, workflow_type, task_queue, hash, event, position)),
@@ -479,8 +479,12 @@ impl Store {
                    FROM new n WHERE n.run_id IN (SELECT run_id FROM run)),
              ready AS (INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, $8 FROM run)
              SELECT r.run_id FROM run r
-              CROSS JOIN (SELECT count(pg_notify($9, '')) FROM (SELECT 1 FROM run LIMIT 1) x) n"
-        )
+              CROSS JOIN (
+                  SELECT count(pg_notify($9, CASE WHEN (SELECT count(*) FROM run) = 1 THEN ",
+            started_hint!(),
+            " ELSE '' END))
+                    FROM (SELECT * FROM new n WHERE n.run_id IN (SELECT run_id FROM run) LIMIT 1) n) n"
+        ))
         .bind(self.offset())
         .bind(&rows.run_ids)
         .bind(&rows.workflow_ids)

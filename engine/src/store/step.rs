@@ -38,7 +38,7 @@ pub(crate) struct BatchRun {
     pub(crate) workflow_id: WorkflowId,
     pub(crate) workflow_type: String,
     pub(crate) head_seq: Seq,
-    head_hash: ChainHash,
+    pub(crate) head_hash: ChainHash,
     /// 0 until the first step has applied `WorkflowStarted`.
     pub(crate) applied_seq: Seq,
     /// For a child: what happens to it when its parent closes (kept by its next runs).
@@ -120,6 +120,8 @@ macro_rules! insert_tasks {
         )
     };
 }
+
+pub(super) use {insert_tasks, new_tasks_columns};
 
 /// The start of a `WITH` list that writes what every step of a batch has in common: appends
 /// the events (`$2` to `$7`, see [`HistoryRows::bind_to`]), creates the tasks of the
@@ -425,13 +427,16 @@ impl StepBatch<'_> {
     /// the events written first: cancelling an activity needs its task to exist, and a
     /// continue-as-new hands the next run only the inputs its run did not apply. A batch with
     /// either writes its events, tasks and applied inputs in a statement before them.
+    ///
+    /// Returns each stepped run's new head hash, by its index in [`StepBatch::runs`].
     pub(crate) async fn commit(
         mut self,
         steps: &[StepOutput<'_>],
         parks: &[Park<'_>],
-    ) -> Result<()> {
+    ) -> Result<Vec<(usize, ChainHash)>> {
         let mut notes = Notifications::default();
         let mut writes = self.step_writes(steps, &mut notes)?;
+        let heads = writes.heads.iter().map(|h| (h.run, h.hash)).collect();
         if steps.iter().any(StepOutput::writes_first) {
             self.write_steps(std::mem::take(&mut writes.rows)).await?;
         }
@@ -460,7 +465,8 @@ impl StepBatch<'_> {
             self.park(park).await?;
         }
         self.write_and_release(writes, notes).await?;
-        self.tx.commit().await.map_err(Error::from_db)
+        self.tx.commit().await.map_err(Error::from_db)?;
+        Ok(heads)
     }
 
     fn writer(&mut self, run: usize) -> RunWriter<'_> {
@@ -645,16 +651,16 @@ impl StepOutput<'_> {
 
 /// The notifications a batch sends when it commits, each once.
 #[derive(Default)]
-struct Notifications {
+pub(super) struct Notifications {
     sent: Vec<(&'static str, String)>,
 }
 
 impl Notifications {
-    fn task_queue(&mut self, queue: &str) {
+    pub(super) fn task_queue(&mut self, queue: &str) {
         self.push(TASKS_CHANNEL, queue.to_string());
     }
 
-    fn closed(&mut self, run: RunId) {
+    pub(super) fn closed(&mut self, run: RunId) {
         self.push(CLOSED_CHANNEL, run.to_string());
     }
 
@@ -669,7 +675,7 @@ impl Notifications {
     }
 
     /// Binds them as two arrays: channels and payloads.
-    fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
+    pub(super) fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
         let (channels, payloads): (Vec<&str>, Vec<String>) = self.sent.into_iter().unzip();
         query.bind(channels).bind(payloads)
     }
@@ -1021,7 +1027,7 @@ impl TaskRows {
 
     /// Binds the tasks as nine arrays, in the order `new_tasks` reads them (see
     /// [`insert_tasks!`]).
-    fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
+    pub(super) fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
         query
             .bind(self.runs)
             .bind(self.seqs)

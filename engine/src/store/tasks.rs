@@ -10,7 +10,7 @@ use sqlx::Row;
 use crate::error::{Error, Result};
 use crate::store::inbox::activity_key;
 use crate::store::runs::PgQuery;
-use crate::store::{Store, micros, now};
+use crate::store::{Store, input_hint, micros, now};
 
 /// An activity attempt this worker holds the lease of.
 #[derive(Clone, Debug)]
@@ -107,16 +107,18 @@ pub(crate) const FINISH_TASKS_SQL: &str = concat!(
          SELECT k.run_id, ", now!(), ", k.kind, k.event, k.dedupe_key
            FROM k JOIN held h ON h.run_id = k.run_id AND h.scheduled_seq = k.seq
           WHERE NOT h.retry
-         ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id),
+         ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id, id, visible_at, event),
      queued AS (
          INSERT INTO reprise.ready_runs (run_id, ready_at)
          SELECT l.run_id, ", now!(), " FROM locked l
           WHERE l.wakes AND l.run_id IN (SELECT run_id FROM delivered)
-         ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
-          WHERE ready_runs.ready_at > EXCLUDED.ready_at),
-     woken AS (SELECT pg_notify($11, '') FROM (SELECT 1 FROM delivered LIMIT 1) d)
-     SELECT h.run_id, h.scheduled_seq, h.retry, w.notified FROM held h
-      CROSS JOIN (SELECT count(*) AS notified FROM woken) w"
+         ON CONFLICT (run_id) DO UPDATE SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at)),
+     woken AS (
+         SELECT pg_notify($11, CASE WHEN (SELECT count(*) FROM delivered) = 1 THEN ", input_hint!(), " ELSE '' END)
+           FROM (SELECT * FROM delivered LIMIT 1) d)
+     SELECT h.run_id, h.scheduled_seq, h.retry, w.notified, a.async FROM held h
+      CROSS JOIN (SELECT count(*) AS notified FROM woken) w
+      CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true) AS async) a"
 );
 
 fn seq_param(seq: Seq) -> i64 {
@@ -210,6 +212,13 @@ impl Store {
     /// planner keeps apart (`OFFSET 0`), and the lease is checked on the row it locked: a
     /// condition on the lease inside would let the planner read a partial index on leases
     /// instead (see `store/connection.rs`).
+    ///
+    /// The statement commits without waiting for its WAL flush, as a claim does: an outcome
+    /// lost in a crash leaves its attempt leased, so it runs again once the lease expires,
+    /// which at-least-once activities allow. Nothing durable can depend on a lost outcome:
+    /// the step that applies it commits after it and waits for its own flush, which covers
+    /// everything written before. A lone delivered outcome's notification carries it (see
+    /// `store/direct.rs`), so that the engine can step its run at once.
     pub(crate) async fn finish_tasks(
         &self,
         conn: &mut sqlx::PgConnection,
@@ -283,8 +292,8 @@ impl Store {
                       SELECT r.run_id, ", now!(), " FROM reprise.runs r
                        WHERE r.run_id IN (SELECT run_id FROM delivered)
                          AND r.status = 'running' AND r.parked_reason IS NULL
-                      ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at
-                       WHERE ready_runs.ready_at > EXCLUDED.ready_at)
+                      ON CONFLICT (run_id) DO UPDATE
+                         SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at))
              SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM delivered)"
         ))
         .bind(self.offset())

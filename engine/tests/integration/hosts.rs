@@ -31,15 +31,17 @@ pub(crate) fn run_engine(
     registry: Registry,
     options: EngineOptions,
     running: &mut Running,
-) {
+) -> Engine {
     let (stop, stopped) = oneshot::channel::<()>();
     let engine = Engine::new(store.clone(), registry, options);
+    let runs = engine.clone();
     tokio::spawn(async move {
-        if let Err(e) = engine.run(async { stopped.await.unwrap_or(()) }).await {
+        if let Err(e) = runs.run(async { stopped.await.unwrap_or(()) }).await {
             eprintln!("engine stopped: {e}");
         }
     });
     running.stops.push(stop);
+    engine
 }
 
 pub(crate) fn run_worker(
