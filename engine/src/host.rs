@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -97,6 +97,28 @@ struct Counters {
     batched_steps: AtomicU64,
     direct_steps: AtomicU64,
     direct_refused: AtomicU64,
+    /// Loops stepping at this moment (see [`Working`]).
+    working: AtomicUsize,
+}
+
+/// A loop at work, counted in [`Counters::working`] until dropped.
+struct Working<'a> {
+    working: &'a AtomicUsize,
+    /// How many other loops were at work when this one began.
+    others: usize,
+}
+
+impl<'a> Working<'a> {
+    fn begin(working: &'a AtomicUsize) -> Working<'a> {
+        let others = working.fetch_add(1, Ordering::SeqCst);
+        Working { working, others }
+    }
+}
+
+impl Drop for Working<'_> {
+    fn drop(&mut self) {
+        self.working.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A step taken on a hint's word, not yet written.
@@ -192,11 +214,14 @@ impl Engine {
         let mut conn = LoopConnection::new(&self.store);
         let mut next_due = tokio::time::Instant::now();
         while !*stop.borrow() {
-            // A lone notification that names its run's work is stepped directly; anything else
-            // (or a direct step that did not hold) is the batch path's.
+            // A lone notification that names its run's work is stepped directly, by a loop
+            // that is the only one at work: an engine with work coming faster than one
+            // statement at a time is better off with batches, which share statements and
+            // commits. Anything else (or a direct step that did not hold) is the batch path's.
+            let working = Working::begin(&self.counters.working);
             let hint = heard.take_lone_payload().and_then(|p| RunHint::parse(&p));
             let direct = match hint {
-                Some(hint) => {
+                Some(hint) if working.others == 0 => {
                     let direct = self.step_hinted(&mut conn, hint).await;
                     let counter = if direct {
                         &self.counters.direct_steps
@@ -206,9 +231,10 @@ impl Engine {
                     counter.fetch_add(1, Ordering::Relaxed);
                     direct
                 }
-                None => false,
+                Some(_) | None => false,
             };
             if direct {
+                drop(working);
                 // A direct step queues nothing (no timer, nothing left in the inbox), so the
                 // next due time this loop waits for is the one it knew before.
                 let idle = next_due.saturating_duration_since(tokio::time::Instant::now());
@@ -218,7 +244,9 @@ impl Engine {
                 }
                 continue;
             }
-            match conn.run(async |conn| self.run_once_on(conn).await).await {
+            let stepped = conn.run(async |conn| self.run_once_on(conn).await).await;
+            drop(working);
+            match stepped {
                 // A full batch means more work is likely waiting: wake another loop to share it,
                 // and claim again. After a partial (or empty) one, the queue held no more
                 // claimable work: what arrives later comes with a notification, or is a timer

@@ -123,13 +123,24 @@ pub(crate) async fn wait(notify: &Notify, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, notify.notified()).await;
 }
 
-/// Waiters for notifications about particular runs, whose payload is the run's id: a
-/// notification wakes the waiters of its run alone (a client awaiting a thousand results
-/// reads one run's state when that run closes, not a thousand), and every waiter wakes when
-/// the listening connection was lost and is back.
+/// Waiters for notifications about particular runs, whose payload is the run's id, then
+/// optionally a space and the hex of its closing event: a notification wakes the waiters of
+/// its run alone (a client awaiting a thousand results reads one run's state when that run
+/// closes, not a thousand), and every waiter wakes when the listening connection was lost and
+/// is back. A closing event that came with the notification is kept for the run's waiters, so
+/// that they need not read it.
 #[derive(Default)]
 pub(crate) struct RunWaiters {
-    waiting: Mutex<HashMap<RunId, (Arc<Notify>, usize)>>,
+    waiting: Mutex<HashMap<RunId, Waiting>>,
+}
+
+/// The waiters of one run.
+#[derive(Default)]
+struct Waiting {
+    notify: Arc<Notify>,
+    watches: usize,
+    /// The run's closing event as stored, if a notification carried it.
+    closing: Option<Arc<Vec<u8>>>,
 }
 
 impl RunWaiters {
@@ -139,10 +150,16 @@ impl RunWaiters {
         let hearing = waiters.clone();
         spawn_listening(store, channel, move |heard| match heard {
             Hearing::Listening => hearing.wake_all(),
-            Hearing::Notification(payload) => match payload.parse::<uuid::Uuid>() {
-                Ok(run) => hearing.wake(RunId::from_uuid(run)),
-                Err(_) => tracing::warn!(payload, channel, "a notification names no run"),
-            },
+            Hearing::Notification(payload) => {
+                let (run, closing) = match payload.split_once(' ') {
+                    Some((run, event)) => (run, hex::decode(event).ok()),
+                    None => (payload, None),
+                };
+                match run.parse::<uuid::Uuid>() {
+                    Ok(run) => hearing.wake(RunId::from_uuid(run), closing),
+                    Err(_) => tracing::warn!(payload, channel, "a notification names no run"),
+                }
+            }
         });
         waiters
     }
@@ -150,28 +167,31 @@ impl RunWaiters {
     /// Starts waiting for notifications about `run`, until the returned watch is dropped.
     pub(crate) fn watch(self: &Arc<Self>, run: RunId) -> RunWatch {
         let mut waiting = self.lock();
-        let entry = waiting.entry(run).or_insert_with(|| (Arc::default(), 0));
-        entry.1 += 1;
+        let entry = waiting.entry(run).or_default();
+        entry.watches += 1;
         RunWatch {
             waiters: self.clone(),
             run,
-            notify: entry.0.clone(),
+            notify: entry.notify.clone(),
         }
     }
 
-    fn wake(&self, run: RunId) {
-        if let Some((notify, _)) = self.lock().get(&run) {
-            notify.notify_waiters();
+    fn wake(&self, run: RunId, closing: Option<Vec<u8>>) {
+        if let Some(waiting) = self.lock().get_mut(&run) {
+            if let Some(closing) = closing {
+                waiting.closing = Some(Arc::new(closing));
+            }
+            waiting.notify.notify_waiters();
         }
     }
 
     fn wake_all(&self) {
-        for (notify, _) in self.lock().values() {
-            notify.notify_waiters();
+        for waiting in self.lock().values() {
+            waiting.notify.notify_waiters();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, (Arc<Notify>, usize)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Waiting>> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -189,14 +209,22 @@ impl RunWatch {
     pub(crate) fn notify(&self) -> &Notify {
         &self.notify
     }
+
+    /// The run's closing event as stored, if a notification since this watch began carried it.
+    pub(crate) fn closing(&self) -> Option<Arc<Vec<u8>>> {
+        self.waiters
+            .lock()
+            .get(&self.run)
+            .and_then(|w| w.closing.clone())
+    }
 }
 
 impl Drop for RunWatch {
     fn drop(&mut self) {
         let mut waiting = self.waiters.lock();
         if let Some(entry) = waiting.get_mut(&self.run) {
-            entry.1 -= 1;
-            if entry.1 == 0 {
+            entry.watches -= 1;
+            if entry.watches == 0 {
                 waiting.remove(&self.run);
             }
         }
@@ -215,7 +243,7 @@ mod tests {
         let watch_b = waiters.watch(b);
         let woken_a = watch_a.notify().notified();
         let woken_b = watch_b.notify().notified();
-        waiters.wake(a);
+        waiters.wake(a, Some(vec![1]));
         assert!(
             tokio::time::timeout(Duration::from_millis(50), woken_a)
                 .await
@@ -226,6 +254,8 @@ mod tests {
                 .await
                 .is_err()
         );
+        assert_eq!(watch_a.closing().as_deref(), Some(&vec![1]));
+        assert_eq!(watch_b.closing(), None);
     }
 
     #[test]

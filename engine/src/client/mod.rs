@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use reprise_history::{
-    EventKind, Payload, RecordedHistory, RunId, SignalName, SignalReceived, TaskQueue, WorkflowId,
-    WorkflowType,
+    Event, EventKind, Payload, RecordedHistory, RunId, SignalName, SignalReceived, TaskQueue,
+    WorkflowId, WorkflowType,
 };
 use reprise_sdk::{SignalDef, WorkflowDef};
 use serde::Serialize;
@@ -88,6 +88,18 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             match end {
                 RunEnd::Running => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+                    // The closing notification usually carries the closing event: then there
+                    // is nothing to read.
+                    let carried = watch.closing().and_then(|bytes| {
+                        Event::decode(&bytes, store.limits())
+                            .ok()
+                            .filter(|e| e.kind.is_closing())
+                    });
+                    match carried.map(|e| e.kind) {
+                        Some(EventKind::WorkflowContinuedAsNew(next)) => run_id = next.new_run_id,
+                        Some(closing) => return outcome(&self.workflow_id, &closing),
+                        None => {}
+                    }
                 }
                 RunEnd::ContinuedAs(next) => run_id = next,
                 RunEnd::Closed(event) => return outcome(&self.workflow_id, &event.kind),

@@ -208,7 +208,8 @@ impl Store {
                 }
             }
         } else {
-            notes.closed(step.run_id);
+            let closing = step.events.last().filter(|e| e.kind.is_closing());
+            notes.closed(step.run_id, closing, limits);
         }
         let mut inbox_ids = step.inbox_ids.to_vec();
         inbox_ids.sort_unstable();

@@ -458,7 +458,8 @@ impl StepBatch<'_> {
                 .await?
             {
                 writes.close(step.run, status);
-                notes.closed(self.runs[step.run].run_id);
+                let closing = step.events.last().filter(|e| e.kind.is_closing());
+                notes.closed(self.runs[step.run].run_id, closing, &self.limits);
             }
         }
         for park in parks {
@@ -660,8 +661,15 @@ impl Notifications {
         self.push(TASKS_CHANNEL, queue.to_string());
     }
 
-    pub(super) fn closed(&mut self, run: RunId) {
-        self.push(CLOSED_CHANNEL, run.to_string());
+    /// A run closed; the payload carries its closing event (as stored) when it is at most
+    /// 3,000 bytes, so that a client awaiting the result need not read it.
+    pub(super) fn closed(&mut self, run: RunId, closing: Option<&Event>, limits: &Limits) {
+        let bytes = closing.and_then(|e| e.encode(limits).ok());
+        let payload = match bytes {
+            Some(bytes) if bytes.len() <= 3_000 => format!("{run} {}", hex::encode(bytes)),
+            _ => run.to_string(),
+        };
+        self.push(CLOSED_CHANNEL, payload);
     }
 
     fn push(&mut self, channel: &'static str, payload: String) {
