@@ -124,6 +124,22 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("finished within 20 s")
 }
 
+/// A completed hello run's history, exported (so verified), with the events it must have.
+async fn hello_history(client: &Client, run_id: reprise_history::RunId) -> RecordedHistory {
+    let history = client.export(run_id).await.unwrap();
+    let kinds: Vec<_> = history.events().iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "WorkflowStarted",
+            "ActivityScheduled",
+            "ActivityCompleted",
+            "WorkflowCompleted"
+        ]
+    );
+    history
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_workflow_calls_an_activity_end_to_end() {
     let db = TestDb::migrated().await;
@@ -136,17 +152,7 @@ async fn a_workflow_calls_an_activity_end_to_end() {
         .unwrap();
     assert_eq!(within(handle.result()).await.unwrap(), "hello, Ada");
 
-    let history = client.export(handle.run_id()).await.unwrap();
-    let kinds: Vec<_> = history.events().iter().map(|e| e.kind.name()).collect();
-    assert_eq!(
-        kinds,
-        [
-            "WorkflowStarted",
-            "ActivityScheduled",
-            "ActivityCompleted",
-            "WorkflowCompleted"
-        ]
-    );
+    let history = hello_history(&client, handle.run_id()).await;
     // The exported file reads back, chain and all, and replays against the code.
     let back = RecordedHistory::from_bytes(&history.to_bytes().unwrap(), &Limits::DEFAULT).unwrap();
     let replayed = Execution::replay(&registry().build().unwrap(), back.events()).unwrap();
@@ -188,17 +194,7 @@ async fn lone_starts_and_outcomes_are_stepped_directly_with_the_same_history() {
             within(handle.result()).await.unwrap(),
             format!("hello, {name}")
         );
-        let history = client.export(handle.run_id()).await.unwrap();
-        let kinds: Vec<_> = history.events().iter().map(|e| e.kind.name()).collect();
-        assert_eq!(
-            kinds,
-            [
-                "WorkflowStarted",
-                "ActivityScheduled",
-                "ActivityCompleted",
-                "WorkflowCompleted"
-            ]
-        );
+        let history = hello_history(&client, handle.run_id()).await;
         let replayed = Execution::replay(&registry().build().unwrap(), history.events()).unwrap();
         assert!(matches!(
             replayed.status(),
