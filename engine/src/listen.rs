@@ -36,7 +36,10 @@ fn spawn_listening(
                     if listener.listen(channel).await.is_ok() {
                         backoff = Duration::from_millis(100);
                         on(Hearing::Listening);
-                        while let Ok(notification) = listener.recv().await {
+                        // `try_recv`, not `recv`: the latter reconnects by itself and loses
+                        // what was sent meanwhile without a word; this says the connection
+                        // was lost (`None`), and the next connection counts as `Listening`.
+                        while let Ok(Some(notification)) = listener.try_recv().await {
                             on(Hearing::Notification(notification.payload()));
                         }
                     }

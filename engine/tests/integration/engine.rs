@@ -201,11 +201,20 @@ async fn lone_starts_and_outcomes_are_stepped_directly_with_the_same_history() {
             reprise_sdk::RunStatus::Completed(_)
         ));
     }
-    let stats = engine.stats();
-    // Ten steps in all; the first start may beat the engine's listener (then its poll finds
-    // it), but the later ones come while the engine waits, one notification at a time.
+    // Ten steps in all (the engine counts the last one just after the client hears of it);
+    // the first start may beat the engine's listener (then its poll finds it), but the later
+    // ones come while the engine waits, one notification at a time.
+    let stats = within(async {
+        loop {
+            let stats = engine.stats();
+            if stats.direct_steps + stats.batched_steps >= 10 {
+                break stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
     assert!(stats.direct_steps >= 1, "{stats:?}");
-    assert!(stats.direct_steps + stats.batched_steps >= 10, "{stats:?}");
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM reprise.ready_runs")
         .fetch_one(&db.pool)
         .await
@@ -290,7 +299,9 @@ async fn a_result_whose_closing_event_was_altered_is_refused() {
         .await
         .unwrap();
     drop(conn);
-    let error = within(handle.result()).await.unwrap_err();
+    // A handle made now reads the result (one that heard the close has the committed event).
+    let reader = client.handle(HELLO, "hello-altered").await.unwrap();
+    let error = within(reader.result()).await.unwrap_err();
     assert!(
         matches!(
             error,
