@@ -24,7 +24,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::runs::{HistoryRows, seq_param};
-use crate::store::step::{Notifications, TaskRows, insert_tasks, new_tasks_columns};
+use crate::store::step::{Notifications, TaskRows, write_ctes};
 use crate::store::{Store, now};
 
 /// The payload announcing that one input reached an open run's inbox, as an SQL expression
@@ -101,7 +101,8 @@ impl RunHint {
 /// Writes one run's step if, and only if, the run is as the step assumed (see the module's
 /// documentation): `$18` the run, `$19`/`$20` the head it was stepped from, `$17` the inbox
 /// rows it applied (sorted), `$21`/`$22` its new head, `$23` the status it closes with (or
-/// NULL), `$24`/`$25` the notifications; the events and tasks as in a batch (`$2` to `$16`).
+/// NULL), `$24`/`$25` the notifications; the events and tasks as in a batch (`$2` to `$16`,
+/// see `write_ctes!`).
 /// Every write reads `fence` first, so none happens unless the fence holds; the fence takes
 /// the run's row lock, skipping a run another transaction holds.
 pub(crate) const DIRECT_STEP_SQL: &str = concat!(
@@ -117,21 +118,9 @@ pub(crate) const DIRECT_STEP_SQL: &str = concat!(
                  SELECT 1 FROM (SELECT status FROM reprise.runs WHERE parent_run_id = $18 OFFSET 0) c
                   WHERE c.status = 'running'))
             FOR NO KEY UPDATE SKIP LOCKED),
-     appended AS (
-         INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-         SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::bytea[], $7::bytea[])
-          WHERE EXISTS (SELECT 1 FROM fence)),
-     new_tasks AS (
-         SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
-                              $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[]) AS ",
-    new_tasks_columns!(),
-    " WHERE EXISTS (SELECT 1 FROM fence)),
-     created AS (",
-    insert_tasks!(),
-    "),
-     applied AS (
-         DELETE FROM reprise.inbox
-          WHERE id = ANY($17) AND run_id = ANY (ARRAY(SELECT run_id FROM fence))),
+     ",
+    write_ctes!(only if "EXISTS (SELECT 1 FROM fence)"),
+    ",
      released AS (
          UPDATE reprise.runs r
             SET head_seq = $21, head_hash = $22, applied_seq = $21,

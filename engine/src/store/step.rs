@@ -121,30 +121,41 @@ macro_rules! insert_tasks {
     };
 }
 
-pub(super) use {insert_tasks, new_tasks_columns};
-
-/// The start of a `WITH` list that writes what every step of a batch has in common: appends
-/// the events (`$2` to `$7`, see [`HistoryRows::bind_to`]), creates the tasks of the
-/// activities they scheduled (`$8` to `$16`) and deletes the inputs they applied (`$17`);
-/// `$1` is the clock offset.
+/// The `WITH` items that write what every step has in common: append the events (`$2` to
+/// `$7`, see [`HistoryRows::bind_to`]), create the tasks of the activities they scheduled (`$8`
+/// to `$16`) and delete the inputs they applied (`$17`); `$1` is the clock offset. With
+/// `only if`, each of them writes nothing unless the condition holds (a direct step's fence).
 macro_rules! write_ctes {
     () => {
+        write_ctes!(@ "", "")
+    };
+    (only if $condition:literal) => {
+        write_ctes!(@ concat!(" WHERE ", $condition), concat!(" AND ", $condition))
+    };
+    (@ $rows:expr, $inputs:expr) => {
         concat!(
-            "WITH appended AS (
+            "appended AS (
                  INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-                 SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::bytea[], $7::bytea[])),
+                 SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::bytea[], $7::bytea[])",
+            $rows,
+            "),
              new_tasks AS (
                  SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
                                       $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[]) AS ",
-            new_tasks_columns!(),
+            $crate::store::step::new_tasks_columns!(),
+            $rows,
             "),
              created AS (",
-            insert_tasks!(),
+            $crate::store::step::insert_tasks!(),
             "),
-             applied AS (DELETE FROM reprise.inbox WHERE id = ANY($17))"
+             applied AS (DELETE FROM reprise.inbox WHERE id = ANY($17)",
+            $inputs,
+            ")"
         )
     };
 }
+
+pub(super) use {insert_tasks, new_tasks_columns, write_ctes};
 
 /// Locks one queued run for a batch, unless another batch has it or it is parked against this
 /// process (`$2` the known types, `$3` this build).
@@ -221,7 +232,7 @@ pub(crate) const READ_HISTORIES_SQL: &str = "SELECT run_id, seq, event, hash FRO
 
 /// Writes the events, tasks and applied inputs of a batch's steps alone (see
 /// [`StepBatch::commit`]).
-pub(crate) const WRITE_STEPS_SQL: &str = concat!(write_ctes!(), " SELECT 1");
+pub(crate) const WRITE_STEPS_SQL: &str = concat!("WITH ", write_ctes!(), " SELECT 1");
 
 /// Writes a batch's steps and releases its runs (see [`StepBatch::write_and_release`]).
 ///
@@ -235,6 +246,7 @@ pub(crate) const WRITE_STEPS_SQL: &str = concat!(write_ctes!(), " SELECT 1");
 /// (see `store/connection.rs`); `num_nulls(lease_owner) = 1` is `lease_owner IS NULL` in a
 /// form that does not send the planner through the index of every claimable task.
 pub(crate) const WRITE_AND_RELEASE_SQL: &str = concat!(
+    "WITH ",
     write_ctes!(),
     ",
      h AS (SELECT * FROM UNNEST($18::uuid[], $19::bigint[], $20::bigint[], $21::bytea[], $22::text[])
@@ -447,19 +459,14 @@ impl StepBatch<'_> {
             }
         }
         for step in steps {
-            let closing_event = step
-                .events
-                .last()
-                .map(|e| &e.kind)
-                .filter(|k| k.is_closing());
+            let closing_event = step.events.last().filter(|e| e.kind.is_closing());
             if let Some(status) = self
                 .writer(step.run)
-                .before_close(&step.closing, closing_event, step.parent)
+                .before_close(&step.closing, closing_event.map(|e| &e.kind), step.parent)
                 .await?
             {
                 writes.close(step.run, status);
-                let closing = step.events.last().filter(|e| e.kind.is_closing());
-                notes.closed(self.runs[step.run].run_id, closing, &self.limits);
+                notes.closed(self.runs[step.run].run_id, closing_event, &self.limits);
             }
         }
         for park in parks {
