@@ -48,7 +48,7 @@ pub enum Error {
         /// The workflow id.
         workflow_id: String,
         /// How it closed.
-        status: String,
+        status: reprise_history::RunState,
     },
     /// The id-reuse policy forbids starting this workflow id again.
     #[error(
@@ -58,7 +58,7 @@ pub enum Error {
         /// The workflow id.
         workflow_id: String,
         /// How its last run ended.
-        last_status: String,
+        last_status: reprise_history::RunState,
     },
     /// A reset asked for a point that is not the end of a step, or a run that cannot be reset.
     #[error("cannot reset: {0}")]
@@ -69,7 +69,7 @@ pub enum Error {
         /// The workflow id.
         workflow_id: String,
         /// How it ended.
-        status: String,
+        status: reprise_history::RunState,
         /// Its failure, or what else is known.
         detail: String,
     },

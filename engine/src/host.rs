@@ -9,16 +9,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lru::LruCache;
-use reprise_history::{ChainHash, Event, EventKind, ParentRun, RunId, Seq, Timestamp};
-use reprise_sdk::{Execution, Registry, RunStatus};
+use reprise_history::{ChainHash, Event, EventKind, ParentRun, RunId, Seq, Timestamp, WorkflowId};
+use reprise_sdk::{Effects, Execution, Registry, RunIdentity, RunStatus};
 use sqlx::PgConnection;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::listen::{Heard, wait};
 use crate::store::{
-    BatchRun, Claim, Closing, DirectStep, LoopConnection, Park, RUNS_CHANNEL, RunHint, StepBatch,
-    StepOutput, Store, runs_closing, writes_directly,
+    BatchRun, Claim, DirectStep, LoopConnection, Park, RUNS_CHANNEL, RunHint, StepBatch,
+    StepOutput, Store,
 };
 
 /// How an engine process behaves.
@@ -74,6 +74,7 @@ type Loaded = (usize, Cached, Vec<Event>);
 
 struct Cached {
     execution: Execution,
+    workflow_id: WorkflowId,
     parent: Option<ParentRun>,
     /// The chain hash of the run's last event (that of `execution.last_seq()`).
     head_hash: ChainHash,
@@ -374,31 +375,32 @@ impl Engine {
             tracing::debug!(run_id = %run_id, "a hint this engine cannot use");
             return false;
         };
-        let closing = match runs_closing(&direct.cached.execution) {
-            Closing::Open => None,
-            Closing::Closed { status } => Some(status),
-            Closing::ContinuedAsNew { .. } => return false,
+        let identity = RunIdentity {
+            workflow_id: &direct.cached.workflow_id,
+            run_id,
+            parent: direct.cached.parent.as_ref(),
         };
-        // A child's close tells its parent, in a statement of its own.
-        if !writes_directly(&direct.events) || (closing.is_some() && direct.cached.parent.is_some())
-        {
+        let effects = Effects::of_step(identity, &direct.events, &direct.cached.execution);
+        if !effects.are_rows_only() {
             tracing::debug!(run_id = %run_id, "a step with statements of its own; the batch path takes the run");
             return false;
         }
+        let closes = effects.close.is_some();
         let step = DirectStep {
             run_id,
             head_seq: direct.head_seq,
             head_hash: direct.cached.head_hash,
             inbox_ids: &direct.inbox_ids,
             events: &direct.events,
-            closing,
+            effects: &effects,
         };
         match conn
             .run(async |conn| self.store.step_direct(conn, step).await)
             .await
         {
             Ok(Some(head_hash)) => {
-                if closing.is_none() {
+                drop(effects);
+                if !closes {
                     direct.cached.head_hash = head_hash;
                     self.put_cached(run_id, direct.cached);
                 }
@@ -439,11 +441,13 @@ impl Engine {
                     return None;
                 }
                 let parent = s.parent.clone();
+                let workflow_id = s.workflow_id.clone();
                 let head_hash = ChainHash::GENESIS.next(&event);
                 let (execution, step) = Execution::start(&self.registry, started).ok()?;
                 Some(HintedStep {
                     cached: Cached {
                         execution,
+                        workflow_id,
                         parent,
                         head_hash,
                     },
@@ -530,12 +534,18 @@ impl Engine {
         }
         let outputs: Vec<StepOutput<'_>> = stepped
             .iter()
-            .map(|(i, cached, events, applied)| StepOutput {
-                run: *i,
-                events,
-                applied: *applied,
-                closing: runs_closing(&cached.execution),
-                parent: cached.parent.as_ref(),
+            .map(|(i, cached, events, applied)| {
+                let identity = RunIdentity {
+                    workflow_id: &cached.workflow_id,
+                    run_id: batch.runs[*i].run_id,
+                    parent: cached.parent.as_ref(),
+                };
+                StepOutput {
+                    run: *i,
+                    events,
+                    applied: *applied,
+                    effects: Effects::of_step(identity, events, &cached.execution),
+                }
             })
             .collect();
         let count = batch.runs.len();
@@ -622,8 +632,8 @@ impl Engine {
     /// happened starts live; any other replays its whole history strictly.
     fn load(&self, run: &BatchRun, history: Vec<Event>) -> Result<(Cached, Vec<Event>)> {
         let first_step = run.applied_seq.get() == 0;
-        let parent = match history.first().map(|e| &e.kind) {
-            Some(EventKind::WorkflowStarted(s)) => s.parent.clone(),
+        let (workflow_id, parent) = match history.first().map(|e| &e.kind) {
+            Some(EventKind::WorkflowStarted(s)) => (s.workflow_id.clone(), s.parent.clone()),
             _ => {
                 return Err(Error::Corrupt {
                     what: format!("history of run {}", run.run_id),
@@ -641,6 +651,7 @@ impl Engine {
             return Ok((
                 Cached {
                     execution,
+                    workflow_id,
                     parent,
                     head_hash: run.head_hash,
                 },
@@ -651,6 +662,7 @@ impl Engine {
         Ok((
             Cached {
                 execution,
+                workflow_id,
                 parent,
                 head_hash: run.head_hash,
             },

@@ -69,6 +69,16 @@ pub enum Error {
         /// What rule it broke.
         reason: &'static str,
     },
+    /// A stored or given name (a run status, a parent-close policy) that no value has.
+    #[error("unknown {what} {value:?}; expected one of: {expected}")]
+    UnknownValue {
+        /// What kind of name it was meant to be.
+        what: &'static str,
+        /// The name given, shortened when long.
+        value: String,
+        /// The valid names, comma-separated.
+        expected: String,
+    },
     /// The hash chain does not hold from this event on.
     #[error(
         "hash chain broken at seq {seq}: the stored hash does not match blake3(previous hash || event bytes)"

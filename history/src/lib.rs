@@ -36,6 +36,7 @@ mod options;
 mod payload;
 #[cfg(test)]
 mod proptests;
+mod status;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 mod time;
@@ -59,4 +60,5 @@ pub use options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
 };
 pub use payload::Payload;
+pub use status::RunState;
 pub use time::Timestamp;

@@ -125,6 +125,19 @@ pub enum TimeoutKind {
     Heartbeat,
 }
 
+impl TimeoutKind {
+    /// The failure that stands for this timeout of an attempt: what a retry policy is asked
+    /// about, and what an activity timed out by its schedule-to-close deadline reports as its
+    /// last failure when no attempt failed before.
+    pub fn failure(self, attempt: u32) -> crate::Failure {
+        crate::Failure::of_kind(
+            crate::FailureKind::TimedOut,
+            format!("{self:?} timeout of attempt {attempt}"),
+        )
+        .retryable(true)
+    }
+}
+
 /// What happens to a child workflow when its parent closes first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ParentClosePolicy {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::defs::{ActivityDef, SignalDef, WorkflowDef};
-use crate::error::{ContinueAsNew, WorkflowError};
+use crate::error::{ContinueAsNew, Error, WorkflowError};
 use crate::nondeterminism::{Nondeterminism, NondeterminismKind, SourceLocation};
 use crate::ops::{ActivityCall, CancelWait, ChildCall, SignalWait, Sleep, input_failure};
 use crate::state::{Mode, Shared};
@@ -169,8 +169,18 @@ impl WorkflowContext {
         if let Some(answer) = state.patch(id) {
             return answer;
         }
-        let Ok(patch_id) = PatchId::new(id) else {
-            return false;
+        let patch_id = match PatchId::new(id) {
+            Ok(patch_id) => patch_id,
+            Err(error) => {
+                // Answering false would take the old branch for good on a typo: the step
+                // fails instead, and the run waits for fixed code.
+                state.fail(Error::InvalidPatchId {
+                    id: id.chars().take(64).collect(),
+                    reason: error.to_string(),
+                    location,
+                });
+                return false;
+            }
         };
         let answer = match state.mode {
             Mode::Live => {

@@ -22,6 +22,18 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// Workflow code called `patched` with an id that is not a valid patch id.
+    #[error(
+        "workflow code asked for patch {id:?}, which is not a valid patch id ({reason}) at {location}"
+    )]
+    InvalidPatchId {
+        /// The id given, shortened when long.
+        id: String,
+        /// Which rule it broke.
+        reason: String,
+        /// Where the workflow code called `patched`.
+        location: crate::SourceLocation,
+    },
     /// No workflow of this type is registered.
     #[error(
         "no workflow type {name:?} is registered (registered: {known}); register it with RegistryBuilder::workflow"

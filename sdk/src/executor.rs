@@ -249,7 +249,7 @@ impl Execution {
             (decisions, state.error.take(), state.last_seq())
         };
         if let Some(error) = error {
-            return self.fail(error.into());
+            return self.fail(error);
         }
         self.last_seq = last;
         if self.status != RunStatus::Running {
@@ -341,10 +341,16 @@ impl Execution {
         Err(error)
     }
 
-    /// Drops the orchestrator without deciding anything (no cancellations on drop).
+    /// Drops the orchestrator without deciding anything (no cancellations on drop). The
+    /// workflow's state is user code: a `Drop` of it that panics must not take the process
+    /// down with it, so the panic is caught (the panic hook has reported it) and the
+    /// execution is discarded as it would be anyway.
     fn discard_future(&mut self) {
         self.shared.lock().tearing_down = true;
-        self.future = None;
+        let future = self.future.take();
+        if catch_unwind(AssertUnwindSafe(move || drop(future))).is_err() {
+            self.discarded = true;
+        }
     }
 }
 

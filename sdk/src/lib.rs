@@ -64,6 +64,7 @@
 mod activity;
 mod context;
 mod defs;
+mod effects;
 mod error;
 mod executor;
 mod nondeterminism;
@@ -74,6 +75,7 @@ mod state;
 pub use activity::{ActivityContext, ActivityInfo, CancellationSignal, HeartbeatSink};
 pub use context::WorkflowContext;
 pub use defs::{ActivityDef, SignalDef, WorkflowDef};
+pub use effects::{Close, Effects, NewChild, NewTask, NewTimer, NextRun, RunIdentity};
 pub use error::{
     ActivityError, Cancelled, ContinueAsNew, Error, OperationEnd, OperationFailed, SignalError,
     WorkflowError,

@@ -89,8 +89,8 @@ pub(crate) struct RunState {
     expected: VecDeque<Event>,
     /// Live: the decisions made while applying the current input.
     emitted: Vec<Event>,
-    /// The first disagreement with history; the step fails with it.
-    pub(crate) error: Option<Nondeterminism>,
+    /// The first disagreement with history, or misuse of the context; the step fails with it.
+    pub(crate) error: Option<crate::Error>,
     ops: BTreeMap<Seq, Op>,
     /// Activities and children whose cancellation was decided: their outcome may still
     /// arrive, and is then ignored.
@@ -172,9 +172,9 @@ impl RunState {
         Seq::new(self.next_seq.get().saturating_sub(1))
     }
 
-    pub(crate) fn fail(&mut self, error: Nondeterminism) {
+    pub(crate) fn fail(&mut self, error: impl Into<crate::Error>) {
         if self.error.is_none() {
-            self.error = Some(error);
+            self.error = Some(error.into());
         }
     }
 

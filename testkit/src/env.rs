@@ -17,7 +17,8 @@ use rand_core::{RngCore, SeedableRng};
 use reprise_history::*;
 use reprise_sdk::{
     ActivityContext, ActivityDef, ActivityError, ActivityInfo, ActivityRunner, CancellationSignal,
-    Execution, HeartbeatSink, Registry, RunStatus, SignalDef, WorkflowDef,
+    Close, Effects, Execution, HeartbeatSink, Registry, RunIdentity, RunStatus, SignalDef,
+    WorkflowDef,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,11 +45,14 @@ impl<I: Clone> StandIn<I> {
 }
 
 struct Run {
+    run_id: RunId,
     execution: Option<Execution>,
     history: Vec<Event>,
     /// Inputs waiting: visible from a time on, in arrival order.
     inbox: Vec<(Timestamp, EventKind)>,
     parent: Option<ParentRun>,
+    /// For a child: what happens to it when its parent closes first.
+    parent_close_policy: Option<ParentClosePolicy>,
     status: RunStatus,
 }
 
@@ -62,6 +66,8 @@ struct Task {
     attempts: u32,
     visible_at: Timestamp,
     deadline: Option<Timestamp>,
+    /// The failure of the last attempt, reported if the schedule-to-close deadline passes.
+    last_failure: Option<Failure>,
 }
 
 struct NoHeartbeats;
@@ -171,7 +177,7 @@ impl TestEnv {
             origin: RunOrigin::Client,
             parent: None,
         };
-        if !self.start_run(started)? {
+        if !self.start_run(started, None)? {
             return Err(Error::AlreadyRunning(workflow_id.to_string()));
         }
         self.settle()?;
@@ -201,6 +207,15 @@ impl TestEnv {
             reason: "cancelled by the test".into(),
         });
         self.deliver_to(workflow_id, input)
+    }
+
+    /// Terminates a workflow at once, as an operator would: its history ends with
+    /// `WorkflowTerminated`, its parent hears of it, and its children's parent-close policies
+    /// apply. Then runs what is due now.
+    pub fn terminate(&mut self, workflow_id: &str, reason: &str) -> Result<(), Error> {
+        let id = self.open_run(workflow_id)?.run_id;
+        self.terminate_run(id, reason)?;
+        self.settle()
     }
 
     fn deliver_to(&mut self, workflow_id: &str, input: EventKind) -> Result<(), Error> {
@@ -260,7 +275,11 @@ impl TestEnv {
     }
 
     /// Creates a run; false if a run of its workflow id is open.
-    fn start_run(&mut self, started: WorkflowStarted) -> Result<bool, Error> {
+    fn start_run(
+        &mut self,
+        started: WorkflowStarted,
+        parent_close_policy: Option<ParentClosePolicy>,
+    ) -> Result<bool, Error> {
         if self
             .runs
             .get(&started.workflow_id)
@@ -275,14 +294,16 @@ impl TestEnv {
         };
         let (execution, step) = Execution::start(&self.registry, event)?;
         let run = Run {
+            run_id: started.run_id,
             status: execution.status().clone(),
             execution: Some(execution),
             history: Vec::new(),
             inbox: Vec::new(),
             parent: started.parent.clone(),
+            parent_close_policy,
         };
         self.runs.insert(started.workflow_id.clone(), run);
-        self.record(&started.workflow_id, step.events)?;
+        self.record(&started.workflow_id, step.events, Vec::new())?;
         Ok(true)
     }
 
@@ -337,152 +358,265 @@ impl TestEnv {
             };
             let step = execution.step(due.iter().map(|(_, kind)| (now, kind.clone())))?;
             run.status = execution.status().clone();
-            // As the engine does: a continue-as-new hands the signals the code never took (and
-            // those that arrived in the same step, after it closed) to the next run.
-            let carried: Vec<EventKind> = match run.status {
-                RunStatus::ContinuedAsNew(_) => execution
-                    .unreceived_signals()
-                    .into_iter()
-                    .map(|(name, payload)| {
-                        EventKind::SignalReceived(SignalReceived { name, payload })
-                    })
-                    .chain(due.into_iter().skip(step.applied_inputs).map(|(_, k)| k))
-                    .filter(|k| matches!(k, EventKind::SignalReceived(_)))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            self.record(&id, step.events)?;
-            for signal in carried {
-                self.push_input(&id, now, signal);
-            }
+            // Inputs the step did not apply because the run closed on the way: a
+            // continue-as-new hands their signals on, after those its code had buffered.
+            let unapplied = due
+                .into_iter()
+                .skip(step.applied_inputs)
+                .map(|(_, k)| k)
+                .collect();
+            self.record(&id, step.events, unapplied)?;
             progressed = true;
         }
         Ok(progressed)
     }
 
-    /// Appends events to a run's history and carries out its decisions.
-    fn record(&mut self, id: &WorkflowId, events: Vec<Event>) -> Result<(), Error> {
+    /// Appends a step's events to a run's history and carries out their effects (see
+    /// `reprise_sdk::Effects`: the engine carries out the same ones in SQL). `unapplied` are
+    /// the inputs the step left because the run closed.
+    fn record(
+        &mut self,
+        id: &WorkflowId,
+        events: Vec<Event>,
+        unapplied: Vec<EventKind>,
+    ) -> Result<(), Error> {
         let Some(run) = self.runs.get_mut(id) else {
             return Ok(());
         };
         run.history.extend(events.iter().cloned());
-        let run_id = match run.history.first().map(|e| &e.kind) {
-            Some(EventKind::WorkflowStarted(s)) => s.run_id,
-            _ => return Ok(()),
+        let (run_id, parent) = (run.run_id, run.parent.clone());
+        let identity = RunIdentity {
+            workflow_id: id,
+            run_id,
+            parent: parent.as_ref(),
         };
-        for event in events {
-            self.carry_out(id, run_id, &event)?;
-        }
-        Ok(())
+        let effects = match run.execution.as_ref() {
+            Some(execution) => Effects::of_step(identity, &events, execution),
+            None => return Ok(()),
+        };
+        self.carry_out(identity, effects, unapplied)
     }
 
-    fn carry_out(&mut self, id: &WorkflowId, run_id: RunId, event: &Event) -> Result<(), Error> {
+    fn carry_out(
+        &mut self,
+        run: RunIdentity<'_>,
+        effects: Effects<'_>,
+        unapplied: Vec<EventKind>,
+    ) -> Result<(), Error> {
         let now = self.now;
-        match &event.kind {
-            EventKind::ActivityScheduled(s) => self.tasks.push(Task {
+        let id = run.workflow_id;
+        for task in effects.tasks {
+            let options = &task.activity.options;
+            self.tasks.push(Task {
                 workflow_id: id.clone(),
-                run_id,
-                scheduled: event.seq,
-                activity_type: s.activity_type.clone(),
-                input: s.input.clone(),
-                options: s.options.clone(),
+                run_id: run.run_id,
+                scheduled: task.scheduled,
+                activity_type: task.activity.activity_type.clone(),
+                input: task.activity.input.clone(),
+                options: options.clone(),
                 attempts: 0,
                 visible_at: now,
-                deadline: s.options.schedule_to_close.map(|d| now.saturating_add(d)),
-            }),
-            EventKind::ActivityCancelRequested(c) => {
-                if let Some(i) = self
-                    .tasks
-                    .iter()
-                    .position(|t| t.run_id == run_id && t.scheduled == c.scheduled)
-                {
-                    let task = self.tasks.remove(i);
-                    let cancelled = ActivityCancelled {
-                        scheduled: c.scheduled,
-                        attempt: task.attempts,
-                        details: None,
-                    };
-                    self.push_input(id, now, EventKind::ActivityCancelled(cancelled));
-                }
+                deadline: options.schedule_to_close.map(|d| now.saturating_add(d)),
+                last_failure: None,
+            });
+        }
+        for timer in effects.timers {
+            let fired = EventKind::TimerFired(TimerFired {
+                started: timer.started,
+            });
+            self.push_input(id, run.run_id, now.saturating_add(timer.fires_after), fired);
+        }
+        if let Some(state) = self.runs.get_mut(id) {
+            state.inbox.retain(|(_, k)| {
+                !matches!(k, EventKind::TimerFired(f) if effects.cancelled_timers.contains(&f.started))
+            });
+        }
+        for scheduled in effects.cancelled_activities {
+            self.cancel_activity(run, scheduled);
+        }
+        for child in effects.children {
+            if !self.start_run(child.started.clone(), Some(child.policy))? {
+                self.push_input(id, run.run_id, now, child.id_in_use());
             }
-            EventKind::TimerStarted(t) => {
-                let fired = EventKind::TimerFired(TimerFired { started: event.seq });
-                self.push_input(id, now.saturating_add(t.duration), fired);
+        }
+        for started in effects.cancelled_children {
+            if let Some(child) = self.child_of(run.run_id, started) {
+                self.request_cancel(&child, "its parent asked");
             }
-            EventKind::TimerCancelled(t) => {
-                if let Some(run) = self.runs.get_mut(id) {
-                    run.inbox.retain(
-                        |(_, k)| !matches!(k, EventKind::TimerFired(f) if f.started == t.started),
-                    );
-                }
-            }
-            EventKind::ChildWorkflowStarted(c) => {
-                let started = c.child_run_started(ParentRun {
-                    workflow_id: id.clone(),
-                    run_id,
-                    started_seq: event.seq,
-                });
-                if !self.start_run(started)? {
-                    let failure = Failure::application(
-                        "WorkflowIdInUse",
-                        format!("{} is already running", c.workflow_id),
-                    );
-                    let failed = ChildWorkflowFailed {
-                        started: event.seq,
-                        failure: failure.retryable(false),
-                    };
-                    self.push_input(id, now, EventKind::ChildWorkflowFailed(failed));
-                }
-            }
-            EventKind::ChildWorkflowCancelRequested(c) => {
-                let child = self.runs.iter().find_map(|(cid, r)| {
-                    (r.parent
-                        .as_ref()
-                        .is_some_and(|p| p.run_id == run_id && p.started_seq == c.started))
-                    .then(|| cid.clone())
-                });
-                if let Some(child) = child {
-                    let reason = "the parent asked".to_string();
-                    self.push_input(
-                        &child,
-                        now,
-                        EventKind::CancelRequested(CancelRequested { reason }),
-                    );
-                }
-            }
-            EventKind::WorkflowContinuedAsNew(next) => {
-                let parent = self.runs.get(id).and_then(|r| r.parent.clone());
-                let started = WorkflowStarted {
-                    workflow_type: next.workflow_type.clone(),
-                    workflow_id: id.clone(),
-                    run_id: next.new_run_id,
-                    input: next.input.clone(),
-                    task_queue: next.task_queue.clone(),
-                    origin: RunOrigin::ContinuedAsNew {
-                        previous_run_id: run_id,
-                    },
-                    parent,
-                };
-                self.start_run(started)?;
-            }
-            kind if kind.is_closing() => self.notify_parent(id, kind),
-            _ => {}
+        }
+        if let Some(close) = effects.close {
+            self.close(run, close, unapplied)?;
         }
         Ok(())
     }
 
-    fn notify_parent(&mut self, id: &WorkflowId, closing: &EventKind) {
-        let Some(parent) = self.runs.get(id).and_then(|r| r.parent.clone()) else {
+    /// A waiting activity is cancelled at once (its attempts run to the end in this
+    /// environment, so no attempt is ever running when a step asks).
+    fn cancel_activity(&mut self, run: RunIdentity<'_>, scheduled: Seq) {
+        let Some(i) = self
+            .tasks
+            .iter()
+            .position(|t| t.run_id == run.run_id && t.scheduled == scheduled)
+        else {
             return;
         };
-        if let Some(input) = closing.child_outcome(parent.started_seq) {
-            let now = self.now;
-            self.push_input(&parent.workflow_id, now, input);
+        let task = self.tasks.remove(i);
+        let cancelled = ActivityCancelled {
+            scheduled,
+            attempt: task.attempts,
+            details: None,
+        };
+        let now = self.now;
+        self.push_input(
+            run.workflow_id,
+            run.run_id,
+            now,
+            EventKind::ActivityCancelled(cancelled),
+        );
+    }
+
+    /// What a close does beyond the run's status: its parent hears, its children's policies
+    /// apply, and a continue-as-new starts the next run with the signals never taken.
+    fn close(
+        &mut self,
+        run: RunIdentity<'_>,
+        close: Close<'_>,
+        unapplied: Vec<EventKind>,
+    ) -> Result<(), Error> {
+        let now = self.now;
+        self.tasks.retain(|t| t.run_id != run.run_id);
+        if let Some(state) = self.runs.get_mut(run.workflow_id) {
+            state.inbox.clear();
+        }
+        if let Some((parent, outcome)) = close.parent_outcome {
+            self.push_input(&parent.workflow_id, parent.run_id, now, outcome);
+        }
+        let children: Vec<(WorkflowId, Option<ParentClosePolicy>)> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| {
+                r.status == RunStatus::Running
+                    && r.parent.as_ref().is_some_and(|p| p.run_id == run.run_id)
+            })
+            .map(|(id, r)| (id.clone(), r.parent_close_policy))
+            .collect();
+        for (child, policy) in children {
+            match policy.unwrap_or_default() {
+                ParentClosePolicy::Terminate => {
+                    let child_run = self.runs.get(&child).map(|r| r.run_id);
+                    if let Some(child_run) = child_run {
+                        self.terminate_run_of(&child, child_run, "its parent closed")?;
+                    }
+                }
+                ParentClosePolicy::RequestCancel => {
+                    self.request_cancel(&child, "its parent closed");
+                }
+                ParentClosePolicy::Abandon => {}
+            }
+        }
+        if let Some(next) = close.next_run {
+            let policy = self
+                .runs
+                .get(run.workflow_id)
+                .and_then(|r| r.parent_close_policy);
+            let next_id = next.started.run_id;
+            self.start_run(next.started, policy)?;
+            let signals = next
+                .carried
+                .into_iter()
+                .map(|(name, payload)| EventKind::SignalReceived(SignalReceived { name, payload }))
+                .chain(
+                    unapplied
+                        .into_iter()
+                        .filter(|k| matches!(k, EventKind::SignalReceived(_))),
+                );
+            for signal in signals {
+                self.push_input(run.workflow_id, next_id, now, signal);
+            }
+        }
+        Ok(())
+    }
+
+    /// The open child a run started at `started`, by workflow id.
+    fn child_of(&self, parent: RunId, started: Seq) -> Option<WorkflowId> {
+        self.runs.iter().find_map(|(id, r)| {
+            (r.status == RunStatus::Running
+                && r.parent
+                    .as_ref()
+                    .is_some_and(|p| p.run_id == parent && p.started_seq == started))
+            .then(|| id.clone())
+        })
+    }
+
+    fn request_cancel(&mut self, workflow_id: &WorkflowId, reason: &str) {
+        let now = self.now;
+        let Some(run_id) = self.runs.get(workflow_id).map(|r| r.run_id) else {
+            return;
+        };
+        let reason = reason.to_string();
+        let input = EventKind::CancelRequested(CancelRequested { reason });
+        // Asking twice is asking once, as the engine's dedupe key makes it.
+        let asked = self.runs.get(workflow_id).is_some_and(|r| {
+            r.inbox
+                .iter()
+                .any(|(_, k)| matches!(k, EventKind::CancelRequested(_)))
+        });
+        if !asked {
+            self.push_input(workflow_id, run_id, now, input);
         }
     }
 
-    fn push_input(&mut self, id: &WorkflowId, at: Timestamp, input: EventKind) {
+    fn terminate_run(&mut self, run_id: RunId, reason: &str) -> Result<(), Error> {
+        let id = self
+            .runs
+            .iter()
+            .find_map(|(id, r)| (r.run_id == run_id).then(|| id.clone()));
+        match id {
+            Some(id) => self.terminate_run_of(&id, run_id, reason),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends an open run with `WorkflowTerminated` and carries out that close.
+    fn terminate_run_of(
+        &mut self,
+        id: &WorkflowId,
+        run_id: RunId,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let now = self.now;
+        let Some(run) = self.runs.get_mut(id) else {
+            return Ok(());
+        };
+        if run.run_id != run_id || run.status != RunStatus::Running {
+            return Ok(());
+        }
+        let event = Event {
+            seq: run.history.last().map_or(Seq::FIRST, |e| e.seq.next()),
+            recorded_at: now,
+            kind: EventKind::WorkflowTerminated(WorkflowTerminated {
+                reason: reason.to_string(),
+            }),
+        };
+        run.history.push(event.clone());
+        run.status = RunStatus::Terminated;
+        run.execution = None;
+        let parent = run.parent.clone();
+        let identity = RunIdentity {
+            workflow_id: id,
+            run_id,
+            parent: parent.as_ref(),
+        };
+        match Close::of(identity, &event, Vec::new) {
+            Some(close) => self.close(identity, close, Vec::new()),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts an input in a run's inbox, if that run is still the workflow's open run.
+    fn push_input(&mut self, id: &WorkflowId, run_id: RunId, at: Timestamp, input: EventKind) {
         if let Some(run) = self.runs.get_mut(id)
+            && run.run_id == run_id
             && run.status == RunStatus::Running
         {
             run.inbox.push((at, input));
@@ -517,15 +651,21 @@ impl TestEnv {
     fn run_attempt(&mut self, mut task: Task) -> Result<(), Error> {
         let now = self.now;
         if task.deadline.is_some_and(|d| d <= now) {
+            let timeout = TimeoutKind::ScheduleToClose;
+            let last_failure = task
+                .last_failure
+                .take()
+                .unwrap_or_else(|| timeout.failure(task.attempts));
             let timed_out = ActivityTimedOut {
                 scheduled: task.scheduled,
-                timeout: TimeoutKind::ScheduleToClose,
+                timeout,
                 attempt: task.attempts,
-                last_failure: None,
+                last_failure: Some(last_failure),
                 last_heartbeat: None,
             };
             self.push_input(
                 &task.workflow_id,
+                task.run_id,
                 now,
                 EventKind::ActivityTimedOut(timed_out),
             );
@@ -545,6 +685,7 @@ impl TestEnv {
                     let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
                     task.visible_at =
                         now.saturating_add(task.options.retry.backoff(task.attempts, unit));
+                    task.last_failure = Some(failure);
                     self.tasks.push(task);
                     return Ok(());
                 }
@@ -555,7 +696,7 @@ impl TestEnv {
                 })
             }
         };
-        self.push_input(&task.workflow_id, now, input);
+        self.push_input(&task.workflow_id, task.run_id, now, input);
         Ok(())
     }
 

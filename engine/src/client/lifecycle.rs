@@ -108,13 +108,18 @@ impl Client {
     pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<()> {
         let run_id = self.open_run_id(workflow_id).await?;
         if on_live_connection!(self.store, self.store.terminate(run_id, reason))? {
-            Ok(())
-        } else {
-            Err(Error::WorkflowClosed {
-                workflow_id: workflow_id.to_string(),
-                status: "closed meanwhile".to_string(),
-            })
+            return Ok(());
         }
+        // It closed between the lookup and the termination: say how.
+        Err(self
+            .open_run_id(workflow_id)
+            .await
+            .err()
+            .unwrap_or_else(|| {
+                Error::Conflict(format!(
+                    "workflow {workflow_id:?} moved to another run while it was being terminated"
+                ))
+            }))
     }
 
     /// Lists runs, newest first, `limit` at a time; pass `next` back for the following page.

@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use reprise_history::{
-    Event, EventKind, Payload, RecordedHistory, RunId, SignalName, SignalReceived, TaskQueue,
-    WorkflowId, WorkflowType,
+    Event, EventKind, Payload, RecordedHistory, RunId, RunState, Seq, SignalName, SignalReceived,
+    TaskQueue, WorkflowId, WorkflowType,
 };
 use reprise_sdk::{SignalDef, WorkflowDef};
 use serde::Serialize;
@@ -38,13 +38,13 @@ pub struct Description {
     /// The run described (the latest of its workflow id).
     pub run_id: RunId,
     /// Its workflow type.
-    pub workflow_type: String,
-    /// `running`, `completed`, `failed`, `cancelled`, `terminated` or `continued_as_new`.
-    pub status: String,
+    pub workflow_type: WorkflowType,
+    /// Where it is in its life.
+    pub status: RunState,
     /// Why it is parked, if it is.
     pub parked_reason: Option<String>,
     /// The seq of its last event.
-    pub head_seq: u64,
+    pub head_seq: Seq,
     /// Activities scheduled and not yet finished.
     pub pending_activities: Vec<PendingActivity>,
 }
@@ -110,20 +110,22 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
 
 /// The result of a closed run, from its closing event.
 fn outcome<O: DeserializeOwned>(workflow_id: &WorkflowId, closing: &EventKind) -> Result<O> {
-    let ended = |status: &str, detail: String| Error::WorkflowEnded {
+    let ended = |status: RunState, detail: String| Error::WorkflowEnded {
         workflow_id: workflow_id.to_string(),
-        status: status.to_string(),
+        status,
         detail,
     };
     match closing {
         EventKind::WorkflowCompleted(c) => Ok(c.result.decode::<O>()?),
-        EventKind::WorkflowFailed(f) => Err(ended("failed", f.failure.to_string())),
-        EventKind::WorkflowCancelled(_) => Err(ended("cancelled", "cancelled on request".into())),
-        EventKind::WorkflowTerminated(t) => Err(ended("terminated", t.reason.clone())),
-        other => Err(ended(
-            "unexpectedly",
-            format!("last event is {}", other.name()),
-        )),
+        EventKind::WorkflowFailed(f) => Err(ended(RunState::Failed, f.failure.to_string())),
+        EventKind::WorkflowCancelled(_) => {
+            Err(ended(RunState::Cancelled, "cancelled on request".into()))
+        }
+        EventKind::WorkflowTerminated(t) => Err(ended(RunState::Terminated, t.reason.clone())),
+        other => Err(Error::Corrupt {
+            what: format!("closing event of workflow {workflow_id}"),
+            reason: format!("{} does not end a run with a result", other.name()),
+        }),
     }
 }
 
@@ -264,7 +266,7 @@ impl Client {
             workflow_type: run.workflow_type,
             status: run.status,
             parked_reason: run.parked_reason,
-            head_seq: run.head_seq.get(),
+            head_seq: run.head_seq,
             pending_activities,
         })
     }

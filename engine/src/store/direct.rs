@@ -19,11 +19,12 @@
 //! it), so the statement removes the queue row only if it is still the version its snapshot
 //! saw: the run stays queued for the batch path to take the new input.
 
-use reprise_history::{ChainHash, Event, EventKind, Limits, Marker, RunId, Seq, Timestamp};
+use reprise_history::{ChainHash, Event, Limits, RunId, Seq, Timestamp};
+use reprise_sdk::Effects;
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
-use crate::store::runs::{HistoryRows, seq_param};
+use crate::store::rows::{HistoryRows, seq_param};
 use crate::store::step::{Notifications, TaskRows, write_ctes};
 use crate::store::{Store, now};
 
@@ -155,23 +156,8 @@ pub(crate) struct DirectStep<'a> {
     pub(crate) inbox_ids: &'a [i64],
     /// The step's events: its inputs and decisions, in order.
     pub(crate) events: &'a [Event],
-    /// The status the step closes the run with, if it does.
-    pub(crate) closing: Option<&'static str>,
-}
-
-/// Whether a step's events need nothing a direct step cannot write: inputs, activities
-/// scheduled, side-effect markers and a plain close. Timers, cancellations, children,
-/// patches and continue-as-new have statements of their own in the batch path.
-pub(crate) fn writes_directly(events: &[Event]) -> bool {
-    events.iter().all(|e| match &e.kind {
-        EventKind::ActivityScheduled(_)
-        | EventKind::MarkerRecorded(Marker::SideEffect { .. })
-        | EventKind::WorkflowCompleted(_)
-        | EventKind::WorkflowFailed(_)
-        | EventKind::WorkflowCancelled(_) => true,
-        EventKind::WorkflowStarted(_) => false,
-        kind => kind.class() == reprise_history::EventClass::Input,
-    })
+    /// What they do: nothing but rows (see `Effects::are_rows_only`).
+    pub(crate) effects: &'a Effects<'a>,
 }
 
 impl Store {
@@ -189,16 +175,13 @@ impl Store {
         let head_seq = step.events.last().map_or(step.head_seq, |e| e.seq);
         let mut tasks = TaskRows::default();
         let mut notes = Notifications::default();
-        if step.closing.is_none() {
-            for event in step.events {
-                if let EventKind::ActivityScheduled(s) = &event.kind {
-                    tasks.push(step.run_id, event.seq, s, limits)?;
-                    notes.task_queue(s.task_queue.as_str());
-                }
-            }
-        } else {
-            let closing = step.events.last().filter(|e| e.kind.is_closing());
-            notes.closed(step.run_id, closing, limits);
+        for task in &step.effects.tasks {
+            tasks.push(step.run_id, task, limits)?;
+            notes.task_queue(task.activity.task_queue.as_str());
+        }
+        let closing = step.effects.close.as_ref();
+        if let Some(close) = closing {
+            notes.closed(step.run_id, Some(close.event), limits);
         }
         let mut inbox_ids = step.inbox_ids.to_vec();
         inbox_ids.sort_unstable();
@@ -211,7 +194,7 @@ impl Store {
             .bind(step.head_hash.as_bytes().as_slice())
             .bind(seq_param(head_seq))
             .bind(head_hash.as_bytes().as_slice())
-            .bind(step.closing);
+            .bind(closing.map(|c| c.state.as_str()));
         let row = notes
             .bind_to(query)
             .fetch_one(conn)
@@ -281,42 +264,5 @@ mod tests {
             };
             proptest::prop_assert_eq!(RunHint::parse(&payload), Some(hint));
         }
-    }
-
-    #[test]
-    fn only_steps_without_statements_of_their_own_write_directly() {
-        use reprise_history::{
-            ActivityCompleted, Payload, TimerFired, TimerStarted, WorkflowCompleted,
-        };
-        let event = |kind: EventKind| Event {
-            seq: Seq::new(2),
-            recorded_at: Timestamp::from_unix_micros(0),
-            kind,
-        };
-        let payload = || Payload::encode(&1, &Limits::DEFAULT).unwrap();
-        let completed = event(EventKind::ActivityCompleted(ActivityCompleted {
-            scheduled: Seq::new(2),
-            result: payload(),
-            attempt: 1,
-        }));
-        let side_effect = event(EventKind::MarkerRecorded(Marker::SideEffect {
-            value: payload(),
-        }));
-        let fired = event(EventKind::TimerFired(TimerFired {
-            started: Seq::new(2),
-        }));
-        let closed = event(EventKind::WorkflowCompleted(WorkflowCompleted {
-            result: payload(),
-        }));
-        let timer = event(EventKind::TimerStarted(TimerStarted {
-            duration: std::time::Duration::from_secs(1),
-        }));
-        assert!(writes_directly(&[
-            completed.clone(),
-            side_effect,
-            fired,
-            closed
-        ]));
-        assert!(!writes_directly(&[completed, timer]));
     }
 }

@@ -3,29 +3,21 @@
 
 use futures::future::BoxFuture;
 use reprise_history::{
-    CancelRequested, ChainHash, Event, EventKind, Limits, ParentClosePolicy, RunId, Seq,
-    WorkflowTerminated,
+    CancelRequested, ChainHash, Event, EventKind, Limits, ParentClosePolicy, PatchId, RunId,
+    RunState, Seq, WorkflowId, WorkflowTerminated, WorkflowType,
 };
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::{child_key, deliver};
-use crate::store::runs::{append_events, seq, seq_param};
+use crate::store::rows::{parent_close_policy, run_state, seq, seq_param};
+use crate::store::runs::append_events;
 use crate::store::{
     CLOSED_CHANNEL, RUNS_CHANNEL, Store, micros, notify, now, to_datetime, to_timestamp,
 };
 
 /// The dedupe key of a cancel request: asking twice is asking once.
 const CANCEL_KEY: &str = "cancel";
-
-/// How a parent-close policy is stored.
-pub(crate) fn policy_name(policy: ParentClosePolicy) -> &'static str {
-    match policy {
-        ParentClosePolicy::Terminate => "terminate",
-        ParentClosePolicy::RequestCancel => "request_cancel",
-        ParentClosePolicy::Abandon => "abandon",
-    }
-}
 
 /// Asks a run to cancel (its code decides how).
 pub(crate) async fn request_cancel(
@@ -69,10 +61,8 @@ pub(super) fn close_children<'a>(
         .map_err(Error::from_db)?;
         for child in children {
             let run_id = RunId::from_uuid(child.try_get("run_id").map_err(Error::from_db)?);
-            let policy: Option<String> = child
-                .try_get("parent_close_policy")
-                .map_err(Error::from_db)?;
-            apply_parent_close_policy(conn, offset, run_id, policy.as_deref(), limits).await?;
+            let policy = parent_close_policy(&child)?;
+            apply_parent_close_policy(conn, offset, run_id, policy, limits).await?;
         }
         Ok(())
     })
@@ -83,18 +73,19 @@ pub(crate) fn apply_parent_close_policy<'a>(
     conn: &'a mut PgConnection,
     offset: i64,
     child: RunId,
-    policy: Option<&'a str>,
+    policy: Option<ParentClosePolicy>,
     limits: &'a Limits,
 ) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
+        // A child always has a policy; a run without one is no child, and nothing applies.
         match policy {
-            Some("terminate") => {
+            Some(ParentClosePolicy::Terminate) => {
                 terminate_in(conn, offset, child, "its parent closed", limits).await?;
             }
-            Some("request_cancel") => {
+            Some(ParentClosePolicy::RequestCancel) => {
                 request_cancel(conn, offset, child, "its parent closed", limits).await?
             }
-            _ => {}
+            Some(ParentClosePolicy::Abandon) | None => {}
         }
         Ok(())
     })
@@ -124,8 +115,7 @@ pub(crate) fn terminate_in<'a>(
         .await
         .map_err(Error::from_db)?;
         let Some(row) = row else { return Ok(false) };
-        let status: String = row.try_get("status").map_err(Error::from_db)?;
-        if status != "running" {
+        if !run_state(&row, "status")?.is_open() {
             return Ok(false);
         }
         let at = to_timestamp(row.try_get("now").map_err(Error::from_db)?);
@@ -222,11 +212,11 @@ pub struct RunSummary {
     /// The run.
     pub run_id: RunId,
     /// Its workflow id.
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     /// Its workflow type.
-    pub workflow_type: String,
+    pub workflow_type: WorkflowType,
     /// Its status.
-    pub status: String,
+    pub status: RunState,
     /// Why it is parked, if it is.
     pub parked_reason: Option<String>,
     /// When it was created (database time).
@@ -236,12 +226,12 @@ pub struct RunSummary {
 /// Which runs to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunFilter {
-    /// Only this status (`running`, `completed`, `failed`, ...).
-    pub status: Option<String>,
+    /// Only this status.
+    pub status: Option<RunState>,
     /// Only parked runs.
     pub parked: bool,
     /// Only this workflow type.
-    pub workflow_type: Option<String>,
+    pub workflow_type: Option<WorkflowType>,
     /// Only runs created at or after this time.
     pub created_from: Option<reprise_history::Timestamp>,
     /// Only runs created before this time.
@@ -352,9 +342,9 @@ impl Store {
                 AND ($6::timestamptz IS NULL OR (created_at, run_id) < ($6, $7))
               ORDER BY created_at DESC, run_id DESC LIMIT $8",
         )
-        .bind(filter.status.as_deref())
+        .bind(filter.status.map(RunState::as_str))
         .bind(filter.parked)
-        .bind(filter.workflow_type.as_deref())
+        .bind(filter.workflow_type.as_ref().map(WorkflowType::as_str))
         .bind(filter.created_from.map(to_datetime).transpose()?)
         .bind(filter.created_before.map(to_datetime).transpose()?)
         .bind(after.map(|c| to_datetime(c.created_at)).transpose()?)
@@ -368,9 +358,15 @@ impl Store {
             .map(|row| {
                 Ok(RunSummary {
                     run_id: RunId::from_uuid(row.try_get("run_id").map_err(Error::from_db)?),
-                    workflow_id: row.try_get("workflow_id").map_err(Error::from_db)?,
-                    workflow_type: row.try_get("workflow_type").map_err(Error::from_db)?,
-                    status: row.try_get("status").map_err(Error::from_db)?,
+                    workflow_id: WorkflowId::new(
+                        row.try_get::<String, _>("workflow_id")
+                            .map_err(Error::from_db)?,
+                    )?,
+                    workflow_type: WorkflowType::new(
+                        row.try_get::<String, _>("workflow_type")
+                            .map_err(Error::from_db)?,
+                    )?,
+                    status: run_state(row, "status")?,
                     parked_reason: row.try_get("parked_reason").map_err(Error::from_db)?,
                     created_at: to_timestamp(row.try_get("created_at").map_err(Error::from_db)?),
                 })
@@ -392,7 +388,7 @@ impl Store {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatchUsage {
     /// The patch id.
-    pub patch_id: String,
+    pub patch_id: PatchId,
     /// Open runs that recorded its marker (they take the new branch).
     pub open_runs_with_marker: u64,
     /// Open runs that did not (they may still need the old branch).
@@ -422,10 +418,22 @@ impl Store {
             .map(|row| {
                 let with: i64 = row.try_get("with_marker").map_err(Error::from_db)?;
                 let open: i64 = row.try_get("open").map_err(Error::from_db)?;
+                let counts = u64::try_from(with)
+                    .ok()
+                    .zip(u64::try_from(open - with).ok());
+                let Some((with, without)) = counts else {
+                    return Err(Error::Corrupt {
+                        what: "patch usage".to_string(),
+                        reason: format!("{with} of {open} open runs"),
+                    });
+                };
                 Ok(PatchUsage {
-                    patch_id: row.try_get("patch_id").map_err(Error::from_db)?,
-                    open_runs_with_marker: u64::try_from(with).unwrap_or(0),
-                    open_runs_without_marker: u64::try_from(open - with).unwrap_or(0),
+                    patch_id: PatchId::new(
+                        row.try_get::<String, _>("patch_id")
+                            .map_err(Error::from_db)?,
+                    )?,
+                    open_runs_with_marker: with,
+                    open_runs_without_marker: without,
                 })
             })
             .collect()

@@ -10,6 +10,7 @@ mod direct;
 mod inbox;
 mod lifecycle;
 mod reset;
+mod rows;
 mod runs;
 mod step;
 mod tasks;
@@ -22,12 +23,12 @@ use crate::error::{Error, Result};
 
 pub(crate) use connection::LoopConnection;
 pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
-pub(crate) use direct::{DirectStep, RunHint, input_hint, started_hint, writes_directly};
+pub(crate) use direct::{DirectStep, RunHint, input_hint, started_hint};
 pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
-pub(crate) use lifecycle::{apply_parent_close_policy, policy_name, request_cancel};
+pub(crate) use lifecycle::{apply_parent_close_policy, request_cancel};
 pub use runs::IdReusePolicy;
 pub(crate) use runs::{NewRun, RunEnd, RunRow};
-pub(crate) use step::{BatchRun, Claim, Closing, Park, StepBatch, StepOutput, runs_closing};
+pub(crate) use step::{BatchRun, Claim, Park, StepBatch, StepOutput};
 pub use tasks::PendingActivity;
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
 

@@ -5,9 +5,12 @@ use reprise_history::{
     ChainHash, Event, EventClass, EventKind, RunId, RunOrigin, Seq, TimerFired, WorkflowStarted,
 };
 
+use reprise_sdk::{Effects, RunIdentity};
+
 use crate::error::{Error, Result};
 use crate::store::inbox::{deliver, timer_key};
-use crate::store::runs::{append_events, seq_param};
+use crate::store::rows::seq_param;
+use crate::store::runs::append_events;
 use crate::store::step::TaskRows;
 use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, notify, now, to_timestamp};
 
@@ -32,7 +35,21 @@ fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
             EventKind::ActivityCancelled(e) => Some(e.scheduled),
             EventKind::TimerFired(e) => Some(e.started),
             EventKind::TimerCancelled(e) => Some(e.started),
-            _ => None,
+            // A cancellation requested is still open until its outcome arrives; the rest
+            // opens and resolves nothing the new run inherits.
+            EventKind::WorkflowStarted(_)
+            | EventKind::ActivityCancelRequested(_)
+            | EventKind::SignalReceived(_)
+            | EventKind::ChildWorkflowCompleted(_)
+            | EventKind::ChildWorkflowFailed(_)
+            | EventKind::ChildWorkflowCancelRequested(_)
+            | EventKind::CancelRequested(_)
+            | EventKind::MarkerRecorded(_)
+            | EventKind::WorkflowCompleted(_)
+            | EventKind::WorkflowFailed(_)
+            | EventKind::WorkflowCancelled(_)
+            | EventKind::WorkflowTerminated(_)
+            | EventKind::WorkflowContinuedAsNew(_) => None,
         };
         if let Some(seq) = resolved {
             open.retain(|e| e.seq != seq);
@@ -125,7 +142,13 @@ impl Store {
             )));
         }
         append_events(&mut tx, new_run, ChainHash::GENESIS, &events, self.limits()).await?;
-        self.reschedule(&mut tx, new_run, &open, to_timestamp(now))
+        let open: Vec<Event> = open.into_iter().cloned().collect();
+        let identity = RunIdentity {
+            workflow_id: &started.workflow_id,
+            run_id: new_run,
+            parent: started.parent.as_ref(),
+        };
+        self.reschedule(&mut tx, identity, &open, to_timestamp(now))
             .await?;
         notify(&mut tx, RUNS_CHANNEL, "").await?;
         tx.commit().await.map_err(Error::from_db)?;
@@ -133,44 +156,45 @@ impl Store {
     }
 
     /// Schedules again the activities and timers a reset run inherits open (a timer fires when
-    /// it would have; if that time has passed, at once).
+    /// it would have; if that time has passed, at once), as their effects say.
     async fn reschedule(
         &self,
         tx: &mut sqlx::PgConnection,
-        new_run: RunId,
-        open: &[&Event],
+        new_run: RunIdentity<'_>,
+        open: &[Event],
         now: reprise_history::Timestamp,
     ) -> Result<()> {
-        for event in open {
-            match &event.kind {
-                EventKind::ActivityScheduled(s) => {
-                    let mut task = TaskRows::default();
-                    task.push(new_run, event.seq, s, self.limits())?;
-                    task.insert(&mut *tx, self.offset()).await?;
-                    notify(&mut *tx, TASKS_CHANNEL, s.task_queue.as_str()).await?;
-                }
-                EventKind::TimerStarted(t) => {
-                    let fire_at = event
-                        .recorded_at
-                        .saturating_add(t.duration)
-                        .as_unix_micros();
-                    let delay = std::time::Duration::from_micros(
-                        u64::try_from(fire_at - now.as_unix_micros()).unwrap_or(0),
-                    );
-                    let fired = EventKind::TimerFired(TimerFired { started: event.seq });
-                    deliver(
-                        &mut *tx,
-                        self.offset(),
-                        new_run,
-                        &fired,
-                        Some(timer_key(event.seq)),
-                        delay,
-                        self.limits(),
-                    )
-                    .await?;
-                }
-                _ => {}
-            }
+        let effects = Effects::of_recorded(new_run, open);
+        let mut tasks = TaskRows::default();
+        for task in &effects.tasks {
+            tasks.push(new_run.run_id, task, self.limits())?;
+            notify(&mut *tx, TASKS_CHANNEL, task.activity.task_queue.as_str()).await?;
+        }
+        tasks.insert(&mut *tx, self.offset()).await?;
+        for timer in &effects.timers {
+            let started_at = open
+                .iter()
+                .find(|e| e.seq == timer.started)
+                .map_or(now, |e| e.recorded_at);
+            let fire_at = started_at
+                .saturating_add(timer.fires_after)
+                .as_unix_micros();
+            let delay = std::time::Duration::from_micros(
+                u64::try_from(fire_at - now.as_unix_micros()).unwrap_or(0),
+            );
+            let fired = EventKind::TimerFired(TimerFired {
+                started: timer.started,
+            });
+            deliver(
+                &mut *tx,
+                self.offset(),
+                new_run.run_id,
+                &fired,
+                Some(timer_key(timer.started)),
+                delay,
+                self.limits(),
+            )
+            .await?;
         }
         Ok(())
     }

@@ -1,13 +1,14 @@
 //! Runs and their history: starting, claiming, stepping in one transaction, parking.
 
 use reprise_history::{
-    ChainHash, Event, EventKind, Limits, Payload, RunId, RunOrigin, Seq, TaskQueue, Timestamp,
-    WorkflowId, WorkflowStarted, WorkflowType, chain,
+    ChainHash, Event, EventKind, Limits, ParentClosePolicy, Payload, RunId, RunOrigin, RunState,
+    Seq, TaskQueue, Timestamp, WorkflowId, WorkflowStarted, WorkflowType, chain,
 };
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::deliver;
+use crate::store::rows::{HistoryRows, events_from_rows, run_id, run_state, seq, seq_param};
 use crate::store::{RUNS_CHANNEL, Store, now, started_hint, to_datetime, to_timestamp};
 
 /// A run to start.
@@ -55,19 +56,21 @@ async fn check_reuse(
     if reuse == IdReusePolicy::AllowDuplicate {
         return Ok(());
     }
-    let last: Option<String> = sqlx::query_scalar(
+    let row = sqlx::query(
         "SELECT status FROM reprise.runs WHERE workflow_id = $1 ORDER BY created_at DESC LIMIT 1",
     )
     .bind(workflow_id.as_str())
     .fetch_optional(&mut *conn)
     .await
     .map_err(Error::from_db)?;
-    let refused = match (reuse, last.as_deref()) {
+    let last = row.map(|row| run_state(&row, "status")).transpose()?;
+    let refused = match (reuse, last) {
         (_, None) => false,
         (IdReusePolicy::RejectDuplicate, Some(_)) => true,
-        (IdReusePolicy::AllowDuplicateFailedOnly, Some(status)) => {
-            !matches!(status, "failed" | "cancelled" | "terminated")
-        }
+        (IdReusePolicy::AllowDuplicateFailedOnly, Some(status)) => match status {
+            RunState::Failed | RunState::Cancelled | RunState::Terminated => false,
+            RunState::Running | RunState::Completed | RunState::ContinuedAsNew => true,
+        },
         (IdReusePolicy::AllowDuplicate, Some(_)) => false,
     };
     match last {
@@ -91,8 +94,8 @@ pub(crate) struct StartOutcome {
 #[derive(Clone, Debug)]
 pub(crate) struct RunRow {
     pub(crate) run_id: RunId,
-    pub(crate) workflow_type: String,
-    pub(crate) status: String,
+    pub(crate) workflow_type: WorkflowType,
+    pub(crate) status: RunState,
     pub(crate) head_seq: Seq,
     pub(crate) parked_reason: Option<String>,
 }
@@ -106,23 +109,6 @@ pub(crate) enum RunEnd {
     ContinuedAs(RunId),
     /// Closed with this event.
     Closed(Event),
-}
-
-pub(super) fn run_id(row: &sqlx::postgres::PgRow, column: &str) -> Result<RunId> {
-    let id: uuid::Uuid = row.try_get(column).map_err(Error::from_db)?;
-    Ok(RunId::from_uuid(id))
-}
-
-pub(super) fn seq(row: &sqlx::postgres::PgRow, column: &str) -> Result<Seq> {
-    let n: i64 = row.try_get(column).map_err(Error::from_db)?;
-    u64::try_from(n).map(Seq::new).map_err(|_| Error::Corrupt {
-        what: column.to_string(),
-        reason: format!("negative seq {n}"),
-    })
-}
-
-pub(super) fn seq_param(seq: Seq) -> i64 {
-    i64::try_from(seq.get()).unwrap_or(i64::MAX)
 }
 
 /// A run's first event, encoded, and its chain hash.
@@ -148,7 +134,7 @@ pub(super) async fn insert_run(
     started: &WorkflowStarted,
     at: Timestamp,
     previous_run_id: Option<RunId>,
-    parent_close_policy: Option<&str>,
+    parent_close_policy: Option<ParentClosePolicy>,
     limits: &Limits,
 ) -> Result<bool> {
     let (bytes, hash) = first_event(started, at, limits)?;
@@ -176,7 +162,7 @@ pub(super) async fn insert_run(
     .bind(started.parent.as_ref().map(|p| *p.run_id.as_uuid()))
     .bind(started.parent.as_ref().map(|p| seq_param(p.started_seq)))
     .bind(previous_run_id.map(|r| *r.as_uuid()))
-    .bind(parent_close_policy)
+    .bind(parent_close_policy.map(ParentClosePolicy::as_str))
     .bind("WorkflowStarted")
     .bind(bytes)
     .bind(RUNS_CHANNEL)
@@ -228,76 +214,6 @@ pub(super) async fn append_events(
     Ok(head)
 }
 
-/// History rows of one or more runs, each chained to its run's previous hash, to be written
-/// in one statement.
-#[derive(Default)]
-pub(super) struct HistoryRows {
-    runs: Vec<uuid::Uuid>,
-    seqs: Vec<i64>,
-    times: Vec<chrono::DateTime<chrono::Utc>>,
-    kinds: Vec<&'static str>,
-    bodies: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
-}
-
-impl HistoryRows {
-    /// Adds a run's events after `prev`; returns the run's new head hash.
-    pub(super) fn push_run(
-        &mut self,
-        run_id: RunId,
-        prev: ChainHash,
-        events: &[Event],
-        limits: &Limits,
-    ) -> Result<ChainHash> {
-        let mut hash = prev;
-        for event in events {
-            let bytes = event.encode(limits)?;
-            hash = hash.next(&bytes);
-            self.runs.push(*run_id.as_uuid());
-            self.seqs.push(seq_param(event.seq));
-            self.times.push(to_datetime(event.recorded_at)?);
-            self.kinds.push(event.kind.name());
-            self.bodies.push(bytes);
-            self.hashes.push(hash.as_bytes().to_vec());
-        }
-        Ok(hash)
-    }
-
-    /// Whether there are no rows.
-    pub(super) fn is_empty(&self) -> bool {
-        self.runs.is_empty()
-    }
-
-    /// Binds the rows as six arrays: run ids, seqs, times, kinds, bodies, hashes.
-    pub(super) fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
-        query
-            .bind(self.runs)
-            .bind(self.seqs)
-            .bind(self.times)
-            .bind(self.kinds)
-            .bind(self.bodies)
-            .bind(self.hashes)
-    }
-
-    /// Writes the rows (nothing when there are none).
-    pub(super) async fn insert(self, conn: &mut PgConnection) -> Result<()> {
-        if self.runs.is_empty() {
-            return Ok(());
-        }
-        self.bind_to(sqlx::query(
-            "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
-        ))
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
-        Ok(())
-    }
-}
-
-/// A query with PostgreSQL arguments, as the row writers bind them.
-pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
 /// Reads a run's history on `conn`, verifying the chain as it goes.
 pub(super) async fn read_history(
     conn: &mut PgConnection,
@@ -311,28 +227,6 @@ pub(super) async fn read_history(
             .await
             .map_err(Error::from_db)?;
     events_from_rows(&rows, limits)
-}
-
-/// Decodes history rows (`seq`, `event`, `hash`, in order) of one run, verifying the chain.
-pub(super) fn events_from_rows(
-    rows: &[sqlx::postgres::PgRow],
-    limits: &Limits,
-) -> Result<Vec<Event>> {
-    let mut links = Vec::with_capacity(rows.len());
-    for row in rows {
-        let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
-        let hash: &[u8] = row.try_get("hash").map_err(Error::from_db)?;
-        links.push(chain::ChainLink {
-            seq: seq(row, "seq")?,
-            bytes,
-            hash: ChainHash::from_slice(hash)?,
-        });
-    }
-    chain::verify(links.iter().copied())?;
-    links
-        .iter()
-        .map(|l| Ok(Event::decode(l.bytes, limits)?))
-        .collect()
 }
 
 async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
@@ -525,8 +419,11 @@ impl Store {
     fn row_to_run(row: &sqlx::postgres::PgRow) -> Result<RunRow> {
         Ok(RunRow {
             run_id: run_id(row, "run_id")?,
-            workflow_type: row.try_get("workflow_type").map_err(Error::from_db)?,
-            status: row.try_get("status").map_err(Error::from_db)?,
+            workflow_type: WorkflowType::new(
+                row.try_get::<String, _>("workflow_type")
+                    .map_err(Error::from_db)?,
+            )?,
+            status: run_state(row, "status")?,
             head_seq: seq(row, "head_seq")?,
             parked_reason: row.try_get("parked_reason").map_err(Error::from_db)?,
         })
@@ -597,12 +494,12 @@ impl Store {
         .await
         .map_err(Error::from_db)?;
         let Some(row) = row else { return Ok(None) };
-        let status: String = row.try_get("status").map_err(Error::from_db)?;
-        if status == "running" {
+        let status = run_state(&row, "status")?;
+        if status.is_open() {
             return Ok(Some(RunEnd::Running));
         }
         let next: Option<uuid::Uuid> = row.try_get("next_run_id").map_err(Error::from_db)?;
-        if let (Some(next), "continued_as_new") = (next, status.as_str()) {
+        if let (Some(next), RunState::ContinuedAsNew) = (next, status) {
             return Ok(Some(RunEnd::ContinuedAs(RunId::from_uuid(next))));
         }
         let corrupt = |reason: String| Error::Corrupt {

@@ -7,19 +7,21 @@
 use std::collections::HashMap;
 
 use reprise_history::{
-    ActivityCancelled, ChainHash, ChildWorkflowFailed, Event, EventKind, Failure, Limits,
-    ParentRun, Payload, RunId, RunOrigin, Seq, TimerFired, Timestamp, WorkflowId, WorkflowStarted,
+    ActivityCancelled, ChainHash, Event, EventKind, Limits, ParentClosePolicy, Payload, RunId,
+    RunState, Seq, TimerFired, Timestamp, WorkflowId,
 };
+use reprise_sdk::{Close, Effects, NewChild, NewTask, NextRun};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::error::{Error, Result};
 use crate::store::inbox::{activity_key, child_key, deliver, insert_input, timer_key};
-use crate::store::runs::{
-    self, HistoryRows, PgQuery, events_from_rows, insert_run, run_id, seq, seq_param,
+use crate::store::rows::{
+    HistoryRows, PgQuery, events_from_rows, parent_close_policy, run_id, seq, seq_param,
 };
+use crate::store::runs::{self, insert_run};
 use crate::store::{
     CLOSED_CHANNEL, RUNS_CHANNEL, Store, TASKS_CHANNEL, apply_parent_close_policy, micros, now,
-    policy_name, request_cancel, to_timestamp,
+    request_cancel, to_timestamp,
 };
 
 /// Which runs a batch claims.
@@ -42,7 +44,7 @@ pub(crate) struct BatchRun {
     /// 0 until the first step has applied `WorkflowStarted`.
     pub(crate) applied_seq: Seq,
     /// For a child: what happens to it when its parent closes (kept by its next runs).
-    parent_close_policy: Option<String>,
+    parent_close_policy: Option<ParentClosePolicy>,
     /// The run's whole history, verified, when it is one event (a new run): read with the
     /// claim, so that the first step needs no read of its own.
     pub(crate) history: Option<Result<Vec<Event>>>,
@@ -72,8 +74,8 @@ pub(crate) struct StepOutput<'a> {
     /// How many of the run's inputs the step applied (the others stay in the inbox; for a
     /// continue-as-new, its signals move on to the next run).
     pub(crate) applied: usize,
-    pub(crate) closing: Closing<'a>,
-    pub(crate) parent: Option<&'a ParentRun>,
+    /// What the step's decisions do (see `reprise_sdk::Effects`).
+    pub(crate) effects: Effects<'a>,
 }
 
 /// A run of the batch whose code cannot go on: it is parked with the reason instead.
@@ -84,20 +86,6 @@ pub(crate) struct Park<'a> {
     /// when no process that claimed it knows its type.
     pub(crate) build: Option<&'a str>,
     pub(crate) reason: String,
-}
-
-/// How a step leaves its run.
-pub(crate) enum Closing<'a> {
-    Open,
-    /// Closed with this status; the parent (if any) learns the outcome from the closing event.
-    Closed {
-        status: &'static str,
-    },
-    ContinuedAsNew {
-        next: &'a reprise_history::WorkflowContinuedAsNew,
-        /// Signals the run received but its code never took: they go to the next run.
-        carried: Vec<(reprise_history::SignalName, Payload)>,
-    },
 }
 
 /// The columns of `new_tasks`, the rows [`insert_tasks!`] creates tasks from.
@@ -362,7 +350,7 @@ fn batch_run(row: &sqlx::postgres::PgRow, limits: &Limits) -> Result<BatchRun> {
         head_seq: seq(row, "head_seq")?,
         head_hash: ChainHash::from_slice(head_hash)?,
         applied_seq: seq(row, "applied_seq")?,
-        parent_close_policy: row.try_get("parent_close_policy").map_err(Error::from_db)?,
+        parent_close_policy: parent_close_policy(row)?,
         history,
         inputs: Vec::new(),
         inbox_ids: Vec::new(),
@@ -449,25 +437,19 @@ impl StepBatch<'_> {
         let mut notes = Notifications::default();
         let mut writes = self.step_writes(steps, &mut notes)?;
         let heads = writes.heads.iter().map(|h| (h.run, h.hash)).collect();
-        if steps.iter().any(StepOutput::writes_first) {
+        if steps.iter().any(|s| s.effects.need_events_first()) {
             self.write_steps(std::mem::take(&mut writes.rows)).await?;
         }
         for step in steps {
-            let mut writer = self.writer(step.run);
-            for event in step.events {
-                writer.carry_out(event).await?;
-            }
+            self.writer(step.run).carry_out(&step.effects).await?;
         }
         for step in steps {
-            let closing_event = step.events.last().filter(|e| e.kind.is_closing());
-            if let Some(status) = self
-                .writer(step.run)
-                .before_close(&step.closing, closing_event.map(|e| &e.kind), step.parent)
-                .await?
-            {
-                writes.close(step.run, status);
-                notes.closed(self.runs[step.run].run_id, closing_event, &self.limits);
-            }
+            let Some(close) = &step.effects.close else {
+                continue;
+            };
+            self.writer(step.run).close(close).await?;
+            writes.close(step.run, close.state);
+            notes.closed(self.runs[step.run].run_id, Some(close.event), &self.limits);
         }
         for park in parks {
             self.park(park).await?;
@@ -509,13 +491,9 @@ impl StepBatch<'_> {
                 hash,
                 closing: None,
             });
-            if matches!(step.closing, Closing::Open) {
-                for event in step.events {
-                    if let EventKind::ActivityScheduled(s) = &event.kind {
-                        rows.tasks.push(run.run_id, event.seq, s, &self.limits)?;
-                        notes.task_queue(s.task_queue.as_str());
-                    }
-                }
+            for task in &step.effects.tasks {
+                rows.tasks.push(run.run_id, task, &self.limits)?;
+                notes.task_queue(task.activity.task_queue.as_str());
             }
             rows.consumed
                 .extend(run.inbox_ids.iter().take(step.applied).copied());
@@ -569,7 +547,7 @@ impl StepBatch<'_> {
             claimed.push(seq_param(self.runs[head.run].head_seq));
             seqs.push(seq_param(head.seq));
             hashes.push(head.hash.as_bytes().to_vec());
-            closing.push(head.closing);
+            closing.push(head.closing.map(RunState::as_str));
         }
         let query = writes
             .rows
@@ -589,13 +567,12 @@ impl StepBatch<'_> {
         for row in rows {
             let child: Option<uuid::Uuid> = row.try_get("run_id").map_err(Error::from_db)?;
             let Some(child) = child else { continue };
-            let policy: Option<String> =
-                row.try_get("parent_close_policy").map_err(Error::from_db)?;
+            let policy = parent_close_policy(&row)?;
             apply_parent_close_policy(
                 &mut self.tx,
                 self.offset,
                 RunId::from_uuid(child),
-                policy.as_deref(),
+                policy,
                 &self.limits,
             )
             .await?;
@@ -627,7 +604,7 @@ struct Head {
     run: usize,
     seq: Seq,
     hash: ChainHash,
-    closing: Option<&'static str>,
+    closing: Option<RunState>,
 }
 
 /// Everything a batch writes for its steps, up to the release.
@@ -639,21 +616,10 @@ struct StepWrites {
 
 impl StepWrites {
     /// Marks a stepped run as closing with `status`.
-    fn close(&mut self, run: usize, status: &'static str) {
+    fn close(&mut self, run: usize, status: RunState) {
         for head in self.heads.iter_mut().filter(|h| h.run == run) {
             head.closing = Some(status);
         }
-    }
-}
-
-impl StepOutput<'_> {
-    /// Whether the step's decisions need its events written first (see [`StepBatch::commit`]).
-    fn writes_first(&self) -> bool {
-        matches!(self.closing, Closing::ContinuedAsNew { .. })
-            || self
-                .events
-                .iter()
-                .any(|e| matches!(e.kind, EventKind::ActivityCancelRequested(_)))
     }
 }
 
@@ -741,38 +707,44 @@ impl RunWriter<'_> {
         Ok(())
     }
 
-    /// Does what a decision asks (activity tasks are created for the whole batch beforehand).
-    async fn carry_out(&mut self, event: &Event) -> Result<()> {
-        match &event.kind {
-            EventKind::ActivityCancelRequested(c) => self.cancel_activity(c.scheduled).await?,
-            EventKind::TimerStarted(t) => {
-                let fired = EventKind::TimerFired(TimerFired { started: event.seq });
-                self.deliver_to_self(&fired, timer_key(event.seq), t.duration)
-                    .await?;
-            }
-            EventKind::TimerCancelled(t) => {
-                sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1 AND dedupe_key = $2")
-                    .bind(self.run.run_id.as_uuid())
-                    .bind(timer_key(t.started))
-                    .execute(&mut *self.conn)
-                    .await
-                    .map_err(Error::from_db)?;
-            }
-            EventKind::MarkerRecorded(reprise_history::Marker::Patch { patch_id }) => {
-                sqlx::query(
-                    "INSERT INTO reprise.run_patches (run_id, patch_id, seq) VALUES ($1, $2, $3)
-                     ON CONFLICT (run_id, patch_id) DO NOTHING",
-                )
+    /// Carries out a step's effects but its close (activity tasks are created for the whole
+    /// batch beforehand), in the order `Effects` lists them.
+    async fn carry_out(&mut self, effects: &Effects<'_>) -> Result<()> {
+        for timer in &effects.timers {
+            let fired = EventKind::TimerFired(TimerFired {
+                started: timer.started,
+            });
+            self.deliver_to_self(&fired, timer_key(timer.started), timer.fires_after)
+                .await?;
+        }
+        for started in &effects.cancelled_timers {
+            sqlx::query("DELETE FROM reprise.inbox WHERE run_id = $1 AND dedupe_key = $2")
                 .bind(self.run.run_id.as_uuid())
-                .bind(patch_id.as_str())
-                .bind(seq_param(event.seq))
+                .bind(timer_key(*started))
                 .execute(&mut *self.conn)
                 .await
                 .map_err(Error::from_db)?;
-            }
-            EventKind::ChildWorkflowStarted(c) => self.start_child(event.seq, c).await?,
-            EventKind::ChildWorkflowCancelRequested(c) => self.cancel_child(c.started).await?,
-            _ => {}
+        }
+        for scheduled in &effects.cancelled_activities {
+            self.cancel_activity(*scheduled).await?;
+        }
+        for child in &effects.children {
+            self.start_child(child).await?;
+        }
+        for started in &effects.cancelled_children {
+            self.cancel_child(*started).await?;
+        }
+        for (seq, patch_id) in &effects.patches {
+            sqlx::query(
+                "INSERT INTO reprise.run_patches (run_id, patch_id, seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (run_id, patch_id) DO NOTHING",
+            )
+            .bind(self.run.run_id.as_uuid())
+            .bind(patch_id.as_str())
+            .bind(seq_param(*seq))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(Error::from_db)?;
         }
         Ok(())
     }
@@ -793,6 +765,10 @@ impl RunWriter<'_> {
         let Some(attempt) = waiting else {
             return Ok(());
         };
+        let attempt = u32::try_from(attempt).map_err(|_| Error::Corrupt {
+            what: format!("activity task {scheduled} of run {}", self.run.run_id),
+            reason: format!("attempt {attempt} is negative"),
+        })?;
         sqlx::query("DELETE FROM reprise.activity_tasks WHERE run_id = $1 AND scheduled_seq = $2")
             .bind(self.run.run_id.as_uuid())
             .bind(seq_param(scheduled))
@@ -801,7 +777,7 @@ impl RunWriter<'_> {
             .map_err(Error::from_db)?;
         let cancelled = EventKind::ActivityCancelled(ActivityCancelled {
             scheduled,
-            attempt: u32::try_from(attempt).unwrap_or(0),
+            attempt,
             details: None,
         });
         self.deliver_to_self(&cancelled, activity_key(scheduled), Default::default())
@@ -809,39 +785,21 @@ impl RunWriter<'_> {
     }
 
     /// Starts a child run in this transaction; if its workflow id is taken, the child fails at once.
-    async fn start_child(
-        &mut self,
-        seq: Seq,
-        c: &reprise_history::ChildWorkflowStarted,
-    ) -> Result<()> {
-        let parent = ParentRun {
-            workflow_id: self.run.workflow_id.clone(),
-            run_id: self.run.run_id,
-            started_seq: seq,
-        };
-        let started = c.child_run_started(parent);
-        let policy = policy_name(c.parent_close_policy);
-        if insert_run(
+    async fn start_child(&mut self, child: &NewChild) -> Result<()> {
+        let started = insert_run(
             self.conn,
-            &started,
+            &child.started,
             self.now,
             None,
-            Some(policy),
+            Some(child.policy),
             self.limits,
         )
-        .await?
-        {
+        .await?;
+        if started {
             return Ok(());
         }
-        let failed = EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
-            started: seq,
-            failure: Failure::application(
-                "WorkflowIdInUse",
-                format!("a run of workflow id {} is already open", c.workflow_id),
-            )
-            .retryable(false),
-        });
-        self.deliver_to_self(&failed, child_key(seq), Default::default())
+        let failed = child.id_in_use();
+        self.deliver_to_self(&failed, child_key(child.started_seq), Default::default())
             .await
     }
 
@@ -870,86 +828,59 @@ impl RunWriter<'_> {
 
     /// What closing the run takes beyond its status, before the batch closes it: the next
     /// run of a continue-as-new (which takes the signals still in the inbox) and the parent's
-    /// inbox. Returns the status it closes with, if the step ended the run.
-    async fn before_close(
-        &mut self,
-        closing: &Closing<'_>,
-        closing_event: Option<&EventKind>,
-        parent: Option<&ParentRun>,
-    ) -> Result<Option<&'static str>> {
-        let status = match closing {
-            Closing::Open => return Ok(None),
-            Closing::Closed { status } => *status,
-            Closing::ContinuedAsNew { next, carried } => {
-                // Closed first: the next run takes the workflow id, which only one open run
-                // may hold.
-                sqlx::query(concat!(
-                    "UPDATE reprise.runs SET status = 'continued_as_new', closed_at = ",
-                    now!(),
-                    " WHERE run_id = $2"
-                ))
-                .bind(self.offset)
-                .bind(self.run.run_id.as_uuid())
-                .execute(&mut *self.conn)
-                .await
-                .map_err(Error::from_db)?;
-                self.continue_as_new(next, carried, parent).await?;
-                "continued_as_new"
-            }
-        };
-        let outcome = parent.and_then(|p| Some((p, closing_event?.child_outcome(p.started_seq)?)));
-        if let Some((parent, outcome)) = outcome {
+    /// inbox.
+    async fn close(&mut self, close: &Close<'_>) -> Result<()> {
+        if let Some(next) = &close.next_run {
+            // Closed first: the next run takes the workflow id, which only one open run
+            // may hold.
+            sqlx::query(concat!(
+                "UPDATE reprise.runs SET status = 'continued_as_new', closed_at = ",
+                now!(),
+                " WHERE run_id = $2"
+            ))
+            .bind(self.offset)
+            .bind(self.run.run_id.as_uuid())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(Error::from_db)?;
+            self.continue_as_new(next).await?;
+        }
+        if let Some((parent, outcome)) = &close.parent_outcome {
             deliver(
                 self.conn,
                 self.offset,
                 parent.run_id,
-                &outcome,
+                outcome,
                 Some(child_key(parent.started_seq)),
                 Default::default(),
                 self.limits,
             )
             .await?;
         }
-        Ok(Some(status))
+        Ok(())
     }
 
     /// Starts the next run of a continue-as-new and hands it the signals this run never took:
     /// first those its code had buffered (they arrived earlier), then those still in the inbox.
-    async fn continue_as_new(
-        &mut self,
-        next: &reprise_history::WorkflowContinuedAsNew,
-        carried: &[(reprise_history::SignalName, Payload)],
-        parent: Option<&ParentRun>,
-    ) -> Result<()> {
+    async fn continue_as_new(&mut self, next: &NextRun) -> Result<()> {
         let run_id = self.run.run_id;
-        let started = WorkflowStarted {
-            workflow_type: next.workflow_type.clone(),
-            workflow_id: self.run.workflow_id.clone(),
-            run_id: next.new_run_id,
-            input: next.input.clone(),
-            task_queue: next.task_queue.clone(),
-            origin: RunOrigin::ContinuedAsNew {
-                previous_run_id: run_id,
-            },
-            parent: parent.cloned(),
-        };
-        let policy = self.run.parent_close_policy.as_deref();
-        if !insert_run(
+        let next_run = next.started.run_id;
+        let inserted = insert_run(
             self.conn,
-            &started,
+            &next.started,
             self.now,
             Some(run_id),
-            policy,
+            self.run.parent_close_policy,
             self.limits,
         )
-        .await?
-        {
+        .await?;
+        if !inserted {
             return Err(Error::Conflict(format!(
                 "workflow id {} is open in another run; cannot continue as new",
                 self.run.workflow_id
             )));
         }
-        for (name, payload) in carried {
+        for (name, payload) in &next.carried {
             let signal = EventKind::SignalReceived(reprise_history::SignalReceived {
                 name: name.clone(),
                 payload: payload.clone(),
@@ -960,7 +891,7 @@ impl RunWriter<'_> {
                 " - interval '1 microsecond', $3, $4)"
             ))
             .bind(self.offset)
-            .bind(next.new_run_id.as_uuid())
+            .bind(next_run.as_uuid())
             .bind(signal.name())
             .bind(signal.encode(self.limits)?)
             .execute(&mut *self.conn)
@@ -971,34 +902,11 @@ impl RunWriter<'_> {
             "UPDATE reprise.inbox SET run_id = $2 WHERE run_id = $1 AND kind = 'SignalReceived'",
         )
         .bind(run_id.as_uuid())
-        .bind(next.new_run_id.as_uuid())
+        .bind(next_run.as_uuid())
         .execute(&mut *self.conn)
         .await
         .map_err(Error::from_db)?;
         Ok(())
-    }
-}
-
-/// How an execution's status closes its run; a continue-as-new takes along the signals the
-/// code never received.
-pub(crate) fn runs_closing(execution: &reprise_sdk::Execution) -> Closing<'_> {
-    use reprise_sdk::RunStatus;
-    match execution.status() {
-        RunStatus::Running => Closing::Open,
-        RunStatus::Completed(_) => Closing::Closed {
-            status: "completed",
-        },
-        RunStatus::Failed(_) => Closing::Closed { status: "failed" },
-        RunStatus::Cancelled => Closing::Closed {
-            status: "cancelled",
-        },
-        RunStatus::Terminated => Closing::Closed {
-            status: "terminated",
-        },
-        RunStatus::ContinuedAsNew(next) => Closing::ContinuedAsNew {
-            next,
-            carried: execution.unreceived_signals(),
-        },
     }
 }
 
@@ -1018,15 +926,10 @@ pub(super) struct TaskRows {
 
 impl TaskRows {
     /// Adds the task of an activity `run` scheduled at `seq`.
-    pub(super) fn push(
-        &mut self,
-        run: RunId,
-        seq: Seq,
-        s: &reprise_history::ActivityScheduled,
-        limits: &Limits,
-    ) -> Result<()> {
+    pub(super) fn push(&mut self, run: RunId, task: &NewTask<'_>, limits: &Limits) -> Result<()> {
+        let s = task.activity;
         self.runs.push(*run.as_uuid());
-        self.seqs.push(seq_param(seq));
+        self.seqs.push(seq_param(task.scheduled));
         self.queues.push(s.task_queue.as_str().to_string());
         self.types.push(s.activity_type.as_str().to_string());
         self.inputs.push(s.input.as_bytes().to_vec());

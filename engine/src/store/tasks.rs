@@ -3,13 +3,13 @@
 
 use reprise_history::{
     ActivityCompleted, ActivityFailed, ActivityOptions, ActivityTimedOut, ActivityType, EventKind,
-    Failure, FailureKind, Limits, Payload, RunId, Seq, TimeoutKind, WorkflowId,
+    Failure, Limits, Payload, RunId, Seq, TimeoutKind, WorkflowId,
 };
 use sqlx::Row;
 
 use crate::error::{Error, Result};
 use crate::store::inbox::activity_key;
-use crate::store::runs::PgQuery;
+use crate::store::rows::{PgQuery, count, seq, seq_param};
 use crate::store::{Store, input_hint, micros, now};
 
 /// An activity attempt this worker holds the lease of.
@@ -121,10 +121,6 @@ pub(crate) const FINISH_TASKS_SQL: &str = concat!(
       CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true) AS async) a"
 );
 
-fn seq_param(seq: Seq) -> i64 {
-    i64::try_from(seq.get()).unwrap_or(i64::MAX)
-}
-
 impl Store {
     /// Leases up to `limit` due attempts of the given queues (each claim is a new attempt).
     /// The claim commits without waiting for its WAL flush (`synchronous_commit` off for this
@@ -153,19 +149,17 @@ impl Store {
     fn task_from_row(&self, row: &sqlx::postgres::PgRow) -> Result<ClaimedTask> {
         let input: Vec<u8> = row.try_get("input").map_err(Error::from_db)?;
         let options: Vec<u8> = row.try_get("options").map_err(Error::from_db)?;
-        let seq: i64 = row.try_get("scheduled_seq").map_err(Error::from_db)?;
-        let attempt: i32 = row.try_get("attempt").map_err(Error::from_db)?;
         let id: uuid::Uuid = row.try_get("run_id").map_err(Error::from_db)?;
         let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
         let activity_type: String = row.try_get("activity_type").map_err(Error::from_db)?;
         Ok(ClaimedTask {
             run_id: RunId::from_uuid(id),
             workflow_id: WorkflowId::new(workflow_id)?,
-            scheduled_seq: Seq::new(u64::try_from(seq).unwrap_or(0)),
+            scheduled_seq: seq(row, "scheduled_seq")?,
             activity_type: ActivityType::new(activity_type)?,
             input: Payload::from_bytes(input)?,
             options: Payload::from_bytes(options)?.decode()?,
-            attempt: u32::try_from(attempt).unwrap_or(0),
+            attempt: count(row, "attempt")?,
             lease_token: row.try_get("lease_token").map_err(Error::from_db)?,
         })
     }
@@ -402,11 +396,7 @@ impl Store {
             } else {
                 TimeoutKind::StartToClose
             };
-            let failure = Failure::of_kind(
-                FailureKind::TimedOut,
-                format!("{timeout:?} timeout of attempt {}", task.attempt),
-            )
-            .retryable(true);
+            let failure = timeout.failure(task.attempt);
             if !past_deadline && task.options.retry.retries(&failure, task.attempt) {
                 self.schedule_retry(&mut tx, &task, &failure).await?;
                 continue;
@@ -434,9 +424,9 @@ impl Store {
 #[derive(Clone, Debug)]
 pub struct PendingActivity {
     /// The seq of its `ActivityScheduled`.
-    pub scheduled_seq: u64,
+    pub scheduled_seq: Seq,
     /// Its type.
-    pub activity_type: String,
+    pub activity_type: ActivityType,
     /// Attempts started so far.
     pub attempt: u32,
     /// Whether an attempt is running now.
@@ -458,17 +448,18 @@ impl Store {
         .map_err(Error::from_db)?;
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
-            let seq: i64 = row.try_get("scheduled_seq").map_err(Error::from_db)?;
-            let attempt: i32 = row.try_get("attempt").map_err(Error::from_db)?;
             let failure: Option<Vec<u8>> = row.try_get("last_failure").map_err(Error::from_db)?;
             let last_failure = match failure {
                 Some(bytes) => Some(Payload::from_bytes(bytes)?.decode::<Failure>()?.to_string()),
                 None => None,
             };
             pending.push(PendingActivity {
-                scheduled_seq: u64::try_from(seq).unwrap_or(0),
-                activity_type: row.try_get("activity_type").map_err(Error::from_db)?,
-                attempt: u32::try_from(attempt).unwrap_or(0),
+                scheduled_seq: seq(&row, "scheduled_seq")?,
+                activity_type: ActivityType::new(
+                    row.try_get::<String, _>("activity_type")
+                        .map_err(Error::from_db)?,
+                )?,
+                attempt: count(&row, "attempt")?,
                 running: row.try_get("running").map_err(Error::from_db)?,
                 last_failure,
             });

@@ -182,7 +182,7 @@ async fn retries_stop_at_the_schedule_to_close_deadline_and_describe_shows_them(
         }
     })
     .await;
-    assert_eq!(pending.activity_type, "failing");
+    assert_eq!(pending.activity_type.as_str(), "failing");
     assert_eq!(pending.attempt, 1);
     assert!(!pending.running);
     assert_eq!(

@@ -392,7 +392,7 @@ async fn a_durable_timer_fires_by_database_time() {
     within(async {
         loop {
             let d = client.describe("nap-1").await.unwrap();
-            if d.head_seq >= 2 {
+            if d.head_seq.get() >= 2 {
                 break;
             }
             tokio::task::yield_now().await;
@@ -511,7 +511,7 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
     );
     let handle = client.start(V, "versioned-1", &()).await.unwrap();
     within(async {
-        while client.describe("versioned-1").await.unwrap().head_seq < 3 {
+        while client.describe("versioned-1").await.unwrap().head_seq.get() < 3 {
             tokio::task::yield_now().await;
         }
     })
@@ -737,7 +737,7 @@ async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts
     assert_eq!(
         usage,
         [reprise_engine::PatchUsage {
-            patch_id: "sleep-first".to_string(),
+            patch_id: reprise_history::PatchId::new("sleep-first").unwrap(),
             open_runs_with_marker: 2,
             open_runs_without_marker: 3,
         }]

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use reprise_engine::{Client, IdReusePolicy, RunFilter, StartOptions, Store};
-use reprise_history::{ActivityOptions, EventKind, ParentClosePolicy, RetryPolicy, RunOrigin};
+use reprise_history::{
+    ActivityOptions, EventKind, ParentClosePolicy, RetryPolicy, RunOrigin, RunState, WorkflowType,
+};
 use reprise_sdk::{
     ActivityContext, ActivityDef, ActivityError, OperationEnd, Registry, RegistryBuilder,
     SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
@@ -167,7 +169,7 @@ async fn a_saga_compensates_after_cancellation() {
             .unwrap()
             .pending_activities
             .iter()
-            .any(|a| a.running && a.activity_type == "charge")
+            .any(|a| a.running && a.activity_type.as_str() == "charge")
     })
     .await;
     client
@@ -216,13 +218,13 @@ async fn a_child_is_cancelled_with_its_parent() {
         client
             .describe("the-child")
             .await
-            .is_ok_and(|d| d.head_seq >= 1 && d.status == "running")
+            .is_ok_and(|d| d.head_seq.get() >= 1 && d.status == RunState::Running)
     })
     .await;
     client.cancel("parent-1", "not needed").await.unwrap();
     let err = within(parent.result()).await.unwrap_err();
     assert!(err.to_string().contains("ended cancelled"), "{err}");
-    until(async || client.describe("the-child").await.unwrap().status == "cancelled").await;
+    until(async || client.describe("the-child").await.unwrap().status == RunState::Cancelled).await;
     db.drop_database().await;
 }
 
@@ -241,7 +243,7 @@ async fn a_three_run_continue_as_new_chain_yields_the_last_result_and_keeps_sign
     let runs = client
         .list(
             &RunFilter {
-                workflow_type: Some("chain".into()),
+                workflow_type: Some(WorkflowType::new("chain").unwrap()),
                 ..RunFilter::default()
             },
             None,
@@ -277,7 +279,7 @@ async fn termination_is_immediate_recorded_and_final() {
     .await;
     client.terminate("term-1", "runaway").await.unwrap();
     let d = client.describe("term-1").await.unwrap();
-    assert_eq!(d.status, "terminated");
+    assert_eq!(d.status, RunState::Terminated);
     assert!(d.pending_activities.is_empty(), "its pending work is gone");
     let err = within(handle.result()).await.unwrap_err();
     assert_eq!(
@@ -347,15 +349,15 @@ async fn listing_pages_by_keyset_and_filters() {
             .unwrap();
     }
     let filter = RunFilter {
-        status: Some("running".into()),
-        workflow_type: Some("waiter".into()),
+        status: Some(RunState::Running),
+        workflow_type: Some(WorkflowType::new("waiter").unwrap()),
         ..RunFilter::default()
     };
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
         let page = client.list(&filter, cursor, 3).await.unwrap();
-        seen.extend(page.runs.iter().map(|r| r.workflow_id.clone()));
+        seen.extend(page.runs.iter().map(|r| r.workflow_id.to_string()));
         match page.next {
             Some(next) => cursor = Some(next),
             None => break,
@@ -364,7 +366,7 @@ async fn listing_pages_by_keyset_and_filters() {
     let expected: Vec<String> = (0..7).rev().map(|i| format!("listed-{i}")).collect();
     assert_eq!(seen, expected, "newest first, each once");
     let none = RunFilter {
-        status: Some("failed".into()),
+        status: Some(RunState::Failed),
         ..RunFilter::default()
     };
     assert!(client.list(&none, None, 10).await.unwrap().runs.is_empty());
@@ -384,7 +386,7 @@ async fn a_failed_run_is_reset_to_a_step_and_completes() {
     let failed_runs = client
         .list(
             &RunFilter {
-                status: Some("failed".into()),
+                status: Some(RunState::Failed),
                 ..RunFilter::default()
             },
             None,

@@ -1,7 +1,5 @@
 //! The schema: migrations apply once, under a lock, and the database itself protects history.
 
-use std::process::Command;
-
 use reprise_engine::schema;
 use sqlx::{PgPool, Row};
 
@@ -86,39 +84,6 @@ async fn concurrent_migrations_in_one_process_serialize() {
     assert_eq!(a.unwrap(), schema::expected_version());
     assert_eq!(b.unwrap(), schema::expected_version());
     other.close().await;
-    db.drop_database().await;
-}
-
-#[tokio::test]
-async fn two_processes_migrating_at_once_both_succeed() {
-    let db = TestDb::empty().await;
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_reprise"))
-            .arg("migrate")
-            .env("DATABASE_URL", &db.url)
-            .output()
-    };
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(spawn);
-        let b = s.spawn(spawn);
-        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
-    });
-    for out in [&a, &b] {
-        assert!(
-            out.status.success(),
-            "migrate failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let expected = format!("schema version {}\n", schema::expected_version());
-        assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
-    }
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'reprise' AND tablename IN ('runs', 'history', 'inbox', 'activity_tasks')",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    assert_eq!(tables, 4);
     db.drop_database().await;
 }
 

@@ -121,7 +121,7 @@ async fn a_sleeping_workflow_is_resumed_by_another_engine_process() {
     let client = Client::new(Store::new(db.pool.clone()));
     let first_engine = Process::spawn(&db, &["engine"]);
     let handle = client.start(SLEEPY, "sleepy-1", &2u64).await.unwrap();
-    until(&client, "sleepy-1", |d| d.head_seq >= 2).await; // the timer is set
+    until(&client, "sleepy-1", |d| d.head_seq.get() >= 2).await; // the timer is set
     first_engine.terminate();
 
     let _second_engine = Process::spawn(&db, &["engine"]);

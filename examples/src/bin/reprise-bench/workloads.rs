@@ -219,8 +219,8 @@ pub(crate) async fn long(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
         let ms = t.elapsed().as_secs_f64() * 1e3;
         if claimed > 0 {
             let d = bench.client.describe(&id).await?;
-            steps.push((d.head_seq, ms));
-            if d.status != "running" {
+            steps.push((d.head_seq.get(), ms));
+            if !d.status.is_open() {
                 break;
             }
         } else {

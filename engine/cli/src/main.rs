@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reprise_engine::{Client, RunFilter, Store};
+use reprise_history::{RunState, WorkflowType};
 
 /// Operate a Reprise database.
 #[derive(Parser)]
@@ -32,7 +33,7 @@ enum Command {
     List {
         /// Only this status (running, completed, failed, cancelled, terminated, continued_as_new).
         #[arg(long)]
-        status: Option<String>,
+        status: Option<RunState>,
         /// Only this workflow type.
         #[arg(long = "type")]
         workflow_type: Option<String>,
@@ -142,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let filter = RunFilter {
                 status,
-                workflow_type,
+                workflow_type: workflow_type.map(WorkflowType::new).transpose()?,
                 parked,
                 ..RunFilter::default()
             };

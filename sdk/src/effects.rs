@@ -1,0 +1,287 @@
+//! What a step does beyond appending its events, as data: the one place that reads a step's
+//! decisions and says which tasks, timers, cancellations, children, patches, closes and next
+//! runs they mean.
+//!
+//! The engine's store executes [`Effects`] in SQL and the testkit's `TestEnv` in memory;
+//! neither reads decisions itself, so the two cannot disagree about what a decision does.
+//! (duroxide hands its provider one typed bundle per turn in the same way.) Every rule below
+//! is part of the contract both executors keep:
+//!
+//! - an activity scheduled gets a task, due now, unless the run closes in the same step
+//!   (nothing would take its outcome);
+//! - a timer started delivers `TimerFired` to the run itself after its duration, unless the
+//!   run closes in the same step; a timer cancelled removes that delivery;
+//! - an activity whose cancellation is requested is cancelled at once if no attempt is
+//!   running (`ActivityCancelled` with the attempts made so far); a running attempt learns of
+//!   it at its next heartbeat;
+//! - a child started is a new run with its parent-close policy; if its workflow id has an
+//!   open run, the parent gets `ChildWorkflowFailed` (`WorkflowIdInUse`, not retryable);
+//! - a child whose cancellation is requested gets `CancelRequested` if it still runs;
+//! - a patch marker is recorded per run for patch-usage reports;
+//! - a close sets the run's status, tells its parent how it ended (not for continue-as-new:
+//!   the child goes on), and applies each open child's parent-close policy;
+//! - a continue-as-new starts the next run of the workflow id (same parent and parent-close
+//!   policy) and hands it the signals the run never took: first those its code had buffered,
+//!   then those still waiting to be applied.
+
+use std::time::Duration;
+
+use reprise_history::{
+    ActivityScheduled, ChildWorkflowFailed, Event, EventKind, Failure, Marker, ParentClosePolicy,
+    ParentRun, PatchId, Payload, RunId, RunOrigin, RunState, Seq, SignalName, WorkflowId,
+    WorkflowStarted,
+};
+
+use crate::executor::{Execution, RunStatus};
+
+/// The run a step belongs to: what its effects need to know about it beyond the step.
+#[derive(Clone, Copy, Debug)]
+pub struct RunIdentity<'a> {
+    /// The workflow id.
+    pub workflow_id: &'a WorkflowId,
+    /// The run.
+    pub run_id: RunId,
+    /// The parent, for a child run.
+    pub parent: Option<&'a ParentRun>,
+}
+
+/// What one step's decisions do, in the order an executor should carry them out.
+#[derive(Debug, Default)]
+pub struct Effects<'a> {
+    /// Activity tasks to create, due now.
+    pub tasks: Vec<NewTask<'a>>,
+    /// Timers to start: `TimerFired` delivered to the run after the duration.
+    pub timers: Vec<NewTimer>,
+    /// Timers cancelled, by the seq of their `TimerStarted`.
+    pub cancelled_timers: Vec<Seq>,
+    /// Activities whose cancellation was requested, by the seq of their `ActivityScheduled`.
+    pub cancelled_activities: Vec<Seq>,
+    /// Child runs to start.
+    pub children: Vec<NewChild>,
+    /// Children whose cancellation was requested, by the seq of their `ChildWorkflowStarted`.
+    pub cancelled_children: Vec<Seq>,
+    /// Patch markers recorded, with their seqs.
+    pub patches: Vec<(Seq, &'a PatchId)>,
+    /// How the step closes the run, if it does.
+    pub close: Option<Close<'a>>,
+}
+
+/// An activity task to create.
+#[derive(Clone, Copy, Debug)]
+pub struct NewTask<'a> {
+    /// The seq of its `ActivityScheduled`: with the run id, the activity's idempotency key.
+    pub scheduled: Seq,
+    /// What was scheduled: type, queue, input, options.
+    pub activity: &'a ActivityScheduled,
+}
+
+/// A timer to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewTimer {
+    /// The seq of its `TimerStarted`.
+    pub started: Seq,
+    /// How long after the step's time it fires.
+    pub fires_after: Duration,
+}
+
+/// A child run to start.
+#[derive(Clone, Debug)]
+pub struct NewChild {
+    /// The seq of the parent's `ChildWorkflowStarted`.
+    pub started_seq: Seq,
+    /// The child's first event.
+    pub started: WorkflowStarted,
+    /// What happens to the child when the parent closes first.
+    pub policy: ParentClosePolicy,
+}
+
+impl NewChild {
+    /// What the parent records when the child's workflow id already has an open run.
+    pub fn id_in_use(&self) -> EventKind {
+        EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+            started: self.started_seq,
+            failure: Failure::application(
+                "WorkflowIdInUse",
+                format!(
+                    "a run of workflow id {} is already open",
+                    self.started.workflow_id
+                ),
+            )
+            .retryable(false),
+        })
+    }
+}
+
+/// How a step closes its run.
+#[derive(Clone, Debug)]
+pub struct Close<'a> {
+    /// The run's status from now on (never `Running`).
+    pub state: RunState,
+    /// The closing event.
+    pub event: &'a Event,
+    /// What the parent must hear, and where: `None` for a run without a parent and for a
+    /// continue-as-new (the child goes on in its next run).
+    pub parent_outcome: Option<(ParentRun, EventKind)>,
+    /// The next run, for a continue-as-new.
+    pub next_run: Option<NextRun>,
+}
+
+/// The next run of a workflow that continued as new.
+#[derive(Clone, Debug)]
+pub struct NextRun {
+    /// Its first event (same workflow id and parent; origin: the run that continued).
+    pub started: WorkflowStarted,
+    /// Signals the run's code had buffered but never took, in arrival order. Signals still
+    /// waiting to be applied follow them.
+    pub carried: Vec<(SignalName, Payload)>,
+}
+
+impl<'a> Close<'a> {
+    /// The close a closing event makes (a step's last, or a termination's); `None` for an
+    /// event that does not close. `carried` is used only by a continue-as-new.
+    pub fn of(
+        run: RunIdentity<'_>,
+        event: &'a Event,
+        carried: impl FnOnce() -> Vec<(SignalName, Payload)>,
+    ) -> Option<Close<'a>> {
+        let state = RunState::closed_by(&event.kind)?;
+        let parent_outcome = run
+            .parent
+            .and_then(|p| Some((p.clone(), event.kind.child_outcome(p.started_seq)?)));
+        let next_run = match &event.kind {
+            EventKind::WorkflowContinuedAsNew(next) => Some(NextRun {
+                started: WorkflowStarted {
+                    workflow_type: next.workflow_type.clone(),
+                    workflow_id: run.workflow_id.clone(),
+                    run_id: next.new_run_id,
+                    input: next.input.clone(),
+                    task_queue: next.task_queue.clone(),
+                    origin: RunOrigin::ContinuedAsNew {
+                        previous_run_id: run.run_id,
+                    },
+                    parent: run.parent.cloned(),
+                },
+                carried: carried(),
+            }),
+            _ => None,
+        };
+        Some(Close {
+            state,
+            event,
+            parent_outcome,
+            next_run,
+        })
+    }
+}
+
+impl<'a> Effects<'a> {
+    /// The effects of a live step that appended `events` (inputs and decisions, in order) to
+    /// `run`; `execution` is the orchestrator after the step (for the signals a
+    /// continue-as-new carries).
+    pub fn of_step(run: RunIdentity<'_>, events: &'a [Event], execution: &Execution) -> Self {
+        Effects::of_events(run, events, || match execution.status() {
+            RunStatus::ContinuedAsNew(_) => execution.unreceived_signals(),
+            RunStatus::Running
+            | RunStatus::Completed(_)
+            | RunStatus::Failed(_)
+            | RunStatus::Cancelled
+            | RunStatus::Terminated => Vec::new(),
+        })
+    }
+
+    /// The effects of recorded events alone, with no orchestrator (a reset re-opening what a
+    /// history left open): a continue-as-new among them carries no buffered signals.
+    pub fn of_recorded(run: RunIdentity<'_>, events: &'a [Event]) -> Self {
+        Effects::of_events(run, events, Vec::new)
+    }
+
+    fn of_events(
+        run: RunIdentity<'_>,
+        events: &'a [Event],
+        carried: impl FnOnce() -> Vec<(SignalName, Payload)>,
+    ) -> Self {
+        let close = events.last().and_then(|last| Close::of(run, last, carried));
+        let mut effects = Effects {
+            close,
+            ..Effects::default()
+        };
+        for event in events {
+            effects.add(run, event);
+        }
+        effects
+    }
+
+    fn add(&mut self, run: RunIdentity<'_>, event: &'a Event) {
+        let open = self.close.is_none();
+        match &event.kind {
+            EventKind::ActivityScheduled(activity) if open => self.tasks.push(NewTask {
+                scheduled: event.seq,
+                activity,
+            }),
+            EventKind::TimerStarted(t) if open => self.timers.push(NewTimer {
+                started: event.seq,
+                fires_after: t.duration,
+            }),
+            EventKind::TimerCancelled(t) => self.cancelled_timers.push(t.started),
+            EventKind::ActivityCancelRequested(c) => self.cancelled_activities.push(c.scheduled),
+            EventKind::ChildWorkflowStarted(c) => self.children.push(NewChild {
+                started_seq: event.seq,
+                started: c.child_run_started(ParentRun {
+                    workflow_id: run.workflow_id.clone(),
+                    run_id: run.run_id,
+                    started_seq: event.seq,
+                }),
+                policy: c.parent_close_policy,
+            }),
+            EventKind::ChildWorkflowCancelRequested(c) => self.cancelled_children.push(c.started),
+            EventKind::MarkerRecorded(Marker::Patch { patch_id }) => {
+                self.patches.push((event.seq, patch_id));
+            }
+            // Scheduled or started by a step that also closes the run: nothing would take
+            // the outcome.
+            EventKind::ActivityScheduled(_) | EventKind::TimerStarted(_) => {}
+            // Inputs were delivered by whoever sent them; side effects are recorded in the
+            // event itself; a close is `self.close`.
+            EventKind::MarkerRecorded(Marker::SideEffect { .. })
+            | EventKind::WorkflowStarted(_)
+            | EventKind::ActivityCompleted(_)
+            | EventKind::ActivityFailed(_)
+            | EventKind::ActivityTimedOut(_)
+            | EventKind::ActivityCancelled(_)
+            | EventKind::TimerFired(_)
+            | EventKind::SignalReceived(_)
+            | EventKind::ChildWorkflowCompleted(_)
+            | EventKind::ChildWorkflowFailed(_)
+            | EventKind::CancelRequested(_)
+            | EventKind::WorkflowCompleted(_)
+            | EventKind::WorkflowFailed(_)
+            | EventKind::WorkflowCancelled(_)
+            | EventKind::WorkflowTerminated(_)
+            | EventKind::WorkflowContinuedAsNew(_) => {}
+        }
+    }
+
+    /// Whether the step needs nothing but rows written alongside its events: tasks and a
+    /// close with no one to tell and no next run. Timers, cancellations, children, patches,
+    /// a child's close (its parent's inbox) and continue-as-new take statements of their own.
+    pub fn are_rows_only(&self) -> bool {
+        self.timers.is_empty()
+            && self.cancelled_timers.is_empty()
+            && self.cancelled_activities.is_empty()
+            && self.children.is_empty()
+            && self.cancelled_children.is_empty()
+            && self.patches.is_empty()
+            && self
+                .close
+                .as_ref()
+                .is_none_or(|c| c.parent_outcome.is_none() && c.next_run.is_none())
+    }
+
+    /// Whether the effects need the step's events written before them: cancelling an
+    /// activity needs its task to exist, and a continue-as-new hands the next run only the
+    /// inputs its run did not apply.
+    pub fn need_events_first(&self) -> bool {
+        !self.cancelled_activities.is_empty()
+            || self.close.as_ref().is_some_and(|c| c.next_run.is_some())
+    }
+}
