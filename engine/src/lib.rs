@@ -35,7 +35,9 @@ pub use worker::{Worker, WorkerOptions};
 /// path (their plans) and of the connections that run them.
 #[doc(hidden)]
 pub mod hot_path {
-    pub use crate::store::{LOOP_SESSION_SETTINGS, hot_statements};
+    pub use crate::store::{
+        BoundStatement, LOOP_SESSION_SETTINGS, bound_statements, hot_statements,
+    };
 }
 
 /// A pool of connections to the Reprise database.

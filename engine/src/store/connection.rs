@@ -45,21 +45,13 @@ pub const LOOP_SESSION_SETTINGS: [(&str, &str); 5] = [
     ("enable_mergejoin", "off"),
 ];
 
-/// The statements the loops run on every step's path, by name: what their plans must get right.
-pub fn hot_statements() -> [(&'static str, &'static str); 8] {
-    [
-        ("claim ready runs", super::step::CLAIM_READY_SQL),
-        ("claim given runs", super::step::CLAIM_ONLY_SQL),
-        ("read histories", super::step::READ_HISTORIES_SQL),
-        ("write steps", super::step::WRITE_STEPS_SQL),
-        (
-            "write steps and release runs",
-            super::step::WRITE_AND_RELEASE_SQL,
-        ),
-        ("step one run directly", super::direct::DIRECT_STEP_SQL),
-        ("record outcomes", super::tasks::FINISH_TASKS_SQL),
-        ("claim tasks", super::tasks::CLAIM_TASKS_SQL),
-    ]
+/// The statements on every step's path, and the others with binders, by name: what their
+/// plans must get right (every one reads its tables by key).
+pub fn hot_statements() -> Vec<(&'static str, &'static str)> {
+    super::bind::bound_statements()
+        .into_iter()
+        .map(|s| (s.name, s.sql))
+        .collect()
 }
 
 /// A loop's own connection, opened when first needed and again after an error.

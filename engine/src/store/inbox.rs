@@ -4,7 +4,7 @@ use reprise_history::{EventKind, RunId, Seq};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
-use crate::store::{RUNS_CHANNEL, Store, micros, notify, now};
+use crate::store::{RUNS_CHANNEL, Store, micros, notify};
 
 /// Puts an input in a run's inbox, visible after `delay`, and marks the run ready then.
 /// With a `dedupe_key`, a second input with the same key is ignored (returns false).
@@ -36,11 +36,7 @@ pub(crate) async fn insert_input(
     limits: &reprise_history::Limits,
 ) -> Result<bool> {
     let bytes = input.encode(limits)?;
-    let inserted = sqlx::query(concat!(
-        "INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key) VALUES ($2, ",
-        now!(),
-        " + $3::bigint * interval '1 microsecond', $4, $5, $6) ON CONFLICT (run_id, dedupe_key) DO NOTHING"
-    ))
+    let inserted = sqlx::query("INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key) VALUES ($2, reprise.db_now($1) + $3::bigint * interval '1 microsecond', $4, $5, $6) ON CONFLICT (run_id, dedupe_key) DO NOTHING")
     .bind(offset)
     .bind(run_id.as_uuid())
     .bind(micros(delay))
@@ -65,16 +61,12 @@ pub(crate) async fn mark_ready(
 ) -> Result<()> {
     // The run's row lock first: a batch stepping the run recomputes its readiness under the
     // same lock, so this waits for it and cannot be undone by it.
-    sqlx::query(concat!(
-        "WITH run AS (SELECT run_id FROM reprise.runs
+    sqlx::query("WITH run AS (SELECT run_id FROM reprise.runs
                        WHERE run_id = $2 AND status = 'running' AND parked_reason IS NULL
                          FOR NO KEY UPDATE)
          INSERT INTO reprise.ready_runs (run_id, ready_at)
-         SELECT run_id, ",
-        now!(),
-        " + $3::bigint * interval '1 microsecond' FROM run
-         ON CONFLICT (run_id) DO UPDATE SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at)"
-    ))
+         SELECT run_id, reprise.db_now($1) + $3::bigint * interval '1 microsecond' FROM run
+         ON CONFLICT (run_id) DO UPDATE SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at)")
     .bind(offset)
     .bind(run_id.as_uuid())
     .bind(micros(delay))

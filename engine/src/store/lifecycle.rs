@@ -13,7 +13,7 @@ use crate::store::inbox::{child_key, deliver};
 use crate::store::rows::{parent_close_policy, run_state, seq, seq_param};
 use crate::store::runs::append_events;
 use crate::store::{
-    CLOSED_CHANNEL, RUNS_CHANNEL, Store, micros, notify, now, to_datetime, to_timestamp,
+    CLOSED_CHANNEL, RUNS_CHANNEL, Store, micros, notify, to_datetime, to_timestamp,
 };
 
 /// The dedupe key of a cancel request: asking twice is asking once.
@@ -103,12 +103,8 @@ pub(crate) fn terminate_in<'a>(
     limits: &'a Limits,
 ) -> BoxFuture<'a, Result<bool>> {
     Box::pin(async move {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            now!(),
-            " AS now, status, head_seq, head_hash, parent_run_id, parent_started_seq
-               FROM reprise.runs WHERE run_id = $2 FOR UPDATE"
-        ))
+        let row = sqlx::query("SELECT reprise.db_now($1) AS now, status, head_seq, head_hash, parent_run_id, parent_started_seq
+               FROM reprise.runs WHERE run_id = $2 FOR UPDATE")
         .bind(offset)
         .bind(run_id.as_uuid())
         .fetch_optional(&mut *conn)
@@ -264,16 +260,14 @@ impl Store {
     /// Makes a parked run claimable now by any process that knows its type, and wakes
     /// engines, in one statement.
     pub(crate) async fn retry_parked(&self, run_id: RunId) -> Result<bool> {
-        let queued: i64 = sqlx::query_scalar(concat!(
-            "WITH unparked AS (
+        let queued: i64 = sqlx::query_scalar("WITH unparked AS (
                  UPDATE reprise.runs SET parked_build = NULL
                   WHERE run_id = $2 AND status = 'running' AND parked_reason IS NOT NULL RETURNING run_id),
              queued AS (
-                 INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, ", now!(), " FROM unparked
+                 INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, reprise.db_now($1) FROM unparked
                  ON CONFLICT (run_id) DO UPDATE SET ready_at = EXCLUDED.ready_at RETURNING run_id)
              SELECT (SELECT count(*) FROM queued),
-                    (SELECT count(*) FROM (SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM queued)) n)"
-        ))
+                    (SELECT count(*) FROM (SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM queued)) n)")
         .bind(self.offset())
         .bind(run_id.as_uuid())
         .bind(RUNS_CHANNEL)
@@ -295,12 +289,10 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(Error::from_db)?;
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(concat!(
-            "SELECT run_id FROM reprise.runs
-              WHERE closed_at < ", now!(), " - $2::bigint * interval '1 microsecond'
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT run_id FROM reprise.runs
+              WHERE closed_at < reprise.db_now($1) - $2::bigint * interval '1 microsecond'
                 AND NOT EXISTS (SELECT 1 FROM reprise.runs c WHERE c.parent_run_id = runs.run_id AND c.status = 'running')
-              ORDER BY closed_at LIMIT $3 FOR UPDATE SKIP LOCKED"
-        ))
+              ORDER BY closed_at LIMIT $3 FOR UPDATE SKIP LOCKED")
         .bind(self.offset())
         .bind(micros(older_than))
         .bind(batch)

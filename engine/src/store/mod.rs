@@ -1,14 +1,15 @@
 //! The store: the only code in Reprise that speaks SQL.
 //!
-//! Every query binds the clock offset as `$1` and reads time as `now!()` (database time plus
-//! that offset), so tests can move time and no process clock is ever used. A run is written
+//! Every query that reads time binds the clock offset as `$1` and reads `reprise.db_now($1)`
+//! (database time plus that offset), so tests can move time and no process clock is ever used. A run is written
 //! only under its row lock (a step batch holds it for its transaction); an activity attempt's
 //! outcome is written only if its lease token still holds (fencing).
 
+mod bind;
 mod connection;
-mod direct;
 mod inbox;
 mod lifecycle;
+mod notify;
 mod reset;
 mod rows;
 mod runs;
@@ -21,31 +22,17 @@ use sqlx::PgPool;
 use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
+pub use bind::{BoundStatement, bound_statements};
 pub(crate) use connection::LoopConnection;
 pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
-pub(crate) use direct::{DirectStep, RunHint, input_hint, started_hint};
 pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub(crate) use lifecycle::{apply_parent_close_policy, request_cancel};
+pub(crate) use notify::{CLOSED_CHANNEL, RUNS_CHANNEL, RunHint, TASKS_CHANNEL, notify};
 pub use runs::IdReusePolicy;
 pub(crate) use runs::{NewRun, RunEnd, RunRow};
-pub(crate) use step::{BatchRun, Claim, Park, StepBatch, StepOutput};
+pub(crate) use step::{BatchRun, Claim, DirectStep, Park, StepBatch, StepOutput};
 pub use tasks::PendingActivity;
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
-
-/// Database time (plus the test offset bound as `$1`), as an SQL expression.
-macro_rules! now {
-    () => {
-        "(now() + $1::bigint * interval '1 microsecond')"
-    };
-}
-pub(crate) use now;
-
-/// Channel notified when a run has work.
-pub(crate) const RUNS_CHANNEL: &str = "reprise_runs";
-/// Channel notified (with the queue name) when activity tasks are ready.
-pub(crate) const TASKS_CHANNEL: &str = "reprise_tasks";
-/// Channel notified (with the run id) when a run closes.
-pub(crate) const CLOSED_CHANNEL: &str = "reprise_closed";
 
 /// Runs a store operation (`$op`, an expression evaluated afresh each time) on pooled
 /// connections of `$store`, again on another connection if the one it took had died while
@@ -68,21 +55,6 @@ macro_rules! on_live_connection {
     }};
 }
 pub(crate) use on_live_connection;
-
-/// Queues a notification on `channel`; PostgreSQL delivers it when the transaction commits.
-pub(crate) async fn notify(
-    conn: &mut sqlx::PgConnection,
-    channel: &str,
-    payload: &str,
-) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(channel)
-        .bind(payload)
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
-    Ok(())
-}
 
 /// Reprise's tables in one PostgreSQL database.
 #[derive(Clone)]
@@ -134,7 +106,7 @@ impl Store {
 
     /// Database time now.
     pub async fn now(&self) -> Result<Timestamp> {
-        let t: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(concat!("SELECT ", now!()))
+        let t: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT reprise.db_now($1)")
             .bind(self.offset())
             .fetch_one(&self.pool)
             .await

@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::store::inbox::{deliver, timer_key};
 use crate::store::rows::seq_param;
 use crate::store::runs::append_events;
-use crate::store::step::TaskRows;
-use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, notify, now, to_timestamp};
+use crate::store::step::{InsertTasks, TaskRows};
+use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, notify, to_timestamp};
 
 /// The activities and timers a history left open, by the seq that started them.
 fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
@@ -110,7 +110,7 @@ impl Store {
         let open = open_operations(&events)?;
 
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(concat!("SELECT ", now!()))
+        let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT reprise.db_now($1)")
             .bind(self.offset())
             .fetch_one(&mut *tx)
             .await
@@ -170,7 +170,18 @@ impl Store {
             tasks.push(new_run.run_id, task, self.limits())?;
             notify(&mut *tx, TASKS_CHANNEL, task.activity.task_queue.as_str()).await?;
         }
-        tasks.insert(&mut *tx, self.offset()).await?;
+        if !tasks.is_empty() {
+            let statement = InsertTasks {
+                offset: self.offset(),
+                tasks,
+            };
+            statement
+                .bind()
+                .query()
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from_db)?;
+        }
         for timer in &effects.timers {
             let started_at = open
                 .iter()

@@ -6,10 +6,11 @@ use reprise_history::{ChainHash, Event, Limits, ParentClosePolicy, RunId, RunSta
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
+use crate::store::bind::Bound;
 use crate::store::to_datetime;
 
-/// A query with PostgreSQL arguments, as the row writers bind them.
-pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+/// Appends history rows (see `sql/insert_history.sql`).
+pub(crate) const INSERT_HISTORY_SQL: &str = include_str!("sql/insert_history.sql");
 
 pub(crate) fn run_id(row: &sqlx::postgres::PgRow, column: &str) -> Result<RunId> {
     let id: uuid::Uuid = row.try_get(column).map_err(Error::from_db)?;
@@ -101,8 +102,8 @@ impl HistoryRows {
     }
 
     /// Binds the rows as six arrays: run ids, seqs, times, kinds, bodies, hashes.
-    pub(crate) fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
-        query
+    pub(crate) fn bind_to(self, bound: Bound<'_>) -> Bound<'_> {
+        bound
             .bind(self.runs)
             .bind(self.seqs)
             .bind(self.times)
@@ -116,13 +117,11 @@ impl HistoryRows {
         if self.runs.is_empty() {
             return Ok(());
         }
-        self.bind_to(sqlx::query(
-            "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[])",
-        ))
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
+        self.bind_to(Bound::new(INSERT_HISTORY_SQL))
+            .query()
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
         Ok(())
     }
 }

@@ -7,9 +7,11 @@ use reprise_history::{
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
+use crate::store::bind::Bound;
 use crate::store::inbox::deliver;
+use crate::store::notify::RUNS_CHANNEL;
 use crate::store::rows::{HistoryRows, events_from_rows, run_id, run_state, seq, seq_param};
-use crate::store::{RUNS_CHANNEL, Store, now, started_hint, to_datetime, to_timestamp};
+use crate::store::{Store, to_datetime, to_timestamp};
 
 /// A run to start.
 #[derive(Clone, Debug)]
@@ -127,9 +129,50 @@ fn first_event(
     Ok((bytes, hash))
 }
 
+/// Inserts a run, its first event and its queue row (see `sql/insert_run.sql`).
+pub(crate) const INSERT_RUN_SQL: &str = include_str!("sql/insert_run.sql");
+/// Starts runs of new workflows in one statement (see `sql/start_runs.sql`).
+pub(crate) const START_RUNS_SQL: &str = include_str!("sql/start_runs.sql");
+
+/// The parameters of `insert_run.sql`.
+#[derive(Default)]
+pub(crate) struct InsertRun<'a> {
+    pub(crate) run_id: uuid::Uuid,
+    pub(crate) workflow_id: &'a str,
+    pub(crate) workflow_type: &'a str,
+    pub(crate) task_queue: &'a str,
+    pub(crate) head_hash: Vec<u8>,
+    pub(crate) at: chrono::DateTime<chrono::Utc>,
+    pub(crate) parent_run_id: Option<uuid::Uuid>,
+    pub(crate) parent_started_seq: Option<i64>,
+    pub(crate) previous_run_id: Option<uuid::Uuid>,
+    pub(crate) parent_close_policy: Option<&'static str>,
+    pub(crate) event: Vec<u8>,
+    pub(crate) runs_channel: &'static str,
+}
+
+impl<'a> InsertRun<'a> {
+    /// Binds `$1` to `$12`.
+    pub(crate) fn bind(self) -> Bound<'a> {
+        Bound::new(INSERT_RUN_SQL)
+            .bind(self.run_id)
+            .bind(self.workflow_id)
+            .bind(self.workflow_type)
+            .bind(self.task_queue)
+            .bind(self.head_hash)
+            .bind(self.at)
+            .bind(self.parent_run_id)
+            .bind(self.parent_started_seq)
+            .bind(self.previous_run_id)
+            .bind(self.parent_close_policy)
+            .bind(self.event)
+            .bind(self.runs_channel)
+    }
+}
+
 /// Inserts a run and its `WorkflowStarted` event and wakes engines, in one statement; false
 /// if a run of its id is open (then nothing is written).
-pub(super) async fn insert_run(
+pub(crate) async fn insert_run(
     conn: &mut PgConnection,
     started: &WorkflowStarted,
     at: Timestamp,
@@ -137,53 +180,57 @@ pub(super) async fn insert_run(
     parent_close_policy: Option<ParentClosePolicy>,
     limits: &Limits,
 ) -> Result<bool> {
-    let (bytes, hash) = first_event(started, at, limits)?;
-    let at = to_datetime(at)?;
-    let inserted: Option<uuid::Uuid> = sqlx::query_scalar(
-        "WITH run AS (
-             INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash,
-                                       created_at, parent_run_id, parent_started_seq, previous_run_id,
-                                       parent_close_policy)
-             VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING
-             RETURNING run_id),
-         first_event AS (
-             INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-             SELECT run_id, 1, $6, $11, $12, $5 FROM run),
-         ready AS (INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, $6 FROM run)
-         SELECT run_id FROM run, pg_notify($13, '')",
-    )
-    .bind(started.run_id.as_uuid())
-    .bind(started.workflow_id.as_str())
-    .bind(started.workflow_type.as_str())
-    .bind(started.task_queue.as_str())
-    .bind(hash.as_bytes().as_slice())
-    .bind(at)
-    .bind(started.parent.as_ref().map(|p| *p.run_id.as_uuid()))
-    .bind(started.parent.as_ref().map(|p| seq_param(p.started_seq)))
-    .bind(previous_run_id.map(|r| *r.as_uuid()))
-    .bind(parent_close_policy.map(ParentClosePolicy::as_str))
-    .bind("WorkflowStarted")
-    .bind(bytes)
-    .bind(RUNS_CHANNEL)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(Error::from_db)?;
+    let (event, hash) = first_event(started, at, limits)?;
+    let statement = InsertRun {
+        run_id: *started.run_id.as_uuid(),
+        workflow_id: started.workflow_id.as_str(),
+        workflow_type: started.workflow_type.as_str(),
+        task_queue: started.task_queue.as_str(),
+        head_hash: hash.as_bytes().to_vec(),
+        at: to_datetime(at)?,
+        parent_run_id: started.parent.as_ref().map(|p| *p.run_id.as_uuid()),
+        parent_started_seq: started.parent.as_ref().map(|p| seq_param(p.started_seq)),
+        previous_run_id: previous_run_id.map(|r| *r.as_uuid()),
+        parent_close_policy: parent_close_policy.map(ParentClosePolicy::as_str),
+        event,
+        runs_channel: RUNS_CHANNEL,
+    };
+    let inserted: Option<sqlx::postgres::PgRow> = statement
+        .bind()
+        .query()
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
     Ok(inserted.is_some())
 }
 
-/// The rows of plain starts, as arrays (see [`Store::start_plain_runs`]).
+/// The parameters of `start_runs.sql`: the rows of plain starts, as arrays, and their time.
 #[derive(Default)]
-struct StartRows {
+pub(crate) struct StartRuns {
     run_ids: Vec<uuid::Uuid>,
     workflow_ids: Vec<String>,
     workflow_types: Vec<String>,
     task_queues: Vec<String>,
     hashes: Vec<Vec<u8>>,
     events: Vec<Vec<u8>>,
+    at: chrono::DateTime<chrono::Utc>,
+    runs_channel: &'static str,
 }
 
-impl StartRows {
+impl StartRuns {
+    /// Binds `$1` to `$8`.
+    pub(crate) fn bind<'q>(self) -> Bound<'q> {
+        Bound::new(START_RUNS_SQL)
+            .bind(self.run_ids)
+            .bind(self.workflow_ids)
+            .bind(self.workflow_types)
+            .bind(self.task_queues)
+            .bind(self.hashes)
+            .bind(self.events)
+            .bind(self.at)
+            .bind(self.runs_channel)
+    }
+
     fn push(&mut self, started: &WorkflowStarted, at: Timestamp, limits: &Limits) -> Result<()> {
         let (bytes, hash) = first_event(started, at, limits)?;
         self.hashes.push(hash.as_bytes().to_vec());
@@ -230,23 +277,12 @@ pub(super) async fn read_history(
 }
 
 async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
-    let t: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(concat!("SELECT ", now!()))
+    let t: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT reprise.db_now($1)")
         .bind(offset)
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::from_db)?;
     Ok(to_timestamp(t))
-}
-
-/// `SELECT` of the columns of a `RunRow`, then `$tail` (a `WHERE` clause and more).
-macro_rules! select_run {
-    ($tail:literal) => {
-        concat!(
-            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason
-               FROM reprise.runs r ",
-            $tail
-        )
-    };
 }
 
 impl Store {
@@ -354,47 +390,28 @@ impl Store {
         });
         let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
         let at = tx_now(&mut conn, self.offset()).await?;
-        let mut rows = StartRows::default();
+        let mut rows = StartRuns {
+            at: to_datetime(at)?,
+            runs_channel: RUNS_CHANNEL,
+            ..StartRuns::default()
+        };
         for &i in &order {
             rows.push(&news[i].started(), at, self.limits())?;
         }
-        let inserted: Vec<uuid::Uuid> = sqlx::query_scalar(concat!(
-            "WITH new AS (
-                 SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
-                     WITH ORDINALITY AS n(run_id, workflow_id, workflow_type, task_queue, hash, event, position)),
-             run AS (
-                 INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash, created_at)
-                 SELECT run_id, workflow_id, workflow_type, task_queue, 1, hash, $8 FROM new ORDER BY position
-                 ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING
-                 RETURNING run_id),
-             first_event AS (
-                 INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
-                 SELECT n.run_id, 1, $8, 'WorkflowStarted', n.event, n.hash
-                   FROM new n WHERE n.run_id IN (SELECT run_id FROM run)),
-             ready AS (INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, $8 FROM run)
-             SELECT r.run_id FROM run r
-              CROSS JOIN (
-                  SELECT count(pg_notify($9, CASE WHEN (SELECT count(*) FROM run) = 1 THEN ",
-            started_hint!(),
-            " ELSE '' END))
-                    FROM (SELECT * FROM new n WHERE n.run_id IN (SELECT run_id FROM run) LIMIT 1) n) n"
-        ))
-        .bind(self.offset())
-        .bind(&rows.run_ids)
-        .bind(&rows.workflow_ids)
-        .bind(&rows.workflow_types)
-        .bind(&rows.task_queues)
-        .bind(&rows.hashes)
-        .bind(&rows.events)
-        .bind(to_datetime(at)?)
-        .bind(RUNS_CHANNEL)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
+        let run_ids = rows.run_ids.clone();
+        let inserted: Vec<uuid::Uuid> = rows
+            .bind()
+            .query()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::from_db)?
+            .iter()
+            .map(|row| row.try_get("run_id").map_err(Error::from_db))
+            .collect::<Result<_>>()?;
         let inserted: std::collections::HashSet<uuid::Uuid> = inserted.into_iter().collect();
         let mut started = vec![None; news.len()];
         for (row, &i) in order.iter().enumerate() {
-            let run_id = rows.run_ids[row];
+            let run_id = run_ids[row];
             if inserted.contains(&run_id) {
                 started[i] = Some(RunId::from_uuid(run_id));
             }
@@ -442,17 +459,20 @@ impl Store {
 
     /// The open run of a workflow id.
     pub(crate) async fn open_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
-        let query = sqlx::query(select_run!(
-            "WHERE r.workflow_id = $1 AND r.status = 'running'"
-        ));
+        let query = sqlx::query(
+            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason
+               FROM reprise.runs r WHERE r.workflow_id = $1 AND r.status = 'running'",
+        );
         self.fetch_run(query.bind(workflow_id.as_str())).await
     }
 
     /// The latest run of a workflow id, open or closed.
     pub(crate) async fn latest_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
-        let query = sqlx::query(select_run!(
-            "WHERE r.workflow_id = $1 ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1"
-        ));
+        let query = sqlx::query(
+            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason
+               FROM reprise.runs r WHERE r.workflow_id = $1
+              ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1",
+        );
         self.fetch_run(query.bind(workflow_id.as_str())).await
     }
 
@@ -460,13 +480,10 @@ impl Store {
     /// engines sleep until then. Work due already comes with a notification; counting it here
     /// would wake idle engines in a loop while another batch holds it.
     pub(crate) async fn next_ready_in(&self) -> Result<Option<std::time::Duration>> {
-        let micros: Option<i64> = sqlx::query_scalar(concat!(
-            "SELECT (EXTRACT(EPOCH FROM (min(ready_at) - ",
-            now!(),
-            ")) * 1000000)::bigint
-               FROM reprise.ready_runs WHERE ready_at > ",
-            now!()
-        ))
+        let micros: Option<i64> = sqlx::query_scalar(
+            "SELECT (EXTRACT(EPOCH FROM (min(ready_at) - reprise.db_now($1))) * 1000000)::bigint
+               FROM reprise.ready_runs WHERE ready_at > reprise.db_now($1)",
+        )
         .bind(self.offset())
         .fetch_one(self.pool())
         .await
@@ -550,19 +567,15 @@ impl Store {
     /// parked by another build; wakes engines if there were any, in the same statement.
     /// Returns how many.
     pub(crate) async fn adopt_parked(&self, known_types: &[String], build: &str) -> Result<u64> {
-        let adopted: i64 = sqlx::query_scalar(concat!(
-            "WITH parked AS (
+        let adopted: i64 = sqlx::query_scalar("WITH parked AS (
                  SELECT run_id FROM reprise.runs
                   WHERE parked_reason IS NOT NULL AND status = 'running'
                     AND workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3
                     FOR NO KEY UPDATE SKIP LOCKED),
              queued AS (
-                 INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, ",
-            now!(),
-            " FROM parked ON CONFLICT (run_id) DO NOTHING RETURNING run_id)
+                 INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, reprise.db_now($1) FROM parked ON CONFLICT (run_id) DO NOTHING RETURNING run_id)
              SELECT (SELECT count(*) FROM queued),
-                    (SELECT count(*) FROM (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM queued)) n)"
-        ))
+                    (SELECT count(*) FROM (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM queued)) n)")
         .bind(self.offset())
         .bind(known_types)
         .bind(build)
@@ -586,13 +599,9 @@ pub(super) async fn park(
     build: Option<&str>,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(concat!(
-        "WITH parked AS (
-             UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, ",
-        now!(),
-        ") WHERE run_id = $2 AND status = 'running' RETURNING run_id)
-         DELETE FROM reprise.ready_runs q USING parked p WHERE q.run_id = p.run_id AND $4::text IS NOT NULL"
-    ))
+    sqlx::query("WITH parked AS (
+             UPDATE reprise.runs SET parked_reason = $3, parked_build = $4, parked_at = COALESCE(parked_at, reprise.db_now($1)) WHERE run_id = $2 AND status = 'running' RETURNING run_id)
+         DELETE FROM reprise.ready_runs q USING parked p WHERE q.run_id = p.run_id AND $4::text IS NOT NULL")
     .bind(offset)
     .bind(run_id.as_uuid())
     .bind(reason)

@@ -8,9 +8,11 @@ use reprise_history::{
 use sqlx::Row;
 
 use crate::error::{Error, Result};
+use crate::store::bind::Bound;
 use crate::store::inbox::activity_key;
-use crate::store::rows::{PgQuery, count, seq, seq_param};
-use crate::store::{Store, input_hint, micros, now};
+use crate::store::notify::RUNS_CHANNEL;
+use crate::store::rows::{count, seq, seq_param};
+use crate::store::{Store, micros};
 
 /// An activity attempt this worker holds the lease of.
 #[derive(Clone, Debug)]
@@ -42,84 +44,49 @@ pub(crate) enum Recorded {
     Fenced,
 }
 
-/// The lease of an attempt: its start-to-close timeout (10 minutes when none is set), or its
-/// heartbeat timeout if shorter.
-macro_rules! lease_micros {
-    () => {
-        "LEAST(COALESCE(t.start_to_close_micros, 600000000), COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))"
-    };
+/// Leases due attempts (see `sql/claim_tasks.sql`).
+pub(crate) const CLAIM_TASKS_SQL: &str = include_str!("sql/claim_tasks.sql");
+
+/// Records outcomes, each only while its lease holds (see `sql/finish_tasks.sql`).
+pub(crate) const FINISH_TASKS_SQL: &str = include_str!("sql/finish_tasks.sql");
+
+/// The parameters of `claim_tasks.sql`.
+pub(crate) struct ClaimTasks<'a> {
+    pub(crate) offset: i64,
+    pub(crate) queues: &'a [String],
+    pub(crate) limit: i64,
+    pub(crate) owner: &'a str,
 }
 
-/// Leases due attempts (`$2` queues, `$3` at most, `$4` the worker) in one statement that
-/// commits without waiting for its flush (see [`Store::claim_tasks`]).
-pub(crate) const CLAIM_TASKS_SQL: &str = concat!(
-    "WITH c AS (
-        SELECT run_id, scheduled_seq FROM reprise.activity_tasks
-         WHERE task_queue = ANY($2) AND lease_owner IS NULL AND visible_at <= ", now!(), "
-         ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-     UPDATE reprise.activity_tasks t
-        SET lease_owner = $4, lease_token = t.lease_token + 1, attempt = t.attempt + 1, heartbeat_at = NULL,
-            lease_expires_at = ", now!(), " + ", lease_micros!(), " * interval '1 microsecond'
-      WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM c))
-        AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM c)
-        AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-  RETURNING t.run_id, (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id) AS workflow_id,
-            t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token"
-);
+impl<'a> ClaimTasks<'a> {
+    /// Binds `$1` to `$4`.
+    pub(crate) fn bind(self) -> Bound<'a> {
+        Bound::new(CLAIM_TASKS_SQL)
+            .bind(self.offset)
+            .bind(self.queues)
+            .bind(self.limit)
+            .bind(self.owner)
+    }
+}
 
-/// Records outcomes (see [`Store::finish_tasks`]): `$2` to `$9` the outcomes' arrays
-/// ([`OutcomeRows`]), `$10` the worker, `$11` the engines' channel.
-pub(crate) const FINISH_TASKS_SQL: &str = concat!(
-    "WITH k AS (
-         SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::bytea[],
-                              $7::text[], $8::bigint[], $9::bytea[])
-             AS k(run_id, seq, token, kind, event, dedupe_key, retry_after, failure)),
-     locked AS MATERIALIZED (
-         SELECT r.run_id, r.status = 'running' AND r.parked_reason IS NULL AS wakes
-           FROM reprise.runs r WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM k))
-          ORDER BY r.run_id FOR NO KEY UPDATE),
-     held AS MATERIALIZED (
-         SELECT t.run_id, t.scheduled_seq,
-                k.retry_after IS NOT NULL
-                AND NOT COALESCE(t.schedule_to_close_deadline <= ", now!(), ", false) AS retry
-           FROM k CROSS JOIN LATERAL (
-                SELECT t.run_id, t.scheduled_seq, t.lease_owner, t.lease_token,
-                       t.schedule_to_close_deadline
-                  FROM reprise.activity_tasks t
-                 WHERE t.run_id = k.run_id AND t.scheduled_seq = k.seq
-                   AND (SELECT count(*) FROM locked) > 0
-                OFFSET 0 FOR UPDATE) t
-          WHERE t.lease_owner = $10 AND t.lease_token = k.token),
-     retried AS (
-         UPDATE reprise.activity_tasks t
-            SET lease_owner = NULL, lease_expires_at = NULL, last_failure = k.failure,
-                visible_at = ", now!(), " + k.retry_after * interval '1 microsecond'
-           FROM k
-          WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM held WHERE retry))
-            AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM held WHERE retry)
-            AND k.run_id = t.run_id AND k.seq = t.scheduled_seq),
-     done AS (
-         DELETE FROM reprise.activity_tasks t
-          WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM held WHERE NOT retry))
-            AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM held WHERE NOT retry)),
-     delivered AS (
-         INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key)
-         SELECT k.run_id, ", now!(), ", k.kind, k.event, k.dedupe_key
-           FROM k JOIN held h ON h.run_id = k.run_id AND h.scheduled_seq = k.seq
-          WHERE NOT h.retry
-         ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id, id, visible_at, event),
-     queued AS (
-         INSERT INTO reprise.ready_runs (run_id, ready_at)
-         SELECT l.run_id, ", now!(), " FROM locked l
-          WHERE l.wakes AND l.run_id IN (SELECT run_id FROM delivered)
-         ON CONFLICT (run_id) DO UPDATE SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at)),
-     woken AS (
-         SELECT pg_notify($11, CASE WHEN (SELECT count(*) FROM delivered) = 1 THEN ", input_hint!(), " ELSE '' END)
-           FROM (SELECT * FROM delivered LIMIT 1) d)
-     SELECT h.run_id, h.scheduled_seq, h.retry, w.notified, a.async FROM held h
-      CROSS JOIN (SELECT count(*) AS notified FROM woken) w
-      CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true) AS async) a"
-);
+/// The parameters of `finish_tasks.sql`.
+#[derive(Default)]
+pub(crate) struct FinishTasks<'a> {
+    pub(crate) offset: i64,
+    pub(crate) outcomes: OutcomeRows,
+    pub(crate) owner: &'a str,
+    pub(crate) runs_channel: &'static str,
+}
+
+impl<'a> FinishTasks<'a> {
+    /// Binds `$1` to `$11`.
+    pub(crate) fn bind(self) -> Bound<'a> {
+        self.outcomes
+            .bind_to(Bound::new(FINISH_TASKS_SQL).bind(self.offset))
+            .bind(self.owner)
+            .bind(self.runs_channel)
+    }
+}
 
 impl Store {
     /// Leases up to `limit` due attempts of the given queues (each claim is a new attempt).
@@ -135,11 +102,15 @@ impl Store {
         owner: &str,
         limit: i64,
     ) -> Result<Vec<ClaimedTask>> {
-        let rows = sqlx::query(CLAIM_TASKS_SQL)
-            .bind(self.offset())
-            .bind(queues)
-            .bind(limit)
-            .bind(owner)
+        let claim = ClaimTasks {
+            offset: self.offset(),
+            queues,
+            limit,
+            owner,
+        };
+        let rows = claim
+            .bind()
+            .query()
             .fetch_all(conn)
             .await
             .map_err(Error::from_db)?;
@@ -172,13 +143,14 @@ impl Store {
         owner: &str,
         details: &Payload,
     ) -> Result<Option<bool>> {
-        sqlx::query_scalar(concat!(
-            "UPDATE reprise.activity_tasks t
-                SET heartbeat_at = ", now!(), ", heartbeat_details = $5,
-                    lease_expires_at = ", now!(), " + ", lease_micros!(), " * interval '1 microsecond'
+        sqlx::query_scalar("UPDATE reprise.activity_tasks t
+                SET heartbeat_at = reprise.db_now($1), heartbeat_details = $5,
+                    lease_expires_at = reprise.db_now($1)
+                + LEAST(COALESCE(t.start_to_close_micros, 600000000),
+                        COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))
+                  * interval '1 microsecond'
               WHERE t.run_id = $2 AND t.scheduled_seq = $3 AND t.lease_owner = $4 AND t.lease_token = $6
-          RETURNING t.cancel_requested"
-        ))
+          RETURNING t.cancel_requested")
             .bind(self.offset())
             .bind(task.run_id.as_uuid())
             .bind(seq_param(task.scheduled_seq))
@@ -223,11 +195,15 @@ impl Store {
         for (task, outcome) in finished {
             rows.push(task, outcome, self.limits())?;
         }
-        let query = sqlx::query(FINISH_TASKS_SQL);
-        let found = rows
-            .bind_to(query.bind(self.offset()))
-            .bind(owner)
-            .bind(crate::store::RUNS_CHANNEL)
+        let statement = FinishTasks {
+            offset: self.offset(),
+            outcomes: rows,
+            owner,
+            runs_channel: RUNS_CHANNEL,
+        };
+        let found = statement
+            .bind()
+            .query()
             .fetch_all(conn)
             .await
             .map_err(Error::from_db)?;
@@ -272,24 +248,22 @@ impl Store {
             events.push(input.encode(self.limits())?);
             keys.push(activity_key(*seq));
         }
-        sqlx::query(concat!(
-            "WITH k AS (SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::text[])
+        sqlx::query("WITH k AS (SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::text[])
                           AS k(run_id, seq, kind, event, dedupe_key)),
                   done AS (DELETE FROM reprise.activity_tasks t USING k
                             WHERE t.run_id = k.run_id AND t.scheduled_seq = k.seq),
                   delivered AS (
                       INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key)
-                      SELECT run_id, ", now!(), ", kind, event, dedupe_key FROM k
+                      SELECT run_id, reprise.db_now($1), kind, event, dedupe_key FROM k
                       ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id),
                   readied AS (
                       INSERT INTO reprise.ready_runs (run_id, ready_at)
-                      SELECT r.run_id, ", now!(), " FROM reprise.runs r
+                      SELECT r.run_id, reprise.db_now($1) FROM reprise.runs r
                        WHERE r.run_id IN (SELECT run_id FROM delivered)
                          AND r.status = 'running' AND r.parked_reason IS NULL
                       ON CONFLICT (run_id) DO UPDATE
                          SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at))
-             SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM delivered)"
-        ))
+             SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM delivered)")
         .bind(self.offset())
         .bind(runs)
         .bind(seqs)
@@ -316,11 +290,9 @@ impl Store {
             .retry
             .backoff(task.attempt, rand::random::<f64>());
         let failure = Payload::encode(failure, self.limits())?;
-        sqlx::query(concat!(
-            "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
-                    visible_at = ", now!(), " + $5::bigint * interval '1 microsecond'
-              WHERE run_id = $2 AND scheduled_seq = $3"
-        ))
+        sqlx::query("UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
+                    visible_at = reprise.db_now($1) + $5::bigint * interval '1 microsecond'
+              WHERE run_id = $2 AND scheduled_seq = $3")
         .bind(self.offset())
         .bind(task.run_id.as_uuid())
         .bind(seq_param(task.scheduled_seq))
@@ -336,14 +308,12 @@ impl Store {
     /// attempts): it does not count as an attempt. Returns false if the lease was already lost.
     pub(crate) async fn hand_back(&self, task: &ClaimedTask, owner: &str) -> Result<bool> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        let queue: Option<String> = sqlx::query_scalar(concat!(
+        let queue: Option<String> = sqlx::query_scalar(
             "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL,
-                    attempt = GREATEST(attempt - 1, 0), visible_at = ",
-            now!(),
-            "
+                    attempt = GREATEST(attempt - 1, 0), visible_at = reprise.db_now($1)
               WHERE run_id = $2 AND scheduled_seq = $3 AND lease_owner = $4 AND lease_token = $5
-          RETURNING task_queue"
-        ))
+          RETURNING task_queue",
+        )
         .bind(self.offset())
         .bind(task.run_id.as_uuid())
         .bind(seq_param(task.scheduled_seq))
@@ -366,15 +336,13 @@ impl Store {
     /// deadlock with steps, which lock a run and then its tasks.
     pub(crate) async fn reap_tasks(&self, limit: i64) -> Result<usize> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        let rows = sqlx::query(concat!(
-            "SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
+        let rows = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
                     t.last_failure, t.heartbeat_details, t.heartbeat_timeout_micros IS NOT NULL AS heartbeats,
-                    (t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= ", now!(), ") AS past_deadline
+                    (t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= reprise.db_now($1)) AS past_deadline
                FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
-              WHERE (t.lease_owner IS NOT NULL AND t.lease_expires_at < ", now!(), ")
-                 OR (t.schedule_to_close_deadline < ", now!(), ")
-              LIMIT $2 FOR UPDATE OF t, r SKIP LOCKED"
-        ))
+              WHERE (t.lease_owner IS NOT NULL AND t.lease_expires_at < reprise.db_now($1))
+                 OR (t.schedule_to_close_deadline < reprise.db_now($1))
+              LIMIT $2 FOR UPDATE OF t, r SKIP LOCKED")
         .bind(self.offset())
         .bind(limit)
         .fetch_all(&mut *tx)
@@ -471,7 +439,7 @@ impl Store {
 /// Reported outcomes, to be recorded in one statement: each attempt's task and lease token,
 /// the input its run receives, and for a failure the policy retries, its backoff.
 #[derive(Default)]
-struct OutcomeRows {
+pub(crate) struct OutcomeRows {
     runs: Vec<uuid::Uuid>,
     seqs: Vec<i64>,
     tokens: Vec<i64>,
@@ -518,9 +486,10 @@ impl OutcomeRows {
         Ok(())
     }
 
-    /// Binds them as eight arrays, `$2` to `$9`.
-    fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
-        query
+    /// Binds them as eight arrays: run, scheduled seq, lease token, input kind, input bytes,
+    /// dedupe key, retry after, failure.
+    fn bind_to(self, bound: Bound<'_>) -> Bound<'_> {
+        bound
             .bind(self.runs)
             .bind(self.seqs)
             .bind(self.tokens)

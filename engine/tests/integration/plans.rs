@@ -3,7 +3,7 @@
 //! for as long as their connection lives, so a plan made while the tables were empty (a fresh
 //! install, statistics not yet gathered) must still be right once they hold millions of rows.
 
-use reprise_engine::hot_path::{LOOP_SESSION_SETTINGS, hot_statements};
+use reprise_engine::hot_path::{LOOP_SESSION_SETTINGS, bound_statements, hot_statements};
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, Row};
@@ -149,4 +149,45 @@ fn unkeyed_reads_are_found_in_nested_plans() {
         ]
     );
     assert_eq!(parameter_count("SELECT $1, $12, $3::int"), 12);
+}
+
+/// Each statement's binder binds exactly the parameters the statement has, each of the type
+/// PostgreSQL infers for it: a binder that binds one too many, one too few, or one of another
+/// type fails here, not in production.
+#[tokio::test]
+async fn every_binder_binds_what_its_statement_takes() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut failures = Vec::new();
+    let statements = bound_statements();
+    assert!(statements.len() >= 12, "{} statements", statements.len());
+    for statement in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PREPARE bound AS {}",
+            statement.sql
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("{} prepares: {e}", statement.name));
+        let inferred: Vec<sqlx::postgres::types::Oid> = sqlx::query_scalar(
+            "SELECT parameter_types::oid[] FROM pg_prepared_statements WHERE name = 'bound'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        let inferred: Vec<Option<u32>> = inferred.into_iter().map(|o| Some(o.0)).collect();
+        if inferred != statement.parameter_oids {
+            failures.push(format!(
+                "`{}` takes parameters of types {inferred:?}; its binder binds {:?}",
+                statement.name, statement.parameter_oids
+            ));
+        }
+        sqlx::raw_sql("DEALLOCATE bound")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    db.drop_database().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,0 +1,29 @@
+-- Leases up to $3 due attempts of the queues $2 for the worker $4: each claim is a new attempt
+-- with a new lease token (`Store::claim_tasks`, binder `ClaimTasks`).
+--   $1 bigint   clock offset in µs (see `reprise.db_now`)
+--   $2 text[]   the task queues
+--   $3 bigint   how many attempts at most
+--   $4 text     the worker
+-- Rules it keeps:
+-- * SKIP LOCKED: workers never wait for each other's claims.
+-- * The lease is the attempt's start-to-close timeout (10 minutes when none is set), or its
+--   heartbeat timeout if shorter, from database time.
+-- * It commits without waiting for its WAL flush (`synchronous_commit` off for this
+--   transaction alone): a claim lost in a crash only means that the attempt runs again.
+-- * Tasks are named by key (`run_id = ANY (ARRAY(...))`), see `store/connection.rs`.
+WITH c AS (
+        SELECT run_id, scheduled_seq FROM reprise.activity_tasks
+         WHERE task_queue = ANY($2) AND lease_owner IS NULL AND visible_at <= reprise.db_now($1)
+         ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+UPDATE reprise.activity_tasks t
+   SET lease_owner = $4, lease_token = t.lease_token + 1, attempt = t.attempt + 1,
+       heartbeat_at = NULL,
+       lease_expires_at = reprise.db_now($1)
+           + LEAST(COALESCE(t.start_to_close_micros, 600000000),
+                   COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))
+             * interval '1 microsecond'
+ WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM c))
+   AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM c)
+   AND set_config('synchronous_commit', 'off', true) IS NOT NULL
+RETURNING t.run_id, (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id) AS workflow_id,
+          t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token

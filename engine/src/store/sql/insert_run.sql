@@ -1,0 +1,25 @@
+-- Inserts a run, its `WorkflowStarted` event and its queue row, and wakes engines, unless a run
+-- of its workflow id is open: then nothing is written and no row comes back (binder
+-- `InsertRun`: a child, a continue-as-new, a start with a reuse policy or a signal).
+--   $1 uuid, $2 text, $3 text, $4 text  run, workflow id, workflow type, task queue
+--   $5 bytea                            the first event's chain hash
+--   $6 timestamptz                      the first event's recorded time (database time)
+--   $7 uuid, $8 bigint                  parent run and its `ChildWorkflowStarted` seq (or NULL)
+--   $9 uuid                             the run it continues (or NULL)
+--   $10 text                            a child's parent-close policy (or NULL)
+--   $11 bytea                           the first event, encoded
+--   $12 text                            the engines' channel
+-- Rules it keeps: one open run per workflow id (the partial unique index `runs_one_open_run_per_workflow_id`);
+-- run, first event and queue row in one statement.
+WITH run AS (
+         INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq,
+                                   head_hash, created_at, parent_run_id, parent_started_seq,
+                                   previous_run_id, parent_close_policy)
+         VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING
+         RETURNING run_id),
+     first_event AS (
+         INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+         SELECT run_id, 1, $6, 'WorkflowStarted', $11, $5 FROM run),
+     ready AS (INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, $6 FROM run)
+SELECT run_id FROM run, pg_notify($12, '')

@@ -1,0 +1,129 @@
+//! Direct steps: one run stepped on a notification's word, in one statement, with no claim.
+//!
+//! A batch costs four round trips (`BEGIN`, claim, write, `COMMIT`) because it must lock its
+//! runs before it knows what to step. When a notification names the one input a run is
+//! waiting for (an activity's outcome) or carries a new run's first event, and the engine
+//! holds that run's orchestrator at its head, the engine can step first and write after: one
+//! statement that locks the run, checks that nothing moved since, and writes the step, or
+//! writes nothing. Any doubt goes to the batch path, which is always correct on its own:
+//! a direct step only ever saves it work.
+//!
+//! What the statement checks before it writes (its `fence`), on the run's row lock:
+//! - the run's head is the one the engine stepped from, and it is open and not parked;
+//! - the run's inbox holds exactly the inputs the step applied (nothing else arrived that
+//!   arrival order would put first, and no timer is pending: the statement queues nothing);
+//! - a closing run has no open child (whose parent-close policy needs statements of its own).
+//!
+//! An input delivered after the statement's snapshot but before its lock is not in that
+//! snapshot. Its delivery wrote the run's queue row (deliveries always write a new version of
+//! it), so the statement removes the queue row only if it is still the version its snapshot
+//! saw: the run stays queued for the batch path to take the new input.
+
+use reprise_history::{ChainHash, Event, Limits, RunId, Seq};
+use reprise_sdk::Effects;
+use sqlx::{PgConnection, Row};
+
+use super::rows::{TaskRows, WriteRows};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::store::bind::Bound;
+use crate::store::notify::Notifications;
+use crate::store::rows::{HistoryRows, seq_param};
+
+/// Writes one run's step if the run is as the step assumed (see `sql/step_directly.sql`).
+pub(crate) const DIRECT_STEP_SQL: &str = include_str!("../sql/step_directly.sql");
+
+/// The parameters of `step_directly.sql`.
+#[derive(Default)]
+pub(crate) struct StepDirectly {
+    pub(crate) offset: i64,
+    pub(crate) rows: WriteRows,
+    pub(crate) run_id: uuid::Uuid,
+    pub(crate) head_seq: i64,
+    pub(crate) head_hash: Vec<u8>,
+    pub(crate) new_head_seq: i64,
+    pub(crate) new_head_hash: Vec<u8>,
+    pub(crate) closing: Option<&'static str>,
+    pub(crate) notes: Notifications,
+}
+
+impl StepDirectly {
+    /// Binds `$1` to `$25`.
+    pub(crate) fn bind<'q>(self) -> Bound<'q> {
+        let bound = self
+            .rows
+            .bind_to(Bound::new(DIRECT_STEP_SQL).bind(self.offset))
+            .bind(self.run_id)
+            .bind(self.head_seq)
+            .bind(self.head_hash)
+            .bind(self.new_head_seq)
+            .bind(self.new_head_hash)
+            .bind(self.closing);
+        self.notes.bind_to(bound)
+    }
+}
+
+/// One run's step, to be written directly.
+pub(crate) struct DirectStep<'a> {
+    pub(crate) run_id: RunId,
+    /// The head the step was taken from.
+    pub(crate) head_seq: Seq,
+    pub(crate) head_hash: ChainHash,
+    /// The inbox rows the step applied.
+    pub(crate) inbox_ids: &'a [i64],
+    /// The step's events: its inputs and decisions, in order.
+    pub(crate) events: &'a [Event],
+    /// What they do: nothing but rows (see `Effects::are_rows_only`).
+    pub(crate) effects: &'a Effects<'a>,
+}
+
+impl Store {
+    /// Writes a direct step in one statement (see the module's documentation). Returns the
+    /// run's new head hash, or `None` when the run was not as the step assumed: then nothing
+    /// was written, and the step must be thrown away.
+    pub(crate) async fn step_direct(
+        &self,
+        conn: &mut PgConnection,
+        step: DirectStep<'_>,
+    ) -> Result<Option<ChainHash>> {
+        let limits: &Limits = self.limits();
+        let mut history = HistoryRows::default();
+        let head_hash = history.push_run(step.run_id, step.head_hash, step.events, limits)?;
+        let head_seq = step.events.last().map_or(step.head_seq, |e| e.seq);
+        let mut tasks = TaskRows::default();
+        let mut notes = Notifications::default();
+        for task in &step.effects.tasks {
+            tasks.push(step.run_id, task, limits)?;
+            notes.task_queue(task.activity.task_queue.as_str());
+        }
+        let closing = step.effects.close.as_ref();
+        if let Some(close) = closing {
+            notes.closed(step.run_id, Some(close.event), limits);
+        }
+        let mut inbox_ids = step.inbox_ids.to_vec();
+        inbox_ids.sort_unstable();
+        let statement = StepDirectly {
+            offset: self.offset(),
+            rows: WriteRows {
+                history,
+                tasks,
+                consumed: inbox_ids,
+            },
+            run_id: *step.run_id.as_uuid(),
+            head_seq: seq_param(step.head_seq),
+            head_hash: step.head_hash.as_bytes().to_vec(),
+            new_head_seq: seq_param(head_seq),
+            new_head_hash: head_hash.as_bytes().to_vec(),
+            closing: closing.map(|c| c.state.as_str()),
+            notes,
+        };
+        let row = statement
+            .bind()
+            .query()
+            .fetch_one(conn)
+            .await
+            .map_err(Error::from_db)?;
+        let fenced: i64 = row.try_get("fenced").map_err(Error::from_db)?;
+        Ok((fenced == 1).then_some(head_hash))
+    }
+}
