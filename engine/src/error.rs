@@ -60,6 +60,11 @@ pub enum Error {
         /// How its last run ended.
         last_status: reprise_history::RunState,
     },
+    /// The client was called outside a Tokio runtime (it spawns its listener there).
+    #[error(
+        "Reprise's client needs a Tokio runtime: call it from async code running on one (for example under #[tokio::main])"
+    )]
+    NoRuntime,
     /// A reset asked for a point that is not the end of a step, or a run that cannot be reset.
     #[error("cannot reset: {0}")]
     CannotReset(String),

@@ -14,6 +14,7 @@ use reprise_sdk::{Effects, Execution, Registry, RunIdentity, RunStatus};
 use sqlx::PgConnection;
 use tokio::sync::watch;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::listen::{Heard, wait};
 use crate::store::{
@@ -40,6 +41,10 @@ pub struct EngineOptions {
     /// How often to look for runs that another build parked and this one may take back
     /// (also done once at start, which is when a fixed build usually arrives).
     pub parked_sweep: Duration,
+    /// Whether a lone notification that carries what a run's next step needs is stepped
+    /// directly, in one statement (see `docs/ARCHITECTURE.md`, "A direct step"). Off, every
+    /// step goes through a batch: the same histories, more round trips.
+    pub direct_steps: bool,
 }
 
 impl Default for EngineOptions {
@@ -56,6 +61,7 @@ impl Default for EngineOptions {
             idle_poll: Duration::from_secs(1),
             cache_capacity: 10_000,
             parked_sweep: Duration::from_secs(10),
+            direct_steps: true,
         }
     }
 }
@@ -91,15 +97,33 @@ pub struct EngineStats {
     /// as the notification said, was not cached here, or its step needed more than a
     /// direct step writes.
     pub direct_refused: u64,
+    /// Batches that failed with an error (a lost connection, a deadlock, ...): their runs are
+    /// claimed again.
+    pub failed_batches: u64,
 }
 
-#[derive(Default)]
 struct Counters {
     batched_steps: AtomicU64,
     direct_steps: AtomicU64,
     direct_refused: AtomicU64,
+    failed_batches: AtomicU64,
     /// Loops stepping at this moment (see [`Working`]).
     working: AtomicUsize,
+    /// The counters as of the last step written, for whoever waits on progress.
+    progress: watch::Sender<EngineStats>,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            batched_steps: AtomicU64::default(),
+            direct_steps: AtomicU64::default(),
+            direct_refused: AtomicU64::default(),
+            failed_batches: AtomicU64::default(),
+            working: AtomicUsize::default(),
+            progress: watch::Sender::new(EngineStats::default()),
+        }
+    }
 }
 
 /// A loop at work, counted in [`Counters::working`] until dropped.
@@ -142,7 +166,8 @@ pub struct Engine {
     options: EngineOptions,
     known_types: Vec<String>,
     cache: Arc<Mutex<LruCache<RunId, Cached>>>,
-    ready: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether it takes work (see [`Engine::readiness`]).
+    ready: Arc<watch::Sender<bool>>,
     /// The connection [`Engine::run_once`] steps on (see [`LoopConnection`]).
     stepping: Arc<tokio::sync::Mutex<LoopConnection>>,
     counters: Arc<Counters>,
@@ -160,7 +185,7 @@ impl Engine {
             options,
             known_types,
             cache: Arc::new(Mutex::new(LruCache::new(capacity))),
-            ready: Arc::default(),
+            ready: Arc::new(watch::Sender::new(false)),
             stepping,
             counters: Arc::default(),
         }
@@ -173,12 +198,28 @@ impl Engine {
             batched_steps: read(&self.counters.batched_steps),
             direct_steps: read(&self.counters.direct_steps),
             direct_refused: read(&self.counters.direct_refused),
+            failed_batches: read(&self.counters.failed_batches),
         }
+    }
+
+    /// The engine's counters, changing each time it (or a clone) has written a step or parked
+    /// a run: for waiting on its progress without polling, then reading what changed.
+    pub fn progress(&self) -> watch::Receiver<EngineStats> {
+        self.counters.progress.subscribe()
+    }
+
+    fn progressed(&self) {
+        self.counters.progress.send_replace(self.stats());
+    }
+
+    /// Readiness as it changes: for a health endpoint or a test waiting for it.
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
     }
 
     /// Whether the engine is taking work: true while it runs, false once it stops claiming.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        *self.ready.borrow()
     }
 
     /// The options in use.
@@ -192,7 +233,7 @@ impl Engine {
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         let heard = Heard::spawn(&self.store, RUNS_CHANNEL);
         let (stop, stopped) = watch::channel(false);
-        self.ready.store(true, Ordering::SeqCst);
+        self.ready.send_replace(true);
         let batches = futures::future::try_join_all(
             (0..self.options.concurrent_batches.max(1))
                 .map(|_| self.batch_loop(&heard, stopped.clone())),
@@ -206,7 +247,7 @@ impl Engine {
                 loops.await
             }
         };
-        self.ready.store(false, Ordering::SeqCst);
+        self.ready.send_replace(false);
         result.map(drop)
     }
 
@@ -214,6 +255,7 @@ impl Engine {
         let notify = heard.notify();
         let mut conn = LoopConnection::new(&self.store);
         let mut next_due = tokio::time::Instant::now();
+        let mut backoff = Backoff::default();
         while !*stop.borrow() {
             // A lone notification that names its run's work is stepped directly, by a loop
             // that is the only one at work: an engine with work coming faster than one
@@ -222,7 +264,7 @@ impl Engine {
             let working = Working::begin(&self.counters.working);
             let hint = heard.take_lone_payload().and_then(|p| RunHint::parse(&p));
             let direct = match hint {
-                Some(hint) if working.others == 0 => {
+                Some(hint) if working.others == 0 && self.options.direct_steps => {
                     let direct = self.step_hinted(&mut conn, hint).await;
                     let counter = if direct {
                         &self.counters.direct_steps
@@ -230,6 +272,9 @@ impl Engine {
                         &self.counters.direct_refused
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    if direct {
+                        self.progressed();
+                    }
                     direct
                 }
                 Some(_) | None => false,
@@ -247,6 +292,9 @@ impl Engine {
             }
             let stepped = conn.run(async |conn| self.run_once_on(conn).await).await;
             drop(working);
+            if stepped.is_ok() {
+                backoff.reset();
+            }
             match stepped {
                 // A full batch means more work is likely waiting: wake another loop to share it,
                 // and claim again. After a partial (or empty) one, the queue held no more
@@ -264,12 +312,14 @@ impl Engine {
                     }
                 }
                 Err(e) if e.is_retryable() => {
+                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "engine loop: retrying after a database error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    backoff.wait().await;
                 }
                 // Runs that fail by themselves are parked; anything else is logged loudly and
                 // tried again after the idle poll, never in a hot loop.
                 Err(e) => {
+                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, "engine loop: a batch failed");
                     tokio::select! {
                         _ = stop.changed() => {}
@@ -361,7 +411,9 @@ impl Engine {
         tracing::warn!(run_id = %run, error = %error, "parking a run whose step fails");
         self.store
             .park_run(run, &self.options.build, &error.to_string())
-            .await
+            .await?;
+        self.progressed();
+        Ok(())
     }
 
     /// Steps the run a lone notification names, in one statement with no claim (see
@@ -554,6 +606,7 @@ impl Engine {
         self.counters
             .batched_steps
             .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.progressed();
         drop(outputs);
         for (i, mut cached, _, _) in stepped {
             let head = heads.iter().find(|(run, _)| *run == i);

@@ -10,6 +10,7 @@
 //! Every time the engine uses is the database's (`now()` of the transaction), never a
 //! worker's clock.
 
+mod backoff;
 mod client;
 mod clock;
 mod deploy;
@@ -29,7 +30,7 @@ pub use reprise_history as history;
 pub use store::{
     IdReusePolicy, PatchUsage, PendingActivity, RunCursor, RunFilter, RunSummary, Store,
 };
-pub use worker::{Worker, WorkerOptions};
+pub use worker::{Worker, WorkerOptions, WorkerStats};
 
 /// Not part of the API: what the engine's own tests check of the statements on every step's
 /// path (their plans) and of the connections that run them.

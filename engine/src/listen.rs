@@ -8,6 +8,7 @@ use reprise_history::RunId;
 use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
+use crate::backoff::Backoff;
 use crate::store::Store;
 
 /// What a listener heard.
@@ -29,12 +30,12 @@ fn spawn_listening(
 ) {
     let pool = store.pool().clone();
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             match PgListener::connect_with(&pool).await {
                 Ok(mut listener) => {
                     if listener.listen(channel).await.is_ok() {
-                        backoff = Duration::from_millis(100);
+                        backoff.reset();
                         on(Hearing::Listening);
                         // `try_recv`, not `recv`: the latter reconnects by itself and loses
                         // what was sent meanwhile without a word; this says the connection
@@ -50,8 +51,7 @@ fn spawn_listening(
                 }
                 Err(e) => tracing::warn!(error = %e, channel, "cannot listen; retrying"),
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            backoff.wait().await;
         }
     });
 }

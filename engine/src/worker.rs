@@ -2,7 +2,7 @@
 //! them, heartbeat, and record outcomes — refused if the lease was lost meanwhile.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::listen::{spawn_listener, wait};
 use crate::store::Recorded;
@@ -78,6 +79,54 @@ struct Finished {
 /// The attempts a worker is running, by activity, with the handle that stops each.
 type InFlight = BTreeMap<(RunId, Seq), (ClaimedTask, AbortHandle)>;
 
+/// What a worker has done since it was created: counters for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Outcomes recorded: a result or a final failure in the run's inbox.
+    pub outcomes_recorded: u64,
+    /// Failed attempts whose retry was scheduled.
+    pub retries_scheduled: u64,
+    /// Outcomes refused because the attempt's lease was lost (fencing).
+    pub outcomes_fenced: u64,
+    /// Outcomes that could not be written (a database error): their attempts run again once
+    /// their leases run out.
+    pub failed_writes: u64,
+    /// Heartbeats written (each extends its attempt's lease).
+    pub heartbeats_written: u64,
+    /// Attempts claimed and started.
+    pub attempts_started: u64,
+    /// Passes of the reaper, which times out attempts whose lease ran out and activities past
+    /// their deadline.
+    pub reaper_passes: u64,
+}
+
+struct WorkerCounters {
+    outcomes_recorded: AtomicU64,
+    retries_scheduled: AtomicU64,
+    outcomes_fenced: AtomicU64,
+    failed_writes: AtomicU64,
+    heartbeats_written: AtomicU64,
+    attempts_started: AtomicU64,
+    reaper_passes: AtomicU64,
+    /// The counters as of the last write, for whoever waits on progress.
+    progress: tokio::sync::watch::Sender<WorkerStats>,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> WorkerCounters {
+        WorkerCounters {
+            outcomes_recorded: AtomicU64::default(),
+            retries_scheduled: AtomicU64::default(),
+            outcomes_fenced: AtomicU64::default(),
+            failed_writes: AtomicU64::default(),
+            heartbeats_written: AtomicU64::default(),
+            attempts_started: AtomicU64::default(),
+            reaper_passes: AtomicU64::default(),
+            progress: tokio::sync::watch::Sender::new(WorkerStats::default()),
+        }
+    }
+}
+
 /// Runs activities: the worker process.
 #[derive(Clone)]
 pub struct Worker {
@@ -86,12 +135,14 @@ pub struct Worker {
     options: WorkerOptions,
     slots: Arc<Semaphore>,
     in_flight: Arc<Mutex<InFlight>>,
-    ready: Arc<AtomicBool>,
+    /// Whether it takes work (see [`Worker::readiness`]).
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
     /// The connection claims go through, and outcomes recorded while the worker is not
     /// running (see [`LoopConnection`]).
     claims: Arc<tokio::sync::Mutex<LoopConnection>>,
     /// While the worker runs: the queue of outcomes to record (see [`record_outcomes`]).
     outcomes: Arc<Mutex<Option<mpsc::UnboundedSender<Finished>>>>,
+    counters: Arc<WorkerCounters>,
 }
 
 /// The latest heartbeat of a running attempt, waiting to be written.
@@ -115,20 +166,51 @@ impl Worker {
             options,
             slots,
             in_flight: Arc::default(),
-            ready: Arc::new(AtomicBool::new(false)),
+            ready: Arc::new(tokio::sync::watch::Sender::new(false)),
             outcomes: Arc::default(),
+            counters: Arc::default(),
         }
+    }
+
+    /// What this worker (and its clones) has done so far.
+    pub fn stats(&self) -> WorkerStats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WorkerStats {
+            outcomes_recorded: read(&self.counters.outcomes_recorded),
+            retries_scheduled: read(&self.counters.retries_scheduled),
+            outcomes_fenced: read(&self.counters.outcomes_fenced),
+            failed_writes: read(&self.counters.failed_writes),
+            heartbeats_written: read(&self.counters.heartbeats_written),
+            attempts_started: read(&self.counters.attempts_started),
+            reaper_passes: read(&self.counters.reaper_passes),
+        }
+    }
+
+    /// The worker's counters, changing each time it (or a clone) has written an outcome or a
+    /// heartbeat: for waiting on its progress without polling, then reading what changed.
+    pub fn progress(&self) -> tokio::sync::watch::Receiver<WorkerStats> {
+        self.counters.progress.subscribe()
+    }
+
+    fn count(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.counters.progress.send_replace(self.stats());
+    }
+
+    /// Readiness as it changes: for a health endpoint or a test waiting for it.
+    pub fn readiness(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ready.subscribe()
     }
 
     /// Whether the worker is taking work: true while it runs, false once it drains.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        *self.ready.borrow()
     }
 
     /// Drains: lets running attempts finish within the grace period, then hands the rest back
     /// so that another worker takes them at once. Returns how many it handed back.
     async fn drain(&self) -> Result<usize> {
-        self.ready.store(false, Ordering::SeqCst);
+        self.ready.send_replace(false);
         let deadline = tokio::time::Instant::now() + self.options.shutdown_grace;
         while !self.lock_in_flight().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -178,7 +260,7 @@ impl Worker {
         notify: &tokio::sync::Notify,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
-        self.ready.store(true, Ordering::SeqCst);
+        self.ready.send_replace(true);
         tokio::pin!(shutdown);
         loop {
             let polled = tokio::select! {
@@ -216,7 +298,9 @@ impl Worker {
     /// on the path of every activity, a timeout is not. Errors are logged and tried again.
     async fn reap_forever(self) {
         loop {
-            match self.store.reap_tasks(REAP_BATCH).await {
+            let reaped = self.store.reap_tasks(REAP_BATCH).await;
+            self.count(&self.counters.reaper_passes);
+            match reaped {
                 // A full batch: more may be waiting.
                 Ok(n) if i64::try_from(n).unwrap_or(i64::MAX) >= REAP_BATCH => continue,
                 Ok(_) => {}
@@ -265,6 +349,8 @@ impl Worker {
                 .instrument(span),
             );
             in_flight.insert(key, (claimed_copy, handle.abort_handle()));
+            drop(in_flight);
+            self.count(&self.counters.attempts_started);
         }
         Ok(Claimed {
             started: count,
@@ -312,9 +398,22 @@ impl Worker {
         Ok(recorded)
     }
 
-    /// Records an outcome: through the running worker's queue (so that outcomes finishing
-    /// together share one transaction), or directly when the worker is not running.
+    /// Records an outcome (see [`Worker::write_outcome`]) and counts what came of it.
     async fn record(&self, task: ClaimedTask, outcome: TaskOutcome) -> Result<Recorded> {
+        let recorded = self.write_outcome(task, outcome).await;
+        let counter = match &recorded {
+            Ok(Recorded::Outcome) => &self.counters.outcomes_recorded,
+            Ok(Recorded::Retry) => &self.counters.retries_scheduled,
+            Ok(Recorded::Fenced) => &self.counters.outcomes_fenced,
+            Err(_) => &self.counters.failed_writes,
+        };
+        self.count(counter);
+        recorded
+    }
+
+    /// Writes an outcome: through the running worker's queue (so that outcomes finishing
+    /// together share one transaction), or directly when the worker is not running.
+    async fn write_outcome(&self, task: ClaimedTask, outcome: TaskOutcome) -> Result<Recorded> {
         let queue = self.lock_outcomes().clone();
         let finished = match queue {
             Some(queue) => {
@@ -371,7 +470,7 @@ impl Worker {
                 .heartbeat(task, &self.options.owner, &details)
                 .await
             {
-                Ok(Some(false)) => {}
+                Ok(Some(false)) => self.count(&self.counters.heartbeats_written),
                 Ok(Some(true)) | Ok(None) => {
                     cancellation.cancel();
                     return;
@@ -424,6 +523,7 @@ async fn record_outcomes(
             .map(|f| ((f.task, f.outcome), f.recorded))
             .unzip();
         let mut tries = 0;
+        let mut backoff = Backoff::default();
         let recorded = loop {
             tries += 1;
             match conn
@@ -433,7 +533,7 @@ async fn record_outcomes(
                 Ok(recorded) => break Some(recorded),
                 Err(e) if e.is_retryable() && tries < 5 => {
                     tracing::debug!(error = %e, "recording outcomes: retrying");
-                    tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+                    backoff.wait().await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, outcomes = items.len(),

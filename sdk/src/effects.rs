@@ -285,3 +285,184 @@ impl<'a> Effects<'a> {
             || self.close.as_ref().is_some_and(|c| c.next_run.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use reprise_history::{
+        ActivityCompleted, ActivityOptions, ActivityScheduled, ActivityType, ChildWorkflowStarted,
+        Limits, TaskQueue, TimerFired, TimerStarted, Timestamp, WorkflowCompleted,
+        WorkflowContinuedAsNew, WorkflowType,
+    };
+
+    use super::*;
+
+    fn event(seq: u64, kind: EventKind) -> Event {
+        Event {
+            seq: Seq::new(seq),
+            recorded_at: Timestamp::from_unix_micros(0),
+            kind,
+        }
+    }
+
+    fn payload() -> Payload {
+        Payload::encode(&1, &Limits::DEFAULT).unwrap()
+    }
+
+    fn scheduled() -> EventKind {
+        EventKind::ActivityScheduled(ActivityScheduled {
+            activity_type: ActivityType::new("a").unwrap(),
+            task_queue: TaskQueue::new("default").unwrap(),
+            input: payload(),
+            options: ActivityOptions::default(),
+        })
+    }
+
+    fn run<'a>(workflow_id: &'a WorkflowId, parent: Option<&'a ParentRun>) -> RunIdentity<'a> {
+        RunIdentity {
+            workflow_id,
+            run_id: RunId::random(),
+            parent,
+        }
+    }
+
+    #[test]
+    fn inputs_activities_side_effects_and_a_plain_close_are_rows_only() {
+        let id = WorkflowId::new("wf").unwrap();
+        let events = [
+            event(
+                3,
+                EventKind::ActivityCompleted(ActivityCompleted {
+                    scheduled: Seq::new(2),
+                    result: payload(),
+                    attempt: 1,
+                }),
+            ),
+            event(4, scheduled()),
+            event(
+                5,
+                EventKind::MarkerRecorded(Marker::SideEffect { value: payload() }),
+            ),
+            event(
+                6,
+                EventKind::TimerFired(TimerFired {
+                    started: Seq::new(2),
+                }),
+            ),
+        ];
+        let effects = Effects::of_recorded(run(&id, None), &events);
+        assert_eq!(effects.tasks.len(), 1);
+        assert!(effects.are_rows_only());
+        assert!(!effects.need_events_first());
+
+        let timer = [event(
+            2,
+            EventKind::TimerStarted(TimerStarted {
+                duration: Duration::from_secs(1),
+            }),
+        )];
+        let effects = Effects::of_recorded(run(&id, None), &timer);
+        assert_eq!(
+            effects.timers,
+            [NewTimer {
+                started: Seq::new(2),
+                fires_after: Duration::from_secs(1)
+            }]
+        );
+        assert!(!effects.are_rows_only());
+    }
+
+    #[test]
+    fn a_step_that_closes_creates_no_tasks_and_tells_the_parent() {
+        let id = WorkflowId::new("child").unwrap();
+        let parent = ParentRun {
+            workflow_id: WorkflowId::new("parent").unwrap(),
+            run_id: RunId::random(),
+            started_seq: Seq::new(7),
+        };
+        let events = [
+            event(2, scheduled()),
+            event(
+                3,
+                EventKind::WorkflowCompleted(WorkflowCompleted { result: payload() }),
+            ),
+        ];
+        let effects = Effects::of_recorded(run(&id, Some(&parent)), &events);
+        assert!(effects.tasks.is_empty());
+        let close = effects.close.as_ref().unwrap();
+        assert_eq!(close.state, RunState::Completed);
+        let (to, outcome) = close.parent_outcome.as_ref().unwrap();
+        assert_eq!(to.run_id, parent.run_id);
+        assert!(matches!(
+            outcome,
+            EventKind::ChildWorkflowCompleted(c) if c.started == Seq::new(7)
+        ));
+        assert!(
+            !effects.are_rows_only(),
+            "the parent's inbox is a statement"
+        );
+    }
+
+    #[test]
+    fn a_continue_as_new_starts_the_next_run_under_the_same_parent() {
+        let id = WorkflowId::new("wf").unwrap();
+        let parent = ParentRun {
+            workflow_id: WorkflowId::new("parent").unwrap(),
+            run_id: RunId::random(),
+            started_seq: Seq::new(2),
+        };
+        let next_run = RunId::random();
+        let events = [event(
+            2,
+            EventKind::WorkflowContinuedAsNew(WorkflowContinuedAsNew {
+                new_run_id: next_run,
+                workflow_type: WorkflowType::new("wf").unwrap(),
+                input: payload(),
+                task_queue: TaskQueue::new("default").unwrap(),
+            }),
+        )];
+        let this = run(&id, Some(&parent));
+        let effects = Effects::of_recorded(this, &events);
+        let close = effects.close.as_ref().unwrap();
+        assert_eq!(close.state, RunState::ContinuedAsNew);
+        assert!(close.parent_outcome.is_none(), "the child goes on");
+        let next = close.next_run.as_ref().unwrap();
+        assert_eq!(next.started.run_id, next_run);
+        assert_eq!(next.started.parent.as_ref(), Some(&parent));
+        assert_eq!(
+            next.started.origin,
+            RunOrigin::ContinuedAsNew {
+                previous_run_id: this.run_id
+            }
+        );
+        assert!(effects.need_events_first());
+    }
+
+    #[test]
+    fn a_child_started_carries_its_parent_and_policy() {
+        let id = WorkflowId::new("wf").unwrap();
+        let events = [event(
+            4,
+            EventKind::ChildWorkflowStarted(ChildWorkflowStarted {
+                workflow_type: WorkflowType::new("c").unwrap(),
+                workflow_id: WorkflowId::new("c-1").unwrap(),
+                run_id: RunId::random(),
+                input: payload(),
+                task_queue: TaskQueue::new("default").unwrap(),
+                parent_close_policy: ParentClosePolicy::Abandon,
+            }),
+        )];
+        let this = run(&id, None);
+        let effects = Effects::of_recorded(this, &events);
+        let child = &effects.children[0];
+        assert_eq!(child.policy, ParentClosePolicy::Abandon);
+        assert_eq!(child.started_seq, Seq::new(4));
+        let parent = child.started.parent.as_ref().unwrap();
+        assert_eq!(
+            (parent.run_id, parent.started_seq),
+            (this.run_id, Seq::new(4))
+        );
+        assert!(
+            matches!(child.id_in_use(), EventKind::ChildWorkflowFailed(f) if !f.failure.retryable)
+        );
+    }
+}

@@ -438,7 +438,9 @@ fn deliver(state: &mut RunState, input: &Event) {
             let end = match e.failure.kind {
                 FailureKind::Cancelled => OperationEnd::Cancelled,
                 FailureKind::TimedOut => OperationEnd::TimedOut,
-                _ => OperationEnd::Failed,
+                FailureKind::Application | FailureKind::Terminated | FailureKind::Panicked => {
+                    OperationEnd::Failed
+                }
             };
             state.resolve(
                 input,
@@ -453,8 +455,19 @@ fn deliver(state: &mut RunState, input: &Event) {
                 state.decide(cancel_decision(&kind, seq), None);
             }
         }
-        // Started creates the execution; terminated is handled by the caller; decisions are
-        // never inputs (the callers check the class).
-        _ => {}
+        // Started creates the execution; terminated is handled by the caller.
+        EventKind::WorkflowStarted(_) | EventKind::WorkflowTerminated(_) => {}
+        // Decisions are never inputs (the callers check the class).
+        EventKind::ActivityScheduled(_)
+        | EventKind::ActivityCancelRequested(_)
+        | EventKind::TimerStarted(_)
+        | EventKind::TimerCancelled(_)
+        | EventKind::ChildWorkflowStarted(_)
+        | EventKind::ChildWorkflowCancelRequested(_)
+        | EventKind::MarkerRecorded(_)
+        | EventKind::WorkflowCompleted(_)
+        | EventKind::WorkflowFailed(_)
+        | EventKind::WorkflowCancelled(_)
+        | EventKind::WorkflowContinuedAsNew(_) => {}
     }
 }

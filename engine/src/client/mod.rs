@@ -74,7 +74,7 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     /// `LISTEN/NOTIFY`, polling at most once a second as the fallback.
     pub async fn result(&self) -> Result<O> {
         let mut run_id = self.run_id;
-        let waiters = self.client.closed_runs();
+        let waiters = self.client.closed_runs()?;
         loop {
             // Watching starts before the read, so that a close between the two still wakes it.
             let watch = waiters.watch(run_id);
@@ -106,6 +106,14 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             }
         }
     }
+}
+
+/// The client spawns tasks (its listener, the writer of shared starts) on the Tokio runtime
+/// it is called from; called from anywhere else, it says so instead of panicking.
+fn in_runtime() -> Result<()> {
+    tokio::runtime::Handle::try_current()
+        .map(drop)
+        .map_err(|_| Error::NoRuntime)
 }
 
 /// The result of a closed run, from its closing event.
@@ -150,10 +158,12 @@ impl Client {
     }
 
     /// Who waits for which run to close; listening starts with the first waiter.
-    fn closed_runs(&self) -> std::sync::Arc<RunWaiters> {
-        self.closed
+    fn closed_runs(&self) -> Result<std::sync::Arc<RunWaiters>> {
+        in_runtime()?;
+        Ok(self
+            .closed
             .get_or_init(|| RunWaiters::spawn(&self.store, CLOSED_CHANNEL))
-            .clone()
+            .clone())
     }
 
     /// Starts a workflow on the `default` task queue. Idempotent on the workflow id: if a run
@@ -208,6 +218,7 @@ impl Client {
             output: PhantomData,
         };
         if options.id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() {
+            in_runtime()?;
             let queue = self
                 .starts
                 .get_or_init(|| starts::StartQueue::spawn(&self.store));

@@ -10,7 +10,7 @@ use reprise_sdk::{
     WorkflowError,
 };
 
-use crate::hosts::Running;
+use crate::hosts::{Running, engine_options, run_engine, run_worker, worker_options};
 use crate::support::TestDb;
 
 /// Runs for `millis`, heartbeating progress every 50 ms.
@@ -91,22 +91,59 @@ fn one_attempt(options: ActivityOptions) -> ActivityOptions {
     }
 }
 
+/// An attempt that heartbeats outlives its heartbeat timeout many times over, in database
+/// time: between heartbeats the test moves the clock on by more than half the timeout, and
+/// waits for a pass of the reaper, which would time out an attempt whose lease its heartbeats
+/// did not extend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn heartbeats_keep_an_attempt_alive_past_its_heartbeat_timeout() {
+    const HEARTS: ActivityDef<(), u32> = ActivityDef::new("hearts");
+    const BEATS: WorkflowDef<(), String> = WorkflowDef::new("beats");
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
-    let _running = start(&store);
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let registry = || {
+        let go = go.clone();
+        Registry::builder()
+            .workflow(BEATS, |ctx: WorkflowContext, ()| async move {
+                let options = one_attempt(ActivityOptions {
+                    heartbeat_timeout: Some(Duration::from_secs(5)),
+                    ..ActivityOptions::default()
+                });
+                let attempt = ctx.activity(HEARTS, &()).options(options).await;
+                Ok(format!("{attempt:?}"))
+            })
+            .activity(HEARTS, move |ctx: ActivityContext, ()| {
+                let go = go.clone();
+                async move {
+                    for beat in 0..4u32 {
+                        ctx.heartbeat(&beat)?;
+                        go.notified().await;
+                    }
+                    Ok(ctx.attempt())
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let mut running = Running::new();
+    run_engine(&store, registry(), engine_options(), &mut running);
+    let worker = run_worker(&store, registry(), worker_options(), &mut running);
     let client = Client::new(store.clone());
-    // The attempt runs 1 s; without heartbeats its 300 ms heartbeat timeout would end it.
-    let options = one_attempt(ActivityOptions {
-        heartbeat_timeout: Some(Duration::from_millis(300)),
-        ..ActivityOptions::default()
-    });
-    let handle = client
-        .start(RUN, "beats", &("beating".to_string(), options))
-        .await
-        .unwrap();
-    assert_eq!(within(handle.result()).await.unwrap(), "attempt 1");
+    let handle = client.start(BEATS, "beats", &()).await.unwrap();
+    let mut progress = worker.progress();
+    for beat in 1..=4u64 {
+        within(progress.wait_for(|s| s.heartbeats_written >= beat))
+            .await
+            .unwrap();
+        store.clock().advance(Duration::from_secs(3));
+        let passes = progress.borrow().reaper_passes;
+        within(progress.wait_for(|s| s.reaper_passes >= passes + 2))
+            .await
+            .unwrap();
+        go.notify_one();
+    }
+    assert_eq!(within(handle.result()).await.unwrap(), "Ok(1)");
     db.drop_database().await;
 }
 
@@ -114,7 +151,7 @@ async fn heartbeats_keep_an_attempt_alive_past_its_heartbeat_timeout() {
 async fn a_silent_attempt_times_out_by_heartbeat() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
-    let _running = start(&store);
+    let running = start(&store);
     let client = Client::new(store.clone());
     let options = one_attempt(ActivityOptions {
         heartbeat_timeout: Some(Duration::from_secs(5)),
@@ -124,19 +161,11 @@ async fn a_silent_attempt_times_out_by_heartbeat() {
         .start(RUN, "silent", &("silent".to_string(), options))
         .await
         .unwrap();
-    within(async {
-        while !client
-            .describe("silent")
-            .await
-            .unwrap()
-            .pending_activities
-            .iter()
-            .any(|a| a.running)
-        {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let attempt_runs = async || {
+        let described = client.describe("silent").await.unwrap();
+        described.pending_activities.iter().any(|a| a.running)
+    };
+    within(running.until(attempt_runs)).await;
     store.clock().advance(Duration::from_secs(6));
     let outcome = within(handle.result()).await.unwrap();
     assert_eq!(outcome, "TimedOut: Heartbeat timeout of attempt 1");
@@ -153,7 +182,7 @@ async fn a_silent_attempt_times_out_by_heartbeat() {
 async fn retries_stop_at_the_schedule_to_close_deadline_and_describe_shows_them() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
-    let _running = start(&store);
+    let running = start(&store);
     let client = Client::new(store.clone());
     let options = ActivityOptions {
         schedule_to_close: Some(Duration::from_secs(600)),
@@ -170,18 +199,16 @@ async fn retries_stop_at_the_schedule_to_close_deadline_and_describe_shows_them(
         .await
         .unwrap();
     // After the first failure the next attempt waits an hour; describe says so.
-    let pending = within(async {
-        loop {
-            let d = client.describe("deadline").await.unwrap();
-            if let Some(a) = d.pending_activities.first()
-                && a.last_failure.is_some()
-            {
-                break a.clone();
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let failed_once = async || {
+        let described = client.describe("deadline").await.unwrap();
+        described
+            .pending_activities
+            .first()
+            .is_some_and(|a| a.last_failure.is_some())
+    };
+    within(running.until(failed_once)).await;
+    let described = client.describe("deadline").await.unwrap();
+    let pending = described.pending_activities[0].clone();
     assert_eq!(pending.activity_type.as_str(), "failing");
     assert_eq!(pending.attempt, 1);
     assert!(!pending.running);
@@ -263,12 +290,12 @@ async fn readiness_is_on_while_running_and_off_once_draining() {
                 .await
         }
     });
-    within(async {
-        while !(worker.is_ready() && engine.is_ready()) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    within(worker.readiness().wait_for(|ready| *ready))
+        .await
+        .unwrap();
+    within(engine.readiness().wait_for(|ready| *ready))
+        .await
+        .unwrap();
     stop_worker.send(()).unwrap();
     stop_engine.send(()).unwrap();
     within(running_worker).await.unwrap().unwrap();

@@ -1,10 +1,9 @@
 //! Workflows end to end on a real PostgreSQL: engine, workers and client in this process.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use reprise_engine::{Client, EngineOptions, Store};
+use reprise_engine::{Client, EngineOptions, Store, Worker, WorkerOptions};
 use reprise_history::{ActivityOptions, EventKind, Limits, RecordedHistory, RetryPolicy};
 use reprise_sdk::{
     ActivityDef, ActivityError, Execution, Registry, RegistryBuilder, SignalDef, WorkflowContext,
@@ -125,6 +124,21 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 /// A completed hello run's history, exported (so verified), with the events it must have.
+/// Why a workflow's latest run is parked, once an engine of the test has parked it.
+async fn parked_reason(running: &Running, client: &Client, workflow_id: &str) -> String {
+    let parked = async || {
+        client
+            .describe(workflow_id)
+            .await
+            .unwrap()
+            .parked_reason
+            .is_some()
+    };
+    running.until(parked).await;
+    let described = client.describe(workflow_id).await.unwrap();
+    described.parked_reason.unwrap_or_default()
+}
+
 async fn hello_history(client: &Client, run_id: reprise_history::RunId) -> RecordedHistory {
     let history = client.export(run_id).await.unwrap();
     let kinds: Vec<_> = history.events().iter().map(|e| e.kind.name()).collect();
@@ -204,16 +218,10 @@ async fn lone_starts_and_outcomes_are_stepped_directly_with_the_same_history() {
     // Ten steps in all (the engine counts the last one just after the client hears of it);
     // the first start may beat the engine's listener (then its poll finds it), but the later
     // ones come while the engine waits, one notification at a time.
-    let stats = within(async {
-        loop {
-            let stats = engine.stats();
-            if stats.direct_steps + stats.batched_steps >= 10 {
-                break stats;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let mut progress = engine.progress();
+    let stats = *within(progress.wait_for(|s| s.direct_steps + s.batched_steps >= 10))
+        .await
+        .unwrap();
     assert!(stats.direct_steps >= 1, "{stats:?}");
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM reprise.ready_runs")
         .fetch_one(&db.pool)
@@ -385,20 +393,12 @@ async fn an_activity_out_of_attempts_fails_into_the_workflow() {
 async fn a_durable_timer_fires_by_database_time() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
-    let _running = both(&store);
+    let running = both(&store);
     let client = Client::new(store.clone());
     let handle = client.start(NAP, "nap-1", &3_600u64).await.unwrap();
     // Wait until the timer is set, then move database time an hour on: no real sleeping.
-    within(async {
-        loop {
-            let d = client.describe("nap-1").await.unwrap();
-            if d.head_seq.get() >= 2 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let timer_set = async || client.describe("nap-1").await.unwrap().head_seq.get() >= 2;
+    within(running.until(timer_set)).await;
     store.clock().advance(Duration::from_secs(3_600));
     assert_eq!(within(handle.result()).await.unwrap(), "slept 3600s");
     db.drop_database().await;
@@ -452,15 +452,7 @@ async fn a_run_of_an_unknown_type_is_parked_until_a_process_that_knows_it_runs()
         engine_options(),
         &mut running,
     );
-    let parked = within(async {
-        loop {
-            if let Some(reason) = client.describe("later-1").await.unwrap().parked_reason {
-                break reason;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let parked = within(parked_reason(&running, &client, "later-1")).await;
     assert!(
         parked.starts_with("unknown workflow type \"later\""),
         "{parked}"
@@ -510,12 +502,8 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
         &mut running,
     );
     let handle = client.start(V, "versioned-1", &()).await.unwrap();
-    within(async {
-        while client.describe("versioned-1").await.unwrap().head_seq.get() < 3 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let greeted = async || client.describe("versioned-1").await.unwrap().head_seq.get() >= 3;
+    within(running.until(greeted)).await;
     drop(running); // v1 is gone; its run waits for a note.
 
     // v2 sleeps before the first greeting: replaying v1's history is nondeterministic.
@@ -530,15 +518,7 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
         .signal("versioned-1", NOTE, &"Lin".to_string())
         .await
         .unwrap();
-    let parked = within(async {
-        loop {
-            if let Some(reason) = client.describe("versioned-1").await.unwrap().parked_reason {
-                break reason;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let parked = within(parked_reason(&running, &client, "versioned-1")).await;
     assert!(
         parked.starts_with("nondeterminism ND01 at seq 2: history has ActivityScheduled(\"greet\"), but the code made TimerStarted(1s)"),
         "{parked}"
@@ -558,6 +538,12 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
     db.drop_database().await;
 }
 
+/// An attempt paused past its lease (a stale worker) finishes while the attempt that replaced
+/// it still runs: the task is still there, leased under the same owner name (a process that
+/// came back with its name), so only the lease token tells the two apart. The stale outcome
+/// must be refused, and the run completes with the fresh attempt's result. Its worker is
+/// stopped before the fresh attempt is released: a stopped worker has written every outcome
+/// it had, so the stale outcome is decided before the fresh one exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stale_workers_late_result_is_refused_by_fencing() {
     const SLOW: ActivityDef<(), String> = ActivityDef::new("slow");
@@ -565,12 +551,10 @@ async fn a_stale_workers_late_result_is_refused_by_fencing() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
     let client = Client::new(store.clone());
-    let release = Arc::new(Notify::new());
-    let first_started = Arc::new(Notify::new());
-    let attempts = Arc::new(AtomicU32::new(0));
+    let started = [Arc::new(Notify::new()), Arc::new(Notify::new())];
+    let release = [Arc::new(Notify::new()), Arc::new(Notify::new())];
     let slow_registry = || {
-        let (release, first_started, attempts) =
-            (release.clone(), first_started.clone(), attempts.clone());
+        let (started, release) = (started.clone(), release.clone());
         registry()
             .workflow(USES_SLOW, |ctx: WorkflowContext, ()| async move {
                 let options = ActivityOptions {
@@ -580,16 +564,16 @@ async fn a_stale_workers_late_result_is_refused_by_fencing() {
                 Ok(ctx.activity(SLOW, &()).options(options).await?)
             })
             .activity(SLOW, move |ctx: reprise_sdk::ActivityContext, ()| {
-                let (release, first_started, attempts) =
-                    (release.clone(), first_started.clone(), attempts.clone());
+                let (started, release) = (started.clone(), release.clone());
                 async move {
-                    attempts.fetch_add(1, Ordering::SeqCst);
-                    if ctx.attempt() == 1 {
-                        first_started.notify_one();
-                        release.notified().await; // the stale worker, paused past its lease
-                        return Ok("stale result".to_string());
-                    }
-                    Ok(format!("fresh result from attempt {}", ctx.attempt()))
+                    let attempt = ctx.attempt();
+                    let i = usize::try_from(attempt - 1).unwrap().min(1);
+                    started[i].notify_one();
+                    release[i].notified().await;
+                    Ok(match attempt {
+                        1 => "stale result".to_string(),
+                        n => format!("fresh result from attempt {n}"),
+                    })
                 }
             })
             .build()
@@ -597,39 +581,46 @@ async fn a_stale_workers_late_result_is_refused_by_fencing() {
     };
     let mut running = Running::new();
     run_engine(&store, slow_registry(), engine_options(), &mut running);
-    run_worker(&store, slow_registry(), worker_options(), &mut running);
+    let one_slot = || WorkerOptions {
+        owner: "worker".to_string(),
+        max_concurrent: 1,
+        ..worker_options()
+    };
+    let stale = Worker::new(store.clone(), slow_registry(), one_slot());
+    let (stop_stale, stale_stopped) = tokio::sync::oneshot::channel::<()>();
+    let stale_worker =
+        tokio::spawn(async move { stale.run(async { stale_stopped.await.unwrap_or(()) }).await });
     let handle = client.start(USES_SLOW, "slow-1", &()).await.unwrap();
-    within(first_started.notified()).await;
+    within(started[0].notified()).await;
 
-    // The attempt's 30 s lease runs out (database time moves), another attempt runs and wins.
+    // The first attempt's 30 s lease runs out (database time moves); its worker's one slot is
+    // taken, so another worker under the same name runs the second attempt.
     store.clock().advance(Duration::from_secs(31));
+    run_worker(&store, slow_registry(), one_slot(), &mut running);
+    within(started[1].notified()).await;
+
+    // The stale attempt finishes, and its worker stops after writing what it had.
+    stop_stale.send(()).unwrap();
+    release[0].notify_one();
+    within(stale_worker).await.unwrap().unwrap();
+
+    release[1].notify_one();
     assert_eq!(
         within(handle.result()).await.unwrap(),
         "fresh result from attempt 2"
     );
-
-    // The stale attempt now finishes: its result must not be recorded.
-    release.notify_one();
-    within(async {
-        while attempts.load(Ordering::SeqCst) < 2 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
     let history = client.export(handle.run_id()).await.unwrap();
-    let outcomes: Vec<String> = history
+    let outcomes: Vec<(String, u32)> = history
         .events()
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::ActivityCompleted(c) => Some(format!(
-                "{} attempt {}",
-                c.result.decode::<String>().unwrap(),
-                c.attempt
-            )),
+            EventKind::ActivityCompleted(c) => {
+                Some((c.result.decode::<String>().unwrap(), c.attempt))
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(outcomes, ["fresh result from attempt 2 attempt 2"]);
+    assert_eq!(outcomes, [("fresh result from attempt 2".to_string(), 2)]);
     db.drop_database().await;
 }
 
@@ -672,20 +663,15 @@ async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts
     for i in 0..3 {
         client.start(VER, &format!("ver-{i}"), &()).await.unwrap();
     }
-    within(async {
-        loop {
-            let stepped: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM reprise.runs WHERE applied_seq > 0")
-                    .fetch_one(&db.pool)
-                    .await
-                    .unwrap();
-            if stepped == 3 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let all_stepped = async || {
+        let stepped: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM reprise.runs WHERE applied_seq > 0")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        stepped == 3
+    };
+    within(running.until(all_stepped)).await;
     drop(running);
 
     let check = reprise_engine::check_deploy(&store, &v2_unpatched().build().unwrap(), 10)
@@ -724,16 +710,12 @@ async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts
     for i in 3..5 {
         client.start(VER, &format!("ver-{i}"), &()).await.unwrap();
     }
-    let usage = within(async {
-        loop {
-            let usage = client.patch_usage("ver").await.unwrap();
-            if usage.first().is_some_and(|u| u.open_runs_with_marker == 2) {
-                break usage;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let recorded = async || {
+        let usage = client.patch_usage("ver").await.unwrap();
+        usage.first().is_some_and(|u| u.open_runs_with_marker == 2)
+    };
+    within(running.until(recorded)).await;
+    let usage = client.patch_usage("ver").await.unwrap();
     assert_eq!(
         usage,
         [reprise_engine::PatchUsage {
@@ -766,22 +748,14 @@ async fn one_bad_run_in_a_batch(spoil: &'static str, good: usize) -> String {
         .execute(&db.pool)
         .await
         .unwrap();
-    let _running = both(&store);
+    let running = both(&store);
     for (i, handle) in handles.iter().enumerate() {
         assert_eq!(
             within(handle.result()).await.unwrap(),
             format!("hello, good-{i}")
         );
     }
-    let reason = within(async {
-        loop {
-            if let Some(reason) = client.describe("bad").await.unwrap().parked_reason {
-                break reason;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let reason = within(parked_reason(&running, &client, "bad")).await;
     db.drop_database().await;
     reason
 }
@@ -861,4 +835,29 @@ fn client_futures_are_send(client: Client) {
     let c = client.clone();
     send(async move { c.describe("x").await });
     send(async move { client.cancel("x", "why").await });
+}
+
+/// Called outside a Tokio runtime (here under `futures`' executor), starting a workflow and
+/// awaiting a result are typed errors, not panics: the client spawns its listener and its
+/// shared starts on the runtime it is called from.
+#[test]
+fn the_client_outside_a_tokio_runtime_says_so() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime.block_on(TestDb::migrated());
+    let client = Client::new(Store::new(db.pool.clone()));
+    let handle = runtime
+        .block_on(client.start(HELLO, "inside", &"Ada".to_string()))
+        .unwrap();
+    let started = futures::executor::block_on(client.start(HELLO, "outside", &"Lin".to_string()));
+    assert!(
+        matches!(started, Err(reprise_engine::Error::NoRuntime)),
+        "{:?}",
+        started.err()
+    );
+    let result = futures::executor::block_on(handle.result());
+    assert!(
+        matches!(result, Err(reprise_engine::Error::NoRuntime)),
+        "{result:?}"
+    );
+    runtime.block_on(db.drop_database());
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use reprise_engine::{Engine, EngineOptions, Store, Worker, WorkerOptions};
 use reprise_sdk::Registry;
 use tokio::sync::oneshot;
@@ -24,6 +25,8 @@ pub(crate) fn worker_options() -> WorkerOptions {
 /// Runs an engine and a worker in the background until the returned guard is dropped.
 pub(crate) struct Running {
     stops: Vec<oneshot::Sender<()>>,
+    engines: Vec<Engine>,
+    workers: Vec<Worker>,
 }
 
 pub(crate) fn run_engine(
@@ -41,6 +44,7 @@ pub(crate) fn run_engine(
         }
     });
     running.stops.push(stop);
+    running.engines.push(engine.clone());
     engine
 }
 
@@ -49,20 +53,53 @@ pub(crate) fn run_worker(
     registry: Registry,
     options: WorkerOptions,
     running: &mut Running,
-) {
+) -> Worker {
     let (stop, stopped) = oneshot::channel::<()>();
     let worker = Worker::new(store.clone(), registry, options);
+    let runs = worker.clone();
     tokio::spawn(async move {
-        if let Err(e) = worker.run(async { stopped.await.unwrap_or(()) }).await {
+        if let Err(e) = runs.run(async { stopped.await.unwrap_or(()) }).await {
             eprintln!("worker stopped: {e}");
         }
     });
     running.stops.push(stop);
+    running.workers.push(worker.clone());
+    worker
 }
 
 impl Running {
     pub(crate) fn new() -> Running {
-        Running { stops: Vec::new() }
+        Running {
+            stops: Vec::new(),
+            engines: Vec::new(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// Waits until `check` holds, checking again each time an engine or a worker of this test
+    /// has written something (a step, a parked run, a claim, a heartbeat, an outcome): a run's
+    /// state changes only by those, or by a call the test makes itself, so this needs no
+    /// polling. Call it inside the test's `within`.
+    pub(crate) async fn until(&self, mut check: impl AsyncFnMut() -> bool) {
+        let mut engines: Vec<_> = self.engines.iter().map(Engine::progress).collect();
+        let mut workers: Vec<_> = self.workers.iter().map(Worker::progress).collect();
+        assert!(
+            !engines.is_empty() || !workers.is_empty(),
+            "nothing runs in this test"
+        );
+        loop {
+            engines.iter_mut().for_each(|p| p.mark_unchanged());
+            workers.iter_mut().for_each(|p| p.mark_unchanged());
+            if check().await {
+                return;
+            }
+            let changes = engines
+                .iter_mut()
+                .map(|p| p.changed().boxed())
+                .chain(workers.iter_mut().map(|p| p.changed().boxed()));
+            let (changed, _, _) = futures::future::select_all(changes).await;
+            changed.expect("the counters live as long as their engine or worker");
+        }
     }
 
     /// An engine and a worker, each with its own registry built by `registry`.

@@ -145,24 +145,15 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("finished within 30 s")
 }
 
-async fn until(mut ok: impl AsyncFnMut() -> bool) {
-    within(async {
-        while !ok().await {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_saga_compensates_after_cancellation() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
     let flags = flags();
-    let _running = start(&store, &flags);
+    let running = start(&store, &flags);
     let client = Client::new(store.clone());
     let handle = client.start(SAGA, "saga-1", &1).await.unwrap();
-    until(async || {
+    within(running.until(async || {
         client
             .describe("saga-1")
             .await
@@ -170,7 +161,7 @@ async fn a_saga_compensates_after_cancellation() {
             .pending_activities
             .iter()
             .any(|a| a.running && a.activity_type.as_str() == "charge")
-    })
+    }))
     .await;
     client
         .cancel("saga-1", "customer changed their mind")
@@ -182,7 +173,7 @@ async fn a_saga_compensates_after_cancellation() {
         "workflow \"saga-1\" ended cancelled: cancelled on request"
     );
     assert_eq!(flags.released.load(Ordering::SeqCst), 1, "compensated once");
-    until(async || flags.charge_saw_cancel.load(Ordering::SeqCst)).await; // reached through its heartbeat
+    within(running.until(async || flags.charge_saw_cancel.load(Ordering::SeqCst))).await; // reached through its heartbeat
     // The cancelled charge may report its end before the run closes: such a late outcome is
     // recorded (history keeps everything that happened) and ignored by the workflow.
     let kinds: Vec<_> = client
@@ -211,20 +202,25 @@ async fn a_saga_compensates_after_cancellation() {
 async fn a_child_is_cancelled_with_its_parent() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
-    let _running = start(&store, &flags());
+    let running = start(&store, &flags());
     let client = Client::new(store.clone());
     let parent = client.start(PARENT, "parent-1", &()).await.unwrap();
-    until(async || {
+    within(running.until(async || {
         client
             .describe("the-child")
             .await
             .is_ok_and(|d| d.head_seq.get() >= 1 && d.status == RunState::Running)
-    })
+    }))
     .await;
     client.cancel("parent-1", "not needed").await.unwrap();
     let err = within(parent.result()).await.unwrap_err();
     assert!(err.to_string().contains("ended cancelled"), "{err}");
-    until(async || client.describe("the-child").await.unwrap().status == RunState::Cancelled).await;
+    within(
+        running.until(async || {
+            client.describe("the-child").await.unwrap().status == RunState::Cancelled
+        }),
+    )
+    .await;
     db.drop_database().await;
 }
 
@@ -264,10 +260,10 @@ async fn termination_is_immediate_recorded_and_final() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
     let flags = flags();
-    let _running = start(&store, &flags);
+    let running = start(&store, &flags);
     let client = Client::new(store.clone());
     let handle = client.start(SAGA, "term-1", &1).await.unwrap();
-    until(async || {
+    within(running.until(async || {
         client
             .describe("term-1")
             .await
@@ -275,7 +271,7 @@ async fn termination_is_immediate_recorded_and_final() {
             .pending_activities
             .iter()
             .any(|a| a.running)
-    })
+    }))
     .await;
     client.terminate("term-1", "runaway").await.unwrap();
     let d = client.describe("term-1").await.unwrap();
@@ -429,15 +425,15 @@ async fn parked_runs_are_listed_with_their_reason_and_retried_on_request() {
     let client = Client::new(store.clone());
     const GHOST: WorkflowDef<(), ()> = WorkflowDef::new("ghost");
     client.start(GHOST, "ghost-1", &()).await.unwrap();
-    let _running = start(&store, &flags());
-    until(async || {
+    let running = start(&store, &flags());
+    within(running.until(async || {
         client
             .describe("ghost-1")
             .await
             .unwrap()
             .parked_reason
             .is_some()
-    })
+    }))
     .await;
     let parked = client
         .list(

@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod activities;
+mod conformance;
 mod engine;
 mod hosts;
+mod hot_path;
 mod lifecycle;
 mod plans;
 mod schema;

@@ -656,3 +656,41 @@ fn inputs_after_the_run_closes_are_not_applied() {
     assert_eq!(step.events.last().unwrap().kind.name(), "WorkflowCompleted");
     assert!(matches!(execution.status(), RunStatus::Completed(_)));
 }
+
+#[test]
+fn an_invalid_patch_id_fails_the_step_instead_of_taking_the_old_branch() {
+    let registry = registry(|ctx, _| async move { Ok(ctx.patched("bad\nid")) });
+    let started = HistoryBuilder::started("wf", "wf-1", payload(0u32))
+        .unwrap()
+        .events()[0]
+        .clone();
+    let error = Execution::start(&registry, started).err().unwrap();
+    let message = error.to_string();
+    assert!(
+        matches!(error, reprise_sdk::Error::InvalidPatchId { .. }),
+        "{message}"
+    );
+    assert!(message.contains("\"bad\\nid\""), "{message}");
+    assert!(message.contains("operations.rs"), "{message}");
+}
+
+/// Workflow state whose `Drop` panics: discarding the execution must not unwind into the
+/// caller (an engine would go down with it).
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a workflow's state panicked while dropped");
+    }
+}
+
+#[test]
+fn a_panic_in_the_drop_of_workflow_state_stays_inside_the_execution() {
+    let registry = registry(|ctx, n| async move {
+        let _state = PanicsOnDrop;
+        Ok(ctx.activity(DOUBLE, &n).await?)
+    });
+    let run = Run::start(registry, "wf", 1u32);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(run)));
+    assert!(dropped.is_ok(), "the panic escaped the execution");
+}
