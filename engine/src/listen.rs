@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reprise_history::RunId;
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use crate::backoff::Backoff;
 use crate::store::Store;
@@ -20,19 +20,46 @@ enum Hearing<'a> {
     Listening,
 }
 
-/// Listens on `channel` for as long as the pool is open, passing what it hears to `on`. If
-/// the listening connection fails, it reconnects with backoff; waiters still wake on their
+/// Something that listens, with the task that feeds it: the task stops, and gives back its
+/// connection, when this is dropped (or when the pool closes).
+pub(crate) struct Listening<T> {
+    value: Arc<T>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl<T> Listening<T> {
+    /// The listening value, shared.
+    pub(crate) fn shared(&self) -> Arc<T> {
+        self.value.clone()
+    }
+}
+
+impl<T> std::ops::Deref for Listening<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Listens on `channel` until `stop` fires or the pool closes, passing what it hears to `on`.
+/// If the listening connection fails, it reconnects with backoff; waiters still wake on their
 /// own timeouts meanwhile.
 fn spawn_listening(
     store: &Store,
     channel: &'static str,
     on: impl Fn(Hearing<'_>) + Send + 'static,
+    mut stop: oneshot::Receiver<()>,
 ) {
     let pool = store.pool().clone();
     tokio::spawn(async move {
         let mut backoff = Backoff::default();
         loop {
-            match PgListener::connect_with(&pool).await {
+            let connected = tokio::select! {
+                _ = &mut stop => return,
+                connected = PgListener::connect_with(&pool) => connected,
+            };
+            match connected {
                 Ok(mut listener) => {
                     if listener.listen(channel).await.is_ok() {
                         backoff.reset();
@@ -40,8 +67,17 @@ fn spawn_listening(
                         // `try_recv`, not `recv`: the latter reconnects by itself and loses
                         // what was sent meanwhile without a word; this says the connection
                         // was lost (`None`), and the next connection counts as `Listening`.
-                        while let Ok(Some(notification)) = listener.try_recv().await {
-                            on(Hearing::Notification(notification.payload()));
+                        loop {
+                            let heard = tokio::select! {
+                                _ = &mut stop => return,
+                                heard = listener.try_recv() => heard,
+                            };
+                            match heard {
+                                Ok(Some(notification)) => {
+                                    on(Hearing::Notification(notification.payload()));
+                                }
+                                Ok(None) | Err(_) => break,
+                            }
                         }
                     }
                 }
@@ -51,22 +87,36 @@ fn spawn_listening(
                 }
                 Err(e) => tracing::warn!(error = %e, channel, "cannot listen; retrying"),
             }
-            backoff.wait().await;
+            tokio::select! {
+                _ = &mut stop => return,
+                () = backoff.wait() => {}
+            }
         }
     });
+}
+
+/// Starts `on` listening on `channel` for `value`, until the returned value is dropped.
+fn listen<T: Send + Sync + 'static>(
+    store: &Store,
+    channel: &'static str,
+    value: T,
+    on: impl Fn(&T, Hearing<'_>) + Send + 'static,
+) -> Listening<T> {
+    let value = Arc::new(value);
+    let hearing = value.clone();
+    let (stop, stopped) = oneshot::channel();
+    spawn_listening(store, channel, move |heard| on(&hearing, heard), stopped);
+    Listening { value, _stop: stop }
 }
 
 /// Wakes one waiter (or the next to wait) for each notification on a channel: for loops that
 /// share work, so that one notification costs one claim, not one per loop. All wake when the
 /// listening connection is (re)opened.
-pub(crate) fn spawn_listener(store: &Store, channel: &'static str) -> Arc<Notify> {
-    let notify = Arc::new(Notify::new());
-    let wake = notify.clone();
-    spawn_listening(store, channel, move |heard| match heard {
+pub(crate) fn spawn_listener(store: &Store, channel: &'static str) -> Listening<Notify> {
+    listen(store, channel, Notify::new(), |wake, heard| match heard {
         Hearing::Listening => wake.notify_waiters(),
         Hearing::Notification(_) => wake.notify_one(),
-    });
-    notify
+    })
 }
 
 /// What a channel's notifications said since a waiter last looked: how many came, and the
@@ -82,14 +132,16 @@ pub(crate) struct Heard {
 impl Heard {
     /// Listens on `channel`. A (re)opened listening connection counts as a notification with
     /// no payload, and wakes every waiter.
-    pub(crate) fn spawn(store: &Store, channel: &'static str) -> Arc<Heard> {
-        let heard = Arc::new(Heard::default());
-        let hearing = heard.clone();
-        spawn_listening(store, channel, move |heard| match heard {
-            Hearing::Listening => hearing.hear(None, true),
-            Hearing::Notification(payload) => hearing.hear(Some(payload), false),
-        });
-        heard
+    pub(crate) fn spawn(store: &Store, channel: &'static str) -> Listening<Heard> {
+        listen(
+            store,
+            channel,
+            Heard::default(),
+            |hearing, heard| match heard {
+                Hearing::Listening => hearing.hear(None, true),
+                Hearing::Notification(payload) => hearing.hear(Some(payload), false),
+            },
+        )
     }
 
     fn hear(&self, payload: Option<&str>, everyone: bool) {
@@ -148,23 +200,25 @@ struct Waiting {
 
 impl RunWaiters {
     /// Listens on `channel` and wakes the waiters of each notification's run.
-    pub(crate) fn spawn(store: &Store, channel: &'static str) -> Arc<RunWaiters> {
-        let waiters = Arc::new(RunWaiters::default());
-        let hearing = waiters.clone();
-        spawn_listening(store, channel, move |heard| match heard {
-            Hearing::Listening => hearing.wake_all(),
-            Hearing::Notification(payload) => {
-                let (run, closing) = match payload.split_once(' ') {
-                    Some((run, event)) => (run, hex::decode(event).ok()),
-                    None => (payload, None),
-                };
-                match run.parse::<uuid::Uuid>() {
-                    Ok(run) => hearing.wake(RunId::from_uuid(run), closing),
-                    Err(_) => tracing::warn!(payload, channel, "a notification names no run"),
+    pub(crate) fn spawn(store: &Store, channel: &'static str) -> Listening<RunWaiters> {
+        listen(
+            store,
+            channel,
+            RunWaiters::default(),
+            move |hearing, heard| match heard {
+                Hearing::Listening => hearing.wake_all(),
+                Hearing::Notification(payload) => {
+                    let (run, closing) = match payload.split_once(' ') {
+                        Some((run, event)) => (run, hex::decode(event).ok()),
+                        None => (payload, None),
+                    };
+                    match run.parse::<uuid::Uuid>() {
+                        Ok(run) => hearing.wake(RunId::from_uuid(run), closing),
+                        Err(_) => tracing::warn!(payload, channel, "a notification names no run"),
+                    }
                 }
-            }
-        });
-        waiters
+            },
+        )
     }
 
     /// Starts waiting for notifications about `run`, until the returned watch is dropped.

@@ -135,6 +135,8 @@ pub struct Worker {
     options: WorkerOptions,
     slots: Arc<Semaphore>,
     in_flight: Arc<Mutex<InFlight>>,
+    /// Woken when the last attempt in flight ends (a drain waits for it).
+    emptied: Arc<tokio::sync::Notify>,
     /// Whether it takes work (see [`Worker::readiness`]).
     ready: Arc<tokio::sync::watch::Sender<bool>>,
     /// The connection claims go through, and outcomes recorded while the worker is not
@@ -166,6 +168,7 @@ impl Worker {
             options,
             slots,
             in_flight: Arc::default(),
+            emptied: Arc::default(),
             ready: Arc::new(tokio::sync::watch::Sender::new(false)),
             outcomes: Arc::default(),
             counters: Arc::default(),
@@ -212,8 +215,17 @@ impl Worker {
     async fn drain(&self) -> Result<usize> {
         self.ready.send_replace(false);
         let deadline = tokio::time::Instant::now() + self.options.shutdown_grace;
-        while !self.lock_in_flight().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        loop {
+            // Registered before the check, so that an attempt ending in between still wakes it.
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            emptied.as_mut().enable();
+            if self.lock_in_flight().is_empty() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, emptied).await.is_err() {
+                break;
+            }
         }
         let rest: Vec<(ClaimedTask, AbortHandle)> = std::mem::take(&mut *self.lock_in_flight())
             .into_values()
@@ -343,7 +355,12 @@ impl Worker {
                     if let Err(e) = worker.execute(&task).await {
                         tracing::warn!(error = %e, "recording the activity's outcome failed; its lease will time out");
                     }
-                    worker.lock_in_flight().remove(&key);
+                    let mut in_flight = worker.lock_in_flight();
+                    in_flight.remove(&key);
+                    if in_flight.is_empty() {
+                        worker.emptied.notify_waiters();
+                    }
+                    drop(in_flight);
                     drop(permit);
                 }
                 .instrument(span),

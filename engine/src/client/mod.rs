@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::listen::RunWaiters;
+use crate::listen::{Listening, RunWaiters};
 use crate::store::{
     CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, PendingActivity, RunEnd, Store,
     on_live_connection,
@@ -28,7 +28,7 @@ pub use lifecycle::{Page, StartOptions};
 #[derive(Clone)]
 pub struct Client {
     store: Store,
-    closed: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<RunWaiters>>>,
+    closed: std::sync::Arc<std::sync::OnceLock<Listening<RunWaiters>>>,
     starts: std::sync::Arc<std::sync::OnceLock<starts::StartQueue>>,
 }
 
@@ -163,7 +163,7 @@ impl Client {
         Ok(self
             .closed
             .get_or_init(|| RunWaiters::spawn(&self.store, CLOSED_CHANNEL))
-            .clone())
+            .shared())
     }
 
     /// Starts a workflow on the `default` task queue. Idempotent on the workflow id: if a run

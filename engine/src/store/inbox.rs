@@ -1,25 +1,56 @@
 //! The inbox: everything from outside a run lands here and marks the run ready.
 
+use std::time::Duration;
+
 use reprise_history::{EventKind, RunId, Seq};
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
-use crate::store::{RUNS_CHANNEL, Store, micros, notify};
+use crate::store::{RUNS_CHANNEL, Store, WriteContext, micros, notify};
 
-/// Puts an input in a run's inbox, visible after `delay`, and marks the run ready then.
-/// With a `dedupe_key`, a second input with the same key is ignored (returns false).
+/// An input on its way to a run's inbox.
+pub(crate) struct Delivery<'a> {
+    /// The run it is for.
+    pub(crate) run_id: RunId,
+    /// The input.
+    pub(crate) input: &'a EventKind,
+    /// With a key, a second input with the same key for the run is ignored.
+    pub(crate) dedupe_key: Option<String>,
+    /// Visible (due) this long after the transaction's database time.
+    pub(crate) delay: Duration,
+}
+
+impl<'a> Delivery<'a> {
+    /// An input due now, without a dedupe key (a signal).
+    pub(crate) fn now(run_id: RunId, input: &'a EventKind) -> Delivery<'a> {
+        Delivery {
+            run_id,
+            input,
+            dedupe_key: None,
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// An input due now, recorded once whatever number of times it is delivered.
+    pub(crate) fn once(run_id: RunId, input: &'a EventKind, key: String) -> Delivery<'a> {
+        Delivery {
+            dedupe_key: Some(key),
+            ..Delivery::now(run_id, input)
+        }
+    }
+}
+
+/// Puts an input in a run's inbox, visible after its delay, and marks the run ready then.
+/// Returns false if its dedupe key was delivered before (nothing is written).
 pub(crate) async fn deliver(
     conn: &mut PgConnection,
-    offset: i64,
-    run_id: RunId,
-    input: &EventKind,
-    dedupe_key: Option<String>,
-    delay: std::time::Duration,
-    limits: &reprise_history::Limits,
+    cx: WriteContext,
+    delivery: Delivery<'_>,
 ) -> Result<bool> {
-    let inserted = insert_input(conn, offset, run_id, input, dedupe_key, delay, limits).await?;
+    let (run_id, delay) = (delivery.run_id, delivery.delay);
+    let inserted = insert_input(conn, cx, delivery).await?;
     if inserted {
-        mark_ready(conn, offset, run_id, delay).await?;
+        mark_ready(conn, cx, run_id, delay).await?;
     }
     Ok(inserted)
 }
@@ -28,16 +59,18 @@ pub(crate) async fn deliver(
 /// itself, which recomputes its readiness as it releases the run.
 pub(crate) async fn insert_input(
     conn: &mut PgConnection,
-    offset: i64,
-    run_id: RunId,
-    input: &EventKind,
-    dedupe_key: Option<String>,
-    delay: std::time::Duration,
-    limits: &reprise_history::Limits,
+    cx: WriteContext,
+    delivery: Delivery<'_>,
 ) -> Result<bool> {
-    let bytes = input.encode(limits)?;
+    let Delivery {
+        run_id,
+        input,
+        dedupe_key,
+        delay,
+    } = delivery;
+    let bytes = input.encode(&cx.limits)?;
     let inserted = sqlx::query("INSERT INTO reprise.inbox (run_id, visible_at, kind, event, dedupe_key) VALUES ($2, reprise.db_now($1) + $3::bigint * interval '1 microsecond', $4, $5, $6) ON CONFLICT (run_id, dedupe_key) DO NOTHING")
-    .bind(offset)
+    .bind(cx.offset)
     .bind(run_id.as_uuid())
     .bind(micros(delay))
     .bind(input.name())
@@ -55,9 +88,9 @@ pub(crate) async fn insert_input(
 /// run stays parked: only a build that may take it back queues it ([`Store::adopt_parked`]).
 pub(crate) async fn mark_ready(
     conn: &mut PgConnection,
-    offset: i64,
+    cx: WriteContext,
     run_id: RunId,
-    delay: std::time::Duration,
+    delay: Duration,
 ) -> Result<()> {
     // The run's row lock first: a batch stepping the run recomputes its readiness under the
     // same lock, so this waits for it and cannot be undone by it.
@@ -67,7 +100,7 @@ pub(crate) async fn mark_ready(
          INSERT INTO reprise.ready_runs (run_id, ready_at)
          SELECT run_id, reprise.db_now($1) + $3::bigint * interval '1 microsecond' FROM run
          ON CONFLICT (run_id) DO UPDATE SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at)")
-    .bind(offset)
+    .bind(cx.offset)
     .bind(run_id.as_uuid())
     .bind(micros(delay))
     .execute(&mut *conn)
@@ -98,16 +131,7 @@ impl Store {
     /// Puts an input in a run's inbox now (signals).
     pub(crate) async fn deliver_now(&self, run_id: RunId, input: &EventKind) -> Result<()> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        deliver(
-            &mut tx,
-            self.offset(),
-            run_id,
-            input,
-            None,
-            std::time::Duration::ZERO,
-            self.limits(),
-        )
-        .await?;
+        deliver(&mut tx, self.write_context(), Delivery::now(run_id, input)).await?;
         tx.commit().await.map_err(Error::from_db)
     }
 }

@@ -10,6 +10,7 @@ mod connection;
 mod inbox;
 mod lifecycle;
 mod notify;
+mod operator;
 mod reset;
 mod rows;
 mod runs;
@@ -25,9 +26,9 @@ use crate::error::{Error, Result};
 pub use bind::{BoundStatement, bound_statements};
 pub(crate) use connection::LoopConnection;
 pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
-pub use lifecycle::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub(crate) use lifecycle::{apply_parent_close_policy, request_cancel};
 pub(crate) use notify::{CLOSED_CHANNEL, RUNS_CHANNEL, RunHint, TASKS_CHANNEL, notify};
+pub use operator::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub use runs::IdReusePolicy;
 pub(crate) use runs::{NewRun, RunEnd, RunRow};
 pub(crate) use step::{BatchRun, Claim, DirectStep, Park, StepBatch, StepOutput};
@@ -55,6 +56,14 @@ macro_rules! on_live_connection {
     }};
 }
 pub(crate) use on_live_connection;
+
+/// What every write inside a transaction needs besides its connection: the clock offset that
+/// `reprise.db_now($1)` adds (0 but in tests) and the limits events are encoded within.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteContext {
+    pub(crate) offset: i64,
+    pub(crate) limits: Limits,
+}
 
 /// Reprise's tables in one PostgreSQL database.
 #[derive(Clone)]
@@ -102,6 +111,14 @@ impl Store {
 
     pub(crate) fn offset(&self) -> i64 {
         self.clock.offset_micros()
+    }
+
+    /// The offset and limits of this store's writes.
+    pub(crate) fn write_context(&self) -> WriteContext {
+        WriteContext {
+            offset: self.offset(),
+            limits: self.limits,
+        }
     }
 
     /// Database time now.

@@ -8,7 +8,7 @@ use reprise_history::{
 use reprise_sdk::{Effects, RunIdentity};
 
 use crate::error::{Error, Result};
-use crate::store::inbox::{deliver, timer_key};
+use crate::store::inbox::{Delivery, deliver, timer_key};
 use crate::store::rows::seq_param;
 use crate::store::runs::append_events;
 use crate::store::step::{InsertTasks, TaskRows};
@@ -196,16 +196,11 @@ impl Store {
             let fired = EventKind::TimerFired(TimerFired {
                 started: timer.started,
             });
-            deliver(
-                &mut *tx,
-                self.offset(),
-                new_run.run_id,
-                &fired,
-                Some(timer_key(timer.started)),
+            let delivery = Delivery {
                 delay,
-                self.limits(),
-            )
-            .await?;
+                ..Delivery::once(new_run.run_id, &fired, timer_key(timer.started))
+            };
+            deliver(&mut *tx, self.write_context(), delivery).await?;
         }
         Ok(())
     }

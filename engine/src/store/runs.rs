@@ -8,7 +8,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::bind::Bound;
-use crate::store::inbox::deliver;
+use crate::store::inbox::{Delivery, deliver};
 use crate::store::notify::RUNS_CHANNEL;
 use crate::store::rows::{HistoryRows, events_from_rows, run_id, run_state, seq, seq_param};
 use crate::store::{Store, to_datetime, to_timestamp};
@@ -170,16 +170,43 @@ impl<'a> InsertRun<'a> {
     }
 }
 
+/// A run to insert with its first event.
+pub(crate) struct RunToInsert<'a> {
+    /// Its first event.
+    pub(crate) started: &'a WorkflowStarted,
+    /// The first event's recorded time (database time).
+    pub(crate) at: Timestamp,
+    /// For a continue-as-new, the run it continues.
+    pub(crate) previous_run_id: Option<RunId>,
+    /// For a child, what happens to it when its parent closes first.
+    pub(crate) parent_close_policy: Option<ParentClosePolicy>,
+}
+
+impl<'a> RunToInsert<'a> {
+    /// A run a client starts, at `at`.
+    pub(crate) fn started(started: &'a WorkflowStarted, at: Timestamp) -> RunToInsert<'a> {
+        RunToInsert {
+            started,
+            at,
+            previous_run_id: None,
+            parent_close_policy: None,
+        }
+    }
+}
+
 /// Inserts a run and its `WorkflowStarted` event and wakes engines, in one statement; false
 /// if a run of its id is open (then nothing is written).
 pub(crate) async fn insert_run(
     conn: &mut PgConnection,
-    started: &WorkflowStarted,
-    at: Timestamp,
-    previous_run_id: Option<RunId>,
-    parent_close_policy: Option<ParentClosePolicy>,
+    run: RunToInsert<'_>,
     limits: &Limits,
 ) -> Result<bool> {
+    let RunToInsert {
+        started,
+        at,
+        previous_run_id,
+        parent_close_policy,
+    } = run;
     let (event, hash) = first_event(started, at, limits)?;
     let statement = InsertRun {
         run_id: *started.run_id.as_uuid(),
@@ -309,7 +336,8 @@ impl Store {
             None => {
                 check_reuse(&mut tx, &new.workflow_id, reuse).await?;
                 let started = new.started();
-                if insert_run(&mut tx, &started, at, None, None, self.limits()).await? {
+                let run = RunToInsert::started(&started, at);
+                if insert_run(&mut tx, run, self.limits()).await? {
                     StartOutcome {
                         run_id: started.run_id,
                         created: true,
@@ -333,16 +361,8 @@ impl Store {
             }
         };
         if let Some(signal) = signal {
-            deliver(
-                &mut tx,
-                self.offset(),
-                outcome.run_id,
-                &signal,
-                None,
-                Default::default(),
-                self.limits(),
-            )
-            .await?;
+            let delivery = Delivery::now(outcome.run_id, &signal);
+            deliver(&mut tx, self.write_context(), delivery).await?;
         }
         tx.commit().await.map_err(Error::from_db)?;
         Ok(outcome)
@@ -356,7 +376,8 @@ impl Store {
         // The open run may close between the insert that found it and the lookup: try again.
         for _ in 0..3 {
             let at = tx_now(&mut conn, self.offset()).await?;
-            if insert_run(&mut conn, &started, at, None, None, self.limits()).await? {
+            let run = RunToInsert::started(&started, at);
+            if insert_run(&mut conn, run, self.limits()).await? {
                 return Ok(StartOutcome {
                     run_id: started.run_id,
                     created: true,

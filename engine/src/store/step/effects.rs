@@ -3,22 +3,22 @@
 //! memory). Activity tasks are not here: the batch creates every step's tasks in its one
 //! write statement.
 
-use reprise_history::{ActivityCancelled, EventKind, Limits, RunId, Seq, TimerFired, Timestamp};
+use reprise_history::{ActivityCancelled, EventKind, RunId, Seq, TimerFired, Timestamp};
 use reprise_sdk::{Close, Effects, NewChild, NextRun};
 use sqlx::PgConnection;
 
 use super::BatchRun;
 use crate::error::{Error, Result};
-use crate::store::inbox::{activity_key, child_key, deliver, insert_input, timer_key};
-use crate::store::request_cancel;
+use crate::store::inbox::{Delivery, activity_key, child_key, deliver, insert_input, timer_key};
 use crate::store::rows::seq_param;
-use crate::store::runs::insert_run;
+use crate::store::runs::{RunToInsert, insert_run};
+use crate::store::{WriteContext, request_cancel};
 
 /// Writes what one run's step decided, inside the batch's transaction.
 pub(super) struct RunWriter<'a> {
     pub(super) conn: &'a mut PgConnection,
-    pub(super) offset: i64,
-    pub(super) limits: &'a Limits,
+    pub(super) cx: WriteContext,
+    /// Database time of the batch's transaction.
     pub(super) now: Timestamp,
     pub(super) run: &'a BatchRun,
 }
@@ -32,16 +32,11 @@ impl RunWriter<'_> {
         key: String,
         delay: std::time::Duration,
     ) -> Result<()> {
-        insert_input(
-            self.conn,
-            self.offset,
-            self.run.run_id,
-            input,
-            Some(key),
+        let delivery = Delivery {
             delay,
-            self.limits,
-        )
-        .await?;
+            ..Delivery::once(self.run.run_id, input, key)
+        };
+        insert_input(self.conn, self.cx, delivery).await?;
         Ok(())
     }
 
@@ -124,15 +119,11 @@ impl RunWriter<'_> {
 
     /// Starts a child run in this transaction; if its workflow id is taken, the child fails at once.
     async fn start_child(&mut self, child: &NewChild) -> Result<()> {
-        let started = insert_run(
-            self.conn,
-            &child.started,
-            self.now,
-            None,
-            Some(child.policy),
-            self.limits,
-        )
-        .await?;
+        let run = RunToInsert {
+            parent_close_policy: Some(child.policy),
+            ..RunToInsert::started(&child.started, self.now)
+        };
+        let started = insert_run(self.conn, run, &self.cx.limits).await?;
         if started {
             return Ok(());
         }
@@ -152,14 +143,8 @@ impl RunWriter<'_> {
         .await
         .map_err(Error::from_db)?;
         if let Some(child) = child {
-            request_cancel(
-                self.conn,
-                self.offset,
-                RunId::from_uuid(child),
-                "its parent asked",
-                self.limits,
-            )
-            .await?;
+            let child = RunId::from_uuid(child);
+            request_cancel(self.conn, self.cx, child, "its parent asked").await?;
         }
         Ok(())
     }
@@ -172,7 +157,7 @@ impl RunWriter<'_> {
             // Closed first: the next run takes the workflow id, which only one open run
             // may hold.
             sqlx::query("UPDATE reprise.runs SET status = 'continued_as_new', closed_at = reprise.db_now($1) WHERE run_id = $2")
-            .bind(self.offset)
+            .bind(self.cx.offset)
             .bind(self.run.run_id.as_uuid())
             .execute(&mut *self.conn)
             .await
@@ -180,14 +165,11 @@ impl RunWriter<'_> {
             self.continue_as_new(next).await?;
         }
         if let Some((parent, outcome)) = &close.parent_outcome {
+            let key = child_key(parent.started_seq);
             deliver(
                 self.conn,
-                self.offset,
-                parent.run_id,
-                outcome,
-                Some(child_key(parent.started_seq)),
-                Default::default(),
-                self.limits,
+                self.cx,
+                Delivery::once(parent.run_id, outcome, key),
             )
             .await?;
         }
@@ -199,15 +181,12 @@ impl RunWriter<'_> {
     async fn continue_as_new(&mut self, next: &NextRun) -> Result<()> {
         let run_id = self.run.run_id;
         let next_run = next.started.run_id;
-        let inserted = insert_run(
-            self.conn,
-            &next.started,
-            self.now,
-            Some(run_id),
-            self.run.parent_close_policy,
-            self.limits,
-        )
-        .await?;
+        let run = RunToInsert {
+            previous_run_id: Some(run_id),
+            parent_close_policy: self.run.parent_close_policy,
+            ..RunToInsert::started(&next.started, self.now)
+        };
+        let inserted = insert_run(self.conn, run, &self.cx.limits).await?;
         if !inserted {
             return Err(Error::Conflict(format!(
                 "workflow id {} is open in another run; cannot continue as new",
@@ -220,10 +199,10 @@ impl RunWriter<'_> {
                 payload: payload.clone(),
             });
             sqlx::query("INSERT INTO reprise.inbox (run_id, visible_at, kind, event) VALUES ($2, reprise.db_now($1) - interval '1 microsecond', $3, $4)")
-            .bind(self.offset)
+            .bind(self.cx.offset)
             .bind(next_run.as_uuid())
             .bind(signal.name())
-            .bind(signal.encode(self.limits)?)
+            .bind(signal.encode(&self.cx.limits)?)
             .execute(&mut *self.conn)
             .await
             .map_err(Error::from_db)?;

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::store::bind::Bound;
 use crate::store::notify::{Notifications, RUNS_CHANNEL};
 use crate::store::rows::{events_from_rows, parent_close_policy, run_id, seq};
-use crate::store::{Store, apply_parent_close_policy, runs, to_timestamp};
+use crate::store::{Store, WriteContext, apply_parent_close_policy, runs, to_timestamp};
 
 pub(crate) use direct::{DirectStep, StepDirectly};
 use effects::RunWriter;
@@ -274,9 +274,11 @@ impl StepBatch<'_> {
 
     fn writer(&mut self, run: usize) -> RunWriter<'_> {
         RunWriter {
+            cx: WriteContext {
+                offset: self.offset,
+                limits: self.limits,
+            },
             conn: &mut self.tx,
-            offset: self.offset,
-            limits: &self.limits,
             now: self.now,
             run: &self.runs[run],
         }
@@ -376,14 +378,11 @@ impl StepBatch<'_> {
             let child: Option<uuid::Uuid> = row.try_get("run_id").map_err(Error::from_db)?;
             let Some(child) = child else { continue };
             let policy = parent_close_policy(&row)?;
-            apply_parent_close_policy(
-                &mut self.tx,
-                self.offset,
-                RunId::from_uuid(child),
-                policy,
-                &self.limits,
-            )
-            .await?;
+            let cx = WriteContext {
+                offset: self.offset,
+                limits: self.limits,
+            };
+            apply_parent_close_policy(&mut self.tx, cx, RunId::from_uuid(child), policy).await?;
         }
         Ok(())
     }
