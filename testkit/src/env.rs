@@ -95,6 +95,8 @@ pub struct TestEnv {
     stand_ins: BTreeMap<ActivityType, StandInFn>,
     now: Timestamp,
     runs: BTreeMap<WorkflowId, Run>,
+    /// The histories of the closed runs that a later run of the same workflow id replaced.
+    earlier_runs: BTreeMap<WorkflowId, Vec<Vec<Event>>>,
     tasks: Vec<Task>,
     rng: ChaCha8Rng,
     /// With a seed, due activities finish one at a time in a random order.
@@ -109,6 +111,7 @@ impl TestEnv {
             stand_ins: BTreeMap::new(),
             now: Timestamp::from_unix_micros(1_767_225_600_000_000),
             runs: BTreeMap::new(),
+            earlier_runs: BTreeMap::new(),
             tasks: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(0),
             shuffle: false,
@@ -258,6 +261,21 @@ impl TestEnv {
         }
     }
 
+    /// The histories of every run of a workflow id, oldest first (continue-as-new and a
+    /// reused id make several), as recorded histories.
+    pub fn histories(&self, workflow_id: &str) -> Result<Vec<RecordedHistory>, Error> {
+        let id = WorkflowId::new(workflow_id)?;
+        let latest = self
+            .runs
+            .get(&id)
+            .ok_or_else(|| Error::UnknownWorkflow(workflow_id.to_string()))?;
+        let earlier = self.earlier_runs.get(&id).into_iter().flatten();
+        earlier
+            .chain(std::iter::once(&latest.history))
+            .map(|events| Ok(RecordedHistory::new(events.clone())?))
+            .collect()
+    }
+
     /// The history of a workflow's latest run, as a recorded history (what production exports).
     pub fn history(&self, workflow_id: &str) -> Result<RecordedHistory, Error> {
         let id = WorkflowId::new(workflow_id)?;
@@ -302,7 +320,12 @@ impl TestEnv {
             parent: started.parent.clone(),
             parent_close_policy,
         };
-        self.runs.insert(started.workflow_id.clone(), run);
+        if let Some(earlier) = self.runs.insert(started.workflow_id.clone(), run) {
+            self.earlier_runs
+                .entry(started.workflow_id.clone())
+                .or_default()
+                .push(earlier.history);
+        }
         self.record(&started.workflow_id, step.events, Vec::new())?;
         Ok(true)
     }

@@ -8,6 +8,7 @@
 use sqlx::postgres::{PgArguments, PgTypeInfo};
 use sqlx::{Encode, Postgres, Type};
 
+use crate::store::reset::InsertResetRun;
 use crate::store::rows::{HistoryRows, INSERT_HISTORY_SQL};
 use crate::store::runs::{InsertRun, StartRuns};
 use crate::store::step::{
@@ -110,5 +111,8 @@ pub fn bound_statements() -> Vec<BoundStatement> {
         history.into_statement("append history"),
         InsertRun::default().bind().into_statement("insert a run"),
         StartRuns::default().bind().into_statement("start runs"),
+        InsertResetRun::default()
+            .bind()
+            .into_statement("insert a reset run"),
     ]
 }

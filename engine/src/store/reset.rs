@@ -8,11 +8,45 @@ use reprise_history::{
 use reprise_sdk::{Effects, RunIdentity};
 
 use crate::error::{Error, Result};
+use crate::store::bind::Bound;
 use crate::store::inbox::{Delivery, deliver, timer_key};
 use crate::store::rows::seq_param;
 use crate::store::runs::append_events;
 use crate::store::step::{InsertTasks, TaskRows};
 use crate::store::{RUNS_CHANNEL, Store, TASKS_CHANNEL, notify, to_timestamp};
+
+/// Inserts the run a reset starts (see `sql/insert_reset_run.sql`).
+pub(crate) const INSERT_RESET_RUN_SQL: &str = include_str!("sql/insert_reset_run.sql");
+
+/// The parameters of `insert_reset_run.sql`.
+#[derive(Default)]
+pub(crate) struct InsertResetRun<'a> {
+    pub(crate) run_id: uuid::Uuid,
+    pub(crate) workflow_id: &'a str,
+    pub(crate) workflow_type: &'a str,
+    pub(crate) task_queue: &'a str,
+    pub(crate) head_seq: i64,
+    pub(crate) head_hash: Vec<u8>,
+    pub(crate) created_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) parent_run_id: Option<uuid::Uuid>,
+    pub(crate) parent_started_seq: Option<i64>,
+}
+
+impl<'a> InsertResetRun<'a> {
+    /// Binds `$1` to `$9`.
+    pub(crate) fn bind(self) -> Bound<'a> {
+        Bound::new(INSERT_RESET_RUN_SQL)
+            .bind(self.run_id)
+            .bind(self.workflow_id)
+            .bind(self.workflow_type)
+            .bind(self.task_queue)
+            .bind(self.head_seq)
+            .bind(self.head_hash)
+            .bind(self.created_at)
+            .bind(self.parent_run_id)
+            .bind(self.parent_started_seq)
+    }
+}
 
 /// The activities and timers a history left open, by the seq that started them.
 fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
@@ -116,25 +150,24 @@ impl Store {
             .await
             .map_err(Error::from_db)?;
         let hash = crate::store::chain_head(&events, self.limits())?;
-        let inserted = sqlx::query(
-            "INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq, head_hash, applied_seq,
-                                       created_at, parent_run_id, parent_started_seq, previous_run_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $5, $7, $8, $9, NULL)
-             ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING",
-        )
-        .bind(new_run.as_uuid())
-        .bind(started.workflow_id.as_str())
-        .bind(started.workflow_type.as_str())
-        .bind(started.task_queue.as_str())
-        .bind(seq_param(to))
-        .bind(hash.as_bytes().as_slice())
-        .bind(now)
-        .bind(started.parent.as_ref().map(|p| *p.run_id.as_uuid()))
-        .bind(started.parent.as_ref().map(|p| seq_param(p.started_seq)))
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::from_db)?
-        .rows_affected();
+        let statement = InsertResetRun {
+            run_id: *new_run.as_uuid(),
+            workflow_id: started.workflow_id.as_str(),
+            workflow_type: started.workflow_type.as_str(),
+            task_queue: started.task_queue.as_str(),
+            head_seq: seq_param(to),
+            head_hash: hash.as_bytes().to_vec(),
+            created_at: now,
+            parent_run_id: started.parent.as_ref().map(|p| *p.run_id.as_uuid()),
+            parent_started_seq: started.parent.as_ref().map(|p| seq_param(p.started_seq)),
+        };
+        let inserted = statement
+            .bind()
+            .query()
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from_db)?
+            .rows_affected();
         if inserted == 0 {
             return Err(Error::CannotReset(format!(
                 "workflow {} has an open run",

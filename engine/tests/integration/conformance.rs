@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use reprise_engine::{Client, Store};
-use reprise_history::{ActivityOptions, Event, ParentClosePolicy, RecordedHistory, RetryPolicy};
+use reprise_history::{
+    ActivityOptions, Event, ParentClosePolicy, RecordedHistory, RetryPolicy, RunId,
+};
 use reprise_sdk::{
     ActivityContext, ActivityDef, ActivityError, Registry, SignalDef, WorkflowContext, WorkflowDef,
     WorkflowError, select,
@@ -163,8 +165,11 @@ fn comparable_history(history: &RecordedHistory) -> Vec<Value> {
     history.events().iter().map(comparable).collect()
 }
 
+/// Every run's history of each workflow id, oldest first.
+type Histories = Vec<Vec<Vec<Value>>>;
+
 /// Every scenario in the testkit, in virtual time.
-fn in_test_env() -> Vec<Option<Vec<Value>>> {
+fn in_test_env() -> Histories {
     let mut env = TestEnv::new(registry());
     let run = env.start(EVERYTHING, "everything", &1).unwrap();
     assert_eq!(env.result(&run).unwrap(), "101 7 true 102 false 1040");
@@ -175,12 +180,15 @@ fn in_test_env() -> Vec<Option<Vec<Value>>> {
     env.run_until_idle().unwrap();
     WORKFLOW_IDS
         .iter()
-        .map(|id| env.history(id).ok().map(|h| comparable_history(&h)))
+        .map(|id| {
+            let runs = env.histories(id).unwrap_or_default();
+            runs.iter().map(comparable_history).collect()
+        })
         .collect()
 }
 
 /// Every scenario on PostgreSQL, with an engine and a worker.
-async fn on_postgres(db: &TestDb) -> Vec<Option<Vec<Value>>> {
+async fn on_postgres(db: &TestDb) -> Histories {
     let store = Store::new(db.pool.clone());
     let client = Client::new(store.clone());
     let running = Running::both(&store, registry);
@@ -208,11 +216,19 @@ async fn on_postgres(db: &TestDb) -> Vec<Option<Vec<Value>>> {
     assert!(within(cancelled.result()).await.is_err());
     let mut histories = Vec::new();
     for id in WORKFLOW_IDS {
-        let history = match client.describe(id).await {
-            Ok(d) => Some(comparable_history(&client.export(d.run_id).await.unwrap())),
-            Err(_) => None,
-        };
-        histories.push(history);
+        let runs: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT run_id FROM reprise.runs WHERE workflow_id = $1 ORDER BY created_at, run_id",
+        )
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let mut exported = Vec::new();
+        for run in runs {
+            let history = client.export(RunId::from_uuid(run)).await.unwrap();
+            exported.push(comparable_history(&history));
+        }
+        histories.push(exported);
     }
     drop(running);
     histories
@@ -235,14 +251,15 @@ async fn the_testkit_and_postgres_leave_the_same_histories() {
         if testkit == postgres {
             continue;
         }
-        let pretty = |h: &Option<Vec<Value>>| match h {
-            Some(events) => events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| format!("  {}: {e}", i + 1))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            None => "  (no such workflow)".to_string(),
+        let pretty = |runs: &Vec<Vec<Value>>| {
+            let mut lines = Vec::new();
+            for (r, events) in runs.iter().enumerate() {
+                lines.push(format!("  run {}:", r + 1));
+                for (i, e) in events.iter().enumerate() {
+                    lines.push(format!("    {}: {e}", i + 1));
+                }
+            }
+            lines.join("\n")
         };
         differences.push(format!(
             "{id}:\n testkit:\n{}\n postgres:\n{}",
@@ -276,6 +293,7 @@ async fn the_testkit_and_postgres_leave_the_same_histories() {
         "WorkflowFailed",
         "WorkflowCancelled",
         "WorkflowTerminated",
+        "WorkflowContinuedAsNew",
     ] {
         assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
     }

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::hosts::{Running, engine_options, run_engine, run_worker, worker_options};
 use crate::support::TestDb;
 
-const GREET: ActivityDef<String, String> = ActivityDef::new("greet");
+pub(crate) const GREET: ActivityDef<String, String> = ActivityDef::new("greet");
 const HELLO: WorkflowDef<String, String> = WorkflowDef::new("hello");
 /// Fails its first two attempts; with `true`, fails every attempt.
 const FLAKY: ActivityDef<bool, u32> = ActivityDef::new("flaky");
@@ -75,7 +75,7 @@ async fn await_approval(ctx: WorkflowContext, (): ()) -> Result<String, Workflow
 }
 
 /// Everything the tests register, plus the flaky activity that fails until attempt `n`.
-fn registry() -> RegistryBuilder {
+pub(crate) fn registry() -> RegistryBuilder {
     Registry::builder()
         .workflow(HELLO, hello)
         .workflow(RETRYING, retrying)
@@ -117,15 +117,14 @@ fn both(store: &Store) -> Running {
 }
 
 /// Awaits a future, failing the test after a generous bound instead of hanging CI.
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f)
         .await
         .expect("finished within 20 s")
 }
 
-/// A completed hello run's history, exported (so verified), with the events it must have.
 /// Why a workflow's latest run is parked, once an engine of the test has parked it.
-async fn parked_reason(running: &Running, client: &Client, workflow_id: &str) -> String {
+pub(crate) async fn parked_reason(running: &Running, client: &Client, workflow_id: &str) -> String {
     let parked = async || {
         client
             .describe(workflow_id)
@@ -139,6 +138,7 @@ async fn parked_reason(running: &Running, client: &Client, workflow_id: &str) ->
     described.parked_reason.unwrap_or_default()
 }
 
+/// A completed hello run's history, exported (so verified), with the events it must have.
 async fn hello_history(client: &Client, run_id: reprise_history::RunId) -> RecordedHistory {
     let history = client.export(run_id).await.unwrap();
     let kinds: Vec<_> = history.events().iter().map(|e| e.kind.name()).collect();
@@ -474,70 +474,6 @@ async fn a_run_of_an_unknown_type_is_parked_until_a_process_that_knows_it_runs()
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    let client = Client::new(store.clone());
-    const V: WorkflowDef<(), String> = WorkflowDef::new("versioned");
-    const NOTE: SignalDef<String> = SignalDef::new("note");
-    // v1 greets, waits for a note, then greets again.
-    let v1 = || {
-        registry().workflow(V, |ctx: WorkflowContext, ()| async move {
-            ctx.activity(GREET, &"first".to_string()).await?;
-            let note = ctx.signal(NOTE).await?;
-            Ok(ctx.activity(GREET, &note).await?)
-        })
-    };
-    let mut running = Running::new();
-    let opts = |build: &str| EngineOptions {
-        build: build.to_string(),
-        ..engine_options()
-    };
-    run_engine(&store, v1().build().unwrap(), opts("v1"), &mut running);
-    run_worker(
-        &store,
-        registry().build().unwrap(),
-        worker_options(),
-        &mut running,
-    );
-    let handle = client.start(V, "versioned-1", &()).await.unwrap();
-    let greeted = async || client.describe("versioned-1").await.unwrap().head_seq.get() >= 3;
-    within(running.until(greeted)).await;
-    drop(running); // v1 is gone; its run waits for a note.
-
-    // v2 sleeps before the first greeting: replaying v1's history is nondeterministic.
-    let v2 = registry().workflow(V, |ctx: WorkflowContext, ()| async move {
-        ctx.sleep(Duration::from_secs(1)).await?;
-        ctx.activity(GREET, &"first".to_string()).await?;
-        Ok(ctx.activity(GREET, &ctx.signal(NOTE).await?).await?)
-    });
-    let mut running = Running::new();
-    run_engine(&store, v2.build().unwrap(), opts("v2"), &mut running);
-    client
-        .signal("versioned-1", NOTE, &"Lin".to_string())
-        .await
-        .unwrap();
-    let parked = within(parked_reason(&running, &client, "versioned-1")).await;
-    assert!(
-        parked.starts_with("nondeterminism ND01 at seq 2: history has ActivityScheduled(\"greet\"), but the code made TimerStarted(1s)"),
-        "{parked}"
-    );
-    drop(running);
-
-    // v3 is v1 again (another build): it resumes the run where it stopped.
-    let mut running = Running::new();
-    run_engine(&store, v1().build().unwrap(), opts("v3"), &mut running);
-    run_worker(
-        &store,
-        registry().build().unwrap(),
-        worker_options(),
-        &mut running,
-    );
-    assert_eq!(within(handle.result()).await.unwrap(), "hello, Lin");
-    db.drop_database().await;
-}
-
 /// An attempt paused past its lease (a stale worker) finishes while the attempt that replaced
 /// it still runs: the task is still there, leased under the same owner name (a process that
 /// came back with its name), so only the lease token tells the two apart. The stale outcome
@@ -621,109 +557,6 @@ async fn a_stale_workers_late_result_is_refused_by_fencing() {
         })
         .collect();
     assert_eq!(outcomes, [("fresh result from attempt 2".to_string(), 2)]);
-    db.drop_database().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts_them() {
-    const VER: WorkflowDef<(), String> = WorkflowDef::new("ver");
-    const GO: SignalDef<String> = SignalDef::new("go");
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    let client = Client::new(store.clone());
-    // v1 waits for "go".
-    let v1 = || {
-        registry().workflow(VER, |ctx: WorkflowContext, ()| async move {
-            Ok(ctx.signal(GO).await?)
-        })
-    };
-    // v2 sleeps first — unguarded, a breaking change.
-    let v2_unpatched = || {
-        registry().workflow(VER, |ctx: WorkflowContext, ()| async move {
-            ctx.sleep(Duration::from_secs(1)).await?;
-            Ok(ctx.signal(GO).await?)
-        })
-    };
-    // v2 as it should be: the new step behind a patch.
-    let v2 = || {
-        registry().workflow(VER, |ctx: WorkflowContext, ()| async move {
-            if ctx.patched("sleep-first") {
-                ctx.sleep(Duration::from_secs(1)).await?;
-            }
-            Ok(ctx.signal(GO).await?)
-        })
-    };
-    let mut running = Running::new();
-    run_engine(
-        &store,
-        v1().build().unwrap(),
-        engine_options(),
-        &mut running,
-    );
-    for i in 0..3 {
-        client.start(VER, &format!("ver-{i}"), &()).await.unwrap();
-    }
-    let all_stepped = async || {
-        let stepped: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM reprise.runs WHERE applied_seq > 0")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        stepped == 3
-    };
-    within(running.until(all_stepped)).await;
-    drop(running);
-
-    let check = reprise_engine::check_deploy(&store, &v2_unpatched().build().unwrap(), 10)
-        .await
-        .unwrap();
-    assert_eq!(check.checked, 3);
-    assert_eq!(check.would_break.len(), 3);
-    assert!(
-        check
-            .to_string()
-            .starts_with("NOT safe to deploy: 3 of 3 sampled open runs would break:\n"),
-        "{check}"
-    );
-    assert!(
-        check.would_break[0].reason.starts_with("nondeterminism ND03 at seq 2: the code made TimerStarted(1s), but history has no decision here"),
-        "{}",
-        check.would_break[0].reason
-    );
-    let check = reprise_engine::check_deploy(&store, &v2().build().unwrap(), 10)
-        .await
-        .unwrap();
-    assert!(check.is_safe(), "{check}");
-    assert_eq!(
-        check.to_string(),
-        "safe to deploy: all 3 sampled open runs replay"
-    );
-
-    // New runs on v2 take the new branch and record the patch; the three old ones do not.
-    let mut running = Running::new();
-    run_engine(
-        &store,
-        v2().build().unwrap(),
-        engine_options(),
-        &mut running,
-    );
-    for i in 3..5 {
-        client.start(VER, &format!("ver-{i}"), &()).await.unwrap();
-    }
-    let recorded = async || {
-        let usage = client.patch_usage("ver").await.unwrap();
-        usage.first().is_some_and(|u| u.open_runs_with_marker == 2)
-    };
-    within(running.until(recorded)).await;
-    let usage = client.patch_usage("ver").await.unwrap();
-    assert_eq!(
-        usage,
-        [reprise_engine::PatchUsage {
-            patch_id: reprise_history::PatchId::new("sleep-first").unwrap(),
-            open_runs_with_marker: 2,
-            open_runs_without_marker: 3,
-        }]
-    );
     db.drop_database().await;
 }
 

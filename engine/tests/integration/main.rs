@@ -14,3 +14,4 @@ mod lifecycle;
 mod plans;
 mod schema;
 mod support;
+mod versions;

@@ -208,6 +208,10 @@ async fn plan(pool: &PgPool, sql: &str) -> String {
         .join("\n")
 }
 
+/// Each index serves the lookup it exists for: a check of the schema. The store's own
+/// statements, with their real parameters and generic plans, are checked in `plans.rs`
+/// (`hot_statements_read_every_table_by_key_before_and_after_statistics`); this test covers
+/// the indexes that operator reads (describe, list, retention) depend on too.
 #[tokio::test]
 async fn every_claim_and_lookup_path_has_an_index() {
     let db = TestDb::migrated().await;

@@ -262,3 +262,44 @@ fn a_workflow_that_reads_outside_state_is_caught() {
         "{text}"
     );
 }
+
+/// Terminating a parent applies each child's parent-close policy, as the engine does: the
+/// default (terminate) ends the child, `Abandon` leaves it running.
+#[test]
+fn terminating_a_parent_applies_its_childrens_policies() {
+    const FAMILY: WorkflowDef<(), u32> = WorkflowDef::new("family");
+    let registry = Registry::builder()
+        .workflow(CHILD, child)
+        .workflow(FAMILY, |ctx: WorkflowContext, ()| async move {
+            let terminated = ctx.child(CHILD, "ended-with-parent", &3600);
+            let abandoned = ctx
+                .child(CHILD, "left-running", &3600)
+                .parent_close_policy(reprise_history::ParentClosePolicy::Abandon);
+            let (a, b) = futures::join!(terminated, abandoned);
+            Ok(a? + b?)
+        })
+        .build()
+        .unwrap();
+    let mut env = TestEnv::new(registry);
+    let run = env.start(FAMILY, "family", &()).unwrap();
+    env.terminate("family", "not needed").unwrap();
+    assert!(matches!(env.result(&run), Err(Error::Ended { .. })));
+    let kinds = |id: &str| -> Vec<&'static str> {
+        let history = env.history(id).unwrap();
+        history.events().iter().map(|e| e.kind.name()).collect()
+    };
+    assert_eq!(
+        kinds("ended-with-parent"),
+        ["WorkflowStarted", "TimerStarted", "WorkflowTerminated"]
+    );
+    // The abandoned child sleeps its hour and completes; nobody waits for it.
+    assert_eq!(
+        kinds("left-running"),
+        [
+            "WorkflowStarted",
+            "TimerStarted",
+            "TimerFired",
+            "WorkflowCompleted"
+        ]
+    );
+}
