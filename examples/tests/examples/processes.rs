@@ -8,6 +8,7 @@ use crate::support::TestDb;
 use reprise_engine::{Client, Store};
 use reprise_examples::workflows::{FAN_OUT, GREETING, PATIENT, SLEEPY};
 use reprise_history::{EventKind, RecordedHistory};
+use sqlx::postgres::PgListener;
 
 /// A `reprise-example` process, killed when dropped.
 struct Process {
@@ -58,23 +59,53 @@ async fn within<T>(limit: u64, f: impl std::future::Future<Output = T>) -> T {
         .expect("finished in time")
 }
 
-/// Polls (a bounded poll: the processes are elsewhere) until `ok` holds.
-async fn until(
-    client: &Client,
-    workflow_id: &str,
-    ok: impl Fn(&reprise_engine::Description) -> bool,
-) {
-    within(30, async {
-        loop {
-            if let Ok(d) = client.describe(workflow_id).await
-                && ok(&d)
-            {
-                return;
+/// Changes made by the other processes, heard: the test installs statement triggers on
+/// `reprise.runs` and `reprise.activity_tasks` (in its own database only) that notify
+/// `test_changes`, so that it can wait for another process's writes without polling.
+struct Changes {
+    listener: PgListener,
+}
+
+impl Changes {
+    /// Starts hearing changes; call it before anything the test waits for can happen.
+    async fn watch(db: &TestDb) -> Changes {
+        sqlx::raw_sql(
+            "CREATE FUNCTION public.test_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_notify('test_changes', ''); RETURN NULL; END $$;
+             CREATE TRIGGER test_runs_changed AFTER INSERT OR UPDATE OR DELETE ON reprise.runs
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.test_changed();
+             CREATE TRIGGER test_tasks_changed AFTER INSERT OR UPDATE OR DELETE
+                 ON reprise.activity_tasks
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.test_changed();",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        // A connection of its own, not the pool's: the pool closes while this still listens.
+        let mut listener = PgListener::connect(&db.url).await.unwrap();
+        listener.listen("test_changes").await.unwrap();
+        Changes { listener }
+    }
+
+    /// Waits until `ok` holds of the workflow's description, checking again after each change.
+    async fn until(
+        &mut self,
+        client: &Client,
+        workflow_id: &str,
+        ok: impl Fn(&reprise_engine::Description) -> bool,
+    ) {
+        within(30, async {
+            loop {
+                if let Ok(d) = client.describe(workflow_id).await
+                    && ok(&d)
+                {
+                    return;
+                }
+                self.listener.recv().await.unwrap();
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
+        })
+        .await
+    }
 }
 
 fn kinds(history: &RecordedHistory) -> Vec<&'static str> {
@@ -87,13 +118,15 @@ async fn a_worker_killed_mid_activity_is_replaced_after_its_lease_runs_out() {
     let client = Client::new(Store::new(db.pool.clone()));
     let _engine = Process::spawn(&db, &["engine"]);
     let first_worker = Process::spawn(&db, &["worker", "--queue", "default"]);
+    let mut changes = Changes::watch(&db).await;
     let handle = client.start(PATIENT, "patient-1", &()).await.unwrap();
-    until(&client, "patient-1", |d| {
-        d.pending_activities
-            .iter()
-            .any(|a| a.running && a.attempt == 1)
-    })
-    .await;
+    changes
+        .until(&client, "patient-1", |d| {
+            d.pending_activities
+                .iter()
+                .any(|a| a.running && a.attempt == 1)
+        })
+        .await;
 
     first_worker.kill(); // SIGKILL, mid-activity: its attempt's lease (2 s) must run out.
     let _second_worker = Process::spawn(&db, &["worker", "--queue", "default"]);
@@ -120,8 +153,12 @@ async fn a_sleeping_workflow_is_resumed_by_another_engine_process() {
     let db = TestDb::migrated().await;
     let client = Client::new(Store::new(db.pool.clone()));
     let first_engine = Process::spawn(&db, &["engine"]);
+    let mut changes = Changes::watch(&db).await;
     let handle = client.start(SLEEPY, "sleepy-1", &2u64).await.unwrap();
-    until(&client, "sleepy-1", |d| d.head_seq.get() >= 2).await; // the timer is set
+    // The timer is set.
+    changes
+        .until(&client, "sleepy-1", |d| d.head_seq.get() >= 2)
+        .await;
     first_engine.terminate();
 
     let _second_engine = Process::spawn(&db, &["engine"]);
@@ -218,11 +255,13 @@ async fn a_draining_worker_finishes_what_it_can_and_hands_back_the_rest() {
             "1000",
         ],
     );
+    let mut changes = Changes::watch(&db).await;
     let handle = client.start(FAN_OUT, "fan-out-1", &50).await.unwrap();
-    until(&client, "fan-out-1", |d| {
-        d.pending_activities.len() == 50 && d.pending_activities.iter().all(|a| a.running)
-    })
-    .await;
+    changes
+        .until(&client, "fan-out-1", |d| {
+            d.pending_activities.len() == 50 && d.pending_activities.iter().all(|a| a.running)
+        })
+        .await;
 
     // SIGTERM: the 100 ms activities finish within the 1 s grace; the 3 s ones are handed back.
     let second = Process::spawn(&db, &["worker", "--queue", "default"]);
