@@ -208,8 +208,12 @@ impl Engine {
         self.counters.progress.subscribe()
     }
 
+    /// Publishes the counters. They are read under the watch's lock, so that of two writers
+    /// the later snapshot is the one that stays.
     fn progressed(&self) {
-        self.counters.progress.send_replace(self.stats());
+        self.counters
+            .progress
+            .send_modify(|stats| *stats = self.stats());
     }
 
     /// Readiness as it changes: for a health endpoint or a test waiting for it.
@@ -314,7 +318,10 @@ impl Engine {
                 Err(e) if e.is_retryable() => {
                     self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "engine loop: retrying after a database error");
-                    backoff.wait().await;
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        () = backoff.wait() => {}
+                    }
                 }
                 // Runs that fail by themselves are parked; anything else is logged loudly and
                 // tried again after the idle poll, never in a hot loop.

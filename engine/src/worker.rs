@@ -195,9 +195,13 @@ impl Worker {
         self.counters.progress.subscribe()
     }
 
+    /// Counts one event and publishes the counters, read under the watch's lock so that of two
+    /// writers the later snapshot is the one that stays.
     fn count(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
-        self.counters.progress.send_replace(self.stats());
+        self.counters
+            .progress
+            .send_modify(|stats| *stats = self.stats());
     }
 
     /// Readiness as it changes: for a health endpoint or a test waiting for it.
@@ -274,11 +278,15 @@ impl Worker {
     ) -> Result<()> {
         self.ready.send_replace(true);
         tokio::pin!(shutdown);
+        let mut backoff = Backoff::default();
         loop {
             let polled = tokio::select! {
                 _ = &mut shutdown => break,
                 polled = self.claim_and_start() => polled,
             };
+            if polled.is_ok() {
+                backoff.reset();
+            }
             match polled {
                 // Every free slot got an attempt: there may be more, claim again (as soon as a
                 // slot frees). Otherwise the queue is drained: wait for the next announcement.
@@ -289,9 +297,16 @@ impl Worker {
                 },
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "worker loop: retrying after a database error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        () = backoff.wait() => {}
+                    }
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Not ready any more: a health check must not report a stopped worker.
+                    self.ready.send_replace(false);
+                    return Err(e);
+                }
             }
         }
         let handed_back = self.drain().await?;

@@ -46,6 +46,9 @@ impl<I: Clone> StandIn<I> {
 
 struct Run {
     run_id: RunId,
+    /// The run's `WorkflowStarted`, until its first step applies it: as in the engine, a run
+    /// created by another's step (a child, a next run) takes its first step afterwards.
+    first_step: Option<Event>,
     execution: Option<Execution>,
     history: Vec<Event>,
     /// Inputs waiting: visible from a time on, in arrival order.
@@ -310,12 +313,12 @@ impl TestEnv {
             recorded_at: self.now,
             kind: EventKind::WorkflowStarted(started.clone()),
         };
-        let (execution, step) = Execution::start(&self.registry, event)?;
         let run = Run {
             run_id: started.run_id,
-            status: execution.status().clone(),
-            execution: Some(execution),
-            history: Vec::new(),
+            first_step: Some(event.clone()),
+            status: RunStatus::Running,
+            execution: None,
+            history: vec![event],
             inbox: Vec::new(),
             parent: started.parent.clone(),
             parent_close_policy,
@@ -326,7 +329,6 @@ impl TestEnv {
                 .or_default()
                 .push(earlier.history);
         }
-        self.record(&started.workflow_id, step.events, Vec::new())?;
         Ok(true)
     }
 
@@ -370,16 +372,30 @@ impl TestEnv {
             let Some(run) = self.runs.get_mut(&id) else {
                 continue;
             };
-            if run.status != RunStatus::Running || !run.inbox.iter().any(|(at, _)| *at <= now) {
+            let has_due = run.inbox.iter().any(|(at, _)| *at <= now);
+            if run.status != RunStatus::Running || !(has_due || run.first_step.is_some()) {
                 continue;
             }
             let (due, later): (Vec<_>, Vec<_>) =
                 run.inbox.drain(..).partition(|(at, _)| *at <= now);
             run.inbox = later;
+            let mut events = Vec::new();
+            if let Some(started) = run.first_step.take() {
+                let (execution, step) = Execution::start(&self.registry, started)?;
+                events.extend(step.events.into_iter().skip(1));
+                run.execution = Some(execution);
+            }
             let Some(execution) = run.execution.as_mut() else {
                 continue;
             };
-            let step = execution.step(due.iter().map(|(_, kind)| (now, kind.clone())))?;
+            // A run its first step closed takes none of its inputs, as in the engine.
+            let inputs: Vec<(Timestamp, EventKind)> = if execution.status() == &RunStatus::Running {
+                due.iter().map(|(_, kind)| (now, kind.clone())).collect()
+            } else {
+                Vec::new()
+            };
+            let step = execution.step(inputs)?;
+            events.extend(step.events);
             run.status = execution.status().clone();
             // Inputs the step did not apply because the run closed on the way: a
             // continue-as-new hands their signals on, after those its code had buffered.
@@ -388,7 +404,7 @@ impl TestEnv {
                 .skip(step.applied_inputs)
                 .map(|(_, k)| k)
                 .collect();
-            self.record(&id, step.events, unapplied)?;
+            self.record(&id, events, unapplied)?;
             progressed = true;
         }
         Ok(progressed)
@@ -524,17 +540,18 @@ impl TestEnv {
             .map(|(id, r)| (id.clone(), r.parent_close_policy))
             .collect();
         for (child, policy) in children {
-            match policy.unwrap_or_default() {
-                ParentClosePolicy::Terminate => {
+            // A run without a policy is no child: nothing applies (as in the engine).
+            match policy {
+                Some(ParentClosePolicy::Terminate) => {
                     let child_run = self.runs.get(&child).map(|r| r.run_id);
                     if let Some(child_run) = child_run {
                         self.terminate_run_of(&child, child_run, "its parent closed")?;
                     }
                 }
-                ParentClosePolicy::RequestCancel => {
+                Some(ParentClosePolicy::RequestCancel) => {
                     self.request_cancel(&child, "its parent closed");
                 }
-                ParentClosePolicy::Abandon => {}
+                Some(ParentClosePolicy::Abandon) | None => {}
             }
         }
         if let Some(next) = close.next_run {
@@ -624,6 +641,7 @@ impl TestEnv {
         run.history.push(event.clone());
         run.status = RunStatus::Terminated;
         run.execution = None;
+        run.first_step = None;
         let parent = run.parent.clone();
         let identity = RunIdentity {
             workflow_id: id,

@@ -32,10 +32,11 @@ const CHILD: WorkflowDef<u32, u32> = WorkflowDef::new("child");
 const WAITER: WorkflowDef<(), String> = WorkflowDef::new("waiter");
 const POLICIES: WorkflowDef<(), String> = WorkflowDef::new("policies");
 const DEADLINE: WorkflowDef<(), String> = WorkflowDef::new("deadline");
+const QUICK: WorkflowDef<(), u32> = WorkflowDef::new("quick");
 const WAKE: SignalDef<String> = SignalDef::new("wake");
 
 /// The workflow ids the scenarios leave histories under.
-const WORKFLOW_IDS: [&str; 8] = [
+const WORKFLOW_IDS: [&str; 10] = [
     "everything",
     "everything-child",
     "everything-waiter",
@@ -44,6 +45,8 @@ const WORKFLOW_IDS: [&str; 8] = [
     "child-cancel",
     "child-abandon",
     "deadline",
+    "quick",
+    "quick-child",
 ];
 
 async fn work(_: ActivityContext, n: u32) -> Result<u32, ActivityError> {
@@ -132,6 +135,14 @@ async fn deadline(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError>
     Ok(format!("{timed_out} {never}"))
 }
 
+/// Starts a child and lets go of it in the same step, then closes: the child (whose first step
+/// would schedule an activity) is asked to cancel and, its parent closing, terminated before
+/// it ever steps.
+async fn quick(ctx: WorkflowContext, (): ()) -> Result<u32, WorkflowError> {
+    drop(ctx.child(CHILD, "quick-child", &7));
+    ctx.side_effect(|| 1u32)
+}
+
 fn registry() -> Registry {
     Registry::builder()
         .workflow(EVERYTHING, everything)
@@ -139,6 +150,7 @@ fn registry() -> Registry {
         .workflow(WAITER, waiter)
         .workflow(POLICIES, policies)
         .workflow(DEADLINE, deadline)
+        .workflow(QUICK, quick)
         .activity(WORK, work)
         .activity(FLAKY, flaky)
         .activity(BROKEN, broken)
@@ -177,6 +189,8 @@ fn in_test_env() -> Histories {
     env.terminate("policies", "the test ended it").unwrap();
     let run = env.start(DEADLINE, "deadline", &()).unwrap();
     assert!(env.result(&run).is_err());
+    let run = env.start(QUICK, "quick", &()).unwrap();
+    assert_eq!(env.result(&run).unwrap(), 1);
     env.run_until_idle().unwrap();
     WORKFLOW_IDS
         .iter()
@@ -211,6 +225,8 @@ async fn on_postgres(db: &TestDb) -> Histories {
         "101 7 true 102 false 1040"
     );
     assert!(within(deadline.result()).await.is_err());
+    let quick = client.start(QUICK, "quick", &()).await.unwrap();
+    assert_eq!(within(quick.result()).await.unwrap(), 1);
     assert!(within(policies.result()).await.is_err());
     let cancelled = client.handle(WAITER, "child-cancel").await.unwrap();
     assert!(within(cancelled.result()).await.is_err());

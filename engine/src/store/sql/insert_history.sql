@@ -1,4 +1,4 @@
--- Appends history rows, each with its chain hash (binder `InsertHistory`): a termination's
+-- Appends history rows, each with its chain hash (bound by `HistoryRows::bind_to`): a termination's
 -- closing event, a reset run's history. Steps append theirs inside `write_steps*.sql` and
 -- `step_directly.sql`. The caller holds the runs' row locks (the single writer of a history).
 --   $1..$6 uuid[] bigint[] timestamptz[] text[] bytea[] bytea[]

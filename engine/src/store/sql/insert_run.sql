@@ -1,6 +1,7 @@
 -- Inserts a run, its `WorkflowStarted` event and its queue row, and wakes engines, unless a run
 -- of its workflow id is open: then nothing is written and no row comes back (binder
--- `InsertRun`: a child, a continue-as-new, a start with a reuse policy or a signal).
+-- `InsertRun`: a child, a continue-as-new, a lone plain start, a start with a reuse policy or
+-- a signal).
 --   $1 uuid, $2 text, $3 text, $4 text  run, workflow id, workflow type, task queue
 --   $5 bytea                            the first event's chain hash
 --   $6 timestamptz                      the first event's recorded time (database time)

@@ -21,7 +21,9 @@
 --   head moved since the claim (terminated meanwhile by its parent's close in this batch) is
 --   not released again.
 -- * Heap-only updates: a run that stays open gets new values only in columns no index covers
---   (head_seq, head_hash, applied_seq, the parked columns), so PostgreSQL keeps the update HOT.
+--   (head_seq, head_hash, applied_seq), so PostgreSQL keeps the update HOT. The parked
+--   columns are indexed (`runs_parked`) but keep their values (NULL) unless the run was
+--   parked: only releasing a parked run is not heap-only.
 -- * A run stays queued only while its inbox holds something other than what its step applied
 --   (a timer not yet due, or inputs past the 1,000 a step takes); one that still has an input
 --   due wakes an engine ($25): engines sleep until the next due time, not on work due already.

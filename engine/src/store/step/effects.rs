@@ -207,9 +207,13 @@ impl RunWriter<'_> {
             .await
             .map_err(Error::from_db)?;
         }
+        // Re-stamped to now, after the carried signals (now - 1 µs): the next run takes the
+        // signals its predecessor's code had buffered first, then these, in arrival order.
         sqlx::query(
-            "UPDATE reprise.inbox SET run_id = $2 WHERE run_id = $1 AND kind = 'SignalReceived'",
+            "UPDATE reprise.inbox SET run_id = $3, visible_at = reprise.db_now($1)
+              WHERE run_id = $2 AND kind = 'SignalReceived'",
         )
+        .bind(self.cx.offset)
         .bind(run_id.as_uuid())
         .bind(next_run.as_uuid())
         .execute(&mut *self.conn)
