@@ -33,10 +33,13 @@ const WAITER: WorkflowDef<(), String> = WorkflowDef::new("waiter");
 const POLICIES: WorkflowDef<(), String> = WorkflowDef::new("policies");
 const DEADLINE: WorkflowDef<(), String> = WorkflowDef::new("deadline");
 const QUICK: WorkflowDef<(), u32> = WorkflowDef::new("quick");
+const RELAY: WorkflowDef<u32, String> = WorkflowDef::new("relay");
+const GO: SignalDef<()> = SignalDef::new("go");
+const NOTE: SignalDef<String> = SignalDef::new("note");
 const WAKE: SignalDef<String> = SignalDef::new("wake");
 
 /// The workflow ids the scenarios leave histories under.
-const WORKFLOW_IDS: [&str; 10] = [
+const WORKFLOW_IDS: [&str; 11] = [
     "everything",
     "everything-child",
     "everything-waiter",
@@ -47,6 +50,7 @@ const WORKFLOW_IDS: [&str; 10] = [
     "deadline",
     "quick",
     "quick-child",
+    "relay",
 ];
 
 async fn work(_: ActivityContext, n: u32) -> Result<u32, ActivityError> {
@@ -143,6 +147,20 @@ async fn quick(ctx: WorkflowContext, (): ()) -> Result<u32, WorkflowError> {
     ctx.side_effect(|| 1u32)
 }
 
+/// Continues as new on `go`; the next run reads two notes. The notes are sent around `go`:
+/// the first reaches the first run, which never takes it (its code buffers it); the second
+/// arrives in the step that closes the run, or after. The next run must get them in the
+/// order they were sent.
+async fn relay(ctx: WorkflowContext, round: u32) -> Result<String, WorkflowError> {
+    if round == 0 {
+        ctx.signal(GO).await?;
+        return Err(ctx.continue_as_new(&1)?);
+    }
+    let first = ctx.signal(NOTE).await?;
+    let second = ctx.signal(NOTE).await?;
+    Ok(format!("{first} {second}"))
+}
+
 fn registry() -> Registry {
     Registry::builder()
         .workflow(EVERYTHING, everything)
@@ -151,6 +169,7 @@ fn registry() -> Registry {
         .workflow(POLICIES, policies)
         .workflow(DEADLINE, deadline)
         .workflow(QUICK, quick)
+        .workflow(RELAY, relay)
         .activity(WORK, work)
         .activity(FLAKY, flaky)
         .activity(BROKEN, broken)
@@ -191,6 +210,12 @@ fn in_test_env() -> Histories {
     assert!(env.result(&run).is_err());
     let run = env.start(QUICK, "quick", &()).unwrap();
     assert_eq!(env.result(&run).unwrap(), 1);
+    let run = env.start(RELAY, "relay", &0).unwrap();
+    env.signal("relay", NOTE, &"sent first".to_string())
+        .unwrap();
+    env.signal("relay", GO, &()).unwrap();
+    env.signal("relay", NOTE, &"sent last".to_string()).unwrap();
+    assert_eq!(env.result(&run).unwrap(), "sent first sent last");
     env.run_until_idle().unwrap();
     WORKFLOW_IDS
         .iter()
@@ -205,6 +230,19 @@ fn in_test_env() -> Histories {
 async fn on_postgres(db: &TestDb) -> Histories {
     let store = Store::new(db.pool.clone());
     let client = Client::new(store.clone());
+    // The relay's signals all wait in its inbox before any engine runs: its first step takes
+    // them together, and the last arrives after the run has closed.
+    let relay = client.start(RELAY, "relay", &0).await.unwrap();
+    let note = |text: &str| text.to_string();
+    client
+        .signal("relay", NOTE, &note("sent first"))
+        .await
+        .unwrap();
+    client.signal("relay", GO, &()).await.unwrap();
+    client
+        .signal("relay", NOTE, &note("sent last"))
+        .await
+        .unwrap();
     let running = Running::both(&store, registry);
     let everything = client.start(EVERYTHING, "everything", &1).await.unwrap();
     let policies = client.start(POLICIES, "policies", &()).await.unwrap();
@@ -227,6 +265,10 @@ async fn on_postgres(db: &TestDb) -> Histories {
     assert!(within(deadline.result()).await.is_err());
     let quick = client.start(QUICK, "quick", &()).await.unwrap();
     assert_eq!(within(quick.result()).await.unwrap(), 1);
+    assert_eq!(
+        within(relay.result()).await.unwrap(),
+        "sent first sent last"
+    );
     assert!(within(policies.result()).await.is_err());
     let cancelled = client.handle(WAITER, "child-cancel").await.unwrap();
     assert!(within(cancelled.result()).await.is_err());
