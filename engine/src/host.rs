@@ -424,7 +424,7 @@ impl Engine {
     }
 
     /// Steps the run a lone notification names, in one statement with no claim (see
-    /// `store/direct.rs`), if this engine can: the notification carries a new run's first
+    /// `store/step/direct.rs`), if this engine can: the notification carries a new run's first
     /// event, or one input for a run whose orchestrator this engine holds at its head. Returns
     /// whether the step was written. When it was not, nothing was, the orchestrator it stepped
     /// is dropped (the batch path rebuilds it from history), and the batch path takes the run.

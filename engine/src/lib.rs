@@ -5,7 +5,8 @@
 //!   transaction, keeping live orchestrators in a bounded cache.
 //! - [`Worker`]: runs activities from named task queues, with retries, heartbeats and timeouts.
 //! - [`Client`]: start, await, signal, describe, export.
-//! - [`schema::migrate`] and the `reprise` operator CLI.
+//! - [`schema::migrate`]; the `reprise` operator CLI is the `reprise-cli` crate, so that an
+//!   application that only starts workflows does not compile it.
 //!
 //! Every time the engine uses is the database's (`now()` of the transaction), never a
 //! worker's clock.

@@ -184,7 +184,7 @@ impl Store {
     /// which at-least-once activities allow. Nothing durable can depend on a lost outcome:
     /// the step that applies it commits after it and waits for its own flush, which covers
     /// everything written before. A lone delivered outcome's notification carries it (see
-    /// `store/direct.rs`), so that the engine can step its run at once.
+    /// `store/step/direct.rs`, `store/notify.rs`), so that the engine can step its run at once.
     pub(crate) async fn finish_tasks(
         &self,
         conn: &mut sqlx::PgConnection,
