@@ -94,10 +94,11 @@ async fn everything(ctx: WorkflowContext, rounds: u32) -> Result<String, Workflo
         done = ctx.activity(WORK, &2).fuse() => done?,
         _ = ctx.sleep(Duration::from_secs(3600)).fuse() => 0,
     };
-    // An activity cancelled while it waits for its retry: the second wins.
+    // An activity cancelled while it waits for its retry: the timer wins. (Three seconds, so
+    // that the first attempt has run and failed by then even on a busy machine.)
     let flaky_won = select! {
         done = ctx.activity(FLAKY, &3).options(retry_in_an_hour()).fuse() => done.is_ok(),
-        _ = ctx.sleep(Duration::from_secs(1)).fuse() => false,
+        _ = ctx.sleep(Duration::from_secs(3)).fuse() => false,
     };
     let child = ctx.child(CHILD, "everything-child", &4).await?;
     // A child cancelled: the second wins over a child that waits for a signal.
@@ -131,7 +132,8 @@ async fn policies(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError>
 /// An activity timed out by its schedule-to-close deadline, then one that fails the workflow.
 async fn deadline(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
     let options = ActivityOptions {
-        schedule_to_close: Some(Duration::from_secs(2)),
+        // Long enough for the first attempt to run and fail first, even on a busy machine.
+        schedule_to_close: Some(Duration::from_secs(4)),
         ..retry_in_an_hour()
     };
     let timed_out = ctx.activity(FLAKY, &5).options(options).await.is_err();
