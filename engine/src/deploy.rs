@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use reprise_history::{RunId, WorkflowType};
+use reprise_history::{RunId, WorkflowId};
 use reprise_sdk::{Execution, Registry};
 
 use crate::error::Result;
@@ -13,7 +13,7 @@ use crate::store::Store;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WouldBreak {
     /// Its workflow id.
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     /// The run.
     pub run_id: RunId,
     /// Why: the nondeterminism (event, history, code, source line), or an unknown type.
@@ -65,22 +65,23 @@ pub async fn check_deploy(store: &Store, registry: &Registry, sample: i64) -> Re
         checked: 0,
         would_break: Vec::new(),
     };
-    for (run_id, workflow_id, workflow_type) in runs {
+    for run in runs {
         check.checked += 1;
-        let reason = if !registry.has_workflow(&WorkflowType::new(workflow_type.as_str())?) {
+        let reason = if !registry.has_workflow(&run.workflow_type) {
             Some(format!(
-                "workflow type {workflow_type:?} is not registered in this code"
+                "workflow type {:?} is not registered in this code",
+                run.workflow_type.as_str()
             ))
         } else {
-            let history = store.history(run_id).await?;
+            let history = store.history(run.run_id).await?;
             Execution::replay(registry, &history)
                 .err()
                 .map(|e| e.to_string())
         };
         if let Some(reason) = reason {
             check.would_break.push(WouldBreak {
-                workflow_id,
-                run_id,
+                workflow_id: run.workflow_id,
+                run_id: run.run_id,
                 reason,
             });
         }

@@ -168,6 +168,14 @@ impl Store {
     }
 }
 
+/// An open run picked for the deploy check.
+#[derive(Clone, Debug)]
+pub(crate) struct SampledRun {
+    pub(crate) run_id: RunId,
+    pub(crate) workflow_id: WorkflowId,
+    pub(crate) workflow_type: WorkflowType,
+}
+
 /// How open runs of a workflow type stand with one patch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatchUsage {
@@ -223,12 +231,8 @@ impl Store {
             .collect()
     }
 
-    /// Up to `sample` open runs that have taken their first step, chosen at random:
-    /// (run, workflow id, workflow type).
-    pub(crate) async fn sample_open_runs(
-        &self,
-        sample: i64,
-    ) -> Result<Vec<(RunId, String, String)>> {
+    /// Up to `sample` open runs that have taken their first step, chosen at random.
+    pub(crate) async fn sample_open_runs(&self, sample: i64) -> Result<Vec<SampledRun>> {
         let rows = sqlx::query(
             "SELECT run_id, workflow_id, workflow_type FROM reprise.runs
               WHERE status = 'running' AND applied_seq > 0 ORDER BY random() LIMIT $1",
@@ -239,11 +243,12 @@ impl Store {
         .map_err(Error::from_db)?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    RunId::from_uuid(row.try_get("run_id").map_err(Error::from_db)?),
-                    row.try_get("workflow_id").map_err(Error::from_db)?,
-                    row.try_get("workflow_type").map_err(Error::from_db)?,
-                ))
+                let text = |column| row.try_get::<String, _>(column).map_err(Error::from_db);
+                Ok(SampledRun {
+                    run_id: RunId::from_uuid(row.try_get("run_id").map_err(Error::from_db)?),
+                    workflow_id: WorkflowId::new(text("workflow_id")?)?,
+                    workflow_type: WorkflowType::new(text("workflow_type")?)?,
+                })
             })
             .collect()
     }
