@@ -77,8 +77,8 @@ pub(crate) struct BatchRun {
 /// A batch of steps in one transaction.
 pub(crate) struct StepBatch<'c> {
     tx: Transaction<'c, Postgres>,
-    offset: i64,
-    limits: Limits,
+    /// The clock offset and limits of every write of the batch.
+    cx: WriteContext,
     /// Database time of this transaction: the recorded time of everything it appends.
     pub(crate) now: Timestamp,
     pub(crate) runs: Vec<BatchRun>,
@@ -144,8 +144,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(StepBatch {
             tx,
-            offset: self.offset(),
-            limits: *self.limits(),
+            cx: self.write_context(),
             now: to_timestamp(now),
             runs,
         }))
@@ -217,7 +216,7 @@ impl StepBatch<'_> {
             while end < rows.len() && run_id(&rows[end], "run_id")? == run {
                 end += 1;
             }
-            histories.insert(run, events_from_rows(&rows[start..end], &self.limits));
+            histories.insert(run, events_from_rows(&rows[start..end], &self.cx.limits));
             start = end;
         }
         for run in runs {
@@ -262,7 +261,11 @@ impl StepBatch<'_> {
             };
             self.writer(step.run).close(close).await?;
             writes.close(step.run, close.state);
-            notes.closed(self.runs[step.run].run_id, Some(close.event), &self.limits);
+            notes.closed(
+                self.runs[step.run].run_id,
+                Some(close.event),
+                &self.cx.limits,
+            );
         }
         for park in parks {
             self.park(park).await?;
@@ -274,10 +277,7 @@ impl StepBatch<'_> {
 
     fn writer(&mut self, run: usize) -> RunWriter<'_> {
         RunWriter {
-            cx: WriteContext {
-                offset: self.offset,
-                limits: self.limits,
-            },
+            cx: self.cx,
             conn: &mut self.tx,
             now: self.now,
             run: &self.runs[run],
@@ -298,7 +298,7 @@ impl StepBatch<'_> {
             let rows = &mut writes.rows;
             let hash =
                 rows.history
-                    .push_run(run.run_id, run.head_hash, step.events, &self.limits)?;
+                    .push_run(run.run_id, run.head_hash, step.events, &self.cx.limits)?;
             let head_seq = step.events.last().map_or(run.head_seq, |e| e.seq);
             writes.heads.push(Head {
                 run: step.run,
@@ -307,7 +307,7 @@ impl StepBatch<'_> {
                 closing: None,
             });
             for task in &step.effects.tasks {
-                rows.tasks.push(run.run_id, task, &self.limits)?;
+                rows.tasks.push(run.run_id, task, &self.cx.limits)?;
                 notes.task_queue(task.activity.task_queue.as_str());
             }
             rows.consumed
@@ -323,7 +323,7 @@ impl StepBatch<'_> {
             return Ok(());
         }
         let statement = WriteSteps {
-            offset: self.offset,
+            offset: self.cx.offset,
             rows,
         };
         statement
@@ -338,7 +338,14 @@ impl StepBatch<'_> {
     /// Parks a run whose code cannot go on (see `runs::park` for what leaves the queue).
     async fn park(&mut self, park: &Park<'_>) -> Result<()> {
         let run_id = self.runs[park.run].run_id;
-        runs::park(&mut self.tx, self.offset, run_id, park.build, &park.reason).await
+        runs::park(
+            &mut self.tx,
+            self.cx.offset,
+            run_id,
+            park.build,
+            &park.reason,
+        )
+        .await
     }
 
     /// Writes what is left of the steps (see [`StepBatch::commit`]) and releases the stepped
@@ -362,7 +369,7 @@ impl StepBatch<'_> {
             heads.push(&self.runs[head.run], head);
         }
         let statement = WriteAndRelease {
-            offset: self.offset,
+            offset: self.cx.offset,
             rows: writes.rows,
             heads,
             notes,
@@ -378,11 +385,8 @@ impl StepBatch<'_> {
             let child: Option<uuid::Uuid> = row.try_get("run_id").map_err(Error::from_db)?;
             let Some(child) = child else { continue };
             let policy = parent_close_policy(&row)?;
-            let cx = WriteContext {
-                offset: self.offset,
-                limits: self.limits,
-            };
-            apply_parent_close_policy(&mut self.tx, cx, RunId::from_uuid(child), policy).await?;
+            apply_parent_close_policy(&mut self.tx, self.cx, RunId::from_uuid(child), policy)
+                .await?;
         }
         Ok(())
     }
