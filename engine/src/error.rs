@@ -68,6 +68,42 @@ pub enum Error {
     /// A reset asked for a point that is not the end of a step, or a run that cannot be reset.
     #[error("cannot reset: {0}")]
     CannotReset(String),
+    /// The workflow failed: its recorded failure, with the error type, the whole cause chain
+    /// and the details.
+    #[error("workflow {workflow_id:?} failed: {failure}")]
+    WorkflowFailed {
+        /// The workflow id.
+        workflow_id: String,
+        /// The run that failed.
+        run_id: reprise_history::RunId,
+        /// The failure as recorded.
+        failure: Box<reprise_history::Failure>,
+    },
+    /// The workflow's run is parked: its code cannot go on (nondeterminism, a payload it
+    /// cannot decode, an unknown type) and it waits for code that can.
+    #[error(
+        "workflow {workflow_id:?} (run {run_id}) is parked until code that can run it is deployed (or `reprise retry-parked`): {reason}"
+    )]
+    WorkflowParked {
+        /// The workflow id.
+        workflow_id: String,
+        /// The parked run.
+        run_id: reprise_history::RunId,
+        /// Why it is parked.
+        reason: String,
+    },
+    /// A payload read by the client does not decode as the type asked for (or its codec or
+    /// key is not configured on the client).
+    #[error("{what} does not decode as {rust_type}: {source}")]
+    UndecodablePayload {
+        /// Which payload: `result of workflow "order-1"`, ...
+        what: String,
+        /// The Rust type asked for.
+        rust_type: &'static str,
+        /// serde's or the codec's message.
+        #[source]
+        source: Box<reprise_history::Error>,
+    },
     /// The workflow ended without a result of the expected kind.
     #[error("workflow {workflow_id:?} ended {status}: {detail}")]
     WorkflowEnded {

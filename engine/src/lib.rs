@@ -22,7 +22,7 @@ pub mod schema;
 mod store;
 mod worker;
 
-pub use client::{Client, Description, Page, StartOptions, WorkflowHandle};
+pub use client::{Client, Description, Page, RunOutcome, StartOptions, WorkflowHandle};
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
 pub use error::{Error, Result};

@@ -405,7 +405,7 @@ impl Worker {
             info,
             heartbeats.clone(),
             cancellation.clone(),
-            *self.store.limits(),
+            self.registry.converter().clone(),
         );
         let outcome = match self.registry.activity(&task.activity_type) {
             Err(e) => {

@@ -2,7 +2,6 @@
 //! process-level tests.
 
 pub mod bench;
-pub mod timeline;
 pub mod versioning;
 pub mod workflows;
 

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reprise_devdb::DevPostgres;
 use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
-use reprise_examples::{timeline, workflows};
+use reprise_examples::workflows;
 
 /// Run Reprise's examples against PostgreSQL.
 #[derive(Parser)]
@@ -229,7 +229,10 @@ async fn quickstart(name: &str) -> anyhow::Result<()> {
         history.events().len(),
         history.head_hash()?
     );
-    print!("{}", timeline::render(&history));
+    print!(
+        "{}",
+        reprise_history::timeline::render(history.events(), client.converter())
+    );
     let _ = stop.send(());
     engine_task.await??;
     worker_task.await??;

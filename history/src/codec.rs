@@ -1,4 +1,5 @@
-//! The one module that turns values into bytes and back: serde + bincode 2 behind a format byte.
+//! Binary encoding of Reprise's own structures (events, history files): serde + bincode 2 behind
+//! a format byte. User payloads are JSON (see `payload`); old bincode payloads decode here.
 //!
 //! Every blob Reprise stores starts with a format byte, so the encoding can change later
 //! without breaking old bytes: a new format gets a new byte, and old bytes keep decoding.

@@ -59,6 +59,28 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A payload was written by a codec that is not configured where it is being read.
+    #[error(
+        "payload was encoded by codec {codec:?}{} and no codec of that name is configured here; configure it (with its keys) on the registry or client that reads it",
+        note_suffix(note)
+    )]
+    CodecNotConfigured {
+        /// The codec named in the payload.
+        codec: String,
+        /// What the codec recorded in clear (for encryption: the key id).
+        note: String,
+    },
+    /// A configured codec refused a payload: a missing key, altered bytes, a malformed body.
+    #[error("payload codec {codec:?}{} refused it: {source}", note_suffix(note))]
+    Codec {
+        /// The codec.
+        codec: String,
+        /// What the codec recorded in clear (for encryption: the key id).
+        note: String,
+        /// Why.
+        #[source]
+        source: crate::payload::CodecError,
+    },
     /// A name or id broke its rules (empty, too long, control characters).
     #[error("invalid {kind} {value:?}: {reason}")]
     InvalidName {
@@ -112,6 +134,14 @@ pub enum Error {
     /// The history is structurally invalid; every violation is listed.
     #[error("history is invalid: {}", Violation::summary(.0))]
     Invalid(Vec<Violation>),
+}
+
+fn note_suffix(note: &str) -> String {
+    if note.is_empty() {
+        String::new()
+    } else {
+        format!(" ({note})")
+    }
 }
 
 /// Shorthand for results in this crate.

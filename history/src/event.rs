@@ -439,6 +439,45 @@ fn within_limit(what: &'static str, bytes: Vec<u8>, limits: &Limits) -> Result<V
 }
 
 impl EventKind {
+    /// Every payload the event holds (inputs, results, signal bodies, details, heartbeat
+    /// details, side-effect values, failure details), in field order.
+    pub fn payloads(&self) -> Vec<&Payload> {
+        fn details(f: &Failure) -> Option<&Payload> {
+            f.details.as_ref()
+        }
+        let found: Vec<Option<&Payload>> = match self {
+            EventKind::WorkflowStarted(e) => vec![Some(&e.input)],
+            EventKind::ActivityScheduled(e) => vec![Some(&e.input)],
+            EventKind::ActivityCompleted(e) => vec![Some(&e.result)],
+            EventKind::ActivityFailed(e) => vec![details(&e.failure)],
+            EventKind::ActivityTimedOut(e) => vec![
+                e.last_failure.as_ref().and_then(details),
+                e.last_heartbeat.as_ref(),
+            ],
+            EventKind::ActivityCancelled(e) => vec![e.details.as_ref()],
+            EventKind::SignalReceived(e) => vec![Some(&e.payload)],
+            EventKind::ChildWorkflowStarted(e) => vec![Some(&e.input)],
+            EventKind::ChildWorkflowCompleted(e) => vec![Some(&e.result)],
+            EventKind::ChildWorkflowFailed(e) => vec![details(&e.failure)],
+            EventKind::MarkerRecorded(Marker::SideEffect { value }) => vec![Some(value)],
+            EventKind::WorkflowCompleted(e) => vec![Some(&e.result)],
+            EventKind::WorkflowFailed(e) => vec![details(&e.failure)],
+            EventKind::WorkflowCancelled(e) => vec![e.details.as_ref()],
+            EventKind::WorkflowContinuedAsNew(e) => vec![Some(&e.input)],
+            EventKind::ActivityCancelRequested(_)
+            | EventKind::TimerStarted(_)
+            | EventKind::TimerFired(_)
+            | EventKind::TimerCancelled(_)
+            | EventKind::ChildWorkflowCancelRequested(_)
+            | EventKind::CancelRequested(_)
+            | EventKind::MarkerRecorded(Marker::Patch { .. })
+            | EventKind::WorkflowTerminated(_) => vec![],
+        };
+        found.into_iter().flatten().collect()
+    }
+}
+
+impl EventKind {
     /// Encodes an event kind on its own (an input waiting in the inbox, before it has a seq).
     pub fn encode(&self, limits: &Limits) -> Result<Vec<u8>> {
         within_limit("event kind", codec::encode("event kind", self)?, limits)

@@ -3,10 +3,12 @@
 //! test, speaks in these types.
 //!
 //! - [`Event`] / [`EventKind`]: every input and decision of a run (see DESIGN.md).
-//! - [`Payload`] and [`Failure`]: user data and structured errors inside events.
+//! - [`Payload`] and [`Failure`]: user data and structured errors inside events;
+//!   [`DataConverter`] and [`PayloadCodec`]: typed values to payloads (JSON) and the codec chain.
 //! - [`chain`]: the blake3 hash chain over encoded events.
 //! - [`RecordedHistory`]: the exported-history file, binary and JSON.
 //! - [`validate`]: the structural rules of a history.
+//! - [`timeline`]: a history as readable lines, payloads decoded.
 //!
 //! ```
 //! use reprise_history::{EventKind, HistoryBuilder, Limits, Payload, RecordedHistory, WorkflowCompleted};
@@ -40,6 +42,7 @@ mod status;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 mod time;
+pub mod timeline;
 pub mod validate;
 
 pub use builder::HistoryBuilder;
@@ -59,6 +62,6 @@ pub use limits::Limits;
 pub use options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
 };
-pub use payload::Payload;
+pub use payload::{CodecError, DataConverter, Encoded, Payload, PayloadCodec, PayloadFormat};
 pub use status::RunState;
 pub use time::Timestamp;

@@ -241,11 +241,11 @@ mod tests {
         assert!(matches!(err, Error::Encode { .. }), "{err}");
         assert!(err.to_string().contains("not a finite number"), "{err}");
 
-        // Bytes carrying a NaN (as a corrupt or hostile row might) do not decode.
-        let finite = Payload::encode(&RetryPolicy::default(), &Limits::DEFAULT).unwrap();
+        // Bytes carrying a NaN (as a corrupt or hostile old bincode row might) do not decode.
+        let finite = crate::codec::encode("payload", &RetryPolicy::default()).unwrap();
         let two = 2.0f64.to_le_bytes();
-        let at = finite.as_bytes().windows(8).position(|w| w == two).unwrap();
-        let mut bytes = finite.as_bytes().to_vec();
+        let at = finite.windows(8).position(|w| w == two).unwrap();
+        let mut bytes = finite.clone();
         bytes[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
         let err = Payload::from_bytes(bytes)
             .unwrap()

@@ -61,13 +61,22 @@ pub fn duration() -> impl Strategy<Value = Duration> {
     (0u64..1_000_000, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n))
 }
 
-/// Payloads of up to 64 bytes after the format byte.
+/// Payloads in every format a history may hold: JSON values, and old bincode bytes (up to 64
+/// bytes after the format byte).
 pub fn payload() -> impl Strategy<Value = Payload> {
-    prop::collection::vec(any::<u8>(), 0..64).prop_filter_map("payload", |body| {
+    let bincode = prop::collection::vec(any::<u8>(), 0..64).prop_filter_map("payload", |body| {
         let mut bytes = vec![0x01];
         bytes.extend(body);
         Payload::from_bytes(bytes).ok()
-    })
+    });
+    let json = (any::<String>(), any::<i64>(), any::<bool>()).prop_filter_map(
+        "payload",
+        |(text, number, flag)| {
+            let value = serde_json::json!({ "text": text, "number": number, "flag": flag });
+            Payload::encode(&value, &crate::Limits::DEFAULT).ok()
+        },
+    );
+    prop_oneof![bincode, json]
 }
 
 /// Any failure.

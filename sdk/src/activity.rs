@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 
-use reprise_history::{ActivityType, Limits, Payload, RunId, Seq, WorkflowId};
+use reprise_history::{ActivityType, DataConverter, Payload, RunId, Seq, WorkflowId};
 use serde::Serialize;
 
 /// Where an activity attempt comes from.
@@ -95,7 +95,7 @@ pub struct ActivityContext {
     info: Arc<ActivityInfo>,
     heartbeats: Arc<dyn HeartbeatSink>,
     cancellation: CancellationSignal,
-    limits: Limits,
+    converter: DataConverter,
 }
 
 impl ActivityContext {
@@ -104,13 +104,13 @@ impl ActivityContext {
         info: ActivityInfo,
         heartbeats: Arc<dyn HeartbeatSink>,
         cancellation: CancellationSignal,
-        limits: Limits,
+        converter: DataConverter,
     ) -> Self {
         ActivityContext {
             info: Arc::new(info),
             heartbeats,
             cancellation,
-            limits,
+            converter,
         }
     }
 
@@ -132,7 +132,7 @@ impl ActivityContext {
 
     /// Reports that the attempt is alive, with progress details a retry can resume from.
     pub fn heartbeat<T: Serialize>(&self, details: &T) -> Result<(), reprise_history::Error> {
-        let payload = Payload::encode(details, &self.limits)?;
+        let payload = self.converter.to_payload(details)?;
         self.heartbeats.heartbeat(&self.info, payload);
         Ok(())
     }

@@ -9,14 +9,15 @@ use std::time::Duration;
 use rand_core::RngCore;
 use reprise_history::{
     ActivityOptions, ActivityScheduled, ActivityType, ChildWorkflowStarted, EventKind, Marker,
-    ParentClosePolicy, PatchId, Payload, RunId, SignalName, Timestamp, WorkflowId, WorkflowType,
+    ParentClosePolicy, PatchId, Payload, RunId, Seq, SignalName, Timestamp, WorkflowId,
+    WorkflowType,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::defs::{ActivityDef, SignalDef, WorkflowDef};
 use crate::error::{ContinueAsNew, Error, WorkflowError};
-use crate::nondeterminism::{Nondeterminism, NondeterminismKind, SourceLocation};
+use crate::nondeterminism::SourceLocation;
 use crate::ops::{ActivityCall, CancelWait, ChildCall, SignalWait, Sleep, input_failure};
 use crate::state::{Mode, Shared};
 
@@ -82,7 +83,7 @@ impl WorkflowContext {
                     Ok(EventKind::ActivityScheduled(ActivityScheduled {
                         activity_type,
                         task_queue: state.task_queue.clone(),
-                        input: Payload::encode(input, &state.limits)?,
+                        input: state.converter.to_payload(input)?,
                         options: ActivityOptions::default(),
                     }))
                 })
@@ -137,7 +138,7 @@ impl WorkflowContext {
                     workflow_type: WorkflowType::new(def.name())?,
                     workflow_id: WorkflowId::new(workflow_id)?,
                     run_id,
-                    input: Payload::encode(input, &state.limits)?,
+                    input: state.converter.to_payload(input)?,
                     task_queue: state.task_queue.clone(),
                     parent_close_policy: ParentClosePolicy::default(),
                 }))
@@ -152,10 +153,19 @@ impl WorkflowContext {
         )
     }
 
+    /// The workflow's input, decoded; `None` (and the step fails with the typed error) if it
+    /// does not decode.
+    pub(crate) fn decode_input<T: DeserializeOwned>(&self, input: &Payload) -> Option<T> {
+        self.shared
+            .decode_or_fail(input, Seq::FIRST, || "workflow input".to_string())
+    }
+
     /// Ends this run and starts the next run of the workflow with `input` (return the error).
     pub fn continue_as_new<I: Serialize>(&self, input: &I) -> Result<WorkflowError, WorkflowError> {
-        let limits = self.shared.lock().limits;
-        let input = Payload::encode(input, &limits).map_err(|e| WorkflowError::from_error(&e))?;
+        let converter = self.shared.lock().converter.clone();
+        let input = converter
+            .to_payload(input)
+            .map_err(|e| WorkflowError::from_error(&e))?;
         Ok(WorkflowError::ContinueAsNew(ContinueAsNew { input }))
     }
 
@@ -227,27 +237,22 @@ impl WorkflowContext {
         if state.mode == Mode::Replaying
             && let Some((seq, Marker::SideEffect { value })) = state.next_recorded_marker_with_seq()
         {
-            let decoded = value.decode::<T>();
             state.take_recorded();
-            return decoded.map_err(|e| {
-                state.fail(Nondeterminism {
-                    seq,
-                    kind: NondeterminismKind::DecisionMismatch {
-                        recorded: format!(
-                            "a side effect whose value does not decode as the code's type ({e})"
-                        ),
-                        made: "side_effect".to_string(),
-                    },
-                    location: Some(location),
-                });
-                WorkflowError::from_error(&e)
-            });
+            // A value that does not decode fails the step (the run waits for code that can
+            // read it); the error returned here is never recorded.
+            drop(state);
+            return self
+                .shared
+                .decode_or_fail::<T>(&value, seq, || format!("side effect at {location}"))
+                .ok_or_else(|| WorkflowError::failed("UndecodablePayload", "side effect value"));
         }
         drop(state);
         let value = f();
         let mut state = self.shared.lock();
-        let payload =
-            Payload::encode(&value, &state.limits).map_err(|e| WorkflowError::from_error(&e))?;
+        let payload = state
+            .converter
+            .to_payload(&value)
+            .map_err(|e| WorkflowError::from_error(&e))?;
         state.decide(
             EventKind::MarkerRecorded(Marker::SideEffect { value: payload }),
             Some(location),

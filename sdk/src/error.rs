@@ -14,6 +14,10 @@ pub enum Error {
     /// The workflow's code does not match its history.
     #[error(transparent)]
     Nondeterminism(Box<Nondeterminism>),
+    /// A recorded payload does not decode as the type the code asks for (or its codec or key
+    /// is not configured): the run waits for code that can read it. Not a nondeterminism.
+    #[error(transparent)]
+    UndecodablePayload(Box<UndecodablePayload>),
     /// Workflow code panicked; the step is void and the execution must be discarded.
     #[error("workflow code panicked while applying seq {seq}: {message}")]
     WorkflowPanicked {
@@ -77,6 +81,27 @@ pub enum Error {
     /// A history value failed (invalid name, payload that does not encode, ...).
     #[error(transparent)]
     History(#[from] reprise_history::Error),
+}
+
+/// A recorded payload that the workflow's code cannot decode.
+#[derive(Debug, thiserror::Error)]
+#[error("payload at seq {seq} ({holder}) does not decode as {rust_type}: {source}")]
+pub struct UndecodablePayload {
+    /// The seq of the event that holds the payload.
+    pub seq: Seq,
+    /// Which payload of that event: `result of activity "quote"`, `signal "approve"`, ...
+    pub holder: String,
+    /// The Rust type the code asked for.
+    pub rust_type: &'static str,
+    /// serde's message, or the codec's (a codec or key that is not configured).
+    #[source]
+    pub source: reprise_history::Error,
+}
+
+impl From<UndecodablePayload> for Error {
+    fn from(e: UndecodablePayload) -> Self {
+        Error::UndecodablePayload(Box::new(e))
+    }
 }
 
 impl From<Nondeterminism> for Error {
@@ -194,13 +219,34 @@ impl OperationFailed {
 }
 
 impl From<OperationFailed> for WorkflowError {
+    /// The workflow fails because the operation did: its failure becomes the first cause,
+    /// followed by every cause it had, and its details are kept. The message says only what
+    /// the workflow saw, so no cause is repeated in it.
     fn from(e: OperationFailed) -> Self {
         if e.end == OperationEnd::Cancelled {
             return WorkflowError::Cancelled { details: None };
         }
-        let failure = Failure::application("OperationFailed", e.to_string())
-            .retryable(false)
-            .caused_by(e.failure.error_type.clone(), e.failure.message.clone());
+        let error_type = match e.what {
+            "activity" => "ActivityFailed",
+            _ => "ChildWorkflowFailed",
+        };
+        let end = match e.end {
+            OperationEnd::Failed => "failed",
+            OperationEnd::TimedOut => "timed out",
+            OperationEnd::Cancelled => "was cancelled",
+        };
+        let inner = *e.failure;
+        let mut failure = Failure::application(
+            error_type,
+            format!(
+                "{} {:?} {end} after {} attempt(s)",
+                e.what, e.name, e.attempts
+            ),
+        )
+        .retryable(false)
+        .caused_by(inner.error_type, inner.message);
+        failure.causes.extend(inner.causes);
+        failure.details = inner.details;
         WorkflowError::Failed(failure)
     }
 }
@@ -215,15 +261,6 @@ pub enum SignalError {
     /// The signal's name breaks the naming rules, so no signal can have it.
     #[error("invalid signal name: {0}")]
     InvalidName(String),
-    /// The signal's payload is not of the expected type.
-    #[error("signal {name:?} does not decode: {source}")]
-    Decode {
-        /// The signal name.
-        name: String,
-        /// The decode error.
-        #[source]
-        source: reprise_history::Error,
-    },
 }
 
 impl From<SignalError> for WorkflowError {

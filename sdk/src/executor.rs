@@ -105,7 +105,7 @@ impl Execution {
             return Err(bad(format!("WorkflowStarted at seq {}", started.seq)));
         }
         let run = registry.workflow(&s.workflow_type)?;
-        let shared = Shared::new(RunState::new(started, s, registry.limits()));
+        let shared = Shared::new(RunState::new(started, s, registry.converter().clone()));
         let future = run(WorkflowContext::new(shared.clone()), s.input.clone());
         Ok(Execution {
             shared,
@@ -400,7 +400,7 @@ fn deliver(state: &mut RunState, input: &Event) {
         EventKind::ActivityCompleted(e) => {
             let result = e.result.clone();
             state.resolve(input, e.scheduled, OpKind::Activity, |_| {
-                Outcome::Value(result)
+                Outcome::Value(result, input.seq)
             });
         }
         EventKind::ActivityFailed(e) => {
@@ -427,12 +427,14 @@ fn deliver(state: &mut RunState, input: &Event) {
         }
         EventKind::TimerFired(e) => {
             state.resolve(input, e.started, OpKind::Timer, |_| {
-                Outcome::Value(Payload::unit())
+                Outcome::Value(Payload::unit(), input.seq)
             });
         }
         EventKind::ChildWorkflowCompleted(e) => {
             let result = e.result.clone();
-            state.resolve(input, e.started, OpKind::Child, |_| Outcome::Value(result));
+            state.resolve(input, e.started, OpKind::Child, |_| {
+                Outcome::Value(result, input.seq)
+            });
         }
         EventKind::ChildWorkflowFailed(e) => {
             let end = match e.failure.kind {
@@ -449,7 +451,9 @@ fn deliver(state: &mut RunState, input: &Event) {
                 failed("child workflow", end, &e.failure, 1),
             );
         }
-        EventKind::SignalReceived(e) => state.push_signal(e.name.clone(), e.payload.clone()),
+        EventKind::SignalReceived(e) => {
+            state.push_signal(e.name.clone(), e.payload.clone(), input.seq)
+        }
         EventKind::CancelRequested(_) => {
             for (seq, kind) in state.request_cancel() {
                 state.decide(cancel_decision(&kind, seq), None);

@@ -78,7 +78,7 @@ pub use defs::{ActivityDef, SignalDef, WorkflowDef};
 pub use effects::{Close, Effects, NewChild, NewTask, NewTimer, NextRun, RunIdentity};
 pub use error::{
     ActivityError, Cancelled, ContinueAsNew, Error, OperationEnd, OperationFailed, SignalError,
-    WorkflowError,
+    UndecodablePayload, WorkflowError,
 };
 pub use executor::{Execution, RunStatus, Step};
 pub use nondeterminism::{Nondeterminism, NondeterminismKind, SourceLocation};

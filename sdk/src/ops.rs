@@ -104,21 +104,24 @@ impl Drop for Operation {
     }
 }
 
+/// An operation's outcome for the code. A result that does not decode is not the code's to
+/// handle: the step fails with the typed error and the future stays pending (`None`).
 fn decode_outcome<T: DeserializeOwned>(
+    op: &Operation,
     outcome: Outcome,
     what: &'static str,
-    name: &str,
-) -> Result<T, OperationFailed> {
+) -> Poll<Result<T, OperationFailed>> {
+    let name = &op.name;
     match outcome {
-        Outcome::Value(payload) => payload.decode::<T>().map_err(|e| OperationFailed {
-            what,
-            name: name.to_string(),
-            end: OperationEnd::Failed,
-            failure: Box::new(Failure::application("ResultDecode", e.to_string()).retryable(false)),
-            attempts: 1,
-        }),
-        Outcome::Failed(failed) => Err(failed),
-        Outcome::Cancelled => Err(OperationFailed::cancelled(what, name)),
+        Outcome::Value(payload, seq) => match op
+            .shared
+            .decode_or_fail::<T>(&payload, seq, || format!("result of {what} {name:?}"))
+        {
+            Some(value) => Poll::Ready(Ok(value)),
+            None => Poll::Pending,
+        },
+        Outcome::Failed(failed) => Poll::Ready(Err(failed)),
+        Outcome::Cancelled => Poll::Ready(Err(OperationFailed::cancelled(what, name))),
     }
 }
 
@@ -203,7 +206,7 @@ impl<O: DeserializeOwned> Future for ActivityCall<O> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.op.poll_outcome(cx) {
-            Poll::Ready(outcome) => Poll::Ready(decode_outcome(outcome, "activity", &self.op.name)),
+            Poll::Ready(outcome) => decode_outcome(&self.op, outcome, "activity"),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -254,9 +257,7 @@ impl<O: DeserializeOwned> Future for ChildCall<O> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.op.poll_outcome(cx) {
-            Poll::Ready(outcome) => {
-                Poll::Ready(decode_outcome(outcome, "child workflow", &self.op.name))
-            }
+            Poll::Ready(outcome) => decode_outcome(&self.op, outcome, "child workflow"),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -290,7 +291,7 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.op.poll_outcome(cx).map(|outcome| match outcome {
             Outcome::Cancelled => Err(Cancelled),
-            Outcome::Value(_) | Outcome::Failed(_) => Ok(()),
+            Outcome::Value(..) | Outcome::Failed(_) => Ok(()),
         })
     }
 }
@@ -329,11 +330,14 @@ impl<T: DeserializeOwned> Future for SignalWait<T> {
         let shared = self.shared.clone();
         let mut state = shared.lock();
         let cancellable = *self.cancellable.get_or_insert(!state.cancel_requested);
-        let result = if let Some(payload) = state.pop_signal(&name) {
-            payload.decode::<T>().map_err(|source| SignalError::Decode {
-                name: name.to_string(),
-                source,
-            })
+        let result = if let Some((payload, seq)) = state.pop_signal(&name) {
+            drop(state);
+            let holder = || format!("signal {:?}", name.as_str());
+            let Some(value) = shared.decode_or_fail::<T>(&payload, seq, holder) else {
+                return Poll::Pending;
+            };
+            state = shared.lock();
+            Ok(value)
         } else if cancellable && state.cancel_requested {
             Err(SignalError::Cancelled(Cancelled))
         } else {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use reprise_history::{ActivityType, Failure, Limits, Payload, WorkflowType};
+use reprise_history::{
+    ActivityType, DataConverter, Failure, Limits, Payload, PayloadCodec, WorkflowType,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -44,7 +46,7 @@ pub enum ActivityRunner {
 pub struct Registry {
     workflows: BTreeMap<WorkflowType, WorkflowFn>,
     activities: BTreeMap<ActivityType, ActivityRunner>,
-    limits: Limits,
+    converter: DataConverter,
 }
 
 /// Builds a [`Registry`]; mistakes are reported by [`RegistryBuilder::build`].
@@ -52,12 +54,29 @@ pub struct Registry {
 pub struct RegistryBuilder {
     workflows: BTreeMap<WorkflowType, WorkflowFn>,
     activities: BTreeMap<ActivityType, ActivityRunner>,
-    limits: Limits,
+    converter: DataConverter,
     errors: Vec<Error>,
 }
 
 fn failure_from(error: &reprise_history::Error, error_type: &str) -> Failure {
-    Failure::application(error_type, error.to_string()).retryable(false)
+    Failure::application(error_type, error.to_string())
+        .retryable(false)
+        .with_sources(error)
+}
+
+/// An activity's input that does not decode: retryable, since a worker with the type's new
+/// code, or with the codec's key, can run it; the attempt count shows the trouble meanwhile.
+fn undecodable_input<I>(error: &reprise_history::Error) -> ActivityError {
+    ActivityError::from_failure(
+        Failure::application(
+            "UndecodablePayload",
+            format!(
+                "activity input does not decode as {}: {error}",
+                std::any::type_name::<I>()
+            ),
+        )
+        .with_sources(error),
+    )
 }
 
 impl RegistryBuilder {
@@ -83,16 +102,19 @@ impl RegistryBuilder {
             });
             return self;
         }
-        let limits = self.limits;
+        let converter = self.converter.clone();
         let f = Arc::new(f);
         let run: WorkflowFn = Arc::new(move |ctx, input: Payload| {
             let f = f.clone();
+            let converter = converter.clone();
             async move {
-                let input = input
-                    .decode::<I>()
-                    .map_err(|e| WorkflowError::Failed(failure_from(&e, "InputDecode")))?;
+                let Some(input) = ctx.decode_input::<I>(&input) else {
+                    // The step fails with the decode error; the run waits for fixed code.
+                    return std::future::pending().await;
+                };
                 let output = f(ctx, input).await?;
-                Payload::encode(&output, &limits)
+                converter
+                    .to_payload(&output)
                     .map_err(|e| WorkflowError::Failed(failure_from(&e, "OutputEncode")))
             }
             .boxed()
@@ -109,16 +131,18 @@ impl RegistryBuilder {
         F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, ActivityError>> + Send + 'static,
     {
-        let limits = self.limits;
+        let converter = self.converter.clone();
         let f = Arc::new(f);
         let run: AsyncActivityFn = Arc::new(move |ctx, input: Payload| {
             let f = f.clone();
+            let converter = converter.clone();
             async move {
-                let input = input
-                    .decode::<I>()
-                    .map_err(|e| ActivityError::from_failure(failure_from(&e, "InputDecode")))?;
+                let input = converter
+                    .from_payload::<I>(&input)
+                    .map_err(|e| undecodable_input::<I>(&e))?;
                 let output = f(ctx, input).await?;
-                Payload::encode(&output, &limits)
+                converter
+                    .to_payload(&output)
                     .map_err(|e| ActivityError::from_failure(failure_from(&e, "OutputEncode")))
             }
             .boxed()
@@ -134,13 +158,14 @@ impl RegistryBuilder {
         O: Serialize + 'static,
         F: Fn(ActivityContext, I) -> Result<O, ActivityError> + Send + Sync + 'static,
     {
-        let limits = self.limits;
+        let converter = self.converter.clone();
         let run: BlockingActivityFn = Arc::new(move |ctx, input: Payload| {
-            let input = input
-                .decode::<I>()
-                .map_err(|e| ActivityError::from_failure(failure_from(&e, "InputDecode")))?;
+            let input = converter
+                .from_payload::<I>(&input)
+                .map_err(|e| undecodable_input::<I>(&e))?;
             let output = f(ctx, input)?;
-            Payload::encode(&output, &limits)
+            converter
+                .to_payload(&output)
                 .map_err(|e| ActivityError::from_failure(failure_from(&e, "OutputEncode")))
         });
         self.add_activity(def.name(), ActivityRunner::Blocking(run))
@@ -164,7 +189,24 @@ impl RegistryBuilder {
 
     /// Size limits for payloads (set before registering).
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        self.converter = self.converter.with_limits(limits);
+        self
+    }
+
+    /// Adds a payload codec (compression, encryption) to the end of the chain (set before
+    /// registering). Every process that reads these payloads needs the same codecs: the
+    /// engine and worker take them from this registry; give the client the same converter.
+    pub fn codec(mut self, codec: impl PayloadCodec) -> Self {
+        match self.converter.clone().with_codec(codec) {
+            Ok(converter) => self.converter = converter,
+            Err(e) => self.errors.push(e.into()),
+        }
+        self
+    }
+
+    /// Replaces the whole data converter: limits and codecs (set before registering).
+    pub fn converter(mut self, converter: DataConverter) -> Self {
+        self.converter = converter;
         self
     }
 
@@ -176,7 +218,7 @@ impl RegistryBuilder {
         Ok(Registry {
             workflows: self.workflows,
             activities: self.activities,
-            limits: self.limits,
+            converter: self.converter,
         })
     }
 }
@@ -189,7 +231,12 @@ impl Registry {
 
     /// The payload limits workflows and activities encode with.
     pub fn limits(&self) -> Limits {
-        self.limits
+        *self.converter.limits()
+    }
+
+    /// How workflows and activities encode and decode payloads: JSON, limits, codecs.
+    pub fn converter(&self) -> &DataConverter {
+        &self.converter
     }
 
     /// Whether this registry can run the workflow type.

@@ -10,7 +10,7 @@ use std::task::Waker;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use reprise_history::{
-    Event, EventKind, Limits, Marker, Payload, RunId, Seq, SignalName, TaskQueue, Timestamp,
+    DataConverter, Event, EventKind, Marker, Payload, RunId, Seq, SignalName, TaskQueue, Timestamp,
     WorkflowId, WorkflowType,
 };
 
@@ -27,6 +27,31 @@ pub(crate) struct Shared(Arc<Mutex<RunState>>);
 impl Shared {
     pub(crate) fn new(state: RunState) -> Shared {
         Shared(Arc::new(Mutex::new(state)))
+    }
+
+    /// Decodes a payload the code receives, outside the lock (a `Deserialize` impl is user
+    /// code). One that does not decode fails the step with
+    /// [`crate::error::UndecodablePayload`] (the run waits for code that can read it), and
+    /// `None` comes back: the caller's future then stays pending.
+    pub(crate) fn decode_or_fail<T: serde::de::DeserializeOwned>(
+        &self,
+        payload: &Payload,
+        seq: Seq,
+        holder: impl FnOnce() -> String,
+    ) -> Option<T> {
+        let converter = self.lock().converter.clone();
+        match converter.from_payload::<T>(payload) {
+            Ok(value) => Some(value),
+            Err(source) => {
+                self.lock().fail(crate::error::UndecodablePayload {
+                    seq,
+                    holder: holder(),
+                    rust_type: std::any::type_name::<T>(),
+                    source,
+                });
+                None
+            }
+        }
     }
 
     /// Locks the state. A panic in user code never happens under this lock, so a poisoned
@@ -54,7 +79,8 @@ pub(crate) enum OpKind {
 /// How an operation ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    Value(Payload),
+    /// A result, and the seq of the event that holds it (named if it does not decode).
+    Value(Payload, Seq),
     Failed(OperationFailed),
     Cancelled,
 }
@@ -79,7 +105,8 @@ pub(crate) struct RunState {
     pub(crate) workflow_id: WorkflowId,
     pub(crate) workflow_type: WorkflowType,
     pub(crate) task_queue: TaskQueue,
-    pub(crate) limits: Limits,
+    /// Encodes the decisions' payloads and decodes what the code receives.
+    pub(crate) converter: DataConverter,
     /// Recorded time of the input being applied.
     pub(crate) now: Timestamp,
     rng: ChaCha8Rng,
@@ -95,7 +122,8 @@ pub(crate) struct RunState {
     /// Activities and children whose cancellation was decided: their outcome may still
     /// arrive, and is then ignored.
     late: BTreeSet<Seq>,
-    signals: BTreeMap<SignalName, VecDeque<Payload>>,
+    /// Signals received and not yet taken, with the seq of the event that brought each.
+    signals: BTreeMap<SignalName, VecDeque<(Payload, Seq)>>,
     waiters: Vec<Waker>,
     pub(crate) cancel_requested: bool,
     patches: BTreeMap<String, bool>,
@@ -110,7 +138,7 @@ impl RunState {
     pub(crate) fn new(
         started: &Event,
         s: &reprise_history::WorkflowStarted,
-        limits: Limits,
+        converter: DataConverter,
     ) -> RunState {
         let seed = blake3::derive_key(
             "reprise workflow randomness v1",
@@ -121,7 +149,7 @@ impl RunState {
             workflow_id: s.workflow_id.clone(),
             workflow_type: s.workflow_type.clone(),
             task_queue: s.task_queue.clone(),
-            limits,
+            converter,
             now: started.recorded_at,
             rng: ChaCha8Rng::from_seed(seed),
             mode: Mode::Replaying,
@@ -325,8 +353,11 @@ impl RunState {
         });
     }
 
-    pub(crate) fn push_signal(&mut self, name: SignalName, payload: Payload) {
-        self.signals.entry(name).or_default().push_back(payload);
+    pub(crate) fn push_signal(&mut self, name: SignalName, payload: Payload, seq: Seq) {
+        self.signals
+            .entry(name)
+            .or_default()
+            .push_back((payload, seq));
         self.wake_waiters();
     }
 
@@ -334,11 +365,11 @@ impl RunState {
     pub(crate) fn buffered_signals(&self) -> Vec<(SignalName, Payload)> {
         self.signals
             .iter()
-            .flat_map(|(name, queue)| queue.iter().map(move |p| (name.clone(), p.clone())))
+            .flat_map(|(name, queue)| queue.iter().map(move |(p, _)| (name.clone(), p.clone())))
             .collect()
     }
 
-    pub(crate) fn pop_signal(&mut self, name: &SignalName) -> Option<Payload> {
+    pub(crate) fn pop_signal(&mut self, name: &SignalName) -> Option<(Payload, Seq)> {
         self.signals.get_mut(name).and_then(VecDeque::pop_front)
     }
 

@@ -152,14 +152,15 @@ impl TestEnv {
     {
         let calls = Rc::new(RefCell::new(Vec::new()));
         let seen = calls.clone();
-        let limits = self.registry.limits();
+        let converter = self.registry.converter().clone();
         let run: StandInFn = Box::new(move |input: &Payload, attempt: u32| {
-            let input: I = input
-                .decode()
-                .map_err(|e| ActivityError::non_retryable("InputDecode", e.to_string()))?;
+            let input: I = converter
+                .from_payload(input)
+                .map_err(|e| ActivityError::non_retryable("UndecodablePayload", e.to_string()))?;
             seen.borrow_mut().push((input.clone(), attempt));
             let output = f(input, attempt)?;
-            Payload::encode(&output, &limits)
+            converter
+                .to_payload(&output)
                 .map_err(|e| ActivityError::non_retryable("OutputEncode", e.to_string()))
         });
         self.stand_ins.insert(ActivityType::new(def.name())?, run);
@@ -178,7 +179,7 @@ impl TestEnv {
             workflow_type: WorkflowType::new(def.name())?,
             workflow_id: workflow_id.clone(),
             run_id: self.new_run_id(),
-            input: Payload::encode(input, &self.registry.limits())?,
+            input: self.registry.converter().to_payload(input)?,
             task_queue: TaskQueue::new("default")?,
             origin: RunOrigin::Client,
             parent: None,
@@ -202,7 +203,7 @@ impl TestEnv {
     ) -> Result<(), Error> {
         let input = EventKind::SignalReceived(SignalReceived {
             name: SignalName::new(def.name())?,
-            payload: Payload::encode(value, &self.registry.limits())?,
+            payload: self.registry.converter().to_payload(value)?,
         });
         self.deliver_to(workflow_id, input)
     }
@@ -248,7 +249,20 @@ impl TestEnv {
             .get(&run.workflow_id)
             .ok_or_else(|| Error::UnknownWorkflow(run.workflow_id.to_string()))?;
         match &state.status {
-            RunStatus::Completed(result) => Ok(result.decode()?),
+            RunStatus::Completed(result) => {
+                self.registry
+                    .converter()
+                    .from_payload(result)
+                    .map_err(|source| Error::UndecodableResult {
+                        workflow_id: run.workflow_id.to_string(),
+                        rust_type: std::any::type_name::<O>(),
+                        source: Box::new(source),
+                    })
+            }
+            RunStatus::Failed(failure) => Err(Error::Failed {
+                workflow_id: run.workflow_id.to_string(),
+                failure: Box::new(failure.clone()),
+            }),
             RunStatus::Running => Err(Error::Waiting {
                 workflow_id: run.workflow_id.to_string(),
                 last_event: state
@@ -756,7 +770,7 @@ impl TestEnv {
             info,
             Arc::new(NoHeartbeats),
             CancellationSignal::new(),
-            self.registry.limits(),
+            self.registry.converter().clone(),
         );
         Ok(match self.registry.activity(&task.activity_type)? {
             ActivityRunner::Async(run) => futures::executor::block_on(run(ctx, task.input.clone())),

@@ -29,7 +29,26 @@ pub enum Error {
         /// Its last event.
         last_event: String,
     },
-    /// The workflow ended other than by completing.
+    /// The workflow failed: its failure as recorded, with its whole cause chain.
+    #[error("workflow {workflow_id:?} failed: {failure}")]
+    Failed {
+        /// The workflow.
+        workflow_id: String,
+        /// The recorded failure.
+        failure: Box<reprise_history::Failure>,
+    },
+    /// The workflow's result does not decode as the type asked for.
+    #[error("the result of workflow {workflow_id:?} does not decode as {rust_type}: {source}")]
+    UndecodableResult {
+        /// The workflow.
+        workflow_id: String,
+        /// The type asked for.
+        rust_type: &'static str,
+        /// serde's or the codec's message.
+        #[source]
+        source: Box<reprise_history::Error>,
+    },
+    /// The workflow ended other than by completing or failing.
     #[error("workflow {workflow_id:?} ended: {status}")]
     Ended {
         /// The workflow.

@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use reprise_engine::{Client, RunFilter, Store};
-use reprise_history::{RunState, WorkflowType};
+use reprise_engine::{Client, RunFilter, StartOptions, Store};
+use reprise_history::{RunState, TaskQueue, WorkflowType};
+
+mod payloads;
+mod show;
 
 /// Operate a Reprise database.
 #[derive(Parser)]
@@ -24,10 +27,59 @@ enum Command {
     Migrate,
     /// Print the schema version of the database and the one this build expects.
     SchemaVersion,
-    /// Show a workflow's latest run: status, parked reason, pending activities.
+    /// Show a workflow's latest run: status, input, outcome, times, parked reason, pending
+    /// activities.
     Describe {
         /// The workflow id.
         workflow_id: String,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a workflow with JSON input (idempotent while a run of the id is open).
+    Start {
+        /// The workflow type.
+        workflow_type: String,
+        /// The workflow id.
+        workflow_id: String,
+        /// The input, as JSON text.
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// The task queue of its orchestrator.
+        #[arg(long, default_value = "default")]
+        queue: String,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a signal with a JSON payload to a workflow's open run.
+    Signal {
+        /// The workflow id.
+        workflow_id: String,
+        /// The signal name.
+        name: String,
+        /// The payload, as JSON text.
+        #[arg(long, default_value = "null")]
+        payload: String,
+    },
+    /// Print a workflow's result (or failure); with --wait, wait for it to close.
+    Result {
+        /// The workflow id.
+        workflow_id: String,
+        /// Wait until the run closes (following continue-as-new); a parked run is reported.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a workflow's latest run's history as a timeline, with payloads decoded.
+    History {
+        /// The workflow id.
+        workflow_id: String,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
     },
     /// List runs, newest first.
     List {
@@ -43,6 +95,9 @@ enum Command {
         /// How many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
     },
     /// Ask a workflow to cancel (its code may clean up).
     Cancel {
@@ -101,7 +156,8 @@ async fn main() -> anyhow::Result<()> {
         .database_url
         .context("no database: pass --database-url or set DATABASE_URL")?;
     let pool = reprise_engine::connect(&url).await?;
-    let client = Client::new(Store::new(pool.clone()));
+    let converter = payloads::converter_from_env()?;
+    let client = Client::new(Store::new(pool.clone())).with_converter(converter.clone());
     match cli.command {
         Command::Migrate => println!(
             "schema version {}",
@@ -114,24 +170,60 @@ async fn main() -> anyhow::Result<()> {
                 None => println!("not migrated (this build expects {expected})"),
             }
         }
-        Command::Describe { workflow_id } => {
+        Command::Describe { workflow_id, json } => {
             let d = client.describe(&workflow_id).await?;
-            println!(
-                "run {}  type {}  status {}  head seq {}",
-                d.run_id, d.workflow_type, d.status, d.head_seq
-            );
-            if let Some(reason) = d.parked_reason {
-                println!("parked: {reason}");
+            if json {
+                println!("{}", show::description_json(&converter, &d));
+            } else {
+                println!("{}", show::description_text(&converter, &d));
             }
-            for a in d.pending_activities {
-                let state = if a.running { "running" } else { "waiting" };
-                let failure = a
-                    .last_failure
-                    .map(|f| format!(", last failure: {f}"))
-                    .unwrap_or_default();
-                println!(
-                    "  seq {} {} attempt {} ({state}{failure})",
-                    a.scheduled_seq, a.activity_type, a.attempt
+        }
+        Command::Start {
+            workflow_type,
+            workflow_id,
+            input,
+            queue,
+            json,
+        } => {
+            let options = StartOptions {
+                task_queue: TaskQueue::new(&queue)?,
+                ..StartOptions::default()
+            };
+            let handle = client
+                .start_json(&workflow_type, &workflow_id, &input, options)
+                .await?;
+            if json {
+                let started = serde_json::json!({
+                    "workflow_id": workflow_id,
+                    "run_id": handle.run_id().to_string(),
+                });
+                println!("{started}");
+            } else {
+                println!("started {workflow_id} as run {}", handle.run_id());
+            }
+        }
+        Command::Signal {
+            workflow_id,
+            name,
+            payload,
+        } => {
+            client.signal_json(&workflow_id, &name, &payload).await?;
+            println!("signal {name} sent to {workflow_id}");
+        }
+        Command::Result {
+            workflow_id,
+            wait,
+            json,
+        } => result(&client, &workflow_id, wait, json).await?,
+        Command::History { workflow_id, json } => {
+            let run_id = client.describe(&workflow_id).await?.run_id;
+            let history = client.export(run_id).await?;
+            if json {
+                println!("{}", show::history_json(&converter, history.events()));
+            } else {
+                print!(
+                    "{}",
+                    reprise_history::timeline::render(history.events(), &converter)
                 );
             }
         }
@@ -140,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
             workflow_type,
             parked,
             limit,
+            json,
         } => {
             let filter = RunFilter {
                 status,
@@ -147,7 +240,13 @@ async fn main() -> anyhow::Result<()> {
                 parked,
                 ..RunFilter::default()
             };
-            for run in client.list(&filter, None, limit).await?.runs {
+            let runs = client.list(&filter, None, limit).await?.runs;
+            if json {
+                let runs: Vec<_> = runs.iter().map(show::summary_json).collect();
+                println!("{}", serde_json::Value::Array(runs));
+                return Ok(());
+            }
+            for run in runs {
                 let parked = run
                     .parked_reason
                     .map(|r| format!("  parked: {r}"))
@@ -204,4 +303,58 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `reprise result`: the outcome of a closed run; an open one says so (or, with `--wait`, is
+/// waited for).
+async fn result(client: &Client, workflow_id: &str, wait: bool, json: bool) -> anyhow::Result<()> {
+    let converter = client.converter();
+    if wait {
+        let handle = client.handle_json(workflow_id).await?;
+        match handle.result().await {
+            Ok(value) if json => {
+                println!(
+                    "{}",
+                    serde_json::json!({"status": "completed", "result": value})
+                )
+            }
+            Ok(value) => println!("completed: {value}"),
+            Err(reprise_engine::Error::WorkflowFailed { failure, .. }) => {
+                let failure = reprise_engine::RunOutcome::Failed { failure: *failure };
+                return report_closed(converter, &failure, json);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(());
+    }
+    let d = client.describe(workflow_id).await?;
+    match &d.outcome {
+        Some(outcome) => report_closed(converter, outcome, json),
+        None => {
+            let state = match &d.parked_reason {
+                Some(reason) => format!("parked: {reason}"),
+                None => "still running".to_string(),
+            };
+            anyhow::bail!(
+                "workflow {workflow_id} has no result yet ({state}); pass --wait to wait for it"
+            )
+        }
+    }
+}
+
+/// Prints a closed run's outcome; one other than completion makes the command fail.
+fn report_closed(
+    converter: &reprise_history::DataConverter,
+    outcome: &reprise_engine::RunOutcome,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", show::outcome_json(converter, outcome));
+    } else {
+        println!("{}", show::outcome_text(converter, outcome));
+    }
+    match outcome {
+        reprise_engine::RunOutcome::Completed { .. } => Ok(()),
+        _ => std::process::exit(1),
+    }
 }

@@ -1,9 +1,7 @@
 //! The client's lifecycle operations: start options, signal-with-start, cancel, terminate,
 //! listing, parked runs, reset, retention.
 
-use reprise_history::{
-    EventKind, Payload, RunId, SignalName, SignalReceived, TaskQueue, WorkflowId,
-};
+use reprise_history::{EventKind, RunId, SignalName, SignalReceived, TaskQueue, WorkflowId};
 use reprise_sdk::{SignalDef, WorkflowDef};
 use serde::Serialize;
 
@@ -64,7 +62,7 @@ impl Client {
     ) -> Result<WorkflowHandle<O>> {
         let signal = EventKind::SignalReceived(SignalReceived {
             name: SignalName::new(signal.name())?,
-            payload: Payload::encode(value, self.store.limits())?,
+            payload: self.converter.to_payload(value)?,
         });
         self.start_with(
             def,

@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use reprise_history::{
-    Event, EventKind, Payload, RecordedHistory, RunId, RunState, Seq, SignalName, SignalReceived,
-    TaskQueue, WorkflowId, WorkflowType,
+    DataConverter, Event, EventKind, Payload, RecordedHistory, RunId, RunState, SignalName,
+    SignalReceived, TaskQueue, WorkflowId, WorkflowType,
 };
 use reprise_sdk::{SignalDef, WorkflowDef};
 use serde::Serialize;
@@ -15,38 +15,24 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::listen::{Listening, RunWaiters};
 use crate::store::{
-    CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, PendingActivity, RunEnd, Store,
-    on_live_connection,
+    CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, RunEnd, Store, on_live_connection,
 };
 
+mod describe;
 mod lifecycle;
 mod starts;
+mod untyped;
 
+pub use describe::{Description, RunOutcome};
 pub use lifecycle::{Page, StartOptions};
 
 /// Talks to Reprise from application code.
 #[derive(Clone)]
 pub struct Client {
     store: Store,
+    converter: DataConverter,
     closed: std::sync::Arc<std::sync::OnceLock<Listening<RunWaiters>>>,
     starts: std::sync::Arc<std::sync::OnceLock<starts::StartQueue>>,
-}
-
-/// A run's state, for people and tools.
-#[derive(Clone, Debug)]
-pub struct Description {
-    /// The run described (the latest of its workflow id).
-    pub run_id: RunId,
-    /// Its workflow type.
-    pub workflow_type: WorkflowType,
-    /// Where it is in its life.
-    pub status: RunState,
-    /// Why it is parked, if it is.
-    pub parked_reason: Option<String>,
-    /// The seq of its last event.
-    pub head_seq: Seq,
-    /// Activities scheduled and not yet finished.
-    pub pending_activities: Vec<PendingActivity>,
 }
 
 /// A started workflow, to await its result.
@@ -72,6 +58,12 @@ impl<O> WorkflowHandle<O> {
 impl<O: DeserializeOwned> WorkflowHandle<O> {
     /// Waits for the workflow's result, following continue-as-new to the last run. Waits on
     /// `LISTEN/NOTIFY`, polling at most once a second as the fallback.
+    ///
+    /// A workflow that failed is [`Error::WorkflowFailed`] with its recorded [`Failure`]
+    /// (error type, cause chain, details); one that is parked is [`Error::WorkflowParked`]
+    /// with the reason, at once, instead of a silent wait for code that may never come.
+    ///
+    /// [`Failure`]: reprise_history::Failure
     pub async fn result(&self) -> Result<O> {
         let mut run_id = self.run_id;
         let waiters = self.client.closed_runs()?;
@@ -86,7 +78,18 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 }
             })?;
             match end {
-                RunEnd::Running => {
+                RunEnd::Open {
+                    parked_reason: Some(reason),
+                } => {
+                    return Err(Error::WorkflowParked {
+                        workflow_id: self.workflow_id.to_string(),
+                        run_id,
+                        reason,
+                    });
+                }
+                RunEnd::Open {
+                    parked_reason: None,
+                } => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
                     // The closing notification usually carries the closing event: then there
                     // is nothing to read.
@@ -97,13 +100,47 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                     });
                     match carried.map(|e| e.kind) {
                         Some(EventKind::WorkflowContinuedAsNew(next)) => run_id = next.new_run_id,
-                        Some(closing) => return outcome(&self.workflow_id, &closing),
+                        Some(closing) => return self.outcome(run_id, &closing),
                         None => {}
                     }
                 }
                 RunEnd::ContinuedAs(next) => run_id = next,
-                RunEnd::Closed(event) => return outcome(&self.workflow_id, &event.kind),
+                RunEnd::Closed(event) => return self.outcome(run_id, &event.kind),
             }
+        }
+    }
+
+    /// The result of a closed run, from its closing event.
+    fn outcome(&self, run_id: RunId, closing: &EventKind) -> Result<O> {
+        let workflow_id = &self.workflow_id;
+        let ended = |status: RunState, detail: String| Error::WorkflowEnded {
+            workflow_id: workflow_id.to_string(),
+            status,
+            detail,
+        };
+        match closing {
+            EventKind::WorkflowCompleted(c) => self
+                .client
+                .converter
+                .from_payload::<O>(&c.result)
+                .map_err(|source| Error::UndecodablePayload {
+                    what: format!("result of workflow {workflow_id:?}"),
+                    rust_type: std::any::type_name::<O>(),
+                    source: Box::new(source),
+                }),
+            EventKind::WorkflowFailed(f) => Err(Error::WorkflowFailed {
+                workflow_id: workflow_id.to_string(),
+                run_id,
+                failure: Box::new(f.failure.clone()),
+            }),
+            EventKind::WorkflowCancelled(_) => {
+                Err(ended(RunState::Cancelled, "cancelled on request".into()))
+            }
+            EventKind::WorkflowTerminated(t) => Err(ended(RunState::Terminated, t.reason.clone())),
+            other => Err(Error::Corrupt {
+                what: format!("closing event of workflow {workflow_id}"),
+                reason: format!("{} does not end a run with a result", other.name()),
+            }),
         }
     }
 }
@@ -114,27 +151,6 @@ fn in_runtime() -> Result<()> {
     tokio::runtime::Handle::try_current()
         .map(drop)
         .map_err(|_| Error::NoRuntime)
-}
-
-/// The result of a closed run, from its closing event.
-fn outcome<O: DeserializeOwned>(workflow_id: &WorkflowId, closing: &EventKind) -> Result<O> {
-    let ended = |status: RunState, detail: String| Error::WorkflowEnded {
-        workflow_id: workflow_id.to_string(),
-        status,
-        detail,
-    };
-    match closing {
-        EventKind::WorkflowCompleted(c) => Ok(c.result.decode::<O>()?),
-        EventKind::WorkflowFailed(f) => Err(ended(RunState::Failed, f.failure.to_string())),
-        EventKind::WorkflowCancelled(_) => {
-            Err(ended(RunState::Cancelled, "cancelled on request".into()))
-        }
-        EventKind::WorkflowTerminated(t) => Err(ended(RunState::Terminated, t.reason.clone())),
-        other => Err(Error::Corrupt {
-            what: format!("closing event of workflow {workflow_id}"),
-            reason: format!("{} does not end a run with a result", other.name()),
-        }),
-    }
 }
 
 impl Client {
@@ -148,13 +164,26 @@ impl Client {
             })
     }
 
-    /// A client of the Reprise database behind `store`.
+    /// A client of the Reprise database behind `store`, with JSON payloads and no codecs.
     pub fn new(store: Store) -> Client {
         Client {
+            converter: DataConverter::new(*store.limits()),
             store,
             closed: Default::default(),
             starts: Default::default(),
         }
+    }
+
+    /// The same client encoding and decoding payloads with `converter` (its codecs and keys):
+    /// use the one the workflows' registry has (`Registry::converter`).
+    pub fn with_converter(mut self, converter: DataConverter) -> Client {
+        self.converter = converter;
+        self
+    }
+
+    /// How this client encodes and decodes payloads.
+    pub fn converter(&self) -> &DataConverter {
+        &self.converter
     }
 
     /// Who waits for which run to close; listening starts with the first waiter.
@@ -204,11 +233,25 @@ impl Client {
         options: StartOptions,
         signal: Option<EventKind>,
     ) -> Result<WorkflowHandle<O>> {
+        let input = self.converter.to_payload(input)?;
+        self.start_payload(def.name(), workflow_id, input, options, signal)
+            .await
+    }
+
+    /// Starts a workflow whose input is already encoded (codecs applied).
+    pub(crate) async fn start_payload<O>(
+        &self,
+        workflow_type: &str,
+        workflow_id: &str,
+        input: Payload,
+        options: StartOptions,
+        signal: Option<EventKind>,
+    ) -> Result<WorkflowHandle<O>> {
         let workflow_id = WorkflowId::new(workflow_id)?;
         let new = NewRun {
-            workflow_type: WorkflowType::new(def.name())?,
+            workflow_type: WorkflowType::new(workflow_type)?,
             workflow_id: workflow_id.clone(),
-            input: Payload::encode(input, self.store.limits())?,
+            input,
             task_queue: options.task_queue,
         };
         let handle = |run_id| WorkflowHandle {
@@ -258,28 +301,21 @@ impl Client {
         def: SignalDef<T>,
         value: &T,
     ) -> Result<()> {
-        let run_id = self.open_run_id(workflow_id).await?;
-        let input = EventKind::SignalReceived(SignalReceived {
-            name: SignalName::new(def.name())?,
-            payload: Payload::encode(value, self.store.limits())?,
-        });
-        on_live_connection!(self.store, self.store.deliver_now(run_id, &input))
+        let payload = self.converter.to_payload(value)?;
+        self.signal_payload(workflow_id, def.name(), payload).await
     }
 
-    /// The latest run of a workflow id: status, parked reason, pending activities.
-    pub async fn describe(&self, workflow_id: &str) -> Result<Description> {
-        let id = WorkflowId::new(workflow_id)?;
-        let run = self.latest_run(&id).await?;
-        let pending_activities =
-            on_live_connection!(self.store, self.store.pending_activities(run.run_id))?;
-        Ok(Description {
-            run_id: run.run_id,
-            workflow_type: run.workflow_type,
-            status: run.status,
-            parked_reason: run.parked_reason,
-            head_seq: run.head_seq,
-            pending_activities,
-        })
+    /// Sends a signal whose payload is already encoded (codecs applied).
+    pub(crate) async fn signal_payload(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        payload: Payload,
+    ) -> Result<()> {
+        let name = SignalName::new(name)?;
+        let run_id = self.open_run_id(workflow_id).await?;
+        let input = EventKind::SignalReceived(SignalReceived { name, payload });
+        on_live_connection!(self.store, self.store.deliver_now(run_id, &input))
     }
 
     /// For each patch recorded by runs of `workflow_type`: how many open runs recorded its

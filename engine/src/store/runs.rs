@@ -100,13 +100,15 @@ pub(crate) struct RunRow {
     pub(crate) status: RunState,
     pub(crate) head_seq: Seq,
     pub(crate) parked_reason: Option<String>,
+    /// When it closed, if it has.
+    pub(crate) closed_at: Option<Timestamp>,
 }
 
 /// Where a run stands for someone awaiting its result.
 #[derive(Clone, Debug)]
 pub(crate) enum RunEnd {
-    /// Still open.
-    Running,
+    /// Still open; parked (waiting for fixed code) if there is a reason.
+    Open { parked_reason: Option<String> },
     /// Continued as a new run.
     ContinuedAs(RunId),
     /// Closed with this event.
@@ -464,6 +466,10 @@ impl Store {
             status: run_state(row, "status")?,
             head_seq: seq(row, "head_seq")?,
             parked_reason: row.try_get("parked_reason").map_err(Error::from_db)?,
+            closed_at: row
+                .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("closed_at")
+                .map_err(Error::from_db)?
+                .map(super::to_timestamp),
         })
     }
 
@@ -481,7 +487,8 @@ impl Store {
     /// The open run of a workflow id.
     pub(crate) async fn open_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
         let query = sqlx::query(
-            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason
+            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason,
+                    r.closed_at
                FROM reprise.runs r WHERE r.workflow_id = $1 AND r.status = 'running'",
         );
         self.fetch_run(query.bind(workflow_id.as_str())).await
@@ -490,7 +497,8 @@ impl Store {
     /// The latest run of a workflow id, open or closed.
     pub(crate) async fn latest_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
         let query = sqlx::query(
-            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason
+            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason,
+                    r.closed_at
                FROM reprise.runs r WHERE r.workflow_id = $1
               ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1",
         );
@@ -517,7 +525,7 @@ impl Store {
     /// hash before it and the run's head hash, without reading the rest of the history.
     pub(crate) async fn run_end(&self, run_id: RunId) -> Result<Option<RunEnd>> {
         let row = sqlx::query(
-            "SELECT r.status, r.head_seq, r.head_hash,
+            "SELECT r.status, r.head_seq, r.head_hash, r.parked_reason,
                     (SELECT n.run_id FROM reprise.runs n WHERE n.previous_run_id = r.run_id LIMIT 1) AS next_run_id,
                     l.event, l.hash, p.hash AS prev_hash
                FROM reprise.runs r
@@ -534,7 +542,8 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let status = run_state(&row, "status")?;
         if status.is_open() {
-            return Ok(Some(RunEnd::Running));
+            let parked_reason = row.try_get("parked_reason").map_err(Error::from_db)?;
+            return Ok(Some(RunEnd::Open { parked_reason }));
         }
         let next: Option<uuid::Uuid> = row.try_get("next_run_id").map_err(Error::from_db)?;
         if let (Some(next), RunState::ContinuedAsNew) = (next, status) {
@@ -569,6 +578,30 @@ impl Store {
         }
         let event = Event::decode(&bytes, self.limits())?;
         Ok(Some(RunEnd::Closed(event)))
+    }
+
+    /// A run's first event (`WorkflowStarted`, with the input), checked against its chain hash
+    /// without reading the rest of the history.
+    pub(crate) async fn first_event(&self, run_id: RunId) -> Result<Event> {
+        let row =
+            sqlx::query("SELECT event, hash FROM reprise.history WHERE run_id = $1 AND seq = 1")
+                .bind(run_id.as_uuid())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(Error::from_db)?
+                .ok_or_else(|| Error::Corrupt {
+                    what: format!("history of run {run_id}"),
+                    reason: "event 1 is missing".to_string(),
+                })?;
+        let bytes: Vec<u8> = row.try_get("event").map_err(Error::from_db)?;
+        let hash: Vec<u8> = row.try_get("hash").map_err(Error::from_db)?;
+        let link = chain::ChainLink {
+            seq: Seq::FIRST,
+            bytes: &bytes,
+            hash: ChainHash::from_slice(&hash)?,
+        };
+        chain::verify_from(Seq::new(0), ChainHash::GENESIS, [link])?;
+        Ok(Event::decode(&bytes, self.limits())?)
     }
 
     /// A run's history, verified against its chain hashes (naming the first bad seq).

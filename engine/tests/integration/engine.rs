@@ -138,6 +138,20 @@ pub(crate) async fn parked_reason(running: &Running, client: &Client, workflow_i
     described.parked_reason.unwrap_or_default()
 }
 
+/// Waits until a process of the test has taken back a parked run (`result()` on a parked run
+/// says it is parked instead of waiting).
+pub(crate) async fn resumed(running: &Running, client: &Client, workflow_id: &str) {
+    let resumed = async || {
+        client
+            .describe(workflow_id)
+            .await
+            .unwrap()
+            .parked_reason
+            .is_none()
+    };
+    running.until(resumed).await;
+}
+
 /// A completed hello run's history, exported (so verified), with the events it must have.
 async fn hello_history(client: &Client, run_id: reprise_history::RunId) -> RecordedHistory {
     let history = client.export(run_id).await.unwrap();
@@ -466,6 +480,7 @@ async fn a_run_of_an_unknown_type_is_parked_until_a_process_that_knows_it_runs()
         engine_options(),
         &mut running,
     );
+    within(resumed(&running, &client, "later-1")).await;
     assert_eq!(within(handle.result()).await.unwrap(), "finally");
     assert_eq!(
         client.describe("later-1").await.unwrap().parked_reason,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reprise_engine::{Client, EngineOptions, Store};
 use reprise_sdk::{SignalDef, WorkflowContext, WorkflowDef};
 
-use crate::engine::{GREET, parked_reason, registry, within};
+use crate::engine::{GREET, parked_reason, registry, resumed, within};
 use crate::hosts::{Running, engine_options, run_engine, run_worker, worker_options};
 use crate::support::TestDb;
 
@@ -70,6 +70,7 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
         worker_options(),
         &mut running,
     );
+    within(resumed(&running, &client, "versioned-1")).await;
     assert_eq!(within(handle.result()).await.unwrap(), "hello, Lin");
     db.drop_database().await;
 }

@@ -30,8 +30,27 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
     })
 }
 
-fn payload<T: serde::Serialize>(value: T) -> Payload {
-    Payload::encode(&value, &Limits::DEFAULT).unwrap()
+/// How the fixture's payloads are written: v1 histories hold bincode payloads, v2 JSON ones.
+#[derive(Clone, Copy)]
+enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    fn payload<T: serde::Serialize>(self, value: T) -> Payload {
+        match self {
+            Version::V1 => Payload::encode_bincode_v1(&value).unwrap(),
+            Version::V2 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Version::V1 => "v1",
+            Version::V2 => "v2",
+        }
+    }
 }
 
 fn run_id(n: u128) -> RunId {
@@ -39,12 +58,17 @@ fn run_id(n: u128) -> RunId {
 }
 
 /// A run that uses every event kind that does not close a run, then completes.
-fn every_kind_v1() -> RecordedHistory {
+fn every_kind(version: Version) -> RecordedHistory {
+    macro_rules! payload {
+        ($value:expr) => {
+            version.payload($value)
+        };
+    }
     let started = WorkflowStarted {
         workflow_type: WorkflowType::new("order").unwrap(),
         workflow_id: WorkflowId::new("order-1042").unwrap(),
         run_id: run_id(0x0123_4567_89ab_4def_8123_4567_89ab_cdef),
-        input: payload(("order-1042", 3u32)),
+        input: payload!(("order-1042", 3u32)),
         task_queue: TaskQueue::new("orders").unwrap(),
         origin: RunOrigin::ContinuedAsNew {
             previous_run_id: run_id(7),
@@ -73,14 +97,14 @@ fn every_kind_v1() -> RecordedHistory {
         h.push(EventKind::ActivityScheduled(ActivityScheduled {
             activity_type: ActivityType::new(name).unwrap(),
             task_queue: TaskQueue::new("payments").unwrap(),
-            input: payload(name),
+            input: payload!(name),
             options: options.clone(),
         }))
     };
     let failure = Failure::application("CardDeclined", "card declined")
         .retryable(false)
         .caused_by("BankError", "insufficient funds")
-        .with_details(payload(4200u64));
+        .with_details(payload!(4200u64));
     let a1 = schedule(&mut h, "reserve");
     let a2 = schedule(&mut h, "charge");
     let a3 = schedule(&mut h, "ship");
@@ -94,7 +118,7 @@ fn every_kind_v1() -> RecordedHistory {
     h.advance(Duration::from_millis(1500));
     h.push(EventKind::ActivityCompleted(ActivityCompleted {
         scheduled: a1,
-        result: payload(true),
+        result: payload!(true),
         attempt: 1,
     }));
     h.push(EventKind::ActivityFailed(ActivityFailed {
@@ -110,7 +134,7 @@ fn every_kind_v1() -> RecordedHistory {
             FailureKind::TimedOut,
             "no heartbeat for 3s",
         )),
-        last_heartbeat: Some(payload(0.5f64)),
+        last_heartbeat: Some(payload!(0.5f64)),
     }));
     h.push(EventKind::ActivityCancelRequested(
         ActivityCancelRequested { scheduled: a4 },
@@ -124,14 +148,14 @@ fn every_kind_v1() -> RecordedHistory {
     h.push(EventKind::TimerCancelled(TimerCancelled { started: t1 }));
     h.push(EventKind::SignalReceived(SignalReceived {
         name: SignalName::new("approve").unwrap(),
-        payload: payload("ok"),
+        payload: payload!("ok"),
     }));
     let child = |h: &mut HistoryBuilder, id: &str, policy| {
         h.push(EventKind::ChildWorkflowStarted(ChildWorkflowStarted {
             workflow_type: WorkflowType::new("ship").unwrap(),
             workflow_id: WorkflowId::new(id).unwrap(),
             run_id: run_id(0xc0ffee),
-            input: payload(id),
+            input: payload!(id),
             task_queue: TaskQueue::new("orders").unwrap(),
             parent_close_policy: policy,
         }))
@@ -141,7 +165,7 @@ fn every_kind_v1() -> RecordedHistory {
     let c3 = child(&mut h, "ship-3", ParentClosePolicy::Abandon);
     h.push(EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted {
         started: c1,
-        result: payload("shipped"),
+        result: payload!("shipped"),
     }));
     h.push(EventKind::ChildWorkflowCancelRequested(
         ChildWorkflowCancelRequested { started: c2 },
@@ -161,23 +185,28 @@ fn every_kind_v1() -> RecordedHistory {
         patch_id: PatchId::new("v2-shipping").unwrap(),
     }));
     h.push(EventKind::MarkerRecorded(Marker::SideEffect {
-        value: payload(0xdead_beefu32),
+        value: payload!(0xdead_beefu32),
     }));
     h.push(EventKind::WorkflowCompleted(WorkflowCompleted {
-        result: payload("done"),
+        result: payload!("done"),
     }));
     h.build().unwrap()
 }
 
 /// One event of each closing kind but `WorkflowCompleted` (a history holds only one).
-fn closing_events_v1() -> Vec<Event> {
+fn closing_events(version: Version) -> Vec<Event> {
+    macro_rules! payload {
+        ($value:expr) => {
+            version.payload($value)
+        };
+    }
     let at = Timestamp::from_unix_micros(1_795_356_299_000_001);
     let kinds = [
         EventKind::WorkflowFailed(WorkflowFailed {
             failure: Failure::of_kind(FailureKind::Panicked, "index out of bounds"),
         }),
         EventKind::WorkflowCancelled(WorkflowCancelled {
-            details: Some(payload("cleaned up")),
+            details: Some(payload!("cleaned up")),
         }),
         EventKind::WorkflowTerminated(WorkflowTerminated {
             reason: "stuck".into(),
@@ -185,7 +214,7 @@ fn closing_events_v1() -> Vec<Event> {
         EventKind::WorkflowContinuedAsNew(WorkflowContinuedAsNew {
             new_run_id: run_id(42),
             workflow_type: WorkflowType::new("order").unwrap(),
-            input: payload(("order-1042", 4u32)),
+            input: payload!(("order-1042", 4u32)),
             task_queue: TaskQueue::new("orders").unwrap(),
         }),
     ];
@@ -217,11 +246,10 @@ fn from_hex(line: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn v1_binary_history_decodes_to_the_same_values() {
-    let expected = every_kind_v1();
+fn binary_history_decodes_to_the_same_values(version: Version) {
+    let expected = every_kind(version);
     let current = expected.to_bytes().unwrap();
-    let stored = read_or_bless("every-kind-v1.rhist", &current);
+    let stored = read_or_bless(&format!("every-kind-{}.rhist", version.name()), &current);
     let decoded = RecordedHistory::from_bytes(&stored, &Limits::DEFAULT).unwrap();
     assert_eq!(decoded, expected);
     assert_eq!(
@@ -230,22 +258,26 @@ fn v1_binary_history_decodes_to_the_same_values() {
     );
 }
 
-#[test]
-fn v1_json_history_decodes_to_the_same_values() {
-    let expected = every_kind_v1();
+fn json_history_decodes_to_the_same_values(version: Version) {
+    let expected = every_kind(version);
     let current = expected.to_json().unwrap();
-    let stored = read_or_bless("every-kind-v1.json", current.as_bytes());
+    let stored = read_or_bless(
+        &format!("every-kind-{}.json", version.name()),
+        current.as_bytes(),
+    );
     let stored = String::from_utf8(stored).unwrap();
     let decoded = RecordedHistory::from_json(&stored, &Limits::DEFAULT).unwrap();
     assert_eq!(decoded, expected);
     assert_eq!(decoded.head_hash().unwrap(), expected.head_hash().unwrap());
 }
 
-#[test]
-fn v1_closing_events_decode_to_the_same_values() {
-    let expected = closing_events_v1();
+fn closing_events_decode_to_the_same_values(version: Version) {
+    let expected = closing_events(version);
     let current = to_hex_lines(&expected);
-    let stored = read_or_bless("closing-events-v1.hex", current.as_bytes());
+    let stored = read_or_bless(
+        &format!("closing-events-{}.hex", version.name()),
+        current.as_bytes(),
+    );
     let stored = String::from_utf8(stored).unwrap();
     let decoded: Vec<Event> = stored
         .lines()
@@ -259,13 +291,55 @@ fn v1_closing_events_decode_to_the_same_values() {
 }
 
 #[test]
+fn v1_binary_history_with_bincode_payloads_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V1);
+}
+
+#[test]
+fn v1_json_history_with_bincode_payloads_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V1);
+}
+
+#[test]
+fn v1_closing_events_with_bincode_payloads_decode_to_the_same_values() {
+    closing_events_decode_to_the_same_values(Version::V1);
+}
+
+#[test]
+fn v2_binary_history_with_json_payloads_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V2);
+}
+
+#[test]
+fn v2_json_history_with_json_payloads_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V2);
+}
+
+#[test]
+fn v2_closing_events_with_json_payloads_decode_to_the_same_values() {
+    closing_events_decode_to_the_same_values(Version::V2);
+}
+
+#[test]
+fn payloads_of_each_version_decode_to_their_values() {
+    for version in [Version::V1, Version::V2] {
+        let history = every_kind(version);
+        let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
+            panic!("first event is not WorkflowStarted");
+        };
+        let input: (String, u32) = started.input.decode().unwrap();
+        assert_eq!(input, ("order-1042".to_string(), 3));
+    }
+}
+
+#[test]
 fn the_fixture_covers_every_event_kind() {
-    let mut names: Vec<&str> = every_kind_v1()
+    let mut names: Vec<&str> = every_kind(Version::V1)
         .events()
         .iter()
         .map(|e| e.kind.name())
         .collect();
-    names.extend(closing_events_v1().iter().map(|e| e.kind.name()));
+    names.extend(closing_events(Version::V1).iter().map(|e| e.kind.name()));
     names.sort_unstable();
     names.dedup();
     assert_eq!(

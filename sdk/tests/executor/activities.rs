@@ -28,7 +28,7 @@ fn context(attempt: u32, sink: Arc<Recorder>, cancellation: CancellationSignal) 
         activity_type: ActivityType::new("charge").unwrap(),
         attempt,
     };
-    ActivityContext::new(info, sink, cancellation, Limits::DEFAULT)
+    ActivityContext::new(info, sink, cancellation, DataConverter::default())
 }
 
 async fn charge(ctx: ActivityContext, cents: u64) -> Result<String, ActivityError> {
@@ -109,7 +109,7 @@ fn a_blocking_activity_runs_as_a_plain_function() {
 }
 
 #[test]
-fn an_input_of_the_wrong_type_fails_without_retry() {
+fn an_input_of_the_wrong_type_fails_the_attempt_naming_the_type() {
     let ActivityRunner::Async(run) = registry()
         .activity(&ActivityType::new("charge").unwrap())
         .unwrap()
@@ -122,8 +122,14 @@ fn an_input_of_the_wrong_type_fails_without_retry() {
         input,
     ))
     .unwrap_err();
-    assert_eq!(err.failure().error_type, "InputDecode");
-    assert!(!err.failure().retryable);
+    assert_eq!(err.failure().error_type, "UndecodablePayload");
+    assert!(
+        err.failure().message.contains("as u64"),
+        "{}",
+        err.failure().message
+    );
+    // A worker with the fixed type (or the codec's key) can still run it.
+    assert!(err.failure().retryable);
 }
 
 #[test]

@@ -8,4 +8,5 @@ mod activities;
 mod harness;
 mod nondeterminism;
 mod operations;
+mod payloads;
 mod programs;

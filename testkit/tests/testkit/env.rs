@@ -138,7 +138,12 @@ fn a_non_retryable_failure_is_not_retried_and_fails_the_workflow() {
     let run = env.start(ORDER, "order-2", &99).unwrap();
     assert_eq!(charge.count(), 1);
     let err = env.result(&run).unwrap_err();
-    assert!(matches!(err, Error::Ended { .. }), "{err}");
+    let Error::Failed { failure, .. } = err else {
+        panic!("expected the workflow's failure, got: {err}");
+    };
+    assert_eq!(failure.error_type, "ActivityFailed");
+    assert_eq!(failure.causes[0].error_type, "Declined");
+    assert_eq!(failure.causes[0].message, "card declined");
     let history = env.history("order-2").unwrap();
     let last = history.events().last().unwrap().kind.name();
     assert_eq!(last, "WorkflowFailed");

@@ -12,15 +12,17 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+mod workflows;
+
 /// A database of the test's own, dropped at the end.
-struct TestDb {
-    url: String,
+pub(crate) struct TestDb {
+    pub(crate) url: String,
     name: String,
     admin: PgPool,
 }
 
 impl TestDb {
-    async fn empty() -> TestDb {
+    pub(crate) async fn empty() -> TestDb {
         let server = match reprise_devdb::database_url_from_env() {
             Some(url) => url,
             None => {
@@ -44,15 +46,21 @@ impl TestDb {
         TestDb { url, name, admin }
     }
 
-    fn reprise(&self, args: &[&str]) -> Output {
+    pub(crate) fn reprise(&self, args: &[&str]) -> Output {
+        self.reprise_with_env(args, &[])
+    }
+
+    pub(crate) fn reprise_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_reprise"))
             .args(args)
             .env("DATABASE_URL", &self.url)
+            .env_remove("REPRISE_PAYLOAD_KEYS")
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
 
-    async fn drop_database(self) {
+    pub(crate) async fn drop_database(self) {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name
@@ -63,7 +71,7 @@ impl TestDb {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -1,0 +1,247 @@
+//! The CLI driving real workflows end to end: start with JSON input, signal, result, history
+//! and describe `--json`, with an engine and a worker of the test running the code — and the
+//! same with encrypted payloads, keys given to the CLI as to the application.
+
+use std::time::Duration;
+
+use reprise_codecs::{Aes256Gcm, Keyring};
+use reprise_engine::{Engine, EngineOptions, Store, Worker, WorkerOptions};
+use reprise_sdk::{ActivityDef, ActivityError, Registry, SignalDef, WorkflowDef};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::{TestDb, text};
+
+#[derive(Serialize, Deserialize)]
+struct Order {
+    item: String,
+    quantity: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Receipt {
+    total: u64,
+    approved_by: String,
+}
+
+const ORDER: WorkflowDef<Order, Receipt> = WorkflowDef::new("order");
+const PRICE: ActivityDef<Order, u64> = ActivityDef::new("price");
+const APPROVE: SignalDef<String> = SignalDef::new("approve");
+const CHARGE: WorkflowDef<u64, ()> = WorkflowDef::new("charge");
+const DEBIT: ActivityDef<u64, ()> = ActivityDef::new("debit");
+
+fn registry(keys: Option<&str>) -> Registry {
+    let mut builder = Registry::builder();
+    if let Some(keys) = keys {
+        builder = builder.codec(Aes256Gcm::new(Keyring::parse(keys).unwrap()));
+    }
+    builder
+        .workflow(ORDER, |ctx, order: Order| async move {
+            let total = ctx.activity(PRICE, &order).await?;
+            let approved_by = ctx.signal(APPROVE).await?;
+            Ok(Receipt { total, approved_by })
+        })
+        .workflow(CHARGE, |ctx, cents| async move {
+            Ok(ctx.activity(DEBIT, &cents).await?)
+        })
+        .activity(PRICE, |_, order: Order| async move {
+            Ok::<_, ActivityError>(u64::from(order.quantity) * 250)
+        })
+        .activity(DEBIT, |_, _cents| async move {
+            Err::<(), _>(ActivityError::non_retryable(
+                "CardDeclined",
+                "card ending 4242 declined",
+            ))
+        })
+        .build()
+        .unwrap()
+}
+
+/// An engine and a worker in the background until dropped (dropping a sender stops one).
+struct Hosts {
+    _stops: Vec<oneshot::Sender<()>>,
+}
+
+fn run_hosts(pool: &sqlx::PgPool, keys: Option<&str>) -> Hosts {
+    let store = Store::new(pool.clone());
+    let engine = Engine::new(
+        store.clone(),
+        registry(keys),
+        EngineOptions {
+            idle_poll: Duration::from_millis(50),
+            ..EngineOptions::default()
+        },
+    );
+    let worker = Worker::new(
+        store,
+        registry(keys),
+        WorkerOptions {
+            idle_poll: Duration::from_millis(50),
+            ..WorkerOptions::default()
+        },
+    );
+    let (stop_engine, engine_stopped) = oneshot::channel::<()>();
+    let (stop_worker, worker_stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        engine
+            .run(async { engine_stopped.await.unwrap_or(()) })
+            .await
+    });
+    tokio::spawn(async move {
+        worker
+            .run(async { worker_stopped.await.unwrap_or(()) })
+            .await
+    });
+    Hosts {
+        _stops: vec![stop_engine, stop_worker],
+    }
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "reprise failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn json(out: std::process::Output) -> Value {
+    let stdout = ok(out);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn start_signal_result_history_and_describe_with_json() {
+    let db = TestDb::empty().await;
+    ok(db.reprise(&["migrate"]));
+    let pool = reprise_engine::connect(&db.url).await.unwrap();
+    let hosts = run_hosts(&pool, None);
+
+    let started = json(db.reprise(&[
+        "start",
+        "order",
+        "order-7",
+        "--input",
+        r#"{"item": "tea", "quantity": 3}"#,
+        "--json",
+    ]));
+    assert_eq!(started["workflow_id"], "order-7");
+
+    // Not JSON: the parser's message, and nothing stored.
+    let out = db.reprise(&["start", "order", "order-8", "--input", "{item: tea}"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("JSON text does not decode: key must be a string"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = db.reprise(&["describe", "order-8"]);
+    assert!(text(&out.stderr).contains("no workflow with id \"order-8\""));
+
+    let out = db.reprise(&["result", "order-7"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("has no result yet (still running)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    ok(db.reprise(&["signal", "order-7", "approve", "--payload", r#""Ada""#]));
+    let result = json(db.reprise(&["result", "order-7", "--wait", "--json"]));
+    assert_eq!(
+        result,
+        serde_json::json!({"status": "completed", "result": {"total": 750, "approved_by": "Ada"}})
+    );
+
+    let history = ok(db.reprise(&["history", "order-7"]));
+    assert!(
+        history.contains(r#"order order-7 on default input {"item":"tea","quantity":3}"#),
+        "{history}"
+    );
+    assert!(history.contains(r#"approve "Ada""#), "{history}");
+    let events = json(db.reprise(&["history", "order-7", "--json"]));
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "WorkflowStarted",
+            "ActivityScheduled",
+            "ActivityCompleted",
+            "SignalReceived",
+            "WorkflowCompleted"
+        ]
+    );
+    assert_eq!(events[2]["payloads"][0], 750);
+
+    let described = json(db.reprise(&["describe", "order-7", "--json"]));
+    assert_eq!(described["status"], "completed");
+    assert_eq!(described["workflow_type"], "order");
+    assert_eq!(described["input"]["item"], "tea");
+    assert_eq!(described["outcome"]["result"]["approved_by"], "Ada");
+    assert!(described["started_at"].as_str().unwrap() <= described["closed_at"].as_str().unwrap());
+
+    // A failed workflow: the failure with its cause chain, and a failing exit status.
+    ok(db.reprise(&["start", "charge", "charge-1", "--input", "1200"]));
+    let out = db.reprise(&["result", "charge-1", "--wait", "--json"]);
+    assert!(!out.status.success());
+    let failed: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["failure"]["error_type"], "ActivityFailed");
+    assert_eq!(failed["failure"]["causes"][0]["error_type"], "CardDeclined");
+    assert_eq!(
+        failed["failure"]["causes"][0]["message"],
+        "card ending 4242 declined"
+    );
+    drop(hosts);
+    pool.close().await;
+    db.drop_database().await;
+}
+
+const KEYS: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_applications_keys_the_cli_writes_and_reads_encrypted_payloads() {
+    let db = TestDb::empty().await;
+    ok(db.reprise(&["migrate"]));
+    let pool = reprise_engine::connect(&db.url).await.unwrap();
+    let hosts = run_hosts(&pool, Some(KEYS));
+    let keyed = |args: &[&str]| db.reprise_with_env(args, &[("REPRISE_PAYLOAD_KEYS", KEYS)]);
+
+    ok(keyed(&[
+        "start",
+        "order",
+        "order-9",
+        "--input",
+        r#"{"item": "secret-tea", "quantity": 2}"#,
+    ]));
+    ok(keyed(&[
+        "signal",
+        "order-9",
+        "approve",
+        "--payload",
+        r#""Lin""#,
+    ]));
+    let result = json(keyed(&["result", "order-9", "--wait", "--json"]));
+    assert_eq!(result["result"]["total"], 500);
+    let described = json(keyed(&["describe", "order-9", "--json"]));
+    assert_eq!(described["input"]["item"], "secret-tea");
+
+    // Without the keys the CLI says what it lacks, naming the key id.
+    let described = json(db.reprise(&["describe", "order-9", "--json"]));
+    let unreadable = described["input"]["unreadable"].as_str().unwrap();
+    assert!(
+        unreadable.contains("aes256gcm") && unreadable.contains("k1"),
+        "{unreadable}"
+    );
+    drop(hosts);
+    pool.close().await;
+    db.drop_database().await;
+}
