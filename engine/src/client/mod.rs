@@ -124,7 +124,7 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 .converter
                 .from_payload::<O>(&c.result)
                 .map_err(|source| Error::UndecodablePayload {
-                    what: format!("result of workflow {workflow_id:?}"),
+                    what: format!("result of workflow {:?}", workflow_id.as_str()),
                     rust_type: std::any::type_name::<O>(),
                     source: Box::new(source),
                 }),

@@ -11,6 +11,7 @@ mod engine;
 mod hosts;
 mod hot_path;
 mod lifecycle;
+mod payloads;
 mod plans;
 mod schema;
 mod support;
