@@ -78,6 +78,49 @@ fn decode_bounded<T: DeserializeOwned>(
     }
 }
 
+/// Reprise's own values kept beside history (activity options and last failures in task rows):
+/// the compact binary encoding, held to the payload limit. They are not user payloads, so
+/// they stay binary and no codec applies.
+pub trait StoredValue: Serialize + DeserializeOwned {
+    /// What the value is, for errors.
+    const WHAT: &'static str;
+
+    /// `0x01` + bincode, refused over `limits.max_payload_bytes`.
+    fn to_stored(&self, limits: &crate::Limits) -> Result<Vec<u8>> {
+        let bytes = encode(Self::WHAT, self)?;
+        if bytes.len() > limits.max_payload_bytes {
+            return Err(Error::TooLarge {
+                what: Self::WHAT,
+                size: bytes.len() as u64,
+                limit: limits.max_payload_bytes as u64,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads what [`StoredValue::to_stored`] wrote, and JSON (`0x02`), which one development
+    /// build wrote for a while.
+    fn from_stored(bytes: &[u8]) -> Result<Self> {
+        match bytes.first() {
+            Some(&crate::payload::FORMAT_JSON) => {
+                serde_json::from_slice(&bytes[1..]).map_err(|e| Error::Decode {
+                    what: Self::WHAT,
+                    source: Box::new(e),
+                })
+            }
+            _ => decode(Self::WHAT, bytes, bytes.len()),
+        }
+    }
+}
+
+impl StoredValue for crate::ActivityOptions {
+    const WHAT: &'static str = "activity options";
+}
+
+impl StoredValue for crate::Failure {
+    const WHAT: &'static str = "failure";
+}
+
 /// Serializes bytes as base64 text in human-readable formats and as raw bytes otherwise.
 pub(crate) fn serialize_bytes<S: Serializer>(
     bytes: &[u8],
@@ -176,6 +219,27 @@ mod tests {
         let err = decode::<u8>("x", &[1, 5, 6], 10).unwrap_err();
         assert!(
             matches!(err, Error::TrailingBytes { extra: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stored_values_are_compact_and_read_json_rows_too() {
+        use crate::{ActivityOptions, Limits};
+        let options = ActivityOptions::default();
+        let bytes = options.to_stored(&Limits::DEFAULT).unwrap();
+        assert_eq!(bytes[0], FORMAT_BINCODE_V1);
+        assert!(bytes.len() < 40, "{} bytes", bytes.len());
+        assert_eq!(ActivityOptions::from_stored(&bytes).unwrap(), options);
+        let json = crate::Payload::encode(&options, &Limits::DEFAULT).unwrap();
+        assert_eq!(
+            ActivityOptions::from_stored(json.as_bytes()).unwrap(),
+            options
+        );
+        let err = ActivityOptions::from_stored(&[0x02, b'{']).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("activity options does not decode"),
             "{err}"
         );
     }

@@ -47,6 +47,7 @@ pub mod validate;
 
 pub use builder::HistoryBuilder;
 pub use chain::ChainHash;
+pub use codec::StoredValue;
 pub use error::{Error, Result};
 pub use event::{
     ActivityCancelRequested, ActivityCancelled, ActivityCompleted, ActivityFailed,

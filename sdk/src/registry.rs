@@ -112,7 +112,15 @@ impl RegistryBuilder {
                     // The step fails with the decode error; the run waits for fixed code.
                     return std::future::pending().await;
                 };
-                let output = f(ctx, input).await?;
+                let output = f(ctx, input).await.map_err(|e| match e {
+                    WorkflowError::Failed(failure) => {
+                        WorkflowError::Failed(converter.sealed_failure(failure))
+                    }
+                    WorkflowError::Cancelled { details } => WorkflowError::Cancelled {
+                        details: details.and_then(|d| converter.sealed(d).ok()),
+                    },
+                    other => other,
+                })?;
                 converter
                     .to_payload(&output)
                     .map_err(|e| WorkflowError::Failed(failure_from(&e, "OutputEncode")))
@@ -140,7 +148,9 @@ impl RegistryBuilder {
                 let input = converter
                     .from_payload::<I>(&input)
                     .map_err(|e| undecodable_input::<I>(&e))?;
-                let output = f(ctx, input).await?;
+                let output = f(ctx, input).await.map_err(|e| {
+                    ActivityError::from_failure(converter.sealed_failure(e.into_failure()))
+                })?;
                 converter
                     .to_payload(&output)
                     .map_err(|e| ActivityError::from_failure(failure_from(&e, "OutputEncode")))
@@ -163,7 +173,9 @@ impl RegistryBuilder {
             let input = converter
                 .from_payload::<I>(&input)
                 .map_err(|e| undecodable_input::<I>(&e))?;
-            let output = f(ctx, input)?;
+            let output = f(ctx, input).map_err(|e| {
+                ActivityError::from_failure(converter.sealed_failure(e.into_failure()))
+            })?;
             converter
                 .to_payload(&output)
                 .map_err(|e| ActivityError::from_failure(failure_from(&e, "OutputEncode")))

@@ -158,7 +158,9 @@ impl TestEnv {
                 .from_payload(input)
                 .map_err(|e| ActivityError::non_retryable("UndecodablePayload", e.to_string()))?;
             seen.borrow_mut().push((input.clone(), attempt));
-            let output = f(input, attempt)?;
+            let output = f(input, attempt).map_err(|e| {
+                ActivityError::from_failure(converter.sealed_failure(e.into_failure()))
+            })?;
             converter
                 .to_payload(&output)
                 .map_err(|e| ActivityError::non_retryable("OutputEncode", e.to_string()))

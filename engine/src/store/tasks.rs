@@ -3,7 +3,7 @@
 
 use reprise_history::{
     ActivityCompleted, ActivityFailed, ActivityOptions, ActivityTimedOut, ActivityType, EventKind,
-    Failure, Limits, Payload, RunId, Seq, TimeoutKind, WorkflowId,
+    Failure, Limits, Payload, RunId, Seq, StoredValue, TimeoutKind, WorkflowId,
 };
 use sqlx::Row;
 
@@ -129,7 +129,7 @@ impl Store {
             scheduled_seq: seq(row, "scheduled_seq")?,
             activity_type: ActivityType::new(activity_type)?,
             input: Payload::from_bytes(input)?,
-            options: Payload::from_bytes(options)?.decode()?,
+            options: ActivityOptions::from_stored(&options)?,
             attempt: count(row, "attempt")?,
             lease_token: row.try_get("lease_token").map_err(Error::from_db)?,
         })
@@ -289,14 +289,14 @@ impl Store {
             .options
             .retry
             .backoff(task.attempt, rand::random::<f64>());
-        let failure = Payload::encode(failure, self.limits())?;
+        let failure = failure.to_stored(self.limits())?;
         sqlx::query("UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
                     visible_at = reprise.db_now($1) + $5::bigint * interval '1 microsecond'
               WHERE run_id = $2 AND scheduled_seq = $3")
         .bind(self.offset())
         .bind(task.run_id.as_uuid())
         .bind(seq_param(task.scheduled_seq))
-        .bind(failure.as_bytes())
+        .bind(&failure)
         .bind(micros(backoff))
         .execute(&mut *tx)
         .await
@@ -370,7 +370,7 @@ impl Store {
                 continue;
             }
             let last_failure = match last_failure {
-                Some(bytes) => Some(Payload::from_bytes(bytes)?.decode::<Failure>()?),
+                Some(bytes) => Some(Failure::from_stored(&bytes)?),
                 None => Some(failure),
             };
             let input = EventKind::ActivityTimedOut(ActivityTimedOut {
@@ -418,7 +418,7 @@ impl Store {
         for row in rows {
             let failure: Option<Vec<u8>> = row.try_get("last_failure").map_err(Error::from_db)?;
             let last_failure = match failure {
-                Some(bytes) => Some(Payload::from_bytes(bytes)?.decode::<Failure>()?.to_string()),
+                Some(bytes) => Some(Failure::from_stored(&bytes)?.to_string()),
                 None => None,
             };
             pending.push(PendingActivity {
@@ -466,13 +466,13 @@ impl OutcomeRows {
                 let retry_after = retry
                     .retries(failure, task.attempt)
                     .then(|| micros(retry.backoff(task.attempt, rand::random::<f64>())));
-                let payload = Payload::encode(failure, limits)?;
+                let payload = failure.to_stored(limits)?;
                 let input = EventKind::ActivityFailed(ActivityFailed {
                     scheduled: task.scheduled_seq,
                     failure: failure.clone(),
                     attempt: task.attempt,
                 });
-                (input, retry_after, Some(payload.as_bytes().to_vec()))
+                (input, retry_after, Some(payload))
             }
         };
         self.runs.push(*task.run_id.as_uuid());

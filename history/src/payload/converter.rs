@@ -178,6 +178,32 @@ impl DataConverter {
         Ok(Payload::from_trusted(bytes))
     }
 
+    /// A payload user code built itself (failure details made with [`Payload::encode`]) put
+    /// through the codecs, so that an encrypting chain leaves no plaintext behind; one that a
+    /// codec already wrote is left as it is.
+    pub fn sealed(&self, payload: Payload) -> Result<Payload> {
+        if payload.as_bytes().first() == Some(&super::FORMAT_CODEC) || self.codecs.is_empty() {
+            return Ok(payload);
+        }
+        self.encoded(payload)
+    }
+
+    /// A failure whose details are [`DataConverter::sealed`]. Details that cannot be sealed
+    /// (over the size limit once encoded) are dropped, and a cause says why: they are never
+    /// stored in the clear.
+    pub fn sealed_failure(&self, mut failure: crate::Failure) -> crate::Failure {
+        if let Some(details) = failure.details.take() {
+            match self.sealed(details) {
+                Ok(details) => failure.details = Some(details),
+                Err(e) => failure.causes.push(crate::FailureCause {
+                    error_type: "DetailsDropped".to_string(),
+                    message: format!("the failure's details were dropped: {e}"),
+                }),
+            }
+        }
+        failure
+    }
+
     /// Undoes every codec: the plain (JSON or bincode) payload. A codec that is not configured
     /// here, a missing key or altered bytes are typed errors naming the codec and its note.
     pub fn decoded(&self, payload: &Payload) -> Result<Payload> {

@@ -219,3 +219,62 @@ fn a_failed_activity_keeps_every_cause_and_no_message_repeats() {
         "{shown}"
     );
 }
+
+#[test]
+fn failure_details_go_through_the_codecs_too() {
+    const DECLINE: ActivityDef<u32, u32> = ActivityDef::new("decline");
+    let registry = Registry::builder()
+        .codec(Aes256Gcm::new(Keyring::parse(K1).unwrap()))
+        .activity(DECLINE, |_, _: u32| async move {
+            let details = Payload::encode(&"card 4242", &Limits::DEFAULT).unwrap();
+            Err::<u32, _>(ActivityError::from_failure(
+                Failure::application("Declined", "declined").with_details(details),
+            ))
+        })
+        .build()
+        .unwrap();
+    let ActivityRunner::Async(run) = registry
+        .activity(&ActivityType::new("decline").unwrap())
+        .unwrap()
+    else {
+        panic!("decline is async");
+    };
+    let info = ActivityInfo {
+        workflow_id: WorkflowId::new("wf-1").unwrap(),
+        run_id: RunId::from_uuid(uuid::Uuid::nil()),
+        scheduled_seq: Seq::new(2),
+        activity_type: ActivityType::new("decline").unwrap(),
+        attempt: 1,
+    };
+    struct NoBeats;
+    impl HeartbeatSink for NoBeats {
+        fn heartbeat(&self, _: &ActivityInfo, _: Payload) {}
+    }
+    let ctx = ActivityContext::new(
+        info,
+        std::sync::Arc::new(NoBeats),
+        CancellationSignal::new(),
+        registry.converter().clone(),
+    );
+    let input = registry.converter().to_payload(&1u32).unwrap();
+    let err = futures::executor::block_on(run(ctx, input)).unwrap_err();
+    let details = err.failure().details.clone().unwrap();
+    assert!(
+        matches!(
+            details.format(),
+            PayloadFormat::Codec {
+                codec: "aes256gcm",
+                ..
+            }
+        ),
+        "details stored as {}",
+        details.format()
+    );
+    assert_eq!(
+        registry
+            .converter()
+            .from_payload::<String>(&details)
+            .unwrap(),
+        "card 4242"
+    );
+}

@@ -2,7 +2,7 @@
 //! statements: one struct per statement, whose fields are its parameters in order (see
 //! `store/bind.rs`).
 
-use reprise_history::{Limits, Payload, RunId};
+use reprise_history::{Limits, RunId, StoredValue};
 use reprise_sdk::NewTask;
 
 use super::{BatchRun, Claim, Head};
@@ -155,8 +155,7 @@ impl TaskRows {
         self.queues.push(s.task_queue.as_str().to_string());
         self.types.push(s.activity_type.as_str().to_string());
         self.inputs.push(s.input.as_bytes().to_vec());
-        self.options
-            .push(Payload::encode(&s.options, limits)?.as_bytes().to_vec());
+        self.options.push(s.options.to_stored(limits)?);
         self.start_to_close
             .push(s.options.start_to_close.map(micros));
         self.heartbeat.push(s.options.heartbeat_timeout.map(micros));

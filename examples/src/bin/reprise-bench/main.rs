@@ -11,6 +11,7 @@
 //! ./target/release/reprise-bench hello long # some of them
 //! ```
 
+mod codecs;
 mod measure;
 mod setup;
 mod workloads;
@@ -50,6 +51,8 @@ enum Workload {
     Long,
     /// W6: replay speed of a 10,000-event history.
     Replay,
+    /// Payload codecs: encode + decode per payload, JSON against bincode, with encryption.
+    Codecs,
     /// pgbench's single-row INSERT ceiling of the same server.
     Ceiling,
 }
@@ -63,6 +66,7 @@ impl Workload {
             Workload::Timer => "W4 timer",
             Workload::Long => "W5 long",
             Workload::Replay => "W6 replay",
+            Workload::Codecs => "codecs",
             Workload::Ceiling => "ceiling",
         }
     }
@@ -83,6 +87,7 @@ impl Workload {
             Workload::Timer => workloads::timer(bench).await,
             Workload::Long => workloads::long(bench).await,
             Workload::Replay => workloads::replay(bench).await,
+            Workload::Codecs => codecs::codecs().await,
             Workload::Ceiling => workloads::ceiling(bench).await,
         }
     }

@@ -19,7 +19,7 @@ pub(crate) struct Figure {
     pub(crate) value: f64,
 }
 
-fn figure(name: &'static str, unit: &'static str, value: f64) -> Figure {
+pub(crate) fn figure(name: &'static str, unit: &'static str, value: f64) -> Figure {
     Figure { name, unit, value }
 }
 
