@@ -140,6 +140,9 @@ enum Command {
     Patches {
         /// The workflow type.
         workflow_type: String,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete runs closed more than N days ago, with everything they stored.
     Prune {
@@ -287,8 +290,26 @@ async fn main() -> anyhow::Result<()> {
                 out.display()
             );
         }
-        Command::Patches { workflow_type } => {
-            for p in client.patch_usage(&workflow_type).await? {
+        Command::Patches {
+            workflow_type,
+            json,
+        } => {
+            let usage = client.patch_usage(&workflow_type).await?;
+            if json {
+                let usage: Vec<_> = usage
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "patch_id": p.patch_id.as_str(),
+                            "open_runs_with_marker": p.open_runs_with_marker,
+                            "open_runs_without_marker": p.open_runs_without_marker,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(usage));
+                return Ok(());
+            }
+            for p in usage {
                 println!(
                     "{}: {} open runs with the marker, {} without",
                     p.patch_id, p.open_runs_with_marker, p.open_runs_without_marker
