@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lru::LruCache;
-use reprise_history::{ChainHash, Event, EventKind, ParentRun, RunId, Seq, Timestamp, WorkflowId};
+use reprise_history::{
+    ChainHash, Event, EventKind, ParentRun, RunId, RunState, Seq, Timestamp, WorkflowId,
+    WorkflowType,
+};
 use reprise_sdk::{Effects, Execution, Registry, RunIdentity, RunStatus};
 use sqlx::PgConnection;
 use tokio::sync::watch;
@@ -21,6 +24,7 @@ use crate::store::{
     BatchRun, Claim, DirectStep, LoopConnection, Park, RUNS_CHANNEL, RunHint, StepBatch,
     StepOutput, Store,
 };
+use crate::telemetry::StepPath;
 
 /// How an engine process behaves.
 #[derive(Clone, Debug)]
@@ -45,6 +49,9 @@ pub struct EngineOptions {
     /// directly, in one statement (see `docs/ARCHITECTURE.md`, "A direct step"). Off, every
     /// step goes through a batch: the same histories, more round trips.
     pub direct_steps: bool,
+    /// How often the process that samples the shared gauges (ready queues, parked runs; one
+    /// process at a time) samples them.
+    pub gauge_interval: Duration,
 }
 
 impl Default for EngineOptions {
@@ -62,6 +69,7 @@ impl Default for EngineOptions {
             cache_capacity: 10_000,
             parked_sweep: Duration::from_secs(10),
             direct_steps: true,
+            gauge_interval: Duration::from_secs(15),
         }
     }
 }
@@ -81,6 +89,8 @@ type Loaded = (usize, Cached, Vec<Event>);
 struct Cached {
     execution: Execution,
     workflow_id: WorkflowId,
+    /// For metrics, which are labelled by type.
+    workflow_type: WorkflowType,
     parent: Option<ParentRun>,
     /// The chain hash of the run's last event (that of `execution.last_seq()`).
     head_hash: ChainHash,
@@ -156,6 +166,8 @@ struct HintedStep {
     inbox_ids: Vec<i64>,
     /// The step's events.
     events: Vec<Event>,
+    /// Whether it is the run's first step.
+    first: bool,
 }
 
 /// Hosts orchestrators: the engine process.
@@ -242,7 +254,17 @@ impl Engine {
             (0..self.options.concurrent_batches.max(1))
                 .map(|_| self.batch_loop(&heard, stopped.clone())),
         );
-        let loops = futures::future::try_join(batches, self.parked_sweeper(stopped.clone()));
+        let gauges = crate::telemetry::sample_gauges(
+            self.store.clone(),
+            self.store.metrics().clone(),
+            self.options.gauge_interval,
+            stopped.clone(),
+        );
+        let loops =
+            futures::future::try_join3(batches, self.parked_sweeper(stopped.clone()), async {
+                gauges.await;
+                Ok(())
+            });
         tokio::pin!(loops, shutdown);
         let result = tokio::select! {
             result = &mut loops => result,
@@ -269,7 +291,12 @@ impl Engine {
             let hint = heard.take_lone_payload().and_then(|p| RunHint::parse(&p));
             let direct = match hint {
                 Some(hint) if working.others == 0 && self.options.direct_steps => {
+                    let started = std::time::Instant::now();
                     let direct = self.step_hinted(&mut conn, hint).await;
+                    if direct {
+                        let metrics = self.store.metrics();
+                        metrics.stepped(StepPath::direct, 1, started.elapsed());
+                    }
                     let counter = if direct {
                         &self.counters.direct_steps
                     } else {
@@ -317,6 +344,7 @@ impl Engine {
                 }
                 Err(e) if e.is_retryable() => {
                     self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    self.store.metrics().failed_batch();
                     tracing::warn!(error = %e, "engine loop: retrying after a database error");
                     tokio::select! {
                         _ = stop.changed() => {}
@@ -327,6 +355,7 @@ impl Engine {
                 // tried again after the idle poll, never in a hot loop.
                 Err(e) => {
                     self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    self.store.metrics().failed_batch();
                     tracing::error!(error = %e, "engine loop: a batch failed");
                     tokio::select! {
                         _ = stop.changed() => {}
@@ -416,6 +445,7 @@ impl Engine {
 
     async fn park_failing(&self, run: RunId, error: &Error) -> Result<()> {
         tracing::warn!(run_id = %run, error = %error, "parking a run whose step fails");
+        self.store.metrics().parked(&error.to_string());
         self.store
             .park_run(run, &self.options.build, &error.to_string())
             .await?;
@@ -459,6 +489,7 @@ impl Engine {
         {
             Ok(Some(head_hash)) => {
                 drop(effects);
+                self.count_step(&direct.cached, direct.first);
                 if !closes {
                     direct.cached.head_hash = head_hash;
                     self.put_cached(run_id, direct.cached);
@@ -501,18 +532,21 @@ impl Engine {
                 }
                 let parent = s.parent.clone();
                 let workflow_id = s.workflow_id.clone();
+                let workflow_type = s.workflow_type.clone();
                 let head_hash = ChainHash::GENESIS.next(&event);
                 let (execution, step) = Execution::start(&self.registry, started).ok()?;
                 Some(HintedStep {
                     cached: Cached {
                         execution,
                         workflow_id,
+                        workflow_type,
                         parent,
                         head_hash,
                     },
                     head_seq: Seq::new(1),
                     inbox_ids: Vec::new(),
                     events: step.events.into_iter().skip(1).collect(),
+                    first: true,
                 })
             }
             RunHint::Input {
@@ -523,6 +557,7 @@ impl Engine {
             } => {
                 let input = EventKind::decode(&input, limits).ok()?;
                 let mut cached = self.take_cached(run_id)?;
+                self.store.metrics().cache_lookup(true);
                 let head_seq = cached.execution.last_seq();
                 let step = cached.execution.step([(at, input)]).ok()?;
                 Some(HintedStep {
@@ -530,6 +565,7 @@ impl Engine {
                     head_seq,
                     inbox_ids: vec![inbox_id],
                     events: step.events,
+                    first: false,
                 })
             }
         }
@@ -550,10 +586,32 @@ impl Engine {
     }
 
     fn put_cached(&self, run_id: RunId, cached: Cached) {
-        self.cache
+        let evicted = self
+            .cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .put(run_id, cached);
+            .push(run_id, cached);
+        if evicted.is_some_and(|(id, _)| id != run_id) {
+            self.store.metrics().cache_eviction();
+        }
+    }
+
+    /// Counts a written step's start or close in the metrics.
+    fn count_step(&self, cached: &Cached, first: bool) {
+        let metrics = self.store.metrics();
+        let workflow_type = cached.workflow_type.as_str();
+        if first {
+            metrics.run_started(workflow_type);
+        }
+        let closed = match cached.execution.status() {
+            RunStatus::Running => return,
+            RunStatus::Completed(_) => RunState::Completed,
+            RunStatus::Failed(_) => RunState::Failed,
+            RunStatus::Cancelled => RunState::Cancelled,
+            RunStatus::ContinuedAsNew(_) => RunState::ContinuedAsNew,
+            RunStatus::Terminated => RunState::Terminated,
+        };
+        metrics.run_closed(workflow_type, closed);
     }
 
     /// One batch: claim, load each run's orchestrator (cache or history), step each with its
@@ -565,6 +623,7 @@ impl Engine {
         claim: Claim<'_>,
         claimed: &mut Vec<RunId>,
     ) -> Result<usize> {
+        let started = std::time::Instant::now();
         let Some(mut batch) = self
             .store
             .claim_batch(conn, claim, &self.known_types, &self.options.build)
@@ -609,13 +668,22 @@ impl Engine {
             .collect();
         let count = batch.runs.len();
         let ids: Vec<RunId> = batch.runs.iter().map(|r| r.run_id).collect();
+        let firsts: Vec<bool> = batch
+            .runs
+            .iter()
+            .map(|r| r.applied_seq.get() == 0)
+            .collect();
         let heads = batch.commit(&outputs, &parks).await?;
+        let metrics = self.store.metrics();
+        metrics.stepped(StepPath::batch, count, started.elapsed());
+        parks.iter().for_each(|p| metrics.parked(&p.reason));
         self.counters
             .batched_steps
             .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
         self.progressed();
         drop(outputs);
         for (i, mut cached, _, _) in stepped {
+            self.count_step(&cached, firsts[i]);
             let head = heads.iter().find(|(run, _)| *run == i);
             if let (RunStatus::Running, Some((_, hash))) = (cached.execution.status(), head) {
                 cached.head_hash = *hash;
@@ -656,9 +724,13 @@ impl Engine {
             }
             match self.take_cached(run.run_id) {
                 Some(c) if c.execution.last_seq() == run.head_seq => {
+                    self.store.metrics().cache_lookup(true);
                     loaded.push((i, c, Vec::new()));
                 }
-                _ => misses.push(i),
+                _ => {
+                    self.store.metrics().cache_lookup(false);
+                    misses.push(i);
+                }
             }
         }
         // A new run's history came with the claim; the other misses are read in one statement.
@@ -692,8 +764,12 @@ impl Engine {
     /// happened starts live; any other replays its whole history strictly.
     fn load(&self, run: &BatchRun, history: Vec<Event>) -> Result<(Cached, Vec<Event>)> {
         let first_step = run.applied_seq.get() == 0;
-        let (workflow_id, parent) = match history.first().map(|e| &e.kind) {
-            Some(EventKind::WorkflowStarted(s)) => (s.workflow_id.clone(), s.parent.clone()),
+        let (workflow_id, workflow_type, parent) = match history.first().map(|e| &e.kind) {
+            Some(EventKind::WorkflowStarted(s)) => (
+                s.workflow_id.clone(),
+                s.workflow_type.clone(),
+                s.parent.clone(),
+            ),
             _ => {
                 return Err(Error::Corrupt {
                     what: format!("history of run {}", run.run_id),
@@ -712,17 +788,20 @@ impl Engine {
                 Cached {
                     execution,
                     workflow_id,
+                    workflow_type,
                     parent,
                     head_hash: run.head_hash,
                 },
                 decisions,
             ));
         }
+        self.store.metrics().replayed(history.len());
         let execution = Execution::replay(&self.registry, &history)?;
         Ok((
             Cached {
                 execution,
                 workflow_id,
+                workflow_type,
                 parent,
                 head_hash: run.head_hash,
             },

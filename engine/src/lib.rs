@@ -20,6 +20,7 @@ mod host;
 mod listen;
 pub mod schema;
 mod store;
+pub mod telemetry;
 mod worker;
 
 pub use client::{Client, Description, Page, RunOutcome, StartOptions, WorkflowHandle};
@@ -31,6 +32,7 @@ pub use reprise_history as history;
 pub use store::{
     IdReusePolicy, PatchUsage, PendingActivity, RunCursor, RunFilter, RunSummary, Store,
 };
+pub use telemetry::Metrics;
 pub use worker::{Worker, WorkerOptions, WorkerStats};
 
 /// Not part of the API: what the engine's own tests check of the statements on every step's

@@ -52,8 +52,10 @@ fn spawn_listening(
     mut stop: oneshot::Receiver<()>,
 ) {
     let pool = store.pool().clone();
+    let metrics = store.metrics().clone();
     tokio::spawn(async move {
         let mut backoff = Backoff::default();
+        let mut connected_before = false;
         loop {
             let connected = tokio::select! {
                 _ = &mut stop => return,
@@ -63,6 +65,9 @@ fn spawn_listening(
                 Ok(mut listener) => {
                     if listener.listen(channel).await.is_ok() {
                         backoff.reset();
+                        if std::mem::replace(&mut connected_before, true) {
+                            metrics.listen_reconnected(channel);
+                        }
                         on(Hearing::Listening);
                         // `try_recv`, not `recv`: the latter reconnects by itself and loses
                         // what was sent meanwhile without a word; this says the connection

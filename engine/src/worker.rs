@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::listen::{spawn_listener, wait};
 use crate::store::Recorded;
 use crate::store::{ClaimedTask, LoopConnection, Store, TASKS_CHANNEL, TaskOutcome};
+use crate::telemetry::AttemptOutcome;
 
 /// What one claim did: attempts started, out of the slots that were free.
 struct Claimed {
@@ -407,6 +408,9 @@ impl Worker {
             cancellation.clone(),
             self.registry.converter().clone(),
         );
+        let metrics = self.store.metrics();
+        metrics.schedule_to_start(&task.task_queue, task.waited_seconds);
+        let started = std::time::Instant::now();
         let outcome = match self.registry.activity(&task.activity_type) {
             Err(e) => {
                 TaskOutcome::Failed(Failure::application("UnknownActivityType", e.to_string()))
@@ -421,7 +425,16 @@ impl Worker {
                 }
             }
         };
+        let took = started.elapsed();
+        let completed = matches!(outcome, TaskOutcome::Completed(_));
         let recorded = self.record(task.clone(), outcome).await?;
+        let label = match recorded {
+            Recorded::Outcome if completed => AttemptOutcome::completed,
+            Recorded::Outcome => AttemptOutcome::failed,
+            Recorded::Retry => AttemptOutcome::retried,
+            Recorded::Fenced => AttemptOutcome::fenced,
+        };
+        metrics.attempt(task.activity_type.as_str(), &task.task_queue, label, took);
         if recorded == Recorded::Fenced {
             tracing::warn!(
                 "the attempt's lease was lost: its late outcome was refused and not recorded"

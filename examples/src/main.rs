@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reprise_devdb::DevPostgres;
+use reprise_engine::telemetry::http::Endpoints;
 use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
 use reprise_examples::workflows;
 
@@ -14,8 +15,24 @@ use reprise_examples::workflows;
 #[derive(Parser)]
 #[command(name = "reprise-example", about)]
 struct Cli {
+    /// Where engine and worker processes serve `/metrics`, `/healthz` and `/readyz`
+    /// (`off` for nowhere; the default picks a free port and prints it).
+    #[arg(long, global = true, default_value = "127.0.0.1:0")]
+    http: String,
+    /// How log lines are written: `text` for people, `json` for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, fields as fields.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -84,13 +101,19 @@ fn project_dir() -> &'static Path {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command.unwrap_or(Command::Quickstart {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    let http = cli.http.clone();
+    let serve = |engine, worker| serve(engine, worker, http.clone());
+    match cli.command.unwrap_or(Command::Quickstart {
         name: "world".into(),
     }) {
         Command::Quickstart { name } => quickstart(&name).await,
@@ -155,17 +178,20 @@ async fn shutdown_signal() {
 async fn serve(
     engine: bool,
     worker: Option<(Vec<String>, std::time::Duration)>,
+    http: String,
 ) -> anyhow::Result<()> {
     let (store, server) = database().await?;
     eprintln!("using {server}");
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut endpoints = Endpoints::new(store.clone());
     if engine {
         let engine = Engine::new(
             store.clone(),
             workflows::registry()?,
             EngineOptions::default(),
         );
+        endpoints = endpoints.watch(engine.readiness());
         eprintln!("engine {} ready", engine.options().owner);
         let stop = shutdown.clone();
         tasks.spawn(async move { engine.run(stop).await });
@@ -182,8 +208,18 @@ async fn serve(
             options.queues.join(", ")
         );
         let worker = Worker::new(store.clone(), workflows::registry()?, options);
+        endpoints = endpoints.watch(worker.readiness());
         let stop = shutdown.clone();
         tasks.spawn(async move { worker.run(stop).await });
+    }
+    if http != "off" {
+        let listener = tokio::net::TcpListener::bind(&http)
+            .await
+            .with_context(|| format!("listening for HTTP on {http}"))?;
+        let addr = listener.local_addr()?;
+        eprintln!("http on http://{addr} (/metrics, /healthz, /readyz)");
+        let stop = shutdown.clone();
+        tasks.spawn(async move { endpoints.serve(listener, stop).await });
     }
     while let Some(done) = tasks.join_next().await {
         done??;

@@ -71,6 +71,7 @@ pub struct Store {
     pool: PgPool,
     clock: DbClock,
     limits: Limits,
+    metrics: crate::telemetry::Metrics,
 }
 
 impl Store {
@@ -80,7 +81,20 @@ impl Store {
             pool,
             clock: DbClock::new(),
             limits: Limits::DEFAULT,
+            metrics: crate::telemetry::Metrics::new(),
         }
+    }
+
+    /// The same store counting into `metrics` (one registry for the whole process: every
+    /// clone of a store shares its metrics).
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> Store {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this store's engines, workers and listeners count into.
+    pub fn metrics(&self) -> &crate::telemetry::Metrics {
+        &self.metrics
     }
 
     /// The same store with a clock tests can move.

@@ -25,6 +25,10 @@ pub(crate) struct ClaimedTask {
     pub(crate) options: ActivityOptions,
     pub(crate) attempt: u32,
     pub(crate) lease_token: i64,
+    /// Its task queue.
+    pub(crate) task_queue: String,
+    /// Seconds it waited from being due to being claimed.
+    pub(crate) waited_seconds: f64,
 }
 
 /// How an attempt ended.
@@ -132,6 +136,8 @@ impl Store {
             options: ActivityOptions::from_stored(&options)?,
             attempt: count(row, "attempt")?,
             lease_token: row.try_get("lease_token").map_err(Error::from_db)?,
+            task_queue: row.try_get("task_queue").map_err(Error::from_db)?,
+            waited_seconds: row.try_get("waited_seconds").map_err(Error::from_db)?,
         })
     }
 
@@ -336,8 +342,9 @@ impl Store {
     /// deadlock with steps, which lock a run and then its tasks.
     pub(crate) async fn reap_tasks(&self, limit: i64) -> Result<usize> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        // The columns of a claimed task (`task_from_row`); it is not waiting to start.
         let rows = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
-                    t.last_failure, t.heartbeat_details, t.heartbeat_timeout_micros IS NOT NULL AS heartbeats,
+                    t.task_queue, 0::float8 AS waited_seconds, t.last_failure, t.heartbeat_details, t.heartbeat_timeout_micros IS NOT NULL AS heartbeats,
                     (t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= reprise.db_now($1)) AS past_deadline
                FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
               WHERE (t.lease_owner IS NOT NULL AND t.lease_expires_at < reprise.db_now($1))

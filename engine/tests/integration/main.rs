@@ -15,4 +15,5 @@ mod payloads;
 mod plans;
 mod schema;
 mod support;
+mod telemetry;
 mod versions;

@@ -78,6 +78,27 @@ impl TestDb {
             .expect("second pool")
     }
 
+    /// Makes the database unreachable, as a stopped server is: new connections are refused
+    /// and every open one is ended. `reachable(true)` lets connections in again.
+    pub(crate) async fn reachable(&self, reachable: bool) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS {reachable}",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await
+        .expect("change the database's connection rule");
+        if !reachable {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&self.name)
+            .execute(&self.admin)
+            .await
+            .expect("end the database's connections");
+        }
+    }
+
     pub(crate) async fn drop_database(self) {
         self.pool.close().await;
         sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -10,6 +10,7 @@
 --   heartbeat timeout if shorter, from database time.
 -- * It commits without waiting for its WAL flush (`synchronous_commit` off for this
 --   transaction alone): a claim lost in a crash only means that the attempt runs again.
+-- * It returns how long each attempt waited since it was due (schedule-to-start, for metrics).
 -- * Tasks are named by key (`run_id = ANY (ARRAY(...))`), see `store/connection.rs`.
 WITH c AS (
         SELECT run_id, scheduled_seq FROM reprise.activity_tasks
@@ -26,4 +27,5 @@ UPDATE reprise.activity_tasks t
    AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM c)
    AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 RETURNING t.run_id, (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id) AS workflow_id,
-          t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token
+          t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
+          t.task_queue, EXTRACT(EPOCH FROM reprise.db_now($1) - t.visible_at)::float8 AS waited_seconds

@@ -1,0 +1,530 @@
+//! `Metrics`: Reprise's Prometheus metrics, one registry per process (shared by its store's
+//! clones, so an engine and a worker in one process export together).
+//!
+//! Names follow Prometheus conventions (`reprise_` prefix, `_total`, `_seconds`); labels are
+//! workflow type, activity type, task queue, path, status and outcome — never a workflow id or
+//! anything from a payload, so the number of series stays bounded by the code, not the data.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use reprise_history::RunState;
+
+/// How a step was taken.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum StepPath {
+    /// In a claimed batch.
+    batch,
+    /// On a notification's word, in one statement.
+    direct,
+}
+
+/// Why a run was parked, as a label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum ParkKind {
+    /// Its code does not match its history.
+    nondeterminism,
+    /// No process that claimed it registers its type.
+    unknown_type,
+    /// A payload it holds does not decode (type, codec or key).
+    undecodable_payload,
+    /// Its code panicked.
+    panic,
+    /// Anything else (a history that cannot be read, an effect that cannot be carried out).
+    other,
+}
+
+impl ParkKind {
+    /// The kind of a parked reason, from the messages the engine writes.
+    pub fn of(reason: &str) -> ParkKind {
+        if reason.starts_with("nondeterminism") {
+            ParkKind::nondeterminism
+        } else if reason.starts_with("unknown workflow type") {
+            ParkKind::unknown_type
+        } else if reason.starts_with("payload at seq") {
+            ParkKind::undecodable_payload
+        } else if reason.starts_with("workflow code panicked") {
+            ParkKind::panic
+        } else {
+            ParkKind::other
+        }
+    }
+
+    /// Every kind.
+    pub const ALL: [ParkKind; 5] = [
+        ParkKind::nondeterminism,
+        ParkKind::unknown_type,
+        ParkKind::undecodable_payload,
+        ParkKind::panic,
+        ParkKind::other,
+    ];
+}
+
+/// How an activity attempt ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum AttemptOutcome {
+    /// It returned a result.
+    completed,
+    /// It failed and will be retried.
+    retried,
+    /// It failed for good.
+    failed,
+    /// Its lease was lost: the outcome was refused.
+    fenced,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkflowLabels {
+    workflow_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClosedLabels {
+    workflow_type: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: StepPath,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ParkLabels {
+    reason: ParkKind,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    activity_type: String,
+    task_queue: String,
+    outcome: AttemptOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActivityLabels {
+    activity_type: String,
+    task_queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    task_queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: &'static str,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 100 µs to about 100 s.
+    Histogram::new(exponential_buckets(0.0001, 4.0, 11))
+}
+
+struct Families {
+    registry: Registry,
+    workflows_started: Family<WorkflowLabels, Counter>,
+    workflows_closed: Family<ClosedLabels, Counter>,
+    steps: Family<PathLabels, Counter>,
+    step_seconds: Family<PathLabels, Histogram, fn() -> Histogram>,
+    cache: Family<CacheLabels, Counter>,
+    cache_evictions: Counter,
+    replays: Counter,
+    replay_events: Histogram,
+    parked: Family<ParkLabels, Counter>,
+    failed_batches: Counter,
+    attempts: Family<AttemptLabels, Counter>,
+    attempt_seconds: Family<ActivityLabels, Histogram, fn() -> Histogram>,
+    schedule_to_start: Family<QueueLabels, Histogram, fn() -> Histogram>,
+    listen_reconnects: Family<ChannelLabels, Counter>,
+    pool_connections: Family<CacheLabels, Gauge>,
+    ready_runs: Family<QueueLabels, Gauge>,
+    oldest_ready_run_seconds: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    ready_activities: Family<QueueLabels, Gauge>,
+    oldest_ready_activity_seconds: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    parked_runs: Family<ParkLabels, Gauge>,
+    gauges_sampled: Counter,
+}
+
+/// Reprise's metrics of one process. Cheap to clone; every clone counts into the same registry.
+#[derive(Clone)]
+pub struct Metrics(Arc<Families>);
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every Reprise metric in it.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("reprise");
+        let f = Families {
+            workflows_started: Family::default(),
+            workflows_closed: Family::default(),
+            steps: Family::default(),
+            step_seconds: Family::new_with_constructor(seconds_histogram),
+            cache: Family::default(),
+            cache_evictions: Counter::default(),
+            replays: Counter::default(),
+            replay_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+            parked: Family::default(),
+            failed_batches: Counter::default(),
+            attempts: Family::default(),
+            attempt_seconds: Family::new_with_constructor(seconds_histogram),
+            schedule_to_start: Family::new_with_constructor(seconds_histogram),
+            listen_reconnects: Family::default(),
+            pool_connections: Family::default(),
+            ready_runs: Family::default(),
+            oldest_ready_run_seconds: Family::default(),
+            ready_activities: Family::default(),
+            oldest_ready_activity_seconds: Family::default(),
+            parked_runs: Family::default(),
+            gauges_sampled: Counter::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "workflows_started",
+            "Runs whose first step ran, by workflow type",
+            f.workflows_started.clone(),
+        );
+        r.register(
+            "workflows_closed",
+            "Runs closed, by workflow type and status",
+            f.workflows_closed.clone(),
+        );
+        r.register(
+            "steps",
+            "Runs stepped, by path (batch or direct)",
+            f.steps.clone(),
+        );
+        r.register(
+            "step_duration_seconds",
+            "Time to step and write a batch or a direct step",
+            f.step_seconds.clone(),
+        );
+        r.register(
+            "cache_lookups",
+            "Sticky-cache lookups of a run's orchestrator, by result (hit or miss)",
+            f.cache.clone(),
+        );
+        r.register(
+            "cache_evictions",
+            "Orchestrators evicted from the sticky cache",
+            f.cache_evictions.clone(),
+        );
+        r.register(
+            "replays",
+            "Histories replayed to rebuild an orchestrator (a cache miss)",
+            f.replays.clone(),
+        );
+        r.register(
+            "replay_events",
+            "Events replayed to rebuild an orchestrator",
+            f.replay_events.clone(),
+        );
+        r.register(
+            "runs_parked",
+            "Runs parked, by reason kind",
+            f.parked.clone(),
+        );
+        r.register(
+            "failed_batches",
+            "Step batches that failed (their runs are claimed again)",
+            f.failed_batches.clone(),
+        );
+        r.register(
+            "activity_attempts",
+            "Activity attempts, by activity type, task queue and outcome",
+            f.attempts.clone(),
+        );
+        r.register(
+            "activity_attempt_duration_seconds",
+            "Time an activity attempt ran",
+            f.attempt_seconds.clone(),
+        );
+        r.register(
+            "activity_schedule_to_start_seconds",
+            "Time an activity attempt waited from due to claimed, by task queue",
+            f.schedule_to_start.clone(),
+        );
+        r.register(
+            "listen_reconnects",
+            "LISTEN connections re-established after a loss, by channel",
+            f.listen_reconnects.clone(),
+        );
+        r.register(
+            "pool_connections",
+            "Database pool connections, by state (in_use or idle), at the scrape",
+            f.pool_connections.clone(),
+        );
+        r.register(
+            "ready_runs",
+            "Runs with work due and not claimed, by task queue (sampled)",
+            f.ready_runs.clone(),
+        );
+        r.register(
+            "oldest_ready_run_age_seconds",
+            "How long the oldest ready run has waited, by task queue (sampled)",
+            f.oldest_ready_run_seconds.clone(),
+        );
+        r.register(
+            "ready_activities",
+            "Activity tasks due and not leased, by task queue (sampled)",
+            f.ready_activities.clone(),
+        );
+        r.register(
+            "oldest_ready_activity_age_seconds",
+            "How long the oldest ready activity task has waited, by task queue (sampled)",
+            f.oldest_ready_activity_seconds.clone(),
+        );
+        r.register(
+            "parked_runs",
+            "Open runs parked now, by reason kind (sampled)",
+            f.parked_runs.clone(),
+        );
+        r.register(
+            "gauge_samples",
+            "Times this process sampled the shared gauges (one process at a time does)",
+            f.gauges_sampled.clone(),
+        );
+        Metrics(Arc::new(Families { registry, ..f }))
+    }
+
+    /// The metrics in the OpenMetrics text format Prometheus scrapes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.0.registry);
+        out
+    }
+
+    pub(crate) fn run_started(&self, workflow_type: &str) {
+        self.0
+            .workflows_started
+            .get_or_create(&WorkflowLabels {
+                workflow_type: workflow_type.to_string(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn run_closed(&self, workflow_type: &str, status: RunState) {
+        self.0
+            .workflows_closed
+            .get_or_create(&ClosedLabels {
+                workflow_type: workflow_type.to_string(),
+                status: status.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn stepped(&self, path: StepPath, runs: usize, took: Duration) {
+        let labels = PathLabels { path };
+        self.0.steps.get_or_create(&labels).inc_by(runs as u64);
+        self.0
+            .step_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn cache_lookup(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.0.cache.get_or_create(&CacheLabels { result }).inc();
+    }
+
+    pub(crate) fn cache_eviction(&self) {
+        self.0.cache_evictions.inc();
+    }
+
+    pub(crate) fn replayed(&self, events: usize) {
+        self.0.replays.inc();
+        self.0.replay_events.observe(events as f64);
+    }
+
+    pub(crate) fn parked(&self, reason: &str) {
+        let reason = ParkKind::of(reason);
+        self.0.parked.get_or_create(&ParkLabels { reason }).inc();
+    }
+
+    pub(crate) fn failed_batch(&self) {
+        self.0.failed_batches.inc();
+    }
+
+    pub(crate) fn attempt(
+        &self,
+        activity_type: &str,
+        task_queue: &str,
+        outcome: AttemptOutcome,
+        took: Duration,
+    ) {
+        self.0
+            .attempts
+            .get_or_create(&AttemptLabels {
+                activity_type: activity_type.to_string(),
+                task_queue: task_queue.to_string(),
+                outcome,
+            })
+            .inc();
+        self.0
+            .attempt_seconds
+            .get_or_create(&ActivityLabels {
+                activity_type: activity_type.to_string(),
+                task_queue: task_queue.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn schedule_to_start(&self, task_queue: &str, seconds: f64) {
+        self.0
+            .schedule_to_start
+            .get_or_create(&QueueLabels {
+                task_queue: task_queue.to_string(),
+            })
+            .observe(seconds.max(0.0));
+    }
+
+    pub(crate) fn listen_reconnected(&self, channel: &'static str) {
+        self.0
+            .listen_reconnects
+            .get_or_create(&ChannelLabels { channel })
+            .inc();
+    }
+
+    pub(crate) fn pool(&self, in_use: u32, idle: usize) {
+        let set = |result, value: i64| {
+            self.0
+                .pool_connections
+                .get_or_create(&CacheLabels { result })
+                .set(value);
+        };
+        set("in_use", i64::from(in_use));
+        set("idle", i64::try_from(idle).unwrap_or(i64::MAX));
+    }
+
+    /// Replaces the sampled gauges with a new sample (queues absent from it drop to zero).
+    pub(crate) fn sampled(&self, sample: &gauges::Sample) {
+        let f = &self.0;
+        f.ready_runs.clear();
+        f.oldest_ready_run_seconds.clear();
+        f.ready_activities.clear();
+        f.oldest_ready_activity_seconds.clear();
+        for q in &sample.runs {
+            let labels = QueueLabels {
+                task_queue: q.task_queue.clone(),
+            };
+            f.ready_runs.get_or_create(&labels).set(q.ready);
+            f.oldest_ready_run_seconds
+                .get_or_create(&labels)
+                .set(q.oldest_age_seconds);
+        }
+        for q in &sample.activities {
+            let labels = QueueLabels {
+                task_queue: q.task_queue.clone(),
+            };
+            f.ready_activities.get_or_create(&labels).set(q.ready);
+            f.oldest_ready_activity_seconds
+                .get_or_create(&labels)
+                .set(q.oldest_age_seconds);
+        }
+        for kind in ParkKind::ALL {
+            let count = sample
+                .parked
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, n)| *n)
+                .sum();
+            f.parked_runs
+                .get_or_create(&ParkLabels { reason: kind })
+                .set(count);
+        }
+        f.gauges_sampled.inc();
+    }
+}
+
+use super::gauges;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_names_and_bounded_labels() {
+        let m = Metrics::new();
+        m.run_started("order");
+        m.run_closed("order", RunState::Completed);
+        m.stepped(StepPath::batch, 3, Duration::from_millis(2));
+        m.attempt(
+            "charge",
+            "payments",
+            AttemptOutcome::retried,
+            Duration::from_millis(5),
+        );
+        m.parked("nondeterminism ND01 at seq 4: ...");
+        let text = m.render();
+        for line in [
+            "reprise_workflows_started_total{workflow_type=\"order\"} 1",
+            "reprise_workflows_closed_total{workflow_type=\"order\",status=\"completed\"} 1",
+            "reprise_steps_total{path=\"batch\"} 3",
+            "reprise_activity_attempts_total{activity_type=\"charge\",task_queue=\"payments\",outcome=\"retried\"} 1",
+            "reprise_runs_parked_total{reason=\"nondeterminism\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(
+            text.contains("reprise_step_duration_seconds_bucket{le="),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn park_kinds_follow_the_engines_messages() {
+        use reprise_history::Seq;
+        let undecodable = reprise_sdk::Error::from(reprise_sdk::UndecodablePayload {
+            seq: Seq::new(3),
+            holder: "result of activity \"quote\"".into(),
+            rust_type: "u64",
+            source: reprise_history::Error::Empty { what: "payload" },
+        });
+        assert_eq!(
+            ParkKind::of(&crate::Error::from(undecodable).to_string()),
+            ParkKind::undecodable_payload
+        );
+        let panicked = reprise_sdk::Error::WorkflowPanicked {
+            seq: Seq::new(3),
+            message: "boom".into(),
+        };
+        assert_eq!(
+            ParkKind::of(&crate::Error::from(panicked).to_string()),
+            ParkKind::panic
+        );
+        assert_eq!(
+            ParkKind::of("unknown workflow type \"later\": no process"),
+            ParkKind::unknown_type
+        );
+        assert_eq!(ParkKind::of("history cannot be executed"), ParkKind::other);
+    }
+}
