@@ -163,3 +163,72 @@ async fn metrics_count_what_happened_and_readiness_follows_the_database() {
     drop(running);
     db.drop_database().await;
 }
+
+/// A writer that keeps every log line in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything runs on this test's one thread, so the subscriber set for the thread sees every
+/// line the client, engine and worker write, at every level.
+#[tokio::test(flavor = "current_thread")]
+async fn no_log_line_at_any_level_holds_a_payload() {
+    const SECRET: &str = "secret-input-7f3a9c";
+    let db = TestDb::migrated().await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    let mut running = Running::new();
+    run_engine(
+        &store,
+        registry().build().unwrap(),
+        engine_options(),
+        &mut running,
+    );
+    run_worker(
+        &store,
+        registry().build().unwrap(),
+        worker_options(),
+        &mut running,
+    );
+    let hello = client
+        .start(HELLO, "hello-secret", &SECRET.to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        within(hello.result()).await.unwrap(),
+        format!("hello, {SECRET}")
+    );
+    // A parked run logs its reason: an undecodable input must not leak through it either.
+    client.start(NAP, "nap-secret", &1).await.unwrap();
+    drop(running);
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(logs.lines().count() > 20, "too few lines captured:\n{logs}");
+    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "{logs}");
+    assert!(
+        !logs.contains(SECRET),
+        "a payload reached the logs:\n{logs}"
+    );
+    db.drop_database().await;
+}

@@ -10,4 +10,5 @@
 mod support;
 
 mod processes;
+mod telemetry;
 mod versioning;

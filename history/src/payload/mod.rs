@@ -191,15 +191,11 @@ impl std::io::Write for LimitedWriter {
     }
 }
 
+/// Shows the format and size, never the content: payloads end up in logs through `{:?}`, and
+/// what they hold is the user's (read it with `DataConverter::to_json`).
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.format() {
-            PayloadFormat::Json => match self.json_text() {
-                Some(text) if text.len() <= 120 => write!(f, "Payload({text})"),
-                _ => write!(f, "Payload(JSON, {} bytes)", self.0.len()),
-            },
-            other => write!(f, "Payload({other}, {} bytes)", self.0.len()),
-        }
+        write!(f, "Payload({}, {} bytes)", self.format(), self.0.len())
     }
 }
 

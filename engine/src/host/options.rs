@@ -1,0 +1,59 @@
+//! `EngineOptions`: how an engine process behaves, and the build it names itself by.
+
+use std::time::Duration;
+
+/// How an engine process behaves.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// This process's name in logs (unique per process).
+    pub owner: String,
+    /// Identifies the code this process runs; a run parked by nondeterminism is retried only
+    /// by another build. Default: a hash of the executable.
+    pub build: String,
+    /// Runs stepped in one transaction, at most.
+    pub batch_size: i64,
+    /// Batches in flight at once, each on its own connection.
+    pub concurrent_batches: usize,
+    /// Longest wait between polls when no notification comes.
+    pub idle_poll: Duration,
+    /// Live orchestrators kept between steps.
+    pub cache_capacity: usize,
+    /// How often to look for runs that another build parked and this one may take back
+    /// (also done once at start, which is when a fixed build usually arrives).
+    pub parked_sweep: Duration,
+    /// Whether a lone notification that carries what a run's next step needs is stepped
+    /// directly, in one statement (see `docs/ARCHITECTURE.md`, "A direct step"). Off, every
+    /// step goes through a batch: the same histories, more round trips.
+    pub direct_steps: bool,
+    /// How often the process that samples the shared gauges (ready queues, parked runs; one
+    /// process at a time) samples them.
+    pub gauge_interval: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            owner: format!(
+                "engine-{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            build: executable_build(),
+            batch_size: 64,
+            concurrent_batches: 4,
+            idle_poll: Duration::from_secs(1),
+            cache_capacity: 10_000,
+            parked_sweep: Duration::from_secs(10),
+            direct_steps: true,
+            gauge_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A hash of this executable: processes running the same binary share it.
+pub fn executable_build() -> String {
+    std::env::current_exe()
+        .and_then(std::fs::read)
+        .map(|bytes| blake3::hash(&bytes).to_hex()[..16].to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
