@@ -725,36 +725,25 @@ impl Engine {
                 });
             }
         };
-        if first_step && history.len() == 1 {
+        let (execution, decisions) = if first_step && history.len() == 1 {
             let started = history
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::Conflict("empty history".into()))?;
             let (execution, step) = Execution::start(&self.registry, started)?;
-            let decisions = step.events.into_iter().skip(1).collect();
-            return Ok((
-                Cached {
-                    execution,
-                    workflow_id,
-                    workflow_type,
-                    parent,
-                    head_hash: run.head_hash,
-                },
-                decisions,
-            ));
-        }
-        self.store.metrics().replayed(history.len());
-        let execution = Execution::replay(&self.registry, &history)?;
-        Ok((
-            Cached {
-                execution,
-                workflow_id,
-                workflow_type,
-                parent,
-                head_hash: run.head_hash,
-            },
-            Vec::new(),
-        ))
+            (execution, step.events.into_iter().skip(1).collect())
+        } else {
+            self.store.metrics().replayed(history.len());
+            (Execution::replay(&self.registry, &history)?, Vec::new())
+        };
+        let cached = Cached {
+            execution,
+            workflow_id,
+            workflow_type,
+            parent,
+            head_hash: run.head_hash,
+        };
+        Ok((cached, decisions))
     }
 
     /// A run whose code cannot go on is parked with the reason, so that it waits for fixed

@@ -137,6 +137,9 @@ fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 11))
 }
 
+/// Ages in seconds, by task queue.
+type AgeGauges = Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>;
+
 struct Families {
     registry: Registry,
     workflows_started: Family<WorkflowLabels, Counter>,
@@ -155,9 +158,9 @@ struct Families {
     listen_reconnects: Family<ChannelLabels, Counter>,
     pool_connections: Family<CacheLabels, Gauge>,
     ready_runs: Family<QueueLabels, Gauge>,
-    oldest_ready_run_seconds: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    oldest_ready_run_seconds: AgeGauges,
     ready_activities: Family<QueueLabels, Gauge>,
-    oldest_ready_activity_seconds: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    oldest_ready_activity_seconds: AgeGauges,
     parked_runs: Family<ParkLabels, Gauge>,
     gauges_sampled: Counter,
     /// The series every step touches, looked up once: a step then costs two atomic adds and
@@ -484,24 +487,23 @@ impl Metrics {
         f.oldest_ready_run_seconds.clear();
         f.ready_activities.clear();
         f.oldest_ready_activity_seconds.clear();
-        for q in &sample.runs {
-            let labels = QueueLabels {
-                task_queue: q.task_queue.clone(),
-            };
-            f.ready_runs.get_or_create(&labels).set(q.ready);
-            f.oldest_ready_run_seconds
-                .get_or_create(&labels)
-                .set(q.oldest_age_seconds);
-        }
-        for q in &sample.activities {
-            let labels = QueueLabels {
-                task_queue: q.task_queue.clone(),
-            };
-            f.ready_activities.get_or_create(&labels).set(q.ready);
-            f.oldest_ready_activity_seconds
-                .get_or_create(&labels)
-                .set(q.oldest_age_seconds);
-        }
+        let set = |queues: &[gauges::QueueSample],
+                   ready: &Family<QueueLabels, Gauge>,
+                   oldest: &AgeGauges| {
+            for q in queues {
+                let labels = QueueLabels {
+                    task_queue: q.task_queue.clone(),
+                };
+                ready.get_or_create(&labels).set(q.ready);
+                oldest.get_or_create(&labels).set(q.oldest_age_seconds);
+            }
+        };
+        set(&sample.runs, &f.ready_runs, &f.oldest_ready_run_seconds);
+        set(
+            &sample.activities,
+            &f.ready_activities,
+            &f.oldest_ready_activity_seconds,
+        );
         for kind in ParkKind::ALL {
             let count = sample
                 .parked

@@ -198,19 +198,7 @@ async fn no_log_line_at_any_level_holds_a_payload() {
 
     let store = Store::new(db.pool.clone());
     let client = Client::new(store.clone());
-    let mut running = Running::new();
-    run_engine(
-        &store,
-        registry().build().unwrap(),
-        engine_options(),
-        &mut running,
-    );
-    run_worker(
-        &store,
-        registry().build().unwrap(),
-        worker_options(),
-        &mut running,
-    );
+    let running = Running::both(&store, || registry().build().unwrap());
     let hello = client
         .start(HELLO, "hello-secret", &SECRET.to_string())
         .await
