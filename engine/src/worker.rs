@@ -20,6 +20,7 @@ use crate::listen::{spawn_listener, wait};
 use crate::store::Recorded;
 use crate::store::{ClaimedTask, LoopConnection, Store, TASKS_CHANNEL, TaskOutcome};
 use crate::telemetry::AttemptOutcome;
+use crate::telemetry::trace;
 
 /// What one claim did: attempts started, out of the slots that were free.
 struct Claimed {
@@ -363,8 +364,13 @@ impl Worker {
             let claimed_copy = task.clone();
             let worker = self.clone();
             let key = (task.run_id, task.scheduled_seq);
-            let span = tracing::info_span!("activity", run_id = %task.run_id, seq = %task.scheduled_seq,
-                activity_type = %task.activity_type, attempt = task.attempt);
+            let span = tracing::info_span!("activity_attempt", workflow_id = %task.workflow_id,
+                run_id = %task.run_id, seq = %task.scheduled_seq, activity_type = %task.activity_type,
+                task_queue = %task.task_queue, attempt = task.attempt);
+            // A child of the step that scheduled it, across processes (see `telemetry::trace`).
+            if let Some(scheduled_by) = &task.trace {
+                trace::set_parent(&span, scheduled_by);
+            }
             let mut in_flight = self.lock_in_flight();
             let handle = tokio::spawn(
                 async move {

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reprise_devdb::DevPostgres;
 use reprise_engine::telemetry::http::Endpoints;
+use reprise_engine::telemetry::otlp::OtlpTracing;
 use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
 use reprise_examples::workflows;
 
@@ -102,15 +103,40 @@ fn project_dir() -> &'static Path {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+    let traces = init_telemetry(cli.log_format)?;
+    let outcome = run(cli).await;
+    if let Some(traces) = traces {
+        traces.shutdown();
     }
+    outcome
+}
+
+/// Logs to stderr (`RUST_LOG`, default `warn`), and traces to an OTLP collector when the
+/// `OTEL_*` variables name one (`REPRISE_TRACE_FILTER`, default `info`, says which spans).
+fn init_telemetry(format: LogFormat) -> anyhow::Result<Option<OtlpTracing>> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, Layer, fmt};
+    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let logs = fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    }
+    .with_filter(log_filter);
+    let traces = OtlpTracing::from_env("reprise-example")?;
+    let trace_layer = traces.as_ref().map(|t| {
+        let filter = EnvFilter::try_from_env("REPRISE_TRACE_FILTER")
+            .unwrap_or_else(|_| EnvFilter::new("info"));
+        t.layer().with_filter(filter)
+    });
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(trace_layer)
+        .init();
+    Ok(traces)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let http = cli.http.clone();
     let serve = |engine, worker| serve(engine, worker, http.clone());
     match cli.command.unwrap_or(Command::Quickstart {

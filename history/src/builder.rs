@@ -42,6 +42,7 @@ impl HistoryBuilder {
             task_queue: TaskQueue::new("default")?,
             origin: RunOrigin::Client,
             parent: None,
+            trace_context: None,
         };
         Ok(HistoryBuilder::new(
             started,

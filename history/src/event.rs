@@ -19,6 +19,7 @@ use crate::limits::Limits;
 use crate::options::{ActivityOptions, ParentClosePolicy, ParentRun, RunOrigin, TimeoutKind};
 use crate::payload::Payload;
 use crate::time::Timestamp;
+use crate::trace::TraceContext;
 
 /// One entry of a run's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,8 +41,10 @@ pub enum EventClass {
     Decision,
 }
 
-/// Everything that can happen in a run. Variant order is part of the stored format.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Everything that can happen in a run. Variant order is part of the stored format, which
+/// has one variant more than this enum: a `WorkflowStarted` with a trace context is stored as
+/// `WorkflowStartedInTrace`, appended after the others (see `stored_kind.rs`).
+#[derive(Clone, Debug, PartialEq)]
 pub enum EventKind {
     /// Input, always seq 1: the run began.
     WorkflowStarted(WorkflowStarted),
@@ -106,6 +109,10 @@ pub struct WorkflowStarted {
     pub origin: RunOrigin,
     /// The parent run, for child workflows.
     pub parent: Option<ParentRun>,
+    /// The trace the run belongs to: its starter's span (a client call, or the parent's step
+    /// for a child or a next run). Stored only when there is one: a start without it keeps
+    /// the original shape, byte for byte.
+    pub trace_context: Option<TraceContext>,
 }
 
 /// Run an activity.
@@ -225,7 +232,11 @@ pub struct ChildWorkflowStarted {
 
 impl ChildWorkflowStarted {
     /// The child's first event: what the engine (and the testkit) start the child run with.
-    pub fn child_run_started(&self, parent: ParentRun) -> WorkflowStarted {
+    pub fn child_run_started(
+        &self,
+        parent: ParentRun,
+        trace_context: Option<TraceContext>,
+    ) -> WorkflowStarted {
         WorkflowStarted {
             workflow_type: self.workflow_type.clone(),
             workflow_id: self.workflow_id.clone(),
@@ -234,6 +245,7 @@ impl ChildWorkflowStarted {
             task_queue: self.task_queue.clone(),
             origin: RunOrigin::Client,
             parent: Some(parent),
+            trace_context,
         }
     }
 }

@@ -39,10 +39,12 @@ mod payload;
 #[cfg(test)]
 mod proptests;
 mod status;
+mod stored_kind;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 mod time;
 pub mod timeline;
+mod trace;
 pub mod validate;
 
 pub use builder::HistoryBuilder;
@@ -66,3 +68,4 @@ pub use options::{
 pub use payload::{CodecError, DataConverter, Encoded, Payload, PayloadCodec, PayloadFormat};
 pub use status::RunState;
 pub use time::Timestamp;
+pub use trace::{MAX_TRACESTATE_LEN, TraceContext};

@@ -20,6 +20,7 @@ use crate::options::{
 };
 use crate::payload::Payload;
 use crate::time::Timestamp;
+use crate::trace::TraceContext;
 
 fn name() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9_.-]{0,12}"
@@ -192,9 +193,10 @@ pub fn workflow_started() -> impl Strategy<Value = WorkflowStarted> {
         task_queue(),
         run_origin(),
         prop::option::of(parent),
+        prop::option::of(trace_context()),
     )
         .prop_map(
-            |(workflow_type, workflow_id, run_id, input, task_queue, origin, parent)| {
+            |(workflow_type, workflow_id, run_id, input, task_queue, origin, parent, trace)| {
                 WorkflowStarted {
                     workflow_type,
                     workflow_id,
@@ -203,9 +205,24 @@ pub fn workflow_started() -> impl Strategy<Value = WorkflowStarted> {
                     task_queue,
                     origin,
                     parent,
+                    trace_context: trace,
                 }
             },
         )
+}
+
+/// A valid W3C trace context: random non-zero ids, either flag, a short `tracestate`.
+pub fn trace_context() -> impl Strategy<Value = TraceContext> {
+    (
+        1..=u128::MAX,
+        1..=u64::MAX,
+        any::<bool>(),
+        "[a-z0-9=,]{0,40}",
+    )
+        .prop_filter_map("a valid context", |(trace, span, sampled, state)| {
+            let parent = format!("00-{trace:032x}-{span:016x}-{:02x}", u8::from(sampled));
+            TraceContext::new(parent, state).ok()
+        })
 }
 
 /// Any event kind, with arbitrary (possibly dangling) references.

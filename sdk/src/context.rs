@@ -45,7 +45,8 @@ impl WorkflowContext {
         self.shared.lock().run_id
     }
 
-    /// Whether the code is reproducing recorded history (log only when this is false).
+    /// Whether the code is reproducing recorded history. Logs and spans made while it is are
+    /// dropped (they were made when the code ran live), so code need not check it to log.
     pub fn is_replaying(&self) -> bool {
         self.shared.lock().mode == Mode::Replaying
     }

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use reprise_history::{
     ActivityScheduled, ChildWorkflowFailed, Event, EventKind, Failure, Marker, ParentClosePolicy,
-    ParentRun, PatchId, Payload, RunId, RunOrigin, RunState, Seq, SignalName, WorkflowId,
-    WorkflowStarted,
+    ParentRun, PatchId, Payload, RunId, RunOrigin, RunState, Seq, SignalName, TraceContext,
+    WorkflowId, WorkflowStarted,
 };
 
 use crate::executor::{Execution, RunStatus};
@@ -43,6 +43,9 @@ pub struct RunIdentity<'a> {
     pub run_id: RunId,
     /// The parent, for a child run.
     pub parent: Option<&'a ParentRun>,
+    /// The trace the step belongs to (its span's context, or the run's recorded one): the
+    /// trace children and the next run start in.
+    pub trace: Option<&'a TraceContext>,
 }
 
 /// What one step's decisions do, in the order an executor should carry them out.
@@ -160,6 +163,7 @@ impl<'a> Close<'a> {
                         previous_run_id: run.run_id,
                     },
                     parent: run.parent.cloned(),
+                    trace_context: run.trace.cloned(),
                 },
                 carried: carried(),
             }),
@@ -226,11 +230,14 @@ impl<'a> Effects<'a> {
             EventKind::ActivityCancelRequested(c) => self.cancelled_activities.push(c.scheduled),
             EventKind::ChildWorkflowStarted(c) => self.children.push(NewChild {
                 started_seq: event.seq,
-                started: c.child_run_started(ParentRun {
-                    workflow_id: run.workflow_id.clone(),
-                    run_id: run.run_id,
-                    started_seq: event.seq,
-                }),
+                started: c.child_run_started(
+                    ParentRun {
+                        workflow_id: run.workflow_id.clone(),
+                        run_id: run.run_id,
+                        started_seq: event.seq,
+                    },
+                    run.trace.cloned(),
+                ),
                 policy: c.parent_close_policy,
             }),
             EventKind::ChildWorkflowCancelRequested(c) => self.cancelled_children.push(c.started),
@@ -322,6 +329,7 @@ mod tests {
             workflow_id,
             run_id: RunId::random(),
             parent,
+            trace: None,
         }
     }
 

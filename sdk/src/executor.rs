@@ -264,9 +264,21 @@ impl Execution {
         };
         let waker = Waker::from(self.root.clone());
         let mut cx = Context::from_waker(&waker);
+        // What the code logs or traces while it replays was logged when it ran live: replay
+        // polls it with no subscriber, so that a restart does not repeat a run's log lines
+        // and spans (`ctx.is_replaying()` says the same to code that wants to know).
+        let replaying = self.shared.lock().mode == Mode::Replaying;
+        let silent = tracing::Dispatch::none();
+        let mut poll = |cx: &mut Context<'_>| {
+            if replaying {
+                tracing::dispatcher::with_default(&silent, || future.as_mut().poll(cx))
+            } else {
+                future.as_mut().poll(cx)
+            }
+        };
         let outcome = loop {
             self.root.woken.store(false, Ordering::SeqCst);
-            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            match catch_unwind(AssertUnwindSafe(|| poll(&mut cx))) {
                 Err(panic) => break Err(panic_message(panic.as_ref())),
                 Ok(Poll::Ready(result)) => break Ok(Some(result)),
                 Ok(Poll::Pending) => {

@@ -185,6 +185,7 @@ impl TestEnv {
             task_queue: TaskQueue::new("default")?,
             origin: RunOrigin::Client,
             parent: None,
+            trace_context: None,
         };
         if !self.start_run(started, None)? {
             return Err(Error::AlreadyRunning(workflow_id.to_string()));
@@ -444,6 +445,7 @@ impl TestEnv {
             workflow_id: id,
             run_id,
             parent: parent.as_ref(),
+            trace: None,
         };
         let effects = match run.execution.as_ref() {
             Some(execution) => Effects::of_step(identity, &events, execution),
@@ -663,6 +665,7 @@ impl TestEnv {
             workflow_id: id,
             run_id,
             parent: parent.as_ref(),
+            trace: None,
         };
         match Close::of(identity, &event, Vec::new) {
             Some(close) => self.close(identity, close, Vec::new()),

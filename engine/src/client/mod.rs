@@ -11,12 +11,14 @@ use reprise_history::{
 use reprise_sdk::{SignalDef, WorkflowDef};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::listen::{Listening, RunWaiters};
 use crate::store::{
     CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, RunEnd, Store, on_live_connection,
 };
+use crate::telemetry::trace;
 
 mod describe;
 mod lifecycle;
@@ -65,6 +67,11 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     ///
     /// [`Failure`]: reprise_history::Failure
     pub async fn result(&self) -> Result<O> {
+        let span = tracing::info_span!("workflow_result", workflow_id = %self.workflow_id, run_id = %self.run_id);
+        self.wait_result().instrument(span).await
+    }
+
+    async fn wait_result(&self) -> Result<O> {
         let mut run_id = self.run_id;
         let waiters = self.client.closed_runs()?;
         loop {
@@ -248,33 +255,51 @@ impl Client {
         signal: Option<EventKind>,
     ) -> Result<WorkflowHandle<O>> {
         let workflow_id = WorkflowId::new(workflow_id)?;
+        let span = tracing::info_span!("start_workflow", workflow_type, workflow_id = %workflow_id, run_id = tracing::field::Empty);
+        // The run joins this span's trace; when this span is not traced (filtered out), the
+        // caller's own.
+        let trace_context = trace::context_of(&span).or_else(trace::current);
         let new = NewRun {
             workflow_type: WorkflowType::new(workflow_type)?,
             workflow_id: workflow_id.clone(),
             input,
             task_queue: options.task_queue,
+            trace_context,
         };
-        let handle = |run_id| WorkflowHandle {
+        let run_id = self
+            .start_new(new, options.id_reuse, signal)
+            .instrument(span.clone())
+            .await?;
+        span.record("run_id", tracing::field::display(run_id));
+        Ok(WorkflowHandle {
             client: self.clone(),
-            workflow_id: workflow_id.clone(),
+            workflow_id,
             run_id,
             output: PhantomData,
-        };
-        if options.id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() {
+        })
+    }
+
+    /// Writes a start: in the statement concurrent plain starts share, or alone.
+    async fn start_new(
+        &self,
+        new: NewRun,
+        id_reuse: IdReusePolicy,
+        signal: Option<EventKind>,
+    ) -> Result<RunId> {
+        if id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() {
             in_runtime()?;
             let queue = self
                 .starts
                 .get_or_init(|| starts::StartQueue::spawn(&self.store));
             if let Some(run_id) = queue.start(new.clone()).await {
-                return Ok(handle(run_id));
+                return Ok(run_id);
             }
         }
         let outcome = on_live_connection!(
             self.store,
-            self.store
-                .start_run(new.clone(), options.id_reuse, signal.clone())
+            self.store.start_run(new.clone(), id_reuse, signal.clone())
         )?;
-        Ok(handle(outcome.run_id))
+        Ok(outcome.run_id)
     }
 
     /// A handle on the latest run of a workflow id.
@@ -313,9 +338,15 @@ impl Client {
         payload: Payload,
     ) -> Result<()> {
         let name = SignalName::new(name)?;
-        let run_id = self.open_run_id(workflow_id).await?;
-        let input = EventKind::SignalReceived(SignalReceived { name, payload });
-        on_live_connection!(self.store, self.store.deliver_now(run_id, &input))
+        let span = tracing::info_span!("signal_workflow", workflow_id, signal = %name, run_id = tracing::field::Empty);
+        async {
+            let run_id = self.open_run_id(workflow_id).await?;
+            tracing::Span::current().record("run_id", tracing::field::display(run_id));
+            let input = EventKind::SignalReceived(SignalReceived { name, payload });
+            on_live_connection!(self.store, self.store.deliver_now(run_id, &input))
+        }
+        .instrument(span)
+        .await
     }
 
     /// For each patch recorded by runs of `workflow_type`: how many open runs recorded its

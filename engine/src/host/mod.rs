@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use lru::LruCache;
 use reprise_history::{
-    ChainHash, Event, EventKind, ParentRun, RunId, RunState, Seq, Timestamp, WorkflowId,
-    WorkflowType,
+    ChainHash, Event, EventKind, ParentRun, RunId, RunState, Seq, Timestamp, TraceContext,
+    WorkflowId, WorkflowType,
 };
 use reprise_sdk::{Effects, Execution, Registry, RunIdentity, RunStatus};
 use sqlx::PgConnection;
 use tokio::sync::watch;
 
 mod options;
+mod spans;
 
 pub use options::{EngineOptions, executable_build};
 
@@ -29,10 +30,19 @@ use crate::store::{
     StepOutput, Store,
 };
 use crate::telemetry::StepPath;
+use spans::{Orchestrator, StepOf, StepSpan};
 
-/// A run of a batch ready to step: its index in the batch, its orchestrator, and the
-/// decisions its first step already made (`Execution::start`), if it was started live.
-type Loaded = (usize, Cached, Vec<Event>);
+/// A run of a batch ready to step.
+struct Loaded {
+    /// Its index in the batch.
+    index: usize,
+    cached: Cached,
+    /// The decisions its first step already made (`Execution::start`), if it was started live.
+    decisions: Vec<Event>,
+    /// The step's span, begun as the orchestrator was found (a first step decides as it
+    /// starts).
+    span: StepSpan,
+}
 
 struct Cached {
     execution: Execution,
@@ -42,6 +52,20 @@ struct Cached {
     parent: Option<ParentRun>,
     /// The chain hash of the run's last event (that of `execution.last_seq()`).
     head_hash: ChainHash,
+    /// The trace the run was started in (from its first event).
+    trace: Option<TraceContext>,
+}
+
+impl Cached {
+    /// Who the run is, for a step's span.
+    fn step_of(&self, run_id: RunId) -> StepOf<'_> {
+        StepOf {
+            workflow_type: &self.workflow_type,
+            workflow_id: &self.workflow_id,
+            run_id,
+            recorded: self.trace.as_ref(),
+        }
+    }
 }
 
 /// What an engine has done since it was created: counters for metrics and tests.
@@ -116,6 +140,7 @@ struct HintedStep {
     events: Vec<Event>,
     /// Whether it is the run's first step.
     first: bool,
+    span: StepSpan,
 }
 
 /// Hosts orchestrators: the engine process.
@@ -416,10 +441,12 @@ impl Engine {
             workflow_id: &direct.cached.workflow_id,
             run_id,
             parent: direct.cached.parent.as_ref(),
+            trace: direct.span.context(),
         };
         let effects = Effects::of_step(identity, &direct.events, &direct.cached.execution);
         if !effects.are_rows_only() {
             tracing::debug!(run_id = %run_id, "a step with statements of its own; the batch path takes the run");
+            direct.span.refused();
             return false;
         }
         let closes = effects.close.is_some();
@@ -430,6 +457,7 @@ impl Engine {
             inbox_ids: &direct.inbox_ids,
             events: &direct.events,
             effects: &effects,
+            trace: direct.span.context(),
         };
         match conn
             .run(async |conn| self.store.step_direct(conn, step).await)
@@ -437,6 +465,7 @@ impl Engine {
         {
             Ok(Some(head_hash)) => {
                 drop(effects);
+                direct.span.written(direct.head_seq, &direct.events);
                 self.count_step(&direct.cached, direct.first);
                 if !closes {
                     direct.cached.head_hash = head_hash;
@@ -446,10 +475,12 @@ impl Engine {
             }
             Ok(None) => {
                 tracing::debug!(run_id = %run_id, "the run moved since the hint; the batch path takes it");
+                direct.span.refused();
                 false
             }
             Err(e) => {
                 tracing::debug!(run_id = %run_id, error = %e, "a direct step failed; the batch path takes the run");
+                direct.span.refused();
                 false
             }
         }
@@ -481,8 +512,18 @@ impl Engine {
                 let parent = s.parent.clone();
                 let workflow_id = s.workflow_id.clone();
                 let workflow_type = s.workflow_type.clone();
+                let trace = s.trace_context.clone();
                 let head_hash = ChainHash::GENESIS.next(&event);
-                let (execution, step) = Execution::start(&self.registry, started).ok()?;
+                let of = StepOf {
+                    workflow_type: &workflow_type,
+                    workflow_id: &workflow_id,
+                    run_id,
+                    recorded: trace.as_ref(),
+                };
+                let span = StepSpan::begin(of, StepPath::direct, Orchestrator::New);
+                let (execution, step) = span
+                    .in_scope(|| Execution::start(&self.registry, started))
+                    .ok()?;
                 Some(HintedStep {
                     cached: Cached {
                         execution,
@@ -490,11 +531,13 @@ impl Engine {
                         workflow_type,
                         parent,
                         head_hash,
+                        trace,
                     },
                     head_seq: Seq::new(1),
                     inbox_ids: Vec::new(),
                     events: step.events.into_iter().skip(1).collect(),
                     first: true,
+                    span,
                 })
             }
             RunHint::Input {
@@ -507,13 +550,21 @@ impl Engine {
                 let mut cached = self.take_cached(run_id)?;
                 self.store.metrics().cache_lookup(true);
                 let head_seq = cached.execution.last_seq();
-                let step = cached.execution.step([(at, input)]).ok()?;
+                let span = StepSpan::begin(
+                    cached.step_of(run_id),
+                    StepPath::direct,
+                    Orchestrator::Cached,
+                );
+                let step = span
+                    .in_scope(|| cached.execution.step([(at, input)]))
+                    .ok()?;
                 Some(HintedStep {
                     cached,
                     head_seq,
                     inbox_ids: vec![inbox_id],
                     events: step.events,
                     first: false,
+                    span,
                 })
             }
         }
@@ -582,7 +633,13 @@ impl Engine {
         claimed.extend(batch.runs.iter().map(|r| r.run_id));
         let (loaded, mut parks) = self.load_all(&mut batch).await?;
         let mut stepped = Vec::with_capacity(loaded.len());
-        for (i, mut cached, mut events) in loaded {
+        for loaded in loaded {
+            let Loaded {
+                index: i,
+                mut cached,
+                decisions: mut events,
+                span,
+            } = loaded;
             let run = &batch.runs[i];
             let inputs: Vec<(Timestamp, EventKind)> =
                 if cached.execution.status() == &RunStatus::Running {
@@ -590,27 +647,29 @@ impl Engine {
                 } else {
                     Vec::new() // closed by its first step: its inputs are not for this run
                 };
-            match cached.execution.step(inputs) {
+            match span.in_scope(|| cached.execution.step(inputs)) {
                 Ok(step) => {
                     events.extend(step.events);
-                    stepped.push((i, cached, events, step.applied_inputs));
+                    stepped.push((i, cached, events, step.applied_inputs, span));
                 }
                 Err(e) => parks.push(self.park_for(run, i, e.into())?),
             }
         }
         let outputs: Vec<StepOutput<'_>> = stepped
             .iter()
-            .map(|(i, cached, events, applied)| {
+            .map(|(i, cached, events, applied, span)| {
                 let identity = RunIdentity {
                     workflow_id: &cached.workflow_id,
                     run_id: batch.runs[*i].run_id,
                     parent: cached.parent.as_ref(),
+                    trace: span.context(),
                 };
                 StepOutput {
                     run: *i,
                     events,
                     applied: *applied,
                     effects: Effects::of_step(identity, events, &cached.execution),
+                    trace: span.context(),
                 }
             })
             .collect();
@@ -621,16 +680,26 @@ impl Engine {
             .iter()
             .map(|r| r.applied_seq.get() == 0)
             .collect();
+        let heads_before: Vec<Seq> = batch.runs.iter().map(|r| r.head_seq).collect();
+        let waits: Vec<_> = batch
+            .runs
+            .iter_mut()
+            .map(|r| (r.waited, std::mem::take(&mut r.timers_late)))
+            .collect();
         let heads = batch.commit(&outputs, &parks).await?;
         let metrics = self.store.metrics();
         metrics.stepped(StepPath::batch, count, started.elapsed());
+        for (waited, late) in &waits {
+            metrics.claimed_run(*waited, late);
+        }
         parks.iter().for_each(|p| metrics.parked(&p.reason));
         self.counters
             .batched_steps
             .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
         self.progressed();
         drop(outputs);
-        for (i, mut cached, _, _) in stepped {
+        for (i, mut cached, events, _, span) in stepped {
+            span.written(heads_before[i], &events);
             self.count_step(&cached, firsts[i]);
             let head = heads.iter().find(|(run, _)| *run == i);
             if let (RunStatus::Running, Some((_, hash))) = (cached.execution.status(), head) {
@@ -673,7 +742,17 @@ impl Engine {
             match self.take_cached(run.run_id) {
                 Some(c) if c.execution.last_seq() == run.head_seq => {
                     self.store.metrics().cache_lookup(true);
-                    loaded.push((i, c, Vec::new()));
+                    let span = StepSpan::begin(
+                        c.step_of(run.run_id),
+                        StepPath::batch,
+                        Orchestrator::Cached,
+                    );
+                    loaded.push(Loaded {
+                        index: i,
+                        cached: c,
+                        decisions: Vec::new(),
+                        span,
+                    });
                 }
                 _ => {
                     self.store.metrics().cache_lookup(false);
@@ -701,7 +780,10 @@ impl Engine {
                 )))
             });
             match history.and_then(|h| self.load(run, h)) {
-                Ok((cached, decisions)) => loaded.push((i, cached, decisions)),
+                Ok(mut load) => {
+                    load.index = i;
+                    loaded.push(load);
+                }
                 Err(e) => parks.push(self.park_for(run, i, e)?),
             }
         }
@@ -710,13 +792,14 @@ impl Engine {
 
     /// A cache miss: rebuild the orchestrator from history. A run whose first step has not
     /// happened starts live; any other replays its whole history strictly.
-    fn load(&self, run: &BatchRun, history: Vec<Event>) -> Result<(Cached, Vec<Event>)> {
+    fn load(&self, run: &BatchRun, history: Vec<Event>) -> Result<Loaded> {
         let first_step = run.applied_seq.get() == 0;
-        let (workflow_id, workflow_type, parent) = match history.first().map(|e| &e.kind) {
+        let (workflow_id, workflow_type, parent, trace) = match history.first().map(|e| &e.kind) {
             Some(EventKind::WorkflowStarted(s)) => (
                 s.workflow_id.clone(),
                 s.workflow_type.clone(),
                 s.parent.clone(),
+                s.trace_context.clone(),
             ),
             _ => {
                 return Err(Error::Corrupt {
@@ -725,16 +808,26 @@ impl Engine {
                 });
             }
         };
-        let (execution, decisions) = if first_step && history.len() == 1 {
+        let of = StepOf {
+            workflow_type: &workflow_type,
+            workflow_id: &workflow_id,
+            run_id: run.run_id,
+            recorded: trace.as_ref(),
+        };
+        let (execution, decisions, span) = if first_step && history.len() == 1 {
             let started = history
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::Conflict("empty history".into()))?;
-            let (execution, step) = Execution::start(&self.registry, started)?;
-            (execution, step.events.into_iter().skip(1).collect())
+            // A first step decides as it starts: inside its span.
+            let span = StepSpan::begin(of, StepPath::batch, Orchestrator::New);
+            let (execution, step) = span.in_scope(|| Execution::start(&self.registry, started))?;
+            (execution, step.events.into_iter().skip(1).collect(), span)
         } else {
+            let span = StepSpan::begin(of, StepPath::batch, Orchestrator::Replayed);
             self.store.metrics().replayed(history.len());
-            (Execution::replay(&self.registry, &history)?, Vec::new())
+            let execution = Execution::replay(&self.registry, &history)?;
+            (execution, Vec::new(), span)
         };
         let cached = Cached {
             execution,
@@ -742,8 +835,14 @@ impl Engine {
             workflow_type,
             parent,
             head_hash: run.head_hash,
+            trace,
         };
-        Ok((cached, decisions))
+        Ok(Loaded {
+            index: 0,
+            cached,
+            decisions,
+            span,
+        })
     }
 
     /// A run whose code cannot go on is parked with the reason, so that it waits for fixed
@@ -754,6 +853,11 @@ impl Engine {
             return Err(error);
         }
         tracing::warn!(run_id = %run.run_id, reason = %error, "parking run");
+        if let Error::Sdk(reprise_sdk::Error::Nondeterminism(nd)) = &error {
+            self.store
+                .metrics()
+                .nondeterminism(&run.workflow_type, nd.kind.code());
+        }
         Ok(Park {
             run: index,
             build: Some(&self.options.build),

@@ -180,6 +180,7 @@ impl Store {
             workflow_id: &started.workflow_id,
             run_id: new_run,
             parent: started.parent.as_ref(),
+            trace: started.trace_context.as_ref(),
         };
         self.reschedule(&mut tx, identity, &open, to_timestamp(now))
             .await?;
@@ -200,7 +201,7 @@ impl Store {
         let effects = Effects::of_recorded(new_run, open);
         let mut tasks = TaskRows::default();
         for task in &effects.tasks {
-            tasks.push(new_run.run_id, task, self.limits())?;
+            tasks.push(new_run.run_id, task, new_run.trace, self.limits())?;
             notify(&mut *tx, TASKS_CHANNEL, task.activity.task_queue.as_str()).await?;
         }
         if !tasks.is_empty() {

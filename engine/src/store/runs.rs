@@ -2,7 +2,7 @@
 
 use reprise_history::{
     ChainHash, Event, EventKind, Limits, ParentClosePolicy, Payload, RunId, RunOrigin, RunState,
-    Seq, TaskQueue, Timestamp, WorkflowId, WorkflowStarted, WorkflowType, chain,
+    Seq, TaskQueue, Timestamp, TraceContext, WorkflowId, WorkflowStarted, WorkflowType, chain,
 };
 use sqlx::{PgConnection, Row};
 
@@ -20,6 +20,8 @@ pub(crate) struct NewRun {
     pub(crate) workflow_id: WorkflowId,
     pub(crate) input: Payload,
     pub(crate) task_queue: TaskQueue,
+    /// The starter's trace, recorded in the run's first event.
+    pub(crate) trace_context: Option<TraceContext>,
 }
 
 impl NewRun {
@@ -33,6 +35,7 @@ impl NewRun {
             task_queue: self.task_queue.clone(),
             origin: RunOrigin::Client,
             parent: None,
+            trace_context: self.trace_context.clone(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use reprise_history::{
     ActivityCompleted, ActivityFailed, ActivityOptions, ActivityTimedOut, ActivityType, EventKind,
-    Failure, Limits, Payload, RunId, Seq, StoredValue, TimeoutKind, WorkflowId,
+    Failure, Limits, Payload, RunId, Seq, StoredValue, TimeoutKind, TraceContext, WorkflowId,
 };
 use sqlx::Row;
 
@@ -29,6 +29,8 @@ pub(crate) struct ClaimedTask {
     pub(crate) task_queue: String,
     /// Seconds it waited from being due to being claimed.
     pub(crate) waited_seconds: f64,
+    /// The trace of the step that scheduled it, if that step was traced.
+    pub(crate) trace: Option<TraceContext>,
 }
 
 /// How an attempt ended.
@@ -138,6 +140,7 @@ impl Store {
             lease_token: row.try_get("lease_token").map_err(Error::from_db)?,
             task_queue: row.try_get("task_queue").map_err(Error::from_db)?,
             waited_seconds: row.try_get("waited_seconds").map_err(Error::from_db)?,
+            trace: trace_context(row)?,
         })
     }
 
@@ -344,7 +347,7 @@ impl Store {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         // The columns of a claimed task (`task_from_row`); it is not waiting to start.
         let rows = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
-                    t.task_queue, 0::float8 AS waited_seconds, t.last_failure, t.heartbeat_details, t.heartbeat_timeout_micros IS NOT NULL AS heartbeats,
+                    t.task_queue, 0::float8 AS waited_seconds, t.traceparent, t.tracestate, t.last_failure, t.heartbeat_details, t.heartbeat_timeout_micros IS NOT NULL AS heartbeats,
                     (t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= reprise.db_now($1)) AS past_deadline
                FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
               WHERE (t.lease_owner IS NOT NULL AND t.lease_expires_at < reprise.db_now($1))
@@ -356,6 +359,7 @@ impl Store {
         .await
         .map_err(Error::from_db)?;
         let count = rows.len();
+        let mut timeouts = Vec::new();
         for row in &rows {
             let task = self.task_from_row(row)?;
             let past_deadline: bool = row.try_get("past_deadline").map_err(Error::from_db)?;
@@ -372,6 +376,7 @@ impl Store {
                 TimeoutKind::StartToClose
             };
             let failure = timeout.failure(task.attempt);
+            timeouts.push((task.activity_type.clone(), task.task_queue.clone(), timeout));
             if !past_deadline && task.options.retry.retries(&failure, task.attempt) {
                 self.schedule_retry(&mut tx, &task, &failure).await?;
                 continue;
@@ -391,8 +396,20 @@ impl Store {
                 .await?;
         }
         tx.commit().await.map_err(Error::from_db)?;
+        for (activity_type, task_queue, kind) in timeouts {
+            self.metrics()
+                .timed_out(activity_type.as_str(), &task_queue, kind);
+        }
         Ok(count)
     }
+}
+
+/// A task row's trace context. One a tracer would refuse is dropped, not an error: the
+/// attempt runs either way, outside the trace.
+fn trace_context(row: &sqlx::postgres::PgRow) -> Result<Option<TraceContext>> {
+    let parent: Option<String> = row.try_get("traceparent").map_err(Error::from_db)?;
+    let state: Option<String> = row.try_get("tracestate").map_err(Error::from_db)?;
+    Ok(parent.and_then(|p| TraceContext::new(p, state.unwrap_or_default()).ok()))
 }
 
 /// An activity that has not finished.

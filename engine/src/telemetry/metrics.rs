@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use reprise_history::RunState;
+use reprise_history::{RunState, TimeoutKind};
 
 /// How a step was taken.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -123,6 +123,19 @@ struct ActivityLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutLabels {
+    activity_type: String,
+    task_queue: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NondeterminismLabels {
+    workflow_type: String,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
     task_queue: String,
 }
@@ -155,6 +168,8 @@ struct Families {
     attempts: Family<AttemptLabels, Counter>,
     attempt_seconds: Family<ActivityLabels, Histogram, fn() -> Histogram>,
     schedule_to_start: Family<QueueLabels, Histogram, fn() -> Histogram>,
+    timeouts: Family<TimeoutLabels, Counter>,
+    nondeterminism: Family<NondeterminismLabels, Counter>,
     listen_reconnects: Family<ChannelLabels, Counter>,
     pool_connections: Family<CacheLabels, Gauge>,
     ready_runs: Family<QueueLabels, Gauge>,
@@ -175,6 +190,10 @@ struct HotSeries {
     direct_seconds: Histogram,
     cache_hits: Counter,
     cache_misses: Counter,
+    /// Ready to claimed, per run of a batch.
+    workflow_schedule_to_start: Histogram,
+    /// Due to claimed, per timer fired.
+    timer_lateness: Histogram,
 }
 
 /// Reprise's metrics of one process. Cheap to clone; every clone counts into the same registry.
@@ -211,6 +230,8 @@ impl Metrics {
             attempts: Family::default(),
             attempt_seconds: Family::new_with_constructor(seconds_histogram),
             schedule_to_start: Family::new_with_constructor(seconds_histogram),
+            timeouts: Family::default(),
+            nondeterminism: Family::default(),
             listen_reconnects: Family::default(),
             pool_connections: Family::default(),
             ready_runs: Family::default(),
@@ -227,6 +248,8 @@ impl Metrics {
                 direct_seconds: seconds_histogram(),
                 cache_hits: Counter::default(),
                 cache_misses: Counter::default(),
+                workflow_schedule_to_start: seconds_histogram(),
+                timer_lateness: seconds_histogram(),
             },
         };
         // One statement each: `get_or_create` returns a read guard that lives to the end of
@@ -254,6 +277,8 @@ impl Metrics {
             direct_seconds,
             cache_hits,
             cache_misses,
+            workflow_schedule_to_start: seconds_histogram(),
+            timer_lateness: seconds_histogram(),
         };
         let r = &mut registry;
         r.register(
@@ -320,6 +345,26 @@ impl Metrics {
             "activity_schedule_to_start_seconds",
             "Time an activity attempt waited from due to claimed, by task queue",
             f.schedule_to_start.clone(),
+        );
+        r.register(
+            "workflow_schedule_to_start_seconds",
+            "Time a run waited from ready (an input arrived, a timer came due) to claimed by a batch",
+            hot.workflow_schedule_to_start.clone(),
+        );
+        r.register(
+            "timer_lateness_seconds",
+            "How long after it was due a timer was claimed to fire",
+            hot.timer_lateness.clone(),
+        );
+        r.register(
+            "activity_timeouts",
+            "Activity attempts or activities that ran out of time, by activity type, task queue and kind (start_to_close, heartbeat, schedule_to_close)",
+            f.timeouts.clone(),
+        );
+        r.register(
+            "nondeterminism",
+            "Steps whose code did not reproduce its history, by workflow type and code (ND01..)",
+            f.nondeterminism.clone(),
         );
         r.register(
             "listen_reconnects",
@@ -460,6 +505,41 @@ impl Metrics {
                 task_queue: task_queue.to_string(),
             })
             .observe(seconds.max(0.0));
+    }
+
+    /// A run claimed by a batch `waited` after it became ready, with timers `late`.
+    pub(crate) fn claimed_run(&self, waited: Duration, late: &[Duration]) {
+        let hot = &self.0.hot;
+        hot.workflow_schedule_to_start.observe(waited.as_secs_f64());
+        for late in late {
+            hot.timer_lateness.observe(late.as_secs_f64());
+        }
+    }
+
+    pub(crate) fn timed_out(&self, activity_type: &str, task_queue: &str, kind: TimeoutKind) {
+        let kind = match kind {
+            TimeoutKind::StartToClose => "start_to_close",
+            TimeoutKind::Heartbeat => "heartbeat",
+            TimeoutKind::ScheduleToClose => "schedule_to_close",
+        };
+        self.0
+            .timeouts
+            .get_or_create(&TimeoutLabels {
+                activity_type: activity_type.to_string(),
+                task_queue: task_queue.to_string(),
+                kind,
+            })
+            .inc();
+    }
+
+    pub(crate) fn nondeterminism(&self, workflow_type: &str, code: &'static str) {
+        self.0
+            .nondeterminism
+            .get_or_create(&NondeterminismLabels {
+                workflow_type: workflow_type.to_string(),
+                code,
+            })
+            .inc();
     }
 
     pub(crate) fn listen_reconnected(&self, channel: &'static str) {

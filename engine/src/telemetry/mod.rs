@@ -1,12 +1,16 @@
 //! What a running system shows of itself: Prometheus metrics ([`Metrics`]), the gauges one
-//! process samples for all ([`gauges`]), and the HTTP endpoints `/metrics`, `/healthz` and
-//! `/readyz` ([`http`]).
+//! process samples for all ([`gauges`]), the HTTP endpoints `/metrics`, `/healthz` and
+//! `/readyz` ([`http`]), trace context carried through history and task rows ([`trace`]), and
+//! OTLP export of traces ([`otlp`], feature `otlp`).
 
 mod gauges;
 pub mod http;
 mod metrics;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(test)]
 mod tests;
+pub(crate) mod trace;
 
 pub(crate) use gauges::sample_gauges;
 pub use metrics::{AttemptOutcome, Metrics, ParkKind, StepPath};

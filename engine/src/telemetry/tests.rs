@@ -22,6 +22,9 @@ fn with_every_family() -> Metrics {
     m.failed_batch();
     m.attempt("a", "q", AttemptOutcome::completed, Duration::ZERO);
     m.schedule_to_start("q", 0.0);
+    m.timed_out("a", "q", reprise_history::TimeoutKind::Heartbeat);
+    m.nondeterminism("w", "ND01");
+    m.claimed_run(Duration::ZERO, &[Duration::ZERO]);
     m.listen_reconnected("c");
     m.pool(1, 1);
     let queue = || QueueSample {

@@ -175,6 +175,15 @@ async fn a_silent_attempt_times_out_by_heartbeat() {
         _ => None,
     });
     assert_eq!(timed_out, Some((TimeoutKind::Heartbeat, 1)));
+    let scrape = store.metrics().render();
+    let series = scrape
+        .lines()
+        .find(|l| l.starts_with("reprise_activity_timeouts_total{"))
+        .unwrap_or_default();
+    assert!(
+        series.contains("kind=\"heartbeat\"") && series.ends_with(" 1"),
+        "{scrape}"
+    );
     db.drop_database().await;
 }
 

@@ -15,7 +15,7 @@ use crate::hosts::{Running, engine_options, run_engine, run_worker, worker_optio
 use crate::support::TestDb;
 
 pub(crate) const GREET: ActivityDef<String, String> = ActivityDef::new("greet");
-const HELLO: WorkflowDef<String, String> = WorkflowDef::new("hello");
+pub(crate) const HELLO: WorkflowDef<String, String> = WorkflowDef::new("hello");
 /// Fails its first two attempts; with `true`, fails every attempt.
 const FLAKY: ActivityDef<bool, u32> = ActivityDef::new("flaky");
 /// Runs FLAKY (always failing or not) with a number of attempts.

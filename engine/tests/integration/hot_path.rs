@@ -201,6 +201,8 @@ async fn a_step_that_leaves_its_run_open_updates_it_heap_only() {
             .bind(Vec::<Option<i64>>::new())
             .bind(Vec::<Option<i64>>::new())
             .bind(Vec::<Option<i64>>::new())
+            .bind(Vec::<Option<String>>::new())
+            .bind(Vec::<Option<String>>::new())
             .bind(Vec::<i64>::new())
     };
     let mut tx = db.pool.begin().await.unwrap();

@@ -16,4 +16,5 @@ mod plans;
 mod schema;
 mod support;
 mod telemetry;
+mod traces;
 mod versions;

@@ -139,6 +139,15 @@ async fn metrics_count_what_happened_and_readiness_follows_the_database() {
         + value(&scrape, "reprise_steps_total{path=\"direct\"}");
     assert!(steps >= 6.0, "{steps} steps in\n{scrape}");
     assert!(value(&scrape, "reprise_gauge_samples_total") >= 1.0);
+    // The nap's timer fired, late by however long the claim took; runs waited to be claimed.
+    assert!(
+        value(&scrape, "reprise_timer_lateness_seconds_count") >= 1.0,
+        "{scrape}"
+    );
+    assert!(
+        value(&scrape, "reprise_workflow_schedule_to_start_seconds_count") >= 1.0,
+        "{scrape}"
+    );
     assert!(
         scrape.contains("reprise_activity_schedule_to_start_seconds_count{task_queue=\"default\"}")
     );

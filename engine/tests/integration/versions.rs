@@ -59,6 +59,12 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
         parked.starts_with("nondeterminism ND01 at seq 2: history has ActivityScheduled(\"greet\"), but the code made TimerStarted(1s)"),
         "{parked}"
     );
+    let scrape = store.metrics().render();
+    assert!(
+        scrape
+            .contains("reprise_nondeterminism_total{workflow_type=\"versioned\",code=\"ND01\"} 1"),
+        "{scrape}"
+    );
     drop(running);
 
     // v3 is v1 again (another build): it resumes the run where it stopped.

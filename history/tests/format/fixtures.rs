@@ -30,18 +30,21 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
     })
 }
 
-/// How the fixture's payloads are written: v1 histories hold bincode payloads, v2 JSON ones.
+/// How the fixture's payloads are written: v1 histories hold bincode payloads, v2 JSON ones;
+/// v3 is v2 with a run started in a trace (its first event is stored as
+/// `WorkflowStartedInTrace`).
 #[derive(Clone, Copy)]
 enum Version {
     V1,
     V2,
+    V3,
 }
 
 impl Version {
     fn payload<T: serde::Serialize>(self, value: T) -> Payload {
         match self {
             Version::V1 => Payload::encode_bincode_v1(&value).unwrap(),
-            Version::V2 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
+            Version::V2 | Version::V3 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
         }
     }
 
@@ -49,6 +52,20 @@ impl Version {
         match self {
             Version::V1 => "v1",
             Version::V2 => "v2",
+            Version::V3 => "v3",
+        }
+    }
+
+    fn trace_context(self) -> Option<TraceContext> {
+        match self {
+            Version::V1 | Version::V2 => None,
+            Version::V3 => Some(
+                TraceContext::new(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    "rojo=00f067aa0ba902b7",
+                )
+                .unwrap(),
+            ),
         }
     }
 }
@@ -78,6 +95,7 @@ fn every_kind(version: Version) -> RecordedHistory {
             run_id: run_id(9),
             started_seq: Seq::new(12),
         }),
+        trace_context: version.trace_context(),
     };
     let mut h = HistoryBuilder::new(started, Timestamp::from_unix_micros(1_795_356_205_123_456));
     let options = ActivityOptions {
@@ -321,8 +339,18 @@ fn v2_closing_events_with_json_payloads_decode_to_the_same_values() {
 }
 
 #[test]
+fn v3_binary_history_with_a_traced_start_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V3);
+}
+
+#[test]
+fn v3_json_history_with_a_traced_start_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V3);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
-    for version in [Version::V1, Version::V2] {
+    for version in [Version::V1, Version::V2, Version::V3] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
             panic!("first event is not WorkflowStarted");

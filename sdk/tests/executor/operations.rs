@@ -673,3 +673,56 @@ fn a_panic_in_the_drop_of_workflow_state_stays_inside_the_execution() {
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(run)));
     assert!(dropped.is_ok(), "the panic escaped the execution");
 }
+
+/// Log lines written by the code under test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .matches(needle)
+            .count()
+    }
+}
+
+#[test]
+fn code_logs_when_it_runs_live_and_not_when_it_replays() {
+    let lines = Captured::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        // The harness replays the whole history after every live step.
+        let mut run = Run::start(
+            registry(|ctx, n| async move {
+                tracing::info!(n, "before the activity");
+                let doubled = ctx.activity(DOUBLE, &n).await?;
+                let span = tracing::info_span!("after_span", doubled);
+                span.in_scope(|| tracing::info!("after the activity"));
+                Ok(doubled)
+            }),
+            "wf",
+            2u32,
+        );
+        run.complete("double", 4u32);
+        assert_eq!(run.output::<u32>(), 4);
+    });
+    assert_eq!(lines.count("before the activity"), 1, "once, live");
+    assert_eq!(lines.count("after the activity"), 1, "once, live");
+    assert_eq!(lines.count("after_span"), 1, "the span, once");
+}

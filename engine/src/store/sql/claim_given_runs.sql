@@ -7,8 +7,8 @@
 --   $4 uuid[]   the runs
 -- Rules it keeps: those of `claim_ready_runs.sql` (lock order, parked runs, locked inputs,
 -- planner fences).
-SELECT reprise.db_now($1) AS now, r.*, f.*, i.*
-  FROM (SELECT run_id FROM reprise.ready_runs
+SELECT reprise.db_now($1) AS now, q.ready_at, r.*, f.*, i.*
+  FROM (SELECT run_id, ready_at FROM reprise.ready_runs
          WHERE run_id = ANY($4) AND ready_at <= reprise.db_now($1)
         OFFSET 0) q
  CROSS JOIN LATERAL (
@@ -24,7 +24,8 @@ SELECT reprise.db_now($1) AS now, r.*, f.*, i.*
         WHERE h.run_id = r.run_id AND h.seq = 1 AND r.head_seq = 1 LIMIT 1) f ON true
  CROSS JOIN LATERAL (
        SELECT COALESCE(array_agg(x.id ORDER BY x.visible_at, x.id), '{}') AS inbox_ids,
-              COALESCE(array_agg(x.event ORDER BY x.visible_at, x.id), '{}') AS inbox_events
+              COALESCE(array_agg(x.event ORDER BY x.visible_at, x.id), '{}') AS inbox_events,
+              COALESCE(array_agg(x.visible_at ORDER BY x.visible_at, x.id), '{}') AS inbox_due
          FROM (SELECT id, visible_at, event FROM reprise.inbox
                 WHERE run_id = r.run_id AND visible_at <= reprise.db_now($1)
                 ORDER BY visible_at, id LIMIT 1000 FOR UPDATE) x) i

@@ -12,9 +12,11 @@
 --   parked it. `closed_at IS NULL` (the same as status = 'running') keeps the lookup on the key.
 -- * Inputs are locked as they are read: this snapshot predates the run's lock and may still
 --   show inputs that a batch committing in between consumed; the row lock skips those rows.
+-- * It returns when each run became ready and when each input became due (for a timer: when
+--   it was to fire), for the schedule-to-start and timer-lateness metrics.
 -- * Planner fences: the queue scan is fenced with OFFSET 0; both joined subqueries have a
 --   LIMIT, so that they are not flattened into joins that scan every first event or inbox row.
-SELECT reprise.db_now($1) AS now, r.*, f.*, i.*
+SELECT reprise.db_now($1) AS now, q.ready_at, r.*, f.*, i.*
   FROM (SELECT run_id, ready_at FROM reprise.ready_runs
          WHERE ready_at <= reprise.db_now($1)
          ORDER BY ready_at OFFSET 0) q
@@ -31,7 +33,8 @@ SELECT reprise.db_now($1) AS now, r.*, f.*, i.*
         WHERE h.run_id = r.run_id AND h.seq = 1 AND r.head_seq = 1 LIMIT 1) f ON true
  CROSS JOIN LATERAL (
        SELECT COALESCE(array_agg(x.id ORDER BY x.visible_at, x.id), '{}') AS inbox_ids,
-              COALESCE(array_agg(x.event ORDER BY x.visible_at, x.id), '{}') AS inbox_events
+              COALESCE(array_agg(x.event ORDER BY x.visible_at, x.id), '{}') AS inbox_events,
+              COALESCE(array_agg(x.visible_at ORDER BY x.visible_at, x.id), '{}') AS inbox_due
          FROM (SELECT id, visible_at, event FROM reprise.inbox
                 WHERE run_id = r.run_id AND visible_at <= reprise.db_now($1)
                 ORDER BY visible_at, id LIMIT 1000 FOR UPDATE) x) i

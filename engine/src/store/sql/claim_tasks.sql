@@ -10,7 +10,8 @@
 --   heartbeat timeout if shorter, from database time.
 -- * It commits without waiting for its WAL flush (`synchronous_commit` off for this
 --   transaction alone): a claim lost in a crash only means that the attempt runs again.
--- * It returns how long each attempt waited since it was due (schedule-to-start, for metrics).
+-- * It returns how long each attempt waited since it was due (schedule-to-start, for metrics)
+--   and the trace context of the step that scheduled it (the parent of the attempt's span).
 -- * Tasks are named by key (`run_id = ANY (ARRAY(...))`), see `store/connection.rs`.
 WITH c AS (
         SELECT run_id, scheduled_seq FROM reprise.activity_tasks
@@ -28,4 +29,5 @@ UPDATE reprise.activity_tasks t
    AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 RETURNING t.run_id, (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id) AS workflow_id,
           t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
-          t.task_queue, EXTRACT(EPOCH FROM reprise.db_now($1) - t.visible_at)::float8 AS waited_seconds
+          t.task_queue, EXTRACT(EPOCH FROM reprise.db_now($1) - t.visible_at)::float8 AS waited_seconds,
+          t.traceparent, t.tracestate

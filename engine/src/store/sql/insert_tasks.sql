@@ -4,14 +4,18 @@
 --   $2..$10 uuid[] bigint[] text[] text[] bytea[] bytea[] bigint[] bigint[] bigint[]
 --                                     tasks: run, scheduled seq, queue, activity type, input,
 --                                     options, start-to-close, heartbeat, schedule-to-close (µs)
+--   $11 text[], $12 text[]            tasks: the trace context of the step that scheduled each
+--                                     (traceparent, tracestate; NULL: not traced)
 WITH new_tasks AS (
          SELECT * FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],
-                              $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[])
-             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c))
+                              $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[],
+                              $11::text[], $12::text[])
+             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c, traceparent,
+                  tracestate))
 INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type,
             input, options, start_to_close_micros, heartbeat_timeout_micros,
-            scheduled_at, visible_at, schedule_to_close_deadline)
+            scheduled_at, visible_at, schedule_to_close_deadline, traceparent, tracestate)
 SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb,
        reprise.db_now($1), reprise.db_now($1),
-       reprise.db_now($1) + t.s2c * interval '1 microsecond'
+       reprise.db_now($1) + t.s2c * interval '1 microsecond', t.traceparent, t.tracestate
   FROM new_tasks t

@@ -6,11 +6,13 @@
 --   $8..$16 uuid[] bigint[] text[] text[] bytea[] bytea[] bigint[] bigint[] bigint[]
 --                                     tasks: run, scheduled seq, queue, activity type, input,
 --                                     options, start-to-close, heartbeat, schedule-to-close (µs)
---   $17 bigint[]                      the inbox rows the step applied, sorted
---   $18 uuid, $19 bigint, $20 bytea   the run and the head it was stepped from (seq, hash)
---   $21 bigint, $22 bytea             its new head (seq, hash)
---   $23 text                          the status it closes with (NULL: stays open)
---   $24 text[], $25 text[]            notifications: channels, payloads
+--   $17 text[], $18 text[]            tasks: the trace context of the step that scheduled each
+--                                     (traceparent, tracestate; NULL: not traced)
+--   $19 bigint[]                      the inbox rows the step applied, sorted
+--   $20 uuid, $21 bigint, $22 bytea   the run and the head it was stepped from (seq, hash)
+--   $23 bigint, $24 bytea             its new head (seq, hash)
+--   $25 text                          the status it closes with (NULL: stays open)
+--   $26 text[], $27 text[]            notifications: channels, payloads
 -- Rules it keeps:
 -- * Fencing: `fence` takes the run's row lock, skipping a run another transaction holds, and
 --   checks the head, that the run is open and not parked, that its inbox holds exactly the
@@ -22,15 +24,15 @@
 -- * Heap-only update of the run row, as in `write_steps_and_release.sql`.
 WITH fence AS MATERIALIZED (
          SELECT r.run_id FROM reprise.runs r
-          WHERE r.run_id = $18 AND r.head_seq = $19 AND r.head_hash = $20
+          WHERE r.run_id = $20 AND r.head_seq = $21 AND r.head_hash = $22
             AND r.closed_at IS NULL AND r.parked_reason IS NULL
             AND (SELECT COALESCE(array_agg(i.id ORDER BY i.id)
                                    FILTER (WHERE i.visible_at <= reprise.db_now($1)), '{}')
-                          = $17::bigint[]
-                        AND count(*) = cardinality($17::bigint[])
-                   FROM reprise.inbox i WHERE i.run_id = $18)
-            AND ($23::text IS NULL OR NOT EXISTS (
-                 SELECT 1 FROM (SELECT status FROM reprise.runs WHERE parent_run_id = $18 OFFSET 0) c
+                          = $19::bigint[]
+                        AND count(*) = cardinality($19::bigint[])
+                   FROM reprise.inbox i WHERE i.run_id = $20)
+            AND ($25::text IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM (SELECT status FROM reprise.runs WHERE parent_run_id = $20 OFFSET 0) c
                   WHERE c.status = 'running'))
             FOR NO KEY UPDATE SKIP LOCKED),
      appended AS (
@@ -40,36 +42,38 @@ WITH fence AS MATERIALIZED (
           WHERE EXISTS (SELECT 1 FROM fence)),
      new_tasks AS (
          SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
-                              $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[])
-             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c)
+                              $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[],
+                              $17::text[], $18::text[])
+             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c, traceparent,
+                  tracestate)
           WHERE EXISTS (SELECT 1 FROM fence)),
      created AS (
          INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type,
                      input, options, start_to_close_micros, heartbeat_timeout_micros,
-                     scheduled_at, visible_at, schedule_to_close_deadline)
+                     scheduled_at, visible_at, schedule_to_close_deadline, traceparent, tracestate)
          SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb,
                 reprise.db_now($1), reprise.db_now($1),
-                reprise.db_now($1) + t.s2c * interval '1 microsecond'
+                reprise.db_now($1) + t.s2c * interval '1 microsecond', t.traceparent, t.tracestate
            FROM new_tasks t),
      applied AS (
-         DELETE FROM reprise.inbox WHERE id = ANY($17) AND EXISTS (SELECT 1 FROM fence)),
+         DELETE FROM reprise.inbox WHERE id = ANY($19) AND EXISTS (SELECT 1 FROM fence)),
      released AS (
          UPDATE reprise.runs r
-            SET head_seq = $21, head_hash = $22, applied_seq = $21,
-                status = COALESCE($23, r.status),
-                closed_at = CASE WHEN $23::text IS NULL THEN r.closed_at ELSE reprise.db_now($1) END
+            SET head_seq = $23, head_hash = $24, applied_seq = $23,
+                status = COALESCE($25, r.status),
+                closed_at = CASE WHEN $25::text IS NULL THEN r.closed_at ELSE reprise.db_now($1) END
           WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM fence))),
      dequeued AS (
          DELETE FROM reprise.ready_runs q
           WHERE q.run_id = ANY (ARRAY(SELECT run_id FROM fence))
-            AND ($23::text IS NOT NULL
-                 OR q.xmin = (SELECT s.xmin FROM reprise.ready_runs s WHERE s.run_id = $18))),
+            AND ($25::text IS NOT NULL
+                 OR q.xmin = (SELECT s.xmin FROM reprise.ready_runs s WHERE s.run_id = $20))),
      closed_tasks AS (
          DELETE FROM reprise.activity_tasks t
-          WHERE $23::text IS NOT NULL AND t.run_id = ANY (ARRAY(SELECT run_id FROM fence))
+          WHERE $25::text IS NOT NULL AND t.run_id = ANY (ARRAY(SELECT run_id FROM fence))
             AND num_nulls(t.lease_owner) = 1),
      notified AS (
          SELECT pg_notify(n.channel, n.payload)
-           FROM UNNEST($24::text[], $25::text[]) AS n(channel, payload)
+           FROM UNNEST($26::text[], $27::text[]) AS n(channel, payload)
           WHERE EXISTS (SELECT 1 FROM fence))
 SELECT (SELECT count(*) FROM fence) AS fenced, (SELECT count(*) FROM notified) AS sent

@@ -9,7 +9,9 @@
 --   $8..$16 uuid[] bigint[] text[] text[] bytea[] bytea[] bigint[] bigint[] bigint[]
 --                                     tasks: run, scheduled seq, queue, activity type, input,
 --                                     options, start-to-close, heartbeat, schedule-to-close (µs)
---   $17 bigint[]                      the inbox rows applied
+--   $17 text[], $18 text[]            tasks: the trace context of the step that scheduled each
+--                                     (traceparent, tracestate; NULL: not traced)
+--   $19 bigint[]                      the inbox rows applied
 -- Rules it keeps: the caller holds every run's row lock (runs before tasks and inbox rows).
 WITH appended AS (
          INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
@@ -17,15 +19,17 @@ WITH appended AS (
                               $6::bytea[], $7::bytea[])),
      new_tasks AS (
          SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
-                              $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[])
-             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c)),
+                              $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[],
+                              $17::text[], $18::text[])
+             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c, traceparent,
+                  tracestate)),
      created AS (
          INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type,
                      input, options, start_to_close_micros, heartbeat_timeout_micros,
-                     scheduled_at, visible_at, schedule_to_close_deadline)
+                     scheduled_at, visible_at, schedule_to_close_deadline, traceparent, tracestate)
          SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb,
                 reprise.db_now($1), reprise.db_now($1),
-                reprise.db_now($1) + t.s2c * interval '1 microsecond'
+                reprise.db_now($1) + t.s2c * interval '1 microsecond', t.traceparent, t.tracestate
            FROM new_tasks t),
-     applied AS (DELETE FROM reprise.inbox WHERE id = ANY($17))
+     applied AS (DELETE FROM reprise.inbox WHERE id = ANY($19))
 SELECT 1

@@ -10,12 +10,14 @@
 --   $8..$16 uuid[] bigint[] text[] text[] bytea[] bytea[] bigint[] bigint[] bigint[]
 --                                     tasks: run, scheduled seq, queue, activity type, input,
 --                                     options, start-to-close, heartbeat, schedule-to-close (µs)
---   $17 bigint[]                      the inbox rows applied
---   $18..$22 uuid[] bigint[] bigint[] bytea[] text[]
+--   $17 text[], $18 text[]            tasks: the trace context of the step that scheduled each
+--                                     (traceparent, tracestate; NULL: not traced)
+--   $19 bigint[]                      the inbox rows applied
+--   $20..$24 uuid[] bigint[] bigint[] bytea[] text[]
 --                                     heads: run, head when claimed, new head seq, new head
 --                                     hash, status it closes with (NULL: stays open)
---   $23 text[], $24 text[]            notifications: channels, payloads
---   $25 text                          the engines' channel
+--   $25 text[], $26 text[]            notifications: channels, payloads
+--   $27 text                          the engines' channel
 -- Rules it keeps:
 -- * The caller holds every run's row lock (runs before tasks and inbox rows). A run whose
 --   head moved since the claim (terminated meanwhile by its parent's close in this batch) is
@@ -26,7 +28,7 @@
 --   parked: only releasing a parked run is not heap-only.
 -- * A run stays queued only while its inbox holds something other than what its step applied
 --   (a timer not yet due, or inputs past the 1,000 a step takes); one that still has an input
---   due wakes an engine ($25): engines sleep until the next due time, not on work due already.
+--   due wakes an engine ($27): engines sleep until the next due time, not on work due already.
 --   The upsert and the delete of queue rows take disjoint runs (a statement may touch a row
 --   once).
 -- * Rows are named by key (`key = ANY (ARRAY(...))`), and `num_nulls(lease_owner) = 1` is
@@ -38,18 +40,20 @@ WITH appended AS (
                               $6::bytea[], $7::bytea[])),
      new_tasks AS (
          SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
-                              $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[])
-             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c)),
+                              $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[],
+                              $17::text[], $18::text[])
+             AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c, traceparent,
+                  tracestate)),
      created AS (
          INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type,
                      input, options, start_to_close_micros, heartbeat_timeout_micros,
-                     scheduled_at, visible_at, schedule_to_close_deadline)
+                     scheduled_at, visible_at, schedule_to_close_deadline, traceparent, tracestate)
          SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb,
                 reprise.db_now($1), reprise.db_now($1),
-                reprise.db_now($1) + t.s2c * interval '1 microsecond'
+                reprise.db_now($1) + t.s2c * interval '1 microsecond', t.traceparent, t.tracestate
            FROM new_tasks t),
-     applied AS (DELETE FROM reprise.inbox WHERE id = ANY($17)),
-     h AS (SELECT * FROM UNNEST($18::uuid[], $19::bigint[], $20::bigint[], $21::bytea[], $22::text[])
+     applied AS (DELETE FROM reprise.inbox WHERE id = ANY($19)),
+     h AS (SELECT * FROM UNNEST($20::uuid[], $21::bigint[], $22::bigint[], $23::bytea[], $24::text[])
              AS h(run_id, claimed_head, head_seq, head_hash, closing)),
      released AS (
          UPDATE reprise.runs r
@@ -66,7 +70,7 @@ WITH appended AS (
          RETURNING r.run_id, r.status),
      next AS (
          SELECT l.run_id, (SELECT min(i.visible_at) FROM reprise.inbox i
-                            WHERE i.run_id = l.run_id AND i.id <> ALL($17)) AS at
+                            WHERE i.run_id = l.run_id AND i.id <> ALL($19)) AS at
            FROM released l WHERE l.status = 'running'),
      queued AS (
          INSERT INTO reprise.ready_runs (run_id, ready_at)
@@ -87,9 +91,9 @@ WITH appended AS (
             AND num_nulls(t.lease_owner) = 1),
      notified AS (
          SELECT pg_notify(n.channel, n.payload)
-           FROM (SELECT * FROM UNNEST($23::text[], $24::text[])
+           FROM (SELECT * FROM UNNEST($25::text[], $26::text[])
                  UNION ALL
-                 SELECT $25, '' WHERE EXISTS (SELECT 1 FROM next WHERE at <= reprise.db_now($1))
+                 SELECT $27, '' WHERE EXISTS (SELECT 1 FROM next WHERE at <= reprise.db_now($1))
                 ) AS n(channel, payload))
 SELECT s.sent, c.run_id, c.parent_close_policy
   FROM (SELECT count(*) AS sent FROM notified) s

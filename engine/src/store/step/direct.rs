@@ -19,7 +19,7 @@
 //! it), so the statement removes the queue row only if it is still the version its snapshot
 //! saw: the run stays queued for the batch path to take the new input.
 
-use reprise_history::{ChainHash, Event, Limits, RunId, Seq};
+use reprise_history::{ChainHash, Event, Limits, RunId, Seq, TraceContext};
 use reprise_sdk::Effects;
 use sqlx::{PgConnection, Row};
 
@@ -48,7 +48,7 @@ pub(crate) struct StepDirectly {
 }
 
 impl StepDirectly {
-    /// Binds `$1` to `$25`.
+    /// Binds `$1` to `$27`.
     pub(crate) fn bind<'q>(self) -> Bound<'q> {
         let bound = self
             .rows
@@ -75,6 +75,8 @@ pub(crate) struct DirectStep<'a> {
     pub(crate) events: &'a [Event],
     /// What they do: nothing but rows (see `Effects::are_rows_only`).
     pub(crate) effects: &'a Effects<'a>,
+    /// The step's trace: its activities' attempts join it.
+    pub(crate) trace: Option<&'a TraceContext>,
 }
 
 impl Store {
@@ -93,7 +95,7 @@ impl Store {
         let mut tasks = TaskRows::default();
         let mut notes = Notifications::default();
         for task in &step.effects.tasks {
-            tasks.push(step.run_id, task, limits)?;
+            tasks.push(step.run_id, task, step.trace, limits)?;
             notes.task_queue(task.activity.task_queue.as_str());
         }
         let closing = step.effects.close.as_ref();

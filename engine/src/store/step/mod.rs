@@ -17,10 +17,11 @@ mod effects;
 mod rows;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use reprise_history::{
     ChainHash, Event, EventKind, Limits, ParentClosePolicy, RunId, RunState, Seq, Timestamp,
-    WorkflowId,
+    TraceContext, WorkflowId,
 };
 use reprise_sdk::Effects;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
@@ -72,6 +73,10 @@ pub(crate) struct BatchRun {
     inbox_ids: Vec<i64>,
     /// Why an input of this run could not be decoded: the run is parked, not stepped.
     pub(crate) unreadable_input: Option<String>,
+    /// How long the run waited from ready to claimed (schedule-to-start of a workflow step).
+    pub(crate) waited: Duration,
+    /// How late each timer among its inputs fires: claimed after it was due by this much.
+    pub(crate) timers_late: Vec<Duration>,
 }
 
 /// A batch of steps in one transaction.
@@ -95,6 +100,8 @@ pub(crate) struct StepOutput<'a> {
     pub(crate) applied: usize,
     /// What the step's decisions do (see `reprise_sdk::Effects`).
     pub(crate) effects: Effects<'a>,
+    /// The step's trace: its activities' attempts join it.
+    pub(crate) trace: Option<&'a TraceContext>,
 }
 
 /// A run of the batch whose code cannot go on: it is parked with the reason instead.
@@ -140,7 +147,7 @@ impl Store {
         let limits = *self.limits();
         let runs = rows
             .iter()
-            .map(|row| batch_run(row, &limits))
+            .map(|row| batch_run(row, now, &limits))
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(StepBatch {
             tx,
@@ -151,7 +158,14 @@ impl Store {
     }
 }
 
-fn batch_run(row: &sqlx::postgres::PgRow, limits: &Limits) -> Result<BatchRun> {
+fn batch_run(
+    row: &sqlx::postgres::PgRow,
+    now: chrono::DateTime<chrono::Utc>,
+    limits: &Limits,
+) -> Result<BatchRun> {
+    let since = |t: chrono::DateTime<chrono::Utc>| (now - t).to_std().unwrap_or_default();
+    let ready_at: chrono::DateTime<chrono::Utc> =
+        row.try_get("ready_at").map_err(Error::from_db)?;
     let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
     let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
     let first: Option<&[u8]> = row.try_get("event").map_err(Error::from_db)?;
@@ -168,26 +182,35 @@ fn batch_run(row: &sqlx::postgres::PgRow, limits: &Limits) -> Result<BatchRun> {
         inputs: Vec::new(),
         inbox_ids: Vec::new(),
         unreadable_input: None,
+        waited: since(ready_at),
+        timers_late: Vec::new(),
     };
     let ids: Vec<i64> = row.try_get("inbox_ids").map_err(Error::from_db)?;
     let events: Vec<Vec<u8>> = row.try_get("inbox_events").map_err(Error::from_db)?;
-    for (id, bytes) in ids.into_iter().zip(events) {
-        take_input(&mut run, id, &bytes, limits);
+    let due: Vec<chrono::DateTime<chrono::Utc>> =
+        row.try_get("inbox_due").map_err(Error::from_db)?;
+    for ((id, bytes), due) in ids.into_iter().zip(events).zip(due) {
+        let taken = take_input(&mut run, id, &bytes, limits);
+        if taken && matches!(run.inputs.last(), Some(EventKind::TimerFired(_))) {
+            run.timers_late.push(since(due));
+        }
     }
     Ok(run)
 }
 
-/// Adds an inbox row to a claimed run's inputs (rows come in arrival order). An input that does
-/// not decode parks the run, not the batch.
-fn take_input(run: &mut BatchRun, id: i64, bytes: &[u8], limits: &Limits) {
+/// Adds an inbox row to a claimed run's inputs (rows come in arrival order); returns whether
+/// it did. An input that does not decode parks the run, not the batch.
+fn take_input(run: &mut BatchRun, id: i64, bytes: &[u8], limits: &Limits) -> bool {
     match EventKind::decode(bytes, limits) {
         Ok(kind) => {
             run.inputs.push(kind);
             run.inbox_ids.push(id);
+            true
         }
         Err(e) => {
             let reason = format!("inbox row {id} of run {} does not decode: {e}", run.run_id);
             run.unreadable_input.get_or_insert(reason);
+            false
         }
     }
 }
@@ -307,7 +330,8 @@ impl StepBatch<'_> {
                 closing: None,
             });
             for task in &step.effects.tasks {
-                rows.tasks.push(run.run_id, task, &self.cx.limits)?;
+                rows.tasks
+                    .push(run.run_id, task, step.trace, &self.cx.limits)?;
                 notes.task_queue(task.activity.task_queue.as_str());
             }
             rows.consumed

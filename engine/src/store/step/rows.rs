@@ -2,7 +2,7 @@
 //! statements: one struct per statement, whose fields are its parameters in order (see
 //! `store/bind.rs`).
 
-use reprise_history::{Limits, RunId, StoredValue};
+use reprise_history::{Limits, RunId, StoredValue, TraceContext};
 use reprise_sdk::NewTask;
 
 use super::{BatchRun, Claim, Head};
@@ -79,7 +79,7 @@ pub(crate) struct WriteSteps {
 }
 
 impl WriteSteps {
-    /// Binds `$1` to `$17`.
+    /// Binds `$1` to `$19`.
     pub(crate) fn bind<'q>(self) -> Bound<'q> {
         self.rows
             .bind_to(Bound::new(WRITE_STEPS_SQL).bind(self.offset))
@@ -118,7 +118,7 @@ pub(crate) struct WriteAndRelease {
 }
 
 impl WriteAndRelease {
-    /// Binds `$1` to `$25`.
+    /// Binds `$1` to `$27`.
     pub(crate) fn bind<'q>(self) -> Bound<'q> {
         let bound = self
             .rows
@@ -144,11 +144,19 @@ pub(crate) struct TaskRows {
     start_to_close: Vec<Option<i64>>,
     heartbeat: Vec<Option<i64>>,
     schedule_to_close: Vec<Option<i64>>,
+    traceparents: Vec<Option<String>>,
+    tracestates: Vec<Option<String>>,
 }
 
 impl TaskRows {
-    /// Adds the task of an activity `run` scheduled.
-    pub(crate) fn push(&mut self, run: RunId, task: &NewTask<'_>, limits: &Limits) -> Result<()> {
+    /// Adds the task of an activity `run` scheduled, in the trace of the step that did.
+    pub(crate) fn push(
+        &mut self,
+        run: RunId,
+        task: &NewTask<'_>,
+        trace: Option<&TraceContext>,
+        limits: &Limits,
+    ) -> Result<()> {
         let s = task.activity;
         self.runs.push(*run.as_uuid());
         self.seqs.push(seq_param(task.scheduled));
@@ -161,6 +169,10 @@ impl TaskRows {
         self.heartbeat.push(s.options.heartbeat_timeout.map(micros));
         self.schedule_to_close
             .push(s.options.schedule_to_close.map(micros));
+        self.traceparents
+            .push(trace.map(|t| t.traceparent().to_string()));
+        self.tracestates
+            .push(trace.map(|t| t.tracestate().to_string()));
         Ok(())
     }
 
@@ -169,8 +181,8 @@ impl TaskRows {
         self.runs.is_empty()
     }
 
-    /// Binds the tasks as nine arrays: run, scheduled seq, queue, activity type, input,
-    /// options, and the three timeouts in µs.
+    /// Binds the tasks as eleven arrays: run, scheduled seq, queue, activity type, input,
+    /// options, the three timeouts in µs, and the trace context (traceparent, tracestate).
     pub(crate) fn bind_to(self, bound: Bound<'_>) -> Bound<'_> {
         bound
             .bind(self.runs)
@@ -182,6 +194,8 @@ impl TaskRows {
             .bind(self.start_to_close)
             .bind(self.heartbeat)
             .bind(self.schedule_to_close)
+            .bind(self.traceparents)
+            .bind(self.tracestates)
     }
 }
 
@@ -193,7 +207,7 @@ pub(crate) struct InsertTasks {
 }
 
 impl InsertTasks {
-    /// Binds `$1` to `$10`.
+    /// Binds `$1` to `$12`.
     pub(crate) fn bind<'q>(self) -> Bound<'q> {
         self.tasks
             .bind_to(Bound::new(INSERT_TASKS_SQL).bind(self.offset))
