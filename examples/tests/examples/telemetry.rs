@@ -1,9 +1,12 @@
-//! Engine and worker processes with `--http`: what they export after workflows ran.
+//! Engine and worker processes with `--http`: what they export after workflows ran; and with
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`: the traces they send a collector.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use reprise_engine::{Client, Store};
 use reprise_examples::workflows::GREETING;
 use reprise_sdk::WorkflowDef;
@@ -139,6 +142,126 @@ async fn engine_and_worker_processes_export_what_happened() {
     );
     for addr in [engine_addr, worker_addr] {
         assert_eq!(get(addr, "/readyz").await.map(|r| r.0), Some(200));
+    }
+    db.drop_database().await;
+}
+
+/// Spans a process exported, as the collector received them.
+#[derive(Clone, Default)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<Span>>>);
+
+impl Collector {
+    /// A collector of OTLP/HTTP trace exports on a local port.
+    async fn serve(&self) -> SocketAddr {
+        use axum::body::Bytes;
+        use prost::Message;
+        let spans = self.0.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: Bytes| async move {
+                if let Ok(request) = ExportTraceServiceRequest::decode(body) {
+                    let received = request
+                        .resource_spans
+                        .into_iter()
+                        .flat_map(|r| r.scope_spans)
+                        .flat_map(|s| s.spans);
+                    spans.lock().unwrap().extend(received);
+                }
+                ""
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    fn spans(&self) -> Vec<Span> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+/// An engine process and a worker process export over OTLP/HTTP to a collector: the worker's
+/// attempt spans are children of the engine's step spans, in the same trace, joined only by
+/// the context the task rows carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_export_one_trace_over_otlp() {
+    let db = TestDb::migrated().await;
+    let collector = Collector::default();
+    let endpoint = format!("http://{}", collector.serve().await);
+    let spawn_traced = |args: &[&str], service: &str| {
+        let child = Command::new(env!("CARGO_BIN_EXE_reprise-example"))
+            .args(args)
+            .args(["--http", "off"])
+            .env("DATABASE_URL", &db.url)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_SERVICE_NAME", service)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Process(child)
+    };
+    let _engine = spawn_traced(&["engine"], "test-engine");
+    let _worker = spawn_traced(&["worker", "--queue", "default"], "test-worker");
+    let client = Client::new(Store::new(db.pool.clone()));
+    let handle = client
+        .start(GREETING, "greet-traced", &"Ada".to_string())
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result, "HELLO, ADA");
+
+    // Both activities' attempts, each with the step that scheduled it.
+    let spans = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let spans = collector.spans();
+            let attempts = spans
+                .iter()
+                .filter(|s| s.name == "activity_attempt")
+                .count();
+            let parents_arrived = spans
+                .iter()
+                .filter(|s| s.name == "activity_attempt")
+                .all(|a| {
+                    spans
+                        .iter()
+                        .any(|s| s.name == "workflow_step" && s.span_id == a.parent_span_id)
+                });
+            if attempts == 2 && parents_arrived {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the collector received the attempts and their steps within 30 s");
+    let run_id = handle.run_id().to_string();
+    for attempt in spans.iter().filter(|s| s.name == "activity_attempt") {
+        let step = spans
+            .iter()
+            .find(|s| s.name == "workflow_step" && s.span_id == attempt.parent_span_id)
+            .unwrap();
+        assert_eq!(attempt.trace_id, step.trace_id);
+        assert_eq!(attribute(attempt, "run_id"), Some(run_id.clone()));
+        assert_eq!(attribute(step, "run_id"), Some(run_id.clone()));
+        assert_eq!(attribute(step, "outcome").as_deref(), Some("written"));
     }
     db.drop_database().await;
 }
