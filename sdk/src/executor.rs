@@ -7,8 +7,8 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures::future::BoxFuture;
@@ -20,6 +20,7 @@ use reprise_history::{
 
 use crate::context::WorkflowContext;
 use crate::error::{Error, OperationEnd, OperationFailed, WorkflowError};
+use crate::fence;
 use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
 use crate::registry::Registry;
 use crate::state::{Mode, OpKind, Outcome, RunState, Shared, cancel_decision};
@@ -61,12 +62,15 @@ impl Step {
 }
 
 /// The waker the orchestrator is polled with. A wake outside a step did not come from
-/// Reprise (a tokio timer, a channel, I/O): replay could never reproduce it.
+/// Reprise (a thread, a channel fed from outside): replay could never reproduce it.
 #[derive(Default)]
 struct RootWaker {
     woken: AtomicBool,
     in_step: AtomicBool,
     foreign: AtomicBool,
+    /// Told, once, of the first wake from outside: the host steps the run soon, so that the
+    /// step reports it instead of a wait for an input that may never come.
+    on_foreign: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Wake for RootWaker {
@@ -76,8 +80,11 @@ impl Wake for RootWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::SeqCst);
-        if !self.in_step.load(Ordering::SeqCst) {
-            self.foreign.store(true, Ordering::SeqCst);
+        if !self.in_step.load(Ordering::SeqCst)
+            && !self.foreign.swap(true, Ordering::SeqCst)
+            && let Some(notify) = self.on_foreign.get()
+        {
+            notify();
         }
     }
 }
@@ -164,11 +171,17 @@ impl Execution {
 
     /// Applies new inputs live, each recorded at the given (database) time, and returns the
     /// events to append. Inputs after the run closes are not applied (see
-    /// [`Step::applied_inputs`]); a step on a run already closed is an error.
+    /// [`Step::applied_inputs`]); a step on a run already closed is an error. A step with no
+    /// inputs only checks that nothing outside Reprise woke the workflow since the last one
+    /// (ND05).
     pub fn step(
         &mut self,
         inputs: impl IntoIterator<Item = (Timestamp, EventKind)>,
     ) -> Result<Step, Error> {
+        if self.status == RunStatus::Running && self.root.foreign.swap(false, Ordering::SeqCst) {
+            let at = self.last_seq.next();
+            return self.fail(nondeterminism(at, NondeterminismKind::ForeignWake).into());
+        }
         let mut events = Vec::new();
         let mut applied_inputs = 0;
         for (recorded_at, kind) in inputs {
@@ -195,6 +208,13 @@ impl Execution {
             events,
             applied_inputs,
         })
+    }
+
+    /// Calls `notify` once, from whichever thread wakes it, when something outside Reprise
+    /// wakes the workflow between steps. The host should then step the run (with no inputs, if
+    /// none came): that step fails with ND05 at once, instead of when an input happens to come.
+    pub fn on_foreign_wake(&self, notify: impl Fn() + Send + Sync + 'static) {
+        let _ = self.root.on_foreign.set(Box::new(notify));
     }
 
     /// Where the run stands.
@@ -270,6 +290,7 @@ impl Execution {
         let replaying = self.shared.lock().mode == Mode::Replaying;
         let silent = tracing::Dispatch::none();
         let mut poll = |cx: &mut Context<'_>| {
+            let _fenced = fence::enter();
             if replaying {
                 tracing::dispatcher::with_default(&silent, || future.as_mut().poll(cx))
             } else {
@@ -290,7 +311,11 @@ impl Execution {
             }
         };
         match outcome {
-            Err(message) => self.fail(Error::WorkflowPanicked { seq, message }),
+            Err(message) => match fence::driver_refused(&message) {
+                Some(driver) => self
+                    .fail(nondeterminism(seq, NondeterminismKind::TokioDriver { driver }).into()),
+                None => self.fail(Error::WorkflowPanicked { seq, message }),
+            },
             Ok(Some(result)) => {
                 self.close(result);
                 Ok(())

@@ -26,6 +26,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # What workflow code must not do
+//!
+//! A workflow is replayed against its history whenever it must be rebuilt, so it may depend
+//! only on its input, on what [`WorkflowContext`] operations return, and on its own code: no
+//! clocks (use [`WorkflowContext::now`]), no random numbers or ids
+//! ([`WorkflowContext::random_u64`], [`WorkflowContext::uuid`]), no tokio timers or I/O
+//! ([`WorkflowContext::sleep`], activities; tokio's drivers are off in workflow code: ND07),
+//! no threads or channels fed from outside (ND05), no `HashMap` iteration deciding what to
+//! do (use `BTreeMap`), no environment or global state. The repository's
+//! `docs/determinism.md` has the whole list, with the nondeterminism codes (ND01..ND07)
+//! each mistake is reported with; `sdk/clippy.toml` has lints to copy.
+//!
 //! A saga with a human in the loop (the README's example, compiled here):
 //!
 //! ```
@@ -67,6 +79,7 @@ mod defs;
 mod effects;
 mod error;
 mod executor;
+mod fence;
 mod nondeterminism;
 mod ops;
 mod registry;

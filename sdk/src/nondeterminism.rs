@@ -66,6 +66,12 @@ pub enum NondeterminismKind {
     ForeignWake,
     /// ND06: the workflow waits on a future that Reprise does not drive, and on nothing else.
     AwaitsForeignFuture,
+    /// ND07: the workflow used a tokio timer or I/O, which would wake it from outside Reprise
+    /// later; found as it is created, in that step (see `fence.rs`).
+    TokioDriver {
+        /// What it used: `timer`, `I/O`, or `runtime` (anything else needing one).
+        driver: &'static str,
+    },
 }
 
 impl NondeterminismKind {
@@ -78,6 +84,7 @@ impl NondeterminismKind {
             NondeterminismKind::UnexpectedInput { .. } => "ND04",
             NondeterminismKind::ForeignWake => "ND05",
             NondeterminismKind::AwaitsForeignFuture => "ND06",
+            NondeterminismKind::TokioDriver { .. } => "ND07",
         }
     }
 }
@@ -127,6 +134,10 @@ impl fmt::Display for Nondeterminism {
             NondeterminismKind::AwaitsForeignFuture => write!(
                 f,
                 "the workflow waits only on futures Reprise does not drive (a tokio timer, channel or I/O?); {NOT_REPRISE_HINT}"
+            )?,
+            NondeterminismKind::TokioDriver { driver } => write!(
+                f,
+                "the workflow used a tokio {driver}, which would wake it from outside Reprise where no replay can follow; {NOT_REPRISE_HINT}"
             )?,
         }
         if let Some(location) = &self.location {

@@ -17,6 +17,8 @@ use reprise_sdk::{Effects, Execution, Registry, RunIdentity, RunStatus};
 use sqlx::PgConnection;
 use tokio::sync::watch;
 
+mod direct;
+mod foreign;
 mod options;
 mod spans;
 
@@ -26,10 +28,10 @@ use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::listen::{Heard, wait};
 use crate::store::{
-    BatchRun, Claim, DirectStep, LoopConnection, Park, RUNS_CHANNEL, RunHint, StepBatch,
-    StepOutput, Store,
+    BatchRun, Claim, LoopConnection, Park, RUNS_CHANNEL, RunHint, StepBatch, StepOutput, Store,
 };
 use crate::telemetry::StepPath;
+use foreign::ForeignWakes;
 use spans::{Orchestrator, StepOf, StepSpan};
 
 /// A run of a batch ready to step.
@@ -128,21 +130,6 @@ impl Drop for Working<'_> {
     }
 }
 
-/// A step taken on a hint's word, not yet written.
-struct HintedStep {
-    /// The orchestrator, stepped.
-    cached: Cached,
-    /// The head it was stepped from.
-    head_seq: Seq,
-    /// The inbox rows the step applied.
-    inbox_ids: Vec<i64>,
-    /// The step's events.
-    events: Vec<Event>,
-    /// Whether it is the run's first step.
-    first: bool,
-    span: StepSpan,
-}
-
 /// Hosts orchestrators: the engine process.
 #[derive(Clone)]
 pub struct Engine {
@@ -156,6 +143,8 @@ pub struct Engine {
     /// The connection [`Engine::run_once`] steps on (see [`LoopConnection`]).
     stepping: Arc<tokio::sync::Mutex<LoopConnection>>,
     counters: Arc<Counters>,
+    /// Runs whose workflow something outside Reprise woke (see `foreign.rs`).
+    foreign: Arc<ForeignWakes>,
 }
 
 impl Engine {
@@ -173,6 +162,7 @@ impl Engine {
             ready: Arc::new(watch::Sender::new(false)),
             stepping,
             counters: Arc::default(),
+            foreign: Arc::default(),
         }
     }
 
@@ -233,11 +223,15 @@ impl Engine {
             self.options.gauge_interval,
             stopped.clone(),
         );
-        let loops =
-            futures::future::try_join3(batches, self.parked_sweeper(stopped.clone()), async {
+        let loops = futures::future::try_join4(
+            batches,
+            self.parked_sweeper(stopped.clone()),
+            self.queue_foreign_wakes(stopped.clone()),
+            async {
                 gauges.await;
                 Ok(())
-            });
+            },
+        );
         tokio::pin!(loops, shutdown);
         let result = tokio::select! {
             result = &mut loops => result,
@@ -424,150 +418,6 @@ impl Engine {
             .await?;
         self.progressed();
         Ok(())
-    }
-
-    /// Steps the run a lone notification names, in one statement with no claim (see
-    /// `store/step/direct.rs`), if this engine can: the notification carries a new run's first
-    /// event, or one input for a run whose orchestrator this engine holds at its head. Returns
-    /// whether the step was written. When it was not, nothing was, the orchestrator it stepped
-    /// is dropped (the batch path rebuilds it from history), and the batch path takes the run.
-    async fn step_hinted(&self, conn: &mut LoopConnection, hint: RunHint) -> bool {
-        let run_id = hint.run_id();
-        let Some(mut direct) = self.step_from_hint(hint) else {
-            tracing::debug!(run_id = %run_id, "a hint this engine cannot use");
-            return false;
-        };
-        let identity = RunIdentity {
-            workflow_id: &direct.cached.workflow_id,
-            run_id,
-            parent: direct.cached.parent.as_ref(),
-            trace: direct.span.context(),
-        };
-        let effects = Effects::of_step(identity, &direct.events, &direct.cached.execution);
-        if !effects.are_rows_only() {
-            tracing::debug!(run_id = %run_id, "a step with statements of its own; the batch path takes the run");
-            direct.span.refused();
-            return false;
-        }
-        let closes = effects.close.is_some();
-        let step = DirectStep {
-            run_id,
-            head_seq: direct.head_seq,
-            head_hash: direct.cached.head_hash,
-            inbox_ids: &direct.inbox_ids,
-            events: &direct.events,
-            effects: &effects,
-            trace: direct.span.context(),
-        };
-        match conn
-            .run(async |conn| self.store.step_direct(conn, step).await)
-            .await
-        {
-            Ok(Some(head_hash)) => {
-                drop(effects);
-                direct.span.written(direct.head_seq, &direct.events);
-                self.count_step(&direct.cached, direct.first);
-                if !closes {
-                    direct.cached.head_hash = head_hash;
-                    self.put_cached(run_id, direct.cached);
-                }
-                true
-            }
-            Ok(None) => {
-                tracing::debug!(run_id = %run_id, "the run moved since the hint; the batch path takes it");
-                direct.span.refused();
-                false
-            }
-            Err(e) => {
-                tracing::debug!(run_id = %run_id, error = %e, "a direct step failed; the batch path takes the run");
-                direct.span.refused();
-                false
-            }
-        }
-    }
-
-    /// The step a hint asks for, taken on the orchestrator it concerns: a new one started live
-    /// from the hint's first event, or this engine's cached one. `None` when the hint cannot be
-    /// used here (a run held elsewhere or already here, a type this process does not run, bytes
-    /// that do not decode, a step that fails: the batch path deals with each properly).
-    fn step_from_hint(&self, hint: RunHint) -> Option<HintedStep> {
-        let limits = self.store.limits();
-        match hint {
-            RunHint::Started { run_id, event } => {
-                let started = Event::decode(&event, limits).ok()?;
-                let EventKind::WorkflowStarted(s) = &started.kind else {
-                    return None;
-                };
-                let known = self
-                    .known_types
-                    .iter()
-                    .any(|t| t == s.workflow_type.as_str());
-                if started.seq != Seq::new(1)
-                    || s.run_id != run_id
-                    || !known
-                    || self.is_cached(run_id)
-                {
-                    return None;
-                }
-                let parent = s.parent.clone();
-                let workflow_id = s.workflow_id.clone();
-                let workflow_type = s.workflow_type.clone();
-                let trace = s.trace_context.clone();
-                let head_hash = ChainHash::GENESIS.next(&event);
-                let of = StepOf {
-                    workflow_type: &workflow_type,
-                    workflow_id: &workflow_id,
-                    run_id,
-                    recorded: trace.as_ref(),
-                };
-                let span = StepSpan::begin(of, StepPath::direct, Orchestrator::New);
-                let (execution, step) = span
-                    .in_scope(|| Execution::start(&self.registry, started))
-                    .ok()?;
-                Some(HintedStep {
-                    cached: Cached {
-                        execution,
-                        workflow_id,
-                        workflow_type,
-                        parent,
-                        head_hash,
-                        trace,
-                    },
-                    head_seq: Seq::new(1),
-                    inbox_ids: Vec::new(),
-                    events: step.events.into_iter().skip(1).collect(),
-                    first: true,
-                    span,
-                })
-            }
-            RunHint::Input {
-                run_id,
-                inbox_id,
-                at,
-                input,
-            } => {
-                let input = EventKind::decode(&input, limits).ok()?;
-                let mut cached = self.take_cached(run_id)?;
-                self.store.metrics().cache_lookup(true);
-                let head_seq = cached.execution.last_seq();
-                let span = StepSpan::begin(
-                    cached.step_of(run_id),
-                    StepPath::direct,
-                    Orchestrator::Cached,
-                );
-                let step = span
-                    .in_scope(|| cached.execution.step([(at, input)]))
-                    .ok()?;
-                Some(HintedStep {
-                    cached,
-                    head_seq,
-                    inbox_ids: vec![inbox_id],
-                    events: step.events,
-                    first: false,
-                    span,
-                })
-            }
-        }
     }
 
     fn is_cached(&self, run_id: RunId) -> bool {
@@ -829,6 +679,7 @@ impl Engine {
             let execution = Execution::replay(&self.registry, &history)?;
             (execution, Vec::new(), span)
         };
+        self.foreign.watch(run.run_id, &execution);
         let cached = Cached {
             execution,
             workflow_id,

@@ -134,4 +134,11 @@ impl Store {
         deliver(&mut tx, self.write_context(), Delivery::now(run_id, input)).await?;
         tx.commit().await.map_err(Error::from_db)
     }
+
+    /// Queues an open run to be stepped now, with no input (see [`mark_ready`]).
+    pub(crate) async fn queue_now(&self, run_id: RunId) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
+        mark_ready(&mut tx, self.write_context(), run_id, Duration::ZERO).await?;
+        tx.commit().await.map_err(Error::from_db)
+    }
 }

@@ -11,6 +11,7 @@ mod engine;
 mod hosts;
 mod hot_path;
 mod lifecycle;
+mod nondeterminism;
 mod payloads;
 mod plans;
 mod schema;

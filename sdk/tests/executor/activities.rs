@@ -133,6 +133,7 @@ fn an_input_of_the_wrong_type_fails_the_attempt_naming_the_type() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // Activities may use threads; sdk/clippy.toml is for workflows.
 fn cancellation_reaches_a_running_activity() {
     let cancellation = CancellationSignal::new();
     let ctx = context(1, Arc::default(), cancellation.clone());

@@ -227,9 +227,41 @@ fn nd05_a_wake_that_did_not_come_from_reprise() {
     );
 }
 
-/// The workflow awaits a tokio timer: Reprise can never resolve it, and says so at once.
+/// The workflow awaits a tokio timer: it is refused as it is created, in the step that creates
+/// it, with or without a Tokio runtime around.
 #[tokio::test]
-async fn nd06_a_tokio_sleep_in_a_workflow() {
+async fn nd07_a_tokio_sleep_in_a_workflow() {
+    assert_tokio_sleep_is_nd07();
+}
+
+#[test]
+fn nd07_a_tokio_sleep_in_a_workflow_without_a_runtime() {
+    assert_tokio_sleep_is_nd07();
+}
+
+/// A `tokio::time::timeout` around a signal: the timer is refused at once, although the code
+/// also waits on something Reprise drives (it used to leave the run waiting forever).
+#[tokio::test]
+async fn nd07_a_tokio_timeout_around_a_signal() {
+    const GO: SignalDef<()> = SignalDef::new("go");
+    #[allow(clippy::disallowed_methods)] // The point of the test.
+    let code = registry(|ctx, _| async move {
+        let _ = tokio::time::timeout(Duration::from_millis(300), ctx.signal(GO)).await;
+        Ok(0)
+    });
+    let started = HistoryBuilder::started("wf", "wf-1", payload(0u32))
+        .unwrap()
+        .events()[0]
+        .clone();
+    let err = Execution::start(&code, started).err().unwrap();
+    let reprise_sdk::Error::Nondeterminism(n) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(n.kind.code(), "ND07");
+    assert_eq!(n.seq.get(), 1);
+}
+
+fn assert_tokio_sleep_is_nd07() {
     #[allow(clippy::disallowed_methods)] // The point of the test.
     let code = registry(|_, _| async move {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -245,7 +277,7 @@ async fn nd06_a_tokio_sleep_in_a_workflow() {
     };
     assert_message(
         &n,
-        "nondeterminism ND06 at seq 1: the workflow waits only on futures Reprise does not drive (a tokio timer, channel or I/O?); workflows may await only Reprise operations: use ctx.sleep() for time, ctx.signal() for messages from outside, and activities for I/O",
+        "nondeterminism ND07 at seq 1: the workflow used a tokio timer, which would wake it from outside Reprise where no replay can follow; workflows may await only Reprise operations: use ctx.sleep() for time, ctx.signal() for messages from outside, and activities for I/O",
     );
 }
 
@@ -267,7 +299,11 @@ fn codes_are_stable() {
         },
         NondeterminismKind::ForeignWake,
         NondeterminismKind::AwaitsForeignFuture,
+        NondeterminismKind::TokioDriver { driver: "timer" },
     ];
     let codes: Vec<&str> = kinds.iter().map(NondeterminismKind::code).collect();
-    assert_eq!(codes, ["ND01", "ND02", "ND03", "ND04", "ND05", "ND06"]);
+    assert_eq!(
+        codes,
+        ["ND01", "ND02", "ND03", "ND04", "ND05", "ND06", "ND07"]
+    );
 }

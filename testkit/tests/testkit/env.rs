@@ -308,3 +308,43 @@ fn terminating_a_parent_applies_its_childrens_policies() {
         ]
     );
 }
+
+const IMPATIENT: WorkflowDef<(), String> = WorkflowDef::new("impatient");
+
+/// Waits for approval at most 300 ms of tokio's time: a timer Reprise cannot replay.
+async fn impatient(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    match tokio::time::timeout(Duration::from_millis(300), ctx.signal(APPROVE)).await {
+        Ok(answer) => Ok(format!("approved: {}", answer?)),
+        Err(_) => Ok("gave up".to_string()),
+    }
+}
+
+/// What `TestEnv` says of the impatient workflow: ND07 naming tokio's timer, with the hint.
+fn impatient_is_nd07() {
+    let registry = Registry::builder()
+        .workflow(IMPATIENT, impatient)
+        .build()
+        .unwrap();
+    let mut env = TestEnv::new(registry);
+    let err = env
+        .start(IMPATIENT, "impatient-1", &())
+        .and_then(|run| env.result(&run))
+        .unwrap_err();
+    let Error::Sdk(reprise_sdk::Error::Nondeterminism(n)) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(n.kind.code(), "ND07", "{err}");
+    let message = err.to_string();
+    assert!(message.contains("tokio timer"), "{message}");
+    assert!(message.contains("use ctx.sleep() for time"), "{message}");
+}
+
+#[test]
+fn a_tokio_timer_in_a_workflow_is_nd07_without_a_runtime() {
+    impatient_is_nd07();
+}
+
+#[tokio::test]
+async fn a_tokio_timer_in_a_workflow_is_nd07_in_a_runtime() {
+    impatient_is_nd07();
+}
