@@ -7,8 +7,8 @@
 //! bytes keep decoding), and one with a context is variant 22, `WorkflowStartedInTrace`, with
 //! eight. JSON goes through the same two enums, so both formats agree.
 //!
-//! The next new event kind is stored as variant 23: append it to `StoredKind`,
-//! `StoredKindRef` and `EventKind` alike.
+//! The next new event kind is stored as variant 23: append it to `EventKind` and to the list
+//! at the end of `stored_kinds!` below (which puts it after `WorkflowStartedInTrace`).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -43,11 +43,73 @@ struct StartedV1Ref<'a> {
     parent: &'a Option<ParentRun>,
 }
 
-/// The stored enum, read.
-#[derive(Deserialize)]
-#[serde(rename = "EventKind")]
-enum StoredKind {
-    WorkflowStarted(StartedV1),
+/// The stored enums and both directions of serde, from one list of the variants whose stored
+/// shape is their struct's (all but `WorkflowStarted`, which is first and last).
+macro_rules! stored_kinds {
+    ($($kind:ident($shape:ty)),* $(,)?) => {
+        /// The stored enum, read.
+        #[derive(Deserialize)]
+        #[serde(rename = "EventKind")]
+        enum StoredKind {
+            WorkflowStarted(StartedV1),
+            $($kind($shape),)*
+            WorkflowStartedInTrace(WorkflowStarted),
+        }
+
+        /// The stored enum, written from a borrowed `EventKind` (no copy of any payload).
+        #[derive(Serialize)]
+        #[serde(rename = "EventKind")]
+        enum StoredKindRef<'a> {
+            WorkflowStarted(StartedV1Ref<'a>),
+            $($kind(&'a $shape),)*
+            WorkflowStartedInTrace(&'a WorkflowStarted),
+        }
+
+        impl Serialize for EventKind {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let stored = match self {
+                    EventKind::WorkflowStarted(s) if s.trace_context.is_some() => {
+                        StoredKindRef::WorkflowStartedInTrace(s)
+                    }
+                    EventKind::WorkflowStarted(s) => StoredKindRef::WorkflowStarted(StartedV1Ref {
+                        workflow_type: &s.workflow_type,
+                        workflow_id: &s.workflow_id,
+                        run_id: &s.run_id,
+                        input: &s.input,
+                        task_queue: &s.task_queue,
+                        origin: &s.origin,
+                        parent: &s.parent,
+                    }),
+                    $(EventKind::$kind(e) => StoredKindRef::$kind(e),)*
+                };
+                stored.serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for EventKind {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok(match StoredKind::deserialize(deserializer)? {
+                    StoredKind::WorkflowStarted(s) => EventKind::WorkflowStarted(WorkflowStarted {
+                        workflow_type: s.workflow_type,
+                        workflow_id: s.workflow_id,
+                        run_id: s.run_id,
+                        input: s.input,
+                        task_queue: s.task_queue,
+                        origin: s.origin,
+                        parent: s.parent,
+                        trace_context: None,
+                    }),
+                    // A context-less start stored in the new shape reads as the old one does.
+                    StoredKind::WorkflowStartedInTrace(s) => EventKind::WorkflowStarted(s),
+                    $(StoredKind::$kind(e) => EventKind::$kind(e),)*
+                })
+            }
+        }
+    };
+}
+
+// In stored order: the position of each is its encoding.
+stored_kinds! {
     ActivityScheduled(ActivityScheduled),
     ActivityCompleted(ActivityCompleted),
     ActivityFailed(ActivityFailed),
@@ -69,119 +131,6 @@ enum StoredKind {
     WorkflowCancelled(WorkflowCancelled),
     WorkflowTerminated(WorkflowTerminated),
     WorkflowContinuedAsNew(WorkflowContinuedAsNew),
-    WorkflowStartedInTrace(WorkflowStarted),
-}
-
-/// The stored enum, written from a borrowed `EventKind` (no copy of any payload).
-#[derive(Serialize)]
-#[serde(rename = "EventKind")]
-enum StoredKindRef<'a> {
-    WorkflowStarted(StartedV1Ref<'a>),
-    ActivityScheduled(&'a ActivityScheduled),
-    ActivityCompleted(&'a ActivityCompleted),
-    ActivityFailed(&'a ActivityFailed),
-    ActivityTimedOut(&'a ActivityTimedOut),
-    ActivityCancelRequested(&'a ActivityCancelRequested),
-    ActivityCancelled(&'a ActivityCancelled),
-    TimerStarted(&'a TimerStarted),
-    TimerFired(&'a TimerFired),
-    TimerCancelled(&'a TimerCancelled),
-    SignalReceived(&'a SignalReceived),
-    ChildWorkflowStarted(&'a ChildWorkflowStarted),
-    ChildWorkflowCompleted(&'a ChildWorkflowCompleted),
-    ChildWorkflowFailed(&'a ChildWorkflowFailed),
-    ChildWorkflowCancelRequested(&'a ChildWorkflowCancelRequested),
-    CancelRequested(&'a CancelRequested),
-    MarkerRecorded(&'a Marker),
-    WorkflowCompleted(&'a WorkflowCompleted),
-    WorkflowFailed(&'a WorkflowFailed),
-    WorkflowCancelled(&'a WorkflowCancelled),
-    WorkflowTerminated(&'a WorkflowTerminated),
-    WorkflowContinuedAsNew(&'a WorkflowContinuedAsNew),
-    WorkflowStartedInTrace(&'a WorkflowStarted),
-}
-
-impl Serialize for EventKind {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use StoredKindRef as S;
-        let stored = match self {
-            EventKind::WorkflowStarted(s) if s.trace_context.is_some() => {
-                S::WorkflowStartedInTrace(s)
-            }
-            EventKind::WorkflowStarted(s) => S::WorkflowStarted(StartedV1Ref {
-                workflow_type: &s.workflow_type,
-                workflow_id: &s.workflow_id,
-                run_id: &s.run_id,
-                input: &s.input,
-                task_queue: &s.task_queue,
-                origin: &s.origin,
-                parent: &s.parent,
-            }),
-            EventKind::ActivityScheduled(e) => S::ActivityScheduled(e),
-            EventKind::ActivityCompleted(e) => S::ActivityCompleted(e),
-            EventKind::ActivityFailed(e) => S::ActivityFailed(e),
-            EventKind::ActivityTimedOut(e) => S::ActivityTimedOut(e),
-            EventKind::ActivityCancelRequested(e) => S::ActivityCancelRequested(e),
-            EventKind::ActivityCancelled(e) => S::ActivityCancelled(e),
-            EventKind::TimerStarted(e) => S::TimerStarted(e),
-            EventKind::TimerFired(e) => S::TimerFired(e),
-            EventKind::TimerCancelled(e) => S::TimerCancelled(e),
-            EventKind::SignalReceived(e) => S::SignalReceived(e),
-            EventKind::ChildWorkflowStarted(e) => S::ChildWorkflowStarted(e),
-            EventKind::ChildWorkflowCompleted(e) => S::ChildWorkflowCompleted(e),
-            EventKind::ChildWorkflowFailed(e) => S::ChildWorkflowFailed(e),
-            EventKind::ChildWorkflowCancelRequested(e) => S::ChildWorkflowCancelRequested(e),
-            EventKind::CancelRequested(e) => S::CancelRequested(e),
-            EventKind::MarkerRecorded(e) => S::MarkerRecorded(e),
-            EventKind::WorkflowCompleted(e) => S::WorkflowCompleted(e),
-            EventKind::WorkflowFailed(e) => S::WorkflowFailed(e),
-            EventKind::WorkflowCancelled(e) => S::WorkflowCancelled(e),
-            EventKind::WorkflowTerminated(e) => S::WorkflowTerminated(e),
-            EventKind::WorkflowContinuedAsNew(e) => S::WorkflowContinuedAsNew(e),
-        };
-        stored.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for EventKind {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use StoredKind as S;
-        Ok(match S::deserialize(deserializer)? {
-            S::WorkflowStarted(s) => EventKind::WorkflowStarted(WorkflowStarted {
-                workflow_type: s.workflow_type,
-                workflow_id: s.workflow_id,
-                run_id: s.run_id,
-                input: s.input,
-                task_queue: s.task_queue,
-                origin: s.origin,
-                parent: s.parent,
-                trace_context: None,
-            }),
-            // A context-less start stored in the new shape reads the same as the old one.
-            S::WorkflowStartedInTrace(s) => EventKind::WorkflowStarted(s),
-            S::ActivityScheduled(e) => EventKind::ActivityScheduled(e),
-            S::ActivityCompleted(e) => EventKind::ActivityCompleted(e),
-            S::ActivityFailed(e) => EventKind::ActivityFailed(e),
-            S::ActivityTimedOut(e) => EventKind::ActivityTimedOut(e),
-            S::ActivityCancelRequested(e) => EventKind::ActivityCancelRequested(e),
-            S::ActivityCancelled(e) => EventKind::ActivityCancelled(e),
-            S::TimerStarted(e) => EventKind::TimerStarted(e),
-            S::TimerFired(e) => EventKind::TimerFired(e),
-            S::TimerCancelled(e) => EventKind::TimerCancelled(e),
-            S::SignalReceived(e) => EventKind::SignalReceived(e),
-            S::ChildWorkflowStarted(e) => EventKind::ChildWorkflowStarted(e),
-            S::ChildWorkflowCompleted(e) => EventKind::ChildWorkflowCompleted(e),
-            S::ChildWorkflowFailed(e) => EventKind::ChildWorkflowFailed(e),
-            S::ChildWorkflowCancelRequested(e) => EventKind::ChildWorkflowCancelRequested(e),
-            S::CancelRequested(e) => EventKind::CancelRequested(e),
-            S::MarkerRecorded(e) => EventKind::MarkerRecorded(e),
-            S::WorkflowCompleted(e) => EventKind::WorkflowCompleted(e),
-            S::WorkflowFailed(e) => EventKind::WorkflowFailed(e),
-            S::WorkflowCancelled(e) => EventKind::WorkflowCancelled(e),
-            S::WorkflowTerminated(e) => EventKind::WorkflowTerminated(e),
-            S::WorkflowContinuedAsNew(e) => EventKind::WorkflowContinuedAsNew(e),
-        })
-    }
 }
 
 #[cfg(test)]

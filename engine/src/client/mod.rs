@@ -266,10 +266,7 @@ impl Client {
             task_queue: options.task_queue,
             trace_context,
         };
-        let run_id = self
-            .start_new(new, options.id_reuse, signal)
-            .instrument(span.clone())
-            .await?;
+        let run_id = self.start_new(new, options.id_reuse, signal, &span).await?;
         span.record("run_id", tracing::field::display(run_id));
         Ok(WorkflowHandle {
             client: self.clone(),
@@ -279,27 +276,32 @@ impl Client {
         })
     }
 
-    /// Writes a start: in the statement concurrent plain starts share, or alone.
+    /// Writes a start: in the statement concurrent plain starts share, or alone. Only the
+    /// awaits are instrumented with `span`, not this whole future: a start's state is large,
+    /// and wrapping it would copy it twice per start (measured under callgrind).
     async fn start_new(
         &self,
         new: NewRun,
         id_reuse: IdReusePolicy,
         signal: Option<EventKind>,
+        span: &tracing::Span,
     ) -> Result<RunId> {
         if id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() {
             in_runtime()?;
             let queue = self
                 .starts
                 .get_or_init(|| starts::StartQueue::spawn(&self.store));
-            if let Some(run_id) = queue.start(new.clone()).await {
+            if let Some(run_id) = queue.start(new.clone()).instrument(span.clone()).await {
                 return Ok(run_id);
             }
         }
-        let outcome = on_live_connection!(
-            self.store,
-            self.store.start_run(new.clone(), id_reuse, signal.clone())
-        )?;
-        Ok(outcome.run_id)
+        let alone = async {
+            on_live_connection!(
+                self.store,
+                self.store.start_run(new.clone(), id_reuse, signal.clone())
+            )
+        };
+        Ok(Box::pin(alone).instrument(span.clone()).await?.run_id)
     }
 
     /// A handle on the latest run of a workflow id.

@@ -30,9 +30,15 @@ impl Drop for Process {
 }
 
 fn spawn(db: &TestDb, args: &[&str]) -> Process {
+    spawn_with(db, args, &[])
+}
+
+/// [`spawn`] with more environment variables.
+fn spawn_with(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Process {
     let child = Command::new(env!("CARGO_BIN_EXE_reprise-example"))
         .args(args)
         .env("DATABASE_URL", &db.url)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -201,19 +207,12 @@ async fn processes_export_one_trace_over_otlp() {
     let collector = Collector::default();
     let endpoint = format!("http://{}", collector.serve().await);
     let spawn_traced = |args: &[&str], service: &str| {
-        let child = Command::new(env!("CARGO_BIN_EXE_reprise-example"))
-            .args(args)
-            .args(["--http", "off"])
-            .env("DATABASE_URL", &db.url)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-            .env("OTEL_SERVICE_NAME", service)
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        Process(child)
+        let env = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", service),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ];
+        spawn_with(&db, &[args, &["--http", "off"]].concat(), &env)
     };
     let _engine = spawn_traced(&["engine"], "test-engine");
     let _worker = spawn_traced(&["worker", "--queue", "default"], "test-worker");

@@ -249,16 +249,21 @@ async fn nd07_a_tokio_timeout_around_a_signal() {
         let _ = tokio::time::timeout(Duration::from_millis(300), ctx.signal(GO)).await;
         Ok(0)
     });
+    let n = first_step_nondeterminism(&code);
+    assert_eq!(n.kind.code(), "ND07");
+    assert_eq!(n.seq.get(), 1);
+}
+
+/// The nondeterminism a run's first step fails with.
+fn first_step_nondeterminism(code: &Registry) -> Box<Nondeterminism> {
     let started = HistoryBuilder::started("wf", "wf-1", payload(0u32))
         .unwrap()
         .events()[0]
         .clone();
-    let err = Execution::start(&code, started).err().unwrap();
-    let reprise_sdk::Error::Nondeterminism(n) = err else {
-        panic!("{err}")
-    };
-    assert_eq!(n.kind.code(), "ND07");
-    assert_eq!(n.seq.get(), 1);
+    match Execution::start(code, started).err().unwrap() {
+        reprise_sdk::Error::Nondeterminism(n) => n,
+        err => panic!("{err}"),
+    }
 }
 
 fn assert_tokio_sleep_is_nd07() {
@@ -267,14 +272,7 @@ fn assert_tokio_sleep_is_nd07() {
         tokio::time::sleep(Duration::from_millis(1)).await;
         Ok(0)
     });
-    let started = HistoryBuilder::started("wf", "wf-1", payload(0u32))
-        .unwrap()
-        .events()[0]
-        .clone();
-    let err = Execution::start(&code, started).err().unwrap();
-    let reprise_sdk::Error::Nondeterminism(n) = err else {
-        panic!("{err}")
-    };
+    let n = first_step_nondeterminism(&code);
     assert_message(
         &n,
         "nondeterminism ND07 at seq 1: the workflow used a tokio timer, which would wake it from outside Reprise where no replay can follow; workflows may await only Reprise operations: use ctx.sleep() for time, ctx.signal() for messages from outside, and activities for I/O",
