@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use reprise_engine::{Client, Store};
+use reprise_engine::{Client, Store, WorkflowHandle};
 use reprise_examples::workflows::GREETING;
 use reprise_sdk::WorkflowDef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,6 +67,14 @@ fn value(scrape: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The greeting's result, within 30 s.
+async fn greeted(handle: &WorkflowHandle<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// Scrapes until `ok` holds of the metrics (the processes count as they go).
 async fn scrape_until(addr: SocketAddr, ok: impl Fn(&str) -> bool) -> String {
     tokio::time::timeout(Duration::from_secs(30), async {
@@ -111,11 +119,7 @@ async fn engine_and_worker_processes_export_what_happened() {
         )
         .await
         .unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(result, "HELLO, ADA");
+    assert_eq!(greeted(&handle).await, "HELLO, ADA");
 
     let engine = scrape_until(engine_addr, |m| {
         value(m, "reprise_runs_parked_total{reason=\"unknown_type\"}") >= 1.0
@@ -221,11 +225,7 @@ async fn processes_export_one_trace_over_otlp() {
         .start(GREETING, "greet-traced", &"Ada".to_string())
         .await
         .unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(result, "HELLO, ADA");
+    assert_eq!(greeted(&handle).await, "HELLO, ADA");
 
     // Both activities' attempts, each with the step that scheduled it.
     let spans = tokio::time::timeout(Duration::from_secs(30), async {

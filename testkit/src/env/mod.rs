@@ -9,21 +9,23 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use reprise_history::*;
 use reprise_sdk::{
-    ActivityContext, ActivityDef, ActivityError, ActivityInfo, ActivityRunner, CancellationSignal,
-    Close, Effects, Execution, HeartbeatSink, Registry, RunIdentity, RunStatus, SignalDef,
-    WorkflowDef,
+    ActivityDef, ActivityError, Close, Effects, Execution, Registry, RunIdentity, RunStatus,
+    SignalDef, WorkflowDef,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
+
+mod activities;
+
+use activities::Task;
 
 type StandInFn = Box<dyn FnMut(&Payload, u32) -> Result<Payload, ActivityError>>;
 
@@ -57,26 +59,6 @@ struct Run {
     /// For a child: what happens to it when its parent closes first.
     parent_close_policy: Option<ParentClosePolicy>,
     status: RunStatus,
-}
-
-struct Task {
-    workflow_id: WorkflowId,
-    run_id: RunId,
-    scheduled: Seq,
-    activity_type: ActivityType,
-    input: Payload,
-    options: ActivityOptions,
-    attempts: u32,
-    visible_at: Timestamp,
-    deadline: Option<Timestamp>,
-    /// The failure of the last attempt, reported if the schedule-to-close deadline passes.
-    last_failure: Option<Failure>,
-}
-
-struct NoHeartbeats;
-
-impl HeartbeatSink for NoHeartbeats {
-    fn heartbeat(&self, _: &ActivityInfo, _: Payload) {}
 }
 
 /// A handle on a workflow started in a [`TestEnv`].
@@ -681,106 +663,6 @@ impl TestEnv {
         {
             run.inbox.push((at, input));
         }
-    }
-
-    /// Runs due activity attempts (all in schedule order; one, at random, with a seed).
-    fn run_due_tasks(&mut self) -> Result<bool, Error> {
-        let now = self.now;
-        let due: Vec<usize> = (0..self.tasks.len())
-            .filter(|&i| {
-                self.tasks[i].visible_at <= now || self.tasks[i].deadline.is_some_and(|d| d <= now)
-            })
-            .collect();
-        if due.is_empty() {
-            return Ok(false);
-        }
-        let chosen: Vec<usize> = if self.shuffle {
-            vec![due[(self.rng.next_u64() % due.len() as u64) as usize]]
-        } else {
-            due
-        };
-        // Remove from the back so earlier indexes stay valid, then run in schedule order.
-        let mut taken: Vec<Task> = chosen.iter().rev().map(|&i| self.tasks.remove(i)).collect();
-        taken.reverse();
-        for task in taken {
-            self.run_attempt(task)?;
-        }
-        Ok(true)
-    }
-
-    fn run_attempt(&mut self, mut task: Task) -> Result<(), Error> {
-        let now = self.now;
-        if task.deadline.is_some_and(|d| d <= now) {
-            let timeout = TimeoutKind::ScheduleToClose;
-            let last_failure = task
-                .last_failure
-                .take()
-                .unwrap_or_else(|| timeout.failure(task.attempts));
-            let timed_out = ActivityTimedOut {
-                scheduled: task.scheduled,
-                timeout,
-                attempt: task.attempts,
-                last_failure: Some(last_failure),
-                last_heartbeat: None,
-            };
-            self.push_input(
-                &task.workflow_id,
-                task.run_id,
-                now,
-                EventKind::ActivityTimedOut(timed_out),
-            );
-            return Ok(());
-        }
-        task.attempts += 1;
-        let outcome = self.invoke(&task)?;
-        let input = match outcome {
-            Ok(result) => EventKind::ActivityCompleted(ActivityCompleted {
-                scheduled: task.scheduled,
-                result,
-                attempt: task.attempts,
-            }),
-            Err(error) => {
-                let failure = error.into_failure();
-                if task.options.retry.retries(&failure, task.attempts) {
-                    let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-                    task.visible_at =
-                        now.saturating_add(task.options.retry.backoff(task.attempts, unit));
-                    task.last_failure = Some(failure);
-                    self.tasks.push(task);
-                    return Ok(());
-                }
-                EventKind::ActivityFailed(ActivityFailed {
-                    scheduled: task.scheduled,
-                    failure,
-                    attempt: task.attempts,
-                })
-            }
-        };
-        self.push_input(&task.workflow_id, task.run_id, now, input);
-        Ok(())
-    }
-
-    fn invoke(&mut self, task: &Task) -> Result<Result<Payload, ActivityError>, Error> {
-        if let Some(stand_in) = self.stand_ins.get_mut(&task.activity_type) {
-            return Ok(stand_in(&task.input, task.attempts));
-        }
-        let info = ActivityInfo {
-            workflow_id: task.workflow_id.clone(),
-            run_id: task.run_id,
-            scheduled_seq: task.scheduled,
-            activity_type: task.activity_type.clone(),
-            attempt: task.attempts,
-        };
-        let ctx = ActivityContext::new(
-            info,
-            Arc::new(NoHeartbeats),
-            CancellationSignal::new(),
-            self.registry.converter().clone(),
-        );
-        Ok(match self.registry.activity(&task.activity_type)? {
-            ActivityRunner::Async(run) => futures::executor::block_on(run(ctx, task.input.clone())),
-            ActivityRunner::Blocking(run) => run(ctx, task.input.clone()),
-        })
     }
 
     /// The next time something becomes due: an input, an attempt, a deadline.
