@@ -85,12 +85,15 @@ impl StepSpan {
         self.context.as_ref()
     }
 
-    /// Records that the step was written, and the seqs it wrote after `head`.
+    /// Records that the step was written, and the seqs it wrote after `head`; a step that
+    /// had nothing to write (its run was claimed with no input it could apply) is `empty`.
     pub(super) fn written(&self, head: Seq, events: &[Event]) {
+        let Some(last) = events.last() else {
+            self.span.record("outcome", "empty");
+            return;
+        };
         self.span.record("outcome", "written");
-        if let Some(last) = events.last() {
-            self.span.record("first_seq", head.get() + 1);
-            self.span.record("last_seq", last.seq.get());
-        }
+        self.span.record("first_seq", head.get() + 1);
+        self.span.record("last_seq", last.seq.get());
     }
 }

@@ -65,9 +65,38 @@ async fn one_trace_holds_the_start_the_steps_the_attempts_and_the_child() {
     assert_eq!(result, "hello, Ada / hello, Ada");
     let history = client.export(handle.run_id()).await.unwrap();
     drop(request);
+    // The caller hears of the close at the commit; the engine ends the step's span just
+    // after, and the child's steps and the attempts end in their own tasks: wait for the
+    // parent's closing step, both attempts and the child's two steps to be exported.
+    let closing_seq = history.events().len().to_string();
+    let parent_run = handle.run_id().to_string();
+    let spans = within(async {
+        loop {
+            let spans = exporter.get_finished_spans().unwrap();
+            let written = |s: &&SpanData| {
+                s.name == "workflow_step" && attribute(s, "outcome").as_deref() == Some("written")
+            };
+            let closed = spans.iter().filter(written).any(|s| {
+                attribute(s, "run_id").as_deref() == Some(parent_run.as_str())
+                    && attribute(s, "last_seq").as_deref() == Some(closing_seq.as_str())
+            });
+            let child_steps = spans
+                .iter()
+                .filter(written)
+                .filter(|s| attribute(s, "run_id").as_deref() != Some(parent_run.as_str()))
+                .count();
+            let attempts = spans
+                .iter()
+                .filter(|s| s.name == "activity_attempt")
+                .count();
+            if closed && child_steps >= 2 && attempts == 2 {
+                return spans;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
     drop(running);
-    provider.force_flush().unwrap();
-    let spans = exporter.get_finished_spans().unwrap();
 
     let named =
         |name: &str| -> Vec<&SpanData> { spans.iter().filter(|s| s.name == name).collect() };
@@ -90,7 +119,6 @@ async fn one_trace_holds_the_start_the_steps_the_attempts_and_the_child() {
     assert_eq!(recorded.trace_id(), trace.to_string());
     assert_eq!(recorded.span_id(), start.span_context.span_id().to_string());
 
-    let parent_run = handle.run_id().to_string();
     // A direct step the engine threw away (the batch path took the run) is traced too, as
     // refused; the steps written are what the trace is about.
     let steps: Vec<&SpanData> = named("workflow_step")
