@@ -27,6 +27,10 @@ pub struct DeployCheck {
     pub checked: usize,
     /// The ones the code would break.
     pub would_break: Vec<WouldBreak>,
+    /// The ones the code replays, but giving some recorded decision another input (ND08): an
+    /// engine reports these and goes on with the recorded input (or parks them, with
+    /// `EngineOptions::input_changes` set to fail).
+    pub changed_inputs: Vec<WouldBreak>,
 }
 
 impl DeployCheck {
@@ -34,25 +38,45 @@ impl DeployCheck {
     pub fn is_safe(&self) -> bool {
         self.would_break.is_empty()
     }
+
+    /// Whether, moreover, no sampled run's code gives a recorded decision another input.
+    pub fn is_safe_strict(&self) -> bool {
+        self.is_safe() && self.changed_inputs.is_empty()
+    }
 }
 
 impl fmt::Display for DeployCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_safe() {
-            return write!(
+            write!(
                 f,
                 "safe to deploy: all {} sampled open runs replay",
                 self.checked
-            );
+            )?;
+        } else {
+            writeln!(
+                f,
+                "NOT safe to deploy: {} of {} sampled open runs would break:",
+                self.would_break.len(),
+                self.checked
+            )?;
+            for b in &self.would_break {
+                writeln!(f, "  {} (run {}): {}", b.workflow_id, b.run_id, b.reason)?;
+            }
         }
-        writeln!(
-            f,
-            "NOT safe to deploy: {} of {} sampled open runs would break:",
-            self.would_break.len(),
-            self.checked
-        )?;
-        for b in &self.would_break {
-            writeln!(f, "  {} (run {}): {}", b.workflow_id, b.run_id, b.reason)?;
+        if !self.changed_inputs.is_empty() {
+            if self.is_safe() {
+                writeln!(f)?;
+            }
+            writeln!(
+                f,
+                "{} sampled open runs replay with changed inputs (the recorded ones are kept; \
+                 intended in a new version?):",
+                self.changed_inputs.len()
+            )?;
+            for b in &self.changed_inputs {
+                writeln!(f, "  {} (run {}): {}", b.workflow_id, b.run_id, b.reason)?;
+            }
         }
         Ok(())
     }
@@ -64,6 +88,7 @@ pub async fn check_deploy(store: &Store, registry: &Registry, sample: i64) -> Re
     let mut check = DeployCheck {
         checked: 0,
         would_break: Vec::new(),
+        changed_inputs: Vec::new(),
     };
     for run in runs {
         check.checked += 1;
@@ -74,9 +99,21 @@ pub async fn check_deploy(store: &Store, registry: &Registry, sample: i64) -> Re
             ))
         } else {
             let history = store.history(run.run_id).await?;
-            Execution::replay(registry, &history)
-                .err()
-                .map(|e| e.to_string())
+            match Execution::replay(registry, &history) {
+                Err(e) => Some(e.to_string()),
+                Ok(mut execution) => {
+                    let changes = execution.take_input_changes();
+                    if !changes.is_empty() {
+                        let reasons: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+                        check.changed_inputs.push(WouldBreak {
+                            workflow_id: run.workflow_id.clone(),
+                            run_id: run.run_id,
+                            reason: reasons.join("; "),
+                        });
+                    }
+                    None
+                }
+            }
         };
         if let Some(reason) = reason {
             check.would_break.push(WouldBreak {

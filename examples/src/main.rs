@@ -77,6 +77,9 @@ enum Command {
         /// How many open runs to sample.
         #[arg(long, default_value_t = 100)]
         sample: i64,
+        /// Fail also if the code gives a recorded decision another input (ND08).
+        #[arg(long)]
+        strict: bool,
     },
     /// Manage the private PostgreSQL.
     Db {
@@ -158,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::CheckDeploy { sample } => check_deploy(sample).await,
+        Command::CheckDeploy { sample, strict } => check_deploy(sample, strict).await,
         Command::RecordVersioning { version, runs, out } => {
             record_versioning(&version, runs, &out).await
         }
@@ -344,12 +347,15 @@ async fn record_versioning(version: &str, runs: u32, out: &Path) -> anyhow::Resu
     Ok(())
 }
 
-async fn check_deploy(sample: i64) -> anyhow::Result<()> {
+async fn check_deploy(sample: i64, strict: bool) -> anyhow::Result<()> {
     let (store, _) = database().await?;
     let check = reprise_engine::check_deploy(&store, &workflows::registry()?, sample).await?;
     print!("{check}");
     if !check.is_safe() {
         anyhow::bail!("deploying this build would strand running workflows");
+    }
+    if strict && !check.is_safe_strict() {
+        anyhow::bail!("this build gives recorded decisions other inputs (--strict)");
     }
     println!();
     Ok(())

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::ReplayRules;
 use crate::error::Result;
 use crate::event::{Event, EventKind, WorkflowStarted};
 use crate::file::RecordedHistory;
@@ -43,6 +44,7 @@ impl HistoryBuilder {
             origin: RunOrigin::Client,
             parent: None,
             trace_context: None,
+            replay_rules: ReplayRules::CURRENT,
         };
         Ok(HistoryBuilder::new(
             started,

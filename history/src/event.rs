@@ -18,6 +18,7 @@ use crate::ids::{
 use crate::limits::Limits;
 use crate::options::{ActivityOptions, ParentClosePolicy, ParentRun, RunOrigin, TimeoutKind};
 use crate::payload::Payload;
+use crate::replay_rules::ReplayRules;
 use crate::time::Timestamp;
 use crate::trace::TraceContext;
 
@@ -113,6 +114,10 @@ pub struct WorkflowStarted {
     /// for a child or a next run). Stored only when there is one: a start without it keeps
     /// the original shape, byte for byte.
     pub trace_context: Option<TraceContext>,
+    /// The replay rules the run was written under (see [`ReplayRules`]): a run started now
+    /// records [`ReplayRules::CURRENT`]; one started before rules were recorded reads as
+    /// [`ReplayRules::NONE`].
+    pub replay_rules: ReplayRules,
 }
 
 /// Run an activity.
@@ -246,6 +251,7 @@ impl ChildWorkflowStarted {
             origin: RunOrigin::Client,
             parent: Some(parent),
             trace_context,
+            replay_rules: ReplayRules::CURRENT,
         }
     }
 }

@@ -38,6 +38,7 @@ mod options;
 mod payload;
 #[cfg(test)]
 mod proptests;
+mod replay_rules;
 mod status;
 mod stored_kind;
 #[cfg(any(test, feature = "proptest"))]
@@ -66,6 +67,7 @@ pub use options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
 };
 pub use payload::{CodecError, DataConverter, Encoded, Payload, PayloadCodec, PayloadFormat};
+pub use replay_rules::ReplayRules;
 pub use status::RunState;
 pub use time::Timestamp;
 pub use trace::{MAX_TRACESTATE_LEN, TraceContext};

@@ -1,14 +1,16 @@
-//! How an [`EventKind`] is stored: serde over an enum with one variant more than `EventKind`.
+//! How an [`EventKind`] is stored: serde over an enum with more variants than `EventKind`.
 //!
 //! bincode stores no field names, so a field can never be added to a stored struct: a new
-//! shape is a new variant, appended. `WorkflowStarted` gained its trace context that way. In
-//! code a start is one struct with an optional context; in storage a start without a context
-//! is variant 0 with the original seven fields (so it keeps its old bytes exactly, and old
-//! bytes keep decoding), and one with a context is variant 22, `WorkflowStartedInTrace`, with
-//! eight. JSON goes through the same two enums, so both formats agree.
+//! shape is a new variant, appended. `WorkflowStarted` grew twice that way. In code a start is
+//! one struct; in storage it takes the oldest shape that holds what it carries, so older
+//! starts keep their bytes exactly and old bytes keep decoding:
+//! - variant 0, `WorkflowStarted`: the original seven fields (no trace context, no rules);
+//! - variant 22, `WorkflowStartedInTrace`: eight, with the trace context;
+//! - variant 23, `WorkflowStartedUnderRules`: nine, with the replay rules (every run started
+//!   since rules were recorded).
 //!
-//! The next new event kind is stored as variant 23: append it to `EventKind` and to the list
-//! at the end of `stored_kinds!` below (which puts it after `WorkflowStartedInTrace`).
+//! JSON goes through the same enums, so both formats agree. The next new event kind is stored
+//! as variant 24: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -16,6 +18,8 @@ use crate::event::*;
 use crate::ids::{RunId, TaskQueue, WorkflowId, WorkflowType};
 use crate::options::{ParentRun, RunOrigin};
 use crate::payload::Payload;
+use crate::replay_rules::ReplayRules;
+use crate::trace::TraceContext;
 
 /// `WorkflowStarted` as first stored: the fields before the trace context, in order.
 #[derive(Deserialize)]
@@ -43,17 +47,50 @@ struct StartedV1Ref<'a> {
     parent: &'a Option<ParentRun>,
 }
 
-/// The stored enums and both directions of serde, from one list of the variants whose stored
-/// shape is their struct's (all but `WorkflowStarted`, which is first and last).
+/// `WorkflowStarted` with its trace context: the fields before the replay rules, in order.
+#[derive(Deserialize)]
+#[serde(rename = "WorkflowStarted")]
+struct StartedV2 {
+    workflow_type: WorkflowType,
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    input: Payload,
+    task_queue: TaskQueue,
+    origin: RunOrigin,
+    parent: Option<ParentRun>,
+    trace_context: Option<TraceContext>,
+}
+
+/// [`StartedV2`], borrowed, for writing.
+#[derive(Serialize)]
+#[serde(rename = "WorkflowStarted")]
+struct StartedV2Ref<'a> {
+    workflow_type: &'a WorkflowType,
+    workflow_id: &'a WorkflowId,
+    run_id: &'a RunId,
+    input: &'a Payload,
+    task_queue: &'a TaskQueue,
+    origin: &'a RunOrigin,
+    parent: &'a Option<ParentRun>,
+    trace_context: &'a Option<TraceContext>,
+}
+
+/// The stored enums and both directions of serde, from the variants whose stored shape is
+/// their struct's: those stored before the starts' later shapes, and those after.
 macro_rules! stored_kinds {
-    ($($kind:ident($shape:ty)),* $(,)?) => {
+    (
+        first: $($kind:ident($shape:ty)),* $(,)?;
+        later: $($later:ident($later_shape:ty)),* $(,)?
+    ) => {
         /// The stored enum, read.
         #[derive(Deserialize)]
         #[serde(rename = "EventKind")]
         enum StoredKind {
             WorkflowStarted(StartedV1),
             $($kind($shape),)*
-            WorkflowStartedInTrace(WorkflowStarted),
+            WorkflowStartedInTrace(StartedV2),
+            WorkflowStartedUnderRules(WorkflowStarted),
+            $($later($later_shape),)*
         }
 
         /// The stored enum, written from a borrowed `EventKind` (no copy of any payload).
@@ -62,28 +99,48 @@ macro_rules! stored_kinds {
         enum StoredKindRef<'a> {
             WorkflowStarted(StartedV1Ref<'a>),
             $($kind(&'a $shape),)*
-            WorkflowStartedInTrace(&'a WorkflowStarted),
+            WorkflowStartedInTrace(StartedV2Ref<'a>),
+            WorkflowStartedUnderRules(&'a WorkflowStarted),
+            $($later(&'a $later_shape),)*
         }
 
         impl Serialize for EventKind {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let stored = match self {
-                    EventKind::WorkflowStarted(s) if s.trace_context.is_some() => {
-                        StoredKindRef::WorkflowStartedInTrace(s)
-                    }
-                    EventKind::WorkflowStarted(s) => StoredKindRef::WorkflowStarted(StartedV1Ref {
-                        workflow_type: &s.workflow_type,
-                        workflow_id: &s.workflow_id,
-                        run_id: &s.run_id,
-                        input: &s.input,
-                        task_queue: &s.task_queue,
-                        origin: &s.origin,
-                        parent: &s.parent,
-                    }),
+                    EventKind::WorkflowStarted(s) => stored_start(s),
                     $(EventKind::$kind(e) => StoredKindRef::$kind(e),)*
+                    $(EventKind::$later(e) => StoredKindRef::$later(e),)*
                 };
                 stored.serialize(serializer)
             }
+        }
+
+        /// The oldest stored shape that holds everything `s` carries.
+        fn stored_start(s: &WorkflowStarted) -> StoredKindRef<'_> {
+            if !s.replay_rules.is_empty() {
+                return StoredKindRef::WorkflowStartedUnderRules(s);
+            }
+            if s.trace_context.is_some() {
+                return StoredKindRef::WorkflowStartedInTrace(StartedV2Ref {
+                    workflow_type: &s.workflow_type,
+                    workflow_id: &s.workflow_id,
+                    run_id: &s.run_id,
+                    input: &s.input,
+                    task_queue: &s.task_queue,
+                    origin: &s.origin,
+                    parent: &s.parent,
+                    trace_context: &s.trace_context,
+                });
+            }
+            StoredKindRef::WorkflowStarted(StartedV1Ref {
+                workflow_type: &s.workflow_type,
+                workflow_id: &s.workflow_id,
+                run_id: &s.run_id,
+                input: &s.input,
+                task_queue: &s.task_queue,
+                origin: &s.origin,
+                parent: &s.parent,
+            })
         }
 
         impl<'de> Deserialize<'de> for EventKind {
@@ -98,10 +155,25 @@ macro_rules! stored_kinds {
                         origin: s.origin,
                         parent: s.parent,
                         trace_context: None,
+                        replay_rules: ReplayRules::NONE,
                     }),
-                    // A context-less start stored in the new shape reads as the old one does.
-                    StoredKind::WorkflowStartedInTrace(s) => EventKind::WorkflowStarted(s),
+                    StoredKind::WorkflowStartedInTrace(s) => {
+                        EventKind::WorkflowStarted(WorkflowStarted {
+                            workflow_type: s.workflow_type,
+                            workflow_id: s.workflow_id,
+                            run_id: s.run_id,
+                            input: s.input,
+                            task_queue: s.task_queue,
+                            origin: s.origin,
+                            parent: s.parent,
+                            trace_context: s.trace_context,
+                            replay_rules: ReplayRules::NONE,
+                        })
+                    }
+                    // A start stored in a newer shape than it needs reads the same.
+                    StoredKind::WorkflowStartedUnderRules(s) => EventKind::WorkflowStarted(s),
                     $(StoredKind::$kind(e) => EventKind::$kind(e),)*
+                    $(StoredKind::$later(e) => EventKind::$later(e),)*
                 })
             }
         }
@@ -110,6 +182,7 @@ macro_rules! stored_kinds {
 
 // In stored order: the position of each is its encoding.
 stored_kinds! {
+    first:
     ActivityScheduled(ActivityScheduled),
     ActivityCompleted(ActivityCompleted),
     ActivityFailed(ActivityFailed),
@@ -130,16 +203,20 @@ stored_kinds! {
     WorkflowFailed(WorkflowFailed),
     WorkflowCancelled(WorkflowCancelled),
     WorkflowTerminated(WorkflowTerminated),
-    WorkflowContinuedAsNew(WorkflowContinuedAsNew),
+    WorkflowContinuedAsNew(WorkflowContinuedAsNew);
+    later:
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::limits::Limits;
-    use crate::trace::TraceContext;
 
     fn started(trace_context: Option<TraceContext>) -> EventKind {
+        started_under(trace_context, ReplayRules::NONE)
+    }
+
+    fn started_under(trace_context: Option<TraceContext>, replay_rules: ReplayRules) -> EventKind {
         EventKind::WorkflowStarted(WorkflowStarted {
             workflow_type: WorkflowType::new("order").unwrap(),
             workflow_id: WorkflowId::new("order-1").unwrap(),
@@ -149,6 +226,7 @@ mod tests {
             origin: RunOrigin::Client,
             parent: None,
             trace_context,
+            replay_rules,
         })
     }
 
@@ -176,6 +254,30 @@ mod tests {
             EventKind::decode(&plain, &Limits::DEFAULT).unwrap(),
             started(None)
         );
+    }
+
+    #[test]
+    fn a_start_under_rules_is_variant_23_with_or_without_a_context() {
+        let context = match traced() {
+            EventKind::WorkflowStarted(s) => s.trace_context,
+            _ => None,
+        };
+        for trace_context in [None, context] {
+            let start = started_under(trace_context, ReplayRules::CURRENT);
+            let bytes = start.encode(&Limits::DEFAULT).unwrap();
+            assert_eq!(bytes[1], 23);
+            assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), start);
+            let json = serde_json::to_string(&start).unwrap();
+            assert!(
+                json.starts_with(r#"{"WorkflowStartedUnderRules":"#),
+                "{json}"
+            );
+            assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), start);
+        }
+        // Rules this build does not know still decode (the executor refuses them).
+        let newer = started_under(None, ReplayRules::from_bits(1 << 40));
+        let bytes = newer.encode(&Limits::DEFAULT).unwrap();
+        assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), newer);
     }
 
     #[test]

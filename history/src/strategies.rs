@@ -19,6 +19,7 @@ use crate::options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
 };
 use crate::payload::Payload;
+use crate::replay_rules::ReplayRules;
 use crate::time::Timestamp;
 use crate::trace::TraceContext;
 
@@ -194,9 +195,20 @@ pub fn workflow_started() -> impl Strategy<Value = WorkflowStarted> {
         run_origin(),
         prop::option::of(parent),
         prop::option::of(trace_context()),
+        prop_oneof![Just(ReplayRules::NONE), Just(ReplayRules::CURRENT)],
     )
         .prop_map(
-            |(workflow_type, workflow_id, run_id, input, task_queue, origin, parent, trace)| {
+            |(
+                workflow_type,
+                workflow_id,
+                run_id,
+                input,
+                task_queue,
+                origin,
+                parent,
+                trace,
+                rules,
+            )| {
                 WorkflowStarted {
                     workflow_type,
                     workflow_id,
@@ -206,6 +218,7 @@ pub fn workflow_started() -> impl Strategy<Value = WorkflowStarted> {
                     origin,
                     parent,
                     trace_context: trace,
+                    replay_rules: rules,
                 }
             },
         )

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use reprise_history::{
     ActivityScheduled, ChildWorkflowFailed, Event, EventKind, Failure, Marker, ParentClosePolicy,
-    ParentRun, PatchId, Payload, RunId, RunOrigin, RunState, Seq, SignalName, TraceContext,
-    WorkflowId, WorkflowStarted,
+    ParentRun, PatchId, Payload, ReplayRules, RunId, RunOrigin, RunState, Seq, SignalName,
+    TraceContext, WorkflowId, WorkflowStarted,
 };
 
 use crate::executor::{Execution, RunStatus};
@@ -164,6 +164,7 @@ impl<'a> Close<'a> {
                     },
                     parent: run.parent.cloned(),
                     trace_context: run.trace.cloned(),
+                    replay_rules: ReplayRules::CURRENT,
                 },
                 carried: carried(),
             }),

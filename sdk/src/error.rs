@@ -66,6 +66,16 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// The run was started under replay rules this build does not know (a newer build wrote
+    /// it): replaying it by older rules could accept what those rules refuse, so the run waits
+    /// for a build that knows them.
+    #[error(
+        "the run was recorded under replay rules this build does not know ({unknown:?}); run it with the build that started it or a newer one"
+    )]
+    UnknownReplayRules {
+        /// The rules not known here.
+        unknown: reprise_history::ReplayRules,
+    },
     /// The history handed to the executor is not one it can run.
     #[error("history cannot be executed: {reason}")]
     BadHistory {

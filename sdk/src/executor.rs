@@ -21,6 +21,7 @@ use reprise_history::{
 use crate::context::WorkflowContext;
 use crate::error::{Error, OperationEnd, OperationFailed, WorkflowError};
 use crate::fence;
+use crate::inputs::InputChanges;
 use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
 use crate::registry::Registry;
 use crate::state::{Mode, OpKind, Outcome, RunState, Shared, cancel_decision};
@@ -100,7 +101,11 @@ pub struct Execution {
 }
 
 impl Execution {
-    fn create(registry: &Registry, started: &Event) -> Result<Execution, Error> {
+    fn create(
+        registry: &Registry,
+        started: &Event,
+        input_changes: InputChanges,
+    ) -> Result<Execution, Error> {
         let EventKind::WorkflowStarted(s) = &started.kind else {
             return Err(bad(format!(
                 "seq {} is {}, not WorkflowStarted",
@@ -111,8 +116,17 @@ impl Execution {
         if started.seq != Seq::FIRST {
             return Err(bad(format!("WorkflowStarted at seq {}", started.seq)));
         }
+        let unknown = s.replay_rules.unknown();
+        if !unknown.is_empty() {
+            return Err(Error::UnknownReplayRules { unknown });
+        }
         let run = registry.workflow(&s.workflow_type)?;
-        let shared = Shared::new(RunState::new(started, s, registry.converter().clone()));
+        let shared = Shared::new(RunState::new(
+            started,
+            s,
+            registry.converter().clone(),
+            input_changes,
+        ));
         let future = run(WorkflowContext::new(shared.clone()), s.input.clone());
         Ok(Execution {
             shared,
@@ -125,12 +139,25 @@ impl Execution {
     }
 
     /// Replays recorded history strictly: every decision the code makes must be the recorded
-    /// one. The execution is left after the last event, ready to continue live.
+    /// one. The execution is left after the last event, ready to continue live. A decision
+    /// given another input than the recorded one is reported, not failed (see
+    /// [`Execution::replay_with`]).
     pub fn replay(registry: &Registry, events: &[Event]) -> Result<Execution, Error> {
+        Execution::replay_with(registry, events, InputChanges::Report)
+    }
+
+    /// [`Execution::replay`], saying what a changed input does: reported through
+    /// [`Execution::take_input_changes`], or failing the replay with ND08. Only runs recorded
+    /// under the replay rule `COMPARE_INPUTS` compare inputs.
+    pub fn replay_with(
+        registry: &Registry,
+        events: &[Event],
+        input_changes: InputChanges,
+    ) -> Result<Execution, Error> {
         let first = events
             .first()
             .ok_or_else(|| bad("history is empty".to_string()))?;
-        let mut execution = Execution::create(registry, first)?;
+        let mut execution = Execution::create(registry, first, input_changes)?;
         let mut i = 0;
         while i < events.len() {
             let input = &events[i];
@@ -155,7 +182,7 @@ impl Execution {
 
     /// Starts a new run live from its `WorkflowStarted` event (seq 1).
     pub fn start(registry: &Registry, started: Event) -> Result<(Execution, Step), Error> {
-        let mut execution = Execution::create(registry, &started)?;
+        let mut execution = Execution::create(registry, &started, InputChanges::Report)?;
         execution.shared.lock().mode = Mode::Live;
         let decisions = execution.apply(&started, VecDeque::new())?;
         let mut events = vec![started];
@@ -215,6 +242,12 @@ impl Execution {
     /// none came): that step fails with ND05 at once, instead of when an input happens to come.
     pub fn on_foreign_wake(&self, notify: impl Fn() + Send + Sync + 'static) {
         let _ = self.root.on_foreign.set(Box::new(notify));
+    }
+
+    /// The decisions replay found given another input than history holds (ND08), since the
+    /// last call; empty when the run was recorded before inputs were compared.
+    pub fn take_input_changes(&mut self) -> Vec<Nondeterminism> {
+        std::mem::take(&mut self.shared.lock().changed_inputs)
     }
 
     /// Where the run stands.

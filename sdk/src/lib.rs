@@ -34,9 +34,10 @@
 //! ([`WorkflowContext::random_u64`], [`WorkflowContext::uuid`]), no tokio timers or I/O
 //! ([`WorkflowContext::sleep`], activities; tokio's drivers are off in workflow code: ND07),
 //! no threads or channels fed from outside (ND05), no `HashMap` iteration deciding what to
-//! do (use `BTreeMap`), no environment or global state. The repository's
-//! `docs/determinism.md` has the whole list, with the nondeterminism codes (ND01..ND07)
-//! each mistake is reported with; `sdk/clippy.toml` has lints to copy.
+//! do or with which input (use `BTreeMap`; a changed input is ND08, see [`InputChanges`]), no
+//! environment or global state. The repository's `docs/determinism.md` has the whole list,
+//! with the nondeterminism codes (ND01..ND08) each mistake is reported with;
+//! `sdk/clippy.toml` has lints to copy.
 //!
 //! A saga with a human in the loop (the README's example, compiled here):
 //!
@@ -80,6 +81,7 @@ mod effects;
 mod error;
 mod executor;
 mod fence;
+mod inputs;
 mod nondeterminism;
 mod ops;
 mod registry;
@@ -94,6 +96,7 @@ pub use error::{
     UndecodablePayload, WorkflowError,
 };
 pub use executor::{Execution, RunStatus, Step};
+pub use inputs::InputChanges;
 pub use nondeterminism::{Nondeterminism, NondeterminismKind, SourceLocation};
 pub use ops::{ActivityCall, CancelWait, ChildCall, SignalWait, Sleep};
 pub use registry::{ActivityRunner, Registry, RegistryBuilder};

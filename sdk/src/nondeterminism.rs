@@ -72,6 +72,15 @@ pub enum NondeterminismKind {
         /// What it used: `timer`, `I/O`, or `runtime` (anything else needing one).
         driver: &'static str,
     },
+    /// ND08: the code gives a recorded decision another input than history holds (replay rule
+    /// `COMPARE_INPUTS`). Replay keeps the recorded input, which is what ran.
+    InputChanged {
+        /// The recorded decision.
+        recorded: String,
+        /// Where the two inputs first differ (`$.items[2].sku`); `None` when a codec protects
+        /// the payloads.
+        path: Option<String>,
+    },
 }
 
 impl NondeterminismKind {
@@ -85,6 +94,7 @@ impl NondeterminismKind {
             NondeterminismKind::ForeignWake => "ND05",
             NondeterminismKind::AwaitsForeignFuture => "ND06",
             NondeterminismKind::TokioDriver { .. } => "ND07",
+            NondeterminismKind::InputChanged { .. } => "ND08",
         }
     }
 }
@@ -135,6 +145,21 @@ impl fmt::Display for Nondeterminism {
                 f,
                 "the workflow waits only on futures Reprise does not drive (a tokio timer, channel or I/O?); {NOT_REPRISE_HINT}"
             )?,
+            NondeterminismKind::InputChanged { recorded, path } => {
+                write!(
+                    f,
+                    "history has {recorded}, but the code gives it another input"
+                )?;
+                if let Some(path) = path {
+                    write!(f, " (first different at {path})")?;
+                }
+                write!(
+                    f,
+                    "; an input drawn from HashMap or HashSet order, the clock, randomness or \
+                     global state changes on replay — sort it, or take it from ctx (ctx.now(), \
+                     ctx.random_u64(), ctx.side_effect()); the recorded input is kept"
+                )?
+            }
             NondeterminismKind::TokioDriver { driver } => write!(
                 f,
                 "the workflow used a tokio {driver}, which would wake it from outside Reprise where no replay can follow; {NOT_REPRISE_HINT}"

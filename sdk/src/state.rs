@@ -10,11 +10,12 @@ use std::task::Waker;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use reprise_history::{
-    DataConverter, Event, EventKind, Marker, Payload, RunId, Seq, SignalName, TaskQueue, Timestamp,
-    WorkflowId, WorkflowType,
+    DataConverter, Event, EventKind, Marker, Payload, ReplayRules, RunId, Seq, SignalName,
+    TaskQueue, Timestamp, WorkflowId, WorkflowType,
 };
 
 use crate::error::OperationFailed;
+use crate::inputs::{InputChanges, InputComparison, compare_inputs, decision_input};
 use crate::nondeterminism::{
     Nondeterminism, NondeterminismKind, SourceLocation, describe, same_decision,
 };
@@ -132,6 +133,12 @@ pub(crate) struct RunState {
     pub(crate) tearing_down: bool,
     /// Signal and cancel waits in progress (futures that returned Pending and still live).
     waiting: usize,
+    /// The replay rules the run was recorded under.
+    rules: ReplayRules,
+    /// What a replayed decision with another input does.
+    input_changes: InputChanges,
+    /// Inputs found changed (ND08) and reported, not failed.
+    pub(crate) changed_inputs: Vec<Nondeterminism>,
 }
 
 impl RunState {
@@ -139,6 +146,7 @@ impl RunState {
         started: &Event,
         s: &reprise_history::WorkflowStarted,
         converter: DataConverter,
+        input_changes: InputChanges,
     ) -> RunState {
         let seed = blake3::derive_key(
             "reprise workflow randomness v1",
@@ -166,6 +174,9 @@ impl RunState {
             closed: false,
             tearing_down: false,
             waiting: 0,
+            rules: s.replay_rules,
+            input_changes,
+            changed_inputs: Vec::new(),
         }
     }
 
@@ -218,7 +229,9 @@ impl RunState {
                 kind,
             }),
             Mode::Replaying => match self.expected.pop_front() {
-                Some(recorded) if same_decision(&recorded.kind, &kind) => {}
+                Some(recorded) if same_decision(&recorded.kind, &kind) => {
+                    self.compare_input(&recorded, &kind, location);
+                }
                 Some(recorded) => self.fail(Nondeterminism {
                     seq: recorded.seq,
                     kind: NondeterminismKind::DecisionMismatch {
@@ -237,6 +250,41 @@ impl RunState {
             },
         }
         seq
+    }
+
+    /// Replaying, under `COMPARE_INPUTS`: reports (or fails on) a decision the code gives
+    /// another input than the recorded one.
+    fn compare_input(
+        &mut self,
+        recorded: &Event,
+        made: &EventKind,
+        location: Option<SourceLocation>,
+    ) {
+        if !self.rules.contains(ReplayRules::COMPARE_INPUTS) {
+            return;
+        }
+        let (Some(recorded_input), Some(made_input)) =
+            (decision_input(&recorded.kind), decision_input(made))
+        else {
+            return;
+        };
+        let InputComparison::Changed { path } =
+            compare_inputs(&self.converter, recorded_input, made_input)
+        else {
+            return;
+        };
+        let change = Nondeterminism {
+            seq: recorded.seq,
+            kind: NondeterminismKind::InputChanged {
+                recorded: describe(&recorded.kind),
+                path,
+            },
+            location,
+        };
+        match self.input_changes {
+            InputChanges::Report => self.changed_inputs.push(change),
+            InputChanges::Fail => self.fail(change),
+        }
     }
 
     /// Changes a decision made during the current input (live; replay compares no options).

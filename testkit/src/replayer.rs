@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use reprise_history::{Limits, RecordedHistory};
-use reprise_sdk::{Execution, Registry};
+use reprise_sdk::{Execution, InputChanges, Registry};
 
 /// Why one history does not replay.
 #[derive(Debug, thiserror::Error)]
@@ -68,21 +68,40 @@ pub struct ReplayReport {
 }
 
 /// Replays recorded histories against a registry's workflow code.
+///
+/// By default a decision the code gives another input than history holds does not fail the
+/// replay (an input may change between versions on purpose, and the recorded one is kept);
+/// [`Replayer::strict`] fails it with ND08.
 pub struct Replayer {
     registry: Registry,
     limits: Limits,
+    input_changes: InputChanges,
 }
 
 impl Replayer {
     /// A replayer for the workflows in `registry`.
     pub fn new(registry: Registry) -> Replayer {
         let limits = registry.limits();
-        Replayer { registry, limits }
+        Replayer {
+            registry,
+            limits,
+            input_changes: InputChanges::Report,
+        }
+    }
+
+    /// This replayer, failing a history whose code gives a recorded decision another input
+    /// (ND08, at its seq, with the source line). Histories recorded before inputs were compared
+    /// replay as before.
+    pub fn strict(self) -> Replayer {
+        Replayer {
+            input_changes: InputChanges::Fail,
+            ..self
+        }
     }
 
     /// Replays one history.
     pub fn replay(&self, history: &RecordedHistory) -> Result<(), ReplayProblem> {
-        Execution::replay(&self.registry, history.events())?;
+        Execution::replay_with(&self.registry, history.events(), self.input_changes)?;
         Ok(())
     }
 

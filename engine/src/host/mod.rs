@@ -676,7 +676,16 @@ impl Engine {
         } else {
             let span = StepSpan::begin(of, StepPath::batch, Orchestrator::Replayed);
             self.store.metrics().replayed(history.len());
-            let execution = Execution::replay(&self.registry, &history)?;
+            let mut execution =
+                Execution::replay_with(&self.registry, &history, self.options.input_changes)?;
+            for change in execution.take_input_changes() {
+                self.store.metrics().input_changed(workflow_type.as_str());
+                tracing::warn!(
+                    workflow_id = %workflow_id,
+                    run_id = %run.run_id,
+                    "{change}"
+                );
+            }
             (execution, Vec::new(), span)
         };
         self.foreign.watch(run.run_id, &execution);

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use reprise_sdk::InputChanges;
+
 /// How an engine process behaves.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -28,6 +30,12 @@ pub struct EngineOptions {
     /// How often the process that samples the shared gauges (ready queues, parked runs; one
     /// process at a time) samples them.
     pub gauge_interval: Duration,
+    /// What replaying a run does when the code gives a recorded decision another input (ND08;
+    /// runs recorded under the replay rule `COMPARE_INPUTS` only). Default: report it — a
+    /// warning and `reprise_input_changes_total` — and go on with the recorded input, since
+    /// an input may change between versions on purpose. `InputChanges::Fail` parks the run
+    /// as any other nondeterminism instead.
+    pub input_changes: InputChanges,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +54,7 @@ impl Default for EngineOptions {
             parked_sweep: Duration::from_secs(10),
             direct_steps: true,
             gauge_interval: Duration::from_secs(15),
+            input_changes: InputChanges::Report,
         }
     }
 }

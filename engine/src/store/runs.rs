@@ -1,8 +1,9 @@
 //! Runs and their history: starting, claiming, stepping in one transaction, parking.
 
 use reprise_history::{
-    ChainHash, Event, EventKind, Limits, ParentClosePolicy, Payload, RunId, RunOrigin, RunState,
-    Seq, TaskQueue, Timestamp, TraceContext, WorkflowId, WorkflowStarted, WorkflowType, chain,
+    ChainHash, Event, EventKind, Limits, ParentClosePolicy, Payload, ReplayRules, RunId, RunOrigin,
+    RunState, Seq, TaskQueue, Timestamp, TraceContext, WorkflowId, WorkflowStarted, WorkflowType,
+    chain,
 };
 use sqlx::{PgConnection, Row};
 
@@ -36,6 +37,7 @@ impl NewRun {
             origin: RunOrigin::Client,
             parent: None,
             trace_context: self.trace_context.clone(),
+            replay_rules: ReplayRules::CURRENT,
         }
     }
 }
@@ -115,7 +117,7 @@ pub(crate) enum RunEnd {
     /// Continued as a new run.
     ContinuedAs(RunId),
     /// Closed with this event.
-    Closed(Event),
+    Closed(Box<Event>),
 }
 
 /// A run's first event, encoded, and its chain hash.
@@ -580,7 +582,7 @@ impl Store {
             return Err(corrupt("does not match the run's head hash".to_string()));
         }
         let event = Event::decode(&bytes, self.limits())?;
-        Ok(Some(RunEnd::Closed(event)))
+        Ok(Some(RunEnd::Closed(Box::new(event))))
     }
 
     /// A run's first event (`WorkflowStarted`, with the input), checked against its chain hash

@@ -17,6 +17,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use reprise_history::{RunState, TimeoutKind};
 
+use super::series::{ActivitySeries, Keyed, QueueSeries, WorkflowSeries};
+
 /// How a step was taken.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -81,6 +83,37 @@ pub enum AttemptOutcome {
     failed,
     /// Its lease was lost: the outcome was refused.
     fenced,
+}
+
+impl AttemptOutcome {
+    /// Every outcome, in declaration order (`outcome as usize` indexes it).
+    const ALL: [AttemptOutcome; 4] = [
+        AttemptOutcome::completed,
+        AttemptOutcome::retried,
+        AttemptOutcome::failed,
+        AttemptOutcome::fenced,
+    ];
+}
+
+/// The statuses a run closes with; a workflow type has a `workflows_closed` series for each.
+const CLOSED: [RunState; 5] = [
+    RunState::Completed,
+    RunState::Failed,
+    RunState::Cancelled,
+    RunState::Terminated,
+    RunState::ContinuedAsNew,
+];
+
+/// Where `status` is in [`CLOSED`]; `None` for a run still open.
+fn closed_index(status: RunState) -> Option<usize> {
+    match status {
+        RunState::Running => None,
+        RunState::Completed => Some(0),
+        RunState::Failed => Some(1),
+        RunState::Cancelled => Some(2),
+        RunState::Terminated => Some(3),
+        RunState::ContinuedAsNew => Some(4),
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -170,6 +203,7 @@ struct Families {
     schedule_to_start: Family<QueueLabels, Histogram, fn() -> Histogram>,
     timeouts: Family<TimeoutLabels, Counter>,
     nondeterminism: Family<NondeterminismLabels, Counter>,
+    input_changes: Family<WorkflowLabels, Counter>,
     listen_reconnects: Family<ChannelLabels, Counter>,
     pool_connections: Family<CacheLabels, Gauge>,
     ready_runs: Family<QueueLabels, Gauge>,
@@ -181,6 +215,10 @@ struct Families {
     /// The series every step touches, looked up once: a step then costs two atomic adds and
     /// a histogram observation, with no label lookup or allocation.
     hot: HotSeries,
+    /// Series per workflow type, for every start and close.
+    workflows: Keyed<WorkflowSeries>,
+    /// Series per task queue and activity type, for every attempt.
+    queues: Keyed<QueueSeries>,
 }
 
 struct HotSeries {
@@ -232,6 +270,7 @@ impl Metrics {
             schedule_to_start: Family::new_with_constructor(seconds_histogram),
             timeouts: Family::default(),
             nondeterminism: Family::default(),
+            input_changes: Family::default(),
             listen_reconnects: Family::default(),
             pool_connections: Family::default(),
             ready_runs: Family::default(),
@@ -241,6 +280,8 @@ impl Metrics {
             parked_runs: Family::default(),
             gauges_sampled: Counter::default(),
             registry: Registry::default(),
+            workflows: Keyed::default(),
+            queues: Keyed::default(),
             hot: HotSeries {
                 batch_steps: Counter::default(),
                 direct_steps: Counter::default(),
@@ -367,6 +408,11 @@ impl Metrics {
             f.nondeterminism.clone(),
         );
         r.register(
+            "input_changes",
+            "Replayed decisions the code gave another input than history holds (ND08), reported and run on with the recorded input, by workflow type",
+            f.input_changes.clone(),
+        );
+        r.register(
             "listen_reconnects",
             "LISTEN connections re-established after a loss, by channel",
             f.listen_reconnects.clone(),
@@ -418,22 +464,39 @@ impl Metrics {
     }
 
     pub(crate) fn run_started(&self, workflow_type: &str) {
-        self.0
-            .workflows_started
-            .get_or_create(&WorkflowLabels {
-                workflow_type: workflow_type.to_string(),
-            })
-            .inc();
+        self.workflow(workflow_type, |series| {
+            series.started.inc();
+        });
     }
 
     pub(crate) fn run_closed(&self, workflow_type: &str, status: RunState) {
-        self.0
-            .workflows_closed
-            .get_or_create(&ClosedLabels {
-                workflow_type: workflow_type.to_string(),
-                status: status.as_str().to_string(),
-            })
-            .inc();
+        let Some(index) = closed_index(status) else {
+            return;
+        };
+        self.workflow(workflow_type, |series| {
+            series.closed[index].inc();
+        });
+    }
+
+    fn workflow(&self, workflow_type: &str, use_it: impl FnOnce(&WorkflowSeries)) {
+        let f = &self.0;
+        let make = || WorkflowSeries {
+            started: f
+                .workflows_started
+                .get_or_create(&WorkflowLabels {
+                    workflow_type: workflow_type.to_string(),
+                })
+                .clone(),
+            closed: CLOSED.map(|status| {
+                f.workflows_closed
+                    .get_or_create(&ClosedLabels {
+                        workflow_type: workflow_type.to_string(),
+                        status: status.as_str().to_string(),
+                    })
+                    .clone()
+            }),
+        };
+        f.workflows.with(workflow_type, make, use_it);
     }
 
     pub(crate) fn stepped(&self, path: StepPath, runs: usize, took: Duration) {
@@ -481,30 +544,51 @@ impl Metrics {
         outcome: AttemptOutcome,
         took: Duration,
     ) {
-        self.0
-            .attempts
-            .get_or_create(&AttemptLabels {
-                activity_type: activity_type.to_string(),
-                task_queue: task_queue.to_string(),
-                outcome,
-            })
-            .inc();
-        self.0
-            .attempt_seconds
-            .get_or_create(&ActivityLabels {
-                activity_type: activity_type.to_string(),
-                task_queue: task_queue.to_string(),
-            })
-            .observe(took.as_secs_f64());
+        let f = &self.0;
+        self.queue(task_queue, |queue| {
+            let make = || ActivitySeries {
+                attempts: AttemptOutcome::ALL.map(|outcome| {
+                    f.attempts
+                        .get_or_create(&AttemptLabels {
+                            activity_type: activity_type.to_string(),
+                            task_queue: task_queue.to_string(),
+                            outcome,
+                        })
+                        .clone()
+                }),
+                seconds: f
+                    .attempt_seconds
+                    .get_or_create(&ActivityLabels {
+                        activity_type: activity_type.to_string(),
+                        task_queue: task_queue.to_string(),
+                    })
+                    .clone(),
+            };
+            queue.activities.with(activity_type, make, |series| {
+                series.attempts[outcome as usize].inc();
+                series.seconds.observe(took.as_secs_f64());
+            });
+        });
     }
 
     pub(crate) fn schedule_to_start(&self, task_queue: &str, seconds: f64) {
-        self.0
-            .schedule_to_start
-            .get_or_create(&QueueLabels {
-                task_queue: task_queue.to_string(),
-            })
-            .observe(seconds.max(0.0));
+        self.queue(task_queue, |queue| {
+            queue.schedule_to_start.observe(seconds.max(0.0));
+        });
+    }
+
+    fn queue(&self, task_queue: &str, use_it: impl FnOnce(&QueueSeries)) {
+        let f = &self.0;
+        let make = || QueueSeries {
+            schedule_to_start: f
+                .schedule_to_start
+                .get_or_create(&QueueLabels {
+                    task_queue: task_queue.to_string(),
+                })
+                .clone(),
+            activities: Keyed::default(),
+        };
+        f.queues.with(task_queue, make, use_it);
     }
 
     /// A run claimed by a batch `waited` after it became ready, with timers `late`.
@@ -538,6 +622,15 @@ impl Metrics {
             .get_or_create(&NondeterminismLabels {
                 workflow_type: workflow_type.to_string(),
                 code,
+            })
+            .inc();
+    }
+
+    pub(crate) fn input_changed(&self, workflow_type: &str) {
+        self.0
+            .input_changes
+            .get_or_create(&WorkflowLabels {
+                workflow_type: workflow_type.to_string(),
             })
             .inc();
     }
@@ -618,6 +711,24 @@ mod tests {
             Duration::from_millis(5),
         );
         m.parked("nondeterminism ND01 at seq 4: ...");
+        // The kept series must land in the right label set, whatever the order of first use.
+        m.run_closed("order", RunState::ContinuedAsNew);
+        m.run_closed("order", RunState::ContinuedAsNew);
+        m.run_closed("refund", RunState::Failed);
+        m.run_closed("order", RunState::Running);
+        m.attempt(
+            "charge",
+            "payments",
+            AttemptOutcome::fenced,
+            Duration::from_millis(5),
+        );
+        m.attempt(
+            "ship",
+            "payments",
+            AttemptOutcome::completed,
+            Duration::ZERO,
+        );
+        m.schedule_to_start("payments", 0.5);
         let text = m.render();
         for line in [
             "reprise_workflows_started_total{workflow_type=\"order\"} 1",
@@ -625,6 +736,15 @@ mod tests {
             "reprise_steps_total{path=\"batch\"} 3",
             "reprise_activity_attempts_total{activity_type=\"charge\",task_queue=\"payments\",outcome=\"retried\"} 1",
             "reprise_runs_parked_total{reason=\"nondeterminism\"} 1",
+            "reprise_workflows_closed_total{workflow_type=\"order\",status=\"continued_as_new\"} 2",
+            "reprise_workflows_closed_total{workflow_type=\"order\",status=\"failed\"} 0",
+            "reprise_workflows_closed_total{workflow_type=\"refund\",status=\"failed\"} 1",
+            "reprise_workflows_started_total{workflow_type=\"refund\"} 0",
+            "reprise_activity_attempts_total{activity_type=\"charge\",task_queue=\"payments\",outcome=\"fenced\"} 1",
+            "reprise_activity_attempts_total{activity_type=\"ship\",task_queue=\"payments\",outcome=\"completed\"} 1",
+            "reprise_activity_attempts_total{activity_type=\"ship\",task_queue=\"payments\",outcome=\"retried\"} 0",
+            "reprise_activity_attempt_duration_seconds_count{activity_type=\"charge\",task_queue=\"payments\"} 2",
+            "reprise_activity_schedule_to_start_seconds_count{task_queue=\"payments\"} 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -8,6 +8,7 @@ pub mod http;
 mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+mod series;
 #[cfg(test)]
 mod tests;
 pub(crate) mod trace;

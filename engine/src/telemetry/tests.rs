@@ -24,6 +24,7 @@ fn with_every_family() -> Metrics {
     m.schedule_to_start("q", 0.0);
     m.timed_out("a", "q", reprise_history::TimeoutKind::Heartbeat);
     m.nondeterminism("w", "ND01");
+    m.input_changed("w");
     m.claimed_run(Duration::ZERO, &[Duration::ZERO]);
     m.listen_reconnected("c");
     m.pool(1, 1);

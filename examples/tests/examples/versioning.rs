@@ -64,3 +64,41 @@ fn the_guide_shows_the_report_as_printed() {
         .to_string();
     assert_eq!(shown, printed);
 }
+
+/// These histories were recorded before replay rules existed: they replay strictly, as before,
+/// even with an input changed — and the same history under the rule `COMPARE_INPUTS` does not.
+#[test]
+fn histories_recorded_before_replay_rules_replay_strictly_as_before() {
+    use reprise_testkit::history::{EventKind, Limits, Payload, RecordedHistory, ReplayRules};
+    let strict = Replayer::new(v2::registry().unwrap()).strict();
+    assert_eq!(strict.replay_dir(V1).unwrap().replayed.len(), 6);
+    assert_eq!(strict.replay_dir(V2).unwrap().replayed.len(), 6);
+
+    let text = std::fs::read_to_string(format!("{V1}/ship-1.json")).unwrap();
+    let recorded = RecordedHistory::from_json(&text, &Limits::DEFAULT).unwrap();
+    let mut events = recorded.events().to_vec();
+    let EventKind::WorkflowStarted(started) = &events[0].kind else {
+        panic!("a history starts with WorkflowStarted");
+    };
+    assert_eq!(started.replay_rules, ReplayRules::NONE);
+    let scheduled = events
+        .iter_mut()
+        .find_map(|e| match &mut e.kind {
+            EventKind::ActivityScheduled(s) => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    scheduled.input = Payload::encode(&"another input", &Limits::DEFAULT).unwrap();
+    let changed = RecordedHistory::new(events.clone()).unwrap();
+    strict.replay(&changed).unwrap();
+
+    if let EventKind::WorkflowStarted(started) = &mut events[0].kind {
+        started.replay_rules = ReplayRules::CURRENT;
+    }
+    let under_rules = RecordedHistory::new(events).unwrap();
+    let err = strict.replay(&under_rules).unwrap_err().to_string();
+    assert!(err.starts_with("nondeterminism ND08 at seq "), "{err}");
+    Replayer::new(v2::registry().unwrap())
+        .replay(&under_rules)
+        .unwrap();
+}

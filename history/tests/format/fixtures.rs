@@ -32,19 +32,23 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
 
 /// How the fixture's payloads are written: v1 histories hold bincode payloads, v2 JSON ones;
 /// v3 is v2 with a run started in a trace (its first event is stored as
-/// `WorkflowStartedInTrace`).
+/// `WorkflowStartedInTrace`); v4 is v3 with the replay rules recorded (stored as
+/// `WorkflowStartedUnderRules`).
 #[derive(Clone, Copy)]
 enum Version {
     V1,
     V2,
     V3,
+    V4,
 }
 
 impl Version {
     fn payload<T: serde::Serialize>(self, value: T) -> Payload {
         match self {
             Version::V1 => Payload::encode_bincode_v1(&value).unwrap(),
-            Version::V2 | Version::V3 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
+            Version::V2 | Version::V3 | Version::V4 => {
+                Payload::encode(&value, &Limits::DEFAULT).unwrap()
+            }
         }
     }
 
@@ -53,19 +57,27 @@ impl Version {
             Version::V1 => "v1",
             Version::V2 => "v2",
             Version::V3 => "v3",
+            Version::V4 => "v4",
         }
     }
 
     fn trace_context(self) -> Option<TraceContext> {
         match self {
             Version::V1 | Version::V2 => None,
-            Version::V3 => Some(
+            Version::V3 | Version::V4 => Some(
                 TraceContext::new(
                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                     "rojo=00f067aa0ba902b7",
                 )
                 .unwrap(),
             ),
+        }
+    }
+
+    fn replay_rules(self) -> ReplayRules {
+        match self {
+            Version::V1 | Version::V2 | Version::V3 => ReplayRules::NONE,
+            Version::V4 => ReplayRules::COMPARE_INPUTS,
         }
     }
 }
@@ -96,6 +108,7 @@ fn every_kind(version: Version) -> RecordedHistory {
             started_seq: Seq::new(12),
         }),
         trace_context: version.trace_context(),
+        replay_rules: version.replay_rules(),
     };
     let mut h = HistoryBuilder::new(started, Timestamp::from_unix_micros(1_795_356_205_123_456));
     let options = ActivityOptions {
@@ -349,8 +362,18 @@ fn v3_json_history_with_a_traced_start_decodes_to_the_same_values() {
 }
 
 #[test]
+fn v4_binary_history_with_replay_rules_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V4);
+}
+
+#[test]
+fn v4_json_history_with_replay_rules_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V4);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
-    for version in [Version::V1, Version::V2, Version::V3] {
+    for version in [Version::V1, Version::V2, Version::V3, Version::V4] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
             panic!("first event is not WorkflowStarted");

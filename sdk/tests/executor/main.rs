@@ -6,6 +6,7 @@
 
 mod activities;
 mod harness;
+mod inputs;
 mod nondeterminism;
 mod operations;
 mod payloads;

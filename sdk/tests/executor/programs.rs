@@ -1,7 +1,9 @@
 //! Property tests over random orchestrator programs: each program runs live under a random
 //! order of activity results, timer firings and signals; its history must replay to the same
 //! decisions, and any single mutation of a recorded decision (kind, name, duration, order,
-//! deletion, insertion) must be reported as nondeterminism at that seq.
+//! deletion, insertion) must be reported as nondeterminism at that seq. Activities take random
+//! inputs: changing only a recorded input is ND08 at its seq in a strict replay, reported and
+//! replayed on by default, and never seen in a run recorded before inputs were compared.
 //!
 //! Cases: 400 programs in each test (set `PROPTEST_CASES` to change it).
 
@@ -33,7 +35,8 @@ const PROGRAM: WorkflowDef<(), u64> = WorkflowDef::new("program");
 /// A random orchestrator, as a tree.
 #[derive(Clone, Debug)]
 enum Op {
-    Activity(usize),
+    /// An activity (by index) and its input.
+    Activity(usize, u64),
     Sleep(u64),
     Signal(usize),
     SideEffect(u64),
@@ -50,7 +53,7 @@ fn program() -> impl Strategy<Value = Op> {
 
 fn op() -> impl Strategy<Value = Op> {
     let leaf = prop_oneof![
-        4 => (0usize..4).prop_map(Op::Activity),
+        4 => (0usize..4, 0u64..1_000).prop_map(|(n, input)| Op::Activity(n, input)),
         2 => (1u64..5).prop_map(Op::Sleep),
         1 => (0usize..3).prop_map(Op::Signal),
         1 => (0u64..100).prop_map(Op::SideEffect),
@@ -80,7 +83,7 @@ fn signal_count(op: &Op, counts: &mut BTreeMap<usize, usize>) {
 fn interpret(ctx: WorkflowContext, op: Op) -> BoxFuture<'static, Result<u64, WorkflowError>> {
     async move {
         Ok(match op {
-            Op::Activity(n) => match ctx.activity(ACTIVITIES[n], &(n as u64)).await {
+            Op::Activity(n, input) => match ctx.activity(ACTIVITIES[n], &input).await {
                 Ok(v) => v,
                 Err(e) if e.end == OperationEnd::Cancelled => return Err(e.into()),
                 Err(e) => 1_000 + u64::from(e.attempts),
@@ -193,9 +196,11 @@ fn drive(program: &Op, choices: &[(Index, bool)]) -> Run {
     run
 }
 
-/// What identifies a decision for replay (kind, names, durations, patch ids).
+/// What identifies a decision for replay (kind, names, durations, patch ids; not inputs, which
+/// only a strict replay compares).
 fn identity(kind: &EventKind) -> Option<String> {
     (kind.class() == EventClass::Decision).then(|| match kind {
+        EventKind::ActivityScheduled(s) => format!("activity {}", s.activity_type),
         EventKind::MarkerRecorded(Marker::SideEffect { .. }) => "side effect".to_string(),
         EventKind::WorkflowCompleted(_) => "completed".to_string(),
         other => format!("{other:?}"),
@@ -339,6 +344,32 @@ fn mutate(history: &[Event], mutation: Mutation, pick: Index) -> Option<(Vec<Eve
     Some((events, seq))
 }
 
+/// Changes the input of the `pick`-th scheduled activity by `by` (not zero); returns the history
+/// and that activity's seq, or `None` if no activity was scheduled.
+fn change_input(history: &[Event], pick: Index, by: u64) -> Option<(Vec<Event>, Seq)> {
+    let scheduled: Vec<usize> = (1..history.len())
+        .filter(|&i| matches!(history[i].kind, EventKind::ActivityScheduled(_)))
+        .collect();
+    if scheduled.is_empty() {
+        return None;
+    }
+    let i = scheduled[pick.index(scheduled.len())];
+    let mut events = history.to_vec();
+    if let EventKind::ActivityScheduled(s) = &mut events[i].kind {
+        let input: u64 = s.input.decode().unwrap();
+        s.input = payload(input.wrapping_add(by));
+    }
+    Some((events, history[i].seq))
+}
+
+/// `history` as if its run had been started before inputs were compared.
+fn before_the_rule(mut history: Vec<Event>) -> Vec<Event> {
+    if let EventKind::WorkflowStarted(s) = &mut history[0].kind {
+        s.replay_rules = ReplayRules::NONE;
+    }
+    history
+}
+
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         Just(Mutation::Kind),
@@ -384,5 +415,40 @@ proptest! {
             Err(other) => prop_assert!(false, "{:?} at seq {}: {}", mutation, seq, other),
             Ok(_) => prop_assert!(false, "{:?} at seq {} replayed without error", mutation, seq),
         }
+    }
+
+    /// 400 programs, each with one recorded activity input changed: strict replay names that
+    /// seq (ND08); default replay reports exactly that change and ends where the run did; a run
+    /// recorded before the rule replays it strictly without a word.
+    #[test]
+    fn a_changed_input_is_nd08_at_its_seq_only_when_strict(
+        program in program(),
+        choices in prop::collection::vec((any::<Index>(), prop::bool::weighted(0.15)), 20..120),
+        pick in any::<Index>(),
+        by in 1u64..1_000,
+    ) {
+        let run = drive(&program, &choices);
+        let Some((changed, seq)) = change_input(&run.history, pick, by) else {
+            return Ok(());
+        };
+        match Execution::replay_with(&run.registry, &changed, InputChanges::Fail) {
+            Err(reprise_sdk::Error::Nondeterminism(n)) => {
+                prop_assert_eq!((n.seq, n.kind.code()), (seq, "ND08"), "{}", n)
+            }
+            Err(other) => prop_assert!(false, "input at seq {}: {}", seq, other),
+            Ok(_) => prop_assert!(false, "input at seq {} replayed without error", seq),
+        }
+        let mut replayed = Execution::replay(&run.registry, &changed).unwrap();
+        prop_assert_eq!(replayed.status(), run.status());
+        let changes = replayed.take_input_changes();
+        prop_assert_eq!(changes.len(), 1);
+        prop_assert_eq!((changes[0].seq, changes[0].kind.code()), (seq, "ND08"));
+        let mut old = Execution::replay_with(
+            &run.registry,
+            &before_the_rule(changed),
+            InputChanges::Fail,
+        )
+        .unwrap();
+        prop_assert!(old.take_input_changes().is_empty());
     }
 }

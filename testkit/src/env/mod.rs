@@ -168,6 +168,7 @@ impl TestEnv {
             origin: RunOrigin::Client,
             parent: None,
             trace_context: None,
+            replay_rules: ReplayRules::CURRENT,
         };
         if !self.start_run(started, None)? {
             return Err(Error::AlreadyRunning(workflow_id.to_string()));

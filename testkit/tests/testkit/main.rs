@@ -6,4 +6,5 @@
 
 mod env;
 mod evolution;
+mod inputs;
 mod replay;
