@@ -104,6 +104,18 @@ pub enum Error {
         #[source]
         source: Box<reprise_history::Error>,
     },
+    /// A wait given a deadline reached it; what was waited for goes on.
+    #[error("gave up waiting for {what} after {after:?}")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// The deadline given.
+        after: std::time::Duration,
+    },
+    /// A process was set up wrongly (a builder missing a database or a registry, an address
+    /// it cannot listen on).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// The workflow ended without a result of the expected kind.
     #[error("workflow {workflow_id:?} ended {status}: {detail}")]
     WorkflowEnded {

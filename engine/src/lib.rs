@@ -11,6 +11,7 @@
 //! Every time the engine uses is the database's (`now()` of the transaction), never a
 //! worker's clock.
 
+mod app;
 mod backoff;
 mod client;
 mod clock;
@@ -21,18 +22,26 @@ mod listen;
 pub mod schema;
 mod store;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod worker;
 
+pub use app::{DEFAULT_MAX_CONNECTIONS, Reprise, RepriseBuilder};
 pub use client::{Client, Description, Page, RunOutcome, StartOptions, WorkflowHandle};
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
 pub use error::{Error, Result};
-pub use host::{Engine, EngineOptions, EngineStats, executable_build};
+pub use host::{Engine, EngineOptions, EngineStats, default_build, executable_build};
 pub use reprise_history as history;
+/// The SQL toolkit Reprise speaks to PostgreSQL with, at the version it uses: for reading
+/// what the API does not offer without adding sqlx by hand.
+pub use sqlx;
 pub use store::{
     IdReusePolicy, PatchUsage, PendingActivity, RunCursor, RunFilter, RunSummary, Store,
 };
 pub use telemetry::Metrics;
+/// `CancellationToken`, which [`Reprise`] stops on.
+pub use tokio_util::sync::CancellationToken;
 pub use worker::{Worker, WorkerOptions, WorkerStats};
 
 /// Not part of the API: what the engine's own tests check of the statements on every step's

@@ -177,6 +177,11 @@ impl Worker {
         }
     }
 
+    /// The options in use.
+    pub fn options(&self) -> &WorkerOptions {
+        &self.options
+    }
+
     /// What this worker (and its clones) has done so far.
     pub fn stats(&self) -> WorkerStats {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);

@@ -7,9 +7,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reprise_devdb::DevPostgres;
-use reprise_engine::telemetry::http::Endpoints;
 use reprise_engine::telemetry::otlp::OtlpTracing;
-use reprise_engine::{Client, Engine, EngineOptions, Store, Worker, WorkerOptions};
+use reprise_engine::{EngineOptions, Reprise, WorkerOptions};
 use reprise_examples::workflows;
 
 /// Run Reprise's examples against PostgreSQL.
@@ -57,8 +56,13 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         shutdown_grace_ms: u64,
     },
-    /// Run engine and worker in one process, for development.
-    Dev,
+    /// Run engine and worker in one process, for development, until SIGINT or SIGTERM.
+    Dev {
+        /// On SIGTERM, how long running activities may take to finish before they are handed
+        /// back to other workers.
+        #[arg(long, default_value_t = 10_000)]
+        shutdown_grace_ms: u64,
+    },
     /// Run `ship-order` workflows of one version on PostgreSQL and write their histories
     /// (`.rhist` and `.json`) to a folder: the fixtures of the versioning example.
     RecordVersioning {
@@ -154,12 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let grace = std::time::Duration::from_millis(shutdown_grace_ms);
             serve(false, Some((queues, grace))).await
         }
-        Command::Dev => {
-            serve(
-                true,
-                Some((vec!["default".into()], std::time::Duration::from_secs(10))),
-            )
-            .await
+        Command::Dev { shutdown_grace_ms } => {
+            let grace = std::time::Duration::from_millis(shutdown_grace_ms);
+            serve(true, Some((vec!["default".into()], grace))).await
         }
         Command::CheckDeploy { sample, strict } => check_deploy(sample, strict).await,
         Command::RecordVersioning { version, runs, out } => {
@@ -169,10 +170,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The database to use and a description of it.
-async fn database() -> anyhow::Result<(Store, String)> {
-    let (url, server) = match reprise_devdb::database_url_from_env() {
-        Some(url) => (url, "the server named by DATABASE_URL".to_string()),
+/// The database to use (its URL) and a description of it.
+fn database() -> anyhow::Result<(String, String)> {
+    match reprise_devdb::database_url_from_env() {
+        Some(url) => Ok((url, "the server named by DATABASE_URL".to_string())),
         None => {
             let dev = DevPostgres::for_project(project_dir())?;
             let started = dev.ensure_running()?;
@@ -185,14 +186,17 @@ async fn database() -> anyhow::Result<(Store, String)> {
                 "the private PostgreSQL ({how}), data in {}",
                 dev.root().display()
             );
-            (started.url, server)
+            Ok((started.url, server))
         }
-    };
-    let pool = reprise_engine::connect(&url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    reprise_engine::schema::migrate(&pool).await?;
-    Ok((Store::new(pool), server))
+    }
+}
+
+/// A Reprise on the database, with the example workflows' registry (migrated, not running
+/// anything yet: add an engine or a worker).
+fn reprise(url: String) -> anyhow::Result<reprise_engine::RepriseBuilder> {
+    Ok(Reprise::builder()
+        .database_url(url)
+        .registry(workflows::registry()?))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -209,79 +213,58 @@ async fn serve(
     worker: Option<(Vec<String>, std::time::Duration)>,
     http: String,
 ) -> anyhow::Result<()> {
-    let (store, server) = database().await?;
+    let (url, server) = database()?;
     eprintln!("using {server}");
-    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut endpoints = Endpoints::new(store.clone());
+    let mut builder = reprise(url)?;
     if engine {
-        let engine = Engine::new(
-            store.clone(),
-            workflows::registry()?,
-            EngineOptions::default(),
-        );
-        endpoints = endpoints.watch(engine.readiness());
-        eprintln!("engine {} ready", engine.options().owner);
-        let stop = shutdown.clone();
-        tasks.spawn(async move { engine.run(stop).await });
+        builder = builder.engine(EngineOptions::default());
     }
     if let Some((queues, shutdown_grace)) = worker {
-        let options = WorkerOptions {
+        builder = builder.worker(WorkerOptions {
             queues,
             shutdown_grace,
             ..WorkerOptions::default()
-        };
+        });
+    }
+    if http != "off" {
+        let addr = http.parse().with_context(|| {
+            format!("--http {http}: expected an address such as 127.0.0.1:9000")
+        })?;
+        builder = builder.http(addr);
+    }
+    let reprise = builder.start().await?;
+    if let Some(engine) = reprise.engine() {
+        eprintln!("engine {} ready", engine.options().owner);
+    }
+    if let Some(worker) = reprise.worker() {
+        let options = worker.options();
         eprintln!(
             "worker {} ready on {}",
             options.owner,
             options.queues.join(", ")
         );
-        let worker = Worker::new(store.clone(), workflows::registry()?, options);
-        endpoints = endpoints.watch(worker.readiness());
-        let stop = shutdown.clone();
-        tasks.spawn(async move { worker.run(stop).await });
     }
-    if http != "off" {
-        let listener = tokio::net::TcpListener::bind(&http)
-            .await
-            .with_context(|| format!("listening for HTTP on {http}"))?;
-        let addr = listener.local_addr()?;
+    if let Some(addr) = reprise.http_addr() {
         eprintln!("http on http://{addr} (/metrics, /healthz, /readyz)");
-        let stop = shutdown.clone();
-        tasks.spawn(async move { endpoints.serve(listener, stop).await });
     }
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
+    reprise.run_until(shutdown_signal()).await?;
+    eprintln!("stopped: drained");
     Ok(())
 }
 
 async fn quickstart(name: &str) -> anyhow::Result<()> {
-    let (store, server) = database().await?;
+    let (url, server) = database()?;
     println!("database: {server}");
     println!(
         "schema version: {}",
         reprise_engine::schema::expected_version()
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let stopped = futures::future::FutureExt::shared(async { stopped.await.unwrap_or(()) });
-    let engine = Engine::new(
-        store.clone(),
-        workflows::registry()?,
-        EngineOptions::default(),
-    );
-    let worker = Worker::new(
-        store.clone(),
-        workflows::registry()?,
-        WorkerOptions::default(),
-    );
-    let engine_task = tokio::spawn({
-        let stopped = stopped.clone();
-        async move { engine.run(stopped).await }
-    });
-    let worker_task = tokio::spawn(async move { worker.run(stopped).await });
-
-    let client = Client::new(store);
+    let reprise = reprise(url)?
+        .engine(EngineOptions::default())
+        .worker(WorkerOptions::default())
+        .start()
+        .await?;
+    let client = reprise.client().clone();
     let workflow_id = format!("greeting-{}", std::process::id());
     let handle = client
         .start(workflows::GREETING, &workflow_id, &name.to_string())
@@ -298,9 +281,7 @@ async fn quickstart(name: &str) -> anyhow::Result<()> {
         "{}",
         reprise_history::timeline::render(history.events(), client.converter())
     );
-    let _ = stop.send(());
-    engine_task.await??;
-    worker_task.await??;
+    reprise.shutdown().await?;
     if reprise_devdb::database_url_from_env().is_none() {
         println!(
             "the private PostgreSQL keeps running; stop it with: cargo run -p reprise-examples -- db stop"
@@ -316,18 +297,16 @@ async fn record_versioning(version: &str, runs: u32, out: &Path) -> anyhow::Resu
         "v2" => versioning::v2::registry,
         other => anyhow::bail!("no version {other:?} to record (v1 or v2)"),
     };
-    let (store, server) = database().await?;
+    let (url, server) = database()?;
     eprintln!("recording on {server}");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let stopped = futures::future::FutureExt::shared(async { stopped.await.unwrap_or(()) });
-    let engine = Engine::new(store.clone(), registry()?, EngineOptions::default());
-    let worker = Worker::new(store.clone(), registry()?, WorkerOptions::default());
-    let engine_task = tokio::spawn({
-        let stopped = stopped.clone();
-        async move { engine.run(stopped).await }
-    });
-    let worker_task = tokio::spawn(async move { worker.run(stopped).await });
-    let client = Client::new(store);
+    let reprise = Reprise::builder()
+        .database_url(url)
+        .registry(registry()?)
+        .engine(EngineOptions::default())
+        .worker(WorkerOptions::default())
+        .start()
+        .await?;
+    let client = reprise.client();
     std::fs::create_dir_all(out)?;
     let batch = std::process::id();
     for i in 1..=runs {
@@ -341,15 +320,15 @@ async fn record_versioning(version: &str, runs: u32, out: &Path) -> anyhow::Resu
         std::fs::write(out.join(format!("ship-{i}.json")), history.to_json()?)?;
         println!("recorded {id}: {} events", history.events().len());
     }
-    let _ = stop.send(());
-    engine_task.await??;
-    worker_task.await??;
+    reprise.shutdown().await?;
     Ok(())
 }
 
 async fn check_deploy(sample: i64, strict: bool) -> anyhow::Result<()> {
-    let (store, _) = database().await?;
-    let check = reprise_engine::check_deploy(&store, &workflows::registry()?, sample).await?;
+    let (url, _) = database()?;
+    let reprise = reprise(url)?.start().await?;
+    let check =
+        reprise_engine::check_deploy(reprise.store(), &workflows::registry()?, sample).await?;
     print!("{check}");
     if !check.is_safe() {
         anyhow::bail!("deploying this build would strand running workflows");

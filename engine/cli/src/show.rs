@@ -79,6 +79,7 @@ pub(crate) fn description_json(converter: &DataConverter, d: &Description) -> Va
         "head_seq": d.head_seq.get(),
         "started_at": d.started_at.to_string(),
         "closed_at": d.closed_at.map(|t| t.to_string()),
+        "last_event_at": d.last_event_at.to_string(),
         "input": payload_json(converter, &d.input),
         "outcome": d.outcome.as_ref().map(|o| outcome_json(converter, o)),
         "pending_activities": d.pending_activities.iter().map(|a| json!({
@@ -96,8 +97,9 @@ pub(crate) fn description_text(converter: &DataConverter, d: &Description) -> St
         "workflow {}  run {}\ntype {}  queue {}  status {}  head seq {}\nstarted {}",
         d.workflow_id, d.run_id, d.workflow_type, d.task_queue, d.status, d.head_seq, d.started_at
     );
-    if let Some(closed) = d.closed_at {
-        out.push_str(&format!("  closed {closed}"));
+    match d.closed_at {
+        Some(closed) => out.push_str(&format!("  closed {closed}")),
+        None => out.push_str(&format!("  last event {}", d.last_event_at)),
     }
     out.push_str(&format!(
         "\ninput {}",
@@ -149,5 +151,7 @@ pub(crate) fn summary_json(run: &RunSummary) -> Value {
         "status": run.status.as_str(),
         "parked_reason": run.parked_reason,
         "created_at": run.created_at.to_string(),
+        "closed_at": run.closed_at.map(|t| t.to_string()),
+        "last_event_at": run.last_event_at.to_string(),
     })
 }

@@ -33,6 +33,8 @@ pub struct Description {
     pub started_at: Timestamp,
     /// When it closed, if it has.
     pub closed_at: Option<Timestamp>,
+    /// When its last event was recorded: its last step, or the last input it received.
+    pub last_event_at: Timestamp,
     /// How it ended, if it has.
     pub outcome: Option<RunOutcome>,
     /// Activities scheduled and not yet finished.
@@ -144,6 +146,7 @@ impl Client {
             input: started.input,
             started_at: first.recorded_at,
             closed_at: run.closed_at,
+            last_event_at: run.last_event_at.unwrap_or(first.recorded_at),
             outcome,
             pending_activities,
         })

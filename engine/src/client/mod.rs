@@ -58,6 +58,18 @@ impl<O> WorkflowHandle<O> {
 }
 
 impl<O: DeserializeOwned> WorkflowHandle<O> {
+    /// [`WorkflowHandle::result`], giving up after `deadline` with [`Error::Timeout`] (the
+    /// workflow goes on; ask again, or [`Client::describe`] it).
+    pub async fn result_within(&self, deadline: std::time::Duration) -> Result<O> {
+        match tokio::time::timeout(deadline, self.result()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                what: format!("the result of workflow {:?}", self.workflow_id.as_str()),
+                after: deadline,
+            }),
+        }
+    }
+
     /// Waits for the workflow's result, following continue-as-new to the last run. Waits on
     /// `LISTEN/NOTIFY`, polling at most once a second as the fallback.
     ///

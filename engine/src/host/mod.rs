@@ -22,7 +22,7 @@ mod foreign;
 mod options;
 mod spans;
 
-pub use options::{EngineOptions, executable_build};
+pub use options::{EngineOptions, default_build, executable_build};
 
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};

@@ -1,5 +1,6 @@
 //! `EngineOptions`: how an engine process behaves, and the build it names itself by.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reprise_sdk::InputChanges;
@@ -9,8 +10,13 @@ use reprise_sdk::InputChanges;
 pub struct EngineOptions {
     /// This process's name in logs (unique per process).
     pub owner: String,
-    /// Identifies the code this process runs; a run parked by nondeterminism is retried only
-    /// by another build. Default: a hash of the executable.
+    /// Identifies the code this engine runs. A run is parked with the build that parked it,
+    /// and an engine of another build takes it back on its own (at start and every
+    /// [`EngineOptions::parked_sweep`]), since its code may be the fix; an engine of the same
+    /// build never does (it would only park it again). Default: [`default_build`] — the
+    /// `REPRISE_BUILD` environment variable, or else a hash of the executable. Two engines
+    /// in one process share that default: give each its own build if they run different
+    /// code (see `docs/versioning.md`, "Builds").
     pub build: String,
     /// Runs stepped in one transaction, at most.
     pub batch_size: i64,
@@ -46,7 +52,7 @@ impl Default for EngineOptions {
                 std::process::id(),
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
-            build: executable_build(),
+            build: default_build(),
             batch_size: 64,
             concurrent_batches: 4,
             idle_poll: Duration::from_secs(1),
@@ -59,10 +65,29 @@ impl Default for EngineOptions {
     }
 }
 
-/// A hash of this executable: processes running the same binary share it.
+/// The environment variable that names the build, when set (a release version, a commit).
+const BUILD_ENV: &str = "REPRISE_BUILD";
+
+/// The build an engine names itself by unless told: `REPRISE_BUILD` if set and not empty,
+/// else [`executable_build`].
+pub fn default_build() -> String {
+    match std::env::var(BUILD_ENV) {
+        Ok(build) if !build.trim().is_empty() => build.trim().to_string(),
+        _ => executable_build(),
+    }
+}
+
+/// A hash of this executable: processes running the same binary share it. Reading and hashing
+/// the binary takes a noticeable moment for a large one (about 0.1 s for 80 MB), so it is done
+/// once per process and kept.
 pub fn executable_build() -> String {
-    std::env::current_exe()
-        .and_then(std::fs::read)
-        .map(|bytes| blake3::hash(&bytes).to_hex()[..16].to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
+    static BUILD: OnceLock<String> = OnceLock::new();
+    BUILD
+        .get_or_init(|| {
+            std::env::current_exe()
+                .and_then(std::fs::read)
+                .map(|bytes| blake3::hash(&bytes).to_hex()[..16].to_string())
+                .unwrap_or_else(|_| "unknown".to_string())
+        })
+        .clone()
 }

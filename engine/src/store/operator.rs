@@ -24,6 +24,10 @@ pub struct RunSummary {
     pub parked_reason: Option<String>,
     /// When it was created (database time).
     pub created_at: reprise_history::Timestamp,
+    /// When it closed, if it has.
+    pub closed_at: Option<reprise_history::Timestamp>,
+    /// When its last event was recorded (its last step, or the last input it received).
+    pub last_event_at: reprise_history::Timestamp,
 }
 
 /// Which runs to list.
@@ -117,7 +121,10 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<RunSummary>, Option<RunCursor>)> {
         let rows = sqlx::query(
-            "SELECT run_id, workflow_id, workflow_type, status, parked_reason, created_at FROM reprise.runs
+            "SELECT run_id, workflow_id, workflow_type, status, parked_reason, created_at, closed_at,
+                    (SELECT h.recorded_at FROM reprise.history h
+                      WHERE h.run_id = runs.run_id AND h.seq = runs.head_seq) AS last_event_at
+               FROM reprise.runs
               WHERE ($1::text IS NULL OR status = $1)
                 AND (NOT $2 OR parked_reason IS NOT NULL)
                 AND ($3::text IS NULL OR workflow_type = $3)
@@ -153,6 +160,13 @@ impl Store {
                     status: run_state(row, "status")?,
                     parked_reason: row.try_get("parked_reason").map_err(Error::from_db)?,
                     created_at: to_timestamp(row.try_get("created_at").map_err(Error::from_db)?),
+                    closed_at: row
+                        .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("closed_at")
+                        .map_err(Error::from_db)?
+                        .map(to_timestamp),
+                    last_event_at: to_timestamp(
+                        row.try_get("last_event_at").map_err(Error::from_db)?,
+                    ),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -107,6 +107,8 @@ pub(crate) struct RunRow {
     pub(crate) parked_reason: Option<String>,
     /// When it closed, if it has.
     pub(crate) closed_at: Option<Timestamp>,
+    /// When its last event was recorded (read only where the query asks for it).
+    pub(crate) last_event_at: Option<Timestamp>,
 }
 
 /// Where a run stands for someone awaiting its result.
@@ -475,6 +477,13 @@ impl Store {
                 .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("closed_at")
                 .map_err(Error::from_db)?
                 .map(super::to_timestamp),
+            last_event_at: match row
+                .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_event_at")
+            {
+                Ok(at) => at.map(super::to_timestamp),
+                Err(sqlx::Error::ColumnNotFound(_)) => None,
+                Err(e) => return Err(Error::from_db(e)),
+            },
         })
     }
 
@@ -499,11 +508,13 @@ impl Store {
         self.fetch_run(query.bind(workflow_id.as_str())).await
     }
 
-    /// The latest run of a workflow id, open or closed.
+    /// The latest run of a workflow id, open or closed, with the time of its last event.
     pub(crate) async fn latest_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
         let query = sqlx::query(
             "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason,
-                    r.closed_at
+                    r.closed_at,
+                    (SELECT h.recorded_at FROM reprise.history h
+                      WHERE h.run_id = r.run_id AND h.seq = r.head_seq) AS last_event_at
                FROM reprise.runs r WHERE r.workflow_id = $1
               ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1",
         );

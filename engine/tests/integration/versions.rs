@@ -183,3 +183,50 @@ async fn the_deploy_check_names_runs_new_code_would_break_and_patch_usage_counts
     );
     db.drop_database().await;
 }
+
+/// Two engines in one process, each with its own build: the run the broken one parks is
+/// taken back by the fixed one on its own (its sweep), without `retry_parked`. With
+/// `EngineOptions::default()` both would share the executable's build, and the fixed engine
+/// would leave the run parked (docs/versioning.md, "Builds").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn engines_of_two_builds_in_one_process_hand_a_parked_run_over() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    const FLAKY: WorkflowDef<(), String> = WorkflowDef::new("flaky");
+    let broken = registry()
+        .workflow(FLAKY, |_ctx: WorkflowContext, ()| async move {
+            if true {
+                panic!("a bug in this build");
+            }
+            Ok(String::new())
+        })
+        .build()
+        .unwrap();
+    let fixed = registry()
+        .workflow(FLAKY, |_ctx: WorkflowContext, ()| async move {
+            Ok("fixed".to_string())
+        })
+        .build()
+        .unwrap();
+    let opts = |build: &str| EngineOptions {
+        build: build.to_string(),
+        parked_sweep: Duration::from_millis(100),
+        ..engine_options()
+    };
+    let mut running = Running::new();
+    run_engine(&store, broken, opts("broken"), &mut running);
+    let handle = client.start(FLAKY, "flaky-1", &()).await.unwrap();
+    let parked = within(parked_reason(&running, &client, "flaky-1")).await;
+    assert!(parked.starts_with("workflow code panicked"), "{parked}");
+
+    // The fixed build starts beside the broken one, in the same process.
+    run_engine(&store, fixed, opts("fixed"), &mut running);
+    let completed = async || {
+        client.describe("flaky-1").await.unwrap().status == reprise_history::RunState::Completed
+    };
+    within(running.until(completed)).await;
+    assert_eq!(within(handle.result()).await.unwrap(), "fixed");
+    drop(running);
+    db.drop_database().await;
+}

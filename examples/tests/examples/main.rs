@@ -1,4 +1,4 @@
-//! The examples' tests: process-level tests (engines and workers as real processes against a
+//! The examples' tests: an application tested on a `TestCluster`, process-level tests (engines and workers as real processes against a
 //! real PostgreSQL) and the versioning example's recorded histories (no database).
 
 // Tests fail loudly on purpose.
@@ -9,6 +9,7 @@
 #[allow(dead_code)] // Not every helper is used here.
 mod support;
 
+mod cluster;
 mod processes;
 mod telemetry;
 mod versioning;

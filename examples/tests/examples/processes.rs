@@ -290,3 +290,45 @@ async fn a_draining_worker_finishes_what_it_can_and_hands_back_the_rest() {
     drop((engine, second));
     db.drop_database().await;
 }
+
+/// `dev` runs engine and worker through one `Reprise`: one SIGTERM stops both, after the
+/// activities that fit in the grace finished and the rest were handed back; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_combined_process_drains_on_one_signal() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let combined = Process::spawn(&db, &["dev", "--shutdown-grace-ms", "1000"]);
+    let mut changes = Changes::watch(&db).await;
+    let handle = client.start(FAN_OUT, "fan-out-dev", &10).await.unwrap();
+    changes
+        .until(&client, "fan-out-dev", |d| {
+            d.pending_activities.len() == 10 && d.pending_activities.iter().all(|a| a.running)
+        })
+        .await;
+    combined.terminate(); // exits successfully, or the test fails here
+    // The 100 ms activities finished before the process exited; the 3 s ones were handed
+    // back, not failed, so none is running and none has a failed attempt.
+    let described = client.describe("fan-out-dev").await.unwrap();
+    assert_eq!(described.pending_activities.len(), 5, "{described:?}");
+    assert!(
+        described.pending_activities.iter().all(|a| !a.running),
+        "{described:?}"
+    );
+    let next = Process::spawn(&db, &["dev"]);
+    assert_eq!(
+        within(30, handle.result()).await.unwrap(),
+        (0..10).sum::<u32>()
+    );
+    let history = client.export(handle.run_id()).await.unwrap();
+    let attempts: Vec<u32> = history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActivityCompleted(c) => Some(c.attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, vec![1; 10]);
+    drop(next);
+    db.drop_database().await;
+}
