@@ -134,6 +134,8 @@ impl Default for WorkerCounters {
 pub struct Worker {
     store: Store,
     registry: Arc<Registry>,
+    /// The activity types it claims: those it registers.
+    activity_types: Arc<[String]>,
     options: WorkerOptions,
     slots: Arc<Semaphore>,
     in_flight: Arc<Mutex<InFlight>>,
@@ -163,9 +165,11 @@ impl Worker {
     /// A worker running `registry`'s activities on `store`.
     pub fn new(store: Store, registry: Registry, options: WorkerOptions) -> Worker {
         let slots = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
+        let activity_types = registry.activity_types().map(ToString::to_string).collect();
         Worker {
             claims: Arc::new(tokio::sync::Mutex::new(LoopConnection::new(&store))),
             store,
+            activity_types,
             registry: Arc::new(registry),
             options,
             slots,
@@ -358,7 +362,10 @@ impl Worker {
             .await
             .run(async |conn| {
                 let (queues, owner) = (&self.options.queues, &self.options.owner);
-                self.store.claim_tasks(conn, queues, owner, limit).await
+                let types = &self.activity_types;
+                self.store
+                    .claim_tasks(conn, queues, types, owner, limit)
+                    .await
             })
             .await?;
         let count = tasks.len();

@@ -45,7 +45,11 @@ enum Command {
         name: String,
     },
     /// Run as an engine process (hosts orchestrators) until SIGINT or SIGTERM.
-    Engine,
+    Engine {
+        /// Workflow task queues to run the workflows of.
+        #[arg(long = "workflow-queue", default_value = "default")]
+        workflow_queues: Vec<String>,
+    },
     /// Run as a worker process (runs activities) until SIGINT or SIGTERM.
     Worker {
         /// Task queues to take activities from.
@@ -145,22 +149,23 @@ fn init_telemetry(format: LogFormat) -> anyhow::Result<Option<OtlpTracing>> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let http = cli.http.clone();
-    let serve = |engine, worker| serve(engine, worker, http.clone());
+    let serve = |engine: Option<Vec<String>>, worker| serve(engine, worker, http.clone());
     match cli.command.unwrap_or(Command::Quickstart {
         name: "world".into(),
     }) {
         Command::Quickstart { name } => quickstart(&name).await,
-        Command::Engine => serve(true, None).await,
+        Command::Engine { workflow_queues } => serve(Some(workflow_queues), None).await,
         Command::Worker {
             queues,
             shutdown_grace_ms,
         } => {
             let grace = std::time::Duration::from_millis(shutdown_grace_ms);
-            serve(false, Some((queues, grace))).await
+            serve(None, Some((queues, grace))).await
         }
         Command::Dev { shutdown_grace_ms } => {
             let grace = std::time::Duration::from_millis(shutdown_grace_ms);
-            serve(true, Some((vec!["default".into()], grace))).await
+            let default = vec!["default".to_string()];
+            serve(Some(default.clone()), Some((default, grace))).await
         }
         Command::CheckDeploy { sample, strict } => check_deploy(sample, strict).await,
         Command::RecordVersioning { version, runs, out } => {
@@ -209,15 +214,18 @@ async fn shutdown_signal() {
 }
 
 async fn serve(
-    engine: bool,
+    engine: Option<Vec<String>>,
     worker: Option<(Vec<String>, std::time::Duration)>,
     http: String,
 ) -> anyhow::Result<()> {
     let (url, server) = database()?;
     eprintln!("using {server}");
     let mut builder = reprise(url)?;
-    if engine {
-        builder = builder.engine(EngineOptions::default());
+    if let Some(queues) = engine {
+        builder = builder.engine(EngineOptions {
+            queues,
+            ..EngineOptions::default()
+        });
     }
     if let Some((queues, shutdown_grace)) = worker {
         builder = builder.worker(WorkerOptions {
@@ -234,7 +242,12 @@ async fn serve(
     }
     let reprise = builder.start().await?;
     if let Some(engine) = reprise.engine() {
-        eprintln!("engine {} ready", engine.options().owner);
+        let options = engine.options();
+        eprintln!(
+            "engine {} ready on workflow queues {}",
+            options.owner,
+            options.queues.join(", ")
+        );
     }
     if let Some(worker) = reprise.worker() {
         let options = worker.options();

@@ -87,8 +87,9 @@ impl Engine {
 
     /// The step a hint asks for, taken on the orchestrator it concerns: a new one started live
     /// from the hint's first event, or this engine's cached one. `None` when the hint cannot be
-    /// used here (a run held elsewhere or already here, a type this process does not run, bytes
-    /// that do not decode, a step that fails: the batch path deals with each properly).
+    /// used here (a run held elsewhere or already here, a type or a queue this process does not
+    /// run, bytes that do not decode, a step that fails: the batch path deals with each
+    /// properly).
     fn step_from_hint(&self, hint: RunHint) -> Option<HintedStep> {
         let limits = self.store.limits();
         match hint {
@@ -100,7 +101,12 @@ impl Engine {
                 let known = self
                     .known_types
                     .iter()
-                    .any(|t| t == s.workflow_type.as_str());
+                    .any(|t| t == s.workflow_type.as_str())
+                    && self
+                        .options
+                        .queues
+                        .iter()
+                        .any(|q| q == s.task_queue.as_str());
                 if started.seq != Seq::new(1)
                     || s.run_id != run_id
                     || !known

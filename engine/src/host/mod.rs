@@ -340,7 +340,7 @@ impl Engine {
         while !*stop.borrow() {
             match self
                 .store
-                .adopt_parked(&self.known_types, &self.options.build)
+                .adopt_parked(&self.known_types, &self.options.queues, &self.options.build)
                 .await
             {
                 Ok(0) => {}
@@ -475,7 +475,13 @@ impl Engine {
         let started = std::time::Instant::now();
         let Some(mut batch) = self
             .store
-            .claim_batch(conn, claim, &self.known_types, &self.options.build)
+            .claim_batch(
+                conn,
+                claim,
+                &self.known_types,
+                &self.options.queues,
+                &self.options.build,
+            )
             .await?
         else {
             return Ok(0);

@@ -18,6 +18,10 @@ pub struct EngineOptions {
     /// in one process share that default: give each its own build if they run different
     /// code (see `docs/versioning.md`, "Builds").
     pub build: String,
+    /// The workflow task queues it serves (`StartOptions::task_queue`, a child's queue): it
+    /// claims only runs on these, and of types its registry knows; any other run waits,
+    /// visible, for an engine that serves its queue and knows its type. Default: `default`.
+    pub queues: Vec<String>,
     /// Runs stepped in one transaction, at most.
     pub batch_size: i64,
     /// Batches in flight at once, each on its own connection.
@@ -53,6 +57,7 @@ impl Default for EngineOptions {
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
             build: default_build(),
+            queues: vec![reprise_history::TaskQueue::default().to_string()],
             batch_size: 64,
             concurrent_batches: 4,
             idle_poll: Duration::from_secs(1),

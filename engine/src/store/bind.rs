@@ -80,12 +80,14 @@ pub fn bound_statements() -> Vec<BoundStatement> {
         known_types: &[],
         build: "",
         claim,
+        queues: &[],
     };
     let claim_tasks = ClaimTasks {
         offset: 0,
         queues: &[],
         limit: 1,
         owner: "",
+        activity_types: &[],
     };
     let history = HistoryRows::default().bind_to(Bound::new(INSERT_HISTORY_SQL));
     vec![

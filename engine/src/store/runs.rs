@@ -633,14 +633,20 @@ impl Store {
         park(&mut conn, self.offset(), run_id, Some(build), reason).await
     }
 
-    /// Queues again the parked runs this process may take back: those of a type it knows,
-    /// parked by another build; wakes engines if there were any, in the same statement.
-    /// Returns how many.
-    pub(crate) async fn adopt_parked(&self, known_types: &[String], build: &str) -> Result<u64> {
+    /// Queues again the parked runs this process may take back: those of a type it knows, on
+    /// a queue it serves, parked by another build; wakes engines if there were any, in the
+    /// same statement. Returns how many.
+    pub(crate) async fn adopt_parked(
+        &self,
+        known_types: &[String],
+        queues: &[String],
+        build: &str,
+    ) -> Result<u64> {
         let adopted: i64 = sqlx::query_scalar("WITH parked AS (
                  SELECT run_id FROM reprise.runs
                   WHERE parked_reason IS NOT NULL AND status = 'running'
                     AND workflow_type = ANY($2) AND parked_build IS DISTINCT FROM $3
+                    AND task_queue = ANY($5)
                     FOR NO KEY UPDATE SKIP LOCKED),
              queued AS (
                  INSERT INTO reprise.ready_runs (run_id, ready_at) SELECT run_id, reprise.db_now($1) FROM parked ON CONFLICT (run_id) DO NOTHING RETURNING run_id)
@@ -650,6 +656,7 @@ impl Store {
         .bind(known_types)
         .bind(build)
         .bind(RUNS_CHANNEL)
+        .bind(queues)
         .fetch_one(self.pool())
         .await
         .map_err(Error::from_db)?;

@@ -62,16 +62,18 @@ pub(crate) struct ClaimTasks<'a> {
     pub(crate) queues: &'a [String],
     pub(crate) limit: i64,
     pub(crate) owner: &'a str,
+    pub(crate) activity_types: &'a [String],
 }
 
 impl<'a> ClaimTasks<'a> {
-    /// Binds `$1` to `$4`.
+    /// Binds `$1` to `$5`.
     pub(crate) fn bind(self) -> Bound<'a> {
         Bound::new(CLAIM_TASKS_SQL)
             .bind(self.offset)
             .bind(self.queues)
             .bind(self.limit)
             .bind(self.owner)
+            .bind(self.activity_types)
     }
 }
 
@@ -95,7 +97,8 @@ impl<'a> FinishTasks<'a> {
 }
 
 impl Store {
-    /// Leases up to `limit` due attempts of the given queues (each claim is a new attempt).
+    /// Leases up to `limit` due attempts of the given queues and activity types (each claim is
+    /// a new attempt).
     /// The claim commits without waiting for its WAL flush (`synchronous_commit` off for this
     /// transaction alone): a claim lost in a crash only means the attempt runs again, which
     /// at-least-once activities allow, and its outcome (whose commit does wait) is refused by
@@ -105,6 +108,7 @@ impl Store {
         &self,
         conn: &mut sqlx::PgConnection,
         queues: &[String],
+        activity_types: &[String],
         owner: &str,
         limit: i64,
     ) -> Result<Vec<ClaimedTask>> {
@@ -113,6 +117,7 @@ impl Store {
             queues,
             limit,
             owner,
+            activity_types,
         };
         let rows = claim
             .bind()

@@ -315,3 +315,91 @@ async fn readiness_is_on_while_running_and_off_once_draining() {
     );
     db.drop_database().await;
 }
+
+/// A rolling deploy: an old worker without activity type `shiny` runs beside the new one on
+/// the same queue. It never claims a `shiny` task, so none of their attempts is spent on it
+/// (each may run once only, so one spent attempt would fail the workflow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_worker_never_spends_the_attempts_of_a_type_it_lacks() {
+    const SHINY: ActivityDef<u32, u32> = ActivityDef::new("shiny");
+    const ROLLOUT: WorkflowDef<u32, u32> = WorkflowDef::new("rollout");
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    let once = ActivityOptions {
+        retry: RetryPolicy {
+            max_attempts: Some(1),
+            ..RetryPolicy::default()
+        },
+        ..ActivityOptions::default()
+    };
+    let engine = Registry::builder()
+        .workflow(ROLLOUT, move |ctx: WorkflowContext, n: u32| {
+            let once = once.clone();
+            async move {
+                let calls = (0..n).map(|i| ctx.activity(SHINY, &i).options(once.clone()));
+                let mut total = 0;
+                for result in futures::future::join_all(calls).await {
+                    total += result?;
+                }
+                Ok(total)
+            }
+        })
+        .build()
+        .unwrap();
+    let old = Registry::builder()
+        .activity(FAILING, |_: ActivityContext, ()| async move { Ok(()) })
+        .build()
+        .unwrap();
+    let new = Registry::builder()
+        .activity(SHINY, |_: ActivityContext, i: u32| async move { Ok(i) })
+        .build()
+        .unwrap();
+
+    let mut running = Running::new();
+    run_engine(&store, engine, engine_options(), &mut running);
+    let old_worker = run_worker(&store, old, worker_options(), &mut running);
+    let handle = client.start(ROLLOUT, "rollout-1", &20).await.unwrap();
+    let scheduled = async || {
+        client
+            .describe("rollout-1")
+            .await
+            .unwrap()
+            .pending_activities
+            .len()
+            == 20
+    };
+    tokio::time::timeout(Duration::from_secs(20), running.until(scheduled))
+        .await
+        .unwrap();
+    // The old worker, asked to claim, takes nothing; the tasks wait with attempts untouched.
+    assert_eq!(old_worker.poll_once().await.unwrap(), 0);
+    let pending = client
+        .describe("rollout-1")
+        .await
+        .unwrap()
+        .pending_activities;
+    assert!(
+        pending.iter().all(|a| a.attempt == 0 && !a.running),
+        "{pending:?}"
+    );
+
+    run_worker(&store, new, worker_options(), &mut running);
+    let total = tokio::time::timeout(Duration::from_secs(20), handle.result())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(total, (0..20).sum::<u32>());
+    let history = client.export(handle.run_id()).await.unwrap();
+    let attempts: Vec<u32> = history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActivityCompleted(c) => Some(c.attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, vec![1; 20]);
+    drop(running);
+    db.drop_database().await;
+}

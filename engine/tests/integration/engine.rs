@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reprise_engine::{Client, EngineOptions, Store, Worker, WorkerOptions};
-use reprise_history::{ActivityOptions, EventKind, Limits, RecordedHistory, RetryPolicy};
+use reprise_engine::{Client, Engine, EngineOptions, StartOptions, Store, Worker, WorkerOptions};
+use reprise_history::{
+    ActivityOptions, EventKind, Limits, RecordedHistory, RetryPolicy, TaskQueue,
+};
 use reprise_sdk::{
     ActivityDef, ActivityError, Execution, Registry, RegistryBuilder, SignalDef, WorkflowContext,
     WorkflowDef, WorkflowError,
@@ -451,41 +453,94 @@ async fn signals_reach_an_open_run_and_other_targets_are_typed_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_run_of_an_unknown_type_is_parked_until_a_process_that_knows_it_runs() {
+async fn a_run_of_an_unknown_type_waits_unparked_until_a_process_that_knows_it_runs() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
     let client = Client::new(store.clone());
     const LATER: WorkflowDef<(), String> = WorkflowDef::new("later");
     let handle = client.start(LATER, "later-1", &()).await.unwrap();
 
-    // An engine that does not know the type parks the run, with its reason.
-    let mut running = Running::new();
-    run_engine(
-        &store,
-        registry().build().unwrap(),
-        engine_options(),
-        &mut running,
-    );
-    let parked = within(parked_reason(&running, &client, "later-1")).await;
-    assert!(
-        parked.starts_with("unknown workflow type \"later\""),
-        "{parked}"
+    // An engine that does not know the type does not claim the run: it stays queued, open,
+    // not parked.
+    let unaware = Engine::new(store.clone(), registry().build().unwrap(), engine_options());
+    assert_eq!(unaware.run_once().await.unwrap(), 0);
+    let described = client.describe("later-1").await.unwrap();
+    assert_eq!(
+        (
+            described.status,
+            described.parked_reason,
+            described.head_seq.get()
+        ),
+        (reprise_history::RunState::Running, None, 1)
     );
 
     // A process that knows it picks it up.
     let knows = registry().workflow(LATER, |_, ()| async move { Ok("finally".to_string()) });
+    let mut running = Running::new();
     run_engine(
         &store,
         knows.build().unwrap(),
         engine_options(),
         &mut running,
     );
-    within(resumed(&running, &client, "later-1")).await;
     assert_eq!(within(handle.result()).await.unwrap(), "finally");
-    assert_eq!(
-        client.describe("later-1").await.unwrap().parked_reason,
-        None
+    db.drop_database().await;
+}
+
+/// Two services on one database: each engine serves its own workflow task queue and runs
+/// only the runs started on it, even for a type both know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn engines_run_only_the_workflow_queues_they_serve() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let client = Client::new(store.clone());
+    const WHO: WorkflowDef<(), String> = WorkflowDef::new("who");
+    let mut running = Running::new();
+    for queue in ["billing", "shipping"] {
+        let answers = registry().workflow(WHO, move |_, ()| async move { Ok(queue.to_string()) });
+        let options = EngineOptions {
+            queues: vec![queue.to_string()],
+            ..engine_options()
+        };
+        run_engine(&store, answers.build().unwrap(), options, &mut running);
+    }
+    let on = |queue: &str| StartOptions {
+        task_queue: TaskQueue::new(queue).unwrap(),
+        ..StartOptions::default()
+    };
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        let queue = if i % 2 == 0 { "billing" } else { "shipping" };
+        let id = format!("who-{i}");
+        let handle = client
+            .start_with_options(WHO, &id, &(), on(queue))
+            .await
+            .unwrap();
+        handles.push((queue, handle));
+    }
+    for (queue, handle) in handles {
+        assert_eq!(within(handle.result()).await.unwrap(), queue);
+    }
+    // A run on a queue nobody serves waits, unparked.
+    let nobody = client
+        .start_with_options(WHO, "who-nobody", &(), on("nobody"))
+        .await
+        .unwrap();
+    let unserved = Engine::new(
+        store.clone(),
+        registry()
+            .workflow(WHO, |_, ()| async move { Ok(String::new()) })
+            .build()
+            .unwrap(),
+        engine_options(),
     );
+    assert_eq!(unserved.run_once().await.unwrap(), 0);
+    let described = client.describe("who-nobody").await.unwrap();
+    assert_eq!(
+        (described.parked_reason, described.head_seq.get()),
+        (None, 1)
+    );
+    drop((nobody, running));
     db.drop_database().await;
 }
 

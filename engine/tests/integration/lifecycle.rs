@@ -71,10 +71,19 @@ struct Flags {
     steps_fail: AtomicBool,
 }
 
+/// Panics in its first step: its runs are parked.
+const GHOST: WorkflowDef<(), ()> = WorkflowDef::new("ghost");
+
 fn registry(flags: &Arc<Flags>) -> RegistryBuilder {
     let (a, b, c) = (flags.clone(), flags.clone(), flags.clone());
     Registry::builder()
         .workflow(SAGA, saga)
+        .workflow(GHOST, |_ctx: WorkflowContext, ()| async move {
+            if true {
+                panic!("a ghost cannot run");
+            }
+            Ok(())
+        })
         .workflow(WAITER, waiter)
         .workflow(PARENT, |ctx: WorkflowContext, ()| parent(ctx, ()))
         .workflow(CHAIN, chain)
@@ -423,7 +432,6 @@ async fn parked_runs_are_listed_with_their_reason_and_retried_on_request() {
     let db = TestDb::migrated().await;
     let store = Store::new(db.pool.clone());
     let client = Client::new(store.clone());
-    const GHOST: WorkflowDef<(), ()> = WorkflowDef::new("ghost");
     client.start(GHOST, "ghost-1", &()).await.unwrap();
     let running = start(&store, &flags());
     within(running.until(async || {
@@ -452,7 +460,7 @@ async fn parked_runs_are_listed_with_their_reason_and_retried_on_request() {
             .parked_reason
             .as_deref()
             .unwrap()
-            .starts_with("unknown workflow type \"ghost\"")
+            .starts_with("workflow code panicked while applying seq 1: a ghost cannot run")
     );
     assert!(client.retry_parked("ghost-1").await.unwrap());
     db.drop_database().await;

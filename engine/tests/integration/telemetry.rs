@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reprise_engine::telemetry::http::Endpoints;
 use reprise_engine::{Client, EngineOptions, Store};
-use reprise_sdk::WorkflowDef;
+use reprise_sdk::{WorkflowContext, WorkflowDef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::engine::{parked_reason, registry, within};
@@ -17,7 +17,8 @@ use crate::support::TestDb;
 const HELLO: WorkflowDef<String, String> = WorkflowDef::new("hello");
 const RETRYING: WorkflowDef<(bool, u32), String> = WorkflowDef::new("retrying");
 const NAP: WorkflowDef<u64, String> = WorkflowDef::new("nap");
-const NOBODY_RUNS: WorkflowDef<(), ()> = WorkflowDef::new("nobody-runs-this");
+/// Panics in its first step: its run is parked.
+const BROKEN: WorkflowDef<(), ()> = WorkflowDef::new("broken");
 
 /// `GET path` over plain HTTP/1.1: the status code and the body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -56,7 +57,13 @@ async fn metrics_count_what_happened_and_readiness_follows_the_database() {
         gauge_interval: Duration::from_millis(100),
         ..engine_options()
     };
-    let engine = run_engine(&store, registry().build().unwrap(), options, &mut running);
+    let broken = registry().workflow(BROKEN, |_ctx: WorkflowContext, ()| async move {
+        if true {
+            panic!("broken");
+        }
+        Ok(())
+    });
+    let engine = run_engine(&store, broken.build().unwrap(), options, &mut running);
     let worker = run_worker(
         &store,
         registry().build().unwrap(),
@@ -82,19 +89,19 @@ async fn metrics_count_what_happened_and_readiness_follows_the_database() {
         .start(RETRYING, "retrying-1", &(true, 2))
         .await
         .unwrap();
-    client.start(NOBODY_RUNS, "orphan-1", &()).await.unwrap();
+    client.start(BROKEN, "broken-1", &()).await.unwrap();
     within(hello.result()).await.unwrap();
     within(nap.result()).await.unwrap();
     let gave_up = within(failing.result()).await.unwrap();
     assert!(gave_up.starts_with("gave up after 2 attempts"), "{gave_up}");
-    within(parked_reason(&running, &client, "orphan-1")).await;
+    within(parked_reason(&running, &client, "broken-1")).await;
 
     // The gauges are sampled by one process every 100 ms: wait for a sample after the park.
     let scrape = within(async {
         loop {
             let (status, body) = get(addr, "/metrics").await;
             assert_eq!(status, 200);
-            if value(&body, "reprise_parked_runs{reason=\"unknown_type\"}") == 1.0 {
+            if value(&body, "reprise_parked_runs{reason=\"panic\"}") == 1.0 {
                 return body;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -130,7 +137,7 @@ async fn metrics_count_what_happened_and_readiness_follows_the_database() {
             "reprise_activity_attempts_total{activity_type=\"flaky\",task_queue=\"default\",outcome=\"failed\"}",
             1.0,
         ),
-        ("reprise_runs_parked_total{reason=\"unknown_type\"}", 1.0),
+        ("reprise_runs_parked_total{reason=\"panic\"}", 1.0),
         ("reprise_parked_runs{reason=\"nondeterminism\"}", 0.0),
     ] {
         assert_eq!(value(&scrape, series), expected, "{series} in\n{scrape}");
@@ -153,7 +160,7 @@ async fn metrics_count_what_happened_and_readiness_follows_the_database() {
     );
     assert!(scrape.contains("reprise_pool_connections{result=\"in_use\"}"));
     // Labels name types, queues and outcomes, never a workflow id.
-    assert!(!scrape.contains("hello-1") && !scrape.contains("orphan-1"));
+    assert!(!scrape.contains("hello-1") && !scrape.contains("broken-1"));
 
     assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_string()));
     assert_eq!(get(addr, "/readyz").await.0, 200);

@@ -5,7 +5,8 @@
 --   $2 text[]   the workflow types this process knows
 --   $3 text     this process's build
 --   $4 uuid[]   the runs
--- Rules it keeps: those of `claim_ready_runs.sql` (lock order, parked runs, locked inputs,
+--   $5 text[]   the workflow task queues this process serves
+-- Rules it keeps: those of `claim_ready_runs.sql` (routing, lock order, parked runs, locked inputs,
 -- planner fences).
 SELECT reprise.db_now($1) AS now, q.ready_at, r.*, f.*, i.*
   FROM (SELECT run_id, ready_at FROM reprise.ready_runs
@@ -16,8 +17,8 @@ SELECT reprise.db_now($1) AS now, q.ready_at, r.*, f.*, i.*
               r.parent_close_policy
          FROM reprise.runs r
         WHERE r.run_id = q.run_id AND r.closed_at IS NULL
-          AND (r.parked_reason IS NULL
-               OR (r.workflow_type = ANY($2) AND r.parked_build IS DISTINCT FROM $3))
+          AND r.workflow_type = ANY($2) AND r.task_queue = ANY($5)
+          AND (r.parked_reason IS NULL OR r.parked_build IS DISTINCT FROM $3)
           FOR NO KEY UPDATE SKIP LOCKED) r
   LEFT JOIN LATERAL (
        SELECT h.seq, h.event, h.hash FROM reprise.history h

@@ -4,12 +4,15 @@
 --   $2 text[]   the workflow types this process knows
 --   $3 text     this process's build
 --   $4 bigint   how many runs at most
+--   $5 text[]   the workflow task queues this process serves
 -- Rules it keeps:
+-- * Routing: a run is claimed only by a process that knows its type and serves its task
+--   queue; any other run stays queued, visible, for one that does (it is never parked for it).
+--   Queued runs nobody here can take are passed over by each claim (one key lookup each).
 -- * Lock order: runs first, each locked as the queue reaches it (FOR NO KEY UPDATE SKIP LOCKED
 --   in a LATERAL subquery), so no plan can lock more runs than it returns; then the run's inbox
 --   rows. NO KEY lets deliveries insert inbox rows meanwhile (their foreign key takes KEY SHARE).
--- * A parked run is claimed only by a process that knows its type and is not the build that
---   parked it. `closed_at IS NULL` (the same as status = 'running') keeps the lookup on the key.
+-- * A parked run is claimed only by a process that is not the build that parked it. `closed_at IS NULL` (the same as status = 'running') keeps the lookup on the key.
 -- * Inputs are locked as they are read: this snapshot predates the run's lock and may still
 --   show inputs that a batch committing in between consumed; the row lock skips those rows.
 -- * It returns when each run became ready and when each input became due (for a timer: when
@@ -25,8 +28,8 @@ SELECT reprise.db_now($1) AS now, q.ready_at, r.*, f.*, i.*
               r.parent_close_policy
          FROM reprise.runs r
         WHERE r.run_id = q.run_id AND r.closed_at IS NULL
-          AND (r.parked_reason IS NULL
-               OR (r.workflow_type = ANY($2) AND r.parked_build IS DISTINCT FROM $3))
+          AND r.workflow_type = ANY($2) AND r.task_queue = ANY($5)
+          AND (r.parked_reason IS NULL OR r.parked_build IS DISTINCT FROM $3)
           FOR NO KEY UPDATE SKIP LOCKED) r
   LEFT JOIN LATERAL (
        SELECT h.seq, h.event, h.hash FROM reprise.history h

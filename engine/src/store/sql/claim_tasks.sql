@@ -4,7 +4,11 @@
 --   $2 text[]   the task queues
 --   $3 bigint   how many attempts at most
 --   $4 text     the worker
+--   $5 text[]   the activity types the worker registers
 -- Rules it keeps:
+-- * Routing: a worker claims only activity types it registers, so that during a rolling
+--   deploy an old worker never spends the attempts of a type it lacks; such a task stays
+--   queued, visible, attempts untouched (each claim passes over those at the head).
 -- * SKIP LOCKED: workers never wait for each other's claims.
 -- * The lease is the attempt's start-to-close timeout (10 minutes when none is set), or its
 --   heartbeat timeout if shorter, from database time.
@@ -16,6 +20,7 @@
 WITH c AS (
         SELECT run_id, scheduled_seq FROM reprise.activity_tasks
          WHERE task_queue = ANY($2) AND lease_owner IS NULL AND visible_at <= reprise.db_now($1)
+           AND activity_type = ANY($5)
          ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED)
 UPDATE reprise.activity_tasks t
    SET lease_owner = $4, lease_token = t.lease_token + 1, attempt = t.attempt + 1,

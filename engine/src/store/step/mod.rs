@@ -115,14 +115,15 @@ pub(crate) struct Park<'a> {
 }
 
 impl Store {
-    /// Begins a batch: claims and locks runs whose work is due (parked runs only if this
-    /// process knows their type and is not the build that parked them) and takes their visible
-    /// inputs. `None` when no run has work.
+    /// Begins a batch: claims and locks runs whose work is due, of a type this process knows
+    /// and on a queue it serves (parked runs only if it is not the build that parked them),
+    /// and takes their visible inputs. `None` when no run has work.
     pub(crate) async fn claim_batch<'c>(
         &self,
         conn: &'c mut PgConnection,
         claim: Claim<'_>,
         known_types: &[String],
+        queues: &[String],
         build: &str,
     ) -> Result<Option<StepBatch<'c>>> {
         let mut tx = sqlx::Connection::begin(conn)
@@ -133,6 +134,7 @@ impl Store {
             known_types,
             build,
             claim,
+            queues,
         };
         let rows = claim
             .bind()

@@ -25,10 +25,11 @@ pub(crate) struct ClaimRuns<'a> {
     pub(crate) known_types: &'a [String],
     pub(crate) build: &'a str,
     pub(crate) claim: Claim<'a>,
+    pub(crate) queues: &'a [String],
 }
 
 impl<'a> ClaimRuns<'a> {
-    /// Binds `$1` to `$4`.
+    /// Binds `$1` to `$5`.
     pub(crate) fn bind(self) -> Bound<'a> {
         let (sql, limit, ids) = match self.claim {
             Claim::Ready(limit) => (super::CLAIM_READY_SQL, Some(limit), None),
@@ -41,10 +42,11 @@ impl<'a> ClaimRuns<'a> {
             .bind(self.offset)
             .bind(self.known_types)
             .bind(self.build);
-        match (limit, ids) {
+        let bound = match (limit, ids) {
             (Some(limit), _) => bound.bind(limit),
             (None, ids) => bound.bind(ids.unwrap_or_default()),
-        }
+        };
+        bound.bind(self.queues)
     }
 }
 
