@@ -17,6 +17,7 @@ mod client;
 mod clock;
 mod deploy;
 mod error;
+mod flow_control;
 mod host;
 mod listen;
 pub mod schema;
@@ -31,6 +32,7 @@ pub use client::{Client, Description, Page, RunOutcome, StartOptions, WorkflowHa
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
 pub use error::{Error, Result};
+pub use flow_control::{Limit, LimitScope, LimitUsage, MAX_FAIRNESS_KEY_BYTES, Priority, Rate};
 pub use host::{Engine, EngineOptions, EngineStats, default_build, executable_build};
 pub use reprise_history as history;
 /// The SQL toolkit Reprise speaks to PostgreSQL with, at the version it uses: for reading

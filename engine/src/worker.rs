@@ -22,10 +22,12 @@ use crate::store::{ClaimedTask, LoopConnection, Store, TASKS_CHANNEL, TaskOutcom
 use crate::telemetry::AttemptOutcome;
 use crate::telemetry::trace;
 
-/// What one claim did: attempts started, out of the slots that were free.
+/// What one claim did: attempts started, out of the slots that were free, and how long until
+/// a rate limit that held it back has a token again.
 struct Claimed {
     started: usize,
     free: usize,
+    retry_in: Option<Duration>,
 }
 
 /// How a worker process behaves.
@@ -260,6 +262,16 @@ impl Worker {
 
     /// Runs until `shutdown` resolves, then drains (see [`WorkerOptions::shutdown_grace`]).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        let owner = &self.options.owner;
+        // What it serves is announced for `limits set` to check names against; a worker that
+        // cannot announce itself still works (the database may be restarting).
+        let announced = self
+            .store
+            .announce_worker(owner, &self.options.queues, &self.activity_types)
+            .await;
+        if let Err(e) = announced {
+            tracing::warn!(error = %e, "announcing the worker failed");
+        }
         let notify = spawn_listener(&self.store, TASKS_CHANNEL);
         let (queue, queued) = mpsc::unbounded_channel();
         *self.lock_outcomes() = Some(queue);
@@ -275,6 +287,9 @@ impl Worker {
         // records what is left and stops.
         self.lock_outcomes().take();
         let _ = recorder.await;
+        if let Err(e) = self.store.retire_worker(owner).await {
+            tracing::warn!(error = %e, "retiring the worker failed");
+        }
         result
     }
 
@@ -301,10 +316,12 @@ impl Worker {
             match polled {
                 // Every free slot got an attempt: there may be more, claim again (as soon as a
                 // slot frees). Otherwise the queue is drained: wait for the next announcement.
-                Ok(Claimed { started, free }) if started >= free && started > 0 => {}
-                Ok(_) => tokio::select! {
+                Ok(Claimed { started, free, .. }) if started >= free && started > 0 => {}
+                // A rate limit held the claim back: sleep until its next token (or an
+                // announcement), never polling faster than tokens come.
+                Ok(Claimed { retry_in, .. }) => tokio::select! {
                     _ = &mut shutdown => break,
-                    _ = wait(notify, self.options.idle_poll) => {}
+                    _ = wait(notify, retry_in.map_or(self.options.idle_poll, |r| r.min(self.options.idle_poll))) => {}
                 },
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "worker loop: retrying after a database error");
@@ -356,7 +373,7 @@ impl Worker {
         }
         let free = self.slots.available_permits();
         let limit = i64::try_from(free).unwrap_or(1);
-        let tasks = self
+        let claim = self
             .claims
             .lock()
             .await
@@ -368,8 +385,8 @@ impl Worker {
                     .await
             })
             .await?;
-        let count = tasks.len();
-        for task in tasks {
+        let count = claim.tasks.len();
+        for task in claim.tasks {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
                 break;
             };
@@ -406,6 +423,7 @@ impl Worker {
         Ok(Claimed {
             started: count,
             free,
+            retry_in: claim.retry_in,
         })
     }
 

@@ -15,6 +15,10 @@ pub const HELLO: WorkflowDef<u64, u64> = WorkflowDef::new("bench-hello");
 pub const CHAIN: WorkflowDef<u32, u64> = WorkflowDef::new("bench-chain");
 /// W3: `n` activities at once.
 pub const FANOUT: WorkflowDef<u32, u64> = WorkflowDef::new("bench-fanout");
+/// The rate-limit workload's activity: adds one, under a limit of its own.
+pub const RATED: ActivityDef<u64, u64> = ActivityDef::new("bench-rated");
+/// The rate-limit workload: `n` rate-limited activities at once.
+pub const RATED_FANOUT: WorkflowDef<u32, u64> = WorkflowDef::new("bench-rated-fanout");
 /// W4: one durable one-second timer.
 pub const TIMER: WorkflowDef<(), ()> = WorkflowDef::new("bench-timer");
 
@@ -40,6 +44,16 @@ async fn fanout(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
     Ok(total)
 }
 
+async fn rated_fanout(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
+    let results =
+        futures::future::join_all((0..u64::from(n)).map(|i| ctx.activity(RATED, &i))).await;
+    let mut total = 0;
+    for result in results {
+        total += result?;
+    }
+    Ok(total)
+}
+
 async fn timer(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
     ctx.sleep(Duration::from_secs(1)).await?;
     Ok(())
@@ -56,5 +70,7 @@ pub fn register(builder: RegistryBuilder) -> RegistryBuilder {
         .workflow(CHAIN, chain)
         .workflow(FANOUT, fanout)
         .workflow(TIMER, timer)
+        .workflow(RATED_FANOUT, rated_fanout)
         .activity(INCREMENT, increment)
+        .activity(RATED, increment)
 }

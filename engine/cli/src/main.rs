@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use reprise_engine::{Client, RunFilter, StartOptions, Store};
 use reprise_history::{RunState, TaskQueue, WorkflowType};
 
+mod limits;
 mod payloads;
 mod show;
 
@@ -48,6 +49,12 @@ enum Command {
         /// The task queue of its orchestrator.
         #[arg(long, default_value = "default")]
         queue: String,
+        /// How urgent its activities are, from 1 (lowest) to 9 (highest).
+        #[arg(long, default_value_t = 5)]
+        priority: i64,
+        /// The tenant or customer its activities share capacity as.
+        #[arg(long)]
+        fairness_key: Option<String>,
         /// Print JSON for tools.
         #[arg(long)]
         json: bool,
@@ -144,6 +151,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fleet-wide limits on activity attempts per task queue or activity type.
+    Limits {
+        #[command(subcommand)]
+        command: limits::LimitsCommand,
+    },
     /// Delete runs closed more than N days ago, with everything they stored.
     Prune {
         /// Age in days.
@@ -186,10 +198,14 @@ async fn main() -> anyhow::Result<()> {
             workflow_id,
             input,
             queue,
+            priority,
+            fairness_key,
             json,
         } => {
             let options = StartOptions {
                 task_queue: TaskQueue::new(&queue)?,
+                priority: reprise_engine::Priority::new(priority)?,
+                fairness_key,
                 ..StartOptions::default()
             };
             let handle = client
@@ -316,6 +332,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Limits { command } => limits::run(&client, command).await?,
         Command::Prune { older_than_days } => {
             let deleted = client
                 .prune(Duration::from_secs(older_than_days * 86_400))

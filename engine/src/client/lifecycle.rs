@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::client::{Client, WorkflowHandle};
 use crate::error::{Error, Result};
+use crate::flow_control::Priority;
 use crate::store::{IdReusePolicy, RunCursor, RunFilter, RunSummary, on_live_connection};
 
 /// How to start a workflow.
@@ -16,6 +17,12 @@ pub struct StartOptions {
     pub task_queue: TaskQueue,
     /// What to do if the workflow id ran before.
     pub id_reuse: IdReusePolicy,
+    /// How urgent its activities are beside others on their queues (children and continued
+    /// runs inherit it).
+    pub priority: Priority,
+    /// The tenant or customer its activities share capacity as (see `reprise.claim_tasks`:
+    /// keys take turns at each claim); `None`: none. Children and continued runs inherit it.
+    pub fairness_key: Option<String>,
 }
 
 impl Default for StartOptions {
@@ -23,6 +30,8 @@ impl Default for StartOptions {
         StartOptions {
             task_queue: TaskQueue::default(),
             id_reuse: IdReusePolicy::AllowDuplicate,
+            priority: Priority::DEFAULT,
+            fairness_key: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::telemetry::trace;
 
 mod describe;
 mod lifecycle;
+mod limits;
 mod starts;
 mod untyped;
 
@@ -236,7 +237,7 @@ impl Client {
     ) -> Result<WorkflowHandle<O>> {
         let options = StartOptions {
             task_queue,
-            id_reuse: IdReusePolicy::AllowDuplicate,
+            ..StartOptions::default()
         };
         self.start_with(def, workflow_id, input, options, None)
             .await
@@ -267,6 +268,9 @@ impl Client {
         signal: Option<EventKind>,
     ) -> Result<WorkflowHandle<O>> {
         let workflow_id = WorkflowId::new(workflow_id)?;
+        if let Some(key) = &options.fairness_key {
+            crate::flow_control::check_fairness_key(key)?;
+        }
         let span = tracing::info_span!("start_workflow", workflow_type, workflow_id = %workflow_id, run_id = tracing::field::Empty);
         // The run joins this span's trace; when this span is not traced (filtered out), the
         // caller's own.
@@ -277,6 +281,8 @@ impl Client {
             input,
             task_queue: options.task_queue,
             trace_context,
+            priority: options.priority,
+            fairness_key: options.fairness_key,
         };
         let run_id = self.start_new(new, options.id_reuse, signal, &span).await?;
         span.record("run_id", tracing::field::display(run_id));

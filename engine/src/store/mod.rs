@@ -9,6 +9,7 @@ mod bind;
 mod connection;
 mod inbox;
 mod lifecycle;
+mod limits;
 mod notify;
 mod operator;
 mod reset;

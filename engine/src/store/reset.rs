@@ -30,10 +30,11 @@ pub(crate) struct InsertResetRun<'a> {
     pub(crate) created_at: chrono::DateTime<chrono::Utc>,
     pub(crate) parent_run_id: Option<uuid::Uuid>,
     pub(crate) parent_started_seq: Option<i64>,
+    pub(crate) source_run_id: uuid::Uuid,
 }
 
 impl<'a> InsertResetRun<'a> {
-    /// Binds `$1` to `$9`.
+    /// Binds `$1` to `$10`.
     pub(crate) fn bind(self) -> Bound<'a> {
         Bound::new(INSERT_RESET_RUN_SQL)
             .bind(self.run_id)
@@ -45,6 +46,7 @@ impl<'a> InsertResetRun<'a> {
             .bind(self.created_at)
             .bind(self.parent_run_id)
             .bind(self.parent_started_seq)
+            .bind(self.source_run_id)
     }
 }
 
@@ -160,6 +162,7 @@ impl Store {
             created_at: now,
             parent_run_id: started.parent.as_ref().map(|p| *p.run_id.as_uuid()),
             parent_started_seq: started.parent.as_ref().map(|p| seq_param(p.started_seq)),
+            source_run_id: *source.as_uuid(),
         };
         let inserted = statement
             .bind()

@@ -8,6 +8,7 @@ use reprise_history::{
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
+use crate::flow_control::Priority;
 use crate::store::bind::Bound;
 use crate::store::inbox::{Delivery, deliver};
 use crate::store::notify::RUNS_CHANNEL;
@@ -23,6 +24,9 @@ pub(crate) struct NewRun {
     pub(crate) task_queue: TaskQueue,
     /// The starter's trace, recorded in the run's first event.
     pub(crate) trace_context: Option<TraceContext>,
+    /// Its priority and fairness key (flow control; not history).
+    pub(crate) priority: Priority,
+    pub(crate) fairness_key: Option<String>,
 }
 
 impl NewRun {
@@ -158,10 +162,12 @@ pub(crate) struct InsertRun<'a> {
     pub(crate) parent_close_policy: Option<&'static str>,
     pub(crate) event: Vec<u8>,
     pub(crate) runs_channel: &'static str,
+    pub(crate) priority: Option<i16>,
+    pub(crate) fairness_key: Option<&'a str>,
 }
 
 impl<'a> InsertRun<'a> {
-    /// Binds `$1` to `$12`.
+    /// Binds `$1` to `$14`.
     pub(crate) fn bind(self) -> Bound<'a> {
         Bound::new(INSERT_RUN_SQL)
             .bind(self.run_id)
@@ -176,6 +182,8 @@ impl<'a> InsertRun<'a> {
             .bind(self.parent_close_policy)
             .bind(self.event)
             .bind(self.runs_channel)
+            .bind(self.priority)
+            .bind(self.fairness_key)
     }
 }
 
@@ -189,16 +197,37 @@ pub(crate) struct RunToInsert<'a> {
     pub(crate) previous_run_id: Option<RunId>,
     /// For a child, what happens to it when its parent closes first.
     pub(crate) parent_close_policy: Option<ParentClosePolicy>,
+    /// Its priority and fairness key, given by its starter; `None`: a child's or a continued
+    /// run's, inherited from the run before.
+    pub(crate) scheduling: Option<(Priority, Option<&'a str>)>,
 }
 
 impl<'a> RunToInsert<'a> {
     /// A run a client starts, at `at`.
-    pub(crate) fn started(started: &'a WorkflowStarted, at: Timestamp) -> RunToInsert<'a> {
+    pub(crate) fn started(
+        started: &'a WorkflowStarted,
+        at: Timestamp,
+        priority: Priority,
+        fairness_key: Option<&'a str>,
+    ) -> RunToInsert<'a> {
         RunToInsert {
             started,
             at,
             previous_run_id: None,
             parent_close_policy: None,
+            scheduling: Some((priority, fairness_key)),
+        }
+    }
+
+    /// A run its parent (a child) or the run before (a continue-as-new) starts, at `at`: its
+    /// priority and fairness key are that run's.
+    pub(crate) fn inherited(started: &'a WorkflowStarted, at: Timestamp) -> RunToInsert<'a> {
+        RunToInsert {
+            started,
+            at,
+            previous_run_id: None,
+            parent_close_policy: None,
+            scheduling: None,
         }
     }
 }
@@ -215,6 +244,7 @@ pub(crate) async fn insert_run(
         at,
         previous_run_id,
         parent_close_policy,
+        scheduling,
     } = run;
     let (event, hash) = first_event(started, at, limits)?;
     let statement = InsertRun {
@@ -230,6 +260,8 @@ pub(crate) async fn insert_run(
         parent_close_policy: parent_close_policy.map(ParentClosePolicy::as_str),
         event,
         runs_channel: RUNS_CHANNEL,
+        priority: scheduling.map(|(p, _)| i16::from(p.get())),
+        fairness_key: scheduling.and_then(|(_, key)| key),
     };
     let inserted: Option<sqlx::postgres::PgRow> = statement
         .bind()
@@ -251,10 +283,12 @@ pub(crate) struct StartRuns {
     events: Vec<Vec<u8>>,
     at: chrono::DateTime<chrono::Utc>,
     runs_channel: &'static str,
+    priorities: Vec<i16>,
+    fairness_keys: Vec<Option<String>>,
 }
 
 impl StartRuns {
-    /// Binds `$1` to `$8`.
+    /// Binds `$1` to `$10`.
     pub(crate) fn bind<'q>(self) -> Bound<'q> {
         Bound::new(START_RUNS_SQL)
             .bind(self.run_ids)
@@ -265,9 +299,12 @@ impl StartRuns {
             .bind(self.events)
             .bind(self.at)
             .bind(self.runs_channel)
+            .bind(self.priorities)
+            .bind(self.fairness_keys)
     }
 
-    fn push(&mut self, started: &WorkflowStarted, at: Timestamp, limits: &Limits) -> Result<()> {
+    fn push(&mut self, new: &NewRun, at: Timestamp, limits: &Limits) -> Result<()> {
+        let started = &new.started();
         let (bytes, hash) = first_event(started, at, limits)?;
         self.hashes.push(hash.as_bytes().to_vec());
         self.events.push(bytes);
@@ -278,6 +315,8 @@ impl StartRuns {
             .push(started.workflow_type.as_str().to_string());
         self.task_queues
             .push(started.task_queue.as_str().to_string());
+        self.priorities.push(i16::from(new.priority.get()));
+        self.fairness_keys.push(new.fairness_key.clone());
         Ok(())
     }
 }
@@ -345,7 +384,8 @@ impl Store {
             None => {
                 check_reuse(&mut tx, &new.workflow_id, reuse).await?;
                 let started = new.started();
-                let run = RunToInsert::started(&started, at);
+                let key = new.fairness_key.as_deref();
+                let run = RunToInsert::started(&started, at, new.priority, key);
                 if insert_run(&mut tx, run, self.limits()).await? {
                     StartOutcome {
                         run_id: started.run_id,
@@ -385,7 +425,8 @@ impl Store {
         // The open run may close between the insert that found it and the lookup: try again.
         for _ in 0..3 {
             let at = tx_now(&mut conn, self.offset()).await?;
-            let run = RunToInsert::started(&started, at);
+            let key = new.fairness_key.as_deref();
+            let run = RunToInsert::started(&started, at, new.priority, key);
             if insert_run(&mut conn, run, self.limits()).await? {
                 return Ok(StartOutcome {
                     run_id: started.run_id,
@@ -426,7 +467,7 @@ impl Store {
             ..StartRuns::default()
         };
         for &i in &order {
-            rows.push(&news[i].started(), at, self.limits())?;
+            rows.push(&news[i], at, self.limits())?;
         }
         let run_ids = rows.run_ids.clone();
         let inserted: Vec<uuid::Uuid> = rows

@@ -39,6 +39,14 @@ pub(crate) enum TaskOutcome {
     Failed(Failure),
 }
 
+/// What one claim got: the attempts leased, and, when a rate limit held it back, how long
+/// until that limit has a token again.
+#[derive(Debug, Default)]
+pub(crate) struct TaskClaim {
+    pub(crate) tasks: Vec<ClaimedTask>,
+    pub(crate) retry_in: Option<std::time::Duration>,
+}
+
 /// What happened to a reported outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Recorded {
@@ -84,15 +92,17 @@ pub(crate) struct FinishTasks<'a> {
     pub(crate) outcomes: OutcomeRows,
     pub(crate) owner: &'a str,
     pub(crate) runs_channel: &'static str,
+    pub(crate) tasks_channel: &'static str,
 }
 
 impl<'a> FinishTasks<'a> {
-    /// Binds `$1` to `$11`.
+    /// Binds `$1` to `$12`.
     pub(crate) fn bind(self) -> Bound<'a> {
         self.outcomes
             .bind_to(Bound::new(FINISH_TASKS_SQL).bind(self.offset))
             .bind(self.owner)
             .bind(self.runs_channel)
+            .bind(self.tasks_channel)
     }
 }
 
@@ -111,7 +121,7 @@ impl Store {
         activity_types: &[String],
         owner: &str,
         limit: i64,
-    ) -> Result<Vec<ClaimedTask>> {
+    ) -> Result<TaskClaim> {
         let claim = ClaimTasks {
             offset: self.offset(),
             queues,
@@ -125,7 +135,19 @@ impl Store {
             .fetch_all(conn)
             .await
             .map_err(Error::from_db)?;
-        rows.iter().map(|row| self.task_from_row(row)).collect()
+        let mut claim = TaskClaim::default();
+        for row in &rows {
+            let run: Option<uuid::Uuid> = row.try_get("run_id").map_err(Error::from_db)?;
+            if run.is_some() {
+                claim.tasks.push(self.task_from_row(row)?);
+            } else {
+                let seconds: Option<f64> =
+                    row.try_get("retry_in_seconds").map_err(Error::from_db)?;
+                claim.retry_in =
+                    seconds.and_then(|s| std::time::Duration::try_from_secs_f64(s.max(0.0)).ok());
+            }
+        }
+        Ok(claim)
     }
 
     fn task_from_row(&self, row: &sqlx::postgres::PgRow) -> Result<ClaimedTask> {
@@ -214,6 +236,7 @@ impl Store {
             outcomes: rows,
             owner,
             runs_channel: RUNS_CHANNEL,
+            tasks_channel: crate::store::TASKS_CHANNEL,
         };
         let found = statement
             .bind()

@@ -8,6 +8,7 @@
 mod activities;
 mod conformance;
 mod engine;
+mod flow_control;
 mod hosts;
 mod hot_path;
 mod lifecycle;

@@ -269,8 +269,32 @@ async fn every_claim_and_lookup_path_has_an_index() {
         (
             "activity_tasks_claimable",
             "SELECT run_id, scheduled_seq FROM reprise.activity_tasks
-             WHERE task_queue = 'default' AND visible_at <= now() AND lease_owner IS NULL
-             ORDER BY visible_at LIMIT 32 FOR UPDATE SKIP LOCKED",
+             WHERE task_queue = ANY ('{default}') AND visible_at <= now() AND lease_owner IS NULL
+               AND fairness_key IS NULL AND activity_type = ANY ('{greet}')
+             ORDER BY priority DESC, visible_at LIMIT 32 FOR UPDATE SKIP LOCKED",
+        ),
+        (
+            "activity_tasks_claimable_by_key",
+            "SELECT run_id, scheduled_seq FROM reprise.activity_tasks
+             WHERE task_queue = 'default' AND fairness_key = 'tenant-1' AND lease_owner IS NULL
+               AND visible_at <= now()
+             ORDER BY priority DESC, visible_at LIMIT 32",
+        ),
+        (
+            "activity_tasks_running_by_queue",
+            "SELECT count(*) FROM reprise.activity_tasks
+             WHERE task_queue = 'default' AND lease_owner IS NOT NULL",
+        ),
+        (
+            "activity_tasks_running_by_type",
+            "SELECT count(*) FROM reprise.activity_tasks
+             WHERE activity_type = 'charge-card' AND lease_owner IS NOT NULL",
+        ),
+        (
+            "task_limits_pkey",
+            "SELECT * FROM reprise.task_limits
+             WHERE (scope = 'queue' AND name = ANY ('{default}'))
+                OR (scope = 'activity_type' AND name = ANY ('{greet}'))",
         ),
         (
             "activity_tasks_lease_expiry",

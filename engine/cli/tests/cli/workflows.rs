@@ -245,3 +245,112 @@ async fn with_the_applications_keys_the_cli_writes_and_reads_encrypted_payloads(
     pool.close().await;
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_are_set_shown_and_cleared_and_bad_ones_refused() {
+    let db = TestDb::empty().await;
+    ok(db.reprise(&["migrate"]));
+    let pool = reprise_engine::connect(&db.url).await.unwrap();
+    let _hosts = run_hosts(&pool, None);
+    // The worker announces what it serves as it starts.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let announced: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM reprise.workers WHERE 'debit' = ANY (activity_types))",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if announced {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    let set = ok(db.reprise(&[
+        "limits",
+        "set",
+        "--activity-type",
+        "debit",
+        "--max-concurrent",
+        "5",
+        "--rate",
+        "50",
+        "--burst",
+        "50",
+    ]));
+    assert!(
+        set.contains("at most 5 at once, at most 50/s (burst 50)"),
+        "{set}"
+    );
+    let shown = json(db.reprise(&["limits", "show", "--json"]));
+    assert_eq!(shown[0]["scope"], "activity_type");
+    assert_eq!(shown[0]["name"], "debit");
+    assert_eq!(shown[0]["max_concurrent"], 5);
+    assert_eq!(shown[0]["burst"], 50);
+    assert_eq!(shown[0]["running"], 0);
+    let shown = ok(db.reprise(&["limits", "show"]));
+    assert!(
+        shown.contains("activity type debit: at most 5 at once"),
+        "{shown}"
+    );
+
+    for (args, expected) in [
+        (
+            &[
+                "limits",
+                "set",
+                "--queue",
+                "defualt",
+                "--max-concurrent",
+                "1",
+            ][..],
+            "no worker serves queue defualt",
+        ),
+        (
+            &[
+                "limits",
+                "set",
+                "--queue",
+                "default",
+                "--max-concurrent",
+                "0",
+            ][..],
+            "at least 1",
+        ),
+        (
+            &["limits", "set", "--queue", "default", "--rate", "5"][..],
+            "--burst",
+        ),
+        (
+            &[
+                "limits", "set", "--queue", "default", "--rate", "5", "--burst", "0",
+            ][..],
+            "burst",
+        ),
+        (&["limits", "set", "--max-concurrent", "2"][..], "--queue"),
+        (
+            &["start", "charge", "charge-9", "--priority", "12"][..],
+            "from 1 (lowest) to 9 (highest), not 12",
+        ),
+    ] {
+        let out = db.reprise(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let shown = json(db.reprise(&["limits", "show", "--json"]));
+    assert_eq!(shown.as_array().unwrap().len(), 1, "{shown}");
+
+    let cleared = ok(db.reprise(&["limits", "clear", "--activity-type", "debit"]));
+    assert!(
+        cleared.contains("activity type debit: no limit"),
+        "{cleared}"
+    );
+    assert_eq!(ok(db.reprise(&["limits", "show"])).trim(), "no limits");
+    drop(_hosts);
+    db.drop_database().await;
+}

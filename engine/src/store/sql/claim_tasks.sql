@@ -1,38 +1,13 @@
--- Leases up to $3 due attempts of the queues $2 for the worker $4: each claim is a new attempt
--- with a new lease token (`Store::claim_tasks`, binder `ClaimTasks`).
+-- Leases up to $3 due attempts of the queues $2 and activity types $5 for the worker $4
+-- (`Store::claim_tasks`, binder `ClaimTasks`): priority order, fairness keys taking turns,
+-- fleet-wide limits held. The rules are `reprise.claim_tasks`'s, in
+-- migrations/0006_flow_control.sql; a row with a NULL run says how long until a rate limit
+-- that held the claim back has a token again.
 --   $1 bigint   clock offset in µs (see `reprise.db_now`)
 --   $2 text[]   the task queues
 --   $3 bigint   how many attempts at most
 --   $4 text     the worker
---   $5 text[]   the activity types the worker registers
--- Rules it keeps:
--- * Routing: a worker claims only activity types it registers, so that during a rolling
---   deploy an old worker never spends the attempts of a type it lacks; such a task stays
---   queued, visible, attempts untouched (each claim passes over those at the head).
--- * SKIP LOCKED: workers never wait for each other's claims.
--- * The lease is the attempt's start-to-close timeout (10 minutes when none is set), or its
---   heartbeat timeout if shorter, from database time.
--- * It commits without waiting for its WAL flush (`synchronous_commit` off for this
---   transaction alone): a claim lost in a crash only means that the attempt runs again.
--- * It returns how long each attempt waited since it was due (schedule-to-start, for metrics)
---   and the trace context of the step that scheduled it (the parent of the attempt's span).
--- * Tasks are named by key (`run_id = ANY (ARRAY(...))`), see `store/connection.rs`.
-WITH c AS (
-        SELECT run_id, scheduled_seq FROM reprise.activity_tasks
-         WHERE task_queue = ANY($2) AND lease_owner IS NULL AND visible_at <= reprise.db_now($1)
-           AND activity_type = ANY($5)
-         ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-UPDATE reprise.activity_tasks t
-   SET lease_owner = $4, lease_token = t.lease_token + 1, attempt = t.attempt + 1,
-       heartbeat_at = NULL,
-       lease_expires_at = reprise.db_now($1)
-           + LEAST(COALESCE(t.start_to_close_micros, 600000000),
-                   COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))
-             * interval '1 microsecond'
- WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM c))
-   AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM c)
-   AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-RETURNING t.run_id, (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id) AS workflow_id,
-          t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
-          t.task_queue, EXTRACT(EPOCH FROM reprise.db_now($1) - t.visible_at)::float8 AS waited_seconds,
-          t.traceparent, t.tracestate
+--   $5 text[]   the activity types the worker registers (routing: a worker claims only
+--               those, so that during a rolling deploy an old worker never spends the
+--               attempts of a type it lacks; such a task stays queued, attempts untouched)
+SELECT * FROM reprise.claim_tasks($1, $2, $3, $4, $5)

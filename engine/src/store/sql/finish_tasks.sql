@@ -10,6 +10,7 @@
 --                                     retry), failure
 --   $10 text                          the worker
 --   $11 text                          the engines' channel
+--   $12 text                          the workers' channel
 -- Rules it keeps:
 -- * Lock order: runs, in id order, then tasks (as steps and terminations take them). The runs
 --   are locked by a materialized subquery that the task lock's filter counts, and PostgreSQL
@@ -21,6 +22,8 @@
 -- * A lone delivered outcome's notification carries it ("input <run> <inbox id> <delivery
 --   time in µs> <event hex>", at most 3,000 bytes of event), so that an engine can step its
 --   run at once (see `RunHint`); anything else is a plain wake-up.
+-- * An attempt that ends under a concurrency limit (of its queue or activity type) frees a
+--   slot that workers held back by the limit are waiting for: it wakes them on $12.
 -- * It commits without waiting for its WAL flush: a lost outcome leaves its attempt leased,
 --   to run again; the step that applies it waits for its own flush, which covers this one.
 WITH k AS (
@@ -32,12 +35,12 @@ WITH k AS (
            FROM reprise.runs r WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM k))
           ORDER BY r.run_id FOR NO KEY UPDATE),
      held AS MATERIALIZED (
-         SELECT t.run_id, t.scheduled_seq,
+         SELECT t.run_id, t.scheduled_seq, t.task_queue, t.activity_type,
                 k.retry_after IS NOT NULL
                 AND NOT COALESCE(t.schedule_to_close_deadline <= reprise.db_now($1), false) AS retry
            FROM k CROSS JOIN LATERAL (
                 SELECT t.run_id, t.scheduled_seq, t.lease_owner, t.lease_token,
-                       t.schedule_to_close_deadline
+                       t.schedule_to_close_deadline, t.task_queue, t.activity_type
                   FROM reprise.activity_tasks t
                  WHERE t.run_id = k.run_id AND t.scheduled_seq = k.seq
                    AND (SELECT count(*) FROM locked) > 0
@@ -73,7 +76,14 @@ WITH k AS (
                          || (extract(epoch FROM d.visible_at) * 1000000)::bigint || ' '
                          || encode(d.event, 'hex')
                     ELSE '' END)
-           FROM (SELECT * FROM delivered LIMIT 1) d)
-SELECT h.run_id, h.scheduled_seq, h.retry, w.notified, a.async FROM held h
+           FROM (SELECT * FROM delivered LIMIT 1) d),
+     freed AS (
+         SELECT pg_notify($12, '') WHERE EXISTS (
+                SELECT 1 FROM reprise.task_limits l JOIN held h
+                    ON (l.scope = 'queue' AND l.name = h.task_queue)
+                    OR (l.scope = 'activity_type' AND l.name = h.activity_type)
+                 WHERE l.max_concurrent IS NOT NULL))
+SELECT h.run_id, h.scheduled_seq, h.retry, w.notified, f.freed, a.async FROM held h
  CROSS JOIN (SELECT count(*) AS notified FROM woken) w
+ CROSS JOIN (SELECT count(*) AS freed FROM freed) f
  CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true) AS async) a

@@ -10,13 +10,21 @@
 --   $10 text                            a child's parent-close policy (or NULL)
 --   $11 bytea                           the first event, encoded
 --   $12 text                            the engines' channel
+--   $13 smallint, $14 text              its priority and fairness key; a NULL priority: a
+--                                       child's or a continued run's, both inherited from
+--                                       the parent or the run before
 -- Rules it keeps: one open run per workflow id (the partial unique index `runs_one_open_run_per_workflow_id`);
 -- run, first event and queue row in one statement.
 WITH run AS (
          INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq,
                                    head_hash, created_at, parent_run_id, parent_started_seq,
-                                   previous_run_id, parent_close_policy)
-         VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10)
+                                   previous_run_id, parent_close_policy, priority,
+                                   fairness_key)
+         SELECT $1::uuid, $2::text, $3::text, $4::text, 1, $5::bytea, $6::timestamptz,
+                $7::uuid, $8::bigint, $9::uuid, $10::text, COALESCE($13::smallint, b.priority, 5),
+                CASE WHEN $13 IS NULL THEN b.fairness_key ELSE $14::text END
+           FROM (SELECT NULL) one
+           LEFT JOIN reprise.runs b ON $13::smallint IS NULL AND b.run_id = COALESCE($7::uuid, $9::uuid)
          ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING
          RETURNING run_id),
      first_event AS (

@@ -8,16 +8,20 @@
 --                                     event's chain hash, first event
 --   $7 timestamptz                    the first events' recorded time (database time)
 --   $8 text                           the engines' channel
+--   $9 smallint[], $10 text[]          runs: priority, fairness key
 -- Rules it keeps: rows go in in workflow-id order, so two such statements racing on the same
 -- ids wait for each other in one order, never in a cycle; one open run per workflow id.
 WITH new AS (
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[],
-                              $6::bytea[])
-             WITH ORDINALITY AS n(run_id, workflow_id, workflow_type, task_queue, hash, event, position)),
+                              $6::bytea[], $9::smallint[], $10::text[])
+             WITH ORDINALITY AS n(run_id, workflow_id, workflow_type, task_queue, hash, event,
+                                  priority, fairness_key, position)),
      run AS (
          INSERT INTO reprise.runs (run_id, workflow_id, workflow_type, task_queue, head_seq,
-                                   head_hash, created_at)
-         SELECT run_id, workflow_id, workflow_type, task_queue, 1, hash, $7 FROM new ORDER BY position
+                                   head_hash, created_at, priority, fairness_key)
+         SELECT run_id, workflow_id, workflow_type, task_queue, 1, hash, $7, priority,
+                fairness_key
+           FROM new ORDER BY position
          ON CONFLICT (workflow_id) WHERE status = 'running' DO NOTHING
          RETURNING run_id),
      first_event AS (

@@ -48,13 +48,18 @@ WITH fence AS MATERIALIZED (
                   tracestate)
           WHERE EXISTS (SELECT 1 FROM fence)),
      created AS (
+         -- A task takes its run's priority and fairness key (see `reprise.claim_tasks`).
          INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type,
                      input, options, start_to_close_micros, heartbeat_timeout_micros,
-                     scheduled_at, visible_at, schedule_to_close_deadline, traceparent, tracestate)
+                     scheduled_at, visible_at, schedule_to_close_deadline, traceparent, tracestate,
+                     priority, fairness_key)
          SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb,
                 reprise.db_now($1), reprise.db_now($1),
-                reprise.db_now($1) + t.s2c * interval '1 microsecond', t.traceparent, t.tracestate
-           FROM new_tasks t),
+                reprise.db_now($1) + t.s2c * interval '1 microsecond', t.traceparent, t.tracestate,
+                o.priority, o.fairness_key
+           FROM new_tasks t CROSS JOIN LATERAL (
+                SELECT o.priority, o.fairness_key FROM reprise.runs o
+                 WHERE o.run_id = t.run_id LIMIT 1) o),
      applied AS (
          DELETE FROM reprise.inbox WHERE id = ANY($19) AND EXISTS (SELECT 1 FROM fence)),
      released AS (

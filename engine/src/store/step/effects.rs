@@ -121,7 +121,7 @@ impl RunWriter<'_> {
     async fn start_child(&mut self, child: &NewChild) -> Result<()> {
         let run = RunToInsert {
             parent_close_policy: Some(child.policy),
-            ..RunToInsert::started(&child.started, self.now)
+            ..RunToInsert::inherited(&child.started, self.now)
         };
         let started = insert_run(self.conn, run, &self.cx.limits).await?;
         if started {
@@ -184,7 +184,7 @@ impl RunWriter<'_> {
         let run = RunToInsert {
             previous_run_id: Some(run_id),
             parent_close_policy: self.run.parent_close_policy,
-            ..RunToInsert::started(&next.started, self.now)
+            ..RunToInsert::inherited(&next.started, self.now)
         };
         let inserted = insert_run(self.conn, run, &self.cx.limits).await?;
         if !inserted {

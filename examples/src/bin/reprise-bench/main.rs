@@ -13,6 +13,7 @@
 
 mod codecs;
 mod measure;
+mod rated;
 mod setup;
 mod workloads;
 
@@ -33,6 +34,11 @@ struct Cli {
     /// Repetitions of each workload.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Configure limits on the benchmark activity's type that never bind (at most 100,000
+    /// at once, 1,000,000 a second), so that every claim takes the limited path: what limits
+    /// cost the claim path.
+    #[arg(long)]
+    with_limits: bool,
     /// Workloads to run (default: all).
     workloads: Vec<Workload>,
 }
@@ -47,6 +53,8 @@ enum Workload {
     Fanout100,
     /// W4: 500 one-second timers.
     Timer,
+    /// A 50/s rate limit held by 4 workers over 60 s: the rate and its cost per attempt.
+    Rated,
     /// W5: 5,000 sequential activities, step time by history length.
     Long,
     /// W6: replay speed of a 10,000-event history.
@@ -64,6 +72,7 @@ impl Workload {
             Workload::Chain10 => "W2 chain10",
             Workload::Fanout100 => "W3 fanout100",
             Workload::Timer => "W4 timer",
+            Workload::Rated => "rate limit",
             Workload::Long => "W5 long",
             Workload::Replay => "W6 replay",
             Workload::Codecs => "codecs",
@@ -75,7 +84,11 @@ impl Workload {
     fn needs_hosts(self) -> bool {
         matches!(
             self,
-            Workload::Hello | Workload::Chain10 | Workload::Fanout100 | Workload::Timer
+            Workload::Hello
+                | Workload::Chain10
+                | Workload::Fanout100
+                | Workload::Timer
+                | Workload::Rated
         )
     }
 
@@ -85,6 +98,7 @@ impl Workload {
             Workload::Chain10 => workloads::chain10(bench).await,
             Workload::Fanout100 => workloads::fanout100(bench).await,
             Workload::Timer => workloads::timer(bench).await,
+            Workload::Rated => rated::rated(bench).await,
             Workload::Long => workloads::long(bench).await,
             Workload::Replay => workloads::replay(bench).await,
             Workload::Codecs => codecs::codecs().await,
@@ -128,9 +142,14 @@ async fn main() -> anyhow::Result<()> {
     .fetch_one(bench.store.pool())
     .await?;
     println!(
-        "reprise-bench: {} repetitions each; {}",
+        "reprise-bench: {} repetitions each; {}{}",
         cli.repeats,
-        bench.settings()
+        bench.settings(),
+        if cli.with_limits {
+            "; never-binding limits on the benchmark activity"
+        } else {
+            ""
+        }
     );
     println!(
         "server: {version}; synchronous_commit {sync}; {} cores",
@@ -145,6 +164,19 @@ async fn main() -> anyhow::Result<()> {
     for workload in chosen {
         if workload.needs_hosts() {
             bench.start_hosts().await?;
+            if cli.with_limits {
+                let never_binding = reprise_engine::Limit {
+                    max_concurrent: Some(100_000),
+                    rate: Some(reprise_engine::Rate {
+                        per_second: 1_000_000.0,
+                        burst: 1_000_000,
+                    }),
+                };
+                let scope = reprise_engine::LimitScope::ActivityType(
+                    reprise_examples::bench::INCREMENT.name().to_string(),
+                );
+                bench.client.set_limit(scope, never_binding).await?;
+            }
         }
         let mut series: BTreeMap<&'static str, (Vec<f64>, &'static str, usize)> = BTreeMap::new();
         for _ in 0..cli.repeats.max(1) {

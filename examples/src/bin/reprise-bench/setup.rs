@@ -188,3 +188,66 @@ pub(crate) fn uuid() -> String {
         .map_or(0, |d| d.as_nanos());
     format!("{nanos:x}")
 }
+
+/// Workers started beside the hosts' one for a workload, stopped (drained) when dropped.
+pub(crate) enum ExtraWorkers {
+    Processes(Vec<Child>),
+    /// Dropping the senders stops the workers.
+    InProcess(#[allow(dead_code)] Vec<oneshot::Sender<()>>),
+}
+
+impl ExtraWorkers {
+    /// Their process ids (none in-process: their CPU is this process's).
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        match self {
+            ExtraWorkers::Processes(children) => children.iter().map(Child::id).collect(),
+            ExtraWorkers::InProcess(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for ExtraWorkers {
+    fn drop(&mut self) {
+        if let ExtraWorkers::Processes(children) = self {
+            for child in children {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Bench {
+    /// Starts `n` more workers on the default queue, in this process or as processes as the
+    /// hosts are.
+    pub(crate) fn extra_workers(&self, n: usize) -> anyhow::Result<ExtraWorkers> {
+        if self.in_process {
+            let mut stops = Vec::with_capacity(n);
+            for _ in 0..n {
+                let registry = reprise_examples::workflows::registry()?;
+                let worker = Worker::new(self.store.clone(), registry, WorkerOptions::default());
+                let (stop, stopped) = oneshot::channel::<()>();
+                tokio::spawn(
+                    async move { worker.run(async { stopped.await.unwrap_or(()) }).await },
+                );
+                stops.push(stop);
+            }
+            return Ok(ExtraWorkers::InProcess(stops));
+        }
+        let exe = std::env::current_exe()?.with_file_name("reprise-example");
+        let mut children = Vec::with_capacity(n);
+        for _ in 0..n {
+            children.push(
+                Command::new(&exe)
+                    .args(["worker", "--queue", "default"])
+                    .env("DATABASE_URL", &self.url)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            );
+        }
+        Ok(ExtraWorkers::Processes(children))
+    }
+}

@@ -1,0 +1,296 @@
+-- Flow control (see docs/ARCHITECTURE.md, "Flow control"): priorities and fairness keys on
+-- runs and their activity tasks, fleet-wide limits enforced at claim time, and the workers
+-- that announced which queues and activity types they serve.
+--
+-- The new columns are NOT NULL with a constant default or nullable without one: adding them
+-- rewrites no table.
+
+-- A run's priority (1 lowest .. 9 highest, 5 by default) and fairness key (a tenant, a
+-- customer; NULL: none), given at its start and inherited by its activity tasks.
+ALTER TABLE reprise.runs
+    ADD COLUMN priority smallint NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 9),
+    ADD COLUMN fairness_key text;
+
+ALTER TABLE reprise.activity_tasks
+    ADD COLUMN priority smallint NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 9),
+    ADD COLUMN fairness_key text;
+
+-- Claims read due tasks in priority order, then oldest first. Tasks without a fairness key
+-- (the usual case) and tasks with one are indexed apart, so that neither kind's backlog is
+-- scanned to find the other's head.
+DROP INDEX reprise.activity_tasks_claimable;
+CREATE INDEX activity_tasks_claimable ON reprise.activity_tasks
+    (task_queue, priority DESC, visible_at)
+    WHERE lease_owner IS NULL AND fairness_key IS NULL;
+CREATE INDEX activity_tasks_claimable_by_key ON reprise.activity_tasks
+    (task_queue, fairness_key, priority DESC, visible_at)
+    WHERE lease_owner IS NULL AND fairness_key IS NOT NULL;
+-- Concurrency limits count the attempts running per queue and per activity type.
+CREATE INDEX activity_tasks_running_by_queue ON reprise.activity_tasks (task_queue)
+    WHERE lease_owner IS NOT NULL;
+CREATE INDEX activity_tasks_running_by_type ON reprise.activity_tasks (activity_type)
+    WHERE lease_owner IS NOT NULL;
+
+-- Fleet-wide limits on activity attempts: at most `max_concurrent` running at once, and a
+-- token bucket of `rate_per_second` refilled up to `burst`. One row per task queue or
+-- activity type; claims lock the rows that apply to them, so that two workers never both
+-- take the last slot or token.
+CREATE TABLE reprise.task_limits (
+    scope           text             NOT NULL CHECK (scope IN ('queue', 'activity_type')),
+    name            text             NOT NULL CHECK (name <> ''),
+    max_concurrent  integer          CHECK (max_concurrent > 0),
+    rate_per_second double precision CHECK (rate_per_second > 0
+                                            AND rate_per_second < 'infinity'),
+    burst           integer          CHECK (burst > 0),
+    -- The bucket: tokens held at `refilled_at` (claims refill it from the time passed).
+    tokens          double precision NOT NULL DEFAULT 0,
+    refilled_at     timestamptz      NOT NULL DEFAULT now(),
+    updated_at      timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (scope, name),
+    CHECK ((rate_per_second IS NULL) = (burst IS NULL)),
+    CHECK (max_concurrent IS NOT NULL OR rate_per_second IS NOT NULL)
+);
+
+-- The workers that announced themselves: what they serve, for `limits set` to refuse a name
+-- nobody serves and for operators to see who polls what.
+CREATE TABLE reprise.workers (
+    owner          text        PRIMARY KEY,
+    queues         text[]      NOT NULL,
+    activity_types text[]      NOT NULL,
+    started_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- Which fairness key opens the claims' turns (see `reprise.claim_tasks`); a sequence, so that
+-- claims never wait for each other on it.
+CREATE SEQUENCE reprise.claim_rotation;
+
+-- Leases up to `p_limit` due attempts of the queues `p_queues` and activity types `p_types`
+-- for the worker `p_owner` (`Store::claim_tasks`). Each claimed row is a new attempt with a
+-- new lease token. A last row with a NULL run carries `retry_in_seconds`: how long until a
+-- rate limit that held this claim back has a token again (the worker sleeps that long
+-- instead of polling). The rules it keeps:
+-- * Order: highest priority first, then the oldest due. With fairness keys present, the
+--   queue's keys take turns: each key's first task, then each key's second, and so on (the
+--   key that opens a turn moves on by one at each claim: round-robin, even when a claim
+--   takes fewer tasks than there are keys), so one key's backlog cannot starve another's;
+--   tasks without a key share one turn as if they had one key.
+-- * Limits: the limit rows that apply are locked (in key order, so that claims never
+--   deadlock) for the claim's transaction; running attempts are counted from the leases,
+--   so a limit holds across every worker and survives crashes (an attempt whose worker died
+--   counts until its lease runs out); the bucket is refilled from database time.
+-- * The common case (no limit applies, no task has a key) is one statement, as before
+--   limits existed.
+-- * SKIP LOCKED: workers never wait for each other's claims of tasks (only for limit rows).
+-- * The lease is the attempt's start-to-close timeout (10 minutes when none is set), or its
+--   heartbeat timeout if shorter, from database time.
+-- * It commits without waiting for its WAL flush: a claim lost in a crash only means that
+--   the attempt runs again.
+CREATE FUNCTION reprise.claim_tasks(p_offset bigint, p_queues text[], p_limit bigint,
+                                    p_owner text, p_types text[])
+RETURNS TABLE (run_id uuid, workflow_id text, scheduled_seq bigint, activity_type text,
+               input bytea, options bytea, attempt integer, lease_token bigint,
+               task_queue text, waited_seconds double precision, traceparent text,
+               tracestate text, retry_in_seconds double precision)
+LANGUAGE plpgsql AS $claim$
+#variable_conflict use_column
+DECLARE
+    v_now        timestamptz := reprise.db_now(p_offset);
+    lim          record;
+    cand         record;
+    v_room       bigint;
+    v_tokens     double precision;
+    v_retry      double precision;
+    -- Per applying limit: its scope and name, room left in this claim, tokens after refill
+    -- (NULL: no rate), and how many this claim took.
+    l_scope      text[] := '{}';
+    l_name       text[] := '{}';
+    l_room       bigint[] := '{}';
+    l_tokens     double precision[] := '{}';
+    l_taken      bigint[] := '{}';
+    v_full_queues text[] := '{}';
+    v_full_types  text[] := '{}';
+    v_runs       uuid[] := '{}';
+    v_seqs       bigint[] := '{}';
+    v_taken      bigint := 0;
+    -- Which key opens each turn: the next at every claim that has keys to share between.
+    v_rotation   bigint;
+    qi           integer;
+    ti           integer;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    IF NOT EXISTS (SELECT 1 FROM reprise.task_limits l
+                    WHERE (l.scope = 'queue' AND l.name = ANY (p_queues))
+                       OR (l.scope = 'activity_type' AND l.name = ANY (p_types)))
+       AND NOT EXISTS (SELECT 1 FROM reprise.activity_tasks t
+                        WHERE t.task_queue = ANY (p_queues) AND t.lease_owner IS NULL
+                          AND t.fairness_key IS NOT NULL) THEN
+        RETURN QUERY
+        WITH c AS (
+                SELECT t.run_id, t.scheduled_seq FROM reprise.activity_tasks t
+                 WHERE t.task_queue = ANY (p_queues) AND t.lease_owner IS NULL
+                   AND t.fairness_key IS NULL AND t.visible_at <= v_now
+                   AND t.activity_type = ANY (p_types)
+                 ORDER BY t.priority DESC, t.visible_at LIMIT p_limit FOR UPDATE SKIP LOCKED)
+        UPDATE reprise.activity_tasks t
+           SET lease_owner = p_owner, lease_token = t.lease_token + 1, attempt = t.attempt + 1,
+               heartbeat_at = NULL,
+               lease_expires_at = v_now
+                   + LEAST(COALESCE(t.start_to_close_micros, 600000000),
+                           COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))
+                     * interval '1 microsecond'
+         WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT c.run_id FROM c))
+           AND (t.run_id, t.scheduled_seq) IN (SELECT c.run_id, c.scheduled_seq FROM c)
+        RETURNING t.run_id,
+                  (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id),
+                  t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt,
+                  t.lease_token, t.task_queue,
+                  EXTRACT(EPOCH FROM v_now - t.visible_at)::float8, t.traceparent,
+                  t.tracestate, NULL::float8;
+        RETURN;
+    END IF;
+
+    -- The limits that apply: how much room each leaves this claim.
+    FOR lim IN SELECT l.scope, l.name, l.max_concurrent, l.rate_per_second, l.burst, l.tokens,
+                      l.refilled_at
+                 FROM reprise.task_limits l
+                WHERE (l.scope = 'queue' AND l.name = ANY (p_queues))
+                   OR (l.scope = 'activity_type' AND l.name = ANY (p_types))
+                ORDER BY l.scope, l.name FOR UPDATE LOOP
+        v_room := p_limit;
+        v_tokens := NULL;
+        IF lim.max_concurrent IS NOT NULL THEN
+            IF lim.scope = 'queue' THEN
+                v_room := LEAST(v_room, lim.max_concurrent - (
+                    SELECT count(*) FROM reprise.activity_tasks t
+                     WHERE t.task_queue = lim.name AND t.lease_owner IS NOT NULL));
+            ELSE
+                v_room := LEAST(v_room, lim.max_concurrent - (
+                    SELECT count(*) FROM reprise.activity_tasks t
+                     WHERE t.activity_type = lim.name AND t.lease_owner IS NOT NULL));
+            END IF;
+        END IF;
+        IF lim.rate_per_second IS NOT NULL THEN
+            v_tokens := LEAST(lim.burst::float8, lim.tokens + lim.rate_per_second
+                              * GREATEST(0, EXTRACT(EPOCH FROM v_now - lim.refilled_at)));
+            IF floor(v_tokens) < v_room THEN
+                v_room := floor(v_tokens)::bigint;
+                -- Until the next whole token.
+                v_retry := LEAST(v_retry, (floor(v_tokens) + 1 - v_tokens) / lim.rate_per_second);
+            END IF;
+        END IF;
+        v_room := GREATEST(v_room, 0);
+        l_scope := array_append(l_scope, lim.scope);
+        l_name := array_append(l_name, lim.name);
+        l_room := array_append(l_room, v_room);
+        l_tokens := array_append(l_tokens, v_tokens);
+        l_taken := array_append(l_taken, 0::bigint);
+        IF v_room = 0 AND lim.scope = 'queue' THEN
+            v_full_queues := array_append(v_full_queues, lim.name);
+        ELSIF v_room = 0 THEN
+            v_full_types := array_append(v_full_types, lim.name);
+        END IF;
+    END LOOP;
+
+    v_rotation := nextval('reprise.claim_rotation');
+    -- The candidates, in claim order: each (queue, key)'s first p_limit due tasks, taking
+    -- turns; within a turn, keys in name order, rotated by one at each claim.
+    FOR cand IN
+        WITH RECURSIVE keys AS (
+                (SELECT t.task_queue AS q, t.fairness_key AS k FROM reprise.activity_tasks t
+                  WHERE t.task_queue = ANY (p_queues) AND t.lease_owner IS NULL
+                    AND t.fairness_key IS NOT NULL
+                  ORDER BY t.task_queue, t.fairness_key LIMIT 1)
+                UNION ALL
+                SELECT n.q, n.k FROM keys CROSS JOIN LATERAL (
+                    SELECT t.task_queue AS q, t.fairness_key AS k FROM reprise.activity_tasks t
+                     WHERE t.task_queue = ANY (p_queues) AND t.lease_owner IS NULL
+                       AND t.fairness_key IS NOT NULL
+                       AND (t.task_queue, t.fairness_key) > (keys.q, keys.k)
+                     ORDER BY t.task_queue, t.fairness_key LIMIT 1) n),
+             due AS (
+                SELECT d.* FROM keys CROSS JOIN LATERAL (
+                    SELECT t.run_id, t.scheduled_seq, t.task_queue, t.activity_type,
+                           t.fairness_key, t.priority, t.visible_at
+                      FROM reprise.activity_tasks t
+                     WHERE t.task_queue = keys.q AND t.fairness_key = keys.k
+                       AND t.lease_owner IS NULL AND t.visible_at <= v_now
+                       AND t.activity_type = ANY (p_types)
+                       AND NOT t.activity_type = ANY (v_full_types)
+                     ORDER BY t.priority DESC, t.visible_at LIMIT p_limit) d
+                 WHERE NOT d.task_queue = ANY (v_full_queues)
+                UNION ALL
+                (SELECT t.run_id, t.scheduled_seq, t.task_queue, t.activity_type,
+                        t.fairness_key, t.priority, t.visible_at
+                   FROM reprise.activity_tasks t
+                  WHERE t.task_queue = ANY (p_queues) AND t.lease_owner IS NULL
+                    AND t.fairness_key IS NULL AND t.visible_at <= v_now
+                    AND t.activity_type = ANY (p_types)
+                    AND NOT t.task_queue = ANY (v_full_queues)
+                    AND NOT t.activity_type = ANY (v_full_types)
+                  ORDER BY t.priority DESC, t.visible_at LIMIT p_limit))
+        SELECT x.run_id, x.scheduled_seq, x.task_queue, x.activity_type, x.priority, x.turn,
+               (x.key_rank + v_rotation) % max(x.key_rank) OVER () AS place, x.visible_at
+          FROM (SELECT d.*,
+                       row_number() OVER (PARTITION BY d.task_queue, d.fairness_key
+                                          ORDER BY d.priority DESC, d.visible_at) AS turn,
+                       dense_rank() OVER (ORDER BY d.task_queue, d.fairness_key NULLS FIRST)
+                           AS key_rank
+                  FROM due d) x
+         ORDER BY priority DESC, turn, place, visible_at
+    LOOP
+        EXIT WHEN v_taken >= p_limit;
+        qi := NULL;
+        ti := NULL;
+        FOR i IN 1 .. coalesce(array_length(l_scope, 1), 0) LOOP
+            IF l_scope[i] = 'queue' AND l_name[i] = cand.task_queue THEN
+                qi := i;
+            ELSIF l_scope[i] = 'activity_type' AND l_name[i] = cand.activity_type THEN
+                ti := i;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN (qi IS NOT NULL AND l_room[qi] <= 0) OR (ti IS NOT NULL AND l_room[ti] <= 0);
+        PERFORM 1 FROM reprise.activity_tasks t
+          WHERE t.run_id = cand.run_id AND t.scheduled_seq = cand.scheduled_seq
+            AND t.lease_owner IS NULL
+          FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        IF qi IS NOT NULL THEN
+            l_room[qi] := l_room[qi] - 1;
+            l_taken[qi] := l_taken[qi] + 1;
+        END IF;
+        IF ti IS NOT NULL THEN
+            l_room[ti] := l_room[ti] - 1;
+            l_taken[ti] := l_taken[ti] + 1;
+        END IF;
+        v_runs := array_append(v_runs, cand.run_id);
+        v_seqs := array_append(v_seqs, cand.scheduled_seq);
+        v_taken := v_taken + 1;
+    END LOOP;
+
+    -- Spend the tokens taken (and keep the refill).
+    UPDATE reprise.task_limits l
+       SET tokens = x.tokens - x.taken, refilled_at = v_now
+      FROM UNNEST(l_scope, l_name, l_tokens, l_taken) AS x(scope, name, tokens, taken)
+     WHERE l.scope = x.scope AND l.name = x.name AND x.tokens IS NOT NULL;
+
+    RETURN QUERY
+    UPDATE reprise.activity_tasks t
+       SET lease_owner = p_owner, lease_token = t.lease_token + 1, attempt = t.attempt + 1,
+           heartbeat_at = NULL,
+           lease_expires_at = v_now
+               + LEAST(COALESCE(t.start_to_close_micros, 600000000),
+                       COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))
+                 * interval '1 microsecond'
+      FROM UNNEST(v_runs, v_seqs) AS k(run_id, scheduled_seq)
+     WHERE t.run_id = k.run_id AND t.scheduled_seq = k.scheduled_seq
+    RETURNING t.run_id, (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id),
+              t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
+              t.task_queue, EXTRACT(EPOCH FROM v_now - t.visible_at)::float8, t.traceparent,
+              t.tracestate, NULL::float8;
+    IF v_retry IS NOT NULL AND v_taken < p_limit THEN
+        RETURN QUERY SELECT NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::bytea,
+                            NULL::bytea, NULL::integer, NULL::bigint, NULL::text, NULL::float8,
+                            NULL::text, NULL::text, v_retry;
+    END IF;
+END
+$claim$;
