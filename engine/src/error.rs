@@ -116,9 +116,6 @@ pub enum Error {
     /// it cannot listen on).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    /// A priority outside 1 to 9.
-    #[error("a priority is from 1 (lowest) to 9 (highest), not {0}")]
-    InvalidPriority(i64),
     /// An argument the operation cannot take (a limit of zero, a rate with no burst, a name
     /// nobody serves, an empty fairness key).
     #[error("invalid argument: {0}")]

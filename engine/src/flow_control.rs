@@ -1,50 +1,10 @@
-//! Flow control's vocabulary: priorities and fairness keys given at a start, and the
+//! Flow control's vocabulary: fairness keys given at a start, and the
 //! fleet-wide limits on activity attempts (concurrency and rate) that claims enforce. How
 //! claims apply them is `reprise.claim_tasks` (migrations/0006_flow_control.sql).
 
 use std::fmt;
 
 use crate::error::{Error, Result};
-
-/// How urgent a run's work is, from 1 (lowest) to 9 (highest); 5 by default. Claims take
-/// due activity tasks of a higher priority first. A run's activities inherit its priority;
-/// children and continued runs inherit their parent's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Priority(u8);
-
-impl Priority {
-    /// The lowest priority.
-    pub const LOWEST: Priority = Priority(1);
-    /// The priority of work started without one.
-    pub const DEFAULT: Priority = Priority(5);
-    /// The highest priority.
-    pub const HIGHEST: Priority = Priority(9);
-
-    /// A priority from 1 to 9; anything else is refused with [`Error::InvalidPriority`].
-    pub fn new(value: i64) -> Result<Priority> {
-        match u8::try_from(value) {
-            Ok(v) if (Self::LOWEST.0..=Self::HIGHEST.0).contains(&v) => Ok(Priority(v)),
-            _ => Err(Error::InvalidPriority(value)),
-        }
-    }
-
-    /// Its value, from 1 to 9.
-    pub fn get(self) -> u8 {
-        self.0
-    }
-}
-
-impl Default for Priority {
-    fn default() -> Self {
-        Priority::DEFAULT
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// The longest fairness key, in bytes.
 pub const MAX_FAIRNESS_KEY_BYTES: usize = 255;
@@ -180,19 +140,6 @@ pub struct LimitUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn priorities_are_one_to_nine() {
-        assert_eq!(Priority::new(1).unwrap(), Priority::LOWEST);
-        assert_eq!(Priority::new(9).unwrap(), Priority::HIGHEST);
-        assert_eq!(Priority::default().get(), 5);
-        for bad in [0, 10, -1, 256, i64::MAX] {
-            assert!(
-                matches!(Priority::new(bad), Err(Error::InvalidPriority(v)) if v == bad),
-                "{bad}"
-            );
-        }
-    }
 
     #[test]
     fn limits_refuse_what_cannot_limit() {

@@ -32,9 +32,10 @@ pub use client::{Client, Description, Page, RunOutcome, StartOptions, WorkflowHa
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
 pub use error::{Error, Result};
-pub use flow_control::{Limit, LimitScope, LimitUsage, MAX_FAIRNESS_KEY_BYTES, Priority, Rate};
+pub use flow_control::{Limit, LimitScope, LimitUsage, MAX_FAIRNESS_KEY_BYTES, Rate};
 pub use host::{Engine, EngineOptions, EngineStats, default_build, executable_build};
 pub use reprise_history as history;
+pub use reprise_history::Priority;
 /// The SQL toolkit Reprise speaks to PostgreSQL with, at the version it uses: for reading
 /// what the API does not offer without adding sqlx by hand.
 pub use sqlx;

@@ -131,6 +131,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A priority outside 1 to 9.
+    #[error("a priority is from 1 (lowest) to 9 (highest), not {0}")]
+    InvalidPriority(i64),
     /// The history is structurally invalid; every violation is listed.
     #[error("history is invalid: {}", Violation::summary(.0))]
     Invalid(Vec<Violation>),

@@ -18,6 +18,7 @@ use crate::ids::{
 use crate::limits::Limits;
 use crate::options::{ActivityOptions, ParentClosePolicy, ParentRun, RunOrigin, TimeoutKind};
 use crate::payload::Payload;
+use crate::priority::Priority;
 use crate::replay_rules::ReplayRules;
 use crate::time::Timestamp;
 use crate::trace::TraceContext;
@@ -131,6 +132,9 @@ pub struct ActivityScheduled {
     pub input: Payload,
     /// Retries and timeouts.
     pub options: ActivityOptions,
+    /// How urgent it is; `None`: its run's priority. Scheduling only: replay never compares
+    /// it, so code may change it freely.
+    pub priority: Option<Priority>,
 }
 
 /// An activity returned a result.

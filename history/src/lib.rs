@@ -36,6 +36,7 @@ mod ids;
 mod limits;
 mod options;
 mod payload;
+mod priority;
 #[cfg(test)]
 mod proptests;
 mod replay_rules;
@@ -67,6 +68,7 @@ pub use options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
 };
 pub use payload::{CodecError, DataConverter, Encoded, Payload, PayloadCodec, PayloadFormat};
+pub use priority::Priority;
 pub use replay_rules::ReplayRules;
 pub use status::RunState;
 pub use time::Timestamp;

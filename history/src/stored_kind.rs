@@ -9,14 +9,17 @@
 //! - variant 23, `WorkflowStartedUnderRules`: nine, with the replay rules (every run started
 //!   since rules were recorded).
 //!
+//! `ActivityScheduled` grew once the same way: variant 1 holds the original four fields, and
+//! variant 24, `ActivityScheduledWithPriority`, all five (only calls given a priority).
+//!
 //! JSON goes through the same enums, so both formats agree. The next new event kind is stored
-//! as variant 24: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
+//! as variant 25: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::event::*;
-use crate::ids::{RunId, TaskQueue, WorkflowId, WorkflowType};
-use crate::options::{ParentRun, RunOrigin};
+use crate::ids::{ActivityType, RunId, TaskQueue, WorkflowId, WorkflowType};
+use crate::options::{ActivityOptions, ParentRun, RunOrigin};
 use crate::payload::Payload;
 use crate::replay_rules::ReplayRules;
 use crate::trace::TraceContext;
@@ -75,6 +78,26 @@ struct StartedV2Ref<'a> {
     trace_context: &'a Option<TraceContext>,
 }
 
+/// `ActivityScheduled` as first stored: the fields before the priority, in order.
+#[derive(Deserialize)]
+#[serde(rename = "ActivityScheduled")]
+struct ScheduledV1 {
+    activity_type: ActivityType,
+    task_queue: TaskQueue,
+    input: Payload,
+    options: ActivityOptions,
+}
+
+/// [`ScheduledV1`], borrowed, for writing.
+#[derive(Serialize)]
+#[serde(rename = "ActivityScheduled")]
+struct ScheduledV1Ref<'a> {
+    activity_type: &'a ActivityType,
+    task_queue: &'a TaskQueue,
+    input: &'a Payload,
+    options: &'a ActivityOptions,
+}
+
 /// The stored enums and both directions of serde, from the variants whose stored shape is
 /// their struct's: those stored before the starts' later shapes, and those after.
 macro_rules! stored_kinds {
@@ -87,9 +110,11 @@ macro_rules! stored_kinds {
         #[serde(rename = "EventKind")]
         enum StoredKind {
             WorkflowStarted(StartedV1),
+            ActivityScheduled(ScheduledV1),
             $($kind($shape),)*
             WorkflowStartedInTrace(StartedV2),
             WorkflowStartedUnderRules(WorkflowStarted),
+            ActivityScheduledWithPriority(ActivityScheduled),
             $($later($later_shape),)*
         }
 
@@ -98,9 +123,11 @@ macro_rules! stored_kinds {
         #[serde(rename = "EventKind")]
         enum StoredKindRef<'a> {
             WorkflowStarted(StartedV1Ref<'a>),
+            ActivityScheduled(ScheduledV1Ref<'a>),
             $($kind(&'a $shape),)*
             WorkflowStartedInTrace(StartedV2Ref<'a>),
             WorkflowStartedUnderRules(&'a WorkflowStarted),
+            ActivityScheduledWithPriority(&'a ActivityScheduled),
             $($later(&'a $later_shape),)*
         }
 
@@ -108,6 +135,15 @@ macro_rules! stored_kinds {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let stored = match self {
                     EventKind::WorkflowStarted(s) => stored_start(s),
+                    EventKind::ActivityScheduled(s) if s.priority.is_some() => {
+                        StoredKindRef::ActivityScheduledWithPriority(s)
+                    }
+                    EventKind::ActivityScheduled(s) => StoredKindRef::ActivityScheduled(ScheduledV1Ref {
+                        activity_type: &s.activity_type,
+                        task_queue: &s.task_queue,
+                        input: &s.input,
+                        options: &s.options,
+                    }),
                     $(EventKind::$kind(e) => StoredKindRef::$kind(e),)*
                     $(EventKind::$later(e) => StoredKindRef::$later(e),)*
                 };
@@ -172,6 +208,14 @@ macro_rules! stored_kinds {
                     }
                     // A start stored in a newer shape than it needs reads the same.
                     StoredKind::WorkflowStartedUnderRules(s) => EventKind::WorkflowStarted(s),
+                    StoredKind::ActivityScheduled(s) => EventKind::ActivityScheduled(ActivityScheduled {
+                        activity_type: s.activity_type,
+                        task_queue: s.task_queue,
+                        input: s.input,
+                        options: s.options,
+                        priority: None,
+                    }),
+                    StoredKind::ActivityScheduledWithPriority(s) => EventKind::ActivityScheduled(s),
                     $(StoredKind::$kind(e) => EventKind::$kind(e),)*
                     $(StoredKind::$later(e) => EventKind::$later(e),)*
                 })
@@ -180,10 +224,10 @@ macro_rules! stored_kinds {
     };
 }
 
-// In stored order: the position of each is its encoding.
+// In stored order: the position of each is its encoding (`WorkflowStarted` is variant 0 and
+// `ActivityScheduled` variant 1, both written out in the macro, as are their later shapes).
 stored_kinds! {
     first:
-    ActivityScheduled(ActivityScheduled),
     ActivityCompleted(ActivityCompleted),
     ActivityFailed(ActivityFailed),
     ActivityTimedOut(ActivityTimedOut),

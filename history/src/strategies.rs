@@ -19,6 +19,7 @@ use crate::options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
 };
 use crate::payload::Payload;
+use crate::priority::Priority;
 use crate::replay_rules::ReplayRules;
 use crate::time::Timestamp;
 use crate::trace::TraceContext;
@@ -278,16 +279,22 @@ pub fn open_event_kind() -> impl Strategy<Value = EventKind> {
     ];
     prop_oneof![
         workflow_started().prop_map(EventKind::WorkflowStarted),
-        (activity_type(), task_queue(), payload(), activity_options()).prop_map(
-            |(activity_type, task_queue, input, options)| {
+        (
+            activity_type(),
+            task_queue(),
+            payload(),
+            activity_options(),
+            proptest::option::of(1i64..=9)
+        )
+            .prop_map(|(activity_type, task_queue, input, options, priority)| {
                 EventKind::ActivityScheduled(ActivityScheduled {
                     activity_type,
                     task_queue,
                     input,
                     options,
+                    priority: priority.and_then(|p| Priority::new(p).ok()),
                 })
-            }
-        ),
+            }),
         (seq(), payload(), any::<u32>()).prop_map(|(scheduled, result, attempt)| {
             EventKind::ActivityCompleted(ActivityCompleted {
                 scheduled,

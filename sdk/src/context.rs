@@ -86,6 +86,7 @@ impl WorkflowContext {
                         task_queue: state.task_queue.clone(),
                         input: state.converter.to_payload(input)?,
                         options: ActivityOptions::default(),
+                        priority: None,
                     }))
                 })
                 .map_err(|e| input_failure(&e))

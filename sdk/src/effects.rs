@@ -322,6 +322,7 @@ mod tests {
             task_queue: TaskQueue::new("default").unwrap(),
             input: payload(),
             options: ActivityOptions::default(),
+            priority: None,
         })
     }
 

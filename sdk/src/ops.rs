@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use reprise_history::{ActivityOptions, EventKind, Failure, Seq, SignalName, TaskQueue};
+use reprise_history::{ActivityOptions, EventKind, Failure, Priority, Seq, SignalName, TaskQueue};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Cancelled, OperationEnd, OperationFailed, SignalError};
@@ -195,6 +195,18 @@ impl<O> ActivityCall<O> {
         self.op.amend(|kind| {
             if let EventKind::ActivityScheduled(s) = kind {
                 s.task_queue = queue;
+            }
+        });
+        self
+    }
+
+    /// How urgent it is beside other work on its queue (default: its run's priority, given
+    /// at the start). Scheduling only: replay does not compare it, so it may change between
+    /// versions of the code.
+    pub fn priority(self, priority: Priority) -> Self {
+        self.op.amend(|kind| {
+            if let EventKind::ActivityScheduled(s) = kind {
+                s.priority = Some(priority);
             }
         });
         self

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::client::{Client, WorkflowHandle};
 use crate::error::{Error, Result};
-use crate::flow_control::Priority;
 use crate::store::{IdReusePolicy, RunCursor, RunFilter, RunSummary, on_live_connection};
+use reprise_history::Priority;
 
 /// How to start a workflow.
 #[derive(Clone, Debug)]

@@ -8,12 +8,12 @@ use reprise_history::{
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
-use crate::flow_control::Priority;
 use crate::store::bind::Bound;
 use crate::store::inbox::{Delivery, deliver};
 use crate::store::notify::RUNS_CHANNEL;
 use crate::store::rows::{HistoryRows, events_from_rows, run_id, run_state, seq, seq_param};
 use crate::store::{Store, to_datetime, to_timestamp};
+use reprise_history::Priority;
 
 /// A run to start.
 #[derive(Clone, Debug)]

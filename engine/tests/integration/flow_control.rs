@@ -17,6 +17,9 @@ const CHARGE: ActivityDef<(String, u64), ()> = ActivityDef::new("charge-card");
 /// Calls `CHARGE` once per label, all at once, each working the given milliseconds.
 const FAN_OUT: WorkflowDef<(Vec<String>, u64), ()> = WorkflowDef::new("fan-out");
 
+/// Calls `CHARGE` once with the label, at the call's own priority.
+const PRIORITISED_CALL: WorkflowDef<(String, i64), ()> = WorkflowDef::new("prioritised-call");
+
 /// When each attempt ran, by its own clock, and under which label.
 #[derive(Clone, Default)]
 struct Attempts(Arc<Mutex<Vec<(String, Instant, Instant)>>>);
@@ -56,6 +59,14 @@ fn engine_registry() -> Registry {
                 for result in futures::future::join_all(calls).await {
                     result?;
                 }
+                Ok(())
+            },
+        )
+        .workflow(
+            PRIORITISED_CALL,
+            |ctx: WorkflowContext, (label, priority): (String, i64)| async move {
+                let priority = Priority::new(priority).unwrap();
+                ctx.activity(CHARGE, &(label, 0)).priority(priority).await?;
                 Ok(())
             },
         )
@@ -293,6 +304,17 @@ async fn a_higher_priority_task_overtakes_a_backlog() {
         .await
         .unwrap();
     queued(&client, &running, "urgent", 1).await;
+    // A run of the lowest priority whose one call asks for the highest.
+    let lowest = StartOptions {
+        priority: Priority::LOWEST,
+        ..StartOptions::default()
+    };
+    let call = ("top".to_string(), 9);
+    client
+        .start_with_options(PRIORITISED_CALL, "called", &call, lowest)
+        .await
+        .unwrap();
+    queued(&client, &running, "called", 1).await;
 
     let attempts = Attempts::default();
     let worker = Worker::new(
@@ -303,13 +325,29 @@ async fn a_higher_priority_task_overtakes_a_backlog() {
             ..worker_options()
         },
     );
-    assert_eq!(worker.poll_once().await.unwrap(), 1);
     let mut progress = worker.progress();
-    progress
-        .wait_for(|s| s.outcomes_recorded == 1)
+    for claim in 1..=3 {
+        assert_eq!(worker.poll_once().await.unwrap(), 1);
+        progress
+            .wait_for(|s| s.outcomes_recorded == claim)
+            .await
+            .unwrap();
+    }
+    assert_eq!(attempts.labels(), ["top", "urgent", "low0"]);
+    // The call's priority is recorded with its decision.
+    let history = client
+        .export(client.describe("called").await.unwrap().run_id)
         .await
         .unwrap();
-    assert_eq!(attempts.labels(), vec!["urgent".to_string()]);
+    let given: Vec<_> = history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            reprise_history::EventKind::ActivityScheduled(s) => Some(s.priority),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(given, [Some(Priority::HIGHEST)]);
     drop(running);
     db.drop_database().await;
 }
@@ -421,7 +459,10 @@ async fn bad_limits_and_priorities_are_typed_errors() {
         client.limits().await.unwrap().is_empty(),
         "nothing was stored"
     );
-    assert!(matches!(Priority::new(10), Err(Error::InvalidPriority(10))));
+    assert!(matches!(
+        Priority::new(10),
+        Err(reprise_history::Error::InvalidPriority(10))
+    ));
     let Err(err) = client
         .start_with_options(
             FAN_OUT,

@@ -215,6 +215,7 @@ async fn a_step_that_leaves_its_run_open_updates_it_heap_only() {
         .bind(Vec::<String>::new())
         .bind(Vec::<String>::new())
         .bind("hot_test")
+        .bind(Vec::<Option<i16>>::new())
         .fetch_all(&mut *tx)
         .await
         .unwrap();
@@ -227,6 +228,7 @@ async fn a_step_that_leaves_its_run_open_updates_it_heap_only() {
         .bind(None::<String>)
         .bind(Vec::<String>::new())
         .bind(Vec::<String>::new())
+        .bind(Vec::<Option<i16>>::new())
         .fetch_one(&mut *tx)
         .await
         .unwrap();

@@ -33,20 +33,22 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
 /// How the fixture's payloads are written: v1 histories hold bincode payloads, v2 JSON ones;
 /// v3 is v2 with a run started in a trace (its first event is stored as
 /// `WorkflowStartedInTrace`); v4 is v3 with the replay rules recorded (stored as
-/// `WorkflowStartedUnderRules`).
+/// `WorkflowStartedUnderRules`); v5 is v4 with one activity given a priority (stored as
+/// `ActivityScheduledWithPriority`).
 #[derive(Clone, Copy)]
 enum Version {
     V1,
     V2,
     V3,
     V4,
+    V5,
 }
 
 impl Version {
     fn payload<T: serde::Serialize>(self, value: T) -> Payload {
         match self {
             Version::V1 => Payload::encode_bincode_v1(&value).unwrap(),
-            Version::V2 | Version::V3 | Version::V4 => {
+            Version::V2 | Version::V3 | Version::V4 | Version::V5 => {
                 Payload::encode(&value, &Limits::DEFAULT).unwrap()
             }
         }
@@ -58,13 +60,14 @@ impl Version {
             Version::V2 => "v2",
             Version::V3 => "v3",
             Version::V4 => "v4",
+            Version::V5 => "v5",
         }
     }
 
     fn trace_context(self) -> Option<TraceContext> {
         match self {
             Version::V1 | Version::V2 => None,
-            Version::V3 | Version::V4 => Some(
+            Version::V3 | Version::V4 | Version::V5 => Some(
                 TraceContext::new(
                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                     "rojo=00f067aa0ba902b7",
@@ -77,7 +80,15 @@ impl Version {
     fn replay_rules(self) -> ReplayRules {
         match self {
             Version::V1 | Version::V2 | Version::V3 => ReplayRules::NONE,
-            Version::V4 => ReplayRules::COMPARE_INPUTS,
+            Version::V4 | Version::V5 => ReplayRules::COMPARE_INPUTS,
+        }
+    }
+
+    /// The priority the fixture's `name` activity is given.
+    fn priority(self, name: &str) -> Option<Priority> {
+        match self {
+            Version::V5 if name == "charge" => Some(Priority::HIGHEST),
+            Version::V1 | Version::V2 | Version::V3 | Version::V4 | Version::V5 => None,
         }
     }
 }
@@ -130,6 +141,7 @@ fn every_kind(version: Version) -> RecordedHistory {
             task_queue: TaskQueue::new("payments").unwrap(),
             input: payload!(name),
             options: options.clone(),
+            priority: version.priority(name),
         }))
     };
     let failure = Failure::application("CardDeclined", "card declined")
@@ -372,8 +384,24 @@ fn v4_json_history_with_replay_rules_decodes_to_the_same_values() {
 }
 
 #[test]
+fn v5_binary_history_with_a_prioritised_activity_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V5);
+}
+
+#[test]
+fn v5_json_history_with_a_prioritised_activity_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V5);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
-    for version in [Version::V1, Version::V2, Version::V3, Version::V4] {
+    for version in [
+        Version::V1,
+        Version::V2,
+        Version::V3,
+        Version::V4,
+        Version::V5,
+    ] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
             panic!("first event is not WorkflowStarted");

@@ -21,6 +21,7 @@ fn activity(h: &mut HistoryBuilder) -> Seq {
         task_queue: TaskQueue::new("default").unwrap(),
         input: Payload::unit(),
         options: ActivityOptions::default(),
+        priority: None,
     }))
 }
 

@@ -187,3 +187,37 @@ fn rules_this_build_does_not_know_are_refused() {
         Ok(_) => panic!("expected unknown rules, the history replayed"),
     }
 }
+
+/// A call's priority is recorded with its decision but is scheduling, not a decision: code
+/// that gives another one replays the run, even strictly.
+#[test]
+fn a_changed_priority_is_recorded_and_never_compared() {
+    let at = |priority: Priority| {
+        Registry::builder()
+            .workflow(WF, move |ctx: WorkflowContext, units: u32| async move {
+                let reservation = Reservation {
+                    warehouse: "north".into(),
+                    units,
+                };
+                Ok(ctx
+                    .activity(RESERVE, &reservation)
+                    .priority(priority)
+                    .await?)
+            })
+            .build()
+            .unwrap()
+    };
+    let history = recorded_under(ReplayRules::CURRENT, at(Priority::HIGHEST));
+    let given: Vec<_> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActivityScheduled(s) => Some(s.priority),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(given, [Some(Priority::HIGHEST)]);
+    let mut replayed = strict(&at(Priority::LOWEST), &history).unwrap();
+    assert!(replayed.take_input_changes().is_empty());
+    let mut replayed = strict(&reserving("north"), &history).unwrap();
+    assert!(replayed.take_input_changes().is_empty());
+}

@@ -178,6 +178,7 @@ fn nd04_an_input_for_something_never_started() {
         task_queue: TaskQueue::new("default").unwrap(),
         input: payload(1u32),
         options: ActivityOptions::default(),
+        priority: None,
     }));
     history.push(EventKind::TimerFired(TimerFired { started: scheduled }));
     let code = registry(|ctx, n| async move { Ok(ctx.activity(DOUBLE, &n).await?) });

@@ -62,6 +62,7 @@ fn replaying_a_history_with_an_undecodable_payload_reports_the_same_error() {
         task_queue: TaskQueue::new("default").unwrap(),
         input: payload(3u32),
         options: ActivityOptions::default(),
+        priority: None,
     }));
     history.push(EventKind::ActivityCompleted(ActivityCompleted {
         scheduled,

@@ -13,6 +13,7 @@
 --   $23 bigint, $24 bytea             its new head (seq, hash)
 --   $25 text                          the status it closes with (NULL: stays open)
 --   $26 text[], $27 text[]            notifications: channels, payloads
+--   $28 smallint[]                    tasks: the priority given at the call (NULL: the run's)
 -- Rules it keeps:
 -- * Fencing: `fence` takes the run's row lock, skipping a run another transaction holds, and
 --   checks the head, that the run is open and not parked, that its inbox holds exactly the
@@ -43,12 +44,13 @@ WITH fence AS MATERIALIZED (
      new_tasks AS (
          SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
                               $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[],
-                              $17::text[], $18::text[])
+                              $17::text[], $18::text[], $28::smallint[])
              AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c, traceparent,
-                  tracestate)
+                  tracestate, priority)
           WHERE EXISTS (SELECT 1 FROM fence)),
      created AS (
-         -- A task takes its run's priority and fairness key (see `reprise.claim_tasks`).
+         -- A task takes its run's fairness key, and its priority unless its call gave one
+         -- (see `reprise.claim_tasks`).
          INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type,
                      input, options, start_to_close_micros, heartbeat_timeout_micros,
                      scheduled_at, visible_at, schedule_to_close_deadline, traceparent, tracestate,
@@ -56,7 +58,7 @@ WITH fence AS MATERIALIZED (
          SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb,
                 reprise.db_now($1), reprise.db_now($1),
                 reprise.db_now($1) + t.s2c * interval '1 microsecond', t.traceparent, t.tracestate,
-                o.priority, o.fairness_key
+                COALESCE(t.priority, o.priority), o.fairness_key
            FROM new_tasks t CROSS JOIN LATERAL (
                 SELECT o.priority, o.fairness_key FROM reprise.runs o
                  WHERE o.run_id = t.run_id LIMIT 1) o),

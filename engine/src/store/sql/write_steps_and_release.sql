@@ -18,6 +18,7 @@
 --                                     hash, status it closes with (NULL: stays open)
 --   $25 text[], $26 text[]            notifications: channels, payloads
 --   $27 text                          the engines' channel
+--   $28 smallint[]                    tasks: the priority given at the call (NULL: the run's)
 -- Rules it keeps:
 -- * The caller holds every run's row lock (runs before tasks and inbox rows). A run whose
 --   head moved since the claim (terminated meanwhile by its parent's close in this batch) is
@@ -41,11 +42,12 @@ WITH appended AS (
      new_tasks AS (
          SELECT * FROM UNNEST($8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bytea[],
                               $13::bytea[], $14::bigint[], $15::bigint[], $16::bigint[],
-                              $17::text[], $18::text[])
+                              $17::text[], $18::text[], $28::smallint[])
              AS t(run_id, seq, queue, kind, input, options, stc, hb, s2c, traceparent,
-                  tracestate)),
+                  tracestate, priority)),
      created AS (
-         -- A task takes its run's priority and fairness key (see `reprise.claim_tasks`).
+         -- A task takes its run's fairness key, and its priority unless its call gave one
+         -- (see `reprise.claim_tasks`).
          INSERT INTO reprise.activity_tasks (run_id, scheduled_seq, task_queue, activity_type,
                      input, options, start_to_close_micros, heartbeat_timeout_micros,
                      scheduled_at, visible_at, schedule_to_close_deadline, traceparent, tracestate,
@@ -53,7 +55,7 @@ WITH appended AS (
          SELECT t.run_id, t.seq, t.queue, t.kind, t.input, t.options, t.stc, t.hb,
                 reprise.db_now($1), reprise.db_now($1),
                 reprise.db_now($1) + t.s2c * interval '1 microsecond', t.traceparent, t.tracestate,
-                o.priority, o.fairness_key
+                COALESCE(t.priority, o.priority), o.fairness_key
            FROM new_tasks t CROSS JOIN LATERAL (
                 SELECT o.priority, o.fairness_key FROM reprise.runs o
                  WHERE o.run_id = t.run_id LIMIT 1) o),

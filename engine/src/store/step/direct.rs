@@ -48,8 +48,9 @@ pub(crate) struct StepDirectly {
 }
 
 impl StepDirectly {
-    /// Binds `$1` to `$27`.
-    pub(crate) fn bind<'q>(self) -> Bound<'q> {
+    /// Binds `$1` to `$28`.
+    pub(crate) fn bind<'q>(mut self) -> Bound<'q> {
+        let priorities = self.rows.tasks.take_priorities();
         let bound = self
             .rows
             .bind_to(Bound::new(DIRECT_STEP_SQL).bind(self.offset))
@@ -59,7 +60,7 @@ impl StepDirectly {
             .bind(self.new_head_seq)
             .bind(self.new_head_hash)
             .bind(self.closing);
-        self.notes.bind_to(bound)
+        self.notes.bind_to(bound).bind(priorities)
     }
 }
 

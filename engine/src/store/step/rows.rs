@@ -81,10 +81,12 @@ pub(crate) struct WriteSteps {
 }
 
 impl WriteSteps {
-    /// Binds `$1` to `$19`.
-    pub(crate) fn bind<'q>(self) -> Bound<'q> {
+    /// Binds `$1` to `$20`.
+    pub(crate) fn bind<'q>(mut self) -> Bound<'q> {
+        let priorities = self.rows.tasks.take_priorities();
         self.rows
             .bind_to(Bound::new(WRITE_STEPS_SQL).bind(self.offset))
+            .bind(priorities)
     }
 }
 
@@ -120,8 +122,9 @@ pub(crate) struct WriteAndRelease {
 }
 
 impl WriteAndRelease {
-    /// Binds `$1` to `$27`.
-    pub(crate) fn bind<'q>(self) -> Bound<'q> {
+    /// Binds `$1` to `$28`.
+    pub(crate) fn bind<'q>(mut self) -> Bound<'q> {
+        let priorities = self.rows.tasks.take_priorities();
         let bound = self
             .rows
             .bind_to(Bound::new(WRITE_AND_RELEASE_SQL).bind(self.offset))
@@ -130,7 +133,10 @@ impl WriteAndRelease {
             .bind(self.heads.seqs)
             .bind(self.heads.hashes)
             .bind(self.heads.closing);
-        self.notes.bind_to(bound).bind(self.runs_channel)
+        self.notes
+            .bind_to(bound)
+            .bind(self.runs_channel)
+            .bind(priorities)
     }
 }
 
@@ -148,6 +154,9 @@ pub(crate) struct TaskRows {
     schedule_to_close: Vec<Option<i64>>,
     traceparents: Vec<Option<String>>,
     tracestates: Vec<Option<String>>,
+    /// Bound apart, as each statement's last parameter (added after the statements'
+    /// numbering was set).
+    priorities: Vec<Option<i16>>,
 }
 
 impl TaskRows {
@@ -175,7 +184,14 @@ impl TaskRows {
             .push(trace.map(|t| t.traceparent().to_string()));
         self.tracestates
             .push(trace.map(|t| t.tracestate().to_string()));
+        self.priorities.push(s.priority.map(|p| i16::from(p.get())));
         Ok(())
+    }
+
+    /// The tasks' priorities given at their calls (NULL: the run's), taken out to be bound as
+    /// the statement's last parameter.
+    pub(crate) fn take_priorities(&mut self) -> Vec<Option<i16>> {
+        std::mem::take(&mut self.priorities)
     }
 
     /// Whether there are no tasks.
@@ -209,9 +225,11 @@ pub(crate) struct InsertTasks {
 }
 
 impl InsertTasks {
-    /// Binds `$1` to `$12`.
-    pub(crate) fn bind<'q>(self) -> Bound<'q> {
+    /// Binds `$1` to `$13`.
+    pub(crate) fn bind<'q>(mut self) -> Bound<'q> {
+        let priorities = self.tasks.take_priorities();
         self.tasks
             .bind_to(Bound::new(INSERT_TASKS_SQL).bind(self.offset))
+            .bind(priorities)
     }
 }
