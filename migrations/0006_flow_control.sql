@@ -22,6 +22,11 @@ DROP INDEX reprise.activity_tasks_claimable;
 CREATE INDEX activity_tasks_claimable ON reprise.activity_tasks
     (task_queue, priority DESC, visible_at)
     WHERE lease_owner IS NULL AND fairness_key IS NULL;
+-- Claims held back by a limit read due tasks per (queue, activity type) instead, so that
+-- the backlog of a type at its limit is never scanned to find the work of another.
+CREATE INDEX activity_tasks_claimable_by_type ON reprise.activity_tasks
+    (task_queue, activity_type, priority DESC, visible_at)
+    WHERE lease_owner IS NULL AND fairness_key IS NULL;
 CREATE INDEX activity_tasks_claimable_by_key ON reprise.activity_tasks
     (task_queue, fairness_key, priority DESC, visible_at)
     WHERE lease_owner IS NULL AND fairness_key IS NOT NULL;
@@ -193,7 +198,9 @@ BEGIN
 
     v_rotation := nextval('reprise.claim_rotation');
     -- The candidates, in claim order: each (queue, key)'s first p_limit due tasks, taking
-    -- turns; within a turn, keys in name order, rotated by one at each claim.
+    -- turns; within a turn, keys in name order, rotated by one at each claim. Tasks without a
+    -- key are read per (queue, activity type), skipping the scopes at their limit, so that a
+    -- limited type's backlog is never scanned (one index probe per pair instead).
     FOR cand IN
         WITH RECURSIVE keys AS (
                 (SELECT t.task_queue AS q, t.fairness_key AS k FROM reprise.activity_tasks t
@@ -219,15 +226,16 @@ BEGIN
                      ORDER BY t.priority DESC, t.visible_at LIMIT p_limit) d
                  WHERE NOT d.task_queue = ANY (v_full_queues)
                 UNION ALL
-                (SELECT t.run_id, t.scheduled_seq, t.task_queue, t.activity_type,
-                        t.fairness_key, t.priority, t.visible_at
-                   FROM reprise.activity_tasks t
-                  WHERE t.task_queue = ANY (p_queues) AND t.lease_owner IS NULL
-                    AND t.fairness_key IS NULL AND t.visible_at <= v_now
-                    AND t.activity_type = ANY (p_types)
-                    AND NOT t.task_queue = ANY (v_full_queues)
-                    AND NOT t.activity_type = ANY (v_full_types)
-                  ORDER BY t.priority DESC, t.visible_at LIMIT p_limit))
+                SELECT d.* FROM UNNEST(p_queues) AS q(name) CROSS JOIN UNNEST(p_types) AS ty(name)
+                 CROSS JOIN LATERAL (
+                    SELECT t.run_id, t.scheduled_seq, t.task_queue, t.activity_type,
+                           t.fairness_key, t.priority, t.visible_at
+                      FROM reprise.activity_tasks t
+                     WHERE t.task_queue = q.name AND t.activity_type = ty.name
+                       AND t.lease_owner IS NULL AND t.fairness_key IS NULL
+                       AND t.visible_at <= v_now
+                     ORDER BY t.priority DESC, t.visible_at LIMIT p_limit) d
+                 WHERE NOT q.name = ANY (v_full_queues) AND NOT ty.name = ANY (v_full_types))
         SELECT x.run_id, x.scheduled_seq, x.task_queue, x.activity_type, x.priority, x.turn,
                (x.key_rank + v_rotation) % max(x.key_rank) OVER () AS place, x.visible_at
           FROM (SELECT d.*,
@@ -267,11 +275,13 @@ BEGIN
         v_taken := v_taken + 1;
     END LOOP;
 
-    -- Spend the tokens taken (and keep the refill).
+    -- Spend the tokens taken. A bucket nothing was taken from keeps its row as it was: the
+    -- refill is computed from `refilled_at` either way, and a claim that took nothing then
+    -- writes nothing.
     UPDATE reprise.task_limits l
        SET tokens = x.tokens - x.taken, refilled_at = v_now
       FROM UNNEST(l_scope, l_name, l_tokens, l_taken) AS x(scope, name, tokens, taken)
-     WHERE l.scope = x.scope AND l.name = x.name AND x.tokens IS NOT NULL;
+     WHERE l.scope = x.scope AND l.name = x.name AND x.tokens IS NOT NULL AND x.taken > 0;
 
     RETURN QUERY
     UPDATE reprise.activity_tasks t

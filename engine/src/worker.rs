@@ -315,14 +315,18 @@ impl Worker {
             }
             match polled {
                 // Every free slot got an attempt: there may be more, claim again (as soon as a
-                // slot frees). Otherwise the queue is drained: wait for the next announcement.
+                // slot frees). Otherwise the queue is drained, or a limit held the claim back:
+                // wait for the next announcement (an attempt ending under a concurrency limit
+                // makes one) or, under a rate limit, for its next token; never poll faster.
                 Ok(Claimed { started, free, .. }) if started >= free && started > 0 => {}
-                // A rate limit held the claim back: sleep until its next token (or an
-                // announcement), never polling faster than tokens come.
-                Ok(Claimed { retry_in, .. }) => tokio::select! {
-                    _ = &mut shutdown => break,
-                    _ = wait(notify, retry_in.map_or(self.options.idle_poll, |r| r.min(self.options.idle_poll))) => {}
-                },
+                Ok(Claimed { retry_in, .. }) => {
+                    let idle = self.options.idle_poll;
+                    let pause = retry_in.map_or(idle, |next_token| next_token.min(idle));
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = wait(notify, pause) => {}
+                    }
+                }
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "worker loop: retrying after a database error");
                     tokio::select! {

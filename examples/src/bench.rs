@@ -35,18 +35,21 @@ async fn chain(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
 }
 
 async fn fanout(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
-    let results =
-        futures::future::join_all((0..u64::from(n)).map(|i| ctx.activity(INCREMENT, &i))).await;
-    let mut total = 0;
-    for result in results {
-        total += result?;
-    }
-    Ok(total)
+    fan_out(&ctx, INCREMENT, n).await
 }
 
 async fn rated_fanout(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
+    fan_out(&ctx, RATED, n).await
+}
+
+/// Calls `activity` `n` times at once, with inputs 0 to n - 1; the sum of their results.
+async fn fan_out(
+    ctx: &WorkflowContext,
+    activity: ActivityDef<u64, u64>,
+    n: u32,
+) -> Result<u64, WorkflowError> {
     let results =
-        futures::future::join_all((0..u64::from(n)).map(|i| ctx.activity(RATED, &i))).await;
+        futures::future::join_all((0..u64::from(n)).map(|i| ctx.activity(activity, &i))).await;
     let mut total = 0;
     for result in results {
         total += result?;

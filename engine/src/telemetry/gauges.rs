@@ -27,6 +27,7 @@ pub(crate) struct Sample {
     pub(crate) runs: Vec<QueueSample>,
     pub(crate) activities: Vec<QueueSample>,
     pub(crate) parked: Vec<(ParkKind, i64)>,
+    pub(crate) limits: Vec<crate::flow_control::LimitUsage>,
 }
 
 /// Samples every `interval` while this process is the sampler, until `stop` turns true.
@@ -111,6 +112,7 @@ async fn sample_once(store: &Store, sampler: &mut Option<PgConnection>) -> Resul
         runs,
         activities,
         parked,
+        limits: store.task_limits().await?,
     }))
 }
 

@@ -173,6 +173,14 @@ struct QueueLabels {
     task_queue: String,
 }
 
+/// A limit's scope: `queue` or `activity_type`, and the queue's or type's name (bounded by
+/// the limits operators set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    scope: &'static str,
+    name: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabels {
     channel: &'static str,
@@ -211,6 +219,9 @@ struct Families {
     ready_activities: Family<QueueLabels, Gauge>,
     oldest_ready_activity_seconds: AgeGauges,
     parked_runs: Family<ParkLabels, Gauge>,
+    limit_running: Family<LimitLabels, Gauge>,
+    limit_waiting: Family<LimitLabels, Gauge>,
+    limit_tokens: Family<LimitLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     gauges_sampled: Counter,
     /// The series every step touches, looked up once: a step then costs two atomic adds and
     /// a histogram observation, with no label lookup or allocation.
@@ -278,6 +289,9 @@ impl Metrics {
             ready_activities: Family::default(),
             oldest_ready_activity_seconds: Family::default(),
             parked_runs: Family::default(),
+            limit_running: Family::default(),
+            limit_waiting: Family::default(),
+            limit_tokens: Family::default(),
             gauges_sampled: Counter::default(),
             registry: Registry::default(),
             workflows: Keyed::default(),
@@ -446,6 +460,21 @@ impl Metrics {
             "parked_runs",
             "Open runs parked now, by reason kind (sampled)",
             f.parked_runs.clone(),
+        );
+        r.register(
+            "limit_running_attempts",
+            "Attempts running under each fleet-wide limit, by scope and name (sampled)",
+            f.limit_running.clone(),
+        );
+        r.register(
+            "limit_waiting_attempts",
+            "Due attempts waiting under each fleet-wide limit, by scope and name (sampled)",
+            f.limit_waiting.clone(),
+        );
+        r.register(
+            "limit_tokens",
+            "Tokens in each rate limit's bucket, by scope and name (sampled)",
+            f.limit_tokens.clone(),
         );
         r.register(
             "gauge_samples",
@@ -688,6 +717,25 @@ impl Metrics {
                 .get_or_create(&ParkLabels { reason: kind })
                 .set(count);
         }
+        f.limit_running.clear();
+        f.limit_waiting.clear();
+        f.limit_tokens.clear();
+        for usage in &sample.limits {
+            let labels = LimitLabels {
+                scope: usage.scope.kind(),
+                name: usage.scope.name().to_string(),
+            };
+            let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            f.limit_running
+                .get_or_create(&labels)
+                .set(count(usage.running));
+            f.limit_waiting
+                .get_or_create(&labels)
+                .set(count(usage.waiting));
+            if let Some(tokens) = usage.tokens {
+                f.limit_tokens.get_or_create(&labels).set(tokens);
+            }
+        }
         f.gauges_sampled.inc();
     }
 }
@@ -695,90 +743,5 @@ impl Metrics {
 use super::gauges;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_prometheus_names_and_bounded_labels() {
-        let m = Metrics::new();
-        m.run_started("order");
-        m.run_closed("order", RunState::Completed);
-        m.stepped(StepPath::batch, 3, Duration::from_millis(2));
-        m.attempt(
-            "charge",
-            "payments",
-            AttemptOutcome::retried,
-            Duration::from_millis(5),
-        );
-        m.parked("nondeterminism ND01 at seq 4: ...");
-        // The kept series must land in the right label set, whatever the order of first use.
-        m.run_closed("order", RunState::ContinuedAsNew);
-        m.run_closed("order", RunState::ContinuedAsNew);
-        m.run_closed("refund", RunState::Failed);
-        m.run_closed("order", RunState::Running);
-        m.attempt(
-            "charge",
-            "payments",
-            AttemptOutcome::fenced,
-            Duration::from_millis(5),
-        );
-        m.attempt(
-            "ship",
-            "payments",
-            AttemptOutcome::completed,
-            Duration::ZERO,
-        );
-        m.schedule_to_start("payments", 0.5);
-        let text = m.render();
-        for line in [
-            "reprise_workflows_started_total{workflow_type=\"order\"} 1",
-            "reprise_workflows_closed_total{workflow_type=\"order\",status=\"completed\"} 1",
-            "reprise_steps_total{path=\"batch\"} 3",
-            "reprise_activity_attempts_total{activity_type=\"charge\",task_queue=\"payments\",outcome=\"retried\"} 1",
-            "reprise_runs_parked_total{reason=\"nondeterminism\"} 1",
-            "reprise_workflows_closed_total{workflow_type=\"order\",status=\"continued_as_new\"} 2",
-            "reprise_workflows_closed_total{workflow_type=\"order\",status=\"failed\"} 0",
-            "reprise_workflows_closed_total{workflow_type=\"refund\",status=\"failed\"} 1",
-            "reprise_workflows_started_total{workflow_type=\"refund\"} 0",
-            "reprise_activity_attempts_total{activity_type=\"charge\",task_queue=\"payments\",outcome=\"fenced\"} 1",
-            "reprise_activity_attempts_total{activity_type=\"ship\",task_queue=\"payments\",outcome=\"completed\"} 1",
-            "reprise_activity_attempts_total{activity_type=\"ship\",task_queue=\"payments\",outcome=\"retried\"} 0",
-            "reprise_activity_attempt_duration_seconds_count{activity_type=\"charge\",task_queue=\"payments\"} 2",
-            "reprise_activity_schedule_to_start_seconds_count{task_queue=\"payments\"} 1",
-        ] {
-            assert!(text.contains(line), "missing {line} in\n{text}");
-        }
-        assert!(
-            text.contains("reprise_step_duration_seconds_bucket{le="),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn park_kinds_follow_the_engines_messages() {
-        use reprise_history::Seq;
-        let undecodable = reprise_sdk::Error::from(reprise_sdk::UndecodablePayload {
-            seq: Seq::new(3),
-            holder: "result of activity \"quote\"".into(),
-            rust_type: "u64",
-            source: reprise_history::Error::Empty { what: "payload" },
-        });
-        assert_eq!(
-            ParkKind::of(&crate::Error::from(undecodable).to_string()),
-            ParkKind::undecodable_payload
-        );
-        let panicked = reprise_sdk::Error::WorkflowPanicked {
-            seq: Seq::new(3),
-            message: "boom".into(),
-        };
-        assert_eq!(
-            ParkKind::of(&crate::Error::from(panicked).to_string()),
-            ParkKind::panic
-        );
-        assert_eq!(
-            ParkKind::of("unknown workflow type \"later\": no process"),
-            ParkKind::unknown_type
-        );
-        assert_eq!(ParkKind::of("history cannot be executed"), ParkKind::other);
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -37,6 +37,19 @@ fn with_every_family() -> Metrics {
         runs: vec![queue()],
         activities: vec![queue()],
         parked: Vec::new(),
+        limits: vec![crate::flow_control::LimitUsage {
+            scope: crate::LimitScope::ActivityType("charge-card".into()),
+            limit: crate::Limit {
+                max_concurrent: Some(5),
+                rate: Some(crate::Rate {
+                    per_second: 50.0,
+                    burst: 50,
+                }),
+            },
+            running: 2,
+            waiting: 7,
+            tokens: Some(12.5),
+        }],
     });
     m
 }

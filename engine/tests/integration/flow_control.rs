@@ -99,6 +99,30 @@ fn worker_registry(attempts: &Attempts) -> Registry {
         .unwrap()
 }
 
+/// A fresh database with an engine running; workers are each test's own.
+struct Setup {
+    db: TestDb,
+    store: Store,
+    client: Client,
+    running: Running,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let db = TestDb::migrated().await;
+        let store = Store::new(db.pool.clone());
+        let client = Client::new(store.clone());
+        let mut running = Running::new();
+        run_engine(&store, engine_registry(), engine_options(), &mut running);
+        Setup {
+            db,
+            store,
+            client,
+            running,
+        }
+    }
+}
+
 fn labels(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
@@ -121,11 +145,12 @@ async fn queued(client: &Client, running: &Running, workflow_id: &str, n: usize)
 
 #[tokio::test]
 async fn a_concurrency_limit_holds_across_four_workers() {
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    let client = Client::new(store.clone());
-    let mut running = Running::new();
-    run_engine(&store, engine_registry(), engine_options(), &mut running);
+    let Setup {
+        db,
+        store,
+        client,
+        mut running,
+    } = Setup::new().await;
     let handle = client
         .start(FAN_OUT, "charges", &(labels("c", 16), 150))
         .await
@@ -164,11 +189,12 @@ async fn a_concurrency_limit_holds_across_four_workers() {
 
 #[tokio::test]
 async fn a_worker_runs_no_more_than_its_own_limit_and_drains_within_it() {
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    let client = Client::new(store.clone());
-    let mut running = Running::new();
-    run_engine(&store, engine_registry(), engine_options(), &mut running);
+    let Setup {
+        db,
+        store,
+        client,
+        mut running,
+    } = Setup::new().await;
     let handle = client
         .start(FAN_OUT, "own-limit", &(labels("c", 8), 100))
         .await
@@ -234,11 +260,12 @@ async fn a_worker_runs_no_more_than_its_own_limit_and_drains_within_it() {
 
 #[tokio::test]
 async fn a_rate_limit_hands_out_its_burst_then_one_token_at_a_time() {
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    let client = Client::new(store.clone());
-    let mut running = Running::new();
-    run_engine(&store, engine_registry(), engine_options(), &mut running);
+    let Setup {
+        db,
+        store,
+        client,
+        running,
+    } = Setup::new().await;
     client
         .start(FAN_OUT, "rated", &(labels("r", 6), 0))
         .await
@@ -281,11 +308,12 @@ async fn a_rate_limit_hands_out_its_burst_then_one_token_at_a_time() {
 
 #[tokio::test]
 async fn a_higher_priority_task_overtakes_a_backlog() {
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    let client = Client::new(store.clone());
-    let mut running = Running::new();
-    run_engine(&store, engine_registry(), engine_options(), &mut running);
+    let Setup {
+        db,
+        store,
+        client,
+        running,
+    } = Setup::new().await;
     let low = StartOptions {
         priority: Priority::new(1).unwrap(),
         ..StartOptions::default()
@@ -354,11 +382,12 @@ async fn a_higher_priority_task_overtakes_a_backlog() {
 
 #[tokio::test]
 async fn a_small_tenant_is_served_beside_a_large_backlog() {
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    let client = Client::new(store.clone());
-    let mut running = Running::new();
-    run_engine(&store, engine_registry(), engine_options(), &mut running);
+    let Setup {
+        db,
+        store,
+        client,
+        running,
+    } = Setup::new().await;
     let tenant = |key: &str| StartOptions {
         fairness_key: Some(key.into()),
         ..StartOptions::default()
@@ -405,11 +434,12 @@ async fn a_small_tenant_is_served_beside_a_large_backlog() {
 
 #[tokio::test]
 async fn bad_limits_and_priorities_are_typed_errors() {
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    let client = Client::new(store.clone());
-    let mut running = Running::new();
-    run_engine(&store, engine_registry(), engine_options(), &mut running);
+    let Setup {
+        db,
+        store: _,
+        client,
+        running,
+    } = Setup::new().await;
     client
         .start(FAN_OUT, "known", &(labels("k", 1), 0))
         .await

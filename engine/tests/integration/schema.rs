@@ -274,6 +274,13 @@ async fn every_claim_and_lookup_path_has_an_index() {
              ORDER BY priority DESC, visible_at LIMIT 32 FOR UPDATE SKIP LOCKED",
         ),
         (
+            "activity_tasks_claimable_by_type",
+            "SELECT run_id, scheduled_seq FROM reprise.activity_tasks
+             WHERE task_queue = 'default' AND activity_type = 'charge-card'
+               AND lease_owner IS NULL AND fairness_key IS NULL AND visible_at <= now()
+             ORDER BY priority DESC, visible_at LIMIT 32",
+        ),
+        (
             "activity_tasks_claimable_by_key",
             "SELECT run_id, scheduled_seq FROM reprise.activity_tasks
              WHERE task_queue = 'default' AND fairness_key = 'tenant-1' AND lease_owner IS NULL

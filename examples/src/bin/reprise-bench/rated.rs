@@ -10,7 +10,7 @@ use reprise_examples::bench::{RATED, RATED_FANOUT};
 
 use crate::measure::DbCounters;
 use crate::setup::{Bench, uuid};
-use crate::workloads::{Figure, figure};
+use crate::workloads::{Figure, figure, wait_completed};
 
 /// The limit held.
 const PER_SECOND: f64 = 50.0;
@@ -80,19 +80,7 @@ pub(crate) async fn rated(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
 
     // Lifted, the rest runs at once; the workload's runs all complete.
     bench.client.clear_limit(&scope).await?;
-    let pattern = format!("{prefix}%");
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM reprise.runs WHERE workflow_id LIKE $1 AND status <> 'completed'",
-        )
-        .bind(&pattern)
-        .fetch_one(bench.store.pool())
-        .await?;
-        if open == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_completed(bench, &prefix, WORKFLOWS).await?;
     drop(extra);
     Ok(vec![
         figure("rate held (limit 50/s)", "attempts/s", rate),

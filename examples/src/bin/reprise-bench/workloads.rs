@@ -67,7 +67,11 @@ async fn start_many<I: serde::Serialize + Sync, O>(
 
 /// Waits until every run with the prefix completed; returns the database-time span from the
 /// first start to the last completion, in seconds.
-async fn wait_completed(bench: &Bench, prefix: &str, count: usize) -> anyhow::Result<f64> {
+pub(crate) async fn wait_completed(
+    bench: &Bench,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<f64> {
     let pattern = format!("{prefix}%");
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
