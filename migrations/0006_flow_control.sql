@@ -30,11 +30,9 @@ CREATE INDEX activity_tasks_claimable_by_type ON reprise.activity_tasks
 CREATE INDEX activity_tasks_claimable_by_key ON reprise.activity_tasks
     (task_queue, fairness_key, priority DESC, visible_at)
     WHERE lease_owner IS NULL AND fairness_key IS NOT NULL;
--- Concurrency limits count the attempts running per queue and per activity type.
-CREATE INDEX activity_tasks_running_by_queue ON reprise.activity_tasks (task_queue)
-    WHERE lease_owner IS NOT NULL;
-CREATE INDEX activity_tasks_running_by_type ON reprise.activity_tasks (activity_type)
-    WHERE lease_owner IS NOT NULL;
+-- Concurrency limits count the attempts running per queue and per activity type through
+-- `activity_tasks_lease_expiry`, whose rows are exactly the running attempts (as many as the
+-- workers have slots): indexes of their own would cost every claim two more index entries.
 
 -- Fleet-wide limits on activity attempts: at most `max_concurrent` running at once, and a
 -- token bucket of `rate_per_second` refilled up to `burst`. One row per task queue or
@@ -70,10 +68,11 @@ CREATE TABLE reprise.workers (
 CREATE SEQUENCE reprise.claim_rotation;
 
 -- Leases up to `p_limit` due attempts of the queues `p_queues` and activity types `p_types`
--- for the worker `p_owner` (`Store::claim_tasks`). Each claimed row is a new attempt with a
--- new lease token. A last row with a NULL run carries `retry_in_seconds`: how long until a
--- rate limit that held this claim back has a token again (the worker sleeps that long
--- instead of polling). The rules it keeps:
+-- for the worker `p_owner` when a limit applies or fairness keys are queued
+-- (`Store::claim_tasks`, after `claim_tasks.sql` said so). Each claimed row is a new
+-- attempt with a new lease token. A last row with a NULL run carries `retry_in_seconds`: how
+-- long until a rate limit that held this claim back has a token again (the worker sleeps
+-- that long instead of polling). The rules it keeps:
 -- * Order: highest priority first, then the oldest due. With fairness keys present, the
 --   queue's keys take turns: each key's first task, then each key's second, and so on (the
 --   key that opens a turn moves on by one at each claim: round-robin, even when a claim
@@ -83,8 +82,8 @@ CREATE SEQUENCE reprise.claim_rotation;
 --   deadlock) for the claim's transaction; running attempts are counted from the leases,
 --   so a limit holds across every worker and survives crashes (an attempt whose worker died
 --   counts until its lease runs out); the bucket is refilled from database time.
--- * The common case (no limit applies, no task has a key) is one statement, as before
---   limits existed.
+-- * The common case (no limit applies, no task has a key) never comes here: it is one
+--   statement of its own (engine/src/store/sql/claim_tasks.sql).
 -- * SKIP LOCKED: workers never wait for each other's claims of tasks (only for limit rows).
 -- * The lease is the attempt's start-to-close timeout (10 minutes when none is set), or its
 --   heartbeat timeout if shorter, from database time.
@@ -123,36 +122,6 @@ DECLARE
     ti           integer;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
-    IF NOT EXISTS (SELECT 1 FROM reprise.task_limits l
-                    WHERE (l.scope = 'queue' AND l.name = ANY (p_queues))
-                       OR (l.scope = 'activity_type' AND l.name = ANY (p_types)))
-       AND NOT EXISTS (SELECT 1 FROM reprise.activity_tasks t
-                        WHERE t.task_queue = ANY (p_queues) AND t.lease_owner IS NULL
-                          AND t.fairness_key IS NOT NULL) THEN
-        RETURN QUERY
-        WITH c AS (
-                SELECT t.run_id, t.scheduled_seq FROM reprise.activity_tasks t
-                 WHERE t.task_queue = ANY (p_queues) AND t.lease_owner IS NULL
-                   AND t.fairness_key IS NULL AND t.visible_at <= v_now
-                   AND t.activity_type = ANY (p_types)
-                 ORDER BY t.priority DESC, t.visible_at LIMIT p_limit FOR UPDATE SKIP LOCKED)
-        UPDATE reprise.activity_tasks t
-           SET lease_owner = p_owner, lease_token = t.lease_token + 1, attempt = t.attempt + 1,
-               heartbeat_at = NULL,
-               lease_expires_at = v_now
-                   + LEAST(COALESCE(t.start_to_close_micros, 600000000),
-                           COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))
-                     * interval '1 microsecond'
-         WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT c.run_id FROM c))
-           AND (t.run_id, t.scheduled_seq) IN (SELECT c.run_id, c.scheduled_seq FROM c)
-        RETURNING t.run_id,
-                  (SELECT r.workflow_id FROM reprise.runs r WHERE r.run_id = t.run_id),
-                  t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt,
-                  t.lease_token, t.task_queue,
-                  EXTRACT(EPOCH FROM v_now - t.visible_at)::float8, t.traceparent,
-                  t.tracestate, NULL::float8;
-        RETURN;
-    END IF;
 
     -- The limits that apply: how much room each leaves this claim.
     FOR lim IN SELECT l.scope, l.name, l.max_concurrent, l.rate_per_second, l.burst, l.tokens,

@@ -109,6 +109,9 @@ pub fn bound_statements() -> Vec<BoundStatement> {
             .bind()
             .into_statement("record outcomes"),
         claim_tasks.bind().into_statement("claim tasks"),
+        claim_tasks
+            .bind_held_back()
+            .into_statement("claim tasks held back by limits"),
         InsertTasks::default().bind().into_statement("insert tasks"),
         history.into_statement("append history"),
         InsertRun::default().bind().into_statement("insert a run"),

@@ -61,10 +61,16 @@ pub(crate) enum Recorded {
 /// Leases due attempts (see `sql/claim_tasks.sql`).
 pub(crate) const CLAIM_TASKS_SQL: &str = include_str!("sql/claim_tasks.sql");
 
+/// Leases due attempts when a limit applies or fairness keys are queued: limits held, keys
+/// taking turns (`reprise.claim_tasks`, migrations/0006_flow_control.sql). Its parameters are
+/// `claim_tasks.sql`'s.
+const CLAIM_HELD_BACK_SQL: &str = "SELECT * FROM reprise.claim_tasks($1, $2, $3, $4, $5)";
+
 /// Records outcomes, each only while its lease holds (see `sql/finish_tasks.sql`).
 pub(crate) const FINISH_TASKS_SQL: &str = include_str!("sql/finish_tasks.sql");
 
-/// The parameters of `claim_tasks.sql`.
+/// The parameters of `claim_tasks.sql` (and of `reprise.claim_tasks`).
+#[derive(Clone, Copy)]
 pub(crate) struct ClaimTasks<'a> {
     pub(crate) offset: i64,
     pub(crate) queues: &'a [String],
@@ -76,7 +82,16 @@ pub(crate) struct ClaimTasks<'a> {
 impl<'a> ClaimTasks<'a> {
     /// Binds `$1` to `$5`.
     pub(crate) fn bind(self) -> Bound<'a> {
-        Bound::new(CLAIM_TASKS_SQL)
+        self.bind_to(Bound::new(CLAIM_TASKS_SQL))
+    }
+
+    /// Binds `$1` to `$5` of the claim held back by limits or fairness keys.
+    pub(crate) fn bind_held_back(self) -> Bound<'a> {
+        self.bind_to(Bound::new(CLAIM_HELD_BACK_SQL))
+    }
+
+    fn bind_to(self, bound: Bound<'a>) -> Bound<'a> {
+        bound
             .bind(self.offset)
             .bind(self.queues)
             .bind(self.limit)
@@ -108,7 +123,8 @@ impl<'a> FinishTasks<'a> {
 
 impl Store {
     /// Leases up to `limit` due attempts of the given queues and activity types (each claim is
-    /// a new attempt).
+    /// a new attempt): in one statement, or, when a limit applies or fairness keys are queued,
+    /// in a second one that holds the limits (`reprise.claim_tasks`).
     /// The claim commits without waiting for its WAL flush (`synchronous_commit` off for this
     /// transaction alone): a claim lost in a crash only means the attempt runs again, which
     /// at-least-once activities allow, and its outcome (whose commit does wait) is refused by
@@ -129,18 +145,33 @@ impl Store {
             owner,
             activity_types,
         };
-        let rows = claim
+        let mut rows = claim
             .bind()
             .query()
-            .fetch_all(conn)
+            .fetch_all(&mut *conn)
             .await
             .map_err(Error::from_db)?;
+        let held_back = match rows.last() {
+            Some(row) => row
+                .try_get::<Option<bool>, _>("held_back")
+                .map_err(Error::from_db)?
+                .unwrap_or(false),
+            None => false,
+        };
+        if held_back {
+            rows = claim
+                .bind_held_back()
+                .query()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(Error::from_db)?;
+        }
         let mut claim = TaskClaim::default();
         for row in &rows {
             let run: Option<uuid::Uuid> = row.try_get("run_id").map_err(Error::from_db)?;
             if run.is_some() {
                 claim.tasks.push(self.task_from_row(row)?);
-            } else {
+            } else if held_back {
                 let seconds: Option<f64> =
                     row.try_get("retry_in_seconds").map_err(Error::from_db)?;
                 claim.retry_in =

@@ -288,12 +288,12 @@ async fn every_claim_and_lookup_path_has_an_index() {
              ORDER BY priority DESC, visible_at LIMIT 32",
         ),
         (
-            "activity_tasks_running_by_queue",
+            "activity_tasks_lease_expiry",
             "SELECT count(*) FROM reprise.activity_tasks
              WHERE task_queue = 'default' AND lease_owner IS NOT NULL",
         ),
         (
-            "activity_tasks_running_by_type",
+            "activity_tasks_lease_expiry",
             "SELECT count(*) FROM reprise.activity_tasks
              WHERE activity_type = 'charge-card' AND lease_owner IS NOT NULL",
         ),
