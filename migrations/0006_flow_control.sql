@@ -71,8 +71,8 @@ CREATE SEQUENCE reprise.claim_rotation;
 -- for the worker `p_owner` when a limit applies or fairness keys are queued
 -- (`Store::claim_tasks`, after `claim_tasks.sql` said so). Each claimed row is a new
 -- attempt with a new lease token. A last row with a NULL run carries `retry_in_seconds`: how
--- long until a rate limit that held this claim back has a token again (the worker sleeps
--- that long instead of polling). The rules it keeps:
+-- long until a rate limit that held this claim back holds a claim's worth of tokens again
+-- (the worker sleeps that long instead of polling). The rules it keeps:
 -- * Order: highest priority first, then the oldest due. With fairness keys present, the
 --   queue's keys take turns: each key's first task, then each key's second, and so on (the
 --   key that opens a turn moves on by one at each claim: round-robin, even when a claim
@@ -148,8 +148,13 @@ BEGIN
                               * GREATEST(0, EXTRACT(EPOCH FROM v_now - lim.refilled_at)));
             IF floor(v_tokens) < v_room THEN
                 v_room := floor(v_tokens)::bigint;
-                -- Until the next whole token.
-                v_retry := LEAST(v_retry, (floor(v_tokens) + 1 - v_tokens) / lim.rate_per_second);
+                -- Until the bucket holds a claim's worth again (this claim's slots, at most
+                -- the burst), counting from what this claim leaves in it: waking at every
+                -- token instead would have every held-back worker claim at every token, for
+                -- one of them to get it.
+                v_retry := LEAST(v_retry,
+                                 (LEAST(lim.burst, p_limit) - (v_tokens - floor(v_tokens)))
+                                     / lim.rate_per_second);
             END IF;
         END IF;
         v_room := GREATEST(v_room, 0);

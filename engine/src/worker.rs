@@ -23,7 +23,7 @@ use crate::telemetry::AttemptOutcome;
 use crate::telemetry::trace;
 
 /// What one claim did: attempts started, out of the slots that were free, and how long until
-/// a rate limit that held it back has a token again.
+/// a rate limit that held it back holds a claim's worth of tokens again.
 struct Claimed {
     started: usize,
     free: usize,
@@ -317,7 +317,7 @@ impl Worker {
                 // Every free slot got an attempt: there may be more, claim again (as soon as a
                 // slot frees). Otherwise the queue is drained, or a limit held the claim back:
                 // wait for the next announcement (an attempt ending under a concurrency limit
-                // makes one) or, under a rate limit, for its next token; never poll faster.
+                // makes one) or, under a rate limit, for a claim's worth of tokens; never poll.
                 Ok(Claimed { started, free, .. }) if started >= free && started > 0 => {}
                 Ok(Claimed { retry_in, .. }) => {
                     let idle = self.options.idle_poll;

@@ -40,7 +40,7 @@ pub(crate) enum TaskOutcome {
 }
 
 /// What one claim got: the attempts leased, and, when a rate limit held it back, how long
-/// until that limit has a token again.
+/// until that limit holds a claim's worth of tokens again.
 #[derive(Debug, Default)]
 pub(crate) struct TaskClaim {
     pub(crate) tasks: Vec<ClaimedTask>,
