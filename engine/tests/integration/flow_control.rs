@@ -123,6 +123,26 @@ impl Setup {
     }
 }
 
+/// Runs `claims` claims of one slot each with a fresh worker, each attempt finished before
+/// the next claim; returns what the attempts recorded.
+async fn one_claim_at_a_time(store: &Store, claims: u64) -> Attempts {
+    let attempts = Attempts::default();
+    let options = WorkerOptions {
+        max_concurrent: 1,
+        ..worker_options()
+    };
+    let worker = Worker::new(store.clone(), worker_registry(&attempts), options);
+    let mut progress = worker.progress();
+    for claim in 1..=claims {
+        assert_eq!(worker.poll_once().await.unwrap(), 1);
+        progress
+            .wait_for(|s| s.outcomes_recorded == claim)
+            .await
+            .unwrap();
+    }
+    attempts
+}
+
 fn labels(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
@@ -344,23 +364,7 @@ async fn a_higher_priority_task_overtakes_a_backlog() {
         .unwrap();
     queued(&client, &running, "called", 1).await;
 
-    let attempts = Attempts::default();
-    let worker = Worker::new(
-        store.clone(),
-        worker_registry(&attempts),
-        WorkerOptions {
-            max_concurrent: 1,
-            ..worker_options()
-        },
-    );
-    let mut progress = worker.progress();
-    for claim in 1..=3 {
-        assert_eq!(worker.poll_once().await.unwrap(), 1);
-        progress
-            .wait_for(|s| s.outcomes_recorded == claim)
-            .await
-            .unwrap();
-    }
+    let attempts = one_claim_at_a_time(&store, 3).await;
     assert_eq!(attempts.labels(), ["top", "urgent", "low0"]);
     // The call's priority is recorded with its decision.
     let history = client
@@ -403,25 +407,9 @@ async fn a_small_tenant_is_served_beside_a_large_backlog() {
         .unwrap();
     queued(&client, &running, "small", 10).await;
 
-    let attempts = Attempts::default();
-    let worker = Worker::new(
-        store.clone(),
-        worker_registry(&attempts),
-        WorkerOptions {
-            max_concurrent: 1,
-            ..worker_options()
-        },
-    );
     // One attempt per claim: the keys take turns, so the small tenant's ten are done within
     // twenty claims (not after the 10,000 queued before them).
-    let mut progress = worker.progress();
-    for claim in 1..=20u64 {
-        assert_eq!(worker.poll_once().await.unwrap(), 1);
-        progress
-            .wait_for(|s| s.outcomes_recorded == claim)
-            .await
-            .unwrap();
-    }
+    let attempts = one_claim_at_a_time(&store, 20).await;
     let small = attempts
         .labels()
         .iter()
