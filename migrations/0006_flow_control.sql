@@ -2,18 +2,22 @@
 -- runs and their activity tasks, fleet-wide limits enforced at claim time, and the workers
 -- that announced which queues and activity types they serve.
 --
--- The new columns are NOT NULL with a constant default or nullable without one: adding them
--- rewrites no table.
+-- The new columns are NOT NULL with a constant default or nullable without one, and their
+-- checks are NOT VALID (held for every row written from now on; the rows already there hold
+-- the default): adding them neither rewrites nor scans a table, so the migration holds its
+-- locks for moments whatever the number of runs.
 
 -- A run's priority (1 lowest .. 9 highest, 5 by default) and fairness key (a tenant, a
 -- customer; NULL: none), given at its start and inherited by its activity tasks.
 ALTER TABLE reprise.runs
-    ADD COLUMN priority smallint NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 9),
-    ADD COLUMN fairness_key text;
+    ADD COLUMN priority smallint NOT NULL DEFAULT 5,
+    ADD COLUMN fairness_key text,
+    ADD CONSTRAINT runs_priority_range CHECK (priority BETWEEN 1 AND 9) NOT VALID;
 
 ALTER TABLE reprise.activity_tasks
-    ADD COLUMN priority smallint NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 9),
-    ADD COLUMN fairness_key text;
+    ADD COLUMN priority smallint NOT NULL DEFAULT 5,
+    ADD COLUMN fairness_key text,
+    ADD CONSTRAINT activity_tasks_priority_range CHECK (priority BETWEEN 1 AND 9) NOT VALID;
 
 -- Claims read due tasks in priority order, then oldest first. Tasks without a fairness key
 -- (the usual case) and tasks with one are indexed apart, so that neither kind's backlog is

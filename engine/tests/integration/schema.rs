@@ -331,3 +331,32 @@ async fn every_claim_and_lookup_path_has_an_index() {
     }
     db.drop_database().await;
 }
+
+/// The priority checks are added NOT VALID (no scan of existing rows at migration), and still
+/// hold for every row written afterwards.
+#[tokio::test]
+async fn priorities_outside_one_to_nine_are_refused_by_the_schema() {
+    let db = TestDb::migrated().await;
+    let run = "00000000-0000-4000-8000-000000000009";
+    insert_run(&db.pool, run, "prioritised").await.unwrap();
+    for (priority, accepted) in [(1i16, true), (9, true), (0, false), (10, false)] {
+        let updated = sqlx::query("UPDATE reprise.runs SET priority = $1 WHERE run_id = $2::uuid")
+            .bind(priority)
+            .bind(run)
+            .execute(&db.pool)
+            .await;
+        assert_eq!(updated.is_ok(), accepted, "runs: {priority}");
+        let inserted = sqlx::query(
+            "INSERT INTO reprise.activity_tasks
+                    (run_id, scheduled_seq, task_queue, activity_type, input, options, priority)
+             VALUES ($1::uuid, $2, 'default', 'charge', '\\x01', '\\x01', $3)",
+        )
+        .bind(run)
+        .bind(i64::from(priority) + 100)
+        .bind(priority)
+        .execute(&db.pool)
+        .await;
+        assert_eq!(inserted.is_ok(), accepted, "tasks: {priority}");
+    }
+    db.drop_database().await;
+}
