@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::TestDb;
-use reprise_engine::{Client, Store};
+use reprise_engine::{Client, Store, WorkflowHandle};
 use reprise_examples::workflows::{FAN_OUT, GREETING, PATIENT, SLEEPY};
 use reprise_history::{EventKind, RecordedHistory};
 use sqlx::postgres::PgListener;
@@ -110,6 +110,19 @@ impl Changes {
 
 fn kinds(history: &RecordedHistory) -> Vec<&'static str> {
     history.events().iter().map(|e| e.kind.name()).collect()
+}
+
+/// The attempt each of the run's completed activities took, in history order.
+async fn completed_attempts<O>(client: &Client, handle: &WorkflowHandle<O>) -> Vec<u32> {
+    let history = client.export(handle.run_id()).await.unwrap();
+    history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActivityCompleted(c) => Some(c.attempt),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,15 +286,7 @@ async fn a_draining_worker_finishes_what_it_can_and_hands_back_the_rest() {
         (0..50).sum::<u32>()
     );
     eprintln!("all 50 done {:?} after SIGTERM", terminated.elapsed());
-    let history = client.export(handle.run_id()).await.unwrap();
-    let attempts: Vec<u32> = history
-        .events()
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ActivityCompleted(c) => Some(c.attempt),
-            _ => None,
-        })
-        .collect();
+    let attempts = completed_attempts(&client, &handle).await;
     assert_eq!(attempts.len(), 50);
     assert!(
         attempts.iter().all(|&a| a == 1),
@@ -319,15 +324,7 @@ async fn a_combined_process_drains_on_one_signal() {
         within(30, handle.result()).await.unwrap(),
         (0..10).sum::<u32>()
     );
-    let history = client.export(handle.run_id()).await.unwrap();
-    let attempts: Vec<u32> = history
-        .events()
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ActivityCompleted(c) => Some(c.attempt),
-            _ => None,
-        })
-        .collect();
+    let attempts = completed_attempts(&client, &handle).await;
     assert_eq!(attempts, vec![1; 10]);
     drop(next);
     db.drop_database().await;

@@ -97,37 +97,21 @@ impl Bench {
     /// Starts fresh hosts (so each workload's peak memory is its own) and waits until they run.
     pub(crate) async fn start_hosts(&mut self) -> anyhow::Result<()> {
         self.hosts = if self.in_process {
-            let registry = || reprise_examples::workflows::registry();
+            let registry = reprise_examples::workflows::registry()?;
             let (stop_engine, engine_stopped) = oneshot::channel::<()>();
-            let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-            let engine = Engine::new(self.store.clone(), registry()?, EngineOptions::default());
-            let worker = Worker::new(self.store.clone(), registry()?, WorkerOptions::default());
+            let engine = Engine::new(self.store.clone(), registry, EngineOptions::default());
             tokio::spawn(async move {
                 engine
                     .run(async { engine_stopped.await.unwrap_or(()) })
                     .await
             });
-            tokio::spawn(async move {
-                worker
-                    .run(async { worker_stopped.await.unwrap_or(()) })
-                    .await
-            });
             Hosts::InProcess {
-                stops: vec![stop_engine, stop_worker],
+                stops: vec![stop_engine, self.worker_in_process()?],
             }
         } else {
-            let exe = std::env::current_exe()?.with_file_name("reprise-example");
-            let spawn = |args: &[&str]| {
-                Command::new(&exe)
-                    .args(args)
-                    .env("DATABASE_URL", &self.url)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-            };
             Hosts::Processes {
-                engine: spawn(&["engine"])?,
-                worker: spawn(&["worker", "--queue", "default"])?,
+                engine: self.spawn_example(&["engine"])?,
+                worker: self.spawn_example(&["worker", "--queue", "default"])?,
             }
         };
         // Warm up: both hosts answer.
@@ -168,12 +152,8 @@ impl Bench {
                 mut worker,
             } => {
                 let peaks = (peak_rss_mib(engine.id()), peak_rss_mib(worker.id()));
-                for child in [&mut engine, &mut worker] {
-                    let _ = Command::new("kill")
-                        .args(["-TERM", &child.id().to_string()])
-                        .status();
-                    let _ = child.wait();
-                }
+                terminate(&mut engine);
+                terminate(&mut worker);
                 peaks
             }
         };
@@ -209,12 +189,7 @@ impl ExtraWorkers {
 impl Drop for ExtraWorkers {
     fn drop(&mut self) {
         if let ExtraWorkers::Processes(children) = self {
-            for child in children {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status();
-                let _ = child.wait();
-            }
+            children.iter_mut().for_each(terminate);
         }
     }
 }
@@ -224,30 +199,42 @@ impl Bench {
     /// hosts are.
     pub(crate) fn extra_workers(&self, n: usize) -> anyhow::Result<ExtraWorkers> {
         if self.in_process {
-            let mut stops = Vec::with_capacity(n);
-            for _ in 0..n {
-                let registry = reprise_examples::workflows::registry()?;
-                let worker = Worker::new(self.store.clone(), registry, WorkerOptions::default());
-                let (stop, stopped) = oneshot::channel::<()>();
-                tokio::spawn(
-                    async move { worker.run(async { stopped.await.unwrap_or(()) }).await },
-                );
-                stops.push(stop);
-            }
-            return Ok(ExtraWorkers::InProcess(stops));
+            let stops = (0..n).map(|_| self.worker_in_process());
+            return Ok(ExtraWorkers::InProcess(
+                stops.collect::<anyhow::Result<_>>()?,
+            ));
         }
-        let exe = std::env::current_exe()?.with_file_name("reprise-example");
-        let mut children = Vec::with_capacity(n);
-        for _ in 0..n {
-            children.push(
-                Command::new(&exe)
-                    .args(["worker", "--queue", "default"])
-                    .env("DATABASE_URL", &self.url)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?,
-            );
-        }
-        Ok(ExtraWorkers::Processes(children))
+        let children = (0..n).map(|_| self.spawn_example(&["worker", "--queue", "default"]));
+        Ok(ExtraWorkers::Processes(
+            children.collect::<anyhow::Result<_>>()?,
+        ))
     }
+
+    /// Runs a worker of the benchmark registry in this process until the sender is dropped.
+    fn worker_in_process(&self) -> anyhow::Result<oneshot::Sender<()>> {
+        let registry = reprise_examples::workflows::registry()?;
+        let worker = Worker::new(self.store.clone(), registry, WorkerOptions::default());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move { worker.run(async { stopped.await.unwrap_or(()) }).await });
+        Ok(stop)
+    }
+
+    /// Starts `reprise-example` (built beside this binary) on the bench's database, quietly.
+    fn spawn_example(&self, args: &[&str]) -> anyhow::Result<Child> {
+        let exe = std::env::current_exe()?.with_file_name("reprise-example");
+        Ok(Command::new(exe)
+            .args(args)
+            .env("DATABASE_URL", &self.url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?)
+    }
+}
+
+/// Stops a host process as an operator would (SIGTERM: it drains) and waits for it.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
