@@ -567,8 +567,12 @@ impl Worker {
 }
 
 /// Runs an activity's code: async on this runtime, blocking on the blocking pool. A panic
-/// fails the attempt (retryable) instead of the worker.
-async fn run_attempt(runner: ActivityRunner, ctx: ActivityContext, input: Payload) -> TaskOutcome {
+/// fails the attempt (retryable) instead of the worker (or the engine, for a local activity).
+pub(crate) async fn run_attempt(
+    runner: ActivityRunner,
+    ctx: ActivityContext,
+    input: Payload,
+) -> TaskOutcome {
     let joined = match runner {
         ActivityRunner::Async(run) => tokio::spawn(run(ctx, input)).await,
         ActivityRunner::Blocking(run) => tokio::task::spawn_blocking(move || run(ctx, input)).await,

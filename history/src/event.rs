@@ -92,6 +92,13 @@ pub enum EventKind {
     WorkflowTerminated(WorkflowTerminated),
     /// Decision, closing: the workflow continues as a new run with a fresh history.
     WorkflowContinuedAsNew(WorkflowContinuedAsNew),
+    /// Decision: run an activity inline, inside the step, with no task (a local activity).
+    /// Its outcome is an `ActivityCompleted`, `ActivityFailed` or `ActivityTimedOut` written
+    /// in the same step, or a [`LocalActivityBackoff`].
+    LocalActivityScheduled(LocalActivityScheduled),
+    /// Input: a local activity's attempts failed and the next waits longer than a step may
+    /// hold its run: the workflow sleeps on a durable timer, then schedules it again.
+    LocalActivityBackoff(LocalActivityBackoff),
 }
 
 /// The run began.
@@ -135,6 +142,32 @@ pub struct ActivityScheduled {
     /// How urgent it is; `None`: its run's priority. Scheduling only: replay never compares
     /// it, so code may change it freely.
     pub priority: Option<Priority>,
+}
+
+/// Run an activity inline, inside the step that schedules it (a local activity).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalActivityScheduled {
+    /// Which activity code runs it.
+    pub activity_type: ActivityType,
+    /// Its input.
+    pub input: Payload,
+    /// The attempt it begins with: 1, or the attempt after a [`LocalActivityBackoff`]. Not
+    /// compared on replay.
+    pub attempt: u32,
+}
+
+/// A local activity's attempts failed, and the next one waits `backoff` on a durable timer
+/// (the run is released meanwhile), after which the workflow schedules it again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalActivityBackoff {
+    /// The seq of its `LocalActivityScheduled`.
+    pub scheduled: Seq,
+    /// The last attempt's failure.
+    pub failure: Failure,
+    /// How many attempts ran, from the first.
+    pub attempt: u32,
+    /// How long until the next attempt.
+    pub backoff: Duration,
 }
 
 /// An activity returned a result.
@@ -374,6 +407,8 @@ impl EventKind {
             EventKind::WorkflowCancelled(_) => "WorkflowCancelled",
             EventKind::WorkflowTerminated(_) => "WorkflowTerminated",
             EventKind::WorkflowContinuedAsNew(_) => "WorkflowContinuedAsNew",
+            EventKind::LocalActivityScheduled(_) => "LocalActivityScheduled",
+            EventKind::LocalActivityBackoff(_) => "LocalActivityBackoff",
         }
     }
 
@@ -390,7 +425,8 @@ impl EventKind {
             | EventKind::ChildWorkflowCompleted(_)
             | EventKind::ChildWorkflowFailed(_)
             | EventKind::CancelRequested(_)
-            | EventKind::WorkflowTerminated(_) => EventClass::Input,
+            | EventKind::WorkflowTerminated(_)
+            | EventKind::LocalActivityBackoff(_) => EventClass::Input,
             EventKind::ActivityScheduled(_)
             | EventKind::ActivityCancelRequested(_)
             | EventKind::TimerStarted(_)
@@ -401,7 +437,8 @@ impl EventKind {
             | EventKind::WorkflowCompleted(_)
             | EventKind::WorkflowFailed(_)
             | EventKind::WorkflowCancelled(_)
-            | EventKind::WorkflowContinuedAsNew(_) => EventClass::Decision,
+            | EventKind::WorkflowContinuedAsNew(_)
+            | EventKind::LocalActivityScheduled(_) => EventClass::Decision,
         }
     }
 
@@ -486,6 +523,8 @@ impl EventKind {
             EventKind::WorkflowFailed(e) => vec![details(&e.failure)],
             EventKind::WorkflowCancelled(e) => vec![e.details.as_ref()],
             EventKind::WorkflowContinuedAsNew(e) => vec![Some(&e.input)],
+            EventKind::LocalActivityScheduled(e) => vec![Some(&e.input)],
+            EventKind::LocalActivityBackoff(e) => vec![details(&e.failure)],
             EventKind::ActivityCancelRequested(_)
             | EventKind::TimerStarted(_)
             | EventKind::TimerFired(_)

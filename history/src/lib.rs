@@ -57,8 +57,9 @@ pub use event::{
     ActivityCancelRequested, ActivityCancelled, ActivityCompleted, ActivityFailed,
     ActivityScheduled, ActivityTimedOut, CancelRequested, ChildWorkflowCancelRequested,
     ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Event, EventClass,
-    EventKind, Marker, SignalReceived, TimerCancelled, TimerFired, TimerStarted, WorkflowCancelled,
-    WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted, WorkflowTerminated,
+    EventKind, LocalActivityBackoff, LocalActivityScheduled, Marker, SignalReceived,
+    TimerCancelled, TimerFired, TimerStarted, WorkflowCancelled, WorkflowCompleted,
+    WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted, WorkflowTerminated,
 };
 pub use failure::{Failure, FailureCause, FailureKind};
 pub use file::{FILE_VERSION, MAGIC, RecordedHistory};

@@ -86,7 +86,9 @@ impl RunState {
             | EventKind::ChildWorkflowFailed(_)
             | EventKind::ChildWorkflowCancelRequested(_)
             | EventKind::CancelRequested(_)
-            | EventKind::MarkerRecorded(_) => None,
+            | EventKind::MarkerRecorded(_)
+            | EventKind::LocalActivityScheduled(_)
+            | EventKind::LocalActivityBackoff(_) => None,
         }
     }
 }

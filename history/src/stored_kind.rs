@@ -12,8 +12,11 @@
 //! `ActivityScheduled` grew once the same way: variant 1 holds the original four fields, and
 //! variant 24, `ActivityScheduledWithPriority`, all five (only calls given a priority).
 //!
+//! Local activities came as two new kinds: variant 25, `LocalActivityScheduled`, and 26,
+//! `LocalActivityBackoff`.
+//!
 //! JSON goes through the same enums, so both formats agree. The next new event kind is stored
-//! as variant 25: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
+//! as variant 27: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -249,6 +252,8 @@ stored_kinds! {
     WorkflowTerminated(WorkflowTerminated),
     WorkflowContinuedAsNew(WorkflowContinuedAsNew);
     later:
+    LocalActivityScheduled(LocalActivityScheduled),
+    LocalActivityBackoff(LocalActivityBackoff),
 }
 
 #[cfg(test)]
@@ -322,6 +327,27 @@ mod tests {
         let newer = started_under(None, ReplayRules::from_bits(1 << 40));
         let bytes = newer.encode(&Limits::DEFAULT).unwrap();
         assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), newer);
+    }
+
+    #[test]
+    fn local_activity_kinds_are_variants_25_and_26() {
+        use std::time::Duration;
+        let scheduled = EventKind::LocalActivityScheduled(LocalActivityScheduled {
+            activity_type: ActivityType::new("price").unwrap(),
+            input: Payload::unit(),
+            attempt: 1,
+        });
+        let backoff = EventKind::LocalActivityBackoff(LocalActivityBackoff {
+            scheduled: crate::ids::Seq::new(2),
+            failure: crate::failure::Failure::application("Down", "later"),
+            attempt: 3,
+            backoff: Duration::from_secs(4),
+        });
+        for (kind, variant) in [(scheduled, 25), (backoff, 26)] {
+            let bytes = kind.encode(&Limits::DEFAULT).unwrap();
+            assert_eq!(bytes[1], variant);
+            assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);
+        }
     }
 
     #[test]

@@ -375,6 +375,23 @@ pub fn open_event_kind() -> impl Strategy<Value = EventKind> {
             ChildWorkflowCancelRequested { started }
         )),
         ".{0,30}".prop_map(|reason| EventKind::CancelRequested(CancelRequested { reason })),
+        (activity_type(), payload(), 1u32..100).prop_map(|(activity_type, input, attempt)| {
+            EventKind::LocalActivityScheduled(LocalActivityScheduled {
+                activity_type,
+                input,
+                attempt,
+            })
+        }),
+        (seq(), failure(), any::<u32>(), duration()).prop_map(
+            |(scheduled, failure, attempt, backoff)| {
+                EventKind::LocalActivityBackoff(LocalActivityBackoff {
+                    scheduled,
+                    failure,
+                    attempt,
+                    backoff,
+                })
+            }
+        ),
         marker.prop_map(EventKind::MarkerRecorded),
         payload().prop_map(|result| EventKind::WorkflowCompleted(WorkflowCompleted { result })),
         failure().prop_map(|failure| EventKind::WorkflowFailed(WorkflowFailed { failure })),
@@ -406,6 +423,7 @@ pub fn event() -> impl Strategy<Value = Event> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Open {
     Activity { cancel_requested: bool },
+    LocalActivity,
     Timer,
     Child { cancel_requested: bool },
 }
@@ -421,7 +439,8 @@ fn fix_reference(kind: EventKind, open: &BTreeMap<Seq, Open>, pick: Index) -> Op
             .collect();
         (!fits.is_empty()).then(|| fits[pick.index(fits.len())])
     };
-    let activity = |o: Open| matches!(o, Open::Activity { .. });
+    let activity = |o: Open| matches!(o, Open::Activity { .. } | Open::LocalActivity);
+    let local = |o: Open| o == Open::LocalActivity;
     let activity_live = |o: Open| {
         matches!(
             o,
@@ -470,6 +489,12 @@ fn fix_reference(kind: EventKind, open: &BTreeMap<Seq, Open>, pick: Index) -> Op
             scheduled: choose(&activity_cancelling)?,
             ..e
         }),
+        EventKind::LocalActivityBackoff(e) => {
+            EventKind::LocalActivityBackoff(LocalActivityBackoff {
+                scheduled: choose(&local)?,
+                ..e
+            })
+        }
         EventKind::TimerFired(_) => EventKind::TimerFired(TimerFired {
             started: choose(&timer)?,
         }),
@@ -509,6 +534,9 @@ fn track(open: &mut BTreeMap<Seq, Open>, seq: Seq, kind: &EventKind) {
         EventKind::TimerStarted(_) => {
             open.insert(seq, Open::Timer);
         }
+        EventKind::LocalActivityScheduled(_) => {
+            open.insert(seq, Open::LocalActivity);
+        }
         EventKind::ChildWorkflowStarted(_) => {
             open.insert(
                 seq,
@@ -537,6 +565,7 @@ fn track(open: &mut BTreeMap<Seq, Open>, seq: Seq, kind: &EventKind) {
         | EventKind::ActivityFailed(ActivityFailed { scheduled: s, .. })
         | EventKind::ActivityTimedOut(ActivityTimedOut { scheduled: s, .. })
         | EventKind::ActivityCancelled(ActivityCancelled { scheduled: s, .. })
+        | EventKind::LocalActivityBackoff(LocalActivityBackoff { scheduled: s, .. })
         | EventKind::TimerFired(TimerFired { started: s })
         | EventKind::TimerCancelled(TimerCancelled { started: s })
         | EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted { started: s, .. })

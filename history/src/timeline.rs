@@ -81,6 +81,16 @@ pub fn describe_event(converter: &DataConverter, kind: &EventKind, max_chars: us
         EventKind::WorkflowContinuedAsNew(c) => {
             format!("as run {} input {}", c.new_run_id, show(&c.input))
         }
+        EventKind::LocalActivityScheduled(s) => format!(
+            "{} (local) attempt {} input {}",
+            s.activity_type,
+            s.attempt,
+            show(&s.input)
+        ),
+        EventKind::LocalActivityBackoff(b) => format!(
+            "seq {} after {} attempt(s), next in {:?}: {}",
+            b.scheduled, b.attempt, b.backoff, b.failure
+        ),
     }
 }
 

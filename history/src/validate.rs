@@ -107,15 +107,22 @@ impl Violation {
 /// What a scheduling event refers to, as validation tracks it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pending {
-    Activity { cancel_requested: bool },
+    Activity {
+        cancel_requested: bool,
+    },
+    /// A local activity: resolved by an activity outcome or a backoff, never cancelled.
+    LocalActivity,
     Timer,
-    Child { cancel_requested: bool },
+    Child {
+        cancel_requested: bool,
+    },
 }
 
 impl Pending {
     fn name(self) -> &'static str {
         match self {
             Pending::Activity { .. } => "ActivityScheduled",
+            Pending::LocalActivity => "LocalActivityScheduled",
             Pending::Timer => "TimerStarted",
             Pending::Child { .. } => "ChildWorkflowStarted",
         }
@@ -194,6 +201,7 @@ impl Validator {
                         cancel_requested: true,
                     },
                     Pending::Timer => Pending::Timer,
+                    Pending::LocalActivity => Pending::LocalActivity,
                 };
                 self.open.insert(reference, marked);
             }
@@ -205,6 +213,17 @@ impl Validator {
                 self.resolved.insert(reference, seq);
             }
         }
+    }
+
+    /// An activity outcome resolves an activity or a local activity, whichever it refers to.
+    fn activity_outcome(&mut self, seq: Seq, reference: Seq) {
+        let want = match self.open.get(&reference) {
+            Some(Pending::LocalActivity) => Pending::LocalActivity,
+            _ => Pending::Activity {
+                cancel_requested: false,
+            },
+        };
+        self.refer(seq, reference, want, Effect::Resolve)
     }
 
     fn event(&mut self, index: usize, event: &Event) {
@@ -241,12 +260,14 @@ impl Validator {
             EventKind::ChildWorkflowStarted(_) => {
                 self.open.insert(seq, child);
             }
-            EventKind::ActivityCompleted(e) => {
-                self.refer(seq, e.scheduled, activity, Effect::Resolve)
+            EventKind::LocalActivityScheduled(_) => {
+                self.open.insert(seq, Pending::LocalActivity);
             }
-            EventKind::ActivityFailed(e) => self.refer(seq, e.scheduled, activity, Effect::Resolve),
-            EventKind::ActivityTimedOut(e) => {
-                self.refer(seq, e.scheduled, activity, Effect::Resolve)
+            EventKind::ActivityCompleted(e) => self.activity_outcome(seq, e.scheduled),
+            EventKind::ActivityFailed(e) => self.activity_outcome(seq, e.scheduled),
+            EventKind::ActivityTimedOut(e) => self.activity_outcome(seq, e.scheduled),
+            EventKind::LocalActivityBackoff(e) => {
+                self.refer(seq, e.scheduled, Pending::LocalActivity, Effect::Resolve)
             }
             EventKind::ActivityCancelRequested(e) => {
                 self.refer(seq, e.scheduled, activity, Effect::RequestCancel)

@@ -18,7 +18,9 @@ use serde::de::DeserializeOwned;
 use crate::defs::{ActivityDef, SignalDef, WorkflowDef};
 use crate::error::{ContinueAsNew, Error, WorkflowError};
 use crate::nondeterminism::SourceLocation;
-use crate::ops::{ActivityCall, CancelWait, ChildCall, SignalWait, Sleep, input_failure};
+use crate::ops::{
+    ActivityCall, CancelWait, ChildCall, LocalActivityCall, SignalWait, Sleep, input_failure,
+};
 use crate::state::{Mode, Shared};
 
 /// The handle an orchestrator gets: durable operations, recorded time and randomness.
@@ -96,6 +98,34 @@ impl WorkflowContext {
             def.name().to_string(),
             location,
             decision,
+        )
+    }
+
+    /// Runs an activity's code inline, in the engine process that steps this run, inside the
+    /// step: no task, no worker, no queue hop. Its outcome is recorded in history and replayed,
+    /// never run again once recorded; a crash before it is recorded runs it again
+    /// (at-least-once, with the same idempotency key). The engine's registry must register
+    /// the activity. For short work (a quick call, a database write): the run is held while
+    /// it runs. Long, heartbeating, routed or rate-limited work belongs in
+    /// [`WorkflowContext::activity`] (see `docs/local-activities.md`).
+    #[track_caller]
+    pub fn local_activity<I: Serialize, O: DeserializeOwned>(
+        &self,
+        def: ActivityDef<I, O>,
+        input: &I,
+    ) -> LocalActivityCall<O> {
+        let location = SourceLocation::from(Location::caller());
+        let scheduling = {
+            let state = self.shared.lock();
+            ActivityType::new(def.name())
+                .and_then(|activity_type| Ok((activity_type, state.converter.to_payload(input)?)))
+                .map_err(|e| input_failure(&e))
+        };
+        LocalActivityCall::new(
+            self.shared.clone(),
+            def.name().to_string(),
+            location,
+            scheduling,
         )
     }
 

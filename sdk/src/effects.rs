@@ -9,6 +9,9 @@
 //!
 //! - an activity scheduled gets a task, due now, unless the run closes in the same step
 //!   (nothing would take its outcome);
+//! - a local activity gets nothing: the host ran it while stepping (`Execution::
+//!   take_local_activities`, with the shared attempt rules of `LocalActivityRequest::run`)
+//!   and its outcome is already among the step's events;
 //! - a timer started delivers `TimerFired` to the run itself after its duration, unless the
 //!   run closes in the same step; a timer cancelled removes that delivery;
 //! - an activity whose cancellation is requested is cancelled at once if no attempt is
@@ -249,8 +252,12 @@ impl<'a> Effects<'a> {
             // the outcome.
             EventKind::ActivityScheduled(_) | EventKind::TimerStarted(_) => {}
             // Inputs were delivered by whoever sent them; side effects are recorded in the
-            // event itself; a close is `self.close`.
+            // event itself; a close is `self.close`. A local activity was run by the host
+            // inside the step, and its outcome is one of the step's own events (see
+            // `local.rs`): it leaves nothing to carry out.
             EventKind::MarkerRecorded(Marker::SideEffect { .. })
+            | EventKind::LocalActivityScheduled(_)
+            | EventKind::LocalActivityBackoff(_)
             | EventKind::WorkflowStarted(_)
             | EventKind::ActivityCompleted(_)
             | EventKind::ActivityFailed(_)

@@ -22,6 +22,7 @@ use crate::context::WorkflowContext;
 use crate::error::{Error, OperationEnd, OperationFailed, WorkflowError};
 use crate::fence;
 use crate::inputs::InputChanges;
+use crate::local::LocalActivityRequest;
 use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
 use crate::registry::Registry;
 use crate::state::{Mode, OpKind, Outcome, RunState, Shared, cancel_decision};
@@ -266,6 +267,50 @@ impl Execution {
         self.shared.lock().buffered_signals()
     }
 
+    /// The local activities the workflow now waits on that the host has not been handed
+    /// yet, in the order they were scheduled. The host runs each (see
+    /// [`crate::LocalActivityRequest::run`]) while it holds the run, and delivers each
+    /// outcome with [`Execution::resolve_local_activity`] before it writes the step.
+    pub fn take_local_activities(&mut self) -> Vec<LocalActivityRequest> {
+        if self.status != RunStatus::Running || self.discarded {
+            return Vec::new();
+        }
+        self.shared.lock().take_local()
+    }
+
+    /// Whether a local activity waits for its outcome: a step that leaves one waiting must
+    /// not be written as it is.
+    pub fn awaits_local_activities(&self) -> bool {
+        self.status == RunStatus::Running && self.shared.lock().has_local()
+    }
+
+    /// Applies a local activity's outcome (the input [`crate::LocalActivityRequest::run`]
+    /// returned) live, recorded at `at`, and returns the events to append, as
+    /// [`Execution::step`] does. `None` when the workflow no longer waits on it (it dropped
+    /// the call meanwhile, or was asked to cancel): the outcome is not recorded.
+    pub fn resolve_local_activity(
+        &mut self,
+        at: Timestamp,
+        outcome: EventKind,
+    ) -> Result<Option<Step>, Error> {
+        let scheduled = match &outcome {
+            EventKind::ActivityCompleted(e) => e.scheduled,
+            EventKind::ActivityFailed(e) => e.scheduled,
+            EventKind::ActivityTimedOut(e) => e.scheduled,
+            EventKind::LocalActivityBackoff(e) => e.scheduled,
+            other => {
+                return Err(bad(format!(
+                    "{} is not a local activity's outcome",
+                    other.name()
+                )));
+            }
+        };
+        if self.status != RunStatus::Running || !self.shared.lock().awaits_local(scheduled) {
+            return Ok(None);
+        }
+        self.step([(at, outcome)]).map(Some)
+    }
+
     /// The run.
     pub fn run_id(&self) -> RunId {
         self.shared.lock().run_id
@@ -469,28 +514,39 @@ fn deliver(state: &mut RunState, input: &Event) {
     match &input.kind {
         EventKind::ActivityCompleted(e) => {
             let result = e.result.clone();
-            state.resolve(input, e.scheduled, OpKind::Activity, |_| {
+            let kind = state.activity_kind(e.scheduled);
+            state.resolve(input, e.scheduled, kind, |_| {
                 Outcome::Value(result, input.seq)
             });
         }
         EventKind::ActivityFailed(e) => {
+            let kind = state.activity_kind(e.scheduled);
+            let what = activity_noun(&kind);
             state.resolve(
                 input,
                 e.scheduled,
-                OpKind::Activity,
-                failed("activity", OperationEnd::Failed, &e.failure, e.attempt),
+                kind,
+                failed(what, OperationEnd::Failed, &e.failure, e.attempt),
             );
         }
         EventKind::ActivityTimedOut(e) => {
             let failure = e.last_failure.clone().unwrap_or_else(|| {
                 Failure::of_kind(FailureKind::TimedOut, format!("{:?} timeout", e.timeout))
             });
+            let kind = state.activity_kind(e.scheduled);
+            let what = activity_noun(&kind);
             state.resolve(
                 input,
                 e.scheduled,
-                OpKind::Activity,
-                failed("activity", OperationEnd::TimedOut, &failure, e.attempt),
+                kind,
+                failed(what, OperationEnd::TimedOut, &failure, e.attempt),
             );
+        }
+        EventKind::LocalActivityBackoff(e) => {
+            let (attempt, backoff) = (e.attempt, e.backoff);
+            state.resolve(input, e.scheduled, OpKind::LocalActivity, |_| {
+                Outcome::Backoff { attempt, backoff }
+            });
         }
         EventKind::ActivityCancelled(e) => {
             state.resolve(input, e.scheduled, OpKind::Activity, |_| Outcome::Cancelled);
@@ -526,7 +582,9 @@ fn deliver(state: &mut RunState, input: &Event) {
         }
         EventKind::CancelRequested(_) => {
             for (seq, kind) in state.request_cancel() {
-                state.decide(cancel_decision(&kind, seq), None);
+                if let Some(decision) = cancel_decision(&kind, seq) {
+                    state.decide(decision, None);
+                }
             }
         }
         // Started creates the execution; terminated is handled by the caller.
@@ -542,6 +600,15 @@ fn deliver(state: &mut RunState, input: &Event) {
         | EventKind::WorkflowCompleted(_)
         | EventKind::WorkflowFailed(_)
         | EventKind::WorkflowCancelled(_)
-        | EventKind::WorkflowContinuedAsNew(_) => {}
+        | EventKind::WorkflowContinuedAsNew(_)
+        | EventKind::LocalActivityScheduled(_) => {}
+    }
+}
+
+/// What the code is told failed: an activity or a local activity.
+fn activity_noun(kind: &OpKind) -> &'static str {
+    match kind {
+        OpKind::LocalActivity => "local activity",
+        OpKind::Activity | OpKind::Timer | OpKind::Child => "activity",
     }
 }

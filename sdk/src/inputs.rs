@@ -49,7 +49,9 @@ pub(crate) fn decision_input(kind: &EventKind) -> Option<&Payload> {
         EventKind::ActivityScheduled(e) => Some(&e.input),
         EventKind::ChildWorkflowStarted(e) => Some(&e.input),
         EventKind::WorkflowContinuedAsNew(e) => Some(&e.input),
-        EventKind::WorkflowStarted(_)
+        EventKind::LocalActivityScheduled(e) => Some(&e.input),
+        EventKind::LocalActivityBackoff(_)
+        | EventKind::WorkflowStarted(_)
         | EventKind::ActivityCompleted(_)
         | EventKind::ActivityFailed(_)
         | EventKind::ActivityTimedOut(_)

@@ -82,6 +82,7 @@ mod error;
 mod executor;
 mod fence;
 mod inputs;
+mod local;
 mod nondeterminism;
 mod ops;
 mod registry;
@@ -97,8 +98,9 @@ pub use error::{
 };
 pub use executor::{Execution, RunStatus, Step};
 pub use inputs::InputChanges;
+pub use local::{AttemptEnd, LocalActivityOptions, LocalActivityRequest};
 pub use nondeterminism::{Nondeterminism, NondeterminismKind, SourceLocation};
-pub use ops::{ActivityCall, CancelWait, ChildCall, SignalWait, Sleep};
+pub use ops::{ActivityCall, CancelWait, ChildCall, LocalActivityCall, SignalWait, Sleep};
 pub use registry::{ActivityRunner, Registry, RegistryBuilder};
 pub use reprise_history as history;
 

@@ -181,6 +181,12 @@ pub(crate) fn describe(kind: &EventKind) -> String {
         EventKind::ActivityCancelRequested(e) => {
             format!("ActivityCancelRequested(seq {})", e.scheduled)
         }
+        EventKind::LocalActivityScheduled(e) => {
+            format!("LocalActivityScheduled({:?})", e.activity_type.as_str())
+        }
+        EventKind::LocalActivityBackoff(e) => {
+            format!("LocalActivityBackoff(seq {})", e.scheduled)
+        }
         EventKind::TimerStarted(e) => format!("TimerStarted({:?})", e.duration),
         EventKind::TimerCancelled(e) => format!("TimerCancelled(seq {})", e.started),
         EventKind::ChildWorkflowStarted(e) => format!(
@@ -221,6 +227,9 @@ pub(crate) fn same_decision(recorded: &EventKind, made: &EventKind) -> bool {
         }
         (EventKind::ActivityCancelRequested(r), EventKind::ActivityCancelRequested(m)) => {
             r.scheduled == m.scheduled
+        }
+        (EventKind::LocalActivityScheduled(r), EventKind::LocalActivityScheduled(m)) => {
+            r.activity_type == m.activity_type
         }
         (EventKind::TimerStarted(r), EventKind::TimerStarted(m)) => r.duration == m.duration,
         (EventKind::TimerCancelled(r), EventKind::TimerCancelled(m)) => r.started == m.started,

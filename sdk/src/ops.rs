@@ -11,10 +11,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use reprise_history::{ActivityOptions, EventKind, Failure, Priority, Seq, SignalName, TaskQueue};
+use reprise_history::{
+    ActivityOptions, ActivityType, EventKind, Failure, LocalActivityScheduled, Payload, Priority,
+    Seq, SignalName, TaskQueue, Timestamp,
+};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Cancelled, OperationEnd, OperationFailed, SignalError};
+use crate::local::{LocalActivityOptions, LocalActivityRequest};
 use crate::nondeterminism::SourceLocation;
 use crate::state::{OpKind, Outcome, Shared, cancel_decision};
 
@@ -98,8 +102,11 @@ impl Drop for Operation {
     fn drop(&mut self) {
         let Some(seq) = self.seq else { return };
         let mut state = self.shared.lock();
-        if let Some(kind) = state.abandon_op(seq) {
-            state.decide(cancel_decision(&kind, seq), Some(self.location));
+        if let Some(decision) = state
+            .abandon_op(seq)
+            .and_then(|kind| cancel_decision(&kind, seq))
+        {
+            state.decide(decision, Some(self.location));
         }
     }
 }
@@ -122,6 +129,14 @@ fn decode_outcome<T: DeserializeOwned>(
         },
         Outcome::Failed(failed) => Poll::Ready(Err(failed)),
         Outcome::Cancelled => Poll::Ready(Err(OperationFailed::cancelled(what, name))),
+        // Only a local activity backs off, and its call handles that before decoding.
+        Outcome::Backoff { attempt, .. } => Poll::Ready(Err(OperationFailed {
+            what,
+            name: name.clone(),
+            end: OperationEnd::Failed,
+            failure: Box::new(Failure::application("Backoff", "an unexpected backoff")),
+            attempts: attempt,
+        })),
     }
 }
 
@@ -224,6 +239,193 @@ impl<O: DeserializeOwned> Future for ActivityCall<O> {
     }
 }
 
+/// A local activity: run by the engine inline, inside the step that schedules it, and
+/// recorded in history; resolves to its result, or to how it failed.
+///
+/// Set options with [`LocalActivityCall::options`] before awaiting. A retry that must wait
+/// longer than the options' in-step window becomes a durable timer of this call's own
+/// (`TimerStarted` after a `LocalActivityBackoff`), after which it is scheduled again.
+#[must_use = "dropping the call abandons the local activity"]
+pub struct LocalActivityCall<O> {
+    shared: Shared,
+    name: String,
+    location: SourceLocation,
+    /// What each scheduling decides (`None` if the call failed before deciding anything).
+    scheduling: Option<(ActivityType, Payload)>,
+    options: LocalActivityOptions,
+    /// The seq and time of the first scheduling: the idempotency key and the deadline's start.
+    first: Option<(Seq, Timestamp)>,
+    phase: LocalPhase,
+    output: PhantomData<fn() -> O>,
+}
+
+enum LocalPhase {
+    /// Scheduled; the host runs it before the step is written.
+    Running(Operation),
+    /// Waiting on a durable timer before attempt `next_attempt`.
+    BackingOff {
+        timer: Operation,
+        next_attempt: u32,
+    },
+    Finished,
+}
+
+impl<O> LocalActivityCall<O> {
+    pub(crate) fn new(
+        shared: Shared,
+        name: String,
+        location: SourceLocation,
+        scheduled: Result<(ActivityType, Payload), Failure>,
+    ) -> Self {
+        let (scheduling, failed) = match scheduled {
+            Ok(scheduling) => (Some(scheduling), None),
+            Err(failure) => (None, Some(failure)),
+        };
+        let mut call = LocalActivityCall {
+            shared: shared.clone(),
+            name: name.clone(),
+            location,
+            scheduling,
+            options: LocalActivityOptions::default(),
+            first: None,
+            phase: LocalPhase::Finished,
+            output: PhantomData,
+        };
+        call.phase = LocalPhase::Running(match failed {
+            None => call.schedule(1),
+            Some(failure) => call_operation(
+                shared,
+                OpKind::LocalActivity,
+                "local activity",
+                name,
+                location,
+                Err(failure),
+            ),
+        });
+        call
+    }
+
+    /// Decides `LocalActivityScheduled` and hands the host its request.
+    fn schedule(&mut self, attempt: u32) -> Operation {
+        let Some((activity_type, input)) = self.scheduling.clone() else {
+            let failure = Failure::application("LocalActivity", "nothing to schedule");
+            return Operation::failed(
+                self.shared.clone(),
+                self.name.clone(),
+                self.location,
+                Outcome::Failed(OperationFailed {
+                    what: "local activity",
+                    name: self.name.clone(),
+                    end: OperationEnd::Failed,
+                    failure: Box::new(failure),
+                    attempts: 0,
+                }),
+            );
+        };
+        let decision = EventKind::LocalActivityScheduled(LocalActivityScheduled {
+            activity_type: activity_type.clone(),
+            input: input.clone(),
+            attempt,
+        });
+        let op = Operation::decide(
+            self.shared.clone(),
+            OpKind::LocalActivity,
+            self.name.clone(),
+            self.location,
+            decision,
+        );
+        if let Some(seq) = op.seq {
+            let mut state = self.shared.lock();
+            let (first_scheduled, first_scheduled_at) = *self.first.get_or_insert((seq, state.now));
+            let request = LocalActivityRequest {
+                scheduled: seq,
+                activity_type,
+                input,
+                attempt,
+                options: self.options.clone(),
+                workflow_id: state.workflow_id.clone(),
+                run_id: state.run_id,
+                first_scheduled,
+                first_scheduled_at,
+            };
+            state.request_local(request);
+        }
+        op
+    }
+
+    /// Retries and timeouts (defaults: [`LocalActivityOptions::default()`]). Set them where
+    /// the call is made, before the workflow awaits anything else.
+    pub fn options(mut self, options: LocalActivityOptions) -> Self {
+        if let LocalPhase::Running(Operation { seq: Some(seq), .. }) = &self.phase {
+            let amended = options.clone();
+            self.shared
+                .lock()
+                .amend_local(*seq, move |request| request.options = amended);
+        }
+        self.options = options;
+        self
+    }
+}
+
+impl<O: DeserializeOwned> Future for LocalActivityCall<O> {
+    type Output = Result<O, OperationFailed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Nothing in the call is pinned: its fields move freely.
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.phase, LocalPhase::Finished) {
+                LocalPhase::Running(mut op) => match op.poll_outcome(cx) {
+                    Poll::Pending => {
+                        this.phase = LocalPhase::Running(op);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Outcome::Backoff { attempt, backoff }) => {
+                        let decision = EventKind::TimerStarted(reprise_history::TimerStarted {
+                            duration: backoff,
+                        });
+                        let timer = Operation::decide(
+                            this.shared.clone(),
+                            OpKind::Timer,
+                            format!("{backoff:?}"),
+                            this.location,
+                            decision,
+                        );
+                        this.phase = LocalPhase::BackingOff {
+                            timer,
+                            next_attempt: attempt.saturating_add(1),
+                        };
+                    }
+                    Poll::Ready(outcome) => return decode_outcome(&op, outcome, "local activity"),
+                },
+                LocalPhase::BackingOff {
+                    mut timer,
+                    next_attempt,
+                } => match timer.poll_outcome(cx) {
+                    Poll::Pending => {
+                        this.phase = LocalPhase::BackingOff {
+                            timer,
+                            next_attempt,
+                        };
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Outcome::Cancelled) => {
+                        return Poll::Ready(Err(OperationFailed::cancelled(
+                            "local activity",
+                            &this.name,
+                        )));
+                    }
+                    Poll::Ready(_) => {
+                        let op = this.schedule(next_attempt);
+                        this.phase = LocalPhase::Running(op);
+                    }
+                },
+                LocalPhase::Finished => return Poll::Pending,
+            }
+        }
+    }
+}
+
 /// A child workflow: resolves to its result, or to how it ended.
 #[must_use = "dropping the call asks the child workflow to cancel"]
 pub struct ChildCall<O> {
@@ -303,7 +505,7 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.op.poll_outcome(cx).map(|outcome| match outcome {
             Outcome::Cancelled => Err(Cancelled),
-            Outcome::Value(..) | Outcome::Failed(_) => Ok(()),
+            Outcome::Value(..) | Outcome::Failed(_) | Outcome::Backoff { .. } => Ok(()),
         })
     }
 }

@@ -16,6 +16,7 @@ use reprise_history::{
 
 use crate::error::OperationFailed;
 use crate::inputs::{InputChanges, InputComparison, compare_inputs, decision_input};
+use crate::local::LocalActivityRequest;
 use crate::nondeterminism::{
     Nondeterminism, NondeterminismKind, SourceLocation, describe, same_decision,
 };
@@ -73,6 +74,8 @@ pub(crate) enum Mode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum OpKind {
     Activity,
+    /// Run by the host inside the step: never cancelled in history, never late.
+    LocalActivity,
     Timer,
     Child,
 }
@@ -84,6 +87,13 @@ pub(crate) enum Outcome {
     Value(Payload, Seq),
     Failed(OperationFailed),
     Cancelled,
+    /// A local activity's attempts failed; the next one comes after a durable wait.
+    Backoff {
+        /// Attempts made so far.
+        attempt: u32,
+        /// How long until the next.
+        backoff: std::time::Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -139,6 +149,9 @@ pub(crate) struct RunState {
     input_changes: InputChanges,
     /// Inputs found changed (ND08) and reported, not failed.
     pub(crate) changed_inputs: Vec<Nondeterminism>,
+    /// Local activities awaiting their outcome, by the seq of their scheduling, and whether
+    /// the host was handed each already.
+    local: BTreeMap<Seq, (LocalActivityRequest, bool)>,
 }
 
 impl RunState {
@@ -177,6 +190,7 @@ impl RunState {
             rules: s.replay_rules,
             input_changes,
             changed_inputs: Vec::new(),
+            local: BTreeMap::new(),
         }
     }
 
@@ -360,6 +374,11 @@ impl RunState {
     pub(crate) fn abandon_op(&mut self, seq: Seq) -> Option<OpKind> {
         let op = self.ops.remove(&seq)?;
         let pending = matches!(op.status, OpStatus::Pending);
+        if op.kind == OpKind::LocalActivity {
+            // Not run (or its outcome not recorded): nothing to cancel in history.
+            self.local.remove(&seq);
+            return None;
+        }
         if !pending || self.tearing_down || self.closed {
             return None;
         }
@@ -380,6 +399,9 @@ impl RunState {
         if self.late.remove(&seq) {
             return;
         }
+        if kind == OpKind::LocalActivity {
+            self.local.remove(&seq);
+        }
         match self.ops.get_mut(&seq) {
             Some(op) if op.kind == kind && matches!(op.status, OpStatus::Pending) => {
                 op.status = OpStatus::Done(outcome(&op.name));
@@ -389,6 +411,49 @@ impl RunState {
             }
             _ => self.unexpected(input),
         }
+    }
+
+    /// The kind of operation an activity outcome for `seq` resolves: a local activity's if
+    /// one waits there, else an activity's.
+    pub(crate) fn activity_kind(&self, seq: Seq) -> OpKind {
+        match self.ops.get(&seq) {
+            Some(op) if op.kind == OpKind::LocalActivity => OpKind::LocalActivity,
+            _ => OpKind::Activity,
+        }
+    }
+
+    /// A local activity was scheduled: the host runs it before the step is written.
+    pub(crate) fn request_local(&mut self, request: LocalActivityRequest) {
+        self.local.insert(request.scheduled, (request, false));
+    }
+
+    /// Changes a local activity's options before the host is handed it.
+    pub(crate) fn amend_local(&mut self, seq: Seq, change: impl FnOnce(&mut LocalActivityRequest)) {
+        if let Some((request, false)) = self.local.get_mut(&seq) {
+            change(request);
+        }
+    }
+
+    /// The local activities the host has not been handed yet, in seq order.
+    pub(crate) fn take_local(&mut self) -> Vec<LocalActivityRequest> {
+        self.local
+            .values_mut()
+            .filter(|(_, handed)| !*handed)
+            .map(|(request, handed)| {
+                *handed = true;
+                request.clone()
+            })
+            .collect()
+    }
+
+    /// Whether a local activity scheduled at `seq` still waits for its outcome.
+    pub(crate) fn awaits_local(&self, seq: Seq) -> bool {
+        self.local.contains_key(&seq)
+    }
+
+    /// Whether any local activity waits for its outcome.
+    pub(crate) fn has_local(&self) -> bool {
+        !self.local.is_empty()
     }
 
     fn unexpected(&mut self, input: &Event) {
@@ -457,8 +522,14 @@ impl RunState {
                 if let Some(waker) = op.waker.take() {
                     waker.wake();
                 }
-                if op.kind != OpKind::Timer {
-                    self.late.insert(*seq);
+                match op.kind {
+                    OpKind::Timer => {}
+                    OpKind::LocalActivity => {
+                        self.local.remove(seq);
+                    }
+                    OpKind::Activity | OpKind::Child => {
+                        self.late.insert(*seq);
+                    }
                 }
                 cancelled.push((*seq, op.kind.clone()));
             }
@@ -468,9 +539,10 @@ impl RunState {
     }
 }
 
-/// The decision that cancels a pending operation of `kind` started at `seq`.
-pub(crate) fn cancel_decision(kind: &OpKind, seq: Seq) -> EventKind {
-    match kind {
+/// The decision that cancels a pending operation of `kind` started at `seq`; none for a local
+/// activity, which the host has not run (or whose outcome it has not recorded) yet.
+pub(crate) fn cancel_decision(kind: &OpKind, seq: Seq) -> Option<EventKind> {
+    Some(match kind {
         OpKind::Activity => {
             EventKind::ActivityCancelRequested(reprise_history::ActivityCancelRequested {
                 scheduled: seq,
@@ -484,5 +556,6 @@ pub(crate) fn cancel_decision(kind: &OpKind, seq: Seq) -> EventKind {
                 started: seq,
             })
         }
-    }
+        OpKind::LocalActivity => return None,
+    })
 }

@@ -107,7 +107,9 @@ impl RunOutcome {
             | EventKind::ChildWorkflowCancelRequested(_)
             | EventKind::SignalReceived(_)
             | EventKind::CancelRequested(_)
-            | EventKind::MarkerRecorded(_) => return None,
+            | EventKind::MarkerRecorded(_)
+            | EventKind::LocalActivityScheduled(_)
+            | EventKind::LocalActivityBackoff(_) => return None,
         })
     }
 }

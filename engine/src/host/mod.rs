@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 mod direct;
 mod foreign;
+mod local;
 mod options;
 mod spans;
 
@@ -510,6 +511,26 @@ impl Engine {
                 }
                 Err(e) => parks.push(self.park_for(run, i, e.into())?),
             }
+        }
+        if stepped
+            .iter()
+            .any(|(_, cached, ..)| cached.execution.awaits_local_activities())
+        {
+            // Run while the batch holds every one of its runs; all runs' at once.
+            let registry = &self.registry;
+            let ran =
+                futures::future::join_all(stepped.iter_mut().map(|(_, cached, events, _, _)| {
+                    local::run_local_activities(registry, &mut cached.execution, events, batch.now)
+                }))
+                .await;
+            let mut kept = Vec::with_capacity(stepped.len());
+            for (entry, ran) in stepped.into_iter().zip(ran) {
+                match ran {
+                    Ok(()) => kept.push(entry),
+                    Err(e) => parks.push(self.park_for(&batch.runs[entry.0], entry.0, e.into())?),
+                }
+            }
+            stepped = kept;
         }
         let outputs: Vec<StepOutput<'_>> = stepped
             .iter()

@@ -71,9 +71,13 @@ fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
             EventKind::ActivityCancelled(e) => Some(e.scheduled),
             EventKind::TimerFired(e) => Some(e.started),
             EventKind::TimerCancelled(e) => Some(e.started),
-            // A cancellation requested is still open until its outcome arrives; the rest
-            // opens and resolves nothing the new run inherits.
+            // A cancellation requested is still open until its outcome arrives. A local
+            // activity's outcome is written by the step that schedules it (or the call was
+            // dropped), so at a step's end none is open; its backoff's timer is a timer. The
+            // rest opens and resolves nothing the new run inherits.
             EventKind::WorkflowStarted(_)
+            | EventKind::LocalActivityScheduled(_)
+            | EventKind::LocalActivityBackoff(_)
             | EventKind::ActivityCancelRequested(_)
             | EventKind::SignalReceived(_)
             | EventKind::ChildWorkflowCompleted(_)

@@ -12,6 +12,7 @@ mod flow_control;
 mod hosts;
 mod hot_path;
 mod lifecycle;
+mod local_activities;
 mod nondeterminism;
 mod payloads;
 mod plans;

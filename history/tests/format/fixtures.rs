@@ -34,21 +34,23 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
 /// v3 is v2 with a run started in a trace (its first event is stored as
 /// `WorkflowStartedInTrace`); v4 is v3 with the replay rules recorded (stored as
 /// `WorkflowStartedUnderRules`); v5 is v4 with one activity given a priority (stored as
-/// `ActivityScheduledWithPriority`).
-#[derive(Clone, Copy)]
+/// `ActivityScheduledWithPriority`); v6 is v5 with local activities (`LocalActivityScheduled`,
+/// `LocalActivityBackoff`).
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
     V1,
     V2,
     V3,
     V4,
     V5,
+    V6,
 }
 
 impl Version {
     fn payload<T: serde::Serialize>(self, value: T) -> Payload {
         match self {
             Version::V1 => Payload::encode_bincode_v1(&value).unwrap(),
-            Version::V2 | Version::V3 | Version::V4 | Version::V5 => {
+            Version::V2 | Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
                 Payload::encode(&value, &Limits::DEFAULT).unwrap()
             }
         }
@@ -61,13 +63,14 @@ impl Version {
             Version::V3 => "v3",
             Version::V4 => "v4",
             Version::V5 => "v5",
+            Version::V6 => "v6",
         }
     }
 
     fn trace_context(self) -> Option<TraceContext> {
         match self {
             Version::V1 | Version::V2 => None,
-            Version::V3 | Version::V4 | Version::V5 => Some(
+            Version::V3 | Version::V4 | Version::V5 | Version::V6 => Some(
                 TraceContext::new(
                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                     "rojo=00f067aa0ba902b7",
@@ -80,15 +83,17 @@ impl Version {
     fn replay_rules(self) -> ReplayRules {
         match self {
             Version::V1 | Version::V2 | Version::V3 => ReplayRules::NONE,
-            Version::V4 | Version::V5 => ReplayRules::COMPARE_INPUTS,
+            Version::V4 | Version::V5 | Version::V6 => ReplayRules::COMPARE_INPUTS,
         }
     }
 
     /// The priority the fixture's `name` activity is given.
     fn priority(self, name: &str) -> Option<Priority> {
         match self {
-            Version::V5 if name == "charge" => Some(Priority::HIGHEST),
-            Version::V1 | Version::V2 | Version::V3 | Version::V4 | Version::V5 => None,
+            Version::V5 | Version::V6 if name == "charge" => Some(Priority::HIGHEST),
+            Version::V1 | Version::V2 | Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
+                None
+            }
         }
     }
 }
@@ -230,6 +235,39 @@ fn every_kind(version: Version) -> RecordedHistory {
     h.push(EventKind::MarkerRecorded(Marker::SideEffect {
         value: payload!(0xdead_beefu32),
     }));
+    if version == Version::V6 {
+        let local = |h: &mut HistoryBuilder, attempt| {
+            h.push(EventKind::LocalActivityScheduled(LocalActivityScheduled {
+                activity_type: ActivityType::new("price").unwrap(),
+                input: payload!("order-1042"),
+                attempt,
+            }))
+        };
+        let l1 = local(&mut h, 1);
+        h.push(EventKind::ActivityCompleted(ActivityCompleted {
+            scheduled: l1,
+            result: payload!(1999u32),
+            attempt: 2,
+        }));
+        let l2 = local(&mut h, 1);
+        h.push(EventKind::LocalActivityBackoff(LocalActivityBackoff {
+            scheduled: l2,
+            failure: Failure::application("Unavailable", "pricing is down"),
+            attempt: 3,
+            backoff: Duration::from_millis(2_500),
+        }));
+        let wait = h.push(EventKind::TimerStarted(TimerStarted {
+            duration: Duration::from_millis(2_500),
+        }));
+        h.advance(Duration::from_millis(2_500));
+        h.push(EventKind::TimerFired(TimerFired { started: wait }));
+        let l3 = local(&mut h, 4);
+        h.push(EventKind::ActivityFailed(ActivityFailed {
+            scheduled: l3,
+            failure: Failure::application("Unavailable", "pricing is down").retryable(false),
+            attempt: 4,
+        }));
+    }
     h.push(EventKind::WorkflowCompleted(WorkflowCompleted {
         result: payload!("done"),
     }));
@@ -394,6 +432,16 @@ fn v5_json_history_with_a_prioritised_activity_decodes_to_the_same_values() {
 }
 
 #[test]
+fn v6_binary_history_with_local_activities_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V6);
+}
+
+#[test]
+fn v6_json_history_with_local_activities_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V6);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
     for version in [
         Version::V1,
@@ -401,6 +449,7 @@ fn payloads_of_each_version_decode_to_their_values() {
         Version::V3,
         Version::V4,
         Version::V5,
+        Version::V6,
     ] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
@@ -413,7 +462,7 @@ fn payloads_of_each_version_decode_to_their_values() {
 
 #[test]
 fn the_fixture_covers_every_event_kind() {
-    let mut names: Vec<&str> = every_kind(Version::V1)
+    let mut names: Vec<&str> = every_kind(Version::V6)
         .events()
         .iter()
         .map(|e| e.kind.name())
@@ -423,7 +472,7 @@ fn the_fixture_covers_every_event_kind() {
     names.dedup();
     assert_eq!(
         names.len(),
-        22,
+        24,
         "a new event kind needs a fixture: {names:?}"
     );
 }

@@ -229,3 +229,63 @@ fn invalid_histories_are_refused_with_every_violation_in_the_message() {
          seq 3: refers to seq 41, which is not an earlier TimerStarted"
     );
 }
+
+fn local_activity(h: &mut HistoryBuilder) -> Seq {
+    h.push(EventKind::LocalActivityScheduled(LocalActivityScheduled {
+        activity_type: ActivityType::new("price").unwrap(),
+        input: Payload::unit(),
+        attempt: 1,
+    }))
+}
+
+fn backoff(scheduled: Seq) -> EventKind {
+    EventKind::LocalActivityBackoff(LocalActivityBackoff {
+        scheduled,
+        failure: Failure::application("Down", "try later"),
+        attempt: 2,
+        backoff: Duration::from_secs(5),
+    })
+}
+
+#[test]
+fn a_local_activity_is_resolved_by_an_activity_outcome_or_a_backoff_and_never_cancelled() {
+    let mut h = started();
+    let done = local_activity(&mut h);
+    h.push(completed(done));
+    let waiting = local_activity(&mut h);
+    h.push(backoff(waiting));
+    assert_eq!(violations(h.events()), vec![]);
+
+    let mut h = started();
+    let local = local_activity(&mut h);
+    let task = activity(&mut h);
+    h.push(EventKind::ActivityCancelRequested(
+        ActivityCancelRequested { scheduled: local },
+    ));
+    h.push(backoff(task));
+    h.push(backoff(local));
+    h.push(completed(local));
+    let found = violations(h.events());
+    let expected_local = ViolationKind::UnknownReference {
+        reference: local,
+        expected: "ActivityScheduled",
+    };
+    let expected_task = ViolationKind::UnknownReference {
+        reference: task,
+        expected: "LocalActivityScheduled",
+    };
+    assert_eq!(
+        found,
+        vec![
+            at(4, expected_local),
+            at(5, expected_task),
+            at(
+                7,
+                ViolationKind::AlreadyResolved {
+                    reference: local,
+                    resolved_at: Seq::new(6)
+                }
+            ),
+        ]
+    );
+}

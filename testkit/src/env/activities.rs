@@ -84,7 +84,14 @@ impl TestEnv {
             return Ok(());
         }
         task.attempts += 1;
-        let outcome = self.invoke(&task)?;
+        let info = ActivityInfo {
+            workflow_id: task.workflow_id.clone(),
+            run_id: task.run_id,
+            scheduled_seq: task.scheduled,
+            activity_type: task.activity_type.clone(),
+            attempt: task.attempts,
+        };
+        let outcome = self.invoke(info, &task.input)?;
         let input = match outcome {
             Ok(result) => EventKind::ActivityCompleted(ActivityCompleted {
                 scheduled: task.scheduled,
@@ -112,26 +119,34 @@ impl TestEnv {
         Ok(())
     }
 
-    fn invoke(&mut self, task: &Task) -> Result<Result<Payload, ActivityError>, Error> {
-        if let Some(stand_in) = self.stand_ins.get_mut(&task.activity_type) {
-            return Ok(stand_in(&task.input, task.attempts));
+    /// Runs one attempt: the stand-in if there is one, else the registry's code.
+    pub(super) fn invoke(
+        &mut self,
+        info: ActivityInfo,
+        input: &Payload,
+    ) -> Result<Result<Payload, ActivityError>, Error> {
+        if let Some(stand_in) = self.stand_ins.get_mut(&info.activity_type) {
+            return Ok(stand_in(input, info.attempt));
         }
-        let info = ActivityInfo {
-            workflow_id: task.workflow_id.clone(),
-            run_id: task.run_id,
-            scheduled_seq: task.scheduled,
-            activity_type: task.activity_type.clone(),
-            attempt: task.attempts,
-        };
+        let runner = self.registry.activity(&info.activity_type)?;
         let ctx = ActivityContext::new(
             info,
             Arc::new(NoHeartbeats),
             CancellationSignal::new(),
             self.registry.converter().clone(),
         );
-        Ok(match self.registry.activity(&task.activity_type)? {
-            ActivityRunner::Async(run) => futures::executor::block_on(run(ctx, task.input.clone())),
-            ActivityRunner::Blocking(run) => run(ctx, task.input.clone()),
+        Ok(match runner {
+            ActivityRunner::Async(run) => futures::executor::block_on(run(ctx, input.clone())),
+            ActivityRunner::Blocking(run) => run(ctx, input.clone()),
         })
+    }
+
+    /// Whether an activity type can run here: a stand-in or the registry's code.
+    pub(super) fn can_run(&self, activity_type: &ActivityType) -> Result<(), Error> {
+        if self.stand_ins.contains_key(activity_type) {
+            return Ok(());
+        }
+        self.registry.activity(activity_type)?;
+        Ok(())
     }
 }

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 
 mod activities;
+mod local;
 
 use activities::Task;
 
@@ -385,7 +386,7 @@ impl TestEnv {
                 events.extend(step.events.into_iter().skip(1));
                 run.execution = Some(execution);
             }
-            let Some(execution) = run.execution.as_mut() else {
+            let Some(mut execution) = run.execution.take() else {
                 continue;
             };
             // A run its first step closed takes none of its inputs, as in the engine.
@@ -396,7 +397,12 @@ impl TestEnv {
             };
             let step = execution.step(inputs)?;
             events.extend(step.events);
+            self.run_local_activities(&mut execution, &mut events)?;
+            let Some(run) = self.runs.get_mut(&id) else {
+                continue;
+            };
             run.status = execution.status().clone();
+            run.execution = Some(execution);
             // Inputs the step did not apply because the run closed on the way: a
             // continue-as-new hands their signals on, after those its code had buffered.
             let unapplied = due

@@ -7,4 +7,5 @@
 mod env;
 mod evolution;
 mod inputs;
+mod local_activities;
 mod replay;
