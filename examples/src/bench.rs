@@ -13,6 +13,8 @@ pub const INCREMENT: ActivityDef<u64, u64> = ActivityDef::new("bench-increment")
 pub const HELLO: WorkflowDef<u64, u64> = WorkflowDef::new("bench-hello");
 /// W2 and W5: `n` sequential activities.
 pub const CHAIN: WorkflowDef<u32, u64> = WorkflowDef::new("bench-chain");
+/// W2 with local activities: `n` sequential local activities, run by the engine in its steps.
+pub const LOCAL_CHAIN: WorkflowDef<u32, u64> = WorkflowDef::new("bench-local-chain");
 /// W3: `n` activities at once.
 pub const FANOUT: WorkflowDef<u32, u64> = WorkflowDef::new("bench-fanout");
 /// The rate-limit workload's activity: adds one, under a limit of its own.
@@ -30,6 +32,14 @@ async fn chain(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
     let mut total = 0;
     for _ in 0..n {
         total = ctx.activity(INCREMENT, &total).await?;
+    }
+    Ok(total)
+}
+
+async fn local_chain(ctx: WorkflowContext, n: u32) -> Result<u64, WorkflowError> {
+    let mut total = 0;
+    for _ in 0..n {
+        total = ctx.local_activity(INCREMENT, &total).await?;
     }
     Ok(total)
 }
@@ -71,6 +81,7 @@ pub fn register(builder: RegistryBuilder) -> RegistryBuilder {
     builder
         .workflow(HELLO, hello)
         .workflow(CHAIN, chain)
+        .workflow(LOCAL_CHAIN, local_chain)
         .workflow(FANOUT, fanout)
         .workflow(TIMER, timer)
         .workflow(RATED_FANOUT, rated_fanout)

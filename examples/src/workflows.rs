@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use reprise_history::{ActivityOptions, RetryPolicy};
 use reprise_sdk::{
-    ActivityContext, ActivityDef, ActivityError, Registry, WorkflowContext, WorkflowDef,
-    WorkflowError,
+    ActivityContext, ActivityDef, ActivityError, LocalActivityOptions, Registry, WorkflowContext,
+    WorkflowDef, WorkflowError,
 };
 
 /// The quickstart: compose a greeting, wait a (durable) second, then shout it.
@@ -85,6 +85,47 @@ async fn slow_step(_: ActivityContext, n: u32) -> Result<u32, ActivityError> {
     Ok(n)
 }
 
+/// Appends a line to a file with a local activity (input: the file's path).
+pub const LEDGER: WorkflowDef<String, String> = WorkflowDef::new("ledger");
+/// Appends its idempotency key to the file; when it is the file's first line, then hangs for
+/// an hour (an engine that dies mid-call, say).
+pub const APPEND_LINE: ActivityDef<String, String> = ActivityDef::new("append-line");
+
+async fn ledger(ctx: WorkflowContext, path: String) -> Result<String, WorkflowError> {
+    let options = LocalActivityOptions {
+        start_to_close: Duration::from_secs(3_600),
+        ..LocalActivityOptions::default()
+    };
+    Ok(ctx
+        .local_activity(APPEND_LINE, &path)
+        .options(options)
+        .await?)
+}
+
+async fn append_line(ctx: ActivityContext, path: String) -> Result<String, ActivityError> {
+    use tokio::io::AsyncWriteExt;
+    let io = |e: std::io::Error| ActivityError::retryable("Io", e.to_string());
+    let before = match tokio::fs::read_to_string(&path).await {
+        Ok(text) => text.lines().count(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(io(e)),
+    };
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await
+        .map_err(io)?;
+    file.write_all(format!("{}\n", ctx.idempotency_key()).as_bytes())
+        .await
+        .map_err(io)?;
+    file.flush().await.map_err(io)?;
+    if before == 0 {
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+    }
+    Ok(format!("written {} times", before + 1))
+}
+
 /// Everything above.
 pub fn registry() -> Result<Registry, reprise_sdk::Error> {
     crate::bench::register(Registry::builder())
@@ -92,6 +133,8 @@ pub fn registry() -> Result<Registry, reprise_sdk::Error> {
         .workflow(SLEEPY, sleepy)
         .workflow(PATIENT, patient)
         .workflow(FAN_OUT, fan_out)
+        .workflow(LEDGER, ledger)
+        .activity(APPEND_LINE, append_line)
         .activity(SLOW_STEP, slow_step)
         .activity(COMPOSE, compose)
         .blocking_activity(SHOUT, shout)

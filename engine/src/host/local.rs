@@ -19,6 +19,7 @@ use reprise_sdk::{
 };
 
 use crate::store::TaskOutcome;
+use crate::telemetry::{LocalAttemptOutcome, Metrics};
 use crate::worker::run_attempt;
 
 /// Local activities have no lease to extend: their heartbeats go nowhere.
@@ -35,6 +36,7 @@ impl HeartbeatSink for NoHeartbeats {
 /// activity's type is not registered here, or when delivering an outcome fails the step.
 pub(super) async fn run_local_activities(
     registry: &Registry,
+    metrics: &Metrics,
     execution: &mut Execution,
     events: &mut Vec<Event>,
     at: Timestamp,
@@ -45,7 +47,7 @@ pub(super) async fn run_local_activities(
         for request in execution.take_local_activities() {
             let runner = registry.activity(&request.activity_type)?;
             let converter = registry.converter().clone();
-            running.push(run_local(converter, runner, request, at, began));
+            running.push(run_local(converter, metrics, runner, request, at, began));
         }
         // Those still running when the run closes are dropped: their outcomes had no taker.
         let Some(outcome) = running.next().await else {
@@ -61,6 +63,7 @@ pub(super) async fn run_local_activities(
 /// time is up), to the outcome its step records.
 async fn run_local(
     converter: DataConverter,
+    metrics: &Metrics,
     runner: ActivityRunner,
     request: LocalActivityRequest,
     at: Timestamp,
@@ -75,15 +78,24 @@ async fn run_local(
             converter.clone(),
         );
         let attempt = run_attempt(runner.clone(), ctx, request.input.clone());
+        let activity_type = request.activity_type.as_str();
         async move {
-            match tokio::time::timeout(timeout, attempt).await {
-                Ok(TaskOutcome::Completed(result)) => AttemptEnd::Completed(result),
-                Ok(TaskOutcome::Failed(failure)) => AttemptEnd::Failed(failure),
+            let started = Instant::now();
+            let (end, outcome) = match tokio::time::timeout(timeout, attempt).await {
+                Ok(TaskOutcome::Completed(result)) => (
+                    AttemptEnd::Completed(result),
+                    LocalAttemptOutcome::completed,
+                ),
+                Ok(TaskOutcome::Failed(failure)) => {
+                    (AttemptEnd::Failed(failure), LocalAttemptOutcome::failed)
+                }
                 Err(_) => {
                     cancellation.cancel();
-                    AttemptEnd::TimedOut
+                    (AttemptEnd::TimedOut, LocalAttemptOutcome::timed_out)
                 }
-            }
+            };
+            metrics.local_attempt(activity_type, outcome, started.elapsed());
+            end
         }
     };
     request

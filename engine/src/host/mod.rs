@@ -517,10 +517,11 @@ impl Engine {
             .any(|(_, cached, ..)| cached.execution.awaits_local_activities())
         {
             // Run while the batch holds every one of its runs; all runs' at once.
-            let registry = &self.registry;
+            let (registry, metrics) = (&self.registry, self.store.metrics());
             let ran =
                 futures::future::join_all(stepped.iter_mut().map(|(_, cached, events, _, _)| {
-                    local::run_local_activities(registry, &mut cached.execution, events, batch.now)
+                    let execution = &mut cached.execution;
+                    local::run_local_activities(registry, metrics, execution, events, batch.now)
                 }))
                 .await;
             let mut kept = Vec::with_capacity(stepped.len());

@@ -95,6 +95,18 @@ impl AttemptOutcome {
     ];
 }
 
+/// How a local activity's attempt ended (whether a failed one is retried is its policy's).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum LocalAttemptOutcome {
+    /// It returned a result.
+    completed,
+    /// It returned an error or panicked.
+    failed,
+    /// It ran past its time.
+    timed_out,
+}
+
 /// The statuses a run closes with; a workflow type has a `workflows_closed` series for each.
 const CLOSED: [RunState; 5] = [
     RunState::Completed,
@@ -156,6 +168,17 @@ struct ActivityLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LocalAttemptLabels {
+    activity_type: String,
+    outcome: LocalAttemptOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LocalActivityLabels {
+    activity_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TimeoutLabels {
     activity_type: String,
     task_queue: String,
@@ -208,6 +231,8 @@ struct Families {
     failed_batches: Counter,
     attempts: Family<AttemptLabels, Counter>,
     attempt_seconds: Family<ActivityLabels, Histogram, fn() -> Histogram>,
+    local_attempts: Family<LocalAttemptLabels, Counter>,
+    local_attempt_seconds: Family<LocalActivityLabels, Histogram, fn() -> Histogram>,
     schedule_to_start: Family<QueueLabels, Histogram, fn() -> Histogram>,
     timeouts: Family<TimeoutLabels, Counter>,
     nondeterminism: Family<NondeterminismLabels, Counter>,
@@ -278,6 +303,8 @@ impl Metrics {
             failed_batches: Counter::default(),
             attempts: Family::default(),
             attempt_seconds: Family::new_with_constructor(seconds_histogram),
+            local_attempts: Family::default(),
+            local_attempt_seconds: Family::new_with_constructor(seconds_histogram),
             schedule_to_start: Family::new_with_constructor(seconds_histogram),
             timeouts: Family::default(),
             nondeterminism: Family::default(),
@@ -395,6 +422,16 @@ impl Metrics {
             "activity_attempt_duration_seconds",
             "Time an activity attempt ran",
             f.attempt_seconds.clone(),
+        );
+        r.register(
+            "local_activity_attempts",
+            "Local activity attempts run by engines, by activity type and outcome (completed, failed, timed_out)",
+            f.local_attempts.clone(),
+        );
+        r.register(
+            "local_activity_attempt_duration_seconds",
+            "Time a local activity attempt ran",
+            f.local_attempt_seconds.clone(),
         );
         r.register(
             "activity_schedule_to_start_seconds",
@@ -598,6 +635,29 @@ impl Metrics {
                 series.seconds.observe(took.as_secs_f64());
             });
         });
+    }
+
+    /// A local activity's attempt ran for `took` and ended so. Labelled by the types the
+    /// engine registers, so the series are bounded by code.
+    pub(crate) fn local_attempt(
+        &self,
+        activity_type: &str,
+        outcome: LocalAttemptOutcome,
+        took: Duration,
+    ) {
+        let f = &self.0;
+        let activity_type = activity_type.to_string();
+        f.local_attempt_seconds
+            .get_or_create(&LocalActivityLabels {
+                activity_type: activity_type.clone(),
+            })
+            .observe(took.as_secs_f64());
+        f.local_attempts
+            .get_or_create(&LocalAttemptLabels {
+                activity_type,
+                outcome,
+            })
+            .inc();
     }
 
     pub(crate) fn schedule_to_start(&self, task_queue: &str, seconds: f64) {

@@ -14,4 +14,4 @@ mod tests;
 pub(crate) mod trace;
 
 pub(crate) use gauges::sample_gauges;
-pub use metrics::{AttemptOutcome, Metrics, ParkKind, StepPath};
+pub use metrics::{AttemptOutcome, LocalAttemptOutcome, Metrics, ParkKind, StepPath};

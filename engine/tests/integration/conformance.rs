@@ -15,8 +15,8 @@ use reprise_history::{
     ActivityOptions, Event, ParentClosePolicy, RecordedHistory, RetryPolicy, RunId,
 };
 use reprise_sdk::{
-    ActivityContext, ActivityDef, ActivityError, Registry, SignalDef, WorkflowContext, WorkflowDef,
-    WorkflowError, select,
+    ActivityContext, ActivityDef, ActivityError, LocalActivityOptions, Registry, SignalDef,
+    WorkflowContext, WorkflowDef, WorkflowError, select,
 };
 use reprise_testkit::TestEnv;
 use serde_json::Value;
@@ -34,12 +34,13 @@ const POLICIES: WorkflowDef<(), String> = WorkflowDef::new("policies");
 const DEADLINE: WorkflowDef<(), String> = WorkflowDef::new("deadline");
 const QUICK: WorkflowDef<(), u32> = WorkflowDef::new("quick");
 const RELAY: WorkflowDef<u32, String> = WorkflowDef::new("relay");
+const LOCALS: WorkflowDef<(), String> = WorkflowDef::new("locals");
 const GO: SignalDef<()> = SignalDef::new("go");
 const NOTE: SignalDef<String> = SignalDef::new("note");
 const WAKE: SignalDef<String> = SignalDef::new("wake");
 
 /// The workflow ids the scenarios leave histories under.
-const WORKFLOW_IDS: [&str; 11] = [
+const WORKFLOW_IDS: [&str; 12] = [
     "everything",
     "everything-child",
     "everything-waiter",
@@ -51,6 +52,7 @@ const WORKFLOW_IDS: [&str; 11] = [
     "quick",
     "quick-child",
     "relay",
+    "locals",
 ];
 
 async fn work(_: ActivityContext, n: u32) -> Result<u32, ActivityError> {
@@ -163,6 +165,25 @@ async fn relay(ctx: WorkflowContext, round: u32) -> Result<String, WorkflowError
     Ok(format!("{first} {second}"))
 }
 
+/// Local activities: one that answers, one that fails for good, one retried inside the step
+/// until its attempts run out.
+async fn locals(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    let answer = ctx.local_activity(WORK, &5).await?;
+    let broken = ctx.local_activity(BROKEN, &6).await.is_err();
+    let options = LocalActivityOptions {
+        retry: RetryPolicy {
+            max_attempts: Some(2),
+            initial_backoff: Duration::from_millis(10),
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        },
+        ..LocalActivityOptions::default()
+    };
+    let flaky = ctx.local_activity(FLAKY, &7).options(options).await;
+    let attempts = flaky.err().map_or(0, |e| e.attempts);
+    Ok(format!("{answer} {broken} {attempts}"))
+}
+
 fn registry() -> Registry {
     Registry::builder()
         .workflow(EVERYTHING, everything)
@@ -172,6 +193,7 @@ fn registry() -> Registry {
         .workflow(DEADLINE, deadline)
         .workflow(QUICK, quick)
         .workflow(RELAY, relay)
+        .workflow(LOCALS, locals)
         .activity(WORK, work)
         .activity(FLAKY, flaky)
         .activity(BROKEN, broken)
@@ -218,6 +240,8 @@ fn in_test_env() -> Histories {
     env.signal("relay", GO, &()).unwrap();
     env.signal("relay", NOTE, &"sent last".to_string()).unwrap();
     assert_eq!(env.result(&run).unwrap(), "sent first sent last");
+    let run = env.start(LOCALS, "locals", &()).unwrap();
+    assert_eq!(env.result(&run).unwrap(), "105 true 2");
     env.run_until_idle().unwrap();
     WORKFLOW_IDS
         .iter()
@@ -272,6 +296,8 @@ async fn on_postgres(db: &TestDb) -> Histories {
         "sent first sent last"
     );
     assert!(within(policies.result()).await.is_err());
+    let locals = client.start(LOCALS, "locals", &()).await.unwrap();
+    assert_eq!(within(locals.result()).await.unwrap(), "105 true 2");
     let cancelled = client.handle(WAITER, "child-cancel").await.unwrap();
     assert!(within(cancelled.result()).await.is_err());
     let mut histories = Vec::new();

@@ -250,6 +250,13 @@ async fn a_panic_is_a_retried_attempt_and_an_unknown_type_parks_the_run() {
     let client = Client::new(store.clone());
     let handle = client.start(PANICKY, "panicky", &()).await.unwrap();
     assert_eq!(within(handle.result()).await.unwrap(), 2);
+    let scrape = store.metrics().render();
+    for outcome in ["failed", "completed"] {
+        let series = format!(
+            "reprise_local_activity_attempts_total{{activity_type=\"panics\",outcome=\"{outcome}\"}} 1"
+        );
+        assert!(scrape.contains(&series), "{series} in {scrape}");
+    }
     client.start(BROKEN, "broken", &()).await.unwrap();
     let reason = within(parked_reason(&running, &client, "broken")).await;
     assert!(reason.contains("missing"), "{reason}");

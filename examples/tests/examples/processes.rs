@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::TestDb;
 use reprise_engine::{Client, Store, WorkflowHandle};
-use reprise_examples::workflows::{FAN_OUT, GREETING, PATIENT, SLEEPY};
+use reprise_examples::workflows::{FAN_OUT, GREETING, LEDGER, PATIENT, SLEEPY};
 use reprise_history::{EventKind, RecordedHistory};
 use sqlx::postgres::PgListener;
 
@@ -158,6 +158,57 @@ async fn a_worker_killed_mid_activity_is_replaced_after_its_lease_runs_out() {
         ]
     );
     drop((_engine, _second_worker));
+    db.drop_database().await;
+}
+
+/// The local activity's effect is outside the database (a line in a file), so the test reads
+/// the file until the first attempt has written it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_killed_mid_local_activity_leaves_it_to_another_that_records_it_once() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let path = std::env::temp_dir().join(format!(
+        "reprise-ledger-{}",
+        reprise_history::RunId::random()
+    ));
+    let lines = || std::fs::read_to_string(&path).unwrap_or_default();
+    let first_engine = Process::spawn(&db, &["engine"]);
+    let handle = client
+        .start(LEDGER, "ledger-1", &path.display().to_string())
+        .await
+        .unwrap();
+    within(30, async {
+        while lines().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    first_engine.kill(); // SIGKILL, mid-call: its step's transaction ends unwritten.
+
+    let _second_engine = Process::spawn(&db, &["engine"]);
+    assert_eq!(
+        within(60, handle.result()).await.unwrap(),
+        "written 2 times"
+    );
+    let written: Vec<String> = lines().lines().map(str::to_string).collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(
+        written[0], written[1],
+        "both attempts had one idempotency key"
+    );
+    let history = client.export(handle.run_id()).await.unwrap();
+    assert_eq!(
+        kinds(&history),
+        [
+            "WorkflowStarted",
+            "LocalActivityScheduled",
+            "ActivityCompleted",
+            "WorkflowCompleted"
+        ],
+        "the outcome is recorded once"
+    );
+    let _ = std::fs::remove_file(&path);
+    drop(_second_engine);
     db.drop_database().await;
 }
 

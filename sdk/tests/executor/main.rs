@@ -7,6 +7,7 @@
 mod activities;
 mod harness;
 mod inputs;
+mod local_activities;
 mod nondeterminism;
 mod operations;
 mod payloads;

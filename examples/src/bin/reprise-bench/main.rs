@@ -12,6 +12,7 @@
 //! ```
 
 mod codecs;
+mod local;
 mod measure;
 mod rated;
 mod setup;
@@ -49,6 +50,8 @@ enum Workload {
     Hello,
     /// W2: 10 sequential activities, 300 workflows.
     Chain10,
+    /// W2 against W2 with local activities, alternated: steps/s of each and their cost.
+    Local,
     /// W3: 100 concurrent activities, 20 runs.
     Fanout100,
     /// W4: 500 one-second timers.
@@ -70,6 +73,7 @@ impl Workload {
         match self {
             Workload::Hello => "W1 hello",
             Workload::Chain10 => "W2 chain10",
+            Workload::Local => "W2 local",
             Workload::Fanout100 => "W3 fanout100",
             Workload::Timer => "W4 timer",
             Workload::Rated => "rate limit",
@@ -86,6 +90,7 @@ impl Workload {
             self,
             Workload::Hello
                 | Workload::Chain10
+                | Workload::Local
                 | Workload::Fanout100
                 | Workload::Timer
                 | Workload::Rated
@@ -96,6 +101,7 @@ impl Workload {
         match self {
             Workload::Hello => workloads::hello(bench).await,
             Workload::Chain10 => workloads::chain10(bench).await,
+            Workload::Local => local::local(bench).await,
             Workload::Fanout100 => workloads::fanout100(bench).await,
             Workload::Timer => workloads::timer(bench).await,
             Workload::Rated => rated::rated(bench).await,

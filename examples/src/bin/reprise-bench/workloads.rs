@@ -30,7 +30,7 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 }
 
 /// The per-workflow cost figures of a throughput workload.
-fn cost_figures(cost: &PerWorkflow) -> [Figure; 4] {
+pub(crate) fn cost_figures(cost: &PerWorkflow) -> [Figure; 4] {
     [
         figure(
             "write transactions per workflow",
@@ -44,7 +44,7 @@ fn cost_figures(cost: &PerWorkflow) -> [Figure; 4] {
 }
 
 /// Starts `count` workflows 32 at a time; returns their id prefix.
-async fn start_many<I: serde::Serialize + Sync, O>(
+pub(crate) async fn start_many<I: serde::Serialize + Sync, O>(
     bench: &Bench,
     def: reprise_sdk::WorkflowDef<I, O>,
     count: usize,
