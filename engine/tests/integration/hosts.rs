@@ -102,6 +102,20 @@ impl Running {
         }
     }
 
+    /// Stops every engine and worker and waits until each has: an engine woken just before
+    /// would otherwise still step what arrives meanwhile, with the code being replaced.
+    pub(crate) async fn stop(mut self) {
+        let mut readiness: Vec<_> = self.engines.iter().map(Engine::readiness).collect();
+        readiness.extend(self.workers.iter().map(Worker::readiness));
+        self.stops.clear();
+        for ready in &mut readiness {
+            tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|ready| !*ready))
+                .await
+                .expect("stopped within 30 s")
+                .expect("the readiness lives as long as its engine or worker");
+        }
+    }
+
     /// An engine and a worker, each with its own registry built by `registry`.
     pub(crate) fn both(store: &Store, registry: impl Fn() -> Registry) -> Running {
         let mut running = Running::new();

@@ -71,7 +71,8 @@ fn build(name: &str) -> EngineOptions {
     }
 }
 
-/// Starts `quoted` under v1 and waits until its quote is recorded and it waits for `go`.
+/// Starts `quoted` under v1 and waits until its quote is recorded and it waits for `go`, then
+/// until the v1 engine has stopped (so that only the deploy's code can take `go`).
 async fn quoted_in_flight(store: &Store, client: &Client, id: &str) {
     let mut running = Running::new();
     let v1 = || quoting::<v1::Quote>(DataConverter::default());
@@ -81,6 +82,7 @@ async fn quoted_in_flight(store: &Store, client: &Client, id: &str) {
     // WorkflowStarted, ActivityScheduled, ActivityCompleted: the v1 quote is in history.
     let quoted = async || client.describe(id).await.unwrap().head_seq.get() >= 3;
     within(running.until(quoted)).await;
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

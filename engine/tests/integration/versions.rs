@@ -40,7 +40,7 @@ async fn nondeterministic_code_parks_the_run_and_fixed_code_resumes_it() {
     let handle = client.start(V, "versioned-1", &()).await.unwrap();
     let greeted = async || client.describe("versioned-1").await.unwrap().head_seq.get() >= 3;
     within(running.until(greeted)).await;
-    drop(running); // v1 is gone; its run waits for a note.
+    running.stop().await; // v1 is gone; its run waits for a note.
 
     // v2 sleeps before the first greeting: replaying v1's history is nondeterministic.
     let v2 = registry().workflow(V, |ctx: WorkflowContext, ()| async move {
