@@ -60,6 +60,21 @@ pub enum AttemptEnd {
     TimedOut,
 }
 
+impl AttemptEnd {
+    /// An attempt whose code panicked with `panic` (what `catch_unwind` caught): a failed
+    /// attempt of kind `Panicked`, retryable, with the panic's message.
+    pub fn panicked(panic: &(dyn std::any::Any + Send)) -> AttemptEnd {
+        let message = crate::executor::panic_message(panic);
+        AttemptEnd::Failed(
+            Failure::of_kind(
+                reprise_history::FailureKind::Panicked,
+                format!("the activity panicked: {message}"),
+            )
+            .retryable(true),
+        )
+    }
+}
+
 /// A local activity the workflow waits on, for its host to run before the step is written
 /// (see [`crate::Execution::take_local_activities`]).
 #[derive(Clone, Debug)]

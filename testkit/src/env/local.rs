@@ -64,13 +64,7 @@ impl TestEnv {
                         failed = Some(e);
                         AttemptEnd::Failed(Failure::application("TestEnv", "the attempt failed"))
                     }
-                    Err(panic) => AttemptEnd::Failed(
-                        Failure::of_kind(
-                            FailureKind::Panicked,
-                            format!("the activity panicked: {}", panic_message(panic.as_ref())),
-                        )
-                        .retryable(true),
-                    ),
+                    Err(panic) => AttemptEnd::panicked(panic.as_ref()),
                 };
                 std::future::ready(end)
             },
@@ -89,15 +83,5 @@ impl TestEnv {
                 reason: "a local activity's attempts did not finish at once".to_string(),
             })),
         }
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
     }
 }
