@@ -306,10 +306,21 @@ impl Worker {
         tokio::pin!(shutdown);
         let mut backoff = Backoff::default();
         loop {
-            let polled = tokio::select! {
-                _ = &mut shutdown => break,
-                polled = self.claim_and_start() => polled,
-            };
+            // Waiting for a free slot ends with the shutdown; a claim is never dropped half-way:
+            // once its statement has leased attempts, they must start (to finish or be handed
+            // back by the drain). A claim cancelled by the shutdown after its commit left them
+            // leased to no one until their leases ran out (the combined-process drain test
+            // caught it under load). A claim is one short statement: shutdown waits for that.
+            if self.slots.available_permits() == 0 {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = self.slots.acquire() => {}
+                }
+            }
+            if futures::poll!(&mut shutdown).is_ready() {
+                break;
+            }
+            let polled = self.claim_and_start().await;
             if polled.is_ok() {
                 backoff.reset();
             }
@@ -442,12 +453,23 @@ impl Worker {
         };
         let cancellation = CancellationSignal::new();
         let heartbeats = Arc::new(PendingHeartbeat::default());
+        // A retried attempt resumes from the last checkpoint an earlier one heartbeat; if it
+        // cannot be read, the attempt starts over, which at-least-once code must allow anyway.
+        let last_details = if task.attempt > 1 {
+            self.store.last_details(task).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "reading the last heartbeat's details failed");
+                None
+            })
+        } else {
+            None
+        };
         let ctx = ActivityContext::new(
             info,
             heartbeats.clone(),
             cancellation.clone(),
             self.registry.converter().clone(),
-        );
+        )
+        .with_last_details(last_details);
         let metrics = self.store.metrics();
         metrics.schedule_to_start(&task.task_queue, task.waited_seconds);
         let started = std::time::Instant::now();

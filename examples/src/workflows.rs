@@ -85,6 +85,38 @@ async fn slow_step(_: ActivityContext, n: u32) -> Result<u32, ActivityError> {
     Ok(n)
 }
 
+/// Processes items 0 to n - 1 in one long activity that checkpoints as it goes; returns the
+/// items the attempt that finished processed.
+pub const CHECKPOINTED: WorkflowDef<u32, Vec<u32>> = WorkflowDef::new("checkpointed");
+/// Processes items from the last checkpoint on, heartbeating each one done; on its first
+/// attempt it hangs after item 5 (a worker that dies mid-way, say).
+pub const PROCESS_ITEMS: ActivityDef<u32, Vec<u32>> = ActivityDef::new("process-items");
+
+async fn checkpointed(ctx: WorkflowContext, n: u32) -> Result<Vec<u32>, WorkflowError> {
+    let options = ActivityOptions {
+        start_to_close: Some(Duration::from_secs(2)),
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
+        ..ActivityOptions::default()
+    };
+    Ok(ctx.activity(PROCESS_ITEMS, &n).options(options).await?)
+}
+
+async fn process_items(ctx: ActivityContext, n: u32) -> Result<Vec<u32>, ActivityError> {
+    let done: Option<u32> = ctx.last_details()?;
+    let mut processed = Vec::new();
+    for item in done.map_or(0, |last| last + 1)..n {
+        processed.push(item);
+        ctx.heartbeat(&item)?;
+        if ctx.attempt() == 1 && item == 5 {
+            tokio::time::sleep(Duration::from_secs(3_600)).await;
+        }
+    }
+    Ok(processed)
+}
+
 /// Appends a line to a file with a local activity (input: the file's path).
 pub const LEDGER: WorkflowDef<String, String> = WorkflowDef::new("ledger");
 /// Appends its idempotency key to the file; when it is the file's first line, then hangs for
@@ -134,6 +166,8 @@ pub fn registry() -> Result<Registry, reprise_sdk::Error> {
         .workflow(PATIENT, patient)
         .workflow(FAN_OUT, fan_out)
         .workflow(LEDGER, ledger)
+        .workflow(CHECKPOINTED, checkpointed)
+        .activity(PROCESS_ITEMS, process_items)
         .activity(APPEND_LINE, append_line)
         .activity(SLOW_STEP, slow_step)
         .activity(COMPOSE, compose)

@@ -6,6 +6,7 @@ use std::task::{Poll, Waker};
 
 use reprise_history::{ActivityType, DataConverter, Payload, RunId, Seq, WorkflowId};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Where an activity attempt comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +97,8 @@ pub struct ActivityContext {
     heartbeats: Arc<dyn HeartbeatSink>,
     cancellation: CancellationSignal,
     converter: DataConverter,
+    /// The details of the last heartbeat an earlier attempt recorded.
+    last_details: Option<Payload>,
 }
 
 impl ActivityContext {
@@ -111,7 +114,15 @@ impl ActivityContext {
             heartbeats,
             cancellation,
             converter,
+            last_details: None,
         }
+    }
+
+    /// Gives the attempt the details of the last heartbeat an earlier attempt recorded (the
+    /// worker and the testkit do, for attempts after the first).
+    pub fn with_last_details(mut self, details: Option<Payload>) -> Self {
+        self.last_details = details;
+        self
     }
 
     /// Where this attempt comes from.
@@ -135,6 +146,16 @@ impl ActivityContext {
         let payload = self.converter.to_payload(details)?;
         self.heartbeats.heartbeat(&self.info, payload);
         Ok(())
+    }
+
+    /// The details of the last heartbeat an earlier attempt of this activity recorded: its
+    /// checkpoint, for this attempt to resume from instead of starting over. `None` on the
+    /// first attempt and when no attempt heartbeat; an error if they do not decode as `T`.
+    pub fn last_details<T: DeserializeOwned>(&self) -> Result<Option<T>, reprise_history::Error> {
+        self.last_details
+            .as_ref()
+            .map(|details| self.converter.from_payload(details))
+            .transpose()
     }
 
     /// Whether the activity has been asked to stop.

@@ -88,6 +88,8 @@ pub(crate) fn description_json(converter: &DataConverter, d: &Description) -> Va
             "attempt": a.attempt,
             "running": a.running,
             "last_failure": a.last_failure,
+            "progress": a.progress.as_ref().map(|p| payload_json(converter, p)),
+            "last_heartbeat_at": a.last_heartbeat_at.map(|t| t.to_string()),
         })).collect::<Vec<_>>(),
     })
 }
@@ -118,8 +120,13 @@ pub(crate) fn description_text(converter: &DataConverter, d: &Description) -> St
             .as_ref()
             .map(|f| format!(", last failure: {f}"))
             .unwrap_or_default();
+        let progress = a
+            .progress
+            .as_ref()
+            .map(|p| format!(", progress {}", show_payload(converter, p, 200)))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "\n  pending: seq {} {} attempt {} ({state}{failure})",
+            "\n  pending: seq {} {} attempt {} ({state}{progress}{failure})",
             a.scheduled_seq, a.activity_type, a.attempt
         ));
     }

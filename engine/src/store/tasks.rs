@@ -3,7 +3,8 @@
 
 use reprise_history::{
     ActivityCompleted, ActivityFailed, ActivityOptions, ActivityTimedOut, ActivityType, EventKind,
-    Failure, Limits, Payload, RunId, Seq, StoredValue, TimeoutKind, TraceContext, WorkflowId,
+    Failure, Limits, Payload, RunId, Seq, StoredValue, TimeoutKind, Timestamp, TraceContext,
+    WorkflowId,
 };
 use sqlx::Row;
 
@@ -200,6 +201,21 @@ impl Store {
             waited_seconds: row.try_get("waited_seconds").map_err(Error::from_db)?,
             trace: trace_context(row)?,
         })
+    }
+
+    /// The details of the last heartbeat an earlier attempt of `task` recorded: what a retried
+    /// attempt resumes from. Read only for attempts after the first, so a first attempt's
+    /// claim reads nothing more.
+    pub(crate) async fn last_details(&self, task: &ClaimedTask) -> Result<Option<Payload>> {
+        let details: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+            "SELECT heartbeat_details FROM reprise.activity_tasks WHERE run_id = $1 AND scheduled_seq = $2",
+        )
+        .bind(task.run_id.as_uuid())
+        .bind(seq_param(task.scheduled_seq))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(Error::from_db)?;
+        Ok(details.flatten().map(Payload::from_bytes).transpose()?)
     }
 
     /// Extends an attempt's lease and records progress. Returns `Some(cancel_requested)`, or
@@ -484,13 +500,19 @@ pub struct PendingActivity {
     pub running: bool,
     /// The failure of the last failed attempt.
     pub last_failure: Option<String>,
+    /// The details of the last heartbeat any attempt recorded: its progress, and the
+    /// checkpoint the next attempt resumes from (`ActivityContext::last_details`).
+    pub progress: Option<Payload>,
+    /// When the running attempt last heartbeat (database time).
+    pub last_heartbeat_at: Option<Timestamp>,
 }
 
 impl Store {
     /// The activities of a run that have not finished, with their attempts and last failure.
     pub(crate) async fn pending_activities(&self, run_id: RunId) -> Result<Vec<PendingActivity>> {
         let rows = sqlx::query(
-            "SELECT scheduled_seq, activity_type, attempt, lease_owner IS NOT NULL AS running, last_failure
+            "SELECT scheduled_seq, activity_type, attempt, lease_owner IS NOT NULL AS running, last_failure,
+                    heartbeat_details, heartbeat_at
                FROM reprise.activity_tasks WHERE run_id = $1 ORDER BY scheduled_seq",
         )
         .bind(run_id.as_uuid())
@@ -513,6 +535,15 @@ impl Store {
                 attempt: count(&row, "attempt")?,
                 running: row.try_get("running").map_err(Error::from_db)?,
                 last_failure,
+                progress: row
+                    .try_get::<Option<Vec<u8>>, _>("heartbeat_details")
+                    .map_err(Error::from_db)?
+                    .map(Payload::from_bytes)
+                    .transpose()?,
+                last_heartbeat_at: row
+                    .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("heartbeat_at")
+                    .map_err(Error::from_db)?
+                    .map(super::to_timestamp),
             });
         }
         Ok(pending)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::TestDb;
 use reprise_engine::{Client, Store, WorkflowHandle};
-use reprise_examples::workflows::{FAN_OUT, GREETING, LEDGER, PATIENT, SLEEPY};
+use reprise_examples::workflows::{CHECKPOINTED, FAN_OUT, GREETING, LEDGER, PATIENT, SLEEPY};
 use reprise_history::{EventKind, RecordedHistory};
 use sqlx::postgres::PgListener;
 
@@ -209,6 +209,43 @@ async fn an_engine_killed_mid_local_activity_leaves_it_to_another_that_records_i
     );
     let _ = std::fs::remove_file(&path);
     drop(_second_engine);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_a_checkpoint_is_resumed_from_it_by_the_next_attempt() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let _engine = Process::spawn(&db, &["engine"]);
+    let first_worker = Process::spawn(&db, &["worker", "--queue", "default"]);
+    let mut changes = Changes::watch(&db).await;
+    let handle = client
+        .start(CHECKPOINTED, "checkpointed-1", &10u32)
+        .await
+        .unwrap();
+    let converter = reprise_history::DataConverter::default();
+    // `describe` shows the running attempt's progress: item 5 done, where attempt 1 hangs.
+    changes
+        .until(&client, "checkpointed-1", |d| {
+            d.pending_activities.iter().any(|a| {
+                a.running
+                    && a.progress
+                        .as_ref()
+                        .and_then(|p| converter.from_payload::<u32>(p).ok())
+                        == Some(5)
+            })
+        })
+        .await;
+
+    first_worker.kill(); // SIGKILL after the checkpoint: attempt 2 starts from item 6.
+    let _second_worker = Process::spawn(&db, &["worker", "--queue", "default"]);
+    assert_eq!(
+        within(60, handle.result()).await.unwrap(),
+        [6, 7, 8, 9],
+        "items 0 to 5 were skipped"
+    );
+    assert_eq!(completed_attempts(&client, &handle).await, [2]);
+    drop((_engine, _second_worker));
     db.drop_database().await;
 }
 

@@ -13,6 +13,9 @@ use reprise_sdk::{
 use super::TestEnv;
 use crate::error::Error;
 
+/// What one attempt of activity code returns.
+pub(super) type ActivityResult = Result<Payload, ActivityError>;
+
 /// A scheduled activity, until its outcome is an input of its run.
 pub(super) struct Task {
     pub(super) workflow_id: WorkflowId,
@@ -26,12 +29,21 @@ pub(super) struct Task {
     pub(super) deadline: Option<Timestamp>,
     /// The failure of the last attempt, reported if the schedule-to-close deadline passes.
     pub(super) last_failure: Option<Failure>,
+    /// The details of the last heartbeat an attempt recorded: the next attempt's checkpoint.
+    pub(super) last_details: Option<Payload>,
 }
 
-struct NoHeartbeats;
+/// Keeps an attempt's last heartbeat details, as the engine's worker writes them to the task.
+#[derive(Default)]
+struct LastHeartbeat(std::sync::Mutex<Option<Payload>>);
 
-impl HeartbeatSink for NoHeartbeats {
-    fn heartbeat(&self, _: &ActivityInfo, _: Payload) {}
+impl HeartbeatSink for LastHeartbeat {
+    fn heartbeat(&self, _: &ActivityInfo, details: Payload) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(details);
+    }
 }
 
 impl TestEnv {
@@ -91,7 +103,10 @@ impl TestEnv {
             activity_type: task.activity_type.clone(),
             attempt: task.attempts,
         };
-        let outcome = self.invoke(info, &task.input)?;
+        let (outcome, details) = self.invoke(info, &task.input, task.last_details.clone())?;
+        if details.is_some() {
+            task.last_details = details;
+        }
         let input = match outcome {
             Ok(result) => EventKind::ActivityCompleted(ActivityCompleted {
                 scheduled: task.scheduled,
@@ -119,26 +134,37 @@ impl TestEnv {
         Ok(())
     }
 
-    /// Runs one attempt: the stand-in if there is one, else the registry's code.
+    /// Runs one attempt: the stand-in if there is one, else the registry's code, given the
+    /// last checkpoint an earlier attempt heartbeat. Returns the attempt's outcome and the
+    /// details of its own last heartbeat.
     pub(super) fn invoke(
         &mut self,
         info: ActivityInfo,
         input: &Payload,
-    ) -> Result<Result<Payload, ActivityError>, Error> {
+        last_details: Option<Payload>,
+    ) -> Result<(ActivityResult, Option<Payload>), Error> {
         if let Some(stand_in) = self.stand_ins.get_mut(&info.activity_type) {
-            return Ok(stand_in(input, info.attempt));
+            return Ok((stand_in(input, info.attempt), None));
         }
         let runner = self.registry.activity(&info.activity_type)?;
+        let heartbeats = Arc::new(LastHeartbeat::default());
         let ctx = ActivityContext::new(
             info,
-            Arc::new(NoHeartbeats),
+            heartbeats.clone(),
             CancellationSignal::new(),
             self.registry.converter().clone(),
-        );
-        Ok(match runner {
+        )
+        .with_last_details(last_details);
+        let outcome = match runner {
             ActivityRunner::Async(run) => futures::executor::block_on(run(ctx, input.clone())),
             ActivityRunner::Blocking(run) => run(ctx, input.clone()),
-        })
+        };
+        let details = heartbeats
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        Ok((outcome, details))
     }
 
     /// Whether an activity type can run here: a stand-in or the registry's code.

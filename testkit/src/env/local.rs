@@ -55,11 +55,12 @@ impl TestEnv {
         // (an async activity, run by `block_on` itself) could not nest in.
         let outcome = request.run(
             |attempt, _timeout| {
+                // Local activities do not heartbeat: their details go nowhere.
                 let end = match catch_unwind(AssertUnwindSafe(|| {
-                    self.invoke(request.info(attempt), &request.input)
+                    self.invoke(request.info(attempt), &request.input, None)
                 })) {
-                    Ok(Ok(Ok(result))) => AttemptEnd::Completed(result),
-                    Ok(Ok(Err(error))) => AttemptEnd::Failed(error.into_failure()),
+                    Ok(Ok((Ok(result), _))) => AttemptEnd::Completed(result),
+                    Ok(Ok((Err(error), _))) => AttemptEnd::Failed(error.into_failure()),
                     Ok(Err(e)) => {
                         failed = Some(e);
                         AttemptEnd::Failed(Failure::application("TestEnv", "the attempt failed"))

@@ -464,6 +464,7 @@ impl TestEnv {
                 visible_at: now,
                 deadline: options.schedule_to_close.map(|d| now.saturating_add(d)),
                 last_failure: None,
+                last_details: None,
             });
         }
         for timer in effects.timers {

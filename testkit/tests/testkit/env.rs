@@ -348,3 +348,37 @@ fn a_tokio_timer_in_a_workflow_is_nd07_without_a_runtime() {
 async fn a_tokio_timer_in_a_workflow_is_nd07_in_a_runtime() {
     impatient_is_nd07();
 }
+
+#[test]
+fn a_retried_attempt_resumes_from_the_last_heartbeats_details() {
+    const ITEMS: ActivityDef<u32, Vec<u32>> = ActivityDef::new("items");
+    const BATCH: WorkflowDef<u32, Vec<u32>> = WorkflowDef::new("batch");
+    let registry = Registry::builder()
+        .workflow(BATCH, |ctx: WorkflowContext, n: u32| async move {
+            Ok(ctx.activity(ITEMS, &n).options(retries(3)).await?)
+        })
+        .activity(
+            ITEMS,
+            |ctx: reprise_sdk::ActivityContext, n: u32| async move {
+                let done: Option<u32> = ctx.last_details()?;
+                let mut processed = Vec::new();
+                for item in done.map_or(0, |last| last + 1)..n {
+                    if ctx.attempt() == 1 && item == 4 {
+                        return Err(ActivityError::retryable("Crashed", "after item 3"));
+                    }
+                    processed.push(item);
+                    ctx.heartbeat(&item)?;
+                }
+                Ok(processed)
+            },
+        )
+        .build()
+        .unwrap();
+    let mut env = TestEnv::new(registry);
+    let run = env.start(BATCH, "batch", &7).unwrap();
+    assert_eq!(
+        env.result(&run).unwrap(),
+        [4, 5, 6],
+        "items 0 to 3 were skipped"
+    );
+}

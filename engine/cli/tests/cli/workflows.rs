@@ -30,6 +30,10 @@ const PRICE: ActivityDef<Order, u64> = ActivityDef::new("price");
 const APPROVE: SignalDef<String> = SignalDef::new("approve");
 const CHARGE: WorkflowDef<u64, ()> = WorkflowDef::new("charge");
 const DEBIT: ActivityDef<u64, ()> = ActivityDef::new("debit");
+const PACKING: WorkflowDef<u32, u32> = WorkflowDef::new("packing");
+/// Reports `{"packed": n}` as its progress, then waits for [`GATE`].
+const PACK: ActivityDef<u32, u32> = ActivityDef::new("pack");
+static GATE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 fn registry(keys: Option<&str>) -> Registry {
     let mut builder = Registry::builder();
@@ -45,6 +49,17 @@ fn registry(keys: Option<&str>) -> Registry {
         .workflow(CHARGE, |ctx, cents| async move {
             Ok(ctx.activity(DEBIT, &cents).await?)
         })
+        .workflow(PACKING, |ctx, n: u32| async move {
+            Ok(ctx.activity(PACK, &n).await?)
+        })
+        .activity(
+            PACK,
+            |ctx: reprise_sdk::ActivityContext, n: u32| async move {
+                ctx.heartbeat(&serde_json::json!({ "packed": n }))?;
+                GATE.notified().await;
+                Ok::<_, ActivityError>(n)
+            },
+        )
         .activity(PRICE, |_, order: Order| async move {
             Ok::<_, ActivityError>(u64::from(order.quantity) * 250)
         })
@@ -352,5 +367,40 @@ async fn limits_are_set_shown_and_cleared_and_bad_ones_refused() {
     );
     assert_eq!(ok(db.reprise(&["limits", "show"])).trim(), "no limits");
     drop(_hosts);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn describe_shows_the_running_attempts_progress() {
+    let db = TestDb::empty().await;
+    ok(db.reprise(&["migrate"]));
+    let pool = reprise_engine::connect(&db.url).await.unwrap();
+    let hosts = run_hosts(&pool, None);
+    ok(db.reprise(&["start", "packing", "packing-1", "--input", "3"]));
+    // The worker writes heartbeats every half second: read until this one is there.
+    let described = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let described = json(db.reprise(&["describe", "packing-1", "--json"]));
+            if !described["pending_activities"][0]["progress"].is_null() {
+                return described;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("progress shown within 30 s");
+    let pending = &described["pending_activities"][0];
+    assert_eq!(pending["progress"], serde_json::json!({"packed": 3}));
+    assert_eq!(pending["running"], true);
+    assert!(pending["last_heartbeat_at"].is_string(), "{pending}");
+    let text = ok(db.reprise(&["describe", "packing-1"]));
+    assert!(
+        text.contains(r#"pending: seq 2 pack attempt 1 (running, progress {"packed":3})"#),
+        "{text}"
+    );
+    GATE.notify_one();
+    let result = json(db.reprise(&["result", "packing-1", "--wait", "--json"]));
+    assert_eq!(result["result"], 3);
+    drop(hosts);
     db.drop_database().await;
 }
