@@ -206,3 +206,27 @@ fn local_activity_histories_replay_under_every_completion_order() {
     let checked = check_determinism(|| Ok(TestEnv::new(registry())), SUM, &3, 0..8).unwrap();
     assert_eq!(checked, 8);
 }
+
+#[test]
+fn a_result_over_the_payload_limit_fails_the_attempt_for_good() {
+    const BIG: ActivityDef<(), String> = ActivityDef::new("big");
+    const LARGE: WorkflowDef<(), String> = WorkflowDef::new("large");
+    let mut limits = reprise_history::Limits::DEFAULT;
+    limits.max_payload_bytes = 1_000;
+    let registry = Registry::builder()
+        .limits(limits)
+        .workflow(LARGE, |ctx: WorkflowContext, ()| async move {
+            match ctx.local_activity(BIG, &()).await {
+                Ok(text) => Ok(text),
+                Err(e) => Ok(format!("{} after {}", e.failure.error_type, e.attempts)),
+            }
+        })
+        .activity(BIG, |_, ()| async move {
+            Ok::<_, ActivityError>("x".repeat(5_000))
+        })
+        .build()
+        .unwrap();
+    let mut env = TestEnv::new(registry);
+    let run = env.start(LARGE, "large", &()).unwrap();
+    assert_eq!(env.result(&run).unwrap(), "OutputEncode after 1");
+}
