@@ -42,15 +42,21 @@ pub const PATIENT: WorkflowDef<(), String> = WorkflowDef::new("patient");
 /// Hangs for an hour on attempt 1; answers at once on later attempts.
 pub const HANGS_ONCE: ActivityDef<(), String> = ActivityDef::new("hangs-once");
 
-async fn patient(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
-    let options = ActivityOptions {
+/// Attempts of at most two seconds, retried at once: a worker that dies mid-attempt costs
+/// two seconds, not a default lease.
+fn two_second_attempts() -> ActivityOptions {
+    ActivityOptions {
         start_to_close: Some(Duration::from_secs(2)),
         retry: RetryPolicy {
             initial_backoff: Duration::from_millis(10),
             ..RetryPolicy::default()
         },
         ..ActivityOptions::default()
-    };
+    }
+}
+
+async fn patient(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    let options = two_second_attempts();
     Ok(ctx.activity(HANGS_ONCE, &()).options(options).await?)
 }
 
@@ -93,14 +99,7 @@ pub const CHECKPOINTED: WorkflowDef<u32, Vec<u32>> = WorkflowDef::new("checkpoin
 pub const PROCESS_ITEMS: ActivityDef<u32, Vec<u32>> = ActivityDef::new("process-items");
 
 async fn checkpointed(ctx: WorkflowContext, n: u32) -> Result<Vec<u32>, WorkflowError> {
-    let options = ActivityOptions {
-        start_to_close: Some(Duration::from_secs(2)),
-        retry: RetryPolicy {
-            initial_backoff: Duration::from_millis(10),
-            ..RetryPolicy::default()
-        },
-        ..ActivityOptions::default()
-    };
+    let options = two_second_attempts();
     Ok(ctx.activity(PROCESS_ITEMS, &n).options(options).await?)
 }
 
