@@ -311,14 +311,10 @@ impl Worker {
             // back by the drain). A claim cancelled by the shutdown after its commit left them
             // leased to no one until their leases ran out (the combined-process drain test
             // caught it under load). A claim is one short statement: shutdown waits for that.
-            if self.slots.available_permits() == 0 {
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    _ = self.slots.acquire() => {}
-                }
-            }
-            if futures::poll!(&mut shutdown).is_ready() {
-                break;
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                () = self.free_slot() => {}
             }
             let polled = self.claim_and_start().await;
             if polled.is_ok() {
@@ -361,6 +357,7 @@ impl Worker {
     /// and starts them; returns how many it started.
     pub async fn poll_once(&self) -> Result<usize> {
         self.store.reap_tasks(REAP_BATCH).await?;
+        self.free_slot().await;
         Ok(self.claim_and_start().await?.started)
     }
 
@@ -380,12 +377,17 @@ impl Worker {
         }
     }
 
-    async fn claim_and_start(&self) -> Result<Claimed> {
+    /// Returns once a slot is free. When every slot is busy, the next claim comes as soon as
+    /// one frees up, without waiting for a notification (the work may have been announced
+    /// while the slots were full).
+    async fn free_slot(&self) {
         if self.slots.available_permits() == 0 {
-            // Every slot is busy: claim as soon as one frees up, without waiting for a
-            // notification (the work may have been announced while the slots were full).
             let _ = self.slots.acquire().await.map(drop);
         }
+    }
+
+    /// Claims as many attempts as there are free slots and starts them.
+    async fn claim_and_start(&self) -> Result<Claimed> {
         let free = self.slots.available_permits();
         let limit = i64::try_from(free).unwrap_or(1);
         let claim = self

@@ -277,23 +277,19 @@ impl<O> LocalActivityCall<O> {
         location: SourceLocation,
         scheduled: Result<(ActivityType, Payload), Failure>,
     ) -> Self {
-        let (scheduling, failed) = match scheduled {
-            Ok(scheduling) => (Some(scheduling), None),
-            Err(failure) => (None, Some(failure)),
-        };
         let mut call = LocalActivityCall {
             shared: shared.clone(),
             name: name.clone(),
             location,
-            scheduling,
+            scheduling: scheduled.as_ref().ok().cloned(),
             options: LocalActivityOptions::default(),
             first: None,
             phase: LocalPhase::Finished,
             output: PhantomData,
         };
-        call.phase = LocalPhase::Running(match failed {
-            None => call.schedule(1),
-            Some(failure) => call_operation(
+        call.phase = LocalPhase::Running(match scheduled {
+            Ok(scheduling) => call.schedule(scheduling, 1),
+            Err(failure) => call_operation(
                 shared,
                 OpKind::LocalActivity,
                 "local activity",
@@ -306,22 +302,11 @@ impl<O> LocalActivityCall<O> {
     }
 
     /// Decides `LocalActivityScheduled` and hands the host its request.
-    fn schedule(&mut self, attempt: u32) -> Operation {
-        let Some((activity_type, input)) = self.scheduling.clone() else {
-            let failure = Failure::application("LocalActivity", "nothing to schedule");
-            return Operation::failed(
-                self.shared.clone(),
-                self.name.clone(),
-                self.location,
-                Outcome::Failed(OperationFailed {
-                    what: "local activity",
-                    name: self.name.clone(),
-                    end: OperationEnd::Failed,
-                    failure: Box::new(failure),
-                    attempts: 0,
-                }),
-            );
-        };
+    fn schedule(
+        &mut self,
+        (activity_type, input): (ActivityType, Payload),
+        attempt: u32,
+    ) -> Operation {
         let decision = EventKind::LocalActivityScheduled(LocalActivityScheduled {
             activity_type: activity_type.clone(),
             input: input.clone(),
@@ -415,10 +400,14 @@ impl<O: DeserializeOwned> Future for LocalActivityCall<O> {
                             &this.name,
                         )));
                     }
-                    Poll::Ready(_) => {
-                        let op = this.schedule(next_attempt);
-                        this.phase = LocalPhase::Running(op);
-                    }
+                    // Only a call that was scheduled backs off, so `scheduling` is there.
+                    Poll::Ready(_) => match this.scheduling.clone() {
+                        Some(scheduling) => {
+                            let op = this.schedule(scheduling, next_attempt);
+                            this.phase = LocalPhase::Running(op);
+                        }
+                        None => return Poll::Pending,
+                    },
                 },
                 LocalPhase::Finished => return Poll::Pending,
             }

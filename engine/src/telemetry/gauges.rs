@@ -8,7 +8,8 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection, Row};
 use tokio::sync::watch;
 
-use super::metrics::{Metrics, ParkKind};
+use super::labels::ParkKind;
+use super::metrics::Metrics;
 use crate::error::{Error, Result};
 use crate::store::Store;
 

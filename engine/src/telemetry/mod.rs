@@ -5,6 +5,7 @@
 
 mod gauges;
 pub mod http;
+mod labels;
 mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -14,4 +15,5 @@ mod tests;
 pub(crate) mod trace;
 
 pub(crate) use gauges::sample_gauges;
-pub use metrics::{AttemptOutcome, LocalAttemptOutcome, Metrics, ParkKind, StepPath};
+pub use labels::{AttemptOutcome, LocalAttemptOutcome, ParkKind, StepPath};
+pub use metrics::Metrics;
