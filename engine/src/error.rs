@@ -120,6 +120,17 @@ pub enum Error {
     /// nobody serves, an empty fairness key).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A query got no answer from the workflow: it registers no such query, its input did
+    /// not decode, its handler panicked, or the run could not be rebuilt to ask it.
+    #[error("query {query:?} of workflow {workflow_id:?} was not answered: {reason}")]
+    QueryFailed {
+        /// The workflow id.
+        workflow_id: String,
+        /// The query's name.
+        query: String,
+        /// Why.
+        reason: crate::store::QueryRefusal,
+    },
     /// The workflow ended without a result of the expected kind.
     #[error("workflow {workflow_id:?} ended {status}: {detail}")]
     WorkflowEnded {

@@ -28,7 +28,9 @@ pub mod testing;
 mod worker;
 
 pub use app::{DEFAULT_MAX_CONNECTIONS, Reprise, RepriseBuilder};
-pub use client::{Client, Description, Page, RunOutcome, StartOptions, WorkflowHandle};
+pub use client::{
+    Client, DEFAULT_QUERY_DEADLINE, Description, Page, RunOutcome, StartOptions, WorkflowHandle,
+};
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
 pub use error::{Error, Result};
@@ -40,7 +42,8 @@ pub use reprise_history::Priority;
 /// what the API does not offer without adding sqlx by hand.
 pub use sqlx;
 pub use store::{
-    IdReusePolicy, PatchUsage, PendingActivity, RunCursor, RunFilter, RunSummary, Store,
+    IdReusePolicy, PatchUsage, PendingActivity, QueryRefusal, RunCursor, RunFilter, RunSummary,
+    Store,
 };
 pub use telemetry::Metrics;
 /// `CancellationToken`, which [`Reprise`] stops on.

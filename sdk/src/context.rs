@@ -15,13 +15,15 @@ use reprise_history::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::defs::{ActivityDef, SignalDef, WorkflowDef};
+use crate::defs::{ActivityDef, QueryDef, SignalDef, WorkflowDef};
 use crate::error::{ContinueAsNew, Error, WorkflowError};
 use crate::nondeterminism::SourceLocation;
 use crate::ops::{
     ActivityCall, CancelWait, ChildCall, LocalActivityCall, SignalWait, Sleep, input_failure,
 };
+use crate::query::WorkflowState;
 use crate::state::{Mode, Shared};
+use crate::status::{StatusError, encode_status};
 
 /// The handle an orchestrator gets: durable operations, recorded time and randomness.
 ///
@@ -290,5 +292,56 @@ impl WorkflowContext {
             Some(location),
         );
         Ok(value)
+    }
+
+    /// Answers the query `def` from now on with `handler` over `state`, from the live run in
+    /// an engine's cache or by replaying its history (closed runs too). The handler is a
+    /// plain function (a closure that captures nothing): it sees the state only by shared
+    /// reference, so a query can never change what the workflow decides. A later call with
+    /// the same query replaces the handler. Register before the first await so that queries
+    /// are answered from the start.
+    ///
+    /// ```
+    /// use reprise_sdk::{QueryDef, WorkflowContext, WorkflowError, WorkflowState};
+    ///
+    /// const DONE: QueryDef<(), u32> = QueryDef::new("done");
+    ///
+    /// async fn count(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+    ///     let done = WorkflowState::new(0u32);
+    ///     ctx.on_query(DONE, &done, |done, ()| *done);
+    ///     for _ in 0..n {
+    ///         ctx.sleep(std::time::Duration::from_secs(1)).await?;
+    ///         done.update(|d| *d += 1);
+    ///     }
+    ///     Ok(done.get())
+    /// }
+    /// ```
+    pub fn on_query<S, I, O>(
+        &self,
+        def: QueryDef<I, O>,
+        state: &WorkflowState<S>,
+        handler: fn(&S, I) -> O,
+    ) where
+        S: Send + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+    {
+        self.shared
+            .lock()
+            .queries
+            .register(def.name(), state, handler);
+    }
+
+    /// Publishes a custom status: a small value (at most [`crate::MAX_STATUS_BYTES`] of JSON)
+    /// that `describe`, the CLI and the UI show for this run, written with the step that sets
+    /// it. It is not history: only the last value is kept. A value that does not encode or is
+    /// too large is refused with the typed error, and the status stays as it was.
+    pub fn set_status<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), StatusError> {
+        let converter = self.shared.lock().converter.clone();
+        let payload = encode_status(&converter, value)?;
+        let mut state = self.shared.lock();
+        state.status_unwritten |= state.mode == Mode::Live;
+        state.custom_status = Some(payload);
+        Ok(())
     }
 }

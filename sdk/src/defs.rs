@@ -1,12 +1,13 @@
-//! Typed handles: a workflow, activity or signal is named once, in a `const`, and used by
+//! Typed handles: a workflow, activity, signal or query is named once, in a `const`, and used by
 //! that name everywhere with its input and output types checked by the compiler.
 //!
 //! ```
-//! use reprise_sdk::{ActivityDef, SignalDef, WorkflowDef};
+//! use reprise_sdk::{ActivityDef, QueryDef, SignalDef, WorkflowDef};
 //!
 //! const CHARGE: ActivityDef<u64, String> = ActivityDef::new("charge");
 //! const ORDER: WorkflowDef<String, String> = WorkflowDef::new("order");
 //! const APPROVE: SignalDef<bool> = SignalDef::new("approve");
+//! const PROGRESS: QueryDef<(), u32> = QueryDef::new("progress");
 //! assert_eq!(CHARGE.name(), "charge");
 //! ```
 
@@ -29,6 +30,13 @@ pub struct ActivityDef<I, O> {
 pub struct SignalDef<T> {
     name: &'static str,
     types: PhantomData<fn(T)>,
+}
+
+/// A query taking `I` and answering `O`: read-only, answered from the workflow's state
+/// (see [`crate::WorkflowContext::on_query`]).
+pub struct QueryDef<I, O> {
+    name: &'static str,
+    types: PhantomData<fn(I) -> O>,
 }
 
 macro_rules! def_common {
@@ -64,3 +72,4 @@ macro_rules! def_common {
 def_common!(WorkflowDef<I, O>, "workflow type");
 def_common!(ActivityDef<I, O>, "activity type");
 def_common!(SignalDef<T>, "signal");
+def_common!(QueryDef<I, O>, "query");

@@ -70,6 +70,8 @@ pub struct Effects<'a> {
     pub patches: Vec<(Seq, &'a PatchId)>,
     /// How the step closes the run, if it does.
     pub close: Option<Close<'a>>,
+    /// The custom status the step set (the last value, encoded), to store with the run.
+    pub status: Option<Payload>,
 }
 
 /// An activity task to create.
@@ -187,14 +189,16 @@ impl<'a> Effects<'a> {
     /// `run`; `execution` is the orchestrator after the step (for the signals a
     /// continue-as-new carries).
     pub fn of_step(run: RunIdentity<'_>, events: &'a [Event], execution: &Execution) -> Self {
-        Effects::of_events(run, events, || match execution.status() {
+        let mut effects = Effects::of_events(run, events, || match execution.status() {
             RunStatus::ContinuedAsNew(_) => execution.unreceived_signals(),
             RunStatus::Running
             | RunStatus::Completed(_)
             | RunStatus::Failed(_)
             | RunStatus::Cancelled
             | RunStatus::Terminated => Vec::new(),
-        })
+        });
+        effects.status = execution.unwritten_status();
+        effects
     }
 
     /// The effects of recorded events alone, with no orchestrator (a reset re-opening what a

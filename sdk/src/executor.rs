@@ -24,6 +24,7 @@ use crate::fence;
 use crate::inputs::InputChanges;
 use crate::local::LocalActivityRequest;
 use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
+use crate::query::QueryError;
 use crate::registry::Registry;
 use crate::state::{Mode, OpKind, Outcome, RunState, Shared, cancel_decision};
 
@@ -309,6 +310,37 @@ impl Execution {
             return Ok(None);
         }
         self.step([(at, outcome)]).map(Some)
+    }
+
+    /// Answers a query from the workflow's state as of the last event applied, recording
+    /// nothing. A panic in the handler is [`QueryError::Panicked`]; the run goes on as it was.
+    pub fn query(&self, name: &str, input: &Payload) -> Result<Payload, QueryError> {
+        let (handler, converter) = {
+            let state = self.shared.lock();
+            (state.queries.find(name)?, state.converter.clone())
+        };
+        crate::query::answer(&handler, name, &converter, input)
+    }
+
+    /// The custom status the workflow last set, encoded (`None`: never set).
+    pub fn custom_status(&self) -> Option<Payload> {
+        self.shared.lock().custom_status.clone()
+    }
+
+    /// The custom status if the workflow set it live since the host last wrote it (see
+    /// [`Execution::status_written`]): what the step being written should store.
+    pub fn unwritten_status(&self) -> Option<Payload> {
+        let state = self.shared.lock();
+        state
+            .status_unwritten
+            .then(|| state.custom_status.clone())
+            .flatten()
+    }
+
+    /// Tells the execution that the host stored its custom status (the step that carried
+    /// [`Execution::unwritten_status`] is written).
+    pub fn status_written(&mut self) {
+        self.shared.lock().status_unwritten = false;
     }
 
     /// The run.

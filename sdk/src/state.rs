@@ -20,6 +20,7 @@ use crate::local::LocalActivityRequest;
 use crate::nondeterminism::{
     Nondeterminism, NondeterminismKind, SourceLocation, describe, same_decision,
 };
+use crate::query::QueryHandlers;
 
 /// The run state behind a mutex, shared by the executor, the context and operation futures.
 /// The lock is never held while user code runs.
@@ -152,6 +153,12 @@ pub(crate) struct RunState {
     /// Local activities awaiting their outcome, by the seq of their scheduling, and whether
     /// the host was handed each already.
     local: BTreeMap<Seq, (LocalActivityRequest, bool)>,
+    /// The query handlers the code has registered.
+    pub(crate) queries: QueryHandlers,
+    /// The last custom status set, encoded.
+    pub(crate) custom_status: Option<Payload>,
+    /// Whether `custom_status` was set live since the host last wrote it.
+    pub(crate) status_unwritten: bool,
 }
 
 impl RunState {
@@ -191,6 +198,9 @@ impl RunState {
             input_changes,
             changed_inputs: Vec::new(),
             local: BTreeMap::new(),
+            queries: QueryHandlers::default(),
+            custom_status: None,
+            status_unwritten: false,
         }
     }
 

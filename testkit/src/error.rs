@@ -10,6 +10,9 @@ pub enum Error {
     /// A value did not encode or decode.
     #[error(transparent)]
     History(#[from] reprise_history::Error),
+    /// A query got no answer from the workflow (unknown name, undecodable input, a panic).
+    #[error(transparent)]
+    Query(#[from] reprise_sdk::QueryError),
     /// No workflow with this id was started.
     #[error("no workflow with id {0:?} was started")]
     UnknownWorkflow(String),

@@ -69,6 +69,20 @@ enum Command {
         #[arg(long, default_value = "null")]
         payload: String,
     },
+    /// Ask a workflow's latest run a query and print the answer as JSON (an engine running
+    /// the workflow's type answers; nothing is recorded).
+    Query {
+        /// The workflow id.
+        workflow_id: String,
+        /// The query name.
+        name: String,
+        /// The input, as JSON text.
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// How long to wait for an answer, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
     /// Print a workflow's result (or failure); with --wait, wait for it to close.
     Result {
         /// The workflow id.
@@ -228,6 +242,19 @@ async fn main() -> anyhow::Result<()> {
         } => {
             client.signal_json(&workflow_id, &name, &payload).await?;
             println!("signal {name} sent to {workflow_id}");
+        }
+        Command::Query {
+            workflow_id,
+            name,
+            input,
+            timeout,
+        } => {
+            let timeout = Duration::try_from_secs_f64(timeout)
+                .context("--timeout must be a number of seconds, at least 0")?;
+            let answer = client
+                .query_json(&workflow_id, &name, &input, timeout)
+                .await?;
+            println!("{}", show::payload_json(&converter, &answer));
         }
         Command::Result {
             workflow_id,

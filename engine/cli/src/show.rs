@@ -82,6 +82,8 @@ pub(crate) fn description_json(converter: &DataConverter, d: &Description) -> Va
         "last_event_at": d.last_event_at.to_string(),
         "input": payload_json(converter, &d.input),
         "outcome": d.outcome.as_ref().map(|o| outcome_json(converter, o)),
+        "custom_status": d.custom_status.as_ref().map(|(s, _)| payload_json(converter, s)),
+        "custom_status_set_at": d.custom_status.as_ref().map(|(_, at)| at.to_string()),
         "pending_activities": d.pending_activities.iter().map(|a| json!({
             "scheduled_seq": a.scheduled_seq.get(),
             "activity_type": a.activity_type.as_str(),
@@ -107,6 +109,10 @@ pub(crate) fn description_text(converter: &DataConverter, d: &Description) -> St
         "\ninput {}",
         show_payload(converter, &d.input, 2_000)
     ));
+    if let Some((status, at)) = &d.custom_status {
+        let status = show_payload(converter, status, 2_000);
+        out.push_str(&format!("\nstatus {status}  (set {at})"));
+    }
     if let Some(reason) = &d.parked_reason {
         out.push_str(&format!("\nparked: {reason}"));
     }

@@ -39,6 +39,9 @@ pub struct Description {
     pub outcome: Option<RunOutcome>,
     /// Activities scheduled and not yet finished.
     pub pending_activities: Vec<PendingActivity>,
+    /// The custom status its code last set (`ctx.set_status`), as stored (decode it with
+    /// the client's converter), and when it was set.
+    pub custom_status: Option<(Payload, Timestamp)>,
 }
 
 /// How a closed run ended, from its closing event.
@@ -116,7 +119,7 @@ impl RunOutcome {
 
 impl Client {
     /// The latest run of a workflow id: status, parked reason, input, outcome, start and close
-    /// times, pending activities. Reads the first and last events only, each checked against
+    /// times, pending activities, custom status. Reads the first and last events only, each checked against
     /// its chain hash.
     pub async fn describe(&self, workflow_id: &str) -> Result<Description> {
         let id = WorkflowId::new(workflow_id)?;
@@ -137,6 +140,7 @@ impl Client {
             Some(RunEnd::Open { .. }) | None => None,
         };
         let pending_activities = on_live_connection!(store, store.pending_activities(run.run_id))?;
+        let custom_status = on_live_connection!(store, store.custom_status(run.run_id))?;
         Ok(Description {
             workflow_id: id,
             run_id: run.run_id,
@@ -151,6 +155,7 @@ impl Client {
             last_event_at: run.last_event_at.unwrap_or(first.recorded_at),
             outcome,
             pending_activities,
+            custom_status,
         })
     }
 }

@@ -16,18 +16,21 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::listen::{Listening, RunWaiters};
 use crate::store::{
-    CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, RunEnd, Store, on_live_connection,
+    ANSWERS_CHANNEL, CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, RunEnd, Store,
+    on_live_connection,
 };
 use crate::telemetry::trace;
 
 mod describe;
 mod lifecycle;
 mod limits;
+mod query;
 mod starts;
 mod untyped;
 
 pub use describe::{Description, RunOutcome};
 pub use lifecycle::{Page, StartOptions};
+pub use query::DEFAULT_QUERY_DEADLINE;
 
 /// Talks to Reprise from application code.
 #[derive(Clone)]
@@ -35,6 +38,7 @@ pub struct Client {
     store: Store,
     converter: DataConverter,
     closed: std::sync::Arc<std::sync::OnceLock<Listening<RunWaiters>>>,
+    answers: std::sync::Arc<std::sync::OnceLock<Listening<RunWaiters>>>,
     starts: std::sync::Arc<std::sync::OnceLock<starts::StartQueue>>,
 }
 
@@ -190,6 +194,7 @@ impl Client {
             converter: DataConverter::new(*store.limits()),
             store,
             closed: Default::default(),
+            answers: Default::default(),
             starts: Default::default(),
         }
     }
@@ -204,6 +209,15 @@ impl Client {
     /// How this client encodes and decodes payloads.
     pub fn converter(&self) -> &DataConverter {
         &self.converter
+    }
+
+    /// Who waits for which query's answer; listening starts with the first query.
+    fn answered_queries(&self) -> Result<std::sync::Arc<RunWaiters>> {
+        in_runtime()?;
+        Ok(self
+            .answers
+            .get_or_init(|| RunWaiters::spawn(&self.store, ANSWERS_CHANNEL))
+            .shared())
     }
 
     /// Who waits for which run to close; listening starts with the first waiter.

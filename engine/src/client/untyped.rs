@@ -35,6 +35,21 @@ impl Client {
         self.signal_payload(workflow_id, name, payload).await
     }
 
+    /// Asks a query given by name with JSON input; the answer comes back as stored (decode it
+    /// with the client's converter). See [`Client::query`].
+    pub async fn query_json(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        input_json: &str,
+        deadline: std::time::Duration,
+    ) -> Result<Payload> {
+        let plain = Payload::from_json_str(input_json, self.converter.limits())?;
+        let input = self.converter.encoded(plain)?;
+        self.query_payload(workflow_id, name, &input, deadline)
+            .await
+    }
+
     /// A handle on the latest run of a workflow id whose result is read as JSON.
     pub async fn handle_json(
         &self,

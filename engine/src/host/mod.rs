@@ -21,6 +21,7 @@ mod direct;
 mod foreign;
 mod local;
 mod options;
+mod queries;
 mod spans;
 
 pub use options::{EngineOptions, default_build, executable_build};
@@ -224,10 +225,11 @@ impl Engine {
             self.options.gauge_interval,
             stopped.clone(),
         );
-        let loops = futures::future::try_join4(
+        let loops = futures::future::try_join5(
             batches,
             self.parked_sweeper(stopped.clone()),
             self.queue_foreign_wakes(stopped.clone()),
+            self.answer_queries(stopped.clone()),
             async {
                 gauges.await;
                 Ok(())
@@ -574,9 +576,9 @@ impl Engine {
         self.counters
             .batched_steps
             .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
-        self.progressed();
         drop(outputs);
         for (i, mut cached, events, _, span) in stepped {
+            cached.execution.status_written();
             span.written(heads_before[i], &events);
             self.count_step(&cached, firsts[i]);
             let head = heads.iter().find(|(run, _)| *run == i);
@@ -585,6 +587,9 @@ impl Engine {
                 self.put_cached(ids[i], cached);
             }
         }
+        // Told once the orchestrators are back in the cache: whoever waits on progress then
+        // finds the engine as the step left it.
+        self.progressed();
         Ok(count)
     }
 

@@ -46,6 +46,10 @@ pub struct EngineOptions {
     /// an input may change between versions on purpose. `InputChanges::Fail` parks the run
     /// as any other nondeterminism instead.
     pub input_changes: InputChanges,
+    /// How long a query for a run this engine does not cache waits before this engine
+    /// answers it by replaying the run's history: time for the engine that caches the run
+    /// to answer it from memory. 0 when this is the only engine.
+    pub query_replay_delay: Duration,
 }
 
 impl Default for EngineOptions {
@@ -66,6 +70,7 @@ impl Default for EngineOptions {
             direct_steps: true,
             gauge_interval: Duration::from_secs(15),
             input_changes: InputChanges::Report,
+            query_replay_delay: Duration::from_millis(20),
         }
     }
 }

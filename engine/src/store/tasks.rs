@@ -508,6 +508,21 @@ pub struct PendingActivity {
 }
 
 impl Store {
+    /// The custom status a run last set, and when (`None`: never set).
+    pub(crate) async fn custom_status(
+        &self,
+        run_id: RunId,
+    ) -> Result<Option<(Payload, Timestamp)>> {
+        let row: Option<(Vec<u8>, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT status, set_at FROM reprise.run_status WHERE run_id = $1")
+                .bind(run_id.as_uuid())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(Error::from_db)?;
+        row.map(|(bytes, at)| Ok((Payload::from_bytes(bytes)?, super::to_timestamp(at))))
+            .transpose()
+    }
+
     /// The activities of a run that have not finished, with their attempts and last failure.
     pub(crate) async fn pending_activities(&self, run_id: RunId) -> Result<Vec<PendingActivity>> {
         let rows = sqlx::query(

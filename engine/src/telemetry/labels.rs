@@ -136,6 +136,11 @@ pub(super) struct CacheLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct QueryLabels {
+    pub(super) source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct ParkLabels {
     pub(super) reason: ParkKind,
 }

@@ -35,6 +35,7 @@ struct Families {
     step_seconds: Family<PathLabels, Histogram, fn() -> Histogram>,
     cache: Family<CacheLabels, Counter>,
     cache_evictions: Counter,
+    queries: Family<QueryLabels, Counter>,
     replays: Counter,
     replay_events: Histogram,
     parked: Family<ParkLabels, Counter>,
@@ -107,6 +108,7 @@ impl Metrics {
             step_seconds: Family::new_with_constructor(seconds_histogram),
             cache: Family::default(),
             cache_evictions: Counter::default(),
+            queries: Family::default(),
             replays: Counter::default(),
             replay_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             parked: Family::default(),
@@ -202,6 +204,11 @@ impl Metrics {
             "cache_evictions",
             "Orchestrators evicted from the sticky cache",
             f.cache_evictions.clone(),
+        );
+        r.register(
+            "queries_answered",
+            "Queries this process answered, by where from (cache: a live orchestrator; replay: one rebuilt from history)",
+            f.queries.clone(),
         );
         r.register(
             "replays",
@@ -397,6 +404,11 @@ impl Metrics {
 
     pub(crate) fn cache_eviction(&self) {
         self.0.cache_evictions.inc();
+    }
+
+    pub(crate) fn query_answered(&self, cached: bool) {
+        let source = if cached { "cache" } else { "replay" };
+        self.0.queries.get_or_create(&QueryLabels { source }).inc();
     }
 
     pub(crate) fn replayed(&self, events: usize) {

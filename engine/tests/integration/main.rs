@@ -16,6 +16,7 @@ mod local_activities;
 mod nondeterminism;
 mod payloads;
 mod plans;
+mod queries;
 mod schema;
 mod support;
 mod telemetry;

@@ -12,3 +12,4 @@ mod nondeterminism;
 mod operations;
 mod payloads;
 mod programs;
+mod queries;

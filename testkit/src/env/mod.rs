@@ -25,6 +25,7 @@ use crate::error::Error;
 
 mod activities;
 mod local;
+mod talk;
 
 use activities::Task;
 
@@ -60,6 +61,8 @@ struct Run {
     /// For a child: what happens to it when its parent closes first.
     parent_close_policy: Option<ParentClosePolicy>,
     status: RunStatus,
+    /// The custom status its steps set, as the engine stores it.
+    custom_status: Option<Payload>,
 }
 
 /// A handle on a workflow started in a [`TestEnv`].
@@ -323,6 +326,7 @@ impl TestEnv {
             inbox: Vec::new(),
             parent: started.parent.clone(),
             parent_close_policy,
+            custom_status: None,
         };
         if let Some(earlier) = self.runs.insert(started.workflow_id.clone(), run) {
             self.earlier_runs
@@ -436,8 +440,12 @@ impl TestEnv {
             parent: parent.as_ref(),
             trace: None,
         };
-        let effects = match run.execution.as_ref() {
-            Some(execution) => Effects::of_step(identity, &events, execution),
+        let effects = match run.execution.as_mut() {
+            Some(execution) => {
+                let effects = Effects::of_step(identity, &events, execution);
+                execution.status_written();
+                effects
+            }
             None => return Ok(()),
         };
         self.carry_out(identity, effects, unapplied)
@@ -451,6 +459,9 @@ impl TestEnv {
     ) -> Result<(), Error> {
         let now = self.now;
         let id = run.workflow_id;
+        if let (Some(status), Some(state)) = (effects.status, self.runs.get_mut(id)) {
+            state.custom_status = Some(status);
+        }
         for task in effects.tasks {
             let options = &task.activity.options;
             self.tasks.push(Task {

@@ -9,3 +9,4 @@ mod evolution;
 mod inputs;
 mod local_activities;
 mod replay;
+mod talk;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use reprise_codecs::{Aes256Gcm, Keyring};
 use reprise_engine::{Engine, EngineOptions, Store, Worker, WorkerOptions};
-use reprise_sdk::{ActivityDef, ActivityError, Registry, SignalDef, WorkflowDef};
+use reprise_sdk::{
+    ActivityDef, ActivityError, QueryDef, Registry, SignalDef, WorkflowDef, WorkflowState,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -28,6 +30,8 @@ struct Receipt {
 const ORDER: WorkflowDef<Order, Receipt> = WorkflowDef::new("order");
 const PRICE: ActivityDef<Order, u64> = ActivityDef::new("price");
 const APPROVE: SignalDef<String> = SignalDef::new("approve");
+/// The order's total times a quantity.
+const QUOTE: QueryDef<u32, u64> = QueryDef::new("quote");
 const CHARGE: WorkflowDef<u64, ()> = WorkflowDef::new("charge");
 const DEBIT: ActivityDef<u64, ()> = ActivityDef::new("debit");
 const PACKING: WorkflowDef<u32, u32> = WorkflowDef::new("packing");
@@ -43,6 +47,11 @@ fn registry(keys: Option<&str>) -> Registry {
     builder
         .workflow(ORDER, |ctx, order: Order| async move {
             let total = ctx.activity(PRICE, &order).await?;
+            let priced = WorkflowState::new(total);
+            ctx.on_query(QUOTE, &priced, |total, times| total * u64::from(times));
+            let status = serde_json::json!({ "stage": "awaiting approval", "total": total });
+            ctx.set_status(&status)
+                .map_err(|e| reprise_sdk::WorkflowError::failed("Status", e.to_string()))?;
             let approved_by = ctx.signal(APPROVE).await?;
             Ok(Receipt { total, approved_by })
         })
@@ -402,5 +411,60 @@ async fn describe_shows_the_running_attempts_progress() {
     let result = json(db.reprise(&["result", "packing-1", "--wait", "--json"]));
     assert_eq!(result["result"], 3);
     drop(hosts);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn query_answers_and_describe_shows_the_custom_status() {
+    let db = TestDb::empty().await;
+    ok(db.reprise(&["migrate"]));
+    let pool = reprise_engine::connect(&db.url).await.unwrap();
+    let hosts = run_hosts(&pool, None);
+    let input = r#"{"item":"tea","quantity":4}"#;
+    ok(db.reprise(&["start", "order", "order-q", "--input", input]));
+    // The status is set once the price is in: read until it is.
+    let described = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let described = json(db.reprise(&["describe", "order-q", "--json"]));
+            if !described["custom_status"].is_null() {
+                return described;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("status shown within 30 s");
+    assert_eq!(
+        described["custom_status"],
+        serde_json::json!({"stage": "awaiting approval", "total": 1000})
+    );
+    assert!(described["custom_status_set_at"].is_string(), "{described}");
+    let shown = ok(db.reprise(&["describe", "order-q"]));
+    assert!(
+        shown.contains(r#"status {"stage":"awaiting approval","total":1000}"#),
+        "{shown}"
+    );
+
+    let answer = ok(db.reprise(&["query", "order-q", "quote", "--input", "3"]));
+    assert_eq!(answer.trim(), "3000");
+    let unknown = db.reprise(&["query", "order-q", "qoute", "--timeout", "5"]);
+    assert!(!unknown.status.success());
+    let stderr = text(&unknown.stderr);
+    assert!(
+        stderr.contains("qoute") && stderr.contains("it answers: quote"),
+        "{stderr}"
+    );
+    let bad = db.reprise(&["query", "order-q", "quote", "--input", "three"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("JSON"), "{}", text(&bad.stderr));
+
+    ok(db.reprise(&["signal", "order-q", "approve", "--payload", r#""Ada""#]));
+    let result = json(db.reprise(&["result", "order-q", "--wait", "--json"]));
+    assert_eq!(result["result"]["total"], 1000);
+    // A closed run is still answered, from its history.
+    let answer = ok(db.reprise(&["query", "order-q", "quote", "--input", "1"]));
+    assert_eq!(answer.trim(), "1000");
+    drop(hosts);
+    pool.close().await;
     db.drop_database().await;
 }

@@ -14,6 +14,7 @@
 --   $25 text                          the status it closes with (NULL: stays open)
 --   $26 text[], $27 text[]            notifications: channels, payloads
 --   $28 smallint[]                    tasks: the priority given at the call (NULL: the run's)
+--   $29 bytea                         the custom status the step set (NULL: unchanged)
 -- Rules it keeps:
 -- * Fencing: `fence` takes the run's row lock, skipping a run another transaction holds, and
 --   checks the head, that the run is open and not parked, that its inbox holds exactly the
@@ -70,6 +71,10 @@ WITH fence AS MATERIALIZED (
                 status = COALESCE($25, r.status),
                 closed_at = CASE WHEN $25::text IS NULL THEN r.closed_at ELSE reprise.db_now($1) END
           WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM fence))),
+     statuses AS (
+         INSERT INTO reprise.run_status (run_id, status, set_at)
+         SELECT run_id, $29::bytea, reprise.db_now($1) FROM fence WHERE $29::bytea IS NOT NULL
+         ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, set_at = EXCLUDED.set_at),
      dequeued AS (
          DELETE FROM reprise.ready_runs q
           WHERE q.run_id = ANY (ARRAY(SELECT run_id FROM fence))

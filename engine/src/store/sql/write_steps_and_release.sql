@@ -19,6 +19,7 @@
 --   $25 text[], $26 text[]            notifications: channels, payloads
 --   $27 text                          the engines' channel
 --   $28 smallint[]                    tasks: the priority given at the call (NULL: the run's)
+--   $29 bytea[]                       heads: the custom status the step set (NULL: unchanged)
 -- Rules it keeps:
 -- * The caller holds every run's row lock (runs before tasks and inbox rows). A run whose
 --   head moved since the claim (terminated meanwhile by its parent's close in this batch) is
@@ -60,8 +61,9 @@ WITH appended AS (
                 SELECT o.priority, o.fairness_key FROM reprise.runs o
                  WHERE o.run_id = t.run_id LIMIT 1) o),
      applied AS (DELETE FROM reprise.inbox WHERE id = ANY($19)),
-     h AS (SELECT * FROM UNNEST($20::uuid[], $21::bigint[], $22::bigint[], $23::bytea[], $24::text[])
-             AS h(run_id, claimed_head, head_seq, head_hash, closing)),
+     h AS (SELECT * FROM UNNEST($20::uuid[], $21::bigint[], $22::bigint[], $23::bytea[], $24::text[],
+                                $29::bytea[])
+             AS h(run_id, claimed_head, head_seq, head_hash, closing, custom_status)),
      released AS (
          UPDATE reprise.runs r
             SET (head_seq, head_hash, applied_seq, status, closed_at) = (
@@ -75,6 +77,12 @@ WITH appended AS (
           WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM h))
             AND r.head_seq = (SELECT h.claimed_head FROM h WHERE h.run_id = r.run_id)
          RETURNING r.run_id, r.status),
+     statuses AS (
+         INSERT INTO reprise.run_status (run_id, status, set_at)
+         SELECT h.run_id, h.custom_status, reprise.db_now($1)
+           FROM h JOIN released l ON l.run_id = h.run_id
+          WHERE h.custom_status IS NOT NULL
+         ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, set_at = EXCLUDED.set_at),
      next AS (
          SELECT l.run_id, (SELECT min(i.visible_at) FROM reprise.inbox i
                             WHERE i.run_id = l.run_id AND i.id <> ALL($19)) AS at

@@ -45,10 +45,11 @@ pub(crate) struct StepDirectly {
     pub(crate) new_head_hash: Vec<u8>,
     pub(crate) closing: Option<&'static str>,
     pub(crate) notes: Notifications,
+    pub(crate) custom_status: Option<Vec<u8>>,
 }
 
 impl StepDirectly {
-    /// Binds `$1` to `$28`.
+    /// Binds `$1` to `$29`.
     pub(crate) fn bind<'q>(mut self) -> Bound<'q> {
         let priorities = self.rows.tasks.take_priorities();
         let bound = self
@@ -60,7 +61,10 @@ impl StepDirectly {
             .bind(self.new_head_seq)
             .bind(self.new_head_hash)
             .bind(self.closing);
-        self.notes.bind_to(bound).bind(priorities)
+        self.notes
+            .bind_to(bound)
+            .bind(priorities)
+            .bind(self.custom_status)
     }
 }
 
@@ -119,6 +123,7 @@ impl Store {
             new_head_hash: head_hash.as_bytes().to_vec(),
             closing: closing.map(|c| c.state.as_str()),
             notes,
+            custom_status: step.effects.status.as_ref().map(|s| s.as_bytes().to_vec()),
         };
         let row = statement
             .bind()

@@ -330,6 +330,7 @@ impl StepBatch<'_> {
                 seq: head_seq,
                 hash,
                 closing: None,
+                custom_status: step.effects.status.as_ref().map(|s| s.as_bytes().to_vec()),
             });
             for task in &step.effects.tasks {
                 rows.tasks
@@ -431,6 +432,8 @@ struct Head {
     seq: Seq,
     hash: ChainHash,
     closing: Option<RunState>,
+    /// The custom status the step set, encoded.
+    custom_status: Option<Vec<u8>>,
 }
 
 /// Everything a batch writes for its steps, up to the release.

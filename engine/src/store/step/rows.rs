@@ -90,7 +90,8 @@ impl WriteSteps {
     }
 }
 
-/// The runs a batch releases, as arrays: run, head when claimed, new head, status if closed.
+/// The runs a batch releases, as arrays: run, head when claimed, new head, status if closed,
+/// custom status if set.
 #[derive(Default)]
 pub(crate) struct HeadRows {
     runs: Vec<uuid::Uuid>,
@@ -98,6 +99,7 @@ pub(crate) struct HeadRows {
     seqs: Vec<i64>,
     hashes: Vec<Vec<u8>>,
     closing: Vec<Option<&'static str>>,
+    custom_status: Vec<Option<Vec<u8>>>,
 }
 
 impl HeadRows {
@@ -108,6 +110,7 @@ impl HeadRows {
         self.seqs.push(seq_param(head.seq));
         self.hashes.push(head.hash.as_bytes().to_vec());
         self.closing.push(head.closing.map(|s| s.as_str()));
+        self.custom_status.push(head.custom_status.clone());
     }
 }
 
@@ -122,7 +125,7 @@ pub(crate) struct WriteAndRelease {
 }
 
 impl WriteAndRelease {
-    /// Binds `$1` to `$28`.
+    /// Binds `$1` to `$29`.
     pub(crate) fn bind<'q>(mut self) -> Bound<'q> {
         let priorities = self.rows.tasks.take_priorities();
         let bound = self
@@ -137,6 +140,7 @@ impl WriteAndRelease {
             .bind_to(bound)
             .bind(self.runs_channel)
             .bind(priorities)
+            .bind(self.heads.custom_status)
     }
 }
 

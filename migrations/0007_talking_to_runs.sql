@@ -1,0 +1,39 @@
+-- Talking to running workflows (see docs/ARCHITECTURE.md, "Queries and custom status"):
+-- the custom status each run last published, and the queries waiting for an engine's answer.
+
+-- A run's custom status (`ctx.set_status`): the last value set, encoded by the registry's
+-- converter, written by the step that set it. Not history: only the last value is kept. A
+-- table of its own keeps the runs row (updated at every step, heap-only) narrow, and costs
+-- nothing to runs that never set one.
+CREATE TABLE reprise.run_status (
+    run_id  uuid        PRIMARY KEY REFERENCES reprise.runs (run_id) ON DELETE CASCADE,
+    status  bytea       NOT NULL,
+    set_at  timestamptz NOT NULL
+);
+
+-- Queries asked and not yet read back. A client inserts one and notifies the engines on
+-- `reprise_queries` (with no payload: nothing here is ever sent over NOTIFY); an engine that
+-- runs the workflow's type takes it, answers from its cached orchestrator or by replaying the
+-- run's history, writes the answer and notifies `reprise_query_answers` with the query's id.
+-- The asker deletes the row once it has read it (or given up); engines delete rows left past
+-- their expiry. Queries are transient, so the table is UNLOGGED: a database crash loses the
+-- queries in flight, whose askers then time out, and costs no WAL on the way.
+CREATE UNLOGGED TABLE reprise.queries (
+    query_id      uuid        PRIMARY KEY,
+    run_id        uuid        NOT NULL,
+    workflow_type text        NOT NULL,
+    name          text        NOT NULL,
+    input         bytea       NOT NULL,
+    asked_at      timestamptz NOT NULL DEFAULT now(),
+    expires_at    timestamptz NOT NULL,
+    -- Set when an engine takes the query: no other engine answers it.
+    taken_at      timestamptz,
+    answered_at   timestamptz,
+    -- The answer, or why there is none (`error_kind` as `QueryRefusal::kind` names it).
+    answer        bytea,
+    error_kind    text,
+    error_message text,
+    registered    text[]
+);
+
+CREATE INDEX queries_waiting ON reprise.queries (asked_at) WHERE taken_at IS NULL;
