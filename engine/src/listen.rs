@@ -9,12 +9,12 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, oneshot};
 
 use crate::backoff::Backoff;
-use crate::store::Store;
+use crate::store::{QUERIES_CHANNEL, RUNS_CHANNEL, Store};
 
 /// What a listener heard.
 enum Hearing<'a> {
-    /// A notification, with its payload.
-    Notification(&'a str),
+    /// A notification: its channel and payload.
+    Notification { channel: &'a str, payload: &'a str },
     /// The listening connection was (re)opened: anything may have happened while it was not
     /// listening.
     Listening,
@@ -42,12 +42,12 @@ impl<T> std::ops::Deref for Listening<T> {
     }
 }
 
-/// Listens on `channel` until `stop` fires or the pool closes, passing what it hears to `on`.
-/// If the listening connection fails, it reconnects with backoff; waiters still wake on their
-/// own timeouts meanwhile.
+/// Listens on `channels`, on one connection, until `stop` fires or the pool closes, passing
+/// what it hears to `on`. If the listening connection fails, it reconnects with backoff;
+/// waiters still wake on their own timeouts meanwhile.
 fn spawn_listening(
     store: &Store,
-    channel: &'static str,
+    channels: &'static [&'static str],
     on: impl Fn(Hearing<'_>) + Send + 'static,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -63,10 +63,12 @@ fn spawn_listening(
             };
             match connected {
                 Ok(mut listener) => {
-                    if listener.listen(channel).await.is_ok() {
+                    if listener.listen_all(channels.iter().copied()).await.is_ok() {
                         backoff.reset();
                         if std::mem::replace(&mut connected_before, true) {
-                            metrics.listen_reconnected(channel);
+                            channels
+                                .iter()
+                                .for_each(|channel| metrics.listen_reconnected(channel));
                         }
                         on(Hearing::Listening);
                         // `try_recv`, not `recv`: the latter reconnects by itself and loses
@@ -78,9 +80,10 @@ fn spawn_listening(
                                 heard = listener.try_recv() => heard,
                             };
                             match heard {
-                                Ok(Some(notification)) => {
-                                    on(Hearing::Notification(notification.payload()));
-                                }
+                                Ok(Some(notification)) => on(Hearing::Notification {
+                                    channel: notification.channel(),
+                                    payload: notification.payload(),
+                                }),
                                 Ok(None) | Err(_) => break,
                             }
                         }
@@ -90,7 +93,7 @@ fn spawn_listening(
                     tracing::debug!(error = %e, "pool closed; listener stops");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, channel, "cannot listen; retrying"),
+                Err(e) => tracing::warn!(error = %e, ?channels, "cannot listen; retrying"),
             }
             tokio::select! {
                 _ = &mut stop => return,
@@ -100,27 +103,27 @@ fn spawn_listening(
     });
 }
 
-/// Starts `on` listening on `channel` for `value`, until the returned value is dropped.
+/// Starts `on` listening on `channels` for `value`, until the returned value is dropped.
 fn listen<T: Send + Sync + 'static>(
     store: &Store,
-    channel: &'static str,
+    channels: &'static [&'static str],
     value: T,
     on: impl Fn(&T, Hearing<'_>) + Send + 'static,
 ) -> Listening<T> {
     let value = Arc::new(value);
     let hearing = value.clone();
     let (stop, stopped) = oneshot::channel();
-    spawn_listening(store, channel, move |heard| on(&hearing, heard), stopped);
+    spawn_listening(store, channels, move |heard| on(&hearing, heard), stopped);
     Listening { value, _stop: stop }
 }
 
 /// Wakes one waiter (or the next to wait) for each notification on a channel: for loops that
 /// share work, so that one notification costs one claim, not one per loop. All wake when the
 /// listening connection is (re)opened.
-pub(crate) fn spawn_listener(store: &Store, channel: &'static str) -> Listening<Notify> {
+pub(crate) fn spawn_listener(store: &Store, channel: &'static [&'static str]) -> Listening<Notify> {
     listen(store, channel, Notify::new(), |wake, heard| match heard {
         Hearing::Listening => wake.notify_waiters(),
-        Hearing::Notification(_) => wake.notify_one(),
+        Hearing::Notification { .. } => wake.notify_one(),
     })
 }
 
@@ -135,20 +138,6 @@ pub(crate) struct Heard {
 }
 
 impl Heard {
-    /// Listens on `channel`. A (re)opened listening connection counts as a notification with
-    /// no payload, and wakes every waiter.
-    pub(crate) fn spawn(store: &Store, channel: &'static str) -> Listening<Heard> {
-        listen(
-            store,
-            channel,
-            Heard::default(),
-            |hearing, heard| match heard {
-                Hearing::Listening => hearing.hear(None, true),
-                Hearing::Notification(payload) => hearing.hear(Some(payload), false),
-            },
-        )
-    }
-
     fn hear(&self, payload: Option<&str>, everyone: bool) {
         {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -178,6 +167,35 @@ impl Heard {
     }
 }
 
+/// What wakes an engine, heard on one connection: work for its runs (`reprise_runs`, see
+/// [`Heard`]) and queries asked (`reprise_queries`: one waiter woken per query).
+#[derive(Default)]
+pub(crate) struct EngineWakeups {
+    pub(crate) runs: Heard,
+    pub(crate) queries: Notify,
+}
+
+impl EngineWakeups {
+    /// Listens on both channels. A (re)opened connection wakes every waiter.
+    pub(crate) fn spawn(store: &Store) -> Listening<EngineWakeups> {
+        listen(
+            store,
+            &[RUNS_CHANNEL, QUERIES_CHANNEL],
+            EngineWakeups::default(),
+            |wakeups, heard| match heard {
+                Hearing::Listening => {
+                    wakeups.runs.hear(None, true);
+                    wakeups.queries.notify_waiters();
+                }
+                Hearing::Notification { channel, .. } if channel == QUERIES_CHANNEL => {
+                    wakeups.queries.notify_one();
+                }
+                Hearing::Notification { payload, .. } => wakeups.runs.hear(Some(payload), false),
+            },
+        )
+    }
+}
+
 /// Waits for a notification, at most `timeout`.
 pub(crate) async fn wait(notify: &Notify, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, notify.notified()).await;
@@ -204,15 +222,15 @@ struct Waiting {
 }
 
 impl RunWaiters {
-    /// Listens on `channel` and wakes the waiters of each notification's run.
-    pub(crate) fn spawn(store: &Store, channel: &'static str) -> Listening<RunWaiters> {
+    /// Listens on `channels` and wakes the waiters of each notification's run (or query).
+    pub(crate) fn spawn(store: &Store, channels: &'static [&'static str]) -> Listening<RunWaiters> {
         listen(
             store,
-            channel,
+            channels,
             RunWaiters::default(),
             move |hearing, heard| match heard {
                 Hearing::Listening => hearing.wake_all(),
-                Hearing::Notification(payload) => {
+                Hearing::Notification { channel, payload } => {
                     let (run, closing) = match payload.split_once(' ') {
                         Some((run, event)) => (run, hex::decode(event).ok()),
                         None => (payload, None),

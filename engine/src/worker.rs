@@ -272,7 +272,7 @@ impl Worker {
         if let Err(e) = announced {
             tracing::warn!(error = %e, "announcing the worker failed");
         }
-        let notify = spawn_listener(&self.store, TASKS_CHANNEL);
+        let notify = spawn_listener(&self.store, &[TASKS_CHANNEL]);
         let (queue, queued) = mpsc::unbounded_channel();
         *self.lock_outcomes() = Some(queue);
         let recorder = tokio::spawn(record_outcomes(

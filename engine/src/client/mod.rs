@@ -37,8 +37,8 @@ pub use query::DEFAULT_QUERY_DEADLINE;
 pub struct Client {
     store: Store,
     converter: DataConverter,
-    closed: std::sync::Arc<std::sync::OnceLock<Listening<RunWaiters>>>,
-    answers: std::sync::Arc<std::sync::OnceLock<Listening<RunWaiters>>>,
+    /// Waiters for runs to close and for queries' answers, on one listening connection.
+    waiters: std::sync::Arc<std::sync::OnceLock<Listening<RunWaiters>>>,
     starts: std::sync::Arc<std::sync::OnceLock<starts::StartQueue>>,
 }
 
@@ -90,7 +90,7 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
 
     async fn wait_result(&self) -> Result<O> {
         let mut run_id = self.run_id;
-        let waiters = self.client.closed_runs()?;
+        let waiters = self.client.waiters()?;
         loop {
             // Watching starts before the read, so that a close between the two still wakes it.
             let watch = waiters.watch(run_id);
@@ -193,8 +193,7 @@ impl Client {
         Client {
             converter: DataConverter::new(*store.limits()),
             store,
-            closed: Default::default(),
-            answers: Default::default(),
+            waiters: Default::default(),
             starts: Default::default(),
         }
     }
@@ -211,21 +210,13 @@ impl Client {
         &self.converter
     }
 
-    /// Who waits for which query's answer; listening starts with the first query.
-    fn answered_queries(&self) -> Result<std::sync::Arc<RunWaiters>> {
+    /// Who waits for which run to close or which query's answer (keyed by the query's id);
+    /// listening starts with the first waiter.
+    fn waiters(&self) -> Result<std::sync::Arc<RunWaiters>> {
         in_runtime()?;
         Ok(self
-            .answers
-            .get_or_init(|| RunWaiters::spawn(&self.store, ANSWERS_CHANNEL))
-            .shared())
-    }
-
-    /// Who waits for which run to close; listening starts with the first waiter.
-    fn closed_runs(&self) -> Result<std::sync::Arc<RunWaiters>> {
-        in_runtime()?;
-        Ok(self
-            .closed
-            .get_or_init(|| RunWaiters::spawn(&self.store, CLOSED_CHANNEL))
+            .waiters
+            .get_or_init(|| RunWaiters::spawn(&self.store, &[CLOSED_CHANNEL, ANSWERS_CHANNEL]))
             .shared())
     }
 

@@ -69,7 +69,7 @@ impl Client {
         let query_id = uuid::Uuid::new_v4();
         // Watching starts before the query is asked, so that an answer however quick wakes
         // this wait. The answers channel's waiters are keyed by the query's id.
-        let watch = self.answered_queries()?.watch(RunId::from_uuid(query_id));
+        let watch = self.waiters()?.watch(RunId::from_uuid(query_id));
         let asked = || Asked {
             query_id,
             run_id: run.run_id,

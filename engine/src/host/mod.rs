@@ -28,10 +28,8 @@ pub use options::{EngineOptions, default_build, executable_build};
 
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
-use crate::listen::{Heard, wait};
-use crate::store::{
-    BatchRun, Claim, LoopConnection, Park, RUNS_CHANNEL, RunHint, StepBatch, StepOutput, Store,
-};
+use crate::listen::{EngineWakeups, Heard, wait};
+use crate::store::{BatchRun, Claim, LoopConnection, Park, RunHint, StepBatch, StepOutput, Store};
 use crate::telemetry::StepPath;
 use foreign::ForeignWakes;
 use spans::{Orchestrator, StepOf, StepSpan};
@@ -212,12 +210,13 @@ impl Engine {
     /// runs and step them, each waiting on `LISTEN/NOTIFY` (or until the next timer is due, or
     /// the idle poll) when there is no work. A batch in flight at shutdown is finished.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let heard = Heard::spawn(&self.store, RUNS_CHANNEL);
+        let wakeups = EngineWakeups::spawn(&self.store);
+        let heard = &wakeups.runs;
         let (stop, stopped) = watch::channel(false);
         self.ready.send_replace(true);
         let batches = futures::future::try_join_all(
             (0..self.options.concurrent_batches.max(1))
-                .map(|_| self.batch_loop(&heard, stopped.clone())),
+                .map(|_| self.batch_loop(heard, stopped.clone())),
         );
         let gauges = crate::telemetry::sample_gauges(
             self.store.clone(),
@@ -229,7 +228,7 @@ impl Engine {
             batches,
             self.parked_sweeper(stopped.clone()),
             self.queue_foreign_wakes(stopped.clone()),
-            self.answer_queries(stopped.clone()),
+            self.answer_queries(&wakeups.queries, stopped.clone()),
             async {
                 gauges.await;
                 Ok(())

@@ -13,20 +13,24 @@ use std::time::Duration;
 
 use reprise_history::Payload;
 use reprise_sdk::Execution;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::Engine;
 use crate::error::Result;
-use crate::listen::{spawn_listener, wait};
-use crate::store::{QUERIES_CHANNEL, QueryRefusal, TakenQuery};
+use crate::listen::wait;
+use crate::store::{QueryRefusal, TakenQuery};
 
 /// How often expired queries are looked for.
 const EXPIRED_SWEEP: Duration = Duration::from_secs(60);
 
 impl Engine {
-    /// Answers queries until `stop`: woken by each query asked, polling at the idle poll.
-    pub(super) async fn answer_queries(&self, mut stop: watch::Receiver<bool>) -> Result<()> {
-        let asked = spawn_listener(&self.store, QUERIES_CHANNEL);
+    /// Answers queries until `stop`: woken by each query asked (`asked`), polling at the
+    /// idle poll.
+    pub(super) async fn answer_queries(
+        &self,
+        asked: &Notify,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<()> {
         let mut swept = tokio::time::Instant::now();
         while !*stop.borrow() {
             let next = match self.answer_waiting().await {
@@ -44,7 +48,7 @@ impl Engine {
             }
             tokio::select! {
                 _ = stop.changed() => {}
-                () = wait(&asked, next.min(self.options.idle_poll)) => {}
+                () = wait(asked, next.min(self.options.idle_poll)) => {}
             }
         }
         Ok(())

@@ -216,6 +216,8 @@ async fn a_step_that_leaves_its_run_open_updates_it_heap_only() {
         .bind(Vec::<String>::new())
         .bind("hot_test")
         .bind(Vec::<Option<i16>>::new())
+        // A step that sets a custom status: it has a table of its own, the run stays HOT.
+        .bind(vec![Some(b"\x02\"busy\"".to_vec())])
         .fetch_all(&mut *tx)
         .await
         .unwrap();
@@ -229,6 +231,7 @@ async fn a_step_that_leaves_its_run_open_updates_it_heap_only() {
         .bind(Vec::<String>::new())
         .bind(Vec::<String>::new())
         .bind(Vec::<Option<i16>>::new())
+        .bind(Some(b"\x02\"idle\"".to_vec()))
         .fetch_one(&mut *tx)
         .await
         .unwrap();
