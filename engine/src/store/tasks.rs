@@ -513,12 +513,14 @@ impl Store {
         &self,
         run_id: RunId,
     ) -> Result<Option<(Payload, Timestamp)>> {
-        let row: Option<(Vec<u8>, chrono::DateTime<chrono::Utc>)> =
-            sqlx::query_as("SELECT status, set_at FROM reprise.run_status WHERE run_id = $1")
-                .bind(run_id.as_uuid())
-                .fetch_optional(self.pool())
-                .await
-                .map_err(Error::from_db)?;
+        let row: Option<(Vec<u8>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT custom_status, custom_status_at FROM reprise.runs
+                  WHERE run_id = $1 AND custom_status IS NOT NULL AND custom_status_at IS NOT NULL",
+        )
+        .bind(run_id.as_uuid())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(Error::from_db)?;
         row.map(|(bytes, at)| Ok((Payload::from_bytes(bytes)?, super::to_timestamp(at))))
             .transpose()
     }

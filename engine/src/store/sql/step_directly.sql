@@ -69,12 +69,11 @@ WITH fence AS MATERIALIZED (
          UPDATE reprise.runs r
             SET head_seq = $23, head_hash = $24, applied_seq = $23,
                 status = COALESCE($25, r.status),
+                custom_status = COALESCE($29, r.custom_status),
+                custom_status_at = CASE WHEN $29::bytea IS NULL THEN r.custom_status_at
+                                        ELSE reprise.db_now($1) END,
                 closed_at = CASE WHEN $25::text IS NULL THEN r.closed_at ELSE reprise.db_now($1) END
           WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM fence))),
-     statuses AS (
-         INSERT INTO reprise.run_status (run_id, status, set_at)
-         SELECT run_id, $29::bytea, reprise.db_now($1) FROM fence WHERE $29::bytea IS NOT NULL
-         ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, set_at = EXCLUDED.set_at),
      dequeued AS (
          DELETE FROM reprise.ready_runs q
           WHERE q.run_id = ANY (ARRAY(SELECT run_id FROM fence))

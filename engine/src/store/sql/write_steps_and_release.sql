@@ -25,7 +25,7 @@
 --   head moved since the claim (terminated meanwhile by its parent's close in this batch) is
 --   not released again.
 -- * Heap-only updates: a run that stays open gets new values only in columns no index covers
---   (head_seq, head_hash, applied_seq), so PostgreSQL keeps the update HOT. The parked
+--   (head_seq, head_hash, applied_seq, the custom status), so PostgreSQL keeps the update HOT. The parked
 --   columns are indexed (`runs_parked`) but keep their values (NULL) unless the run was
 --   parked: only releasing a parked run is not heap-only.
 -- * A run stays queued only while its inbox holds something other than what its step applied
@@ -66,23 +66,21 @@ WITH appended AS (
              AS h(run_id, claimed_head, head_seq, head_hash, closing, custom_status)),
      released AS (
          UPDATE reprise.runs r
-            SET (head_seq, head_hash, applied_seq, status, closed_at) = (
+            SET (head_seq, head_hash, applied_seq, status, closed_at, custom_status,
+                 custom_status_at) = (
                     SELECT h.head_seq, h.head_hash, h.head_seq,
                            CASE WHEN h.closing IS NOT NULL AND r.status = 'running'
                                 THEN h.closing ELSE r.status END,
                            CASE WHEN h.closing IS NOT NULL AND r.status = 'running'
-                                THEN reprise.db_now($1) ELSE r.closed_at END
+                                THEN reprise.db_now($1) ELSE r.closed_at END,
+                           COALESCE(h.custom_status, r.custom_status),
+                           CASE WHEN h.custom_status IS NULL THEN r.custom_status_at
+                                ELSE reprise.db_now($1) END
                       FROM h WHERE h.run_id = r.run_id),
                 parked_reason = NULL, parked_at = NULL, parked_build = NULL
           WHERE r.run_id = ANY (ARRAY(SELECT run_id FROM h))
             AND r.head_seq = (SELECT h.claimed_head FROM h WHERE h.run_id = r.run_id)
          RETURNING r.run_id, r.status),
-     statuses AS (
-         INSERT INTO reprise.run_status (run_id, status, set_at)
-         SELECT h.run_id, h.custom_status, reprise.db_now($1)
-           FROM h JOIN released l ON l.run_id = h.run_id
-          WHERE h.custom_status IS NOT NULL
-         ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, set_at = EXCLUDED.set_at),
      next AS (
          SELECT l.run_id, (SELECT min(i.visible_at) FROM reprise.inbox i
                             WHERE i.run_id = l.run_id AND i.id <> ALL($19)) AS at
