@@ -14,6 +14,7 @@
 mod codecs;
 mod local;
 mod measure;
+mod queries;
 mod rated;
 mod setup;
 mod workloads;
@@ -62,6 +63,8 @@ enum Workload {
     Long,
     /// W6: replay speed of a 10,000-event history.
     Replay,
+    /// Query latency on a cached run and on an evicted run of 1,000 events.
+    Queries,
     /// Payload codecs: encode + decode per payload, JSON against bincode, with encryption.
     Codecs,
     /// pgbench's single-row INSERT ceiling of the same server.
@@ -79,6 +82,7 @@ impl Workload {
             Workload::Rated => "rate limit",
             Workload::Long => "W5 long",
             Workload::Replay => "W6 replay",
+            Workload::Queries => "queries",
             Workload::Codecs => "codecs",
             Workload::Ceiling => "ceiling",
         }
@@ -107,6 +111,7 @@ impl Workload {
             Workload::Rated => rated::rated(bench).await,
             Workload::Long => workloads::long(bench).await,
             Workload::Replay => workloads::replay(bench).await,
+            Workload::Queries => queries::queries(bench).await,
             Workload::Codecs => codecs::codecs().await,
             Workload::Ceiling => workloads::ceiling(bench).await,
         }

@@ -23,7 +23,7 @@ pub(crate) fn figure(name: &'static str, unit: &'static str, value: f64) -> Figu
     Figure { name, unit, value }
 }
 
-fn percentile(values: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let i = ((values.len() as f64 - 1.0) * p).round() as usize;
     values.get(i).copied().unwrap_or(0.0)
