@@ -15,7 +15,7 @@ ALTER TABLE reprise.runs
 -- Queries asked and not yet read back. A client inserts one and notifies the engines on
 -- `reprise_queries` (with no payload: nothing here is ever sent over NOTIFY); an engine that
 -- runs the workflow's type takes it, answers from its cached orchestrator or by replaying the
--- run's history, writes the answer and notifies `reprise_query_answers` with the query's id.
+-- run's history, writes the answer and notifies `reprise_answers` with the query's id.
 -- The asker deletes the row once it has read it (or given up); engines delete rows left past
 -- their expiry. Queries are transient, so the table is UNLOGGED: a database crash loses the
 -- queries in flight, whose askers then time out, and costs no WAL on the way.

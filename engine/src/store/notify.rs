@@ -9,7 +9,9 @@
 //!   `start_runs.sql`, or `input <run> <inbox id> <delivery time µs> <input hex>` from
 //!   `finish_tasks.sql`; events over 3,000 bytes send an empty payload;
 //! - `reprise_tasks`: the task queue that has work;
-//! - `reprise_closed`: `<run>` or `<run> <closing event hex>` (events up to 3,000 bytes).
+//! - `reprise_closed`: `<run>` or `<run> <closing event hex>` (events up to 3,000 bytes);
+//! - `reprise_queries`: empty (a query was asked; see `store/queries.rs`);
+//! - `reprise_answers`: the id of the query answered.
 
 use reprise_history::{Event, Limits, RunId, Timestamp};
 use sqlx::PgConnection;

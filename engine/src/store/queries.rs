@@ -15,7 +15,7 @@ use crate::store::rows::seq;
 /// Channel notified (with no payload) when a query is asked.
 pub(crate) const QUERIES_CHANNEL: &str = "reprise_queries";
 /// Channel notified with a query's id when it is answered.
-pub(crate) const ANSWERS_CHANNEL: &str = "reprise_query_answers";
+pub(crate) const ANSWERS_CHANNEL: &str = "reprise_answers";
 
 /// Why a query got no answer, as the engine that took it wrote it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
