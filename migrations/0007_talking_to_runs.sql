@@ -1,5 +1,6 @@
--- Talking to running workflows (see docs/ARCHITECTURE.md, "Queries and custom status"):
--- the custom status each run last published, and the queries waiting for an engine's answer.
+-- Talking to running workflows (see docs/ARCHITECTURE.md, "Queries, updates and custom
+-- status"): the custom status each run last published, the queries waiting for an engine's
+-- answer, and the updates sent to runs with where each stands.
 
 -- A run's custom status (`ctx.set_status`): the last value set, encoded by the registry's
 -- converter, written by the step that set it, and when. Not history: only the last value is
@@ -38,3 +39,29 @@ CREATE UNLOGGED TABLE reprise.queries (
 );
 
 CREATE INDEX queries_waiting ON reprise.queries (asked_at) WHERE taken_at IS NULL;
+
+-- Updates sent to runs, one row per (run, update id): what makes an update idempotent (a
+-- second request with the same id waits for the first one's outcome) and where its caller
+-- reads the outcome, on whichever engine the run was finished. The update itself travels to
+-- the run as an inbox input; the step that takes it writes here (accepted with the seq of its
+-- `UpdateAccepted`, or refused with the reason: a refused update is never recorded in
+-- history), and the step whose handler returns writes the outcome; each notifies
+-- `reprise_answers` with the run's id. Rows go with their run (retention).
+CREATE TABLE reprise.updates (
+    run_id          uuid        NOT NULL REFERENCES reprise.runs (run_id) ON DELETE CASCADE,
+    update_id       text        NOT NULL,
+    name            text        NOT NULL,
+    requested_at    timestamptz NOT NULL DEFAULT now(),
+    state           text        NOT NULL DEFAULT 'requested'
+                    CHECK (state IN ('requested', 'accepted', 'completed', 'rejected')),
+    accepted_seq    bigint,
+    finished_at     timestamptz,
+    -- Completed: the handler's result, or its failure (`Failure` as stored).
+    result          bytea,
+    failure         bytea,
+    -- Rejected: why (`UpdateRefusal` as `store/updates.rs` names it).
+    refusal_kind    text,
+    refusal_message text,
+    registered      text[],
+    PRIMARY KEY (run_id, update_id)
+);

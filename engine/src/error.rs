@@ -43,7 +43,7 @@ pub enum Error {
         workflow_id: String,
     },
     /// The workflow's latest run is closed and takes no more input.
-    #[error("workflow {workflow_id:?} is closed ({status}); it takes no more signals")]
+    #[error("workflow {workflow_id:?} is closed ({status}); it takes no more signals or updates")]
     WorkflowClosed {
         /// The workflow id.
         workflow_id: String,
@@ -130,6 +130,39 @@ pub enum Error {
         query: String,
         /// Why.
         reason: crate::store::QueryRefusal,
+    },
+    /// An update was refused before anything was recorded: no handler of its name, an
+    /// input the handler's type does not decode, the validator's reason, or its panic.
+    #[error("update {update:?} of workflow {workflow_id:?} was refused: {reason}")]
+    UpdateRejected {
+        /// The workflow id.
+        workflow_id: String,
+        /// The update's name.
+        update: String,
+        /// Why.
+        reason: reprise_sdk::UpdateRefusal,
+    },
+    /// An update's handler returned an error (recorded in history).
+    #[error("update {update:?} of workflow {workflow_id:?} failed: {failure}")]
+    UpdateFailed {
+        /// The workflow id.
+        workflow_id: String,
+        /// The update's name.
+        update: String,
+        /// The failure as recorded.
+        failure: Box<reprise_history::Failure>,
+    },
+    /// The run closed before its handler finished the update (or before it took it).
+    #[error(
+        "update {update:?} of workflow {workflow_id:?} did not finish: the run closed ({status}) first"
+    )]
+    UpdateNotFinished {
+        /// The workflow id.
+        workflow_id: String,
+        /// The update's name.
+        update: String,
+        /// How the run closed.
+        status: reprise_history::RunState,
     },
     /// The workflow ended without a result of the expected kind.
     #[error("workflow {workflow_id:?} ended {status}: {detail}")]

@@ -13,7 +13,8 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::ids::{
-    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, WorkflowId, WorkflowType,
+    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, UpdateId, UpdateName, WorkflowId,
+    WorkflowType,
 };
 use crate::limits::Limits;
 use crate::options::{ActivityOptions, ParentClosePolicy, ParentRun, RunOrigin, TimeoutKind};
@@ -99,6 +100,42 @@ pub enum EventKind {
     /// Input: a local activity's attempts failed and the next waits longer than a step may
     /// hold its run: the workflow sleeps on a durable timer, then schedules it again.
     LocalActivityBackoff(LocalActivityBackoff),
+    /// Input: an update passed its validator and was accepted; the workflow's handler runs
+    /// it (an update that was refused is never recorded).
+    UpdateAccepted(UpdateAccepted),
+    /// Decision: an update's handler returned; its caller receives the outcome.
+    UpdateCompleted(UpdateCompleted),
+}
+
+/// An update accepted: the workflow's handler of `name` runs with `input`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateAccepted {
+    /// The update's id (its caller's, or drawn at random).
+    pub update_id: UpdateId,
+    /// Which handler runs it.
+    pub name: UpdateName,
+    /// Its input.
+    pub input: Payload,
+}
+
+/// An update's handler returned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateCompleted {
+    /// The seq of its `UpdateAccepted`.
+    pub accepted: Seq,
+    /// The update's id, for whoever carries out the outcome without the accepting event.
+    pub update_id: UpdateId,
+    /// What the handler returned.
+    pub outcome: UpdateOutcome,
+}
+
+/// What an update's handler returned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum UpdateOutcome {
+    /// A result.
+    Completed(Payload),
+    /// An error.
+    Failed(Failure),
 }
 
 /// The run began.
@@ -409,6 +446,8 @@ impl EventKind {
             EventKind::WorkflowContinuedAsNew(_) => "WorkflowContinuedAsNew",
             EventKind::LocalActivityScheduled(_) => "LocalActivityScheduled",
             EventKind::LocalActivityBackoff(_) => "LocalActivityBackoff",
+            EventKind::UpdateAccepted(_) => "UpdateAccepted",
+            EventKind::UpdateCompleted(_) => "UpdateCompleted",
         }
     }
 
@@ -426,7 +465,8 @@ impl EventKind {
             | EventKind::ChildWorkflowFailed(_)
             | EventKind::CancelRequested(_)
             | EventKind::WorkflowTerminated(_)
-            | EventKind::LocalActivityBackoff(_) => EventClass::Input,
+            | EventKind::LocalActivityBackoff(_)
+            | EventKind::UpdateAccepted(_) => EventClass::Input,
             EventKind::ActivityScheduled(_)
             | EventKind::ActivityCancelRequested(_)
             | EventKind::TimerStarted(_)
@@ -438,7 +478,8 @@ impl EventKind {
             | EventKind::WorkflowFailed(_)
             | EventKind::WorkflowCancelled(_)
             | EventKind::WorkflowContinuedAsNew(_)
-            | EventKind::LocalActivityScheduled(_) => EventClass::Decision,
+            | EventKind::LocalActivityScheduled(_)
+            | EventKind::UpdateCompleted(_) => EventClass::Decision,
         }
     }
 
@@ -525,6 +566,11 @@ impl EventKind {
             EventKind::WorkflowContinuedAsNew(e) => vec![Some(&e.input)],
             EventKind::LocalActivityScheduled(e) => vec![Some(&e.input)],
             EventKind::LocalActivityBackoff(e) => vec![details(&e.failure)],
+            EventKind::UpdateAccepted(e) => vec![Some(&e.input)],
+            EventKind::UpdateCompleted(e) => match &e.outcome {
+                UpdateOutcome::Completed(result) => vec![Some(result)],
+                UpdateOutcome::Failed(failure) => vec![details(failure)],
+            },
             EventKind::ActivityCancelRequested(_)
             | EventKind::TimerStarted(_)
             | EventKind::TimerFired(_)

@@ -162,6 +162,15 @@ name_type!(
     /// The id of a code change guarded by `ctx.patched(id)`.
     PatchId, "patch id", 255
 );
+name_type!(
+    /// The name an update is sent and handled under.
+    UpdateName, "update name", 255
+);
+name_type!(
+    /// The id of one update of a run, given by its caller or drawn at random: an update sent
+    /// twice with one id runs once.
+    UpdateId, "update id", 255
+);
 
 impl Default for TaskQueue {
     /// The queue named `default`.

@@ -58,12 +58,16 @@ pub use event::{
     ActivityScheduled, ActivityTimedOut, CancelRequested, ChildWorkflowCancelRequested,
     ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Event, EventClass,
     EventKind, LocalActivityBackoff, LocalActivityScheduled, Marker, SignalReceived,
-    TimerCancelled, TimerFired, TimerStarted, WorkflowCancelled, WorkflowCompleted,
+    TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, UpdateOutcome,
+    WorkflowCancelled, WorkflowCompleted,
     WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted, WorkflowTerminated,
 };
 pub use failure::{Failure, FailureCause, FailureKind};
 pub use file::{FILE_VERSION, MAGIC, RecordedHistory};
-pub use ids::{ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, WorkflowId, WorkflowType};
+pub use ids::{
+    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, UpdateId, UpdateName, WorkflowId,
+    WorkflowType,
+};
 pub use limits::Limits;
 pub use options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,

@@ -88,7 +88,9 @@ impl RunState {
             | EventKind::CancelRequested(_)
             | EventKind::MarkerRecorded(_)
             | EventKind::LocalActivityScheduled(_)
-            | EventKind::LocalActivityBackoff(_) => None,
+            | EventKind::LocalActivityBackoff(_)
+            | EventKind::UpdateAccepted(_)
+            | EventKind::UpdateCompleted(_) => None,
         }
     }
 }

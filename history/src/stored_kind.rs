@@ -13,10 +13,10 @@
 //! variant 24, `ActivityScheduledWithPriority`, all five (only calls given a priority).
 //!
 //! Local activities came as two new kinds: variant 25, `LocalActivityScheduled`, and 26,
-//! `LocalActivityBackoff`.
+//! `LocalActivityBackoff`; updates as 27, `UpdateAccepted`, and 28, `UpdateCompleted`.
 //!
 //! JSON goes through the same enums, so both formats agree. The next new event kind is stored
-//! as variant 27: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
+//! as variant 29: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -254,6 +254,8 @@ stored_kinds! {
     later:
     LocalActivityScheduled(LocalActivityScheduled),
     LocalActivityBackoff(LocalActivityBackoff),
+    UpdateAccepted(UpdateAccepted),
+    UpdateCompleted(UpdateCompleted),
 }
 
 #[cfg(test)]
@@ -344,6 +346,31 @@ mod tests {
             backoff: Duration::from_secs(4),
         });
         for (kind, variant) in [(scheduled, 25), (backoff, 26)] {
+            let bytes = kind.encode(&Limits::DEFAULT).unwrap();
+            assert_eq!(bytes[1], variant);
+            assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);
+        }
+    }
+
+    #[test]
+    fn update_kinds_are_variants_27_and_28() {
+        use crate::ids::{Seq, UpdateId, UpdateName};
+        let accepted = EventKind::UpdateAccepted(UpdateAccepted {
+            update_id: UpdateId::new("u-1").unwrap(),
+            name: UpdateName::new("approve").unwrap(),
+            input: Payload::unit(),
+        });
+        let completed = EventKind::UpdateCompleted(UpdateCompleted {
+            accepted: Seq::new(3),
+            update_id: UpdateId::new("u-1").unwrap(),
+            outcome: UpdateOutcome::Completed(Payload::unit()),
+        });
+        let failed = EventKind::UpdateCompleted(UpdateCompleted {
+            accepted: Seq::new(3),
+            update_id: UpdateId::new("u-1").unwrap(),
+            outcome: UpdateOutcome::Failed(crate::failure::Failure::application("No", "no")),
+        });
+        for (kind, variant) in [(accepted, 27), (completed, 28), (failed, 28)] {
             let bytes = kind.encode(&Limits::DEFAULT).unwrap();
             assert_eq!(bytes[1], variant);
             assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);

@@ -13,7 +13,8 @@ use crate::event::*;
 use crate::failure::{Failure, FailureCause, FailureKind};
 use crate::file::RecordedHistory;
 use crate::ids::{
-    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, WorkflowId, WorkflowType,
+    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, UpdateId, UpdateName, WorkflowId,
+    WorkflowType,
 };
 use crate::options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
@@ -43,6 +44,8 @@ name_strategy!(activity_type, ActivityType);
 name_strategy!(task_queue, TaskQueue);
 name_strategy!(signal_name, SignalName);
 name_strategy!(patch_id, PatchId);
+name_strategy!(update_name, UpdateName);
+name_strategy!(update_id, UpdateId);
 
 /// Any run id.
 pub fn run_id() -> impl Strategy<Value = RunId> {
@@ -392,6 +395,28 @@ pub fn open_event_kind() -> impl Strategy<Value = EventKind> {
                 })
             }
         ),
+        (update_id(), update_name(), payload()).prop_map(|(update_id, name, input)| {
+            EventKind::UpdateAccepted(UpdateAccepted {
+                update_id,
+                name,
+                input,
+            })
+        }),
+        (
+            seq(),
+            update_id(),
+            prop_oneof![
+                payload().prop_map(UpdateOutcome::Completed),
+                failure().prop_map(UpdateOutcome::Failed),
+            ]
+        )
+            .prop_map(|(accepted, update_id, outcome)| {
+                EventKind::UpdateCompleted(UpdateCompleted {
+                    accepted,
+                    update_id,
+                    outcome,
+                })
+            }),
         marker.prop_map(EventKind::MarkerRecorded),
         payload().prop_map(|result| EventKind::WorkflowCompleted(WorkflowCompleted { result })),
         failure().prop_map(|failure| EventKind::WorkflowFailed(WorkflowFailed { failure })),
@@ -426,6 +451,7 @@ enum Open {
     LocalActivity,
     Timer,
     Child { cancel_requested: bool },
+    Update,
 }
 
 /// Rewrites a candidate's reference to an open seq that it may legally refer to, or returns
@@ -458,6 +484,7 @@ fn fix_reference(kind: EventKind, open: &BTreeMap<Seq, Open>, pick: Index) -> Op
         )
     };
     let timer = |o: Open| o == Open::Timer;
+    let update = |o: Open| o == Open::Update;
     let child = |o: Open| matches!(o, Open::Child { .. });
     let child_live = |o: Open| {
         matches!(
@@ -516,6 +543,10 @@ fn fix_reference(kind: EventKind, open: &BTreeMap<Seq, Open>, pick: Index) -> Op
                 started: choose(&child_live)?,
             })
         }
+        EventKind::UpdateCompleted(e) => EventKind::UpdateCompleted(UpdateCompleted {
+            accepted: choose(&update)?,
+            ..e
+        }),
         EventKind::WorkflowStarted(_) => return None,
         other => other,
     })
@@ -536,6 +567,9 @@ fn track(open: &mut BTreeMap<Seq, Open>, seq: Seq, kind: &EventKind) {
         }
         EventKind::LocalActivityScheduled(_) => {
             open.insert(seq, Open::LocalActivity);
+        }
+        EventKind::UpdateAccepted(_) => {
+            open.insert(seq, Open::Update);
         }
         EventKind::ChildWorkflowStarted(_) => {
             open.insert(
@@ -569,7 +603,8 @@ fn track(open: &mut BTreeMap<Seq, Open>, seq: Seq, kind: &EventKind) {
         | EventKind::TimerFired(TimerFired { started: s })
         | EventKind::TimerCancelled(TimerCancelled { started: s })
         | EventKind::ChildWorkflowCompleted(ChildWorkflowCompleted { started: s, .. })
-        | EventKind::ChildWorkflowFailed(ChildWorkflowFailed { started: s, .. }) => {
+        | EventKind::ChildWorkflowFailed(ChildWorkflowFailed { started: s, .. })
+        | EventKind::UpdateCompleted(UpdateCompleted { accepted: s, .. }) => {
             open.remove(s);
         }
         _ => {}
@@ -610,6 +645,14 @@ pub fn history(max_events: usize) -> impl Strategy<Value = RecordedHistory> {
                     };
                     now = Timestamp::from_unix_micros(now.as_unix_micros() + micros as i64);
                     let seq = Seq::new(events.len() as u64 + 1);
+                    // An update id is accepted once a run: the seq makes each one unique.
+                    let kind = match kind {
+                        EventKind::UpdateAccepted(u) => EventKind::UpdateAccepted(UpdateAccepted {
+                            update_id: UpdateId::new(format!("u{seq}")).ok()?,
+                            ..u
+                        }),
+                        other => other,
+                    };
                     track(&mut open, seq, &kind);
                     events.push(Event {
                         seq,

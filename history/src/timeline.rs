@@ -91,6 +91,17 @@ pub fn describe_event(converter: &DataConverter, kind: &EventKind, max_chars: us
             "seq {} after {} attempt(s), next in {:?}: {}",
             b.scheduled, b.attempt, b.backoff, b.failure
         ),
+        EventKind::UpdateAccepted(u) => {
+            format!("{} id {} input {}", u.name, u.update_id, show(&u.input))
+        }
+        EventKind::UpdateCompleted(c) => match &c.outcome {
+            crate::UpdateOutcome::Completed(result) => {
+                format!("seq {} id {} result {}", c.accepted, c.update_id, show(result))
+            }
+            crate::UpdateOutcome::Failed(failure) => {
+                format!("seq {} id {} failed: {failure}", c.accepted, c.update_id)
+            }
+        },
     }
 }
 

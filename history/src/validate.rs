@@ -58,6 +58,11 @@ pub enum ViolationKind {
         /// The seq referred to.
         reference: Seq,
     },
+    /// An update id was accepted twice (an update runs once).
+    UpdateAcceptedTwice {
+        /// The first `UpdateAccepted` with this id.
+        first: Seq,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -89,6 +94,9 @@ impl fmt::Display for Violation {
                 f,
                 "seq {reference} was already resolved at seq {resolved_at}"
             ),
+            ViolationKind::UpdateAcceptedTwice { first } => {
+                write!(f, "update id already accepted at seq {first}")
+            }
             ViolationKind::CancelOutOfTurn { reference } => {
                 write!(f, "cancellation of seq {reference} out of turn")
             }
@@ -116,6 +124,8 @@ enum Pending {
     Child {
         cancel_requested: bool,
     },
+    /// An accepted update, until its handler completes.
+    Update,
 }
 
 impl Pending {
@@ -125,6 +135,7 @@ impl Pending {
             Pending::LocalActivity => "LocalActivityScheduled",
             Pending::Timer => "TimerStarted",
             Pending::Child { .. } => "ChildWorkflowStarted",
+            Pending::Update => "UpdateAccepted",
         }
     }
 
@@ -146,6 +157,8 @@ struct Validator {
     open: BTreeMap<Seq, Pending>,
     resolved: BTreeMap<Seq, Seq>,
     closed_at: Option<Seq>,
+    /// Update ids accepted, with the seq that accepted each.
+    updates: BTreeMap<String, Seq>,
 }
 
 impl Validator {
@@ -202,6 +215,7 @@ impl Validator {
                     },
                     Pending::Timer => Pending::Timer,
                     Pending::LocalActivity => Pending::LocalActivity,
+                    Pending::Update => Pending::Update,
                 };
                 self.open.insert(reference, marked);
             }
@@ -285,6 +299,18 @@ impl Validator {
             EventKind::ChildWorkflowFailed(e) => self.refer(seq, e.started, child, Effect::Resolve),
             EventKind::ChildWorkflowCancelRequested(e) => {
                 self.refer(seq, e.started, child, Effect::RequestCancel)
+            }
+            EventKind::UpdateAccepted(u) => {
+                match self.updates.get(u.update_id.as_str()) {
+                    Some(&first) => self.violation(seq, ViolationKind::UpdateAcceptedTwice { first }),
+                    None => {
+                        self.updates.insert(u.update_id.to_string(), seq);
+                    }
+                }
+                self.open.insert(seq, Pending::Update);
+            }
+            EventKind::UpdateCompleted(c) => {
+                self.refer(seq, c.accepted, Pending::Update, Effect::Resolve)
             }
             EventKind::WorkflowStarted(_)
             | EventKind::SignalReceived(_)

@@ -15,11 +15,12 @@ use reprise_history::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::defs::{ActivityDef, QueryDef, SignalDef, WorkflowDef};
+use crate::defs::{ActivityDef, QueryDef, SignalDef, UpdateDef, WorkflowDef};
 use crate::error::{ContinueAsNew, Error, WorkflowError};
 use crate::nondeterminism::SourceLocation;
 use crate::ops::{
-    ActivityCall, CancelWait, ChildCall, LocalActivityCall, SignalWait, Sleep, input_failure,
+    ActivityCall, CancelWait, ChildCall, LocalActivityCall, SignalWait, Sleep, WaitUntil,
+    input_failure,
 };
 use crate::query::WorkflowState;
 use crate::state::{Mode, Shared};
@@ -187,6 +188,22 @@ impl WorkflowContext {
         )
     }
 
+    /// A payload the code receives, decoded; `None` (and the step fails with the typed error
+    /// naming `seq`) if it does not decode.
+    pub(crate) fn decode_payload<T: DeserializeOwned>(
+        &self,
+        payload: &Payload,
+        seq: Seq,
+        holder: impl FnOnce() -> String,
+    ) -> Option<T> {
+        self.shared.decode_or_fail(payload, seq, holder)
+    }
+
+    /// The converter payloads are encoded with.
+    pub(crate) fn converter(&self) -> reprise_history::DataConverter {
+        self.shared.lock().converter.clone()
+    }
+
     /// The workflow's input, decoded; `None` (and the step fails with the typed error) if it
     /// does not decode.
     pub(crate) fn decode_input<T: DeserializeOwned>(&self, input: &Payload) -> Option<T> {
@@ -343,5 +360,52 @@ impl WorkflowContext {
         state.status_unwritten |= state.mode == Mode::Live;
         state.custom_status = Some(payload);
         Ok(())
+    }
+
+    /// Handles the update `def` from now on with `handler`: an async function of the context
+    /// and the update's input that may do anything the workflow may (activities, timers,
+    /// waits) and change the workflow's state (capture a [`WorkflowState`] clone). It runs
+    /// beside the workflow's main code; its result (or error) is recorded and returned to the
+    /// caller, durably: an engine that dies mid-way leaves it to the next. Register before the
+    /// first await, so that no update arrives before its handler. An update that arrives with
+    /// no handler of its name is refused, not recorded. If the workflow returns while a
+    /// handler runs, the handler is dropped and its caller told the run closed.
+    pub fn on_update<I, O, F, Fut>(&self, def: UpdateDef<I, O>, handler: F)
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + 'static,
+        F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<O, WorkflowError>> + Send + 'static,
+    {
+        self.shared
+            .lock()
+            .updates
+            .register(def.name(), handler);
+    }
+
+    /// Checks each update `def` before it is accepted: `validator` reads `state` and the input
+    /// and refuses with a reason (returned to the caller; nothing is recorded). A plain
+    /// function, like a query handler: it cannot change the workflow.
+    pub fn validate_update<S, I, O>(
+        &self,
+        def: UpdateDef<I, O>,
+        state: &WorkflowState<S>,
+        validator: fn(&S, &I) -> Result<(), String>,
+    ) where
+        S: Send + 'static,
+        I: DeserializeOwned + 'static,
+    {
+        self.shared
+            .lock()
+            .updates
+            .validate(def.name(), state, validator);
+    }
+
+    /// Resolves once `condition` holds: checked now, and again whenever the workflow makes
+    /// progress (an input arrives, an update's handler decides something or returns), so a
+    /// condition on state an update changes is seen at once. `Err(Cancelled)` if the run is
+    /// asked to cancel while it waits.
+    pub fn wait_until<F: FnMut() -> bool + Send + Unpin>(&self, condition: F) -> WaitUntil<F> {
+        WaitUntil::new(self.shared.clone(), condition)
     }
 }

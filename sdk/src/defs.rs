@@ -32,6 +32,13 @@ pub struct SignalDef<T> {
     types: PhantomData<fn(T)>,
 }
 
+/// An update taking `I` and answering `O`: handled by the workflow, which may do work first
+/// (see [`crate::WorkflowContext::on_update`]).
+pub struct UpdateDef<I, O> {
+    name: &'static str,
+    types: PhantomData<fn(I) -> O>,
+}
+
 /// A query taking `I` and answering `O`: read-only, answered from the workflow's state
 /// (see [`crate::WorkflowContext::on_query`]).
 pub struct QueryDef<I, O> {
@@ -73,3 +80,4 @@ def_common!(WorkflowDef<I, O>, "workflow type");
 def_common!(ActivityDef<I, O>, "activity type");
 def_common!(SignalDef<T>, "signal");
 def_common!(QueryDef<I, O>, "query");
+def_common!(UpdateDef<I, O>, "update");

@@ -21,6 +21,8 @@
 //!   open run, the parent gets `ChildWorkflowFailed` (`WorkflowIdInUse`, not retryable);
 //! - a child whose cancellation is requested gets `CancelRequested` if it still runs;
 //! - a patch marker is recorded per run for patch-usage reports;
+//! - an update accepted, completed (its handler returned) or refused (never recorded) is
+//!   told to whoever waits for it;
 //! - a close sets the run's status, tells its parent how it ended (not for continue-as-new:
 //!   the child goes on), and applies each open child's parent-close policy;
 //! - a continue-as-new starts the next run of the workflow id (same parent and parent-close
@@ -32,10 +34,11 @@ use std::time::Duration;
 use reprise_history::{
     ActivityScheduled, ChildWorkflowFailed, Event, EventKind, Failure, Marker, ParentClosePolicy,
     ParentRun, PatchId, Payload, ReplayRules, RunId, RunOrigin, RunState, Seq, SignalName,
-    TraceContext, WorkflowId, WorkflowStarted,
+    TraceContext, UpdateCompleted, UpdateId, WorkflowId, WorkflowStarted,
 };
 
 use crate::executor::{Execution, RunStatus};
+use crate::update::UpdateRejection;
 
 /// The run a step belongs to: what its effects need to know about it beyond the step.
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +75,12 @@ pub struct Effects<'a> {
     pub close: Option<Close<'a>>,
     /// The custom status the step set (the last value, encoded), to store with the run.
     pub status: Option<Payload>,
+    /// Updates the step accepted (recorded as `UpdateAccepted`), by that event's seq.
+    pub accepted_updates: Vec<(Seq, &'a UpdateId)>,
+    /// Updates whose handlers returned in the step: their callers get the outcome.
+    pub completed_updates: Vec<&'a UpdateCompleted>,
+    /// Updates the step refused (recorded nowhere): their callers are told why.
+    pub rejected_updates: Vec<UpdateRejection>,
 }
 
 /// An activity task to create.
@@ -198,6 +207,7 @@ impl<'a> Effects<'a> {
             | RunStatus::Terminated => Vec::new(),
         });
         effects.status = execution.unwritten_status();
+        effects.rejected_updates = execution.unwritten_rejections();
         effects
     }
 
@@ -252,6 +262,8 @@ impl<'a> Effects<'a> {
             EventKind::MarkerRecorded(Marker::Patch { patch_id }) => {
                 self.patches.push((event.seq, patch_id));
             }
+            EventKind::UpdateAccepted(u) => self.accepted_updates.push((event.seq, &u.update_id)),
+            EventKind::UpdateCompleted(c) => self.completed_updates.push(c),
             // Scheduled or started by a step that also closes the run: nothing would take
             // the outcome.
             EventKind::ActivityScheduled(_) | EventKind::TimerStarted(_) => {}
@@ -290,6 +302,9 @@ impl<'a> Effects<'a> {
             && self.children.is_empty()
             && self.cancelled_children.is_empty()
             && self.patches.is_empty()
+            && self.accepted_updates.is_empty()
+            && self.completed_updates.is_empty()
+            && self.rejected_updates.is_empty()
             && self
                 .close
                 .as_ref()

@@ -15,7 +15,8 @@ use futures::future::BoxFuture;
 use rand_core::RngCore;
 use reprise_history::{
     Event, EventClass, EventKind, Failure, FailureKind, Payload, RunId, Seq, Timestamp,
-    WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed,
+    UpdateAccepted, UpdateCompleted, UpdateId, UpdateOutcome, WorkflowCancelled,
+    WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed,
 };
 
 use crate::context::WorkflowContext;
@@ -25,6 +26,7 @@ use crate::inputs::InputChanges;
 use crate::local::LocalActivityRequest;
 use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
 use crate::query::QueryError;
+use crate::update::{UpdateRefusal, UpdateRejection, run_checks};
 use crate::registry::Registry;
 use crate::state::{Mode, OpKind, Outcome, RunState, Shared, cancel_decision};
 
@@ -92,11 +94,20 @@ impl Wake for RootWaker {
     }
 }
 
+/// An accepted update whose handler runs beside the workflow's main code.
+struct RunningUpdate {
+    accepted: Seq,
+    update_id: UpdateId,
+    handler: BoxFuture<'static, UpdateOutcome>,
+}
+
 /// One run's live orchestrator.
 pub struct Execution {
     shared: Shared,
     root: Arc<RootWaker>,
     future: Option<BoxFuture<'static, Result<Payload, WorkflowError>>>,
+    /// Accepted updates' handlers still running, in the order they were accepted.
+    updates: Vec<RunningUpdate>,
     status: RunStatus,
     last_seq: Seq,
     discarded: bool,
@@ -134,6 +145,7 @@ impl Execution {
             shared,
             root: Arc::new(RootWaker::default()),
             future: Some(future),
+            updates: Vec::new(),
             status: RunStatus::Running,
             last_seq: Seq::new(0),
             discarded: false,
@@ -222,6 +234,17 @@ impl Execution {
                     "{} is not an input a running workflow can take",
                     kind.name()
                 )));
+            }
+            // An update is checked before it is recorded: a refused one never is.
+            if let EventKind::UpdateAccepted(update) = &kind
+                && let Err(refusal) = self.check_update(update)
+            {
+                self.shared.lock().rejections.push(UpdateRejection {
+                    update_id: update.update_id.clone(),
+                    refusal,
+                });
+                applied_inputs += 1;
+                continue;
             }
             let input = Event {
                 seq: self.last_seq.next(),
@@ -328,7 +351,7 @@ impl Execution {
     }
 
     /// The custom status if the workflow set it live since the host last wrote it (see
-    /// [`Execution::status_written`]): what the step being written should store.
+    /// [`Execution::written`]): what the step being written should store.
     pub fn unwritten_status(&self) -> Option<Payload> {
         let state = self.shared.lock();
         state
@@ -337,10 +360,57 @@ impl Execution {
             .flatten()
     }
 
-    /// Tells the execution that the host stored its custom status (the step that carried
-    /// [`Execution::unwritten_status`] is written).
-    pub fn status_written(&mut self) {
-        self.shared.lock().status_unwritten = false;
+    /// The updates refused live since the host last wrote the refusals (see
+    /// [`Execution::written`]): their callers are to be told; nothing was recorded.
+    pub fn unwritten_rejections(&self) -> Vec<UpdateRejection> {
+        self.shared.lock().rejections.clone()
+    }
+
+    /// Tells the execution that the host stored what its steps carried beyond their events
+    /// ([`Execution::unwritten_status`], [`Execution::unwritten_rejections`]): the step that
+    /// carried them is written.
+    pub fn written(&mut self) {
+        let mut state = self.shared.lock();
+        state.status_unwritten = false;
+        state.rejections.clear();
+    }
+
+    /// Whether an update would be accepted now: a handler of its name, an input it decodes,
+    /// and the validator's consent. Validators are user code: run outside the run's lock.
+    fn check_update(&self, update: &UpdateAccepted) -> Result<(), UpdateRefusal> {
+        let (checks, converter) = {
+            let state = self.shared.lock();
+            (
+                state.updates.checks(update.name.as_str())?,
+                state.converter.clone(),
+            )
+        };
+        run_checks(&checks, update.name.as_str(), &converter, &update.input)
+    }
+
+    /// Starts the handler of an update accepted at `seq`. Replaying, a recorded acceptance
+    /// that no registered handler takes is a nondeterminism (ND04).
+    fn start_update(&mut self, seq: Seq, update: &UpdateAccepted) {
+        let starter = self.shared.lock().updates.starter(update.name.as_str());
+        let Some(start) = starter else {
+            self.shared.lock().fail(nondeterminism(
+                seq,
+                NondeterminismKind::UnexpectedInput {
+                    input: format!("UpdateAccepted({:?})", update.name.as_str()),
+                },
+            ));
+            return;
+        };
+        let handler = start(
+            WorkflowContext::new(self.shared.clone()),
+            update.input.clone(),
+            seq,
+        );
+        self.updates.push(RunningUpdate {
+            accepted: seq,
+            update_id: update.update_id.clone(),
+            handler,
+        });
     }
 
     /// The run.
@@ -364,6 +434,9 @@ impl Execution {
             let mut state = self.shared.lock();
             state.begin_input(input, expected);
             deliver(&mut state, input);
+        }
+        if let EventKind::UpdateAccepted(update) = &input.kind {
+            self.start_update(input.seq, update);
         }
         let polled = if let EventKind::WorkflowTerminated(_) = input.kind {
             self.status = RunStatus::Terminated;
@@ -407,17 +480,40 @@ impl Execution {
                 future.as_mut().poll(cx)
             }
         };
+        let updates = &mut self.updates;
+        let shared = &self.shared;
         let outcome = loop {
             self.root.woken.store(false, Ordering::SeqCst);
             match catch_unwind(AssertUnwindSafe(|| poll(&mut cx))) {
                 Err(panic) => break Err(panic_message(panic.as_ref())),
                 Ok(Poll::Ready(result)) => break Ok(Some(result)),
-                Ok(Poll::Pending) => {
-                    let state = self.shared.lock();
-                    if state.error.is_some() || !self.root.woken.load(Ordering::SeqCst) {
-                        break Ok(None);
-                    }
-                }
+                Ok(Poll::Pending) => {}
+            }
+            // Update handlers run after the main code, in the order they were accepted.
+            let before = shared.lock().next_seq();
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                poll_updates(updates, &mut cx, replaying, &silent)
+            }));
+            let finished = match polled {
+                Err(panic) => break Err(panic_message(panic.as_ref())),
+                Ok(finished) => finished,
+            };
+            let mut state = shared.lock();
+            let progressed = !finished.is_empty() || state.next_seq() != before;
+            for update in finished {
+                let completed = UpdateCompleted {
+                    accepted: update.0,
+                    update_id: update.1,
+                    outcome: update.2,
+                };
+                state.decide(EventKind::UpdateCompleted(completed), None);
+            }
+            // A handler moved: conditions on what it may have changed are checked again.
+            if progressed {
+                state.wake_waiters();
+            }
+            if state.error.is_some() || !self.root.woken.load(Ordering::SeqCst) {
+                break Ok(None);
             }
         };
         match outcome {
@@ -495,7 +591,8 @@ impl Execution {
     fn discard_future(&mut self) {
         self.shared.lock().tearing_down = true;
         let future = self.future.take();
-        if catch_unwind(AssertUnwindSafe(move || drop(future))).is_err() {
+        let updates = std::mem::take(&mut self.updates);
+        if catch_unwind(AssertUnwindSafe(move || drop((future, updates)))).is_err() {
             self.discarded = true;
         }
     }
@@ -633,8 +730,42 @@ fn deliver(state: &mut RunState, input: &Event) {
         | EventKind::WorkflowFailed(_)
         | EventKind::WorkflowCancelled(_)
         | EventKind::WorkflowContinuedAsNew(_)
-        | EventKind::LocalActivityScheduled(_) => {}
+        | EventKind::LocalActivityScheduled(_)
+        | EventKind::UpdateCompleted(_) => {}
+        // The executor starts the update's handler (`Execution::start_update`).
+        EventKind::UpdateAccepted(_) => {}
     }
+}
+
+/// Polls each running update handler once (fenced, silent on replay as the main code is);
+/// returns those that finished, in order, with their outcomes.
+fn poll_updates(
+    updates: &mut Vec<RunningUpdate>,
+    cx: &mut Context<'_>,
+    replaying: bool,
+    silent: &tracing::Dispatch,
+) -> Vec<(Seq, UpdateId, UpdateOutcome)> {
+    let mut finished = Vec::new();
+    let mut i = 0;
+    while i < updates.len() {
+        let handler = &mut updates[i].handler;
+        let polled = {
+            let _fenced = fence::enter();
+            if replaying {
+                tracing::dispatcher::with_default(silent, || handler.as_mut().poll(cx))
+            } else {
+                handler.as_mut().poll(cx)
+            }
+        };
+        match polled {
+            Poll::Ready(outcome) => {
+                let done = updates.remove(i);
+                finished.push((done.accepted, done.update_id, outcome));
+            }
+            Poll::Pending => i += 1,
+        }
+    }
+    finished
 }
 
 /// What the code is told failed: an activity or a local activity.

@@ -51,6 +51,8 @@ pub(crate) fn decision_input(kind: &EventKind) -> Option<&Payload> {
         EventKind::WorkflowContinuedAsNew(e) => Some(&e.input),
         EventKind::LocalActivityScheduled(e) => Some(&e.input),
         EventKind::LocalActivityBackoff(_)
+        | EventKind::UpdateAccepted(_)
+        | EventKind::UpdateCompleted(_)
         | EventKind::WorkflowStarted(_)
         | EventKind::ActivityCompleted(_)
         | EventKind::ActivityFailed(_)

@@ -89,10 +89,11 @@ mod query;
 mod registry;
 mod state;
 mod status;
+mod update;
 
 pub use activity::{ActivityContext, ActivityInfo, CancellationSignal, HeartbeatSink};
 pub use context::WorkflowContext;
-pub use defs::{ActivityDef, QueryDef, SignalDef, WorkflowDef};
+pub use defs::{ActivityDef, QueryDef, SignalDef, UpdateDef, WorkflowDef};
 pub use effects::{Close, Effects, NewChild, NewTask, NewTimer, NextRun, RunIdentity};
 pub use error::{
     ActivityError, Cancelled, ContinueAsNew, Error, OperationEnd, OperationFailed, SignalError,
@@ -102,11 +103,14 @@ pub use executor::{Execution, RunStatus, Step};
 pub use inputs::InputChanges;
 pub use local::{AttemptEnd, LocalActivityOptions, LocalActivityRequest};
 pub use nondeterminism::{Nondeterminism, NondeterminismKind, SourceLocation};
-pub use ops::{ActivityCall, CancelWait, ChildCall, LocalActivityCall, SignalWait, Sleep};
+pub use ops::{
+    ActivityCall, CancelWait, ChildCall, LocalActivityCall, SignalWait, Sleep, WaitUntil,
+};
 pub use query::{QueryError, WorkflowState};
 pub use registry::{ActivityRunner, Registry, RegistryBuilder};
 pub use reprise_history as history;
 pub use status::{MAX_STATUS_BYTES, StatusError};
+pub use update::{UpdateRefusal, UpdateRejection};
 
 /// Waits on several futures and runs the branch of the first to finish: `futures::select_biased!`,
 /// which polls branches in the order written. Use it, not `futures::select!`, in workflows:

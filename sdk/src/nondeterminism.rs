@@ -213,6 +213,8 @@ pub(crate) fn describe(kind: &EventKind) -> String {
         }
         EventKind::ChildWorkflowFailed(e) => format!("ChildWorkflowFailed(seq {})", e.started),
         EventKind::SignalReceived(e) => format!("SignalReceived({:?})", e.name.as_str()),
+        EventKind::UpdateAccepted(e) => format!("UpdateAccepted({:?})", e.name.as_str()),
+        EventKind::UpdateCompleted(e) => format!("UpdateCompleted(seq {})", e.accepted),
         other => other.name().to_string(),
     }
 }
@@ -232,6 +234,7 @@ pub(crate) fn same_decision(recorded: &EventKind, made: &EventKind) -> bool {
             r.activity_type == m.activity_type
         }
         (EventKind::TimerStarted(r), EventKind::TimerStarted(m)) => r.duration == m.duration,
+        (EventKind::UpdateCompleted(r), EventKind::UpdateCompleted(m)) => r.accepted == m.accepted,
         (EventKind::TimerCancelled(r), EventKind::TimerCancelled(m)) => r.started == m.started,
         (EventKind::ChildWorkflowStarted(r), EventKind::ChildWorkflowStarted(m)) => {
             r.workflow_type == m.workflow_type && r.workflow_id == m.workflow_id

@@ -611,3 +611,55 @@ pub(crate) fn input_failure(error: &reprise_history::Error) -> Failure {
         .retryable(false)
         .with_sources(error)
 }
+
+/// Waits until a condition holds (see [`crate::WorkflowContext::wait_until`]).
+pub struct WaitUntil<F> {
+    shared: Shared,
+    condition: F,
+    /// Whether a cancel request ends this wait: only if the wait began before it.
+    cancellable: Option<bool>,
+    waiting: bool,
+}
+
+impl<F> WaitUntil<F> {
+    pub(crate) fn new(shared: Shared, condition: F) -> Self {
+        WaitUntil {
+            shared,
+            condition,
+            cancellable: None,
+            waiting: false,
+        }
+    }
+}
+
+impl<F: FnMut() -> bool + Unpin> Future for WaitUntil<F> {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let cancelled = self.shared.lock().cancel_requested;
+        let cancellable = *self.cancellable.get_or_insert(!cancelled);
+        // The condition is user code: checked outside the run's lock.
+        let result = if (self.condition)() {
+            Ok(())
+        } else if cancellable && cancelled {
+            Err(Cancelled)
+        } else {
+            let first = !self.waiting;
+            self.shared.lock().wait(cx.waker(), first);
+            self.waiting = true;
+            return Poll::Pending;
+        };
+        if std::mem::take(&mut self.waiting) {
+            self.shared.lock().end_wait();
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F> Drop for WaitUntil<F> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.shared.lock().end_wait();
+        }
+    }
+}

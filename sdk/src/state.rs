@@ -21,6 +21,7 @@ use crate::nondeterminism::{
     Nondeterminism, NondeterminismKind, SourceLocation, describe, same_decision,
 };
 use crate::query::QueryHandlers;
+use crate::update::{UpdateHandlers, UpdateRejection};
 
 /// The run state behind a mutex, shared by the executor, the context and operation futures.
 /// The lock is never held while user code runs.
@@ -159,6 +160,10 @@ pub(crate) struct RunState {
     pub(crate) custom_status: Option<Payload>,
     /// Whether `custom_status` was set live since the host last wrote it.
     pub(crate) status_unwritten: bool,
+    /// The update handlers and validators the code has registered.
+    pub(crate) updates: UpdateHandlers,
+    /// Updates refused live since the host last wrote the refusals.
+    pub(crate) rejections: Vec<UpdateRejection>,
 }
 
 impl RunState {
@@ -201,6 +206,8 @@ impl RunState {
             queries: QueryHandlers::default(),
             custom_status: None,
             status_unwritten: false,
+            updates: UpdateHandlers::default(),
+            rejections: Vec::new(),
         }
     }
 
@@ -515,7 +522,13 @@ impl RunState {
         !self.ops.is_empty() || self.waiting > 0
     }
 
-    fn wake_waiters(&mut self) {
+    /// The seq the next decision will take: it moves whenever the code decides something.
+    pub(crate) fn next_seq(&self) -> Seq {
+        self.next_seq
+    }
+
+    /// Wakes every signal, cancel and condition wait, to look again.
+    pub(crate) fn wake_waiters(&mut self) {
         for waker in self.waiters.drain(..) {
             waker.wake();
         }

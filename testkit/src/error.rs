@@ -13,6 +13,26 @@ pub enum Error {
     /// A query got no answer from the workflow (unknown name, undecodable input, a panic).
     #[error(transparent)]
     Query(#[from] reprise_sdk::QueryError),
+    /// An update was refused before anything was recorded.
+    #[error(transparent)]
+    UpdateRejected(reprise_sdk::UpdateRefusal),
+    /// An update's handler returned an error.
+    #[error("update {update:?} failed: {failure}")]
+    UpdateFailed {
+        /// The update's name.
+        update: String,
+        /// The recorded failure.
+        failure: Box<reprise_history::Failure>,
+    },
+    /// An update's handler has not returned: it waits for something the test does not
+    /// provide, or the run closed first.
+    #[error("update {update:?} of workflow {workflow_id:?} has not finished")]
+    UpdateNotFinished {
+        /// The workflow.
+        workflow_id: String,
+        /// The update's name.
+        update: String,
+    },
     /// No workflow with this id was started.
     #[error("no workflow with id {0:?} was started")]
     UnknownWorkflow(String),

@@ -83,6 +83,20 @@ enum Command {
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
     },
+    /// Send an update to a workflow's open run and print its result as JSON, once its
+    /// handler has run (a refused update records nothing).
+    Update {
+        /// The workflow id.
+        workflow_id: String,
+        /// The update name.
+        name: String,
+        /// The input, as JSON text.
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// The update's id: sent again with the same id, it runs once (default: a new id).
+        #[arg(long)]
+        id: Option<String>,
+    },
     /// Print a workflow's result (or failure); with --wait, wait for it to close.
     Result {
         /// The workflow id.
@@ -255,6 +269,16 @@ async fn main() -> anyhow::Result<()> {
                 .query_json(&workflow_id, &name, &input, timeout)
                 .await?;
             println!("{}", show::payload_json(&converter, &answer));
+        }
+        Command::Update {
+            workflow_id,
+            name,
+            input,
+            id,
+        } => {
+            let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let result = client.update_json(&workflow_id, &id, &name, &input).await?;
+            println!("{}", show::payload_json(&converter, &result));
         }
         Command::Result {
             workflow_id,

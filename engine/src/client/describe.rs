@@ -112,7 +112,9 @@ impl RunOutcome {
             | EventKind::CancelRequested(_)
             | EventKind::MarkerRecorded(_)
             | EventKind::LocalActivityScheduled(_)
-            | EventKind::LocalActivityBackoff(_) => return None,
+            | EventKind::LocalActivityBackoff(_)
+            | EventKind::UpdateAccepted(_)
+            | EventKind::UpdateCompleted(_) => return None,
         })
     }
 }

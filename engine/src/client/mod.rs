@@ -25,6 +25,7 @@ mod describe;
 mod lifecycle;
 mod limits;
 mod query;
+mod update;
 mod starts;
 mod untyped;
 

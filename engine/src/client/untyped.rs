@@ -50,6 +50,22 @@ impl Client {
             .await
     }
 
+    /// Sends an update given by name with JSON input, and an id (the same id runs once);
+    /// the result comes back as stored (decode it with the client's converter). See
+    /// [`Client::update`].
+    pub async fn update_json(
+        &self,
+        workflow_id: &str,
+        update_id: &str,
+        name: &str,
+        input_json: &str,
+    ) -> Result<Payload> {
+        let plain = Payload::from_json_str(input_json, self.converter.limits())?;
+        let input = self.converter.encoded(plain)?;
+        self.update_payload(workflow_id, update_id, name, input)
+            .await
+    }
+
     /// A handle on the latest run of a workflow id whose result is read as JSON.
     pub async fn handle_json(
         &self,

@@ -65,7 +65,7 @@ impl Engine {
         {
             Ok(Some(head_hash)) => {
                 drop(effects);
-                direct.cached.execution.status_written();
+                direct.cached.execution.written();
                 direct.span.written(direct.head_seq, &direct.events);
                 self.count_step(&direct.cached, direct.first);
                 if !closes {

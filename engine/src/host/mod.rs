@@ -577,7 +577,7 @@ impl Engine {
             .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
         drop(outputs);
         for (i, mut cached, events, _, span) in stepped {
-            cached.execution.status_written();
+            cached.execution.written();
             span.written(heads_before[i], &events);
             self.count_step(&cached, firsts[i]);
             let head = heads.iter().find(|(run, _)| *run == i);

@@ -18,6 +18,7 @@ mod rows;
 mod runs;
 mod step;
 mod tasks;
+mod updates;
 
 use reprise_history::{Limits, Timestamp};
 use sqlx::PgPool;
@@ -38,6 +39,7 @@ pub(crate) use runs::{NewRun, RunEnd, RunRow};
 pub(crate) use step::{BatchRun, Claim, DirectStep, Park, StepBatch, StepOutput};
 pub use tasks::PendingActivity;
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
+pub(crate) use updates::{UpdateState, record_update_effects};
 
 /// Runs a store operation (`$op`, an expression evaluated afresh each time) on pooled
 /// connections of `$store`, again on another connection if the one it took had died while

@@ -74,8 +74,12 @@ fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
             // A cancellation requested is still open until its outcome arrives. A local
             // activity's outcome is written by the step that schedules it (or the call was
             // dropped), so at a step's end none is open; its backoff's timer is a timer. The
-            // rest opens and resolves nothing the new run inherits.
+            // rest opens and resolves nothing the new run inherits (an update accepted and
+            // not completed is re-run by the new run's handler; its caller waited on the old
+            // run, which the reset closed, and was told so).
             EventKind::WorkflowStarted(_)
+            | EventKind::UpdateAccepted(_)
+            | EventKind::UpdateCompleted(_)
             | EventKind::LocalActivityScheduled(_)
             | EventKind::LocalActivityBackoff(_)
             | EventKind::ActivityCancelRequested(_)

@@ -35,7 +35,7 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
 /// `WorkflowStartedInTrace`); v4 is v3 with the replay rules recorded (stored as
 /// `WorkflowStartedUnderRules`); v5 is v4 with one activity given a priority (stored as
 /// `ActivityScheduledWithPriority`); v6 is v5 with local activities (`LocalActivityScheduled`,
-/// `LocalActivityBackoff`).
+/// `LocalActivityBackoff`); v7 is v6 with updates (`UpdateAccepted`, `UpdateCompleted`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
     V1,
@@ -44,15 +44,19 @@ enum Version {
     V4,
     V5,
     V6,
+    V7,
 }
 
 impl Version {
     fn payload<T: serde::Serialize>(self, value: T) -> Payload {
         match self {
             Version::V1 => Payload::encode_bincode_v1(&value).unwrap(),
-            Version::V2 | Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
-                Payload::encode(&value, &Limits::DEFAULT).unwrap()
-            }
+            Version::V2
+            | Version::V3
+            | Version::V4
+            | Version::V5
+            | Version::V6
+            | Version::V7 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
         }
     }
 
@@ -64,13 +68,14 @@ impl Version {
             Version::V4 => "v4",
             Version::V5 => "v5",
             Version::V6 => "v6",
+            Version::V7 => "v7",
         }
     }
 
     fn trace_context(self) -> Option<TraceContext> {
         match self {
             Version::V1 | Version::V2 => None,
-            Version::V3 | Version::V4 | Version::V5 | Version::V6 => Some(
+            Version::V3 | Version::V4 | Version::V5 | Version::V6 | Version::V7 => Some(
                 TraceContext::new(
                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                     "rojo=00f067aa0ba902b7",
@@ -83,17 +88,21 @@ impl Version {
     fn replay_rules(self) -> ReplayRules {
         match self {
             Version::V1 | Version::V2 | Version::V3 => ReplayRules::NONE,
-            Version::V4 | Version::V5 | Version::V6 => ReplayRules::COMPARE_INPUTS,
+            Version::V4 | Version::V5 | Version::V6 | Version::V7 => ReplayRules::COMPARE_INPUTS,
         }
     }
 
     /// The priority the fixture's `name` activity is given.
     fn priority(self, name: &str) -> Option<Priority> {
         match self {
-            Version::V5 | Version::V6 if name == "charge" => Some(Priority::HIGHEST),
-            Version::V1 | Version::V2 | Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
-                None
-            }
+            Version::V5 | Version::V6 | Version::V7 if name == "charge" => Some(Priority::HIGHEST),
+            Version::V1
+            | Version::V2
+            | Version::V3
+            | Version::V4
+            | Version::V5
+            | Version::V6
+            | Version::V7 => None,
         }
     }
 }
@@ -235,7 +244,7 @@ fn every_kind(version: Version) -> RecordedHistory {
     h.push(EventKind::MarkerRecorded(Marker::SideEffect {
         value: payload!(0xdead_beefu32),
     }));
-    if version == Version::V6 {
+    if matches!(version, Version::V6 | Version::V7) {
         let local = |h: &mut HistoryBuilder, attempt| {
             h.push(EventKind::LocalActivityScheduled(LocalActivityScheduled {
                 activity_type: ActivityType::new("price").unwrap(),
@@ -266,6 +275,27 @@ fn every_kind(version: Version) -> RecordedHistory {
             scheduled: l3,
             failure: Failure::application("Unavailable", "pricing is down").retryable(false),
             attempt: 4,
+        }));
+    }
+    if version == Version::V7 {
+        let update = |h: &mut HistoryBuilder, id: &str, input| {
+            h.push(EventKind::UpdateAccepted(UpdateAccepted {
+                update_id: UpdateId::new(id).unwrap(),
+                name: UpdateName::new("add-item").unwrap(),
+                input,
+            }))
+        };
+        let u1 = update(&mut h, "u-1", payload!("tea"));
+        h.push(EventKind::UpdateCompleted(UpdateCompleted {
+            accepted: u1,
+            update_id: UpdateId::new("u-1").unwrap(),
+            outcome: UpdateOutcome::Completed(payload!(4u32)),
+        }));
+        let u2 = update(&mut h, "u-2", payload!("caviar"));
+        h.push(EventKind::UpdateCompleted(UpdateCompleted {
+            accepted: u2,
+            update_id: UpdateId::new("u-2").unwrap(),
+            outcome: UpdateOutcome::Failed(Failure::application("OutOfStock", "no caviar")),
         }));
     }
     h.push(EventKind::WorkflowCompleted(WorkflowCompleted {
@@ -442,6 +472,16 @@ fn v6_json_history_with_local_activities_decodes_to_the_same_values() {
 }
 
 #[test]
+fn v7_binary_history_with_updates_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V7);
+}
+
+#[test]
+fn v7_json_history_with_updates_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V7);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
     for version in [
         Version::V1,
@@ -450,6 +490,7 @@ fn payloads_of_each_version_decode_to_their_values() {
         Version::V4,
         Version::V5,
         Version::V6,
+        Version::V7,
     ] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
@@ -462,7 +503,7 @@ fn payloads_of_each_version_decode_to_their_values() {
 
 #[test]
 fn the_fixture_covers_every_event_kind() {
-    let mut names: Vec<&str> = every_kind(Version::V6)
+    let mut names: Vec<&str> = every_kind(Version::V7)
         .events()
         .iter()
         .map(|e| e.kind.name())
@@ -472,7 +513,7 @@ fn the_fixture_covers_every_event_kind() {
     names.dedup();
     assert_eq!(
         names.len(),
-        24,
+        26,
         "a new event kind needs a fixture: {names:?}"
     );
 }

@@ -13,3 +13,4 @@ mod operations;
 mod payloads;
 mod programs;
 mod queries;
+mod updates;

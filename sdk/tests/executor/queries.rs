@@ -113,7 +113,7 @@ fn the_status_is_unwritten_after_a_live_change_only() {
         status.decode::<Progress>().unwrap(),
         Progress { done: 1, of: 2 }
     );
-    run.execution.status_written();
+    run.execution.written();
     assert_eq!(run.execution.unwritten_status(), None, "written");
     // Replay sets it on the way: the rebuilt run holds it, with nothing left to write.
     let replayed = Execution::replay(&run.registry, &run.history).unwrap();

@@ -90,6 +90,9 @@ pub struct TestEnv {
     rng: ChaCha8Rng,
     /// With a seed, due activities finish one at a time in a random order.
     shuffle: bool,
+    /// Updates sent, by run and update id: `None` until their step refuses them or their
+    /// handler returns.
+    updates: BTreeMap<(RunId, String), Option<talk::UpdateEnd>>,
 }
 
 impl TestEnv {
@@ -104,6 +107,7 @@ impl TestEnv {
             tasks: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(0),
             shuffle: false,
+            updates: BTreeMap::new(),
         }
     }
 
@@ -443,7 +447,7 @@ impl TestEnv {
         let effects = match run.execution.as_mut() {
             Some(execution) => {
                 let effects = Effects::of_step(identity, &events, execution);
-                execution.status_written();
+                execution.written();
                 effects
             }
             None => return Ok(()),
@@ -461,6 +465,16 @@ impl TestEnv {
         let id = run.workflow_id;
         if let (Some(status), Some(state)) = (effects.status, self.runs.get_mut(id)) {
             state.custom_status = Some(status);
+        }
+        for completed in &effects.completed_updates {
+            let end = talk::UpdateEnd::Finished(completed.outcome.clone());
+            self.updates
+                .insert((run.run_id, completed.update_id.to_string()), Some(end));
+        }
+        for rejected in effects.rejected_updates {
+            let end = talk::UpdateEnd::Refused(rejected.refusal);
+            self.updates
+                .insert((run.run_id, rejected.update_id.to_string()), Some(end));
         }
         for task in effects.tasks {
             let options = &task.activity.options;

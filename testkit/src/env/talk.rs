@@ -2,13 +2,24 @@
 //! (a query reads the run as its last step left it and records nothing; the status is what
 //! the steps' effects stored).
 
-use reprise_history::{Payload, WorkflowId};
-use reprise_sdk::{Execution, QueryDef};
+use reprise_history::{
+    EventKind, Payload, UpdateAccepted, UpdateId, UpdateName, UpdateOutcome, WorkflowId,
+};
+use reprise_sdk::{Execution, QueryDef, RunStatus, UpdateDef, UpdateRefusal};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::TestEnv;
 use crate::error::Error;
+
+/// How an update ended.
+#[derive(Clone, Debug)]
+pub(super) enum UpdateEnd {
+    /// Its handler returned.
+    Finished(UpdateOutcome),
+    /// Its step refused it.
+    Refused(UpdateRefusal),
+}
 
 impl TestEnv {
     /// Asks a workflow's latest run a query, as it stands (nothing runs first, nothing is
@@ -50,5 +61,65 @@ impl TestEnv {
             .map(|status: &Payload| self.registry.converter().from_payload(status))
             .transpose()
             .map_err(Error::from)
+    }
+
+    /// Sends an update to a workflow's open run and runs everything that can run (jumping
+    /// time as needed), then returns the handler's result, as the engine does. Each call is
+    /// a new update; see [`TestEnv::update_with_id`].
+    pub fn update<I: Serialize, O: DeserializeOwned>(
+        &mut self,
+        workflow_id: &str,
+        def: UpdateDef<I, O>,
+        input: &I,
+    ) -> Result<O, Error> {
+        let update_id = format!("update-{}", self.updates.len() + 1);
+        self.update_with_id(workflow_id, &update_id, def, input)
+    }
+
+    /// [`TestEnv::update`] with the caller's id: an id sent before is not sent again, and
+    /// its first outcome is returned.
+    pub fn update_with_id<I: Serialize, O: DeserializeOwned>(
+        &mut self,
+        workflow_id: &str,
+        update_id: &str,
+        def: UpdateDef<I, O>,
+        input: &I,
+    ) -> Result<O, Error> {
+        let id = WorkflowId::new(workflow_id)?;
+        let run = self
+            .runs
+            .get(&id)
+            .ok_or_else(|| Error::UnknownWorkflow(workflow_id.to_string()))?;
+        let run_id = run.run_id;
+        let key = (run_id, update_id.to_string());
+        if !self.updates.contains_key(&key) {
+            if run.status != RunStatus::Running {
+                return Err(Error::Closed(workflow_id.to_string()));
+            }
+            let update = UpdateAccepted {
+                update_id: UpdateId::new(update_id)?,
+                name: UpdateName::new(def.name())?,
+                input: self.registry.converter().to_payload(input)?,
+            };
+            let now = self.now;
+            self.push_input(&id, run_id, now, EventKind::UpdateAccepted(update));
+            self.updates.insert(key.clone(), None);
+        }
+        self.run_until_idle()?;
+        let update = def.name().to_string();
+        match self.updates.get(&key).cloned().flatten() {
+            Some(UpdateEnd::Finished(UpdateOutcome::Completed(result))) => {
+                Ok(self.registry.converter().from_payload(&result)?)
+            }
+            Some(UpdateEnd::Finished(UpdateOutcome::Failed(failure))) => Err(Error::UpdateFailed {
+                update,
+                failure: Box::new(failure),
+            }),
+            Some(UpdateEnd::Refused(refusal)) => Err(Error::UpdateRejected(refusal)),
+            None => Err(Error::UpdateNotFinished {
+                workflow_id: workflow_id.to_string(),
+                update,
+            }),
+        }
     }
 }

@@ -67,6 +67,7 @@ impl RunWriter<'_> {
         for started in &effects.cancelled_children {
             self.cancel_child(*started).await?;
         }
+        crate::store::record_update_effects(self.conn, self.cx, self.run.run_id, effects).await?;
         for (seq, patch_id) in &effects.patches {
             sqlx::query(
                 "INSERT INTO reprise.run_patches (run_id, patch_id, seq) VALUES ($1, $2, $3)
