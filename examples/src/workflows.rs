@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use reprise_history::{ActivityOptions, RetryPolicy};
 use reprise_sdk::{
-    ActivityContext, ActivityDef, ActivityError, LocalActivityOptions, Registry, WorkflowContext,
-    WorkflowDef, WorkflowError,
+    ActivityContext, ActivityDef, ActivityError, LocalActivityOptions, QueryDef, Registry,
+    UpdateDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowState,
 };
 
 /// The quickstart: compose a greeting, wait a (durable) second, then shout it.
@@ -157,6 +157,70 @@ async fn append_line(ctx: ActivityContext, path: String) -> Result<String, Activ
     Ok(format!("written {} times", before + 1))
 }
 
+/// A shopping cart a caller fills through updates: `add-item` prices the item (an activity)
+/// and answers the cart's total; `checkout` closes the cart and answers the total, which is
+/// then the workflow's result. The cart refuses an empty item name, and anything after
+/// checkout. `cart-total` answers the total as a query.
+pub const CART: WorkflowDef<(), u32> = WorkflowDef::new("cart");
+/// Adds an item; answers the new total.
+pub const ADD_ITEM: UpdateDef<String, u32> = UpdateDef::new("add-item");
+/// Closes the cart; answers the total.
+pub const CHECKOUT: UpdateDef<(), u32> = UpdateDef::new("checkout");
+/// The cart's total so far.
+pub const CART_TOTAL: QueryDef<(), u32> = QueryDef::new("cart-total");
+/// An item's price in cents: its name's length times 100.
+pub const PRICE_ITEM: ActivityDef<String, u32> = ActivityDef::new("price-item");
+
+#[derive(Default)]
+struct Cart {
+    total: u32,
+    checked_out: bool,
+}
+
+async fn cart(ctx: WorkflowContext, (): ()) -> Result<u32, WorkflowError> {
+    let cart = WorkflowState::new(Cart::default());
+    ctx.on_query(CART_TOTAL, &cart, |cart, ()| cart.total);
+    ctx.validate_update(ADD_ITEM, &cart, |cart, item| {
+        if item.is_empty() {
+            Err("an item needs a name".to_string())
+        } else if cart.checked_out {
+            Err("the cart is checked out".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    let adding = cart.clone();
+    ctx.on_update(ADD_ITEM, move |ctx, item: String| {
+        let cart = adding.clone();
+        async move {
+            let price = ctx.activity(PRICE_ITEM, &item).await?;
+            Ok(cart.update(|c| {
+                c.total += price;
+                c.total
+            }))
+        }
+    });
+    let closing = cart.clone();
+    ctx.on_update(CHECKOUT, move |_, ()| {
+        let cart = closing.clone();
+        async move {
+            Ok(cart.update(|c| {
+                c.checked_out = true;
+                c.total
+            }))
+        }
+    });
+    let done = cart.clone();
+    ctx.wait_until(move || done.read(|c| c.checked_out)).await?;
+    Ok(cart.read(|c| c.total))
+}
+
+async fn price_item(_: ActivityContext, item: String) -> Result<u32, ActivityError> {
+    Ok(u32::try_from(item.len())
+        .unwrap_or(u32::MAX)
+        .saturating_mul(100))
+}
+
 /// Everything above.
 pub fn registry() -> Result<Registry, reprise_sdk::Error> {
     crate::bench::register(Registry::builder())
@@ -166,6 +230,8 @@ pub fn registry() -> Result<Registry, reprise_sdk::Error> {
         .workflow(FAN_OUT, fan_out)
         .workflow(LEDGER, ledger)
         .workflow(CHECKPOINTED, checkpointed)
+        .workflow(CART, cart)
+        .activity(PRICE_ITEM, price_item)
         .activity(PROCESS_ITEMS, process_items)
         .activity(APPEND_LINE, append_line)
         .activity(SLOW_STEP, slow_step)

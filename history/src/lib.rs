@@ -59,8 +59,8 @@ pub use event::{
     ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Event, EventClass,
     EventKind, LocalActivityBackoff, LocalActivityScheduled, Marker, SignalReceived,
     TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, UpdateOutcome,
-    WorkflowCancelled, WorkflowCompleted,
-    WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted, WorkflowTerminated,
+    WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
+    WorkflowTerminated,
 };
 pub use failure::{Failure, FailureCause, FailureKind};
 pub use file::{FILE_VERSION, MAGIC, RecordedHistory};

@@ -96,7 +96,12 @@ pub fn describe_event(converter: &DataConverter, kind: &EventKind, max_chars: us
         }
         EventKind::UpdateCompleted(c) => match &c.outcome {
             crate::UpdateOutcome::Completed(result) => {
-                format!("seq {} id {} result {}", c.accepted, c.update_id, show(result))
+                format!(
+                    "seq {} id {} result {}",
+                    c.accepted,
+                    c.update_id,
+                    show(result)
+                )
             }
             crate::UpdateOutcome::Failed(failure) => {
                 format!("seq {} id {} failed: {failure}", c.accepted, c.update_id)

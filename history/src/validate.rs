@@ -302,7 +302,9 @@ impl Validator {
             }
             EventKind::UpdateAccepted(u) => {
                 match self.updates.get(u.update_id.as_str()) {
-                    Some(&first) => self.violation(seq, ViolationKind::UpdateAcceptedTwice { first }),
+                    Some(&first) => {
+                        self.violation(seq, ViolationKind::UpdateAcceptedTwice { first })
+                    }
                     None => {
                         self.updates.insert(u.update_id.to_string(), seq);
                     }

@@ -377,10 +377,7 @@ impl WorkflowContext {
         F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<O, WorkflowError>> + Send + 'static,
     {
-        self.shared
-            .lock()
-            .updates
-            .register(def.name(), handler);
+        self.shared.lock().updates.register(def.name(), handler);
     }
 
     /// Checks each update `def` before it is accepted: `validator` reads `state` and the input

@@ -15,8 +15,8 @@ use futures::future::BoxFuture;
 use rand_core::RngCore;
 use reprise_history::{
     Event, EventClass, EventKind, Failure, FailureKind, Payload, RunId, Seq, Timestamp,
-    UpdateAccepted, UpdateCompleted, UpdateId, UpdateOutcome, WorkflowCancelled,
-    WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed,
+    UpdateAccepted, UpdateCompleted, UpdateId, UpdateOutcome, WorkflowCancelled, WorkflowCompleted,
+    WorkflowContinuedAsNew, WorkflowFailed,
 };
 
 use crate::context::WorkflowContext;
@@ -26,9 +26,9 @@ use crate::inputs::InputChanges;
 use crate::local::LocalActivityRequest;
 use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
 use crate::query::QueryError;
-use crate::update::{UpdateRefusal, UpdateRejection, run_checks};
 use crate::registry::Registry;
 use crate::state::{Mode, OpKind, Outcome, RunState, Shared, cancel_decision};
+use crate::update::{UpdateRefusal, UpdateRejection, run_checks};
 
 /// Where a run stands after the events applied so far.
 #[derive(Clone, Debug, PartialEq)]

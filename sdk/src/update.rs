@@ -15,9 +15,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use reprise_history::{
-    DataConverter, Failure, FailureKind, Payload, Seq, UpdateId, UpdateOutcome,
-};
+use reprise_history::{DataConverter, Failure, FailureKind, Payload, Seq, UpdateId, UpdateOutcome};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -83,9 +81,8 @@ pub struct UpdateRejection {
 /// Checks an update's input (decodes it, runs the validator) without recording anything.
 type Check = Arc<dyn Fn(&DataConverter, &Payload) -> Result<(), UpdateRefusal> + Send + Sync>;
 /// Starts an accepted update's handler: the context, the input, the seq that accepted it.
-type Start = Arc<
-    dyn Fn(WorkflowContext, Payload, Seq) -> BoxFuture<'static, UpdateOutcome> + Send + Sync,
->;
+type Start =
+    Arc<dyn Fn(WorkflowContext, Payload, Seq) -> BoxFuture<'static, UpdateOutcome> + Send + Sync>;
 
 /// A handler as registered: how to check an input against its type, and how to run it.
 #[derive(Clone)]
@@ -110,13 +107,12 @@ impl UpdateHandlers {
         Fut: std::future::Future<Output = Result<O, WorkflowError>> + Send + 'static,
     {
         let decodes: Check = Arc::new(move |converter, input| {
-            converter
-                .from_payload::<I>(input)
-                .map(drop)
-                .map_err(|e| UpdateRefusal::UndecodableInput {
+            converter.from_payload::<I>(input).map(drop).map_err(|e| {
+                UpdateRefusal::UndecodableInput {
                     name: name.to_string(),
                     message: e.to_string(),
-                })
+                }
+            })
         });
         let handler = Arc::new(handler);
         let start: Start = Arc::new(move |ctx: WorkflowContext, input: Payload, seq: Seq| {
@@ -139,9 +135,12 @@ impl UpdateHandlers {
                     Err(WorkflowError::Failed(failure)) => {
                         UpdateOutcome::Failed(converter.sealed_failure(failure))
                     }
-                    Err(WorkflowError::Cancelled { .. }) => UpdateOutcome::Failed(
-                        Failure::of_kind(FailureKind::Cancelled, "the update's handler was cancelled"),
-                    ),
+                    Err(WorkflowError::Cancelled { .. }) => {
+                        UpdateOutcome::Failed(Failure::of_kind(
+                            FailureKind::Cancelled,
+                            "the update's handler was cancelled",
+                        ))
+                    }
                     Err(WorkflowError::ContinueAsNew(_)) => UpdateOutcome::Failed(
                         Failure::application(
                             "ContinueAsNewInUpdate",

@@ -25,9 +25,9 @@ mod describe;
 mod lifecycle;
 mod limits;
 mod query;
-mod update;
 mod starts;
 mod untyped;
+mod update;
 
 pub use describe::{Description, RunOutcome};
 pub use lifecycle::{Page, StartOptions};

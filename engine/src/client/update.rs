@@ -48,7 +48,10 @@ impl Client {
         self.converter
             .from_payload(&result)
             .map_err(|source| Error::UndecodablePayload {
-                what: format!("result of update {:?} of workflow {workflow_id:?}", def.name()),
+                what: format!(
+                    "result of update {:?} of workflow {workflow_id:?}",
+                    def.name()
+                ),
                 rust_type: std::any::type_name::<O>(),
                 source: Box::new(source),
             })
@@ -64,8 +67,11 @@ impl Client {
         input: &I,
         deadline: Duration,
     ) -> Result<O> {
-        match tokio::time::timeout(deadline, self.update_with_id(workflow_id, update_id, def, input))
-            .await
+        match tokio::time::timeout(
+            deadline,
+            self.update_with_id(workflow_id, update_id, def, input),
+        )
+        .await
         {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout {

@@ -29,7 +29,11 @@ pub(crate) enum UpdateState {
 impl Store {
     /// Sends an update to a run, unless one with its id was sent before: then nothing is
     /// written and the caller waits for the first one's outcome. Returns whether it was sent.
-    pub(crate) async fn request_update(&self, run_id: RunId, update: &UpdateAccepted) -> Result<bool> {
+    pub(crate) async fn request_update(
+        &self,
+        run_id: RunId,
+        update: &UpdateAccepted,
+    ) -> Result<bool> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         let inserted = sqlx::query(
             "INSERT INTO reprise.updates (run_id, update_id, name) VALUES ($1, $2, $3)
@@ -46,14 +50,23 @@ impl Store {
         if inserted {
             let input = EventKind::UpdateAccepted(update.clone());
             let key = format!("update:{}", update.update_id);
-            deliver(&mut tx, self.write_context(), Delivery::once(run_id, &input, key)).await?;
+            deliver(
+                &mut tx,
+                self.write_context(),
+                Delivery::once(run_id, &input, key),
+            )
+            .await?;
         }
         tx.commit().await.map_err(Error::from_db)?;
         Ok(inserted)
     }
 
     /// Where an update stands; `None` if it was never sent to this run.
-    pub(crate) async fn update_state(&self, run_id: RunId, update_id: &str) -> Result<Option<UpdateState>> {
+    pub(crate) async fn update_state(
+        &self,
+        run_id: RunId,
+        update_id: &str,
+    ) -> Result<Option<UpdateState>> {
         let row = sqlx::query(
             "SELECT name, state, result, failure, refusal_kind, refusal_message, registered
                FROM reprise.updates WHERE run_id = $1 AND update_id = $2",
@@ -76,13 +89,17 @@ impl Store {
             "requested" => UpdateState::Requested,
             "accepted" => UpdateState::Accepted,
             "completed" => match (get("result")?, get("failure")?) {
-                (Some(result), None) => UpdateState::Finished(UpdateOutcome::Completed(
-                    Payload::from_bytes(result)?,
-                )),
+                (Some(result), None) => {
+                    UpdateState::Finished(UpdateOutcome::Completed(Payload::from_bytes(result)?))
+                }
                 (None, Some(failure)) => {
                     UpdateState::Finished(UpdateOutcome::Failed(Failure::from_stored(&failure)?))
                 }
-                _ => return Err(corrupt("completed with neither a result nor a failure".into())),
+                _ => {
+                    return Err(corrupt(
+                        "completed with neither a result nor a failure".into(),
+                    ));
+                }
             },
             "rejected" => {
                 let name: String = row.try_get("name").map_err(Error::from_db)?;
@@ -98,7 +115,10 @@ impl Store {
                         registered: registered.unwrap_or_default(),
                     },
                     Some("undecodable_input") => UpdateRefusal::UndecodableInput { name, message },
-                    Some("rejected") => UpdateRefusal::Rejected { name, reason: message },
+                    Some("rejected") => UpdateRefusal::Rejected {
+                        name,
+                        reason: message,
+                    },
                     Some("panicked") => UpdateRefusal::Panicked { name, message },
                     other => return Err(corrupt(format!("unknown refusal kind {other:?}"))),
                 })

@@ -21,4 +21,5 @@ mod schema;
 mod support;
 mod telemetry;
 mod traces;
+mod updates;
 mod versions;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::support::TestDb;
 use reprise_engine::{Client, Store, WorkflowHandle};
-use reprise_examples::workflows::{CHECKPOINTED, FAN_OUT, GREETING, LEDGER, PATIENT, SLEEPY};
+use reprise_examples::workflows::{
+    ADD_ITEM, CART, CART_TOTAL, CHECKOUT, CHECKPOINTED, FAN_OUT, GREETING, LEDGER, PATIENT, SLEEPY,
+};
 use reprise_history::{EventKind, RecordedHistory};
 use sqlx::postgres::PgListener;
 
@@ -246,6 +248,57 @@ async fn a_worker_killed_after_a_checkpoint_is_resumed_from_it_by_the_next_attem
     );
     assert_eq!(completed_attempts(&client, &handle).await, [2]);
     drop((_engine, _second_worker));
+    db.drop_database().await;
+}
+
+/// An update accepted by an engine that is then SIGKILLed mid-handler (its handler waits on
+/// an activity no worker runs yet) is finished by another engine, and the caller who sent it
+/// receives the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_whose_engine_is_killed_mid_way_is_answered_by_another() {
+    let db = TestDb::migrated().await;
+    let client = Client::new(Store::new(db.pool.clone()));
+    let first_engine = Process::spawn(&db, &["engine"]);
+    let mut changes = Changes::watch(&db).await;
+    client.start(CART, "cart-1", &()).await.unwrap();
+    let caller = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .update("cart-1", ADD_ITEM, &"teapot".to_string())
+                .await
+        })
+    };
+    // Accepted, and its handler's activity scheduled: the engine is mid-update.
+    changes
+        .until(&client, "cart-1", |d| !d.pending_activities.is_empty())
+        .await;
+    first_engine.kill();
+
+    let _second_engine = Process::spawn(&db, &["engine"]);
+    let _worker = Process::spawn(&db, &["worker", "--queue", "default"]);
+    assert_eq!(within(60, caller).await.unwrap().unwrap(), 600);
+    assert_eq!(
+        within(30, client.query("cart-1", CART_TOTAL, &()))
+            .await
+            .unwrap(),
+        600
+    );
+    assert_eq!(
+        within(30, client.update("cart-1", CHECKOUT, &()))
+            .await
+            .unwrap(),
+        600
+    );
+    let run = client.describe("cart-1").await.unwrap().run_id;
+    let history = client.export(run).await.unwrap();
+    let kinds = kinds(&history);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "UpdateCompleted").count(),
+        2,
+        "each update completed once: {kinds:?}"
+    );
+    drop((_second_engine, _worker));
     db.drop_database().await;
 }
 

@@ -51,12 +51,9 @@ impl Version {
     fn payload<T: serde::Serialize>(self, value: T) -> Payload {
         match self {
             Version::V1 => Payload::encode_bincode_v1(&value).unwrap(),
-            Version::V2
-            | Version::V3
-            | Version::V4
-            | Version::V5
-            | Version::V6
-            | Version::V7 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
+            Version::V2 | Version::V3 | Version::V4 | Version::V5 | Version::V6 | Version::V7 => {
+                Payload::encode(&value, &Limits::DEFAULT).unwrap()
+            }
         }
     }
 

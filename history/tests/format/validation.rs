@@ -289,3 +289,52 @@ fn a_local_activity_is_resolved_by_an_activity_outcome_or_a_backoff_and_never_ca
         ]
     );
 }
+
+fn accepted(h: &mut HistoryBuilder, id: &str) -> Seq {
+    h.push(EventKind::UpdateAccepted(UpdateAccepted {
+        update_id: UpdateId::new(id).unwrap(),
+        name: UpdateName::new("add").unwrap(),
+        input: Payload::unit(),
+    }))
+}
+
+fn update_completed(accepted: Seq, id: &str) -> EventKind {
+    EventKind::UpdateCompleted(UpdateCompleted {
+        accepted,
+        update_id: UpdateId::new(id).unwrap(),
+        outcome: UpdateOutcome::Completed(Payload::unit()),
+    })
+}
+
+#[test]
+fn an_update_completes_once_what_was_accepted_and_an_id_is_accepted_once() {
+    let mut h = started();
+    let u = accepted(&mut h, "u1");
+    h.push(update_completed(u, "u1"));
+    assert_eq!(violations(h.events()), vec![]);
+
+    let t = timer(&mut h);
+    h.push(update_completed(t, "u1")); // seq 5: a timer is no update
+    h.push(update_completed(u, "u1")); // seq 6: completed twice
+    accepted(&mut h, "u1"); // seq 7: the id again
+    assert_eq!(
+        violations(h.events()),
+        vec![
+            at(
+                5,
+                ViolationKind::UnknownReference {
+                    reference: t,
+                    expected: "UpdateAccepted"
+                }
+            ),
+            at(
+                6,
+                ViolationKind::AlreadyResolved {
+                    reference: u,
+                    resolved_at: Seq::new(3)
+                }
+            ),
+            at(7, ViolationKind::UpdateAcceptedTwice { first: u }),
+        ]
+    );
+}

@@ -106,7 +106,12 @@ fn a_refused_update_is_not_recorded_and_the_run_goes_on() {
     run.input(update("zero", "add", payload(0u32)));
     run.input(update("typo", "ad", payload(1u32)));
     run.input(update("text", "add", payload("two")));
-    assert_eq!(run.history.len(), before, "nothing recorded: {:?}", run.kinds());
+    assert_eq!(
+        run.history.len(),
+        before,
+        "nothing recorded: {:?}",
+        run.kinds()
+    );
     let refused = rejections(&run);
     assert_eq!(refused.len(), 3, "{refused:?}");
     assert_eq!(
@@ -123,7 +128,10 @@ fn a_refused_update_is_not_recorded_and_the_run_goes_on() {
         &refused[1].1,
         UpdateRefusal::UnknownUpdate { registered, .. } if registered == &["add", "close"]
     ));
-    assert!(matches!(&refused[2].1, UpdateRefusal::UndecodableInput { .. }));
+    assert!(matches!(
+        &refused[2].1,
+        UpdateRefusal::UndecodableInput { .. }
+    ));
     run.execution.written();
     assert!(rejections(&run).is_empty());
     // The validator reads the state as it stands: closed, an add is refused.

@@ -109,3 +109,101 @@ fn refused_queries_are_typed_and_leave_the_run_alone() {
     env.signal("ship-3", MORE, &0).unwrap();
     assert_eq!(env.result(&run).unwrap(), 1);
 }
+
+const ADD: reprise_sdk::UpdateDef<u32, u32> = reprise_sdk::UpdateDef::new("add");
+const CHECKOUT: reprise_sdk::UpdateDef<(), u32> = reprise_sdk::UpdateDef::new("checkout");
+const PRICE: ActivityDef<u32, u32> = ActivityDef::new("price");
+/// A cart filled by updates until checkout; `add` prices through an activity and refuses 0.
+const CART: WorkflowDef<(), u32> = WorkflowDef::new("cart");
+
+async fn cart(ctx: WorkflowContext, (): ()) -> Result<u32, WorkflowError> {
+    #[derive(Default)]
+    struct Cart {
+        total: u32,
+        done: bool,
+    }
+    let cart = WorkflowState::new(Cart::default());
+    ctx.validate_update(ADD, &cart, |_, n| {
+        if *n == 0 {
+            Err("nothing to add".into())
+        } else {
+            Ok(())
+        }
+    });
+    let adding = cart.clone();
+    ctx.on_update(ADD, move |ctx, n: u32| {
+        let cart = adding.clone();
+        async move {
+            // Priced after a day: the update waits in virtual time.
+            ctx.sleep(Duration::from_secs(86_400)).await?;
+            let price = ctx.activity(PRICE, &n).await?;
+            Ok(cart.update(|c| {
+                c.total += price;
+                c.total
+            }))
+        }
+    });
+    let closing = cart.clone();
+    ctx.on_update(CHECKOUT, move |_, ()| {
+        let cart = closing.clone();
+        async move {
+            Ok(cart.update(|c| {
+                c.done = true;
+                c.total
+            }))
+        }
+    });
+    let done = cart.clone();
+    ctx.wait_until(move || done.read(|c| c.done)).await?;
+    Ok(cart.read(|c| c.total))
+}
+
+fn cart_env() -> (TestEnv, reprise_testkit::StandIn<u32>) {
+    let registry = Registry::builder()
+        .workflow(CART, cart)
+        .activity(
+            PRICE,
+            |_, n: u32| async move { Ok::<_, ActivityError>(n * 10) },
+        )
+        .build()
+        .unwrap();
+    let mut env = TestEnv::new(registry);
+    let prices = env
+        .stand_in(PRICE, |n: u32, _| Ok::<_, ActivityError>(n * 10))
+        .unwrap();
+    (env, prices)
+}
+
+#[test]
+fn an_update_runs_its_handler_in_virtual_time_and_returns_its_result() {
+    let (mut env, prices) = cart_env();
+    let run = env.start(CART, "cart-1", &()).unwrap();
+    let before = env.now();
+    assert_eq!(env.update("cart-1", ADD, &3).unwrap(), 30);
+    assert!(env.now().as_unix_micros() - before.as_unix_micros() >= 86_400_000_000);
+    assert_eq!(env.update("cart-1", ADD, &4).unwrap(), 70);
+    assert_eq!(env.update("cart-1", CHECKOUT, &()).unwrap(), 70);
+    assert_eq!(env.result(&run).unwrap(), 70);
+    assert_eq!(prices.count(), 2);
+    assert!(matches!(
+        env.update("cart-1", ADD, &1),
+        Err(Error::Closed(_))
+    ));
+}
+
+#[test]
+fn a_refused_update_records_nothing_and_one_id_runs_once() {
+    let (mut env, prices) = cart_env();
+    env.start(CART, "cart-2", &()).unwrap();
+    let events = env.history("cart-2").unwrap().events().len();
+    match env.update("cart-2", ADD, &0) {
+        Err(Error::UpdateRejected(reprise_sdk::UpdateRefusal::Rejected { reason, .. })) => {
+            assert_eq!(reason, "nothing to add");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(env.history("cart-2").unwrap().events().len(), events);
+    assert_eq!(env.update_with_id("cart-2", "tea", ADD, &2).unwrap(), 20);
+    assert_eq!(env.update_with_id("cart-2", "tea", ADD, &2).unwrap(), 20);
+    assert_eq!(prices.count(), 1, "the same id ran once");
+}

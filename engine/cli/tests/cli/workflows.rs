@@ -7,7 +7,8 @@ use std::time::Duration;
 use reprise_codecs::{Aes256Gcm, Keyring};
 use reprise_engine::{Engine, EngineOptions, Store, Worker, WorkerOptions};
 use reprise_sdk::{
-    ActivityDef, ActivityError, QueryDef, Registry, SignalDef, WorkflowDef, WorkflowState,
+    ActivityDef, ActivityError, QueryDef, Registry, SignalDef, UpdateDef, WorkflowDef,
+    WorkflowState,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,6 +33,8 @@ const PRICE: ActivityDef<Order, u64> = ActivityDef::new("price");
 const APPROVE: SignalDef<String> = SignalDef::new("approve");
 /// The order's total times a quantity.
 const QUOTE: QueryDef<u32, u64> = QueryDef::new("quote");
+/// Takes cents off the order's total (at most the total); answers the new total.
+const DISCOUNT: UpdateDef<u64, u64> = UpdateDef::new("discount");
 const CHARGE: WorkflowDef<u64, ()> = WorkflowDef::new("charge");
 const DEBIT: ActivityDef<u64, ()> = ActivityDef::new("debit");
 const PACKING: WorkflowDef<u32, u32> = WorkflowDef::new("packing");
@@ -49,6 +52,25 @@ fn registry(keys: Option<&str>) -> Registry {
             let total = ctx.activity(PRICE, &order).await?;
             let priced = WorkflowState::new(total);
             ctx.on_query(QUOTE, &priced, |total, times| total * u64::from(times));
+            ctx.validate_update(DISCOUNT, &priced, |total, off| {
+                if off > total {
+                    Err(format!(
+                        "a discount of {off} is more than the total {total}"
+                    ))
+                } else {
+                    Ok(())
+                }
+            });
+            let discounted = priced.clone();
+            ctx.on_update(DISCOUNT, move |_, off: u64| {
+                let total = discounted.clone();
+                async move {
+                    Ok(total.update(|t| {
+                        *t -= off;
+                        *t
+                    }))
+                }
+            });
             let status = serde_json::json!({ "stage": "awaiting approval", "total": total });
             ctx.set_status(&status)
                 .map_err(|e| reprise_sdk::WorkflowError::failed("Status", e.to_string()))?;
@@ -458,12 +480,29 @@ async fn query_answers_and_describe_shows_the_custom_status() {
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("JSON"), "{}", text(&bad.stderr));
 
+    let discounted = ok(db.reprise(&[
+        "update", "order-q", "discount", "--input", "100", "--id", "d1",
+    ]));
+    assert_eq!(discounted.trim(), "900");
+    let again = ok(db.reprise(&[
+        "update", "order-q", "discount", "--input", "100", "--id", "d1",
+    ]));
+    assert_eq!(again.trim(), "900", "one id runs once");
+    let refused = db.reprise(&["update", "order-q", "discount", "--input", "5000"]);
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("more than the total 900"), "{stderr}");
+    assert_eq!(
+        ok(db.reprise(&["query", "order-q", "quote", "--input", "1"])).trim(),
+        "900"
+    );
+
     ok(db.reprise(&["signal", "order-q", "approve", "--payload", r#""Ada""#]));
     let result = json(db.reprise(&["result", "order-q", "--wait", "--json"]));
     assert_eq!(result["result"]["total"], 1000);
     // A closed run is still answered, from its history.
     let answer = ok(db.reprise(&["query", "order-q", "quote", "--input", "1"]));
-    assert_eq!(answer.trim(), "1000");
+    assert_eq!(answer.trim(), "900");
     drop(hosts);
     pool.close().await;
     db.drop_database().await;
