@@ -1,4 +1,4 @@
--- Talking to running workflows (see docs/ARCHITECTURE.md, "Queries, updates and custom
+-- Talking to running workflows (see docs/ARCHITECTURE.md, "Updates" and "Queries and custom
 -- status"): the custom status each run last published, the queries waiting for an engine's
 -- answer, and the updates sent to runs with where each stands.
 

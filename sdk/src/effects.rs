@@ -294,21 +294,32 @@ impl<'a> Effects<'a> {
 
     /// Whether the step needs nothing but rows written alongside its events: tasks and a
     /// close with no one to tell and no next run. Timers, cancellations, children, patches,
-    /// a child's close (its parent's inbox) and continue-as-new take statements of their own.
+    /// a child's close (its parent's inbox), continue-as-new and updates' outcomes take
+    /// statements of their own.
     pub fn are_rows_only(&self) -> bool {
+        self.are_rows_and_updates_only() && !self.touch_updates()
+    }
+
+    /// [`Effects::are_rows_only`], but for what the step does to updates (accepted,
+    /// completed, refused): statements of their own that need nothing but the run.
+    pub fn are_rows_and_updates_only(&self) -> bool {
         self.timers.is_empty()
             && self.cancelled_timers.is_empty()
             && self.cancelled_activities.is_empty()
             && self.children.is_empty()
             && self.cancelled_children.is_empty()
             && self.patches.is_empty()
-            && self.accepted_updates.is_empty()
-            && self.completed_updates.is_empty()
-            && self.rejected_updates.is_empty()
             && self
                 .close
                 .as_ref()
                 .is_none_or(|c| c.parent_outcome.is_none() && c.next_run.is_none())
+    }
+
+    /// Whether the step accepted, completed or refused an update.
+    pub fn touch_updates(&self) -> bool {
+        !self.accepted_updates.is_empty()
+            || !self.completed_updates.is_empty()
+            || !self.rejected_updates.is_empty()
     }
 
     /// Whether the effects need the step's events written before them: cancelling an

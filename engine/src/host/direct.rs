@@ -43,8 +43,10 @@ impl Engine {
             trace: direct.span.context(),
         };
         let effects = Effects::of_step(identity, &direct.events, &direct.cached.execution);
-        // Local activities run only while a batch holds the run (see `local.rs`).
-        if !effects.are_rows_only() || direct.cached.execution.awaits_local_activities() {
+        // Local activities run only while a batch holds the run (see `local.rs`). What a step
+        // does to updates is written with it, in one transaction (see `store/step/direct.rs`).
+        if !effects.are_rows_and_updates_only() || direct.cached.execution.awaits_local_activities()
+        {
             tracing::debug!(run_id = %run_id, "a step with statements or local activities of its own; the batch path takes the run");
             direct.span.refused();
             return false;

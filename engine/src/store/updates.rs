@@ -200,10 +200,7 @@ pub(crate) async fn record_update_effects(
         .await
         .map_err(Error::from_db)?;
     }
-    let touched = !effects.accepted_updates.is_empty()
-        || !effects.completed_updates.is_empty()
-        || !effects.rejected_updates.is_empty();
-    if touched {
+    if effects.touch_updates() {
         notify(conn, ANSWERS_CHANNEL, &run_id.to_string()).await?;
     }
     Ok(())

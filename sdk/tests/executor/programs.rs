@@ -1,6 +1,7 @@
 //! Property tests over random orchestrator programs: each program runs live under a random
 //! order of activity results, timer firings and signals; its history must replay to the same
-//! decisions, and any single mutation of a recorded decision (kind, name, duration, order,
+//! decisions (updates arrive among the inputs, and a query asked after each step answers the
+//! same from the live run and from a replay, recording nothing), and any single mutation of a recorded decision (kind, name, duration, order,
 //! deletion, insertion) must be reported as nondeterminism at that seq. Activities take random
 //! inputs: changing only a recorded input is ND08 at its seq in a strict replay, reported and
 //! replayed on by default, and never seen in a run recorded before inputs were compared.
@@ -31,6 +32,12 @@ const SIGNALS: [SignalDef<u64>; 3] = [
     SignalDef::new("s2"),
 ];
 const PROGRAM: WorkflowDef<(), u64> = WorkflowDef::new("program");
+/// Every program handles this update: an activity chosen by the input, then its result.
+const UPDATE: UpdateDef<u64, u64> = UpdateDef::new("up");
+/// Every program answers this query: the sum of its updates' results so far.
+const UPDATED: QueryDef<(), u64> = QueryDef::new("updated");
+/// Updates the world sends a program, at most.
+const UPDATES: usize = 2;
 
 /// A random orchestrator, as a tree.
 #[derive(Clone, Debug)]
@@ -128,8 +135,29 @@ fn interpret(ctx: WorkflowContext, op: Op) -> BoxFuture<'static, Result<u64, Wor
 
 fn registry(program: Op) -> Registry {
     Registry::builder()
-        .workflow(PROGRAM, move |ctx, ()| interpret(ctx, program.clone()))
+        .workflow(PROGRAM, move |ctx: WorkflowContext, ()| {
+            let updated = WorkflowState::new(0u64);
+            ctx.on_query(UPDATED, &updated, |sum, ()| *sum);
+            ctx.on_update(UPDATE, move |ctx, n: u64| {
+                let updated = updated.clone();
+                async move {
+                    let v = interpret(ctx, Op::Activity((n % 4) as usize, n)).await?;
+                    updated.update(|sum| *sum = sum.wrapping_add(v));
+                    Ok(v)
+                }
+            });
+            interpret(ctx, program.clone())
+        })
         .build()
+        .unwrap()
+}
+
+/// The `updated` query's answer.
+fn updated(execution: &Execution) -> u64 {
+    execution
+        .query(UPDATED.name(), &payload(()))
+        .unwrap()
+        .decode()
         .unwrap()
 }
 
@@ -145,6 +173,7 @@ fn drive(program: &Op, choices: &[(Index, bool)]) -> Run {
     let mut run = Run::start(registry(program.clone()), "program", ());
     let mut unsent = BTreeMap::new();
     signal_count(program, &mut unsent);
+    let mut updates_sent = 0;
     for (pick, fail) in choices {
         if run.status() != &RunStatus::Running {
             break;
@@ -183,6 +212,13 @@ fn drive(program: &Op, choices: &[(Index, bool)]) -> Run {
                 }));
             }
         }
+        if updates_sent < UPDATES {
+            actions.push(EventKind::UpdateAccepted(UpdateAccepted {
+                update_id: UpdateId::new(format!("u{updates_sent}")).unwrap(),
+                name: UpdateName::new(UPDATE.name()).unwrap(),
+                input: payload(updates_sent as u64 + 1),
+            }));
+        }
         if actions.is_empty() {
             break;
         }
@@ -191,7 +227,16 @@ fn drive(program: &Op, choices: &[(Index, bool)]) -> Run {
             let n: usize = s.name.as_str()[1..].parse().unwrap();
             *unsent.get_mut(&n).unwrap() -= 1;
         }
+        if let EventKind::UpdateAccepted(_) = &action {
+            updates_sent += 1;
+        }
         run.input(action); // applies live, then replays the whole history and compares
+        // A query records nothing, and a replay answers it as the live run does.
+        let events = run.history.len();
+        let live = updated(&run.execution);
+        assert_eq!(run.history.len(), events);
+        let replayed = Execution::replay(&run.registry, &run.history).unwrap();
+        assert_eq!(updated(&replayed), live);
     }
     run
 }
@@ -231,6 +276,7 @@ fn shift(events: &mut [Event], from: u64, delta: i64) {
             EventKind::ChildWorkflowCompleted(x) => fix(&mut x.started),
             EventKind::ChildWorkflowFailed(x) => fix(&mut x.started),
             EventKind::ChildWorkflowCancelRequested(x) => fix(&mut x.started),
+            EventKind::UpdateCompleted(x) => fix(&mut x.accepted),
             _ => {}
         }
     }

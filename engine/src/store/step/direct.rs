@@ -21,14 +21,14 @@
 
 use reprise_history::{ChainHash, Event, Limits, RunId, Seq, TraceContext};
 use reprise_sdk::Effects;
-use sqlx::{PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row};
 
 use super::rows::{TaskRows, WriteRows};
 use crate::error::{Error, Result};
-use crate::store::Store;
 use crate::store::bind::Bound;
 use crate::store::notify::Notifications;
 use crate::store::rows::{HistoryRows, seq_param};
+use crate::store::{Store, record_update_effects};
 
 /// Writes one run's step if the run is as the step assumed (see `sql/step_directly.sql`).
 pub(crate) const DIRECT_STEP_SQL: &str = include_str!("../sql/step_directly.sql");
@@ -87,8 +87,30 @@ pub(crate) struct DirectStep<'a> {
 impl Store {
     /// Writes a direct step in one statement (see the module's documentation). Returns the
     /// run's new head hash, or `None` when the run was not as the step assumed: then nothing
-    /// was written, and the step must be thrown away.
+    /// was written, and the step must be thrown away. A step that accepted, completed or
+    /// refused an update writes that too, after the statement and in its transaction, only
+    /// if the statement's fence held (a handler awaiting an activity finishes on its
+    /// outcome's direct step instead of costing the batch path a replay).
     pub(crate) async fn step_direct(
+        &self,
+        conn: &mut PgConnection,
+        step: DirectStep<'_>,
+    ) -> Result<Option<ChainHash>> {
+        if !step.effects.touch_updates() {
+            return self.step_direct_statement(conn, step).await;
+        }
+        let mut tx = conn.begin().await.map_err(Error::from_db)?;
+        let (run_id, effects) = (step.run_id, step.effects);
+        let written = self.step_direct_statement(&mut tx, step).await?;
+        if written.is_some() {
+            record_update_effects(&mut tx, self.write_context(), run_id, effects).await?;
+            tx.commit().await.map_err(Error::from_db)?;
+        }
+        Ok(written)
+    }
+
+    /// The direct step's one statement.
+    async fn step_direct_statement(
         &self,
         conn: &mut PgConnection,
         step: DirectStep<'_>,

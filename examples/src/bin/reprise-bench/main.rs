@@ -17,6 +17,7 @@ mod measure;
 mod queries;
 mod rated;
 mod setup;
+mod updates;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,8 @@ enum Workload {
     Replay,
     /// Query latency on a cached run and on an evicted run of 1,000 events.
     Queries,
+    /// Update round trips: a handler that answers at once, one that runs an activity.
+    Updates,
     /// Payload codecs: encode + decode per payload, JSON against bincode, with encryption.
     Codecs,
     /// pgbench's single-row INSERT ceiling of the same server.
@@ -83,6 +86,7 @@ impl Workload {
             Workload::Long => "W5 long",
             Workload::Replay => "W6 replay",
             Workload::Queries => "queries",
+            Workload::Updates => "updates",
             Workload::Codecs => "codecs",
             Workload::Ceiling => "ceiling",
         }
@@ -112,6 +116,7 @@ impl Workload {
             Workload::Long => workloads::long(bench).await,
             Workload::Replay => workloads::replay(bench).await,
             Workload::Queries => queries::queries(bench).await,
+            Workload::Updates => updates::updates(bench).await,
             Workload::Codecs => codecs::codecs().await,
             Workload::Ceiling => workloads::ceiling(bench).await,
         }
