@@ -105,23 +105,36 @@ impl Client {
             update: name.to_string(),
             reason,
         };
-        loop {
-            let notified = watch.notify().notified();
-            let state = on_live_connection!(store, store.update_state(run_id, update_id))?;
-            match state {
-                Some(UpdateState::Finished(UpdateOutcome::Completed(result))) => return Ok(result),
-                Some(UpdateState::Finished(UpdateOutcome::Failed(failure))) => {
-                    return Err(Error::UpdateFailed {
+        let finished = |state: Option<UpdateState>| -> Option<Result<Payload>> {
+            match state? {
+                UpdateState::Finished(UpdateOutcome::Completed(result)) => Some(Ok(result)),
+                UpdateState::Finished(UpdateOutcome::Failed(failure)) => {
+                    Some(Err(Error::UpdateFailed {
                         workflow_id: workflow_id.to_string(),
                         update: name.to_string(),
                         failure: Box::new(failure),
-                    });
+                    }))
                 }
-                Some(UpdateState::Refused(refusal)) => return Err(failed(refusal)),
-                Some(UpdateState::Requested | UpdateState::Accepted) | None => {}
+                UpdateState::Refused(refusal) => Some(Err(failed(refusal))),
+                UpdateState::Requested | UpdateState::Accepted => None,
+            }
+        };
+        loop {
+            let notified = watch.notify().notified();
+            let state = on_live_connection!(store, store.update_state(run_id, update_id))?;
+            if let Some(outcome) = finished(state) {
+                return outcome;
             }
             // Not finished: it will be, unless the run closed (or is parked) first.
             let end = on_live_connection!(store, store.run_end(run_id))?;
+            if matches!(end, Some(RunEnd::Closed(_) | RunEnd::ContinuedAs(_))) {
+                // The step that closed the run may have finished the update too, after the
+                // first read: read again, now that the close is known.
+                let state = on_live_connection!(store, store.update_state(run_id, update_id))?;
+                if let Some(outcome) = finished(state) {
+                    return outcome;
+                }
+            }
             match end {
                 Some(RunEnd::Open {
                     parked_reason: Some(reason),

@@ -442,7 +442,7 @@ async fn signals_reach_an_open_run_and_other_targets_are_typed_errors() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "workflow \"approval-1\" is closed (completed); it takes no more signals"
+        "workflow \"approval-1\" is closed (completed); it takes no more signals or updates"
     );
     let err = client
         .signal("nobody", APPROVE, &"x".to_string())

@@ -95,6 +95,18 @@ async fn metrics_count_what_happened_and_readiness_follows_the_database() {
     let gave_up = within(failing.result()).await.unwrap();
     assert!(gave_up.starts_with("gave up after 2 attempts"), "{gave_up}");
     within(parked_reason(&running, &client, "broken-1")).await;
+    // A caller learns of a close from its notification, sent at the commit; the engine counts
+    // it just after: wait for the engine's progress past the three closes.
+    let counted = async || {
+        let text = store.metrics().render();
+        ["hello", "nap", "retrying"].iter().all(|t| {
+            let series = format!(
+                "reprise_workflows_closed_total{{workflow_type=\"{t}\",status=\"completed\"}}"
+            );
+            value(&text, &series) >= 1.0
+        })
+    };
+    within(running.until(counted)).await;
 
     // The gauges are sampled by one process every 100 ms: wait for a sample after the park.
     let scrape = within(async {
