@@ -491,6 +491,9 @@ impl Worker {
         };
         let took = started.elapsed();
         let completed = matches!(outcome, TaskOutcome::Completed(_));
+        if !completed {
+            self.flush_checkpoint(task, &heartbeats).await;
+        }
         let recorded = self.record(task.clone(), outcome).await?;
         let label = match recorded {
             Recorded::Outcome if completed => AttemptOutcome::completed,
@@ -556,6 +559,23 @@ impl Worker {
             .into_iter()
             .next()
             .ok_or_else(|| Error::Conflict("no outcome was recorded".to_string()))
+    }
+
+    /// Writes the heartbeat an attempt that did not complete made last, if the heartbeat
+    /// loop had not written it yet: it is the checkpoint the next attempt resumes from (an
+    /// attempt that heartbeats and fails at once would otherwise leave an older one). A write
+    /// that fails is logged: the next attempt then resumes from the checkpoint before.
+    async fn flush_checkpoint(&self, task: &ClaimedTask, pending: &PendingHeartbeat) {
+        let details = pending
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(details) = details else { return };
+        let owner = &self.options.owner;
+        if let Err(e) = self.store.heartbeat(task, owner, &details).await {
+            tracing::warn!(error = %e, "writing the failed attempt's last heartbeat failed");
+        }
     }
 
     /// Writes heartbeats while the attempt runs; raises its cancellation when the workflow

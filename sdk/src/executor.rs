@@ -523,6 +523,12 @@ impl Execution {
                 None => self.fail(Error::WorkflowPanicked { seq, message }),
             },
             Ok(Some(result)) => {
+                if !replaying && !self.updates.is_empty() {
+                    tracing::warn!(
+                        updates = self.updates.len(),
+                        "the workflow returned while update handlers ran; they are dropped and their callers told the run closed"
+                    );
+                }
                 self.close(result);
                 Ok(())
             }

@@ -403,3 +403,50 @@ async fn an_old_worker_never_spends_the_attempts_of_a_type_it_lacks() {
     drop(running);
     db.drop_database().await;
 }
+
+/// A blocking (thread-pool) activity checkpoints synchronously: its attempt fails right after
+/// a heartbeat, and the next attempt reads that heartbeat's details and resumes from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_blocking_activity_resumes_from_the_checkpoint_its_failed_attempt_left() {
+    const ITEMS: ActivityDef<u32, Vec<u32>> = ActivityDef::new("blocking-items");
+    const BATCH: WorkflowDef<u32, Vec<u32>> = WorkflowDef::new("blocking-batch");
+    let registry = || {
+        Registry::builder()
+            .workflow(BATCH, |ctx: WorkflowContext, n: u32| async move {
+                let options = ActivityOptions {
+                    retry: RetryPolicy {
+                        initial_backoff: Duration::from_millis(10),
+                        ..RetryPolicy::default()
+                    },
+                    ..ActivityOptions::default()
+                };
+                Ok(ctx.activity(ITEMS, &n).options(options).await?)
+            })
+            .blocking_activity(ITEMS, |ctx: ActivityContext, n: u32| {
+                let done: Option<u32> = ctx.last_details()?;
+                let mut processed = Vec::new();
+                for item in done.map_or(0, |last| last + 1)..n {
+                    if ctx.attempt() == 1 && item == 4 {
+                        return Err(ActivityError::retryable("Crashed", "after item 3"));
+                    }
+                    processed.push(item);
+                    ctx.heartbeat(&item)?;
+                }
+                Ok(processed)
+            })
+            .build()
+            .unwrap()
+    };
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let running = Running::both(&store, registry);
+    let client = Client::new(store.clone());
+    let handle = client.start(BATCH, "blocking-batch", &7).await.unwrap();
+    assert_eq!(
+        within(handle.result()).await.unwrap(),
+        [4, 5, 6],
+        "items 0 to 3 were skipped"
+    );
+    running.stop().await;
+    db.drop_database().await;
+}
