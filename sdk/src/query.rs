@@ -65,7 +65,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for WorkflowState<S> {
 #[non_exhaustive]
 pub enum QueryError {
     /// The workflow has registered no handler of this name (yet, or in this run).
-    #[error("the workflow answers no query {name:?} (it answers: {})", list(.registered))]
+    #[error("the workflow answers no query {name:?} (it answers: {})", list_names(.registered))]
     UnknownQuery {
         /// The name asked for.
         name: String,
@@ -98,7 +98,8 @@ pub enum QueryError {
     },
 }
 
-fn list(names: &[String]) -> String {
+/// Registered names for a message: comma-separated, or "none".
+pub(crate) fn list_names(names: &[String]) -> String {
     if names.is_empty() {
         "none".to_string()
     } else {

@@ -21,14 +21,14 @@ use serde::de::DeserializeOwned;
 
 use crate::context::WorkflowContext;
 use crate::error::WorkflowError;
-use crate::query::WorkflowState;
+use crate::query::{WorkflowState, list_names};
 
 /// Why an update was refused before anything was recorded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpdateRefusal {
     /// The workflow has registered no handler of this name (yet, or in this run).
-    #[error("the workflow handles no update {name:?} (it handles: {})", list(.registered))]
+    #[error("the workflow handles no update {name:?} (it handles: {})", list_names(.registered))]
     UnknownUpdate {
         /// The name sent.
         name: String,
@@ -59,14 +59,6 @@ pub enum UpdateRefusal {
         /// The panic message.
         message: String,
     },
-}
-
-fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    }
 }
 
 /// An update refused by a step, for the host to tell its caller.

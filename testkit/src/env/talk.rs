@@ -22,6 +22,16 @@ pub(super) enum UpdateEnd {
 }
 
 impl TestEnv {
+    /// A workflow id's latest run.
+    fn latest(&self, workflow_id: &str) -> Result<(WorkflowId, &super::Run), Error> {
+        let id = WorkflowId::new(workflow_id)?;
+        let run = self
+            .runs
+            .get(&id)
+            .ok_or_else(|| Error::UnknownWorkflow(workflow_id.to_string()))?;
+        Ok((id, run))
+    }
+
     /// Asks a workflow's latest run a query, as it stands (nothing runs first, nothing is
     /// recorded): from its live orchestrator, or, for a run that has none (terminated, or
     /// replaced), from its history replayed, as an engine that does not cache it would.
@@ -31,11 +41,7 @@ impl TestEnv {
         def: QueryDef<I, O>,
         input: &I,
     ) -> Result<O, Error> {
-        let id = WorkflowId::new(workflow_id)?;
-        let run = self
-            .runs
-            .get(&id)
-            .ok_or_else(|| Error::UnknownWorkflow(workflow_id.to_string()))?;
+        let (_, run) = self.latest(workflow_id)?;
         let converter = self.registry.converter();
         let input = converter.to_payload(input)?;
         let answer = match &run.execution {
@@ -51,11 +57,7 @@ impl TestEnv {
         &self,
         workflow_id: &str,
     ) -> Result<Option<T>, Error> {
-        let id = WorkflowId::new(workflow_id)?;
-        let run = self
-            .runs
-            .get(&id)
-            .ok_or_else(|| Error::UnknownWorkflow(workflow_id.to_string()))?;
+        let (_, run) = self.latest(workflow_id)?;
         run.custom_status
             .as_ref()
             .map(|status: &Payload| self.registry.converter().from_payload(status))
@@ -85,11 +87,7 @@ impl TestEnv {
         def: UpdateDef<I, O>,
         input: &I,
     ) -> Result<O, Error> {
-        let id = WorkflowId::new(workflow_id)?;
-        let run = self
-            .runs
-            .get(&id)
-            .ok_or_else(|| Error::UnknownWorkflow(workflow_id.to_string()))?;
+        let (id, run) = self.latest(workflow_id)?;
         let run_id = run.run_id;
         let key = (run_id, update_id.to_string());
         if !self.updates.contains_key(&key) {
