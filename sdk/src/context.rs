@@ -399,8 +399,9 @@ impl WorkflowContext {
     }
 
     /// Resolves once `condition` holds: checked now, and again whenever the workflow makes
-    /// progress (an input arrives, an update's handler decides something or returns), so a
-    /// condition on state an update changes is seen at once. `Err(Cancelled)` if the run is
+    /// progress (an input arrives; an update's handler decides something, returns, or changes
+    /// a [`WorkflowState`]), so a condition on state an update changes is seen in the same
+    /// step. A condition on anything else (a plain variable) is seen only at the next input. `Err(Cancelled)` if the run is
     /// asked to cancel while it waits.
     pub fn wait_until<F: FnMut() -> bool + Send + Unpin>(&self, condition: F) -> WaitUntil<F> {
         WaitUntil::new(self.shared.clone(), condition)

@@ -34,7 +34,7 @@ use std::time::Duration;
 use reprise_history::{
     ActivityScheduled, ChildWorkflowFailed, Event, EventKind, Failure, Marker, ParentClosePolicy,
     ParentRun, PatchId, Payload, ReplayRules, RunId, RunOrigin, RunState, Seq, SignalName,
-    TraceContext, UpdateCompleted, UpdateId, WorkflowId, WorkflowStarted,
+    TraceContext, UpdateCompleted, UpdateId, UpdateOutcome, WorkflowId, WorkflowStarted,
 };
 
 use crate::executor::{Execution, RunStatus};
@@ -81,6 +81,8 @@ pub struct Effects<'a> {
     pub completed_updates: Vec<&'a UpdateCompleted>,
     /// Updates the step refused (recorded nowhere): their callers are told why.
     pub rejected_updates: Vec<UpdateRejection>,
+    /// Updates sent again with an id the run had finished: their callers get its outcome.
+    pub repeated_updates: Vec<(UpdateId, UpdateOutcome)>,
 }
 
 /// An activity task to create.
@@ -208,6 +210,7 @@ impl<'a> Effects<'a> {
         });
         effects.status = execution.unwritten_status();
         effects.rejected_updates = execution.unwritten_rejections();
+        effects.repeated_updates = execution.unwritten_answers();
         effects
     }
 
@@ -320,6 +323,7 @@ impl<'a> Effects<'a> {
         !self.accepted_updates.is_empty()
             || !self.completed_updates.is_empty()
             || !self.rejected_updates.is_empty()
+            || !self.repeated_updates.is_empty()
     }
 
     /// Whether the effects need the step's events written before them: cancelling an

@@ -235,16 +235,42 @@ impl Execution {
                     kind.name()
                 )));
             }
-            // An update is checked before it is recorded: a refused one never is.
+            // An update is checked before it is recorded: a refused one never is. An id the
+            // run accepted before (a retry that reached a run reset past it) runs once: its
+            // caller gets the first one's outcome, when there is one, and nothing is recorded.
             if let EventKind::UpdateAccepted(update) = &kind
-                && let Err(refusal) = self.check_update(update)
+                && self.status == RunStatus::Running
+                && !self.discarded
             {
-                self.shared.lock().rejections.push(UpdateRejection {
-                    update_id: update.update_id.clone(),
-                    refusal,
-                });
-                applied_inputs += 1;
-                continue;
+                let seen = self
+                    .shared
+                    .lock()
+                    .accepted_updates
+                    .get(&update.update_id)
+                    .cloned();
+                let checked = match seen {
+                    Some(outcome) => {
+                        if let Some(outcome) = outcome {
+                            let answer = (update.update_id.clone(), outcome);
+                            self.shared.lock().answers.push(answer);
+                        }
+                        false
+                    }
+                    None => match self.check_update(update) {
+                        Ok(()) => true,
+                        Err(refusal) => {
+                            self.shared.lock().rejections.push(UpdateRejection {
+                                update_id: update.update_id.clone(),
+                                refusal,
+                            });
+                            false
+                        }
+                    },
+                };
+                if !checked {
+                    applied_inputs += 1;
+                    continue;
+                }
             }
             let input = Event {
                 seq: self.last_seq.next(),
@@ -366,13 +392,20 @@ impl Execution {
         self.shared.lock().rejections.clone()
     }
 
+    /// Outcomes of updates sent again with an id the run had accepted and finished before,
+    /// since the host last wrote them: their callers get them again; nothing was recorded.
+    pub fn unwritten_answers(&self) -> Vec<(UpdateId, UpdateOutcome)> {
+        self.shared.lock().answers.clone()
+    }
+
     /// Tells the execution that the host stored what its steps carried beyond their events
-    /// ([`Execution::unwritten_status`], [`Execution::unwritten_rejections`]): the step that
-    /// carried them is written.
+    /// ([`Execution::unwritten_status`], [`Execution::unwritten_rejections`],
+    /// [`Execution::unwritten_answers`]): the step that carried them is written.
     pub fn written(&mut self) {
         let mut state = self.shared.lock();
         state.status_unwritten = false;
         state.rejections.clear();
+        state.answers.clear();
     }
 
     /// Whether an update would be accepted now: a handler of its name, an input it decodes,
@@ -401,6 +434,10 @@ impl Execution {
             ));
             return;
         };
+        self.shared
+            .lock()
+            .accepted_updates
+            .insert(update.update_id.clone(), None);
         let handler = start(
             WorkflowContext::new(self.shared.clone()),
             update.input.clone(),
@@ -491,16 +528,21 @@ impl Execution {
             }
             // Update handlers run after the main code, in the order they were accepted.
             let before = shared.lock().next_seq();
+            crate::query::take_changed();
             let polled = catch_unwind(AssertUnwindSafe(|| {
                 poll_updates(updates, &mut cx, replaying, &silent)
             }));
+            let changed = crate::query::take_changed();
             let finished = match polled {
                 Err(panic) => break Err(panic_message(panic.as_ref())),
                 Ok(finished) => finished,
             };
             let mut state = shared.lock();
-            let progressed = !finished.is_empty() || state.next_seq() != before;
+            let progressed = changed || !finished.is_empty() || state.next_seq() != before;
             for update in finished {
+                state
+                    .accepted_updates
+                    .insert(update.1.clone(), Some(update.2.clone()));
                 let completed = UpdateCompleted {
                     accepted: update.0,
                     update_id: update.1,
@@ -508,7 +550,7 @@ impl Execution {
                 };
                 state.decide(EventKind::UpdateCompleted(completed), None);
             }
-            // A handler moved: conditions on what it may have changed are checked again.
+            // A handler moved or changed the state: conditions are checked again.
             if progressed {
                 state.wake_waiters();
             }
@@ -595,7 +637,13 @@ impl Execution {
     /// down with it, so the panic is caught (the panic hook has reported it) and the
     /// execution is discarded as it would be anyway.
     fn discard_future(&mut self) {
-        self.shared.lock().tearing_down = true;
+        // Update handlers may hold the workflow's context: dropped with the run, not kept.
+        let handlers = {
+            let mut state = self.shared.lock();
+            state.tearing_down = true;
+            std::mem::take(&mut state.updates)
+        };
+        drop(handlers);
         let future = self.future.take();
         let updates = std::mem::take(&mut self.updates);
         if catch_unwind(AssertUnwindSafe(move || drop((future, updates)))).is_err() {

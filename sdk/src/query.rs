@@ -28,9 +28,12 @@ impl<S> WorkflowState<S> {
         read(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Changes the state (only the workflow does: handlers get `&S`).
+    /// Changes the state (only the workflow does: handlers get `&S`). Waits on conditions
+    /// (`WorkflowContext::wait_until`) look again after a change an update's handler makes.
     pub fn update<R>(&self, change: impl FnOnce(&mut S) -> R) -> R {
-        change(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        let result = change(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        CHANGED.with(|changed| changed.set(true));
+        result
     }
 
     /// A copy of the state.
@@ -58,6 +61,17 @@ impl<S: std::fmt::Debug> std::fmt::Debug for WorkflowState<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.read(|s| f.debug_tuple("WorkflowState").field(s).finish())
     }
+}
+
+thread_local! {
+    /// Whether a `WorkflowState` changed since the executor last looked: the executor polls
+    /// workflow code on its own thread, so a change made while it polls is seen here.
+    static CHANGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether any `WorkflowState` changed on this thread since the last call.
+pub(crate) fn take_changed() -> bool {
+    CHANGED.with(|changed| changed.replace(false))
 }
 
 /// Why a query got no answer from the workflow.

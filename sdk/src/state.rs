@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use reprise_history::{
     DataConverter, Event, EventKind, Marker, Payload, ReplayRules, RunId, Seq, SignalName,
-    TaskQueue, Timestamp, WorkflowId, WorkflowType,
+    TaskQueue, Timestamp, UpdateId, UpdateOutcome, WorkflowId, WorkflowType,
 };
 
 use crate::error::OperationFailed;
@@ -164,6 +164,10 @@ pub(crate) struct RunState {
     pub(crate) updates: UpdateHandlers,
     /// Updates refused live since the host last wrote the refusals.
     pub(crate) rejections: Vec<UpdateRejection>,
+    /// Every update id the run accepted, with its outcome once its handler returned.
+    pub(crate) accepted_updates: BTreeMap<UpdateId, Option<UpdateOutcome>>,
+    /// Updates sent again with a finished id since the host last wrote them: their outcomes.
+    pub(crate) answers: Vec<(UpdateId, UpdateOutcome)>,
 }
 
 impl RunState {
@@ -208,6 +212,8 @@ impl RunState {
             status_unwritten: false,
             updates: UpdateHandlers::default(),
             rejections: Vec::new(),
+            accepted_updates: BTreeMap::new(),
+            answers: Vec::new(),
         }
     }
 

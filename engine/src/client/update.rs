@@ -127,9 +127,14 @@ impl Client {
             }
             // Not finished: it will be, unless the run closed (or is parked) first.
             let end = on_live_connection!(store, store.run_end(run_id))?;
-            if matches!(end, Some(RunEnd::Closed(_) | RunEnd::ContinuedAs(_))) {
-                // The step that closed the run may have finished the update too, after the
-                // first read: read again, now that the close is known.
+            if !matches!(
+                end,
+                Some(RunEnd::Open {
+                    parked_reason: None
+                })
+            ) {
+                // The step that closed (or a later one that parked) the run may have
+                // finished the update after the first read: read again first.
                 let state = on_live_connection!(store, store.update_state(run_id, update_id))?;
                 if let Some(outcome) = finished(state) {
                     return outcome;

@@ -69,20 +69,32 @@ impl Engine {
                 next = Some(next.map_or(left, |n| n.min(left)));
             }
         }
-        futures::future::try_join_all(now.into_iter().map(|id| self.answer_one(id))).await?;
+        // Each on its own: one that fails leaves the others answered.
+        futures::future::join_all(now.into_iter().map(|id| self.answer_one(id))).await;
         Ok(next)
     }
 
-    /// Takes one query (unless another engine did) and answers it.
-    async fn answer_one(&self, query_id: uuid::Uuid) -> Result<()> {
-        let Some(query) = self.store.take_query(query_id).await? else {
-            return Ok(());
+    /// Takes one query (unless another engine did) and answers it. A query taken and not
+    /// answered (the database went away meanwhile) is handed back for any engine to take.
+    async fn answer_one(&self, query_id: uuid::Uuid) {
+        let query = match self.store.take_query(query_id).await {
+            Ok(Some(query)) => query,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "taking a query failed");
+                return;
+            }
         };
         let answer = match self.answer_cached(&query) {
             Some(answer) => answer.map_err(QueryRefusal::from),
             None => self.answer_replayed(&query).await,
         };
-        self.store.answer_query(query_id, &answer).await
+        if let Err(e) = self.store.answer_query(query_id, &answer).await {
+            tracing::warn!(error = %e, "answering a query failed; handing it back");
+            if let Err(e) = self.store.hand_back_query(query_id).await {
+                tracing::warn!(error = %e, "handing a query back failed; its asker times out");
+            }
+        }
     }
 
     /// The answer of the cached orchestrator, if this engine holds the run at its head.

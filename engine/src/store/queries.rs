@@ -31,6 +31,12 @@ pub enum QueryRefusal {
         /// Why.
         message: String,
     },
+    /// A refusal of a kind this build does not know (written by a newer engine).
+    #[error("{message}")]
+    Other {
+        /// What the engine said.
+        message: String,
+    },
 }
 
 impl QueryRefusal {
@@ -51,30 +57,26 @@ impl QueryRefusal {
             }
             QueryRefusal::Workflow(other) => ("failed", other.to_string(), Vec::new()),
             QueryRefusal::Unreplayable { message } => ("unreplayable", message.clone(), Vec::new()),
+            QueryRefusal::Other { message } => ("failed", message.clone(), Vec::new()),
         }
     }
 
-    /// A stored refusal; an unknown kind is `Corrupt`.
+    /// A stored refusal; a kind this build does not know is `Other`, with its message.
     fn from_stored(
         name: &str,
         kind: &str,
         message: String,
         registered: Vec<String>,
-    ) -> Result<QueryRefusal> {
+    ) -> QueryRefusal {
         let name = name.to_string();
-        Ok(match kind {
+        match kind {
             "unknown_query" => QueryError::UnknownQuery { name, registered }.into(),
             "undecodable_input" => QueryError::UndecodableInput { name, message }.into(),
             "unencodable_answer" => QueryError::UnencodableAnswer { name, message }.into(),
             "panicked" => QueryError::Panicked { name, message }.into(),
             "unreplayable" => QueryRefusal::Unreplayable { message },
-            other => {
-                return Err(Error::Corrupt {
-                    what: format!("answer to query {name:?}"),
-                    reason: format!("unknown refusal kind {other:?}"),
-                });
-            }
-        })
+            _ => QueryRefusal::Other { message },
+        }
     }
 }
 
@@ -160,7 +162,7 @@ impl Store {
             kind.as_deref().unwrap_or_default(),
             message.unwrap_or_default(),
             registered.unwrap_or_default(),
-        )?;
+        );
         Ok(Some(Err(refusal)))
     }
 
@@ -249,6 +251,18 @@ impl Store {
         .bind(message)
         .bind(registered)
         .bind(ANSWERS_CHANNEL)
+        .execute(self.pool())
+        .await
+        .map_err(Error::from_db)?;
+        Ok(())
+    }
+
+    /// Hands a taken query back, unanswered, for any engine to take.
+    pub(crate) async fn hand_back_query(&self, query_id: uuid::Uuid) -> Result<()> {
+        sqlx::query(
+            "UPDATE reprise.queries SET taken_at = NULL WHERE query_id = $1 AND answered_at IS NULL",
+        )
+        .bind(query_id)
         .execute(self.pool())
         .await
         .map_err(Error::from_db)?;

@@ -75,8 +75,9 @@ fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
             // activity's outcome is written by the step that schedules it (or the call was
             // dropped), so at a step's end none is open; its backoff's timer is a timer. The
             // rest opens and resolves nothing the new run inherits (an update accepted and
-            // not completed is re-run by the new run's handler; its caller waited on the old
-            // run, which the reset closed, and was told so).
+            // not completed is re-run by the new run's handler; its caller waited on the
+            // source run, closed before any reset, and was told so; a retry with its id
+            // reaches the new run, which runs it once).
             EventKind::WorkflowStarted(_)
             | EventKind::UpdateAccepted(_)
             | EventKind::UpdateCompleted(_)

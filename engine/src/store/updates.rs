@@ -139,7 +139,8 @@ fn refusal_columns(refusal: &UpdateRefusal) -> (&'static str, String, Vec<String
         }
         UpdateRefusal::Rejected { reason, .. } => ("rejected", reason.clone(), Vec::new()),
         UpdateRefusal::Panicked { message, .. } => ("panicked", message.clone(), Vec::new()),
-        other => ("panicked", other.to_string(), Vec::new()),
+        // A refusal of a kind this build does not know reads back as a plain rejection.
+        other => ("rejected", other.to_string(), Vec::new()),
     }
 }
 
@@ -163,19 +164,29 @@ pub(crate) async fn record_update_effects(
         .await
         .map_err(Error::from_db)?;
     }
-    for completed in &effects.completed_updates {
-        let (result, failure) = match &completed.outcome {
+    let finished = effects
+        .completed_updates
+        .iter()
+        .map(|c| (&c.update_id, &c.outcome))
+        .chain(
+            effects
+                .repeated_updates
+                .iter()
+                .map(|(id, outcome)| (id, outcome)),
+        );
+    for (update_id, outcome) in finished {
+        let (result, failure) = match outcome {
             UpdateOutcome::Completed(result) => (Some(result.as_bytes().to_vec()), None),
             UpdateOutcome::Failed(failure) => (None, Some(failure.to_stored(&cx.limits)?)),
         };
         sqlx::query(
             "UPDATE reprise.updates
                 SET state = 'completed', finished_at = reprise.db_now($1), result = $4, failure = $5
-              WHERE run_id = $2 AND update_id = $3",
+              WHERE run_id = $2 AND update_id = $3 AND state IN ('requested', 'accepted')",
         )
         .bind(cx.offset)
         .bind(run_id.as_uuid())
-        .bind(completed.update_id.as_str())
+        .bind(update_id.as_str())
         .bind(result)
         .bind(failure)
         .execute(&mut *conn)

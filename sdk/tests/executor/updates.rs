@@ -162,3 +162,63 @@ fn a_recorded_update_whose_handler_is_gone_is_nondeterminism() {
         Ok(_) => panic!("replayed without the handler"),
     }
 }
+
+const APPROVE: UpdateDef<(), ()> = UpdateDef::new("approve");
+const SHIPPED: SignalDef<()> = SignalDef::new("shipped");
+
+/// Waits until an update approves it; the update's handler changes the state and then waits
+/// for a signal, deciding nothing in between.
+async fn approval(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    let approved = WorkflowState::new(false);
+    let state = approved.clone();
+    ctx.on_update(APPROVE, move |ctx, ()| {
+        let state = state.clone();
+        async move {
+            state.update(|a| *a = true);
+            ctx.signal(SHIPPED).await?;
+            Ok(())
+        }
+    });
+    let seen = approved.clone();
+    ctx.wait_until(move || seen.get()).await?;
+    Ok("approved".to_string())
+}
+
+#[test]
+fn a_condition_sees_a_change_a_handler_made_without_deciding_anything() {
+    let registry = Registry::builder()
+        .workflow(WorkflowDef::<(), String>::new("approval"), approval)
+        .build()
+        .unwrap();
+    let mut run = Run::start(registry, "approval", ());
+    run.input(update("a1", "approve", payload(())));
+    assert_eq!(run.output::<String>(), "approved", "{:?}", run.kinds());
+}
+
+#[test]
+fn an_id_accepted_before_runs_once_and_its_outcome_is_given_again() {
+    let mut run = Run::start(registry(), "basket", ());
+    run.input(update("u1", "add", payload(2u32)));
+    run.complete("reserve", 2u32);
+    let events = run.history.len();
+    run.input(update("u1", "add", payload(5u32)));
+    assert_eq!(
+        run.history.len(),
+        events,
+        "nothing recorded: {:?}",
+        run.kinds()
+    );
+    let answers = run.execution.unwritten_answers();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].0.as_str(), "u1");
+    let UpdateOutcome::Completed(result) = &answers[0].1 else {
+        panic!("{:?}", answers[0].1)
+    };
+    assert_eq!(result.decode::<u32>().unwrap(), 2, "the first outcome");
+    // While the first is still running, a repeat is swallowed: its completion answers both.
+    run.input(update("u2", "add", payload(1u32)));
+    run.execution.written();
+    run.input(update("u2", "add", payload(1u32)));
+    assert!(run.execution.unwritten_answers().is_empty());
+    assert!(rejections(&run).is_empty());
+}

@@ -471,6 +471,11 @@ impl TestEnv {
             self.updates
                 .insert((run.run_id, completed.update_id.to_string()), Some(end));
         }
+        for (update_id, outcome) in effects.repeated_updates {
+            let end = talk::UpdateEnd::Finished(outcome);
+            self.updates
+                .insert((run.run_id, update_id.to_string()), Some(end));
+        }
         for rejected in effects.rejected_updates {
             let end = talk::UpdateEnd::Refused(rejected.refusal);
             self.updates

@@ -74,7 +74,8 @@ impl TestEnv {
         def: UpdateDef<I, O>,
         input: &I,
     ) -> Result<O, Error> {
-        let update_id = format!("update-{}", self.updates.len() + 1);
+        // Drawn from the environment's generator: no id a test chooses looks like it.
+        let update_id = format!("testenv-update-{}", self.new_run_id());
         self.update_with_id(workflow_id, &update_id, def, input)
     }
 
