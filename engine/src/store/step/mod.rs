@@ -143,7 +143,11 @@ impl Store {
             .await
             .map_err(Error::from_db)?;
         let Some(first) = rows.first() else {
-            return Ok(None); // dropping the transaction rolls it back
+            // Ended now, not when the connection is next used: dropping the transaction would
+            // leave an idle loop's session "idle in transaction" until its next claim, which
+            // transaction-mode poolers and `idle_in_transaction_session_timeout` refuse.
+            tx.rollback().await.map_err(Error::from_db)?;
+            return Ok(None);
         };
         let now: chrono::DateTime<chrono::Utc> = first.try_get("now").map_err(Error::from_db)?;
         let limits = *self.limits();
