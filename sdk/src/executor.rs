@@ -14,9 +14,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures::future::BoxFuture;
 use rand_core::RngCore;
 use reprise_history::{
-    Event, EventClass, EventKind, Failure, FailureKind, Payload, RunId, Seq, Timestamp,
-    UpdateAccepted, UpdateCompleted, UpdateId, UpdateOutcome, WorkflowCancelled, WorkflowCompleted,
-    WorkflowContinuedAsNew, WorkflowFailed,
+    Event, EventClass, EventKind, Failure, FailureKind, Payload, RunId, Seq, Timestamp, UpdateId,
+    UpdateOutcome, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed,
 };
 
 use crate::context::WorkflowContext;
@@ -28,7 +27,7 @@ use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
 use crate::query::QueryError;
 use crate::registry::Registry;
 use crate::state::{Mode, OpKind, Outcome, RunState, Shared, cancel_decision};
-use crate::update::{UpdateRefusal, UpdateRejection, run_checks};
+use crate::update::{self, UpdateRejection};
 
 /// Where a run stands after the events applied so far.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,20 +93,13 @@ impl Wake for RootWaker {
     }
 }
 
-/// An accepted update whose handler runs beside the workflow's main code.
-struct RunningUpdate {
-    accepted: Seq,
-    update_id: UpdateId,
-    handler: BoxFuture<'static, UpdateOutcome>,
-}
-
 /// One run's live orchestrator.
 pub struct Execution {
     shared: Shared,
     root: Arc<RootWaker>,
     future: Option<BoxFuture<'static, Result<Payload, WorkflowError>>>,
     /// Accepted updates' handlers still running, in the order they were accepted.
-    updates: Vec<RunningUpdate>,
+    updates: Vec<update::RunningUpdate>,
     status: RunStatus,
     last_seq: Seq,
     discarded: bool,
@@ -235,42 +227,15 @@ impl Execution {
                     kind.name()
                 )));
             }
-            // An update is checked before it is recorded: a refused one never is. An id the
-            // run accepted before (a retry that reached a run reset past it) runs once: its
-            // caller gets the first one's outcome, when there is one, and nothing is recorded.
+            // An update is checked before it is recorded: a refused one never is (see
+            // `update::admit`).
             if let EventKind::UpdateAccepted(update) = &kind
                 && self.status == RunStatus::Running
                 && !self.discarded
+                && !update::admit(&self.shared, update)
             {
-                let seen = self
-                    .shared
-                    .lock()
-                    .accepted_updates
-                    .get(&update.update_id)
-                    .cloned();
-                let checked = match seen {
-                    Some(outcome) => {
-                        if let Some(outcome) = outcome {
-                            let answer = (update.update_id.clone(), outcome);
-                            self.shared.lock().answers.push(answer);
-                        }
-                        false
-                    }
-                    None => match self.check_update(update) {
-                        Ok(()) => true,
-                        Err(refusal) => {
-                            self.shared.lock().rejections.push(UpdateRejection {
-                                update_id: update.update_id.clone(),
-                                refusal,
-                            });
-                            false
-                        }
-                    },
-                };
-                if !checked {
-                    applied_inputs += 1;
-                    continue;
-                }
+                applied_inputs += 1;
+                continue;
             }
             let input = Event {
                 seq: self.last_seq.next(),
@@ -408,48 +373,6 @@ impl Execution {
         state.answers.clear();
     }
 
-    /// Whether an update would be accepted now: a handler of its name, an input it decodes,
-    /// and the validator's consent. Validators are user code: run outside the run's lock.
-    fn check_update(&self, update: &UpdateAccepted) -> Result<(), UpdateRefusal> {
-        let (checks, converter) = {
-            let state = self.shared.lock();
-            (
-                state.updates.checks(update.name.as_str())?,
-                state.converter.clone(),
-            )
-        };
-        run_checks(&checks, update.name.as_str(), &converter, &update.input)
-    }
-
-    /// Starts the handler of an update accepted at `seq`. Replaying, a recorded acceptance
-    /// that no registered handler takes is a nondeterminism (ND04).
-    fn start_update(&mut self, seq: Seq, update: &UpdateAccepted) {
-        let starter = self.shared.lock().updates.starter(update.name.as_str());
-        let Some(start) = starter else {
-            self.shared.lock().fail(nondeterminism(
-                seq,
-                NondeterminismKind::UnexpectedInput {
-                    input: format!("UpdateAccepted({:?})", update.name.as_str()),
-                },
-            ));
-            return;
-        };
-        self.shared
-            .lock()
-            .accepted_updates
-            .insert(update.update_id.clone(), None);
-        let handler = start(
-            WorkflowContext::new(self.shared.clone()),
-            update.input.clone(),
-            seq,
-        );
-        self.updates.push(RunningUpdate {
-            accepted: seq,
-            update_id: update.update_id.clone(),
-            handler,
-        });
-    }
-
     /// The run.
     pub fn run_id(&self) -> RunId {
         self.shared.lock().run_id
@@ -473,7 +396,8 @@ impl Execution {
             deliver(&mut state, input);
         }
         if let EventKind::UpdateAccepted(update) = &input.kind {
-            self.start_update(input.seq, update);
+            let started = update::start(&self.shared, input.seq, update);
+            self.updates.extend(started);
         }
         let polled = if let EventKind::WorkflowTerminated(_) = input.kind {
             self.status = RunStatus::Terminated;
@@ -530,7 +454,7 @@ impl Execution {
             let before = shared.lock().next_seq();
             crate::query::take_changed();
             let polled = catch_unwind(AssertUnwindSafe(|| {
-                poll_updates(updates, &mut cx, replaying, &silent)
+                update::poll_running(updates, &mut cx, replaying, &silent)
             }));
             let changed = crate::query::take_changed();
             let finished = match polled {
@@ -539,15 +463,9 @@ impl Execution {
             };
             let mut state = shared.lock();
             let progressed = changed || !finished.is_empty() || state.next_seq() != before;
-            for update in finished {
-                state
-                    .accepted_updates
-                    .insert(update.1.clone(), Some(update.2.clone()));
-                let completed = UpdateCompleted {
-                    accepted: update.0,
-                    update_id: update.1,
-                    outcome: update.2,
-                };
+            for completed in finished {
+                let (id, outcome) = (completed.update_id.clone(), completed.outcome.clone());
+                state.accepted_updates.insert(id, Some(outcome));
                 state.decide(EventKind::UpdateCompleted(completed), None);
             }
             // A handler moved or changed the state: conditions are checked again.
@@ -789,37 +707,6 @@ fn deliver(state: &mut RunState, input: &Event) {
         // The executor starts the update's handler (`Execution::start_update`).
         EventKind::UpdateAccepted(_) => {}
     }
-}
-
-/// Polls each running update handler once (fenced, silent on replay as the main code is);
-/// returns those that finished, in order, with their outcomes.
-fn poll_updates(
-    updates: &mut Vec<RunningUpdate>,
-    cx: &mut Context<'_>,
-    replaying: bool,
-    silent: &tracing::Dispatch,
-) -> Vec<(Seq, UpdateId, UpdateOutcome)> {
-    let mut finished = Vec::new();
-    let mut i = 0;
-    while i < updates.len() {
-        let handler = &mut updates[i].handler;
-        let polled = {
-            let _fenced = fence::enter();
-            if replaying {
-                tracing::dispatcher::with_default(silent, || handler.as_mut().poll(cx))
-            } else {
-                handler.as_mut().poll(cx)
-            }
-        };
-        match polled {
-            Poll::Ready(outcome) => {
-                let done = updates.remove(i);
-                finished.push((done.accepted, done.update_id, outcome));
-            }
-            Poll::Pending => i += 1,
-        }
-    }
-    finished
 }
 
 /// What the code is told failed: an activity or a local activity.

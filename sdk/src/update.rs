@@ -13,15 +13,21 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use reprise_history::{DataConverter, Failure, FailureKind, Payload, Seq, UpdateId, UpdateOutcome};
+use reprise_history::{
+    DataConverter, Failure, FailureKind, Payload, Seq, UpdateAccepted, UpdateCompleted, UpdateId,
+    UpdateOutcome,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::context::WorkflowContext;
 use crate::error::WorkflowError;
+use crate::nondeterminism::{Nondeterminism, NondeterminismKind};
 use crate::query::{WorkflowState, list_names};
+use crate::state::Shared;
 
 /// Why an update was refused before anything was recorded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -197,7 +203,7 @@ impl UpdateHandlers {
 }
 
 /// Runs an update's checks in order; a panic in one is a refusal.
-pub(crate) fn run_checks(
+fn run_checks(
     checks: &[Check],
     name: &str,
     converter: &DataConverter,
@@ -216,4 +222,116 @@ pub(crate) fn run_checks(
         }
     }
     Ok(())
+}
+
+/// An accepted update whose handler runs beside the workflow's main code.
+pub(crate) struct RunningUpdate {
+    accepted: Seq,
+    update_id: UpdateId,
+    handler: BoxFuture<'static, UpdateOutcome>,
+}
+
+/// Whether an update arriving live is to be recorded. It is not when it is refused (a handler
+/// of its name, an input it decodes and the validator's consent are checked, outside the
+/// run's lock: validators are user code), nor when the run accepted its id before (a retry
+/// that reached a run reset past it runs once). What its caller is to be told then (the
+/// refusal, or the first one's outcome when known) is queued on the run's state.
+pub(crate) fn admit(shared: &Shared, update: &UpdateAccepted) -> bool {
+    let seen = shared
+        .lock()
+        .accepted_updates
+        .get(&update.update_id)
+        .cloned();
+    if let Some(outcome) = seen {
+        if let Some(outcome) = outcome {
+            let answer = (update.update_id.clone(), outcome);
+            shared.lock().answers.push(answer);
+        }
+        return false;
+    }
+    let name = update.name.as_str();
+    let checked = {
+        let state = shared.lock();
+        state
+            .updates
+            .checks(name)
+            .map(|checks| (checks, state.converter.clone()))
+    };
+    let refusal = match checked {
+        Ok((checks, converter)) => match run_checks(&checks, name, &converter, &update.input) {
+            Ok(()) => return true,
+            Err(refusal) => refusal,
+        },
+        Err(refusal) => refusal,
+    };
+    shared.lock().rejections.push(UpdateRejection {
+        update_id: update.update_id.clone(),
+        refusal,
+    });
+    false
+}
+
+/// Starts the handler of an update accepted at `seq`. Replaying, a recorded acceptance that
+/// no registered handler takes fails the step as a nondeterminism (ND04).
+pub(crate) fn start(shared: &Shared, seq: Seq, update: &UpdateAccepted) -> Option<RunningUpdate> {
+    let starter = shared.lock().updates.starter(update.name.as_str());
+    let Some(start) = starter else {
+        shared.lock().fail(Nondeterminism {
+            seq,
+            kind: NondeterminismKind::UnexpectedInput {
+                input: format!("UpdateAccepted({:?})", update.name.as_str()),
+            },
+            location: None,
+        });
+        return None;
+    };
+    shared
+        .lock()
+        .accepted_updates
+        .insert(update.update_id.clone(), None);
+    let handler = start(
+        WorkflowContext::new(shared.clone()),
+        update.input.clone(),
+        seq,
+    );
+    Some(RunningUpdate {
+        accepted: seq,
+        update_id: update.update_id.clone(),
+        handler,
+    })
+}
+
+/// Polls each running handler once (fenced, and silent on replay, as the main code is);
+/// returns the completions of those that finished, in acceptance order.
+pub(crate) fn poll_running(
+    updates: &mut Vec<RunningUpdate>,
+    cx: &mut Context<'_>,
+    replaying: bool,
+    silent: &tracing::Dispatch,
+) -> Vec<UpdateCompleted> {
+    let mut finished = Vec::new();
+    let mut i = 0;
+    while i < updates.len() {
+        let handler = &mut updates[i].handler;
+        let polled = {
+            let _fenced = crate::fence::enter();
+            if replaying {
+                tracing::dispatcher::with_default(silent, || handler.as_mut().poll(cx))
+            } else {
+                handler.as_mut().poll(cx)
+            }
+        };
+        match polled {
+            Poll::Ready(outcome) => {
+                let done = updates.remove(i);
+                finished.push(UpdateCompleted {
+                    accepted: done.accepted,
+                    update_id: done.update_id,
+                    outcome,
+                });
+            }
+            Poll::Pending => i += 1,
+        }
+    }
+    finished
 }

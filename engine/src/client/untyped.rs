@@ -17,8 +17,7 @@ impl Client {
         input_json: &str,
         options: StartOptions,
     ) -> Result<WorkflowHandle<serde_json::Value>> {
-        let plain = Payload::from_json_str(input_json, self.converter.limits())?;
-        let input = self.converter.encoded(plain)?;
+        let input = self.json_payload(input_json)?;
         self.start_payload(workflow_type, workflow_id, input, options, None)
             .await
     }
@@ -30,8 +29,7 @@ impl Client {
         name: &str,
         payload_json: &str,
     ) -> Result<()> {
-        let plain = Payload::from_json_str(payload_json, self.converter.limits())?;
-        let payload = self.converter.encoded(plain)?;
+        let payload = self.json_payload(payload_json)?;
         self.signal_payload(workflow_id, name, payload).await
     }
 
@@ -44,8 +42,7 @@ impl Client {
         input_json: &str,
         deadline: std::time::Duration,
     ) -> Result<Payload> {
-        let plain = Payload::from_json_str(input_json, self.converter.limits())?;
-        let input = self.converter.encoded(plain)?;
+        let input = self.json_payload(input_json)?;
         self.query_payload(workflow_id, name, &input, deadline)
             .await
     }
@@ -60,8 +57,7 @@ impl Client {
         name: &str,
         input_json: &str,
     ) -> Result<Payload> {
-        let plain = Payload::from_json_str(input_json, self.converter.limits())?;
-        let input = self.converter.encoded(plain)?;
+        let input = self.json_payload(input_json)?;
         self.update_payload(workflow_id, update_id, name, input)
             .await
     }
@@ -83,5 +79,12 @@ impl Client {
             run_id,
             output: std::marker::PhantomData,
         }
+    }
+
+    /// JSON text as a payload: checked to be JSON (nothing is sent otherwise), then encoded
+    /// with the client's codecs.
+    fn json_payload(&self, json: &str) -> Result<Payload> {
+        let plain = Payload::from_json_str(json, self.converter.limits())?;
+        Ok(self.converter.encoded(plain)?)
     }
 }

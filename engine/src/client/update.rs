@@ -100,6 +100,11 @@ impl Client {
         // wait (the answers channel names the run), as does the run's close.
         let watch = self.waiters()?.watch(run_id);
         on_live_connection!(store, store.request_update(run_id, &update))?;
+        let unfinished = |status| Error::UpdateNotFinished {
+            workflow_id: workflow_id.to_string(),
+            update: name.to_string(),
+            status,
+        };
         let failed = |reason| Error::UpdateRejected {
             workflow_id: workflow_id.to_string(),
             update: name.to_string(),
@@ -154,11 +159,11 @@ impl Client {
                     parked_reason: None,
                 }) => {}
                 Some(RunEnd::ContinuedAs(_)) => {
-                    return Err(self.unfinished(workflow_id, name, RunState::ContinuedAsNew));
+                    return Err(unfinished(RunState::ContinuedAsNew));
                 }
                 Some(RunEnd::Closed(event)) => {
                     let status = RunState::closed_by(&event.kind).unwrap_or(RunState::Completed);
-                    return Err(self.unfinished(workflow_id, name, status));
+                    return Err(unfinished(status));
                 }
                 None => {
                     return Err(Error::UnknownWorkflow {
@@ -167,14 +172,6 @@ impl Client {
                 }
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
-        }
-    }
-
-    fn unfinished(&self, workflow_id: &str, name: &str, status: RunState) -> Error {
-        Error::UpdateNotFinished {
-            workflow_id: workflow_id.to_string(),
-            update: name.to_string(),
-            status,
         }
     }
 }
