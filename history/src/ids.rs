@@ -172,6 +172,12 @@ name_type!(
     UpdateId, "update id", 255
 );
 
+name_type!(
+    /// The id of a schedule: unique among schedules, and the prefix of the workflow ids its
+    /// firings start (`<schedule id>-<scheduled time>`).
+    ScheduleId, "schedule id", 255
+);
+
 impl Default for TaskQueue {
     /// The queue named `default`.
     fn default() -> Self {

@@ -65,8 +65,8 @@ pub use event::{
 pub use failure::{Failure, FailureCause, FailureKind};
 pub use file::{FILE_VERSION, MAGIC, RecordedHistory};
 pub use ids::{
-    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, UpdateId, UpdateName, WorkflowId,
-    WorkflowType,
+    ActivityType, PatchId, RunId, ScheduleId, Seq, SignalName, TaskQueue, UpdateId, UpdateName,
+    WorkflowId, WorkflowType,
 };
 pub use limits::Limits;
 pub use options::{

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{RunId, Seq, WorkflowId};
+use crate::ids::{RunId, ScheduleId, Seq, WorkflowId};
+use crate::time::Timestamp;
 
 /// How an activity is retried. Backoff is `initial * multiplier^(attempt-1)`, capped at
 /// `max_backoff`, then spread by ±`jitter` (a fraction in `0.0..=1.0`).
@@ -166,6 +167,14 @@ pub enum RunOrigin {
         source_run_id: RunId,
         /// The last event of the source run that the new run keeps.
         reset_to: Seq,
+    },
+    /// Started by a schedule's firing (see `reprise-schedule`).
+    Scheduled {
+        /// The schedule that fired.
+        schedule_id: ScheduleId,
+        /// The time the firing was scheduled for (before jitter): the run's workflow id
+        /// is derived from it.
+        scheduled_at: Timestamp,
     },
 }
 

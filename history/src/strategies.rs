@@ -13,8 +13,8 @@ use crate::event::*;
 use crate::failure::{Failure, FailureCause, FailureKind};
 use crate::file::RecordedHistory;
 use crate::ids::{
-    ActivityType, PatchId, RunId, Seq, SignalName, TaskQueue, UpdateId, UpdateName, WorkflowId,
-    WorkflowType,
+    ActivityType, PatchId, RunId, ScheduleId, Seq, SignalName, TaskQueue, UpdateId, UpdateName,
+    WorkflowId, WorkflowType,
 };
 use crate::options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
@@ -46,6 +46,7 @@ name_strategy!(signal_name, SignalName);
 name_strategy!(patch_id, PatchId);
 name_strategy!(update_name, UpdateName);
 name_strategy!(update_id, UpdateId);
+name_strategy!(schedule_id, ScheduleId);
 
 /// Any run id.
 pub fn run_id() -> impl Strategy<Value = RunId> {
@@ -170,6 +171,12 @@ fn run_origin() -> impl Strategy<Value = RunOrigin> {
         (run_id(), seq()).prop_map(|(source_run_id, reset_to)| RunOrigin::Reset {
             source_run_id,
             reset_to
+        }),
+        (schedule_id(), timestamp()).prop_map(|(schedule_id, scheduled_at)| {
+            RunOrigin::Scheduled {
+                schedule_id,
+                scheduled_at,
+            }
         }),
     ]
 }

@@ -35,7 +35,8 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
 /// `WorkflowStartedInTrace`); v4 is v3 with the replay rules recorded (stored as
 /// `WorkflowStartedUnderRules`); v5 is v4 with one activity given a priority (stored as
 /// `ActivityScheduledWithPriority`); v6 is v5 with local activities (`LocalActivityScheduled`,
-/// `LocalActivityBackoff`); v7 is v6 with updates (`UpdateAccepted`, `UpdateCompleted`).
+/// `LocalActivityBackoff`); v7 is v6 with updates (`UpdateAccepted`, `UpdateCompleted`); v8 is
+/// v7 started by a schedule (`RunOrigin::Scheduled`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
     V1,
@@ -45,15 +46,20 @@ enum Version {
     V5,
     V6,
     V7,
+    V8,
 }
 
 impl Version {
     fn payload<T: serde::Serialize>(self, value: T) -> Payload {
         match self {
             Version::V1 => Payload::encode_bincode_v1(&value).unwrap(),
-            Version::V2 | Version::V3 | Version::V4 | Version::V5 | Version::V6 | Version::V7 => {
-                Payload::encode(&value, &Limits::DEFAULT).unwrap()
-            }
+            Version::V2
+            | Version::V3
+            | Version::V4
+            | Version::V5
+            | Version::V6
+            | Version::V7
+            | Version::V8 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
         }
     }
 
@@ -66,40 +72,48 @@ impl Version {
             Version::V5 => "v5",
             Version::V6 => "v6",
             Version::V7 => "v7",
+            Version::V8 => "v8",
         }
     }
 
     fn trace_context(self) -> Option<TraceContext> {
         match self {
             Version::V1 | Version::V2 => None,
-            Version::V3 | Version::V4 | Version::V5 | Version::V6 | Version::V7 => Some(
-                TraceContext::new(
-                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                    "rojo=00f067aa0ba902b7",
+            Version::V3 | Version::V4 | Version::V5 | Version::V6 | Version::V7 | Version::V8 => {
+                Some(
+                    TraceContext::new(
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                        "rojo=00f067aa0ba902b7",
+                    )
+                    .unwrap(),
                 )
-                .unwrap(),
-            ),
+            }
         }
     }
 
     fn replay_rules(self) -> ReplayRules {
         match self {
             Version::V1 | Version::V2 | Version::V3 => ReplayRules::NONE,
-            Version::V4 | Version::V5 | Version::V6 | Version::V7 => ReplayRules::COMPARE_INPUTS,
+            Version::V4 | Version::V5 | Version::V6 | Version::V7 | Version::V8 => {
+                ReplayRules::COMPARE_INPUTS
+            }
         }
     }
 
     /// The priority the fixture's `name` activity is given.
     fn priority(self, name: &str) -> Option<Priority> {
         match self {
-            Version::V5 | Version::V6 | Version::V7 if name == "charge" => Some(Priority::HIGHEST),
+            Version::V5 | Version::V6 | Version::V7 | Version::V8 if name == "charge" => {
+                Some(Priority::HIGHEST)
+            }
             Version::V1
             | Version::V2
             | Version::V3
             | Version::V4
             | Version::V5
             | Version::V6
-            | Version::V7 => None,
+            | Version::V7
+            | Version::V8 => None,
         }
     }
 }
@@ -121,8 +135,14 @@ fn every_kind(version: Version) -> RecordedHistory {
         run_id: run_id(0x0123_4567_89ab_4def_8123_4567_89ab_cdef),
         input: payload!(("order-1042", 3u32)),
         task_queue: TaskQueue::new("orders").unwrap(),
-        origin: RunOrigin::ContinuedAsNew {
-            previous_run_id: run_id(7),
+        origin: match version {
+            Version::V8 => RunOrigin::Scheduled {
+                schedule_id: ScheduleId::new("nightly-orders").unwrap(),
+                scheduled_at: Timestamp::from_unix_micros(1_795_356_200_000_000),
+            },
+            _ => RunOrigin::ContinuedAsNew {
+                previous_run_id: run_id(7),
+            },
         },
         parent: Some(ParentRun {
             workflow_id: WorkflowId::new("batch-9").unwrap(),
@@ -241,7 +261,7 @@ fn every_kind(version: Version) -> RecordedHistory {
     h.push(EventKind::MarkerRecorded(Marker::SideEffect {
         value: payload!(0xdead_beefu32),
     }));
-    if matches!(version, Version::V6 | Version::V7) {
+    if matches!(version, Version::V6 | Version::V7 | Version::V8) {
         let local = |h: &mut HistoryBuilder, attempt| {
             h.push(EventKind::LocalActivityScheduled(LocalActivityScheduled {
                 activity_type: ActivityType::new("price").unwrap(),
@@ -274,7 +294,7 @@ fn every_kind(version: Version) -> RecordedHistory {
             attempt: 4,
         }));
     }
-    if version == Version::V7 {
+    if matches!(version, Version::V7 | Version::V8) {
         let update = |h: &mut HistoryBuilder, id: &str, input| {
             h.push(EventKind::UpdateAccepted(UpdateAccepted {
                 update_id: UpdateId::new(id).unwrap(),
@@ -479,6 +499,16 @@ fn v7_json_history_with_updates_decodes_to_the_same_values() {
 }
 
 #[test]
+fn v8_binary_history_started_by_a_schedule_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V8);
+}
+
+#[test]
+fn v8_json_history_started_by_a_schedule_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V8);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
     for version in [
         Version::V1,
@@ -488,6 +518,7 @@ fn payloads_of_each_version_decode_to_their_values() {
         Version::V5,
         Version::V6,
         Version::V7,
+        Version::V8,
     ] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
@@ -500,7 +531,7 @@ fn payloads_of_each_version_decode_to_their_values() {
 
 #[test]
 fn the_fixture_covers_every_event_kind() {
-    let mut names: Vec<&str> = every_kind(Version::V7)
+    let mut names: Vec<&str> = every_kind(Version::V8)
         .events()
         .iter()
         .map(|e| e.kind.name())

@@ -1,0 +1,77 @@
+//! What a schedule starts, and the schedule as a whole.
+
+use std::time::Duration;
+
+use reprise_history::{Payload, Priority, TaskQueue, WorkflowType};
+
+use crate::policy::{OverlapPolicy, SchedulePolicies};
+use crate::spec::ScheduleSpec;
+
+/// What each firing starts: a workflow of a type, with an input already encoded by the
+/// client's data converter (so a configured codec seals it before it is stored).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleAction {
+    /// The workflow type.
+    pub workflow_type: WorkflowType,
+    /// Its input.
+    pub input: Payload,
+    /// The orchestrator task queue.
+    pub task_queue: TaskQueue,
+    /// The started runs' priority.
+    pub priority: Priority,
+    /// The started runs' fairness key.
+    pub fairness_key: Option<String>,
+}
+
+impl ScheduleAction {
+    /// Starts `workflow_type` with `input` on the default queue, at the default priority.
+    pub fn new(workflow_type: WorkflowType, input: Payload) -> ScheduleAction {
+        ScheduleAction {
+            workflow_type,
+            input,
+            task_queue: TaskQueue::default(),
+            priority: Priority::default(),
+            fairness_key: None,
+        }
+    }
+
+    /// The same action on another task queue.
+    pub fn on_queue(mut self, task_queue: TaskQueue) -> ScheduleAction {
+        self.task_queue = task_queue;
+        self
+    }
+}
+
+/// A schedule: when it fires, what it starts, and how it behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    /// When it fires.
+    pub spec: ScheduleSpec,
+    /// What each firing starts.
+    pub action: ScheduleAction,
+    /// Overlap and catch-up.
+    pub policies: SchedulePolicies,
+}
+
+impl Schedule {
+    /// A schedule with the default policies (skip overlaps, a one-day catch-up window).
+    pub fn new(spec: ScheduleSpec, action: ScheduleAction) -> Schedule {
+        Schedule {
+            spec,
+            action,
+            policies: SchedulePolicies::default(),
+        }
+    }
+
+    /// The same schedule with another overlap policy.
+    pub fn overlap(mut self, overlap: OverlapPolicy) -> Schedule {
+        self.policies.overlap = overlap;
+        self
+    }
+
+    /// The same schedule with another catch-up window.
+    pub fn catchup_window(mut self, window: Duration) -> Schedule {
+        self.policies.catchup_window = window;
+        self
+    }
+}
