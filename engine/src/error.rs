@@ -164,6 +164,22 @@ pub enum Error {
         /// How the run closed.
         status: reprise_history::RunState,
     },
+    /// A schedule's spec or policies are invalid (a cron expression, a time zone, a range):
+    /// nothing was stored.
+    #[error(transparent)]
+    InvalidSchedule(#[from] reprise_schedule::SpecError),
+    /// A schedule with this id exists already.
+    #[error("a schedule with id {schedule_id:?} exists already")]
+    ScheduleExists {
+        /// The id.
+        schedule_id: String,
+    },
+    /// No schedule has this id.
+    #[error("no schedule with id {schedule_id:?} exists")]
+    UnknownSchedule {
+        /// The id.
+        schedule_id: String,
+    },
     /// The workflow ended without a result of the expected kind.
     #[error("workflow {workflow_id:?} ended {status}: {detail}")]
     WorkflowEnded {

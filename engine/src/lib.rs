@@ -29,7 +29,8 @@ mod worker;
 
 pub use app::{DEFAULT_MAX_CONNECTIONS, Reprise, RepriseBuilder};
 pub use client::{
-    Client, DEFAULT_QUERY_DEADLINE, Description, Page, RunOutcome, StartOptions, WorkflowHandle,
+    BackfillReport, Client, DEFAULT_QUERY_DEADLINE, Description, MAX_BACKFILL, Page, RunOutcome,
+    ScheduleDescription, StartOptions, TriggerOutcome, UPCOMING_FIRE_TIMES, WorkflowHandle,
 };
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
@@ -38,6 +39,8 @@ pub use flow_control::{Limit, LimitScope, LimitUsage, MAX_FAIRNESS_KEY_BYTES, Ra
 pub use host::{Engine, EngineOptions, EngineStats, default_build, executable_build};
 pub use reprise_history as history;
 pub use reprise_history::Priority;
+pub use reprise_schedule as schedule;
+pub use reprise_schedule::{OverlapPolicy, Schedule, ScheduleSpec};
 /// The SQL toolkit Reprise speaks to PostgreSQL with, at the version it uses: for reading
 /// what the API does not offer without adding sqlx by hand.
 pub use sqlx;

@@ -9,7 +9,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, oneshot};
 
 use crate::backoff::Backoff;
-use crate::store::{QUERIES_CHANNEL, RUNS_CHANNEL, Store};
+use crate::store::{QUERIES_CHANNEL, RUNS_CHANNEL, SCHEDULES_CHANNEL, Store};
 
 /// What a listener heard.
 enum Hearing<'a> {
@@ -173,6 +173,8 @@ impl Heard {
 pub(crate) struct EngineWakeups {
     pub(crate) runs: Heard,
     pub(crate) queries: Notify,
+    /// The scheduler loop's (one per engine): a permit is kept if it is not waiting.
+    pub(crate) schedules: Notify,
 }
 
 impl EngineWakeups {
@@ -180,12 +182,16 @@ impl EngineWakeups {
     pub(crate) fn spawn(store: &Store) -> Listening<EngineWakeups> {
         listen(
             store,
-            &[RUNS_CHANNEL, QUERIES_CHANNEL],
+            &[RUNS_CHANNEL, QUERIES_CHANNEL, SCHEDULES_CHANNEL],
             EngineWakeups::default(),
             |wakeups, heard| match heard {
                 Hearing::Listening => {
                     wakeups.runs.hear(None, true);
                     wakeups.queries.notify_waiters();
+                    wakeups.schedules.notify_one();
+                }
+                Hearing::Notification { channel, .. } if channel == SCHEDULES_CHANNEL => {
+                    wakeups.schedules.notify_one();
                 }
                 Hearing::Notification { channel, .. } if channel == QUERIES_CHANNEL => {
                     wakeups.queries.notify_one();

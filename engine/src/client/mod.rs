@@ -25,6 +25,7 @@ mod describe;
 mod lifecycle;
 mod limits;
 mod query;
+mod schedules;
 mod starts;
 mod untyped;
 mod update;
@@ -32,6 +33,9 @@ mod update;
 pub use describe::{Description, RunOutcome};
 pub use lifecycle::{Page, StartOptions};
 pub use query::DEFAULT_QUERY_DEADLINE;
+pub use schedules::{
+    BackfillReport, MAX_BACKFILL, ScheduleDescription, TriggerOutcome, UPCOMING_FIRE_TIMES,
+};
 
 /// Talks to Reprise from application code.
 #[derive(Clone)]

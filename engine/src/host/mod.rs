@@ -22,6 +22,7 @@ mod foreign;
 mod local;
 mod options;
 mod queries;
+mod scheduler;
 mod spans;
 
 pub use options::{EngineOptions, default_build, executable_build};
@@ -84,6 +85,9 @@ pub struct EngineStats {
     /// Batches that failed with an error (a lost connection, a deadlock, ...): their runs are
     /// claimed again.
     pub failed_batches: u64,
+    /// Schedule ticks this engine committed (each fired one schedule: started, buffered or
+    /// skipped what was due).
+    pub schedule_ticks: u64,
 }
 
 struct Counters {
@@ -91,6 +95,7 @@ struct Counters {
     direct_steps: AtomicU64,
     direct_refused: AtomicU64,
     failed_batches: AtomicU64,
+    schedule_ticks: AtomicU64,
     /// Loops stepping at this moment (see [`Working`]).
     working: AtomicUsize,
     /// The counters as of the last step written, for whoever waits on progress.
@@ -104,6 +109,7 @@ impl Default for Counters {
             direct_steps: AtomicU64::default(),
             direct_refused: AtomicU64::default(),
             failed_batches: AtomicU64::default(),
+            schedule_ticks: AtomicU64::default(),
             working: AtomicUsize::default(),
             progress: watch::Sender::new(EngineStats::default()),
         }
@@ -174,6 +180,7 @@ impl Engine {
             direct_steps: read(&self.counters.direct_steps),
             direct_refused: read(&self.counters.direct_refused),
             failed_batches: read(&self.counters.failed_batches),
+            schedule_ticks: read(&self.counters.schedule_ticks),
         }
     }
 
@@ -224,15 +231,20 @@ impl Engine {
             self.options.gauge_interval,
             stopped.clone(),
         );
-        let loops = futures::future::try_join5(
+        let loops = futures::future::try_join3(
             batches,
-            self.parked_sweeper(stopped.clone()),
-            self.queue_foreign_wakes(stopped.clone()),
-            self.answer_queries(&wakeups.queries, stopped.clone()),
-            async {
-                gauges.await;
-                Ok(())
-            },
+            futures::future::try_join3(
+                self.parked_sweeper(stopped.clone()),
+                self.queue_foreign_wakes(stopped.clone()),
+                self.answer_queries(&wakeups.queries, stopped.clone()),
+            ),
+            futures::future::try_join(
+                self.run_schedules(&wakeups.schedules, stopped.clone()),
+                async {
+                    gauges.await;
+                    Ok(())
+                },
+            ),
         );
         tokio::pin!(loops, shutdown);
         let result = tokio::select! {

@@ -11,6 +11,7 @@ use sqlx::{Encode, Postgres, Type};
 use crate::store::reset::InsertResetRun;
 use crate::store::rows::{HistoryRows, INSERT_HISTORY_SQL};
 use crate::store::runs::{InsertRun, StartRuns};
+use crate::store::schedules::ScheduleRow;
 use crate::store::step::{
     Claim, ClaimRuns, InsertTasks, StepDirectly, WriteAndRelease, WriteSteps, read_histories,
 };
@@ -119,5 +120,11 @@ pub fn bound_statements() -> Vec<BoundStatement> {
         InsertResetRun::default()
             .bind()
             .into_statement("insert a reset run"),
+        ScheduleRow::default()
+            .bind_insert()
+            .into_statement("create a schedule"),
+        ScheduleRow::default()
+            .bind_replace()
+            .into_statement("replace a schedule"),
     ]
 }

@@ -16,6 +16,7 @@ mod queries;
 mod reset;
 mod rows;
 mod runs;
+mod schedules;
 mod step;
 mod tasks;
 mod updates;
@@ -30,12 +31,15 @@ pub use bind::{BoundStatement, bound_statements};
 pub(crate) use connection::LoopConnection;
 pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
 pub(crate) use lifecycle::{apply_parent_close_policy, request_cancel};
-pub(crate) use notify::{CLOSED_CHANNEL, RUNS_CHANNEL, RunHint, TASKS_CHANNEL, notify};
+pub(crate) use notify::{
+    CLOSED_CHANNEL, RUNS_CHANNEL, RunHint, SCHEDULES_CHANNEL, TASKS_CHANNEL, notify,
+};
 pub use operator::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub use queries::QueryRefusal;
 pub(crate) use queries::{ANSWERS_CHANNEL, Asked, QUERIES_CHANNEL, TakenQuery};
 pub use runs::IdReusePolicy;
 pub(crate) use runs::{NewRun, RunEnd, RunRow};
+pub(crate) use schedules::ScheduleRecord;
 pub(crate) use step::{BatchRun, Claim, DirectStep, Park, StepBatch, StepOutput};
 pub use tasks::PendingActivity;
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};

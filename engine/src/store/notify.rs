@@ -11,7 +11,8 @@
 //! - `reprise_tasks`: the task queue that has work;
 //! - `reprise_closed`: `<run>` or `<run> <closing event hex>` (events up to 3,000 bytes);
 //! - `reprise_queries`: empty (a query was asked; see `store/queries.rs`);
-//! - `reprise_answers`: the id of the query answered.
+//! - `reprise_answers`: the id of the query answered;
+//! - `reprise_schedules`: empty (a schedule changed; see `store/schedules.rs`).
 
 use reprise_history::{Event, Limits, RunId, Timestamp};
 use sqlx::PgConnection;
@@ -25,6 +26,10 @@ pub(crate) const RUNS_CHANNEL: &str = "reprise_runs";
 pub(crate) const TASKS_CHANNEL: &str = "reprise_tasks";
 /// Channel notified (with the run id) when a run closes.
 pub(crate) const CLOSED_CHANNEL: &str = "reprise_closed";
+
+/// Channel notified (with no payload) when a schedule is created, changed, resumed or
+/// triggered: the engines' scheduler loops look again at what is due.
+pub(crate) const SCHEDULES_CHANNEL: &str = "reprise_schedules";
 
 /// Queues a notification on `channel`; PostgreSQL delivers it when the transaction commits.
 pub(crate) async fn notify(conn: &mut PgConnection, channel: &str, payload: &str) -> Result<()> {

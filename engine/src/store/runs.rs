@@ -351,7 +351,7 @@ pub(super) async fn read_history(
     events_from_rows(&rows, limits)
 }
 
-async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
+pub(crate) async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
     let t: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT reprise.db_now($1)")
         .bind(offset)
         .fetch_one(&mut *conn)

@@ -17,6 +17,7 @@ mod nondeterminism;
 mod payloads;
 mod plans;
 mod queries;
+mod schedules;
 mod schema;
 mod support;
 mod telemetry;
