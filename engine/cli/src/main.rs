@@ -9,6 +9,7 @@ use reprise_history::{RunState, TaskQueue, WorkflowType};
 
 mod limits;
 mod payloads;
+mod schedules;
 mod show;
 
 /// Operate a Reprise database.
@@ -183,6 +184,11 @@ enum Command {
     Limits {
         #[command(subcommand)]
         command: limits::LimitsCommand,
+    },
+    /// Schedules: start workflows on a calendar (cron, intervals) or by hand.
+    Schedule {
+        #[command(subcommand)]
+        command: schedules::ScheduleCommand,
     },
     /// Delete runs closed more than N days ago, with everything they stored.
     Prune {
@@ -384,6 +390,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Limits { command } => limits::run(&client, command).await?,
+        Command::Schedule { command } => schedules::run(&client, command).await?,
         Command::Prune { older_than_days } => {
             let deleted = client
                 .prune(Duration::from_secs(older_than_days * 86_400))

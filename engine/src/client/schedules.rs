@@ -108,6 +108,23 @@ impl Client {
         })
     }
 
+    /// [`Client::schedule_action`] for tools: the workflow type by name, the input as JSON
+    /// text (checked to be JSON, then encoded with this client's codecs).
+    pub fn schedule_action_json(
+        &self,
+        workflow_type: &str,
+        input_json: &str,
+        options: &StartOptions,
+    ) -> Result<ScheduleAction> {
+        Ok(ScheduleAction {
+            workflow_type: WorkflowType::new(workflow_type)?,
+            input: self.json_payload(input_json)?,
+            task_queue: options.task_queue.clone(),
+            priority: options.priority,
+            fairness_key: options.fairness_key.clone(),
+        })
+    }
+
     /// Creates a schedule: its times after now fire. An invalid spec is
     /// [`Error::InvalidSchedule`]; an id in use, [`Error::ScheduleExists`]. Nothing is stored
     /// for either.

@@ -83,7 +83,7 @@ impl Client {
 
     /// JSON text as a payload: checked to be JSON (nothing is sent otherwise), then encoded
     /// with the client's codecs.
-    fn json_payload(&self, json: &str) -> Result<Payload> {
+    pub(super) fn json_payload(&self, json: &str) -> Result<Payload> {
         let plain = Payload::from_json_str(json, self.converter.limits())?;
         Ok(self.converter.encoded(plain)?)
     }

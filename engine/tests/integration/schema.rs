@@ -317,6 +317,23 @@ async fn every_claim_and_lookup_path_has_an_index() {
             "SELECT attempt FROM reprise.activity_tasks
              WHERE run_id = '00000000-0000-0000-0000-000000000000'::uuid AND scheduled_seq = 4",
         ),
+        (
+            "schedules_due",
+            "SELECT schedule_id FROM reprise.schedules WHERE NOT paused AND next_fire_at <= now()
+             ORDER BY next_fire_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        ),
+        (
+            "schedules_due",
+            "SELECT min(next_fire_at) FROM reprise.schedules WHERE NOT paused",
+        ),
+        (
+            "schedules_waiting",
+            "SELECT schedule_id FROM reprise.schedules s
+             WHERE waiting_on IS NOT NULL AND NOT paused
+               AND NOT EXISTS (SELECT 1 FROM reprise.runs r
+                                WHERE r.workflow_id = s.waiting_on AND r.status = 'running')
+             LIMIT 1 FOR UPDATE SKIP LOCKED",
+        ),
     ];
     for (index, sql) in paths {
         let plan = plan(&db.pool, sql).await;

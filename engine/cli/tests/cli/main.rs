@@ -12,6 +12,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+mod schedules;
 mod workflows;
 
 /// A database of the test's own, dropped at the end.
