@@ -37,6 +37,14 @@ async fn sleepy(ctx: WorkflowContext, secs: u64) -> Result<String, WorkflowError
     Ok(format!("woke after {secs}s"))
 }
 
+/// A report a schedule starts (`reprise schedule create nightly --type report ...`): names
+/// itself by its workflow id, which a schedule derives from the time it fired for.
+pub const REPORT: WorkflowDef<String, String> = WorkflowDef::new("report");
+
+async fn report(ctx: WorkflowContext, title: String) -> Result<String, WorkflowError> {
+    Ok(format!("{title} ({})", ctx.workflow_id()))
+}
+
 /// Calls a service that hangs on its first attempt (a worker that dies mid-call, say).
 pub const PATIENT: WorkflowDef<(), String> = WorkflowDef::new("patient");
 /// Hangs for an hour on attempt 1; answers at once on later attempts.
@@ -226,6 +234,7 @@ pub fn registry() -> Result<Registry, reprise_sdk::Error> {
     crate::bench::register(Registry::builder())
         .workflow(GREETING, greeting)
         .workflow(SLEEPY, sleepy)
+        .workflow(REPORT, report)
         .workflow(PATIENT, patient)
         .workflow(FAN_OUT, fan_out)
         .workflow(LEDGER, ledger)

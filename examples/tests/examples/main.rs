@@ -11,5 +11,6 @@ mod support;
 
 mod cluster;
 mod processes;
+mod scheduled;
 mod telemetry;
 mod versioning;
