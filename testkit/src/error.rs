@@ -33,6 +33,15 @@ pub enum Error {
         /// The update's name.
         update: String,
     },
+    /// A schedule's spec is invalid.
+    #[error(transparent)]
+    InvalidSchedule(#[from] reprise_schedule::SpecError),
+    /// A schedule of this id exists already.
+    #[error("a schedule with id {0:?} exists already")]
+    ScheduleExists(String),
+    /// No schedule has this id.
+    #[error("no schedule with id {0:?} exists")]
+    UnknownSchedule(String),
     /// No workflow with this id was started.
     #[error("no workflow with id {0:?} was started")]
     UnknownWorkflow(String),

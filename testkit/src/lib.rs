@@ -44,4 +44,5 @@ pub use env::{StandIn, TestEnv, TestRun};
 pub use error::Error;
 pub use replayer::{Failure, ReplayFailures, ReplayProblem, ReplayReport, Replayer};
 pub use reprise_history as history;
+pub use reprise_schedule as schedule;
 pub use reprise_sdk as sdk;

@@ -188,7 +188,7 @@ enum Command {
     /// Schedules: start workflows on a calendar (cron, intervals) or by hand.
     Schedule {
         #[command(subcommand)]
-        command: schedules::ScheduleCommand,
+        command: Box<schedules::ScheduleCommand>,
     },
     /// Delete runs closed more than N days ago, with everything they stored.
     Prune {
@@ -390,7 +390,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Limits { command } => limits::run(&client, command).await?,
-        Command::Schedule { command } => schedules::run(&client, command).await?,
+        Command::Schedule { command } => schedules::run(&client, *command).await?,
         Command::Prune { older_than_days } => {
             let deleted = client
                 .prune(Duration::from_secs(older_than_days * 86_400))

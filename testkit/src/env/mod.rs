@@ -25,6 +25,7 @@ use crate::error::Error;
 
 mod activities;
 mod local;
+mod schedules;
 mod talk;
 
 use activities::Task;
@@ -93,6 +94,8 @@ pub struct TestEnv {
     /// Updates sent, by run and update id: `None` until their step refuses them or their
     /// handler returns.
     updates: BTreeMap<(RunId, String), Option<talk::UpdateEnd>>,
+    /// Schedules, fired as virtual time moves (`schedules.rs`).
+    schedules: schedules::Schedules,
 }
 
 impl TestEnv {
@@ -108,6 +111,7 @@ impl TestEnv {
             rng: ChaCha8Rng::seed_from_u64(0),
             shuffle: false,
             updates: BTreeMap::new(),
+            schedules: BTreeMap::new(),
         }
     }
 
@@ -353,14 +357,22 @@ impl TestEnv {
     }
 
     /// Runs everything due up to `limit` (or forever), jumping through the times in between.
+    /// Schedules fire on the way to a limit; without one, time never jumps to a schedule's
+    /// next time (a schedule is never idle).
     fn run_until(&mut self, limit: Option<Timestamp>) -> Result<(), Error> {
         loop {
             let mut progressed = self.step_runs()?;
             progressed |= self.run_due_tasks()?;
+            progressed |= self.fire_schedules()?;
             if progressed {
                 continue;
             }
-            match self.next_time() {
+            let next_schedule = limit.and_then(|_| self.next_schedule_time());
+            let next = match (self.next_time(), next_schedule) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
                 Some(at) if limit.is_none_or(|l| at <= l) => self.now = at,
                 _ => {
                     if let Some(limit) = limit {

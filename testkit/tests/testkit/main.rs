@@ -9,4 +9,5 @@ mod evolution;
 mod inputs;
 mod local_activities;
 mod replay;
+mod schedules;
 mod talk;
