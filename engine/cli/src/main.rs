@@ -56,6 +56,12 @@ enum Command {
         /// The tenant or customer its activities share capacity as.
         #[arg(long)]
         fairness_key: Option<String>,
+        /// Delay its first step (`90s`, `2h`); the run exists at once and takes signals.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        delay: Option<Duration>,
+        /// Its first step at this time (RFC 3339) at the earliest; a past time: at once.
+        #[arg(long)]
+        start_at: Option<String>,
         /// Print JSON for tools.
         #[arg(long)]
         json: bool,
@@ -234,12 +240,22 @@ async fn main() -> anyhow::Result<()> {
             queue,
             priority,
             fairness_key,
+            delay,
+            start_at,
             json,
         } => {
+            let start_at = start_at
+                .map(|t| {
+                    reprise_history::Timestamp::parse_rfc3339(t.trim())
+                        .with_context(|| format!("--start-at {t:?} is not an RFC 3339 time"))
+                })
+                .transpose()?;
             let options = StartOptions {
                 task_queue: TaskQueue::new(&queue)?,
                 priority: reprise_engine::Priority::new(priority)?,
                 fairness_key,
+                start_delay: delay.unwrap_or_default(),
+                start_at,
                 ..StartOptions::default()
             };
             let handle = client

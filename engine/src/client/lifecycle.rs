@@ -23,6 +23,12 @@ pub struct StartOptions {
     /// The tenant or customer its activities share capacity as (see `reprise.claim_tasks`:
     /// keys take turns at each claim); `None`: none. Children and continued runs inherit it.
     pub fairness_key: Option<String>,
+    /// How long after the start (database time) its first step happens. The run exists at
+    /// once: visible, cancellable, and signals wait in its inbox for that first step.
+    pub start_delay: std::time::Duration,
+    /// The earliest time its first step happens (with `start_delay`, the later of the two);
+    /// a time already past starts it at once.
+    pub start_at: Option<reprise_history::Timestamp>,
 }
 
 impl Default for StartOptions {
@@ -32,6 +38,8 @@ impl Default for StartOptions {
             id_reuse: IdReusePolicy::AllowDuplicate,
             priority: Priority::DEFAULT,
             fairness_key: None,
+            start_delay: std::time::Duration::ZERO,
+            start_at: None,
         }
     }
 }

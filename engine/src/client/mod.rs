@@ -293,6 +293,8 @@ impl Client {
             trace_context,
             priority: options.priority,
             fairness_key: options.fairness_key,
+            start_delay: options.start_delay,
+            start_at: options.start_at,
         };
         let run_id = self.start_new(new, options.id_reuse, signal, &span).await?;
         span.record("run_id", tracing::field::display(run_id));
@@ -314,7 +316,7 @@ impl Client {
         signal: Option<EventKind>,
         span: &tracing::Span,
     ) -> Result<RunId> {
-        if id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() {
+        if id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() && !new.is_delayed() {
             in_runtime()?;
             let queue = self
                 .starts

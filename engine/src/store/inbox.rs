@@ -94,11 +94,14 @@ pub(crate) async fn mark_ready(
 ) -> Result<()> {
     // The run's row lock first: a batch stepping the run recomputes its readiness under the
     // same lock, so this waits for it and cannot be undone by it.
-    sqlx::query("WITH run AS (SELECT run_id FROM reprise.runs
+    // A delayed start's run is not due before its start, whatever arrives (`GREATEST`
+    // passes over its NULL for every other run).
+    sqlx::query("WITH run AS (SELECT run_id, start_at FROM reprise.runs
                        WHERE run_id = $2 AND status = 'running' AND parked_reason IS NULL
                          FOR NO KEY UPDATE)
          INSERT INTO reprise.ready_runs (run_id, ready_at)
-         SELECT run_id, reprise.db_now($1) + $3::bigint * interval '1 microsecond' FROM run
+         SELECT run_id, GREATEST(reprise.db_now($1) + $3::bigint * interval '1 microsecond', start_at)
+           FROM run
          ON CONFLICT (run_id) DO UPDATE SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at)")
     .bind(cx.offset)
     .bind(run_id.as_uuid())

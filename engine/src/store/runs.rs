@@ -27,9 +27,25 @@ pub(crate) struct NewRun {
     /// Its priority and fairness key (flow control; not history).
     pub(crate) priority: Priority,
     pub(crate) fairness_key: Option<String>,
+    /// When its first step may happen: after this delay from the start's database time, and
+    /// not before `start_at` (a time past: at once).
+    pub(crate) start_delay: std::time::Duration,
+    pub(crate) start_at: Option<Timestamp>,
 }
 
 impl NewRun {
+    /// Whether its first step waits.
+    pub(crate) fn is_delayed(&self) -> bool {
+        !self.start_delay.is_zero() || self.start_at.is_some()
+    }
+
+    /// When the first step of a run started at `now` happens, if later than now.
+    fn first_step_at(&self, now: Timestamp) -> Option<Timestamp> {
+        let after_delay = now.saturating_add(self.start_delay);
+        let at = self.start_at.map_or(after_delay, |t| t.max(after_delay));
+        (at > now).then_some(at)
+    }
+
     /// The first event of the new run (a fresh run id), started by a client.
     fn started(&self) -> WorkflowStarted {
         WorkflowStarted {
@@ -164,10 +180,11 @@ pub(crate) struct InsertRun<'a> {
     pub(crate) runs_channel: &'static str,
     pub(crate) priority: Option<i16>,
     pub(crate) fairness_key: Option<&'a str>,
+    pub(crate) start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl<'a> InsertRun<'a> {
-    /// Binds `$1` to `$14`.
+    /// Binds `$1` to `$15`.
     pub(crate) fn bind(self) -> Bound<'a> {
         Bound::new(INSERT_RUN_SQL)
             .bind(self.run_id)
@@ -184,6 +201,7 @@ impl<'a> InsertRun<'a> {
             .bind(self.runs_channel)
             .bind(self.priority)
             .bind(self.fairness_key)
+            .bind(self.start_at)
     }
 }
 
@@ -200,6 +218,8 @@ pub(crate) struct RunToInsert<'a> {
     /// Its priority and fairness key, given by its starter; `None`: a child's or a continued
     /// run's, inherited from the run before.
     pub(crate) scheduling: Option<(Priority, Option<&'a str>)>,
+    /// A delayed start's first step; `None`: at once.
+    pub(crate) start_at: Option<Timestamp>,
 }
 
 impl<'a> RunToInsert<'a> {
@@ -216,6 +236,7 @@ impl<'a> RunToInsert<'a> {
             previous_run_id: None,
             parent_close_policy: None,
             scheduling: Some((priority, fairness_key)),
+            start_at: None,
         }
     }
 
@@ -228,6 +249,7 @@ impl<'a> RunToInsert<'a> {
             previous_run_id: None,
             parent_close_policy: None,
             scheduling: None,
+            start_at: None,
         }
     }
 }
@@ -245,6 +267,7 @@ pub(crate) async fn insert_run(
         previous_run_id,
         parent_close_policy,
         scheduling,
+        start_at,
     } = run;
     let (event, hash) = first_event(started, at, limits)?;
     let statement = InsertRun {
@@ -262,6 +285,7 @@ pub(crate) async fn insert_run(
         runs_channel: RUNS_CHANNEL,
         priority: scheduling.map(|(p, _)| i16::from(p.get())),
         fairness_key: scheduling.and_then(|(_, key)| key),
+        start_at: start_at.map(to_datetime).transpose()?,
     };
     let inserted: Option<sqlx::postgres::PgRow> = statement
         .bind()
@@ -371,7 +395,7 @@ impl Store {
         reuse: IdReusePolicy,
         signal: Option<EventKind>,
     ) -> Result<StartOutcome> {
-        if reuse == IdReusePolicy::AllowDuplicate && signal.is_none() {
+        if reuse == IdReusePolicy::AllowDuplicate && signal.is_none() && !new.is_delayed() {
             return self.start_plain(new).await;
         }
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
@@ -385,7 +409,13 @@ impl Store {
                 check_reuse(&mut tx, &new.workflow_id, reuse).await?;
                 let started = new.started();
                 let key = new.fairness_key.as_deref();
-                let run = RunToInsert::started(&started, at, new.priority, key);
+                // A delayed run starts at its start time as far as its code can tell: its
+                // first event is recorded then, so `ctx.now()` and its first decisions are
+                // stamped when its first step happens, as a timer's would be.
+                let start_at = new.first_step_at(at);
+                let mut run =
+                    RunToInsert::started(&started, start_at.unwrap_or(at), new.priority, key);
+                run.start_at = start_at;
                 if insert_run(&mut tx, run, self.limits()).await? {
                     StartOutcome {
                         run_id: started.run_id,

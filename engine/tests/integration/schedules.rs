@@ -453,3 +453,77 @@ async fn bad_schedules_are_refused_with_nothing_stored() {
     assert!(s.client.list_schedules(None, 10).await.unwrap().is_empty());
     s.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delayed_start_exists_at_once_takes_signals_and_steps_at_its_time() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let mut running = Running::new();
+    let engine = run_engine(&store, registry(), engine_options(), &mut running);
+    let client = Client::new(store.clone());
+    let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let options = StartOptions {
+        start_delay: Duration::from_secs(3_600),
+        ..StartOptions::default()
+    };
+    let handle = client
+        .start_with_options(HOLD, "later", &5, options)
+        .await
+        .unwrap();
+    client.signal("later", RELEASE, &()).await.unwrap();
+    let d = client.describe("later").await.unwrap();
+    assert_eq!((d.status, d.head_seq.get()), (RunState::Running, 1));
+    // Not due: a batch claims nothing, however the signal woke the engines.
+    store.clock().advance(Duration::from_secs(3_540));
+    assert_eq!(engine.run_once().await.unwrap(), 0);
+    assert_eq!(client.describe("later").await.unwrap().head_seq.get(), 1);
+    store.clock().advance(Duration::from_secs(120));
+    assert_eq!(within(handle.result()).await.unwrap(), 5);
+    // The first step took the signal that waited for it.
+    let history = client.export(handle.run_id()).await.unwrap();
+    let kinds: Vec<&str> = history.events().iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        ["WorkflowStarted", "SignalReceived", "WorkflowCompleted"]
+    );
+    // Its code saw its start at the delayed time: the start is recorded then, and the first
+    // step after it.
+    let started = history.events()[0].recorded_at.as_unix_micros();
+    let delay = started - before.timestamp_micros();
+    assert!(
+        (3_600_000_000..3_601_000_000).contains(&delay),
+        "{delay} µs"
+    );
+    assert!(history.events()[1].recorded_at.as_unix_micros() >= started);
+
+    // A start time already past starts at once; a cancel before the start is taken by the
+    // first step.
+    let past = StartOptions {
+        start_at: Some(Timestamp::from_unix_micros(0)),
+        ..StartOptions::default()
+    };
+    let now = client
+        .start_with_options(QUICK, "at-once", &1, past)
+        .await
+        .unwrap();
+    assert_eq!(within(now.result()).await.unwrap(), 1);
+    let options = StartOptions {
+        start_delay: Duration::from_secs(600),
+        ..StartOptions::default()
+    };
+    let doomed = client
+        .start_with_options(HOLD, "doomed", &1, options)
+        .await
+        .unwrap();
+    client.cancel("doomed", "not needed").await.unwrap();
+    store.clock().advance(Duration::from_secs(601));
+    assert!(within(doomed.result()).await.is_err());
+    assert_eq!(
+        client.describe("doomed").await.unwrap().status,
+        RunState::Cancelled
+    );
+    running.stop().await;
+}

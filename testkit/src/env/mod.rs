@@ -54,6 +54,8 @@ struct Run {
     /// The run's `WorkflowStarted`, until its first step applies it: as in the engine, a run
     /// created by another's step (a child, a next run) takes its first step afterwards.
     first_step: Option<Event>,
+    /// A delayed start's time: its first step waits for it (inputs wait in the inbox).
+    first_step_at: Option<Timestamp>,
     execution: Option<Execution>,
     history: Vec<Event>,
     /// Inputs waiting: visible from a time on, in arrival order.
@@ -170,6 +172,19 @@ impl TestEnv {
         workflow_id: &str,
         input: &I,
     ) -> Result<TestRun<O>, Error> {
+        self.start_delayed(def, workflow_id, input, Duration::ZERO)
+    }
+
+    /// Starts a workflow whose first step waits `delay` (as `StartOptions::start_delay`): the
+    /// run exists at once, takes signals and cancel requests into its inbox, and applies them
+    /// in that first step.
+    pub fn start_delayed<I: Serialize, O>(
+        &mut self,
+        def: WorkflowDef<I, O>,
+        workflow_id: &str,
+        input: &I,
+        delay: Duration,
+    ) -> Result<TestRun<O>, Error> {
         let workflow_id = WorkflowId::new(workflow_id)?;
         let started = WorkflowStarted {
             workflow_type: WorkflowType::new(def.name())?,
@@ -184,6 +199,17 @@ impl TestEnv {
         };
         if !self.start_run(started, None)? {
             return Err(Error::AlreadyRunning(workflow_id.to_string()));
+        }
+        // As in the engine, a delayed run's first event is recorded at its start time.
+        if !delay.is_zero()
+            && let Some(run) = self.runs.get_mut(&workflow_id)
+        {
+            let at = self.now.saturating_add(delay);
+            run.first_step_at = Some(at);
+            run.history[0].recorded_at = at;
+            if let Some(first) = &mut run.first_step {
+                first.recorded_at = at;
+            }
         }
         self.settle()?;
         Ok(TestRun {
@@ -328,6 +354,7 @@ impl TestEnv {
         let run = Run {
             run_id: started.run_id,
             first_step: Some(event.clone()),
+            first_step_at: None,
             status: RunStatus::Running,
             execution: None,
             history: vec![event],
@@ -394,7 +421,11 @@ impl TestEnv {
                 continue;
             };
             let has_due = run.inbox.iter().any(|(at, _)| *at <= now);
-            if run.status != RunStatus::Running || !(has_due || run.first_step.is_some()) {
+            let waiting_to_start = run.first_step_at.is_some_and(|at| at > now);
+            if run.status != RunStatus::Running
+                || waiting_to_start
+                || !(has_due || run.first_step.is_some())
+            {
                 continue;
             }
             let (due, later): (Vec<_>, Vec<_>) =
@@ -721,7 +752,10 @@ impl TestEnv {
             .runs
             .values()
             .filter(|r| r.status == RunStatus::Running)
-            .flat_map(|r| r.inbox.iter().map(|(at, _)| *at));
+            .flat_map(|r| {
+                let start = r.first_step.as_ref().and(r.first_step_at);
+                r.inbox.iter().map(|(at, _)| *at).chain(start)
+            });
         let tasks = self
             .tasks
             .iter()

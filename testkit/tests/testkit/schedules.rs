@@ -142,3 +142,25 @@ fn fall_back_in_berlin_fires_a_fixed_time_once() {
         ["berlin-2026-10-25T00:30:00Z", "berlin-2026-10-26T01:30:00Z"]
     );
 }
+
+#[test]
+fn a_delayed_start_takes_its_first_step_at_its_time() {
+    let mut env = env();
+    let run = env
+        .start_delayed(NAP, "later", &1, Duration::from_secs(600))
+        .unwrap();
+    let started = env.now();
+    assert_eq!(env.history("later").unwrap().events().len(), 1);
+    env.advance(Duration::from_secs(599)).unwrap();
+    assert_eq!(env.history("later").unwrap().events().len(), 1);
+    assert_eq!(env.result(&run).unwrap(), 1);
+    // Its code saw its start at the delayed time: the start and the first decision are
+    // recorded then.
+    let history = env.history("later").unwrap();
+    for event in &history.events()[..2] {
+        assert_eq!(
+            event.recorded_at.as_unix_micros() - started.as_unix_micros(),
+            600_000_000
+        );
+    }
+}

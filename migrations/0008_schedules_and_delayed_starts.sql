@@ -35,3 +35,10 @@ CREATE TABLE reprise.schedules (
 -- nothing else.
 CREATE INDEX schedules_due ON reprise.schedules (next_fire_at) WHERE NOT paused;
 CREATE INDEX schedules_waiting ON reprise.schedules (waiting_on) WHERE waiting_on IS NOT NULL;
+
+-- Delayed starts (`StartOptions::start_delay` / `start_at`): the run exists from its start
+-- (visible, cancellable, taking signals into its inbox) but its queue row is due only at this
+-- time, and every delivery before it keeps it so (`GREATEST` in `mark_ready`): its first step,
+-- which takes what arrived meanwhile, happens then. NULL for a run that starts at once.
+-- Nullable with no default: adding it rewrites nothing.
+ALTER TABLE reprise.runs ADD COLUMN start_at timestamptz;
