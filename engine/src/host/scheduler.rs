@@ -13,6 +13,9 @@ use super::Engine;
 use crate::backoff::Backoff;
 use crate::error::Result;
 
+/// Schedules fired in one transaction, at most.
+const FIRINGS_PER_BATCH: i64 = 64;
+
 /// Schedules fired in a row before the loop looks at the time again.
 const FIRINGS_PER_ROUND: usize = 256;
 
@@ -50,12 +53,18 @@ impl Engine {
     /// Fires what is due; returns how long to wait before looking again.
     async fn fire_due_schedules(&self) -> Result<Duration> {
         let mut fired = 0;
-        while fired < FIRINGS_PER_ROUND && self.store.fire_one_due_schedule().await? {
-            fired += 1;
-            self.counters.schedule_ticks.fetch_add(1, Ordering::Relaxed);
+        while fired < FIRINGS_PER_ROUND {
+            let batch = self.store.fire_due_schedules(FIRINGS_PER_BATCH).await?;
+            if batch == 0 {
+                break;
+            }
+            fired += batch;
+            self.counters
+                .schedule_ticks
+                .fetch_add(batch as u64, Ordering::Relaxed);
             self.progressed();
         }
-        if fired == FIRINGS_PER_ROUND {
+        if fired >= FIRINGS_PER_ROUND {
             return Ok(Duration::ZERO);
         }
         // Buffered firings whose workflow closed are found at the next look: at most the idle

@@ -466,29 +466,31 @@ impl Store {
         Ok(fired)
     }
 
-    /// Fires one schedule that is due, or whose buffered firings no longer wait, in its own
-    /// transaction; false if none is (or every one is held by another engine). A schedule
-    /// whose row does not decode is paused with the reason as its note, so that it neither
-    /// blocks the others nor is lost.
-    pub(crate) async fn fire_one_due_schedule(&self) -> Result<bool> {
+    /// Fires the schedules that are due, or else those whose buffered firings no longer wait,
+    /// up to `limit`, in one transaction (one commit for a second's firings, not one each):
+    /// it holds their rows, so another engine's batch passes over them. Returns how many it
+    /// fired. A schedule that cannot be fired (its row does not decode, its start is refused)
+    /// is rolled back to a savepoint and paused with the reason as its note, so that it
+    /// neither blocks the others nor is lost; a retryable error fails the whole batch.
+    pub(crate) async fn fire_due_schedules(&self, limit: i64) -> Result<usize> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         let now = tx_now(&mut tx, self.offset()).await?;
-        // Due first; then one whose buffered firings no longer wait (the workflow they wait
-        // for has no open run). Two statements: PostgreSQL locks no rows under a UNION.
-        let mut row = sqlx::query(
+        // Two statements: PostgreSQL locks no rows under a UNION.
+        let mut rows = sqlx::query(
             "SELECT schedule_id, spec::text AS spec, policies::text AS policies, workflow_type,
                     task_queue, input, priority, fairness_key, paused, note, state::text AS state,
                     created_at, updated_at
                FROM reprise.schedules
               WHERE NOT paused AND next_fire_at <= $1
-              ORDER BY next_fire_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+              ORDER BY next_fire_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
         .bind(to_datetime(now)?)
-        .fetch_optional(&mut *tx)
+        .bind(limit)
+        .fetch_all(&mut *tx)
         .await
         .map_err(Error::from_db)?;
-        if row.is_none() {
-            row = sqlx::query(
+        if rows.is_empty() {
+            rows = sqlx::query(
                 "SELECT schedule_id, spec::text AS spec, policies::text AS policies, workflow_type,
                     task_queue, input, priority, fairness_key, paused, note, state::text AS state,
                     created_at, updated_at
@@ -496,36 +498,48 @@ impl Store {
                   WHERE waiting_on IS NOT NULL AND NOT paused
                     AND NOT EXISTS (SELECT 1 FROM reprise.runs r
                                      WHERE r.workflow_id = s.waiting_on AND r.status = 'running')
-                  LIMIT 1 FOR UPDATE SKIP LOCKED",
+                  LIMIT $1 FOR UPDATE SKIP LOCKED",
             )
-            .fetch_optional(&mut *tx)
+            .bind(limit)
+            .fetch_all(&mut *tx)
             .await
             .map_err(Error::from_db)?;
         }
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let record = match ScheduleRecord::from_row(&row) {
-            Ok(record) => record,
-            Err(error @ (Error::Corrupt { .. } | Error::History(_))) => {
-                let id: String = row.try_get("schedule_id").map_err(Error::from_db)?;
-                tracing::error!(schedule_id = %id, %error, "schedule does not decode: paused");
-                sqlx::query(
-                    "UPDATE reprise.schedules SET paused = true, note = $2 WHERE schedule_id = $1",
-                )
-                .bind(&id)
-                .bind(format!("paused by the engine: {error}"))
-                .execute(&mut *tx)
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let cx = self.write_context();
+        for row in &rows {
+            let mut savepoint = sqlx::Acquire::begin(&mut tx)
                 .await
                 .map_err(Error::from_db)?;
-                tx.commit().await.map_err(Error::from_db)?;
-                return Ok(true);
+            let fired = match ScheduleRecord::from_row(row) {
+                Ok(record) => fire_locked(&mut savepoint, cx, record, now, Vec::new(), None)
+                    .await
+                    .map(drop),
+                Err(error) => Err(error),
+            };
+            match fired {
+                Ok(()) => savepoint.commit().await.map_err(Error::from_db)?,
+                Err(error) if error.is_retryable() => return Err(error),
+                Err(error) => {
+                    savepoint.rollback().await.map_err(Error::from_db)?;
+                    let id: String = row.try_get("schedule_id").map_err(Error::from_db)?;
+                    tracing::error!(schedule_id = %id, %error, "schedule cannot fire: paused");
+                    sqlx::query(
+                        "UPDATE reprise.schedules SET paused = true, note = $2
+                          WHERE schedule_id = $1",
+                    )
+                    .bind(&id)
+                    .bind(format!("paused by the engine: {error}"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::from_db)?;
+                }
             }
-            Err(error) => return Err(error),
-        };
-        fire_locked(&mut tx, self.write_context(), record, now, Vec::new(), None).await?;
+        }
         tx.commit().await.map_err(Error::from_db)?;
-        Ok(true)
+        Ok(rows.len())
     }
 
     /// How long until the next schedule is due (zero if one is); `None` if no schedule will

@@ -527,3 +527,44 @@ async fn a_delayed_start_exists_at_once_takes_signals_and_steps_at_its_time() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_schedule_that_cannot_fire_is_paused_with_the_reason_and_the_others_fire() {
+    let s = setup(1).await;
+    let schedule = every_minute(&s.client, QUICK);
+    s.client.create_schedule("broken", &schedule).await.unwrap();
+    s.client.create_schedule("fine", &schedule).await.unwrap();
+    // A spec no build can read (written by hand, or by a newer build's format).
+    sqlx::query(
+        "UPDATE reprise.schedules SET spec = '{\"crons\": [\"61 * * * *\"]}' WHERE schedule_id = 'broken'",
+    )
+    .execute(s.store.pool())
+    .await
+    .unwrap();
+    s.advance_minutes(1);
+    s.started("fine", 1).await;
+    let client = &s.client;
+    within(s.running.until(async || {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT paused FROM reprise.schedules WHERE schedule_id = 'broken'",
+        )
+        .fetch_one(s.store.pool())
+        .await
+        .unwrap()
+    }))
+    .await;
+    let note: String =
+        sqlx::query_scalar("SELECT note FROM reprise.schedules WHERE schedule_id = 'broken'")
+            .fetch_one(s.store.pool())
+            .await
+            .unwrap();
+    assert!(note.starts_with("paused by the engine"), "{note}");
+    assert!(note.contains("spec"), "{note}");
+    assert!(matches!(
+        client.describe_schedule("broken").await,
+        Err(Error::Corrupt { .. })
+    ));
+    s.advance_minutes(1);
+    s.started("fine", 2).await;
+    s.running.stop().await;
+}

@@ -16,6 +16,7 @@ mod local;
 mod measure;
 mod queries;
 mod rated;
+mod schedules;
 mod setup;
 mod updates;
 mod workloads;
@@ -68,6 +69,8 @@ enum Workload {
     Queries,
     /// Update round trips: a handler that answers at once, one that runs an activity.
     Updates,
+    /// Database CPU of 10,000 idle schedules; lateness of firings every second.
+    Schedules,
     /// Payload codecs: encode + decode per payload, JSON against bincode, with encryption.
     Codecs,
     /// pgbench's single-row INSERT ceiling of the same server.
@@ -87,6 +90,7 @@ impl Workload {
             Workload::Replay => "W6 replay",
             Workload::Queries => "queries",
             Workload::Updates => "updates",
+            Workload::Schedules => "schedules",
             Workload::Codecs => "codecs",
             Workload::Ceiling => "ceiling",
         }
@@ -102,6 +106,7 @@ impl Workload {
                 | Workload::Fanout100
                 | Workload::Timer
                 | Workload::Rated
+                | Workload::Schedules
         )
     }
 
@@ -117,6 +122,7 @@ impl Workload {
             Workload::Replay => workloads::replay(bench).await,
             Workload::Queries => queries::queries(bench).await,
             Workload::Updates => updates::updates(bench).await,
+            Workload::Schedules => schedules::schedules(bench).await,
             Workload::Codecs => codecs::codecs().await,
             Workload::Ceiling => workloads::ceiling(bench).await,
         }
