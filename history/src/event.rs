@@ -17,7 +17,9 @@ use crate::ids::{
     WorkflowType,
 };
 use crate::limits::Limits;
-use crate::options::{ActivityOptions, ParentClosePolicy, ParentRun, RunOrigin, TimeoutKind};
+use crate::options::{
+    ActivityOptions, ParentClosePolicy, ParentRun, RunOrigin, TimeoutKind, WorkflowTimeout,
+};
 use crate::payload::Payload;
 use crate::priority::Priority;
 use crate::replay_rules::ReplayRules;
@@ -105,6 +107,9 @@ pub enum EventKind {
     UpdateAccepted(UpdateAccepted),
     /// Decision: an update's handler returned; its caller receives the outcome.
     UpdateCompleted(UpdateCompleted),
+    /// Input, closing: the run reached its run or execution deadline (see
+    /// [`WorkflowTimeout`]); the engine closed it.
+    WorkflowTimedOut(WorkflowTimedOut),
 }
 
 /// An update accepted: the workflow's handler of `name` runs with `input`.
@@ -405,6 +410,13 @@ pub struct WorkflowTerminated {
     pub reason: String,
 }
 
+/// The run reached a deadline its starter set, and the engine closed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowTimedOut {
+    /// Which deadline it reached.
+    pub timeout: WorkflowTimeout,
+}
+
 /// The workflow continues as a new run with a fresh history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowContinuedAsNew {
@@ -448,6 +460,7 @@ impl EventKind {
             EventKind::LocalActivityBackoff(_) => "LocalActivityBackoff",
             EventKind::UpdateAccepted(_) => "UpdateAccepted",
             EventKind::UpdateCompleted(_) => "UpdateCompleted",
+            EventKind::WorkflowTimedOut(_) => "WorkflowTimedOut",
         }
     }
 
@@ -465,6 +478,7 @@ impl EventKind {
             | EventKind::ChildWorkflowFailed(_)
             | EventKind::CancelRequested(_)
             | EventKind::WorkflowTerminated(_)
+            | EventKind::WorkflowTimedOut(_)
             | EventKind::LocalActivityBackoff(_)
             | EventKind::UpdateAccepted(_) => EventClass::Input,
             EventKind::ActivityScheduled(_)
@@ -509,6 +523,9 @@ impl EventKind {
             EventKind::WorkflowTerminated(t) => {
                 failed(Failure::of_kind(FailureKind::Terminated, t.reason.clone()))
             }
+            EventKind::WorkflowTimedOut(t) => {
+                failed(Failure::of_kind(FailureKind::TimedOut, t.timeout.reason()))
+            }
             _ => None,
         }
     }
@@ -521,6 +538,7 @@ impl EventKind {
                 | EventKind::WorkflowFailed(_)
                 | EventKind::WorkflowCancelled(_)
                 | EventKind::WorkflowTerminated(_)
+                | EventKind::WorkflowTimedOut(_)
                 | EventKind::WorkflowContinuedAsNew(_)
         )
     }
@@ -578,7 +596,8 @@ impl EventKind {
             | EventKind::ChildWorkflowCancelRequested(_)
             | EventKind::CancelRequested(_)
             | EventKind::MarkerRecorded(Marker::Patch { .. })
-            | EventKind::WorkflowTerminated(_) => vec![],
+            | EventKind::WorkflowTerminated(_)
+            | EventKind::WorkflowTimedOut(_) => vec![],
         };
         found.into_iter().flatten().collect()
     }

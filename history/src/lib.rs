@@ -60,7 +60,7 @@ pub use event::{
     EventKind, LocalActivityBackoff, LocalActivityScheduled, Marker, SignalReceived,
     TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, UpdateOutcome,
     WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
-    WorkflowTerminated,
+    WorkflowTerminated, WorkflowTimedOut,
 };
 pub use failure::{Failure, FailureCause, FailureKind};
 pub use file::{FILE_VERSION, MAGIC, RecordedHistory};
@@ -71,6 +71,7 @@ pub use ids::{
 pub use limits::Limits;
 pub use options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
+    WorkflowTimeout,
 };
 pub use payload::{CodecError, DataConverter, Encoded, Payload, PayloadCodec, PayloadFormat};
 pub use priority::Priority;

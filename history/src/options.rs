@@ -42,6 +42,28 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// What makes this policy unusable, if anything: no attempt at all, a multiplier below
+    /// 1, a jitter outside `0.0..=1.0`, or a number that is not finite. Starters refuse such a
+    /// policy; `backoff` would clamp it instead.
+    pub fn problem(&self) -> Option<String> {
+        if self.max_attempts == Some(0) {
+            return Some("a retry policy needs at least one attempt".to_string());
+        }
+        if !self.backoff_multiplier.is_finite() || self.backoff_multiplier < 1.0 {
+            return Some(format!(
+                "a retry policy's backoff multiplier must be at least 1, not {}",
+                self.backoff_multiplier
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Some(format!(
+                "a retry policy's jitter must be between 0 and 1, not {}",
+                self.jitter
+            ));
+        }
+        None
+    }
+
     /// Whether a failed attempt number `attempt` (from 1) with this failure gets another try.
     /// Deadlines (schedule-to-close) are the caller's to check.
     pub fn retries(&self, failure: &crate::Failure, attempt: u32) -> bool {
@@ -139,6 +161,34 @@ impl TimeoutKind {
     }
 }
 
+/// Which of a workflow's deadlines closed a run ([`crate::WorkflowTimedOut`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WorkflowTimeout {
+    /// The run timeout: one run, from its first step, ran too long.
+    Run,
+    /// The execution timeout: the workflow, from its first run's first step across
+    /// continue-as-new and retries, ran too long.
+    Execution,
+}
+
+impl WorkflowTimeout {
+    /// What a failure standing for this timeout says (a parent's child failure, a caller's
+    /// error).
+    pub fn reason(self) -> String {
+        match self {
+            WorkflowTimeout::Run => "the workflow run reached its run timeout".to_string(),
+            WorkflowTimeout::Execution => "the workflow reached its execution timeout".to_string(),
+        }
+    }
+
+    /// The failure this timeout stands for, as a workflow retry policy sees it: a run timeout
+    /// may be retried, the execution timeout never (it bounds every attempt).
+    pub fn failure(self) -> crate::Failure {
+        crate::Failure::of_kind(crate::FailureKind::TimedOut, self.reason())
+            .retryable(self == WorkflowTimeout::Run)
+    }
+}
+
 /// What happens to a child workflow when its parent closes first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ParentClosePolicy {
@@ -175,6 +225,13 @@ pub enum RunOrigin {
         /// The time the firing was scheduled for (before jitter): the run's workflow id
         /// is derived from it.
         scheduled_at: Timestamp,
+    },
+    /// A retry of a run that failed, by its workflow's retry policy: same input, a new run.
+    Retried {
+        /// The run that failed.
+        previous_run_id: RunId,
+        /// This run's attempt, from 1 (the first run): 2 for the first retry.
+        attempt: u32,
     },
 }
 

@@ -24,17 +24,20 @@ pub enum RunState {
     Terminated,
     /// It continued as a new run of the same workflow id.
     ContinuedAsNew,
+    /// It reached its run or execution deadline and the engine closed it.
+    TimedOut,
 }
 
 impl RunState {
     /// Every status, in the order people read them.
-    pub const ALL: [RunState; 6] = [
+    pub const ALL: [RunState; 7] = [
         RunState::Running,
         RunState::Completed,
         RunState::Failed,
         RunState::Cancelled,
         RunState::Terminated,
         RunState::ContinuedAsNew,
+        RunState::TimedOut,
     ];
 
     /// The stored name (`running`, `continued_as_new`, ...).
@@ -46,6 +49,7 @@ impl RunState {
             RunState::Cancelled => "cancelled",
             RunState::Terminated => "terminated",
             RunState::ContinuedAsNew => "continued_as_new",
+            RunState::TimedOut => "timed_out",
         }
     }
 
@@ -70,6 +74,7 @@ impl RunState {
             EventKind::WorkflowCancelled(_) => Some(RunState::Cancelled),
             EventKind::WorkflowTerminated(_) => Some(RunState::Terminated),
             EventKind::WorkflowContinuedAsNew(_) => Some(RunState::ContinuedAsNew),
+            EventKind::WorkflowTimedOut(_) => Some(RunState::TimedOut),
             EventKind::WorkflowStarted(_)
             | EventKind::ActivityScheduled(_)
             | EventKind::ActivityCompleted(_)

@@ -13,10 +13,11 @@
 //! variant 24, `ActivityScheduledWithPriority`, all five (only calls given a priority).
 //!
 //! Local activities came as two new kinds: variant 25, `LocalActivityScheduled`, and 26,
-//! `LocalActivityBackoff`; updates as 27, `UpdateAccepted`, and 28, `UpdateCompleted`.
+//! `LocalActivityBackoff`; updates as 27, `UpdateAccepted`, and 28, `UpdateCompleted`;
+//! workflow deadlines as 29, `WorkflowTimedOut`.
 //!
 //! JSON goes through the same enums, so both formats agree. The next new event kind is stored
-//! as variant 29: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
+//! as variant 30: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -256,6 +257,7 @@ stored_kinds! {
     LocalActivityBackoff(LocalActivityBackoff),
     UpdateAccepted(UpdateAccepted),
     UpdateCompleted(UpdateCompleted),
+    WorkflowTimedOut(WorkflowTimedOut),
 }
 
 #[cfg(test)]
@@ -373,6 +375,17 @@ mod tests {
         for (kind, variant) in [(accepted, 27), (completed, 28), (failed, 28)] {
             let bytes = kind.encode(&Limits::DEFAULT).unwrap();
             assert_eq!(bytes[1], variant);
+            assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);
+        }
+    }
+
+    #[test]
+    fn a_workflow_timeout_is_variant_29() {
+        use crate::options::WorkflowTimeout;
+        for (timeout, index) in [(WorkflowTimeout::Run, 0), (WorkflowTimeout::Execution, 1)] {
+            let kind = EventKind::WorkflowTimedOut(WorkflowTimedOut { timeout });
+            let bytes = kind.encode(&Limits::DEFAULT).unwrap();
+            assert_eq!(bytes[1..], [29, index]);
             assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);
         }
     }

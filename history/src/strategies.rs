@@ -18,6 +18,7 @@ use crate::ids::{
 };
 use crate::options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
+    WorkflowTimeout,
 };
 use crate::payload::Payload;
 use crate::priority::Priority;
@@ -178,6 +179,10 @@ fn run_origin() -> impl Strategy<Value = RunOrigin> {
                 scheduled_at,
             }
         }),
+        (run_id(), 2u32..100).prop_map(|(previous_run_id, attempt)| RunOrigin::Retried {
+            previous_run_id,
+            attempt
+        }),
     ]
 }
 
@@ -263,6 +268,8 @@ pub fn closing_event_kind() -> impl Strategy<Value = EventKind> {
         prop::option::of(payload())
             .prop_map(|details| EventKind::WorkflowCancelled(WorkflowCancelled { details })),
         ".{0,30}".prop_map(|reason| EventKind::WorkflowTerminated(WorkflowTerminated { reason })),
+        prop_oneof![Just(WorkflowTimeout::Run), Just(WorkflowTimeout::Execution)]
+            .prop_map(|timeout| EventKind::WorkflowTimedOut(WorkflowTimedOut { timeout })),
         (run_id(), workflow_type(), payload(), task_queue()).prop_map(
             |(new_run_id, workflow_type, input, task_queue)| {
                 EventKind::WorkflowContinuedAsNew(WorkflowContinuedAsNew {
@@ -430,6 +437,8 @@ pub fn open_event_kind() -> impl Strategy<Value = EventKind> {
         prop::option::of(payload())
             .prop_map(|details| EventKind::WorkflowCancelled(WorkflowCancelled { details })),
         ".{0,30}".prop_map(|reason| EventKind::WorkflowTerminated(WorkflowTerminated { reason })),
+        prop_oneof![Just(WorkflowTimeout::Run), Just(WorkflowTimeout::Execution)]
+            .prop_map(|timeout| EventKind::WorkflowTimedOut(WorkflowTimedOut { timeout })),
         (run_id(), workflow_type(), payload(), task_queue()).prop_map(
             |(new_run_id, workflow_type, input, task_queue)| {
                 EventKind::WorkflowContinuedAsNew(WorkflowContinuedAsNew {

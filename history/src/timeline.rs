@@ -78,6 +78,7 @@ pub fn describe_event(converter: &DataConverter, kind: &EventKind, max_chars: us
         EventKind::WorkflowFailed(f) => f.failure.to_string(),
         EventKind::WorkflowCancelled(c) => c.details.as_ref().map(show).unwrap_or_default(),
         EventKind::WorkflowTerminated(t) => t.reason.clone(),
+        EventKind::WorkflowTimedOut(t) => t.timeout.reason(),
         EventKind::WorkflowContinuedAsNew(c) => {
             format!("as run {} input {}", c.new_run_id, show(&c.input))
         }

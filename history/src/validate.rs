@@ -322,6 +322,7 @@ impl Validator {
             | EventKind::WorkflowFailed(_)
             | EventKind::WorkflowCancelled(_)
             | EventKind::WorkflowTerminated(_)
+            | EventKind::WorkflowTimedOut(_)
             | EventKind::WorkflowContinuedAsNew(_) => {}
         }
     }

@@ -206,7 +206,8 @@ impl<'a> Effects<'a> {
             | RunStatus::Completed(_)
             | RunStatus::Failed(_)
             | RunStatus::Cancelled
-            | RunStatus::Terminated => Vec::new(),
+            | RunStatus::Terminated
+            | RunStatus::TimedOut(_) => Vec::new(),
         });
         effects.status = execution.unwritten_status();
         effects.rejected_updates = execution.unwritten_rejections();
@@ -291,14 +292,16 @@ impl<'a> Effects<'a> {
             | EventKind::WorkflowFailed(_)
             | EventKind::WorkflowCancelled(_)
             | EventKind::WorkflowTerminated(_)
+            | EventKind::WorkflowTimedOut(_)
             | EventKind::WorkflowContinuedAsNew(_) => {}
         }
     }
 
     /// Whether the step needs nothing but rows written alongside its events: tasks and a
     /// close with no one to tell and no next run. Timers, cancellations, children, patches,
-    /// a child's close (its parent's inbox), continue-as-new and updates' outcomes take
-    /// statements of their own.
+    /// a child's close (its parent's inbox), continue-as-new, a failure (which the
+    /// workflow's retry policy may retry as a new run) and updates' outcomes take statements
+    /// of their own.
     pub fn are_rows_only(&self) -> bool {
         self.are_rows_and_updates_only() && !self.touch_updates()
     }
@@ -312,10 +315,9 @@ impl<'a> Effects<'a> {
             && self.children.is_empty()
             && self.cancelled_children.is_empty()
             && self.patches.is_empty()
-            && self
-                .close
-                .as_ref()
-                .is_none_or(|c| c.parent_outcome.is_none() && c.next_run.is_none())
+            && self.close.as_ref().is_none_or(|c| {
+                c.parent_outcome.is_none() && c.next_run.is_none() && c.state != RunState::Failed
+            })
     }
 
     /// Whether the step accepted, completed or refused an update.
@@ -340,7 +342,7 @@ mod tests {
     use reprise_history::{
         ActivityCompleted, ActivityOptions, ActivityScheduled, ActivityType, ChildWorkflowStarted,
         Limits, TaskQueue, TimerFired, TimerStarted, Timestamp, WorkflowCompleted,
-        WorkflowContinuedAsNew, WorkflowType,
+        WorkflowContinuedAsNew, WorkflowFailed, WorkflowType,
     };
 
     use super::*;
@@ -420,6 +422,22 @@ mod tests {
             }]
         );
         assert!(!effects.are_rows_only());
+
+        let completed = [event(
+            2,
+            EventKind::WorkflowCompleted(WorkflowCompleted { result: payload() }),
+        )];
+        assert!(Effects::of_recorded(run(&id, None), &completed).are_rows_only());
+        let failed = [event(
+            2,
+            EventKind::WorkflowFailed(WorkflowFailed {
+                failure: Failure::application("Busy", "later"),
+            }),
+        )];
+        assert!(
+            !Effects::of_recorded(run(&id, None), &failed).are_rows_only(),
+            "a failure may start a retry"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use rand_core::RngCore;
 use reprise_history::{
     Event, EventClass, EventKind, Failure, FailureKind, Payload, RunId, Seq, Timestamp, UpdateId,
     UpdateOutcome, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed,
+    WorkflowTimeout,
 };
 
 use crate::context::WorkflowContext;
@@ -44,6 +45,8 @@ pub enum RunStatus {
     ContinuedAsNew(WorkflowContinuedAsNew),
     /// Terminated by an operator.
     Terminated,
+    /// Closed by the engine at a deadline its starter set.
+    TimedOut(WorkflowTimeout),
 }
 
 /// The events one live step appends: each input followed by the decisions it led to.
@@ -399,11 +402,16 @@ impl Execution {
             let started = update::start(&self.shared, input.seq, update);
             self.updates.extend(started);
         }
-        let polled = if let EventKind::WorkflowTerminated(_) = input.kind {
-            self.status = RunStatus::Terminated;
-            Ok(())
-        } else {
-            self.poll_to_quiescence(input.seq)
+        let polled = match &input.kind {
+            EventKind::WorkflowTerminated(_) => {
+                self.status = RunStatus::Terminated;
+                Ok(())
+            }
+            EventKind::WorkflowTimedOut(t) => {
+                self.status = RunStatus::TimedOut(t.timeout);
+                Ok(())
+            }
+            _ => self.poll_to_quiescence(input.seq),
         };
         self.root.in_step.store(false, Ordering::SeqCst);
         polled?;
@@ -688,8 +696,10 @@ fn deliver(state: &mut RunState, input: &Event) {
                 }
             }
         }
-        // Started creates the execution; terminated is handled by the caller.
-        EventKind::WorkflowStarted(_) | EventKind::WorkflowTerminated(_) => {}
+        // Started creates the execution; terminated and timed out are handled by the caller.
+        EventKind::WorkflowStarted(_)
+        | EventKind::WorkflowTerminated(_)
+        | EventKind::WorkflowTimedOut(_) => {}
         // Decisions are never inputs (the callers check the class).
         EventKind::ActivityScheduled(_)
         | EventKind::ActivityCancelRequested(_)

@@ -71,7 +71,8 @@ pub(crate) fn decision_input(kind: &EventKind) -> Option<&Payload> {
         | EventKind::WorkflowCompleted(_)
         | EventKind::WorkflowFailed(_)
         | EventKind::WorkflowCancelled(_)
-        | EventKind::WorkflowTerminated(_) => None,
+        | EventKind::WorkflowTerminated(_)
+        | EventKind::WorkflowTimedOut(_) => None,
     }
 }
 

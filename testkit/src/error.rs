@@ -42,6 +42,9 @@ pub enum Error {
     /// No schedule has this id.
     #[error("no schedule with id {0:?} exists")]
     UnknownSchedule(String),
+    /// An option the environment cannot take (a zero timeout).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
     /// No workflow with this id was started.
     #[error("no workflow with id {0:?} was started")]
     UnknownWorkflow(String),

@@ -40,7 +40,7 @@ mod replayer;
 pub mod strategies;
 
 pub use determinism::check_determinism;
-pub use env::{StandIn, TestEnv, TestRun};
+pub use env::{StandIn, TestEnv, TestRun, TestStartOptions};
 pub use error::Error;
 pub use replayer::{Failure, ReplayFailures, ReplayProblem, ReplayReport, Replayer};
 pub use reprise_history as history;

@@ -73,6 +73,11 @@ pub enum RunOutcome {
         /// The next run.
         next_run_id: RunId,
     },
+    /// The engine closed it at a deadline.
+    TimedOut {
+        /// Which deadline.
+        timeout: reprise_history::WorkflowTimeout,
+    },
 }
 
 impl RunOutcome {
@@ -94,6 +99,7 @@ impl RunOutcome {
             EventKind::WorkflowContinuedAsNew(c) => RunOutcome::ContinuedAsNew {
                 next_run_id: c.new_run_id,
             },
+            EventKind::WorkflowTimedOut(t) => RunOutcome::TimedOut { timeout: t.timeout },
             EventKind::WorkflowStarted(_)
             | EventKind::ActivityScheduled(_)
             | EventKind::ActivityCompleted(_)

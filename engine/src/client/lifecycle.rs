@@ -29,6 +29,19 @@ pub struct StartOptions {
     /// The earliest time its first step happens (with `start_delay`, the later of the two);
     /// a time already past starts it at once.
     pub start_at: Option<reprise_history::Timestamp>,
+    /// Longest one run may take from its first step; then the engine closes it as timed
+    /// out (`RunState::TimedOut`), and the retry policy, if any, may start another attempt.
+    /// `None`: no limit. Zero is refused.
+    pub run_timeout: Option<std::time::Duration>,
+    /// Longest the workflow may take from its first run's first step, across
+    /// continue-as-new and retries; then the engine closes its open run as timed out, for
+    /// good. `None`: no limit. Zero is refused.
+    pub execution_timeout: Option<std::time::Duration>,
+    /// How a failed run (or one that reached its run timeout) is retried: as a new run of
+    /// the same workflow id and input, after the policy's backoff, until its attempts run
+    /// out, its error type is non-retryable or the execution timeout is near. `None`: a
+    /// failed workflow stays failed.
+    pub retry: Option<reprise_history::RetryPolicy>,
 }
 
 impl Default for StartOptions {
@@ -40,6 +53,9 @@ impl Default for StartOptions {
             fairness_key: None,
             start_delay: std::time::Duration::ZERO,
             start_at: None,
+            run_timeout: None,
+            execution_timeout: None,
+            retry: None,
         }
     }
 }

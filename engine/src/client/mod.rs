@@ -16,8 +16,8 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::listen::{Listening, RunWaiters};
 use crate::store::{
-    ANSWERS_CHANNEL, CLOSED_CHANNEL, IdReusePolicy, NewRun, PatchUsage, RunEnd, Store,
-    on_live_connection,
+    ANSWERS_CHANNEL, CLOSED_CHANNEL, ExecutionPolicy, IdReusePolicy, NewRun, PatchUsage, RunEnd,
+    Store, on_live_connection,
 };
 use crate::telemetry::trace;
 
@@ -129,6 +129,9 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                     });
                     match carried.map(|e| e.kind) {
                         Some(EventKind::WorkflowContinuedAsNew(next)) => run_id = next.new_run_id,
+                        // A failure or a run timeout may have started the next attempt: read
+                        // where the run stands.
+                        Some(EventKind::WorkflowFailed(_) | EventKind::WorkflowTimedOut(_)) => {}
                         Some(closing) => return self.outcome(run_id, &closing),
                         None => {}
                     }
@@ -166,6 +169,7 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 Err(ended(RunState::Cancelled, "cancelled on request".into()))
             }
             EventKind::WorkflowTerminated(t) => Err(ended(RunState::Terminated, t.reason.clone())),
+            EventKind::WorkflowTimedOut(t) => Err(ended(RunState::TimedOut, t.timeout.reason())),
             other => Err(Error::Corrupt {
                 what: format!("closing event of workflow {workflow_id}"),
                 reason: format!("{} does not end a run with a result", other.name()),
@@ -295,7 +299,13 @@ impl Client {
             fairness_key: options.fairness_key,
             start_delay: options.start_delay,
             start_at: options.start_at,
+            policy: ExecutionPolicy {
+                run_timeout: options.run_timeout,
+                execution_timeout: options.execution_timeout,
+                retry: options.retry,
+            },
         };
+        new.policy.check()?;
         let run_id = self.start_new(new, options.id_reuse, signal, &span).await?;
         span.record("run_id", tracing::field::display(run_id));
         Ok(WorkflowHandle {
@@ -316,7 +326,7 @@ impl Client {
         signal: Option<EventKind>,
         span: &tracing::Span,
     ) -> Result<RunId> {
-        if id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() && !new.is_delayed() {
+        if id_reuse == IdReusePolicy::AllowDuplicate && signal.is_none() && new.is_plain() {
             in_runtime()?;
             let queue = self
                 .starts

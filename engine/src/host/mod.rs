@@ -17,6 +17,7 @@ use reprise_sdk::{Effects, Execution, Registry, RunIdentity, RunStatus};
 use sqlx::PgConnection;
 use tokio::sync::watch;
 
+mod deadlines;
 mod direct;
 mod foreign;
 mod local;
@@ -238,8 +239,9 @@ impl Engine {
                 self.queue_foreign_wakes(stopped.clone()),
                 self.answer_queries(&wakeups.queries, stopped.clone()),
             ),
-            futures::future::try_join(
+            futures::future::try_join3(
                 self.run_schedules(&wakeups.schedules, stopped.clone()),
+                self.enforce_deadlines(stopped.clone()),
                 async {
                     gauges.await;
                     Ok(())
@@ -473,6 +475,7 @@ impl Engine {
             RunStatus::Cancelled => RunState::Cancelled,
             RunStatus::ContinuedAsNew(_) => RunState::ContinuedAsNew,
             RunStatus::Terminated => RunState::Terminated,
+            RunStatus::TimedOut(_) => RunState::TimedOut,
         };
         metrics.run_closed(workflow_type, closed);
     }

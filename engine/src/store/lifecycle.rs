@@ -3,11 +3,13 @@
 
 use futures::future::BoxFuture;
 use reprise_history::{
-    CancelRequested, ChainHash, Event, EventKind, ParentClosePolicy, RunId, WorkflowTerminated,
+    CancelRequested, ChainHash, Event, EventKind, Failure, ParentClosePolicy, RunId, RunState,
+    WorkflowTerminated,
 };
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
+use crate::store::deadlines::retry_failed;
 use crate::store::inbox::{Delivery, child_key, deliver};
 use crate::store::rows::{parent_close_policy, run_state, seq, seq_param};
 use crate::store::runs::append_events;
@@ -87,6 +89,25 @@ pub(crate) fn terminate_in<'a>(
     run_id: RunId,
     reason: &'a str,
 ) -> BoxFuture<'a, Result<bool>> {
+    let kind = EventKind::WorkflowTerminated(WorkflowTerminated {
+        reason: reason.to_string(),
+    });
+    close_by_engine(conn, cx, run_id, kind, None)
+}
+
+/// Closes an open run with `closing`, an event its code did not decide (a termination, a
+/// deadline), inside the caller's transaction: appends it (after any batch stepping the run
+/// has committed: it locks the run), closes the run, drops its pending work, and then either
+/// starts its retry (when `retry` is the failure it stands for and the workflow's retry
+/// policy allows one) or tells its parent; its children's policies apply either way.
+/// Returns false if the run was not open.
+pub(crate) fn close_by_engine<'a>(
+    conn: &'a mut PgConnection,
+    cx: WriteContext,
+    run_id: RunId,
+    closing: EventKind,
+    retry: Option<&'a Failure>,
+) -> BoxFuture<'a, Result<bool>> {
     Box::pin(async move {
         let row = sqlx::query("SELECT reprise.db_now($1) AS now, status, head_seq, head_hash, parent_run_id, parent_started_seq
                FROM reprise.runs WHERE run_id = $2 FOR UPDATE")
@@ -99,14 +120,14 @@ pub(crate) fn terminate_in<'a>(
         if !run_state(&row, "status")?.is_open() {
             return Ok(false);
         }
+        let status = RunState::closed_by(&closing)
+            .ok_or_else(|| Error::Conflict(format!("{} does not close a run", closing.name())))?;
         let at = to_timestamp(row.try_get("now").map_err(Error::from_db)?);
         let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
         let event = Event {
             seq: seq(&row, "head_seq")?.next(),
             recorded_at: at,
-            kind: EventKind::WorkflowTerminated(WorkflowTerminated {
-                reason: reason.to_string(),
-            }),
+            kind: closing,
         };
         let hash = append_events(
             conn,
@@ -116,33 +137,42 @@ pub(crate) fn terminate_in<'a>(
             &cx.limits,
         )
         .await?;
-        mark_terminated(conn, run_id, &event, hash).await?;
-        tell_parent(conn, cx, &row, &event.kind).await?;
+        mark_closed(conn, run_id, status, &event, hash).await?;
+        let retried = match retry {
+            Some(failure) => retry_failed(conn, cx, run_id, failure).await?,
+            None => None,
+        };
+        if retried.is_none() {
+            tell_parent(conn, cx, &row, &event.kind).await?;
+        }
         close_children(conn, cx, run_id).await?;
         notify(conn, CLOSED_CHANNEL, &run_id.to_string()).await?;
         Ok(true)
     })
 }
 
-/// Closes a terminated run: status, head, and its pending work (queue entry, inbox, tasks).
-async fn mark_terminated(
+/// Closes a run the engine ended: status, head, and its pending work (queue entry, inbox,
+/// tasks).
+async fn mark_closed(
     conn: &mut PgConnection,
     run_id: RunId,
+    status: RunState,
     event: &Event,
     hash: ChainHash,
 ) -> Result<()> {
     sqlx::query(
-            "UPDATE reprise.runs SET status = 'terminated', closed_at = $2, head_seq = $3, head_hash = $4,
+        "UPDATE reprise.runs SET status = $5, closed_at = $2, head_seq = $3, head_hash = $4,
                     applied_seq = $3, parked_reason = NULL, parked_at = NULL, parked_build = NULL
               WHERE run_id = $1",
-        )
-        .bind(run_id.as_uuid())
-        .bind(to_datetime(event.recorded_at)?)
-        .bind(seq_param(event.seq))
-        .bind(hash.as_bytes().as_slice())
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
+    )
+    .bind(run_id.as_uuid())
+    .bind(to_datetime(event.recorded_at)?)
+    .bind(seq_param(event.seq))
+    .bind(hash.as_bytes().as_slice())
+    .bind(status.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::from_db)?;
     for table in [
         "DELETE FROM reprise.ready_runs WHERE run_id = $1",
         "DELETE FROM reprise.inbox WHERE run_id = $1",
@@ -157,7 +187,7 @@ async fn mark_terminated(
     Ok(())
 }
 
-/// Tells a terminated child's parent (if any) how the child ended.
+/// Tells a closed child's parent (if any) how the child ended.
 async fn tell_parent(
     conn: &mut PgConnection,
     cx: WriteContext,

@@ -7,6 +7,7 @@
 
 mod bind;
 mod connection;
+mod deadlines;
 mod inbox;
 mod lifecycle;
 mod limits;
@@ -30,6 +31,7 @@ use crate::error::{Error, Result};
 pub use bind::{BoundStatement, bound_statements};
 pub(crate) use connection::LoopConnection;
 pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
+pub(crate) use deadlines::ExecutionPolicy;
 pub(crate) use lifecycle::{apply_parent_close_policy, request_cancel};
 pub(crate) use notify::{
     CLOSED_CHANNEL, RUNS_CHANNEL, RunHint, SCHEDULES_CHANNEL, TASKS_CHANNEL, notify,

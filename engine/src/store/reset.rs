@@ -94,6 +94,7 @@ fn open_operations(events: &[Event]) -> Result<Vec<&Event>> {
             | EventKind::WorkflowFailed(_)
             | EventKind::WorkflowCancelled(_)
             | EventKind::WorkflowTerminated(_)
+            | EventKind::WorkflowTimedOut(_)
             | EventKind::WorkflowContinuedAsNew(_) => None,
         };
         if let Some(seq) = resolved {

@@ -9,6 +9,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::bind::Bound;
+use crate::store::deadlines::{ExecutionPolicy, set_policy};
 use crate::store::inbox::{Delivery, deliver};
 use crate::store::notify::RUNS_CHANNEL;
 use crate::store::rows::{HistoryRows, events_from_rows, run_id, run_state, seq, seq_param};
@@ -31,12 +32,15 @@ pub(crate) struct NewRun {
     /// not before `start_at` (a time past: at once).
     pub(crate) start_delay: std::time::Duration,
     pub(crate) start_at: Option<Timestamp>,
+    /// Its deadlines and retry policy.
+    pub(crate) policy: ExecutionPolicy,
 }
 
 impl NewRun {
-    /// Whether its first step waits.
-    pub(crate) fn is_delayed(&self) -> bool {
-        !self.start_delay.is_zero() || self.start_at.is_some()
+    /// Whether it may go in the statement concurrent plain starts share: its first step does
+    /// not wait and it has no deadline or retry policy to write.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.start_delay.is_zero() && self.start_at.is_none() && self.policy.is_empty()
     }
 
     /// When the first step of a run started at `now` happens, if later than now.
@@ -95,7 +99,9 @@ async fn check_reuse(
         (_, None) => false,
         (IdReusePolicy::RejectDuplicate, Some(_)) => true,
         (IdReusePolicy::AllowDuplicateFailedOnly, Some(status)) => match status {
-            RunState::Failed | RunState::Cancelled | RunState::Terminated => false,
+            RunState::Failed | RunState::Cancelled | RunState::Terminated | RunState::TimedOut => {
+                false
+            }
             RunState::Running | RunState::Completed | RunState::ContinuedAsNew => true,
         },
         (IdReusePolicy::AllowDuplicate, Some(_)) => false,
@@ -395,7 +401,7 @@ impl Store {
         reuse: IdReusePolicy,
         signal: Option<EventKind>,
     ) -> Result<StartOutcome> {
-        if reuse == IdReusePolicy::AllowDuplicate && signal.is_none() && !new.is_delayed() {
+        if reuse == IdReusePolicy::AllowDuplicate && signal.is_none() && new.is_plain() {
             return self.start_plain(new).await;
         }
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
@@ -413,10 +419,13 @@ impl Store {
                 // first event is recorded then, so `ctx.now()` and its first decisions are
                 // stamped when its first step happens, as a timer's would be.
                 let start_at = new.first_step_at(at);
-                let mut run =
-                    RunToInsert::started(&started, start_at.unwrap_or(at), new.priority, key);
+                let first_step = start_at.unwrap_or(at);
+                let mut run = RunToInsert::started(&started, first_step, new.priority, key);
                 run.start_at = start_at;
                 if insert_run(&mut tx, run, self.limits()).await? {
+                    if !new.policy.is_empty() {
+                        set_policy(&mut tx, started.run_id, &new.policy, first_step).await?;
+                    }
                     StartOutcome {
                         run_id: started.run_id,
                         created: true,
@@ -633,7 +642,16 @@ impl Store {
             return Ok(Some(RunEnd::Open { parked_reason }));
         }
         let next: Option<uuid::Uuid> = row.try_get("next_run_id").map_err(Error::from_db)?;
-        if let (Some(next), RunState::ContinuedAsNew) = (next, status) {
+        // A continued run goes on in its next run; a failed or timed-out one in its retry, if
+        // it was retried (or in a reset of it).
+        let followed = match status {
+            RunState::ContinuedAsNew | RunState::Failed | RunState::TimedOut => true,
+            RunState::Running
+            | RunState::Completed
+            | RunState::Cancelled
+            | RunState::Terminated => false,
+        };
+        if let (Some(next), true) = (next, followed) {
             return Ok(Some(RunEnd::ContinuedAs(RunId::from_uuid(next))));
         }
         let corrupt = |reason: String| Error::Corrupt {

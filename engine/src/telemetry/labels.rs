@@ -94,12 +94,13 @@ pub enum LocalAttemptOutcome {
 }
 
 /// The statuses a run closes with; a workflow type has a `workflows_closed` series for each.
-pub(super) const CLOSED: [RunState; 5] = [
+pub(super) const CLOSED: [RunState; 6] = [
     RunState::Completed,
     RunState::Failed,
     RunState::Cancelled,
     RunState::Terminated,
     RunState::ContinuedAsNew,
+    RunState::TimedOut,
 ];
 
 /// Where `status` is in [`CLOSED`]; `None` for a run still open.
@@ -111,6 +112,7 @@ pub(super) fn closed_index(status: RunState) -> Option<usize> {
         RunState::Cancelled => Some(2),
         RunState::Terminated => Some(3),
         RunState::ContinuedAsNew => Some(4),
+        RunState::TimedOut => Some(5),
     }
 }
 

@@ -53,7 +53,7 @@ impl<V> Keyed<V> {
 pub(super) struct WorkflowSeries {
     pub(super) started: Counter,
     /// Indexed by the metrics' `closed_index`.
-    pub(super) closed: [Counter; 5],
+    pub(super) closed: [Counter; 6],
 }
 
 /// The series of one activity type on one task queue.

@@ -7,6 +7,7 @@
 
 mod activities;
 mod conformance;
+mod deadlines;
 mod engine;
 mod flow_control;
 mod hosts;

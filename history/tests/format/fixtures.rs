@@ -36,7 +36,8 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
 /// `WorkflowStartedUnderRules`); v5 is v4 with one activity given a priority (stored as
 /// `ActivityScheduledWithPriority`); v6 is v5 with local activities (`LocalActivityScheduled`,
 /// `LocalActivityBackoff`); v7 is v6 with updates (`UpdateAccepted`, `UpdateCompleted`); v8 is
-/// v7 started by a schedule (`RunOrigin::Scheduled`).
+/// v7 started by a schedule (`RunOrigin::Scheduled`); v9 is v8 as a workflow retry's run
+/// (`RunOrigin::Retried`), and its closing events include `WorkflowTimedOut`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
     V1,
@@ -47,6 +48,7 @@ enum Version {
     V6,
     V7,
     V8,
+    V9,
 }
 
 impl Version {
@@ -59,7 +61,8 @@ impl Version {
             | Version::V5
             | Version::V6
             | Version::V7
-            | Version::V8 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
+            | Version::V8
+            | Version::V9 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
         }
     }
 
@@ -73,28 +76,33 @@ impl Version {
             Version::V6 => "v6",
             Version::V7 => "v7",
             Version::V8 => "v8",
+            Version::V9 => "v9",
         }
     }
 
     fn trace_context(self) -> Option<TraceContext> {
         match self {
             Version::V1 | Version::V2 => None,
-            Version::V3 | Version::V4 | Version::V5 | Version::V6 | Version::V7 | Version::V8 => {
-                Some(
-                    TraceContext::new(
-                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                        "rojo=00f067aa0ba902b7",
-                    )
-                    .unwrap(),
+            Version::V3
+            | Version::V4
+            | Version::V5
+            | Version::V6
+            | Version::V7
+            | Version::V8
+            | Version::V9 => Some(
+                TraceContext::new(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    "rojo=00f067aa0ba902b7",
                 )
-            }
+                .unwrap(),
+            ),
         }
     }
 
     fn replay_rules(self) -> ReplayRules {
         match self {
             Version::V1 | Version::V2 | Version::V3 => ReplayRules::NONE,
-            Version::V4 | Version::V5 | Version::V6 | Version::V7 | Version::V8 => {
+            Version::V4 | Version::V5 | Version::V6 | Version::V7 | Version::V8 | Version::V9 => {
                 ReplayRules::COMPARE_INPUTS
             }
         }
@@ -103,7 +111,9 @@ impl Version {
     /// The priority the fixture's `name` activity is given.
     fn priority(self, name: &str) -> Option<Priority> {
         match self {
-            Version::V5 | Version::V6 | Version::V7 | Version::V8 if name == "charge" => {
+            Version::V5 | Version::V6 | Version::V7 | Version::V8 | Version::V9
+                if name == "charge" =>
+            {
                 Some(Priority::HIGHEST)
             }
             Version::V1
@@ -113,7 +123,8 @@ impl Version {
             | Version::V5
             | Version::V6
             | Version::V7
-            | Version::V8 => None,
+            | Version::V8
+            | Version::V9 => None,
         }
     }
 }
@@ -139,6 +150,10 @@ fn every_kind(version: Version) -> RecordedHistory {
             Version::V8 => RunOrigin::Scheduled {
                 schedule_id: ScheduleId::new("nightly-orders").unwrap(),
                 scheduled_at: Timestamp::from_unix_micros(1_795_356_200_000_000),
+            },
+            Version::V9 => RunOrigin::Retried {
+                previous_run_id: run_id(7),
+                attempt: 3,
             },
             _ => RunOrigin::ContinuedAsNew {
                 previous_run_id: run_id(7),
@@ -261,7 +276,10 @@ fn every_kind(version: Version) -> RecordedHistory {
     h.push(EventKind::MarkerRecorded(Marker::SideEffect {
         value: payload!(0xdead_beefu32),
     }));
-    if matches!(version, Version::V6 | Version::V7 | Version::V8) {
+    if matches!(
+        version,
+        Version::V6 | Version::V7 | Version::V8 | Version::V9
+    ) {
         let local = |h: &mut HistoryBuilder, attempt| {
             h.push(EventKind::LocalActivityScheduled(LocalActivityScheduled {
                 activity_type: ActivityType::new("price").unwrap(),
@@ -294,7 +312,7 @@ fn every_kind(version: Version) -> RecordedHistory {
             attempt: 4,
         }));
     }
-    if matches!(version, Version::V7 | Version::V8) {
+    if matches!(version, Version::V7 | Version::V8 | Version::V9) {
         let update = |h: &mut HistoryBuilder, id: &str, input| {
             h.push(EventKind::UpdateAccepted(UpdateAccepted {
                 update_id: UpdateId::new(id).unwrap(),
@@ -329,7 +347,7 @@ fn closing_events(version: Version) -> Vec<Event> {
         };
     }
     let at = Timestamp::from_unix_micros(1_795_356_299_000_001);
-    let kinds = [
+    let mut kinds = vec![
         EventKind::WorkflowFailed(WorkflowFailed {
             failure: Failure::of_kind(FailureKind::Panicked, "index out of bounds"),
         }),
@@ -346,6 +364,16 @@ fn closing_events(version: Version) -> Vec<Event> {
             task_queue: TaskQueue::new("orders").unwrap(),
         }),
     ];
+    if version == Version::V9 {
+        kinds.extend([
+            EventKind::WorkflowTimedOut(WorkflowTimedOut {
+                timeout: WorkflowTimeout::Run,
+            }),
+            EventKind::WorkflowTimedOut(WorkflowTimedOut {
+                timeout: WorkflowTimeout::Execution,
+            }),
+        ]);
+    }
     kinds
         .into_iter()
         .enumerate()
@@ -509,6 +537,21 @@ fn v8_json_history_started_by_a_schedule_decodes_to_the_same_values() {
 }
 
 #[test]
+fn v9_binary_history_of_a_retry_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V9);
+}
+
+#[test]
+fn v9_json_history_of_a_retry_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V9);
+}
+
+#[test]
+fn v9_closing_events_with_timeouts_decode_to_the_same_values() {
+    closing_events_decode_to_the_same_values(Version::V9);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
     for version in [
         Version::V1,
@@ -519,6 +562,7 @@ fn payloads_of_each_version_decode_to_their_values() {
         Version::V6,
         Version::V7,
         Version::V8,
+        Version::V9,
     ] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {
@@ -531,17 +575,17 @@ fn payloads_of_each_version_decode_to_their_values() {
 
 #[test]
 fn the_fixture_covers_every_event_kind() {
-    let mut names: Vec<&str> = every_kind(Version::V8)
+    let mut names: Vec<&str> = every_kind(Version::V9)
         .events()
         .iter()
         .map(|e| e.kind.name())
         .collect();
-    names.extend(closing_events(Version::V1).iter().map(|e| e.kind.name()));
+    names.extend(closing_events(Version::V9).iter().map(|e| e.kind.name()));
     names.sort_unstable();
     names.dedup();
     assert_eq!(
         names.len(),
-        26,
+        27,
         "a new event kind needs a fixture: {names:?}"
     );
 }

@@ -24,11 +24,13 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 
 mod activities;
+mod deadlines;
 mod local;
 mod schedules;
 mod talk;
 
 use activities::Task;
+pub use deadlines::TestStartOptions;
 
 type StandInFn = Box<dyn FnMut(&Payload, u32) -> Result<Payload, ActivityError>>;
 
@@ -66,6 +68,8 @@ struct Run {
     status: RunStatus,
     /// The custom status its steps set, as the engine stores it.
     custom_status: Option<Payload>,
+    /// Its workflow's deadlines and retry policy, if it has any.
+    policy: Option<deadlines::RunPolicy>,
 }
 
 /// A handle on a workflow started in a [`TestEnv`].
@@ -185,37 +189,11 @@ impl TestEnv {
         input: &I,
         delay: Duration,
     ) -> Result<TestRun<O>, Error> {
-        let workflow_id = WorkflowId::new(workflow_id)?;
-        let started = WorkflowStarted {
-            workflow_type: WorkflowType::new(def.name())?,
-            workflow_id: workflow_id.clone(),
-            run_id: self.new_run_id(),
-            input: self.registry.converter().to_payload(input)?,
-            task_queue: TaskQueue::new("default")?,
-            origin: RunOrigin::Client,
-            parent: None,
-            trace_context: None,
-            replay_rules: ReplayRules::CURRENT,
+        let options = TestStartOptions {
+            start_delay: delay,
+            ..TestStartOptions::default()
         };
-        if !self.start_run(started, None)? {
-            return Err(Error::AlreadyRunning(workflow_id.to_string()));
-        }
-        // As in the engine, a delayed run's first event is recorded at its start time.
-        if !delay.is_zero()
-            && let Some(run) = self.runs.get_mut(&workflow_id)
-        {
-            let at = self.now.saturating_add(delay);
-            run.first_step_at = Some(at);
-            run.history[0].recorded_at = at;
-            if let Some(first) = &mut run.first_step {
-                first.recorded_at = at;
-            }
-        }
-        self.settle()?;
-        Ok(TestRun {
-            workflow_id,
-            output: std::marker::PhantomData,
-        })
+        self.start_with_options(def, workflow_id, input, options)
     }
 
     /// Sends a signal, then runs what is due now.
@@ -362,6 +340,7 @@ impl TestEnv {
             parent: started.parent.clone(),
             parent_close_policy,
             custom_status: None,
+            policy: None,
         };
         if let Some(earlier) = self.runs.insert(started.workflow_id.clone(), run) {
             self.earlier_runs
@@ -391,6 +370,7 @@ impl TestEnv {
             let mut progressed = self.step_runs()?;
             progressed |= self.run_due_tasks()?;
             progressed |= self.fire_schedules()?;
+            progressed |= self.time_out_runs()?;
             if progressed {
                 continue;
             }
@@ -608,7 +588,14 @@ impl TestEnv {
         if let Some(state) = self.runs.get_mut(run.workflow_id) {
             state.inbox.clear();
         }
-        if let Some((parent, outcome)) = close.parent_outcome {
+        let previous_policy = self
+            .runs
+            .get(run.workflow_id)
+            .and_then(|r| r.policy.clone());
+        // A retried run's parent hears only when the last attempt ends.
+        if !self.retry_closed(run, &close)?
+            && let Some((parent, outcome)) = close.parent_outcome
+        {
             self.push_input(&parent.workflow_id, parent.run_id, now, outcome);
         }
         let children: Vec<(WorkflowId, Option<ParentClosePolicy>)> = self
@@ -642,6 +629,7 @@ impl TestEnv {
                 .and_then(|r| r.parent_close_policy);
             let next_id = next.started.run_id;
             self.start_run(next.started, policy)?;
+            self.inherit_policy(run.workflow_id, previous_policy);
             let signals = next
                 .carried
                 .into_iter()
@@ -705,6 +693,20 @@ impl TestEnv {
         run_id: RunId,
         reason: &str,
     ) -> Result<(), Error> {
+        let kind = EventKind::WorkflowTerminated(WorkflowTerminated {
+            reason: reason.to_string(),
+        });
+        self.close_by_env(id, run_id, kind)
+    }
+
+    /// Ends an open run with `closing`, an event its code did not decide (a termination, a
+    /// deadline), and carries out that close.
+    fn close_by_env(
+        &mut self,
+        id: &WorkflowId,
+        run_id: RunId,
+        closing: EventKind,
+    ) -> Result<(), Error> {
         let now = self.now;
         let Some(run) = self.runs.get_mut(id) else {
             return Ok(());
@@ -712,15 +714,16 @@ impl TestEnv {
         if run.run_id != run_id || run.status != RunStatus::Running {
             return Ok(());
         }
+        run.status = match &closing {
+            EventKind::WorkflowTimedOut(t) => RunStatus::TimedOut(t.timeout),
+            _ => RunStatus::Terminated,
+        };
         let event = Event {
             seq: run.history.last().map_or(Seq::FIRST, |e| e.seq.next()),
             recorded_at: now,
-            kind: EventKind::WorkflowTerminated(WorkflowTerminated {
-                reason: reason.to_string(),
-            }),
+            kind: closing,
         };
         run.history.push(event.clone());
-        run.status = RunStatus::Terminated;
         run.execution = None;
         run.first_step = None;
         let parent = run.parent.clone();
@@ -760,7 +763,11 @@ impl TestEnv {
             .tasks
             .iter()
             .flat_map(|t| std::iter::once(t.visible_at).chain(t.deadline));
-        inputs.chain(tasks).filter(|t| *t > self.now).min()
+        inputs
+            .chain(tasks)
+            .chain(self.deadlines())
+            .filter(|t| *t > self.now)
+            .min()
     }
 
     /// Moves virtual time forward by `by`, running everything that falls due on the way.

@@ -176,6 +176,35 @@ async fn start_signal_result_history_and_describe_with_json() {
     ]));
     assert_eq!(started["workflow_id"], "order-7");
 
+    // Deadlines and a retry policy go on the run's row.
+    ok(db.reprise(&[
+        "start",
+        "order",
+        "order-deadlines",
+        "--run-timeout",
+        "30m",
+        "--execution-timeout",
+        "1day",
+        "--retry-attempts",
+        "4",
+        "--retry-backoff",
+        "5s",
+    ]));
+    let (run_timeout, attempts, execution): (Option<i64>, Option<String>, bool) = sqlx::query_as(
+        "SELECT run_timeout_micros, retry_policy->>'max_attempts',
+                execution_deadline - created_at = interval '1 day'
+           FROM reprise.runs WHERE workflow_id = 'order-deadlines'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(run_timeout, Some(30 * 60 * 1_000_000));
+    assert_eq!(attempts.as_deref(), Some("4"));
+    assert!(
+        execution,
+        "the execution deadline is a day after the first step"
+    );
+
     // Not JSON: the parser's message, and nothing stored.
     let out = db.reprise(&["start", "order", "order-8", "--input", "{item: tea}"]);
     assert!(!out.status.success());
@@ -381,6 +410,14 @@ async fn limits_are_set_shown_and_cleared_and_bad_ones_refused() {
         (
             &["start", "charge", "charge-9", "--priority", "12"][..],
             "from 1 (lowest) to 9 (highest), not 12",
+        ),
+        (
+            &["start", "charge", "charge-9", "--run-timeout", "0s"][..],
+            "the run timeout must be longer than zero",
+        ),
+        (
+            &["start", "charge", "charge-9", "--retry-attempts", "0"][..],
+            "at least one attempt",
         ),
     ] {
         let out = db.reprise(args);
