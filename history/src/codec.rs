@@ -115,6 +115,45 @@ pub trait StoredValue: Serialize + DeserializeOwned {
 
 impl StoredValue for crate::ActivityOptions {
     const WHAT: &'static str = "activity options";
+
+    /// Options the first stored shape holds are written in it (`0x01` + bincode, the bytes
+    /// every build wrote); others as JSON (`0x02`), which older builds read too.
+    fn to_stored(&self, limits: &crate::Limits) -> Result<Vec<u8>> {
+        let bytes = if self.fits_first_shape() {
+            encode(
+                Self::WHAT,
+                &crate::stored_options::ActivityOptionsV1::from(self),
+            )?
+        } else {
+            let mut bytes = vec![crate::payload::FORMAT_JSON];
+            serde_json::to_writer(&mut bytes, self).map_err(|e| Error::Encode {
+                what: Self::WHAT,
+                source: Box::new(e),
+            })?;
+            bytes
+        };
+        if bytes.len() > limits.max_payload_bytes {
+            return Err(Error::TooLarge {
+                what: Self::WHAT,
+                size: bytes.len() as u64,
+                limit: limits.max_payload_bytes as u64,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn from_stored(bytes: &[u8]) -> Result<Self> {
+        match bytes.first() {
+            Some(&crate::payload::FORMAT_JSON) => {
+                serde_json::from_slice(&bytes[1..]).map_err(|e| Error::Decode {
+                    what: Self::WHAT,
+                    source: Box::new(e),
+                })
+            }
+            _ => decode::<crate::stored_options::ActivityOptionsV1>(Self::WHAT, bytes, bytes.len())
+                .map(Self::from),
+        }
+    }
 }
 
 impl StoredValue for crate::Failure {
@@ -242,6 +281,32 @@ mod tests {
                 .starts_with("activity options does not decode"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn options_the_first_shape_cannot_hold_are_stored_as_json_and_read_back() {
+        use crate::{ActivityOptions, Limits, RetryPolicy};
+        // A row written before the new fields: the same bytes as today's for such options.
+        let old = ActivityOptions::default()
+            .to_stored(&Limits::DEFAULT)
+            .unwrap();
+        let v1 = encode(
+            "activity options",
+            &crate::stored_options::ActivityOptionsV1::from(&ActivityOptions::default()),
+        )
+        .unwrap();
+        assert_eq!(old, v1);
+        let options = ActivityOptions {
+            retry: RetryPolicy {
+                retry_on: vec!["Busy".into()],
+                ..RetryPolicy::default()
+            },
+            schedule_to_start: Some(std::time::Duration::from_secs(30)),
+            ..ActivityOptions::default()
+        };
+        let bytes = options.to_stored(&Limits::DEFAULT).unwrap();
+        assert_eq!(bytes[0], crate::payload::FORMAT_JSON);
+        assert_eq!(ActivityOptions::from_stored(&bytes).unwrap(), options);
     }
 
     #[test]

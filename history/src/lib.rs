@@ -42,6 +42,7 @@ mod proptests;
 mod replay_rules;
 mod status;
 mod stored_kind;
+mod stored_options;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 mod time;

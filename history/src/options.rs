@@ -25,6 +25,10 @@ pub struct RetryPolicy {
     pub jitter: f64,
     /// Error types (`Failure::error_type`) that are never retried.
     pub non_retryable_error_types: Vec<String>,
+    /// The only error types an application failure is retried for; empty: any type not in
+    /// `non_retryable_error_types`. Timeouts are retried whatever it holds.
+    #[serde(default)]
+    pub retry_on: Vec<String>,
 }
 
 impl Default for RetryPolicy {
@@ -37,6 +41,7 @@ impl Default for RetryPolicy {
             backoff_multiplier: 2.0,
             jitter: 0.2,
             non_retryable_error_types: Vec::new(),
+            retry_on: Vec::new(),
         }
     }
 }
@@ -67,7 +72,11 @@ impl RetryPolicy {
     /// Whether a failed attempt number `attempt` (from 1) with this failure gets another try.
     /// Deadlines (schedule-to-close) are the caller's to check.
     pub fn retries(&self, failure: &crate::Failure, attempt: u32) -> bool {
+        let allowed = self.retry_on.is_empty()
+            || failure.kind != crate::FailureKind::Application
+            || self.retry_on.contains(&failure.error_type);
         failure.retryable
+            && allowed
             && !self.non_retryable_error_types.contains(&failure.error_type)
             && self.max_attempts.is_none_or(|max| attempt < max)
     }
@@ -99,10 +108,10 @@ impl RetryPolicy {
 
 /// Floats in history must be finite: NaN breaks equality (so replay could not compare it)
 /// and JSON cannot represent NaN or infinity. Finite values encode exactly as plain `f64`.
-mod finite {
+pub(crate) mod finite {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
         if value.is_finite() {
             serializer.serialize_f64(*value)
         } else {
@@ -112,7 +121,7 @@ mod finite {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
         let value = f64::deserialize(deserializer)?;
         if value.is_finite() {
             Ok(value)
@@ -135,6 +144,20 @@ pub struct ActivityOptions {
     pub schedule_to_close: Option<Duration>,
     /// Longest a running attempt may go without a heartbeat.
     pub heartbeat_timeout: Option<Duration>,
+    /// Longest an attempt may wait to be taken by a worker (from when it is due); then the
+    /// activity times out (`TimeoutKind::ScheduleToStart`), not retried: no worker serves
+    /// it, and another attempt would wait the same.
+    #[serde(default)]
+    pub schedule_to_start: Option<Duration>,
+}
+
+impl ActivityOptions {
+    /// Whether it sets nothing the first stored shape of options lacks (`retry_on`, a
+    /// schedule-to-start timeout): such options are stored in that shape, byte for byte
+    /// as before (see `stored_options.rs`).
+    pub(crate) fn fits_first_shape(&self) -> bool {
+        self.retry.retry_on.is_empty() && self.schedule_to_start.is_none()
+    }
 }
 
 /// Which timeout ended an activity.
@@ -146,6 +169,8 @@ pub enum TimeoutKind {
     ScheduleToClose,
     /// A running attempt stopped heartbeating (and no attempts were left).
     Heartbeat,
+    /// No worker took an attempt within its schedule-to-start timeout.
+    ScheduleToStart,
 }
 
 impl TimeoutKind {
@@ -260,6 +285,7 @@ mod tests {
             backoff_multiplier: 3.0,
             jitter: 0.5,
             non_retryable_error_types: vec!["Fatal".into()],
+            retry_on: Vec::new(),
         };
         assert_eq!(policy.backoff(1, 0.5), Duration::from_secs(1));
         assert_eq!(policy.backoff(2, 0.5), Duration::from_secs(3));
@@ -294,6 +320,29 @@ mod tests {
         assert!(
             RetryPolicy::default().retries(&busy, 1_000_000),
             "unlimited by default"
+        );
+    }
+
+    #[test]
+    fn retry_on_allows_only_its_application_error_types_and_every_timeout() {
+        let policy = RetryPolicy {
+            retry_on: vec!["Busy".into()],
+            non_retryable_error_types: vec!["Busy".into()],
+            ..RetryPolicy::default()
+        };
+        let only = RetryPolicy {
+            non_retryable_error_types: Vec::new(),
+            ..policy.clone()
+        };
+        assert!(only.retries(&crate::Failure::application("Busy", "later"), 1));
+        assert!(!only.retries(&crate::Failure::application("Declined", "no"), 1));
+        assert!(
+            only.retries(&TimeoutKind::StartToClose.failure(1), 1),
+            "timeouts are not application errors"
+        );
+        assert!(
+            !policy.retries(&crate::Failure::application("Busy", "later"), 1),
+            "the deny-list wins"
         );
     }
 

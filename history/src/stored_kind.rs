@@ -9,23 +9,28 @@
 //! - variant 23, `WorkflowStartedUnderRules`: nine, with the replay rules (every run started
 //!   since rules were recorded).
 //!
-//! `ActivityScheduled` grew once the same way: variant 1 holds the original four fields, and
-//! variant 24, `ActivityScheduledWithPriority`, all five (only calls given a priority).
+//! `ActivityScheduled` grew twice the same way: variant 1 holds the original four fields, and
+//! variant 24, `ActivityScheduledWithPriority`, all five (only calls given a priority); both
+//! hold their options in the options' first shape (`stored_options.rs`). Variant 30,
+//! `ActivityScheduledWithOptions`, holds options that shape cannot (`retry_on`, a
+//! schedule-to-start timeout).
 //!
 //! Local activities came as two new kinds: variant 25, `LocalActivityScheduled`, and 26,
 //! `LocalActivityBackoff`; updates as 27, `UpdateAccepted`, and 28, `UpdateCompleted`;
 //! workflow deadlines as 29, `WorkflowTimedOut`.
 //!
 //! JSON goes through the same enums, so both formats agree. The next new event kind is stored
-//! as variant 30: append it to `EventKind` and to the `later` list of `stored_kinds!` below.
+//! as variant 31: append it to `EventKind` and to the `then` list of `stored_kinds!` below.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::event::*;
 use crate::ids::{ActivityType, RunId, TaskQueue, WorkflowId, WorkflowType};
-use crate::options::{ActivityOptions, ParentRun, RunOrigin};
+use crate::options::{ParentRun, RunOrigin};
 use crate::payload::Payload;
+use crate::priority::Priority;
 use crate::replay_rules::ReplayRules;
+use crate::stored_options::ActivityOptionsV1;
 use crate::trace::TraceContext;
 
 /// `WorkflowStarted` as first stored: the fields before the trace context, in order.
@@ -82,24 +87,48 @@ struct StartedV2Ref<'a> {
     trace_context: &'a Option<TraceContext>,
 }
 
-/// `ActivityScheduled` as first stored: the fields before the priority, in order.
+/// `ActivityScheduled` as first stored: the fields before the priority, in order, with the
+/// options' first shape.
 #[derive(Deserialize)]
 #[serde(rename = "ActivityScheduled")]
 struct ScheduledV1 {
     activity_type: ActivityType,
     task_queue: TaskQueue,
     input: Payload,
-    options: ActivityOptions,
+    options: ActivityOptionsV1,
 }
 
-/// [`ScheduledV1`], borrowed, for writing.
+/// [`ScheduledV1`], borrowed (but the options), for writing.
 #[derive(Serialize)]
 #[serde(rename = "ActivityScheduled")]
 struct ScheduledV1Ref<'a> {
     activity_type: &'a ActivityType,
     task_queue: &'a TaskQueue,
     input: &'a Payload,
-    options: &'a ActivityOptions,
+    options: ActivityOptionsV1,
+}
+
+/// `ActivityScheduled` with its priority, as stored before options grew: every field, the
+/// options in their first shape.
+#[derive(Deserialize)]
+#[serde(rename = "ActivityScheduled")]
+struct ScheduledV2 {
+    activity_type: ActivityType,
+    task_queue: TaskQueue,
+    input: Payload,
+    options: ActivityOptionsV1,
+    priority: Option<Priority>,
+}
+
+/// [`ScheduledV2`], borrowed (but the options), for writing.
+#[derive(Serialize)]
+#[serde(rename = "ActivityScheduled")]
+struct ScheduledV2Ref<'a> {
+    activity_type: &'a ActivityType,
+    task_queue: &'a TaskQueue,
+    input: &'a Payload,
+    options: ActivityOptionsV1,
+    priority: &'a Option<Priority>,
 }
 
 /// The stored enums and both directions of serde, from the variants whose stored shape is
@@ -107,7 +136,8 @@ struct ScheduledV1Ref<'a> {
 macro_rules! stored_kinds {
     (
         first: $($kind:ident($shape:ty)),* $(,)?;
-        later: $($later:ident($later_shape:ty)),* $(,)?
+        later: $($later:ident($later_shape:ty)),* $(,)?;
+        then: $($then:ident($then_shape:ty)),* $(,)?
     ) => {
         /// The stored enum, read.
         #[derive(Deserialize)]
@@ -118,8 +148,10 @@ macro_rules! stored_kinds {
             $($kind($shape),)*
             WorkflowStartedInTrace(StartedV2),
             WorkflowStartedUnderRules(WorkflowStarted),
-            ActivityScheduledWithPriority(ActivityScheduled),
+            ActivityScheduledWithPriority(ScheduledV2),
             $($later($later_shape),)*
+            ActivityScheduledWithOptions(ActivityScheduled),
+            $($then($then_shape),)*
         }
 
         /// The stored enum, written from a borrowed `EventKind` (no copy of any payload).
@@ -131,28 +163,45 @@ macro_rules! stored_kinds {
             $($kind(&'a $shape),)*
             WorkflowStartedInTrace(StartedV2Ref<'a>),
             WorkflowStartedUnderRules(&'a WorkflowStarted),
-            ActivityScheduledWithPriority(&'a ActivityScheduled),
+            ActivityScheduledWithPriority(ScheduledV2Ref<'a>),
             $($later(&'a $later_shape),)*
+            ActivityScheduledWithOptions(&'a ActivityScheduled),
+            $($then(&'a $then_shape),)*
         }
 
         impl Serialize for EventKind {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let stored = match self {
                     EventKind::WorkflowStarted(s) => stored_start(s),
-                    EventKind::ActivityScheduled(s) if s.priority.is_some() => {
-                        StoredKindRef::ActivityScheduledWithPriority(s)
-                    }
-                    EventKind::ActivityScheduled(s) => StoredKindRef::ActivityScheduled(ScheduledV1Ref {
-                        activity_type: &s.activity_type,
-                        task_queue: &s.task_queue,
-                        input: &s.input,
-                        options: &s.options,
-                    }),
+                    EventKind::ActivityScheduled(s) => stored_scheduled(s),
                     $(EventKind::$kind(e) => StoredKindRef::$kind(e),)*
                     $(EventKind::$later(e) => StoredKindRef::$later(e),)*
+                    $(EventKind::$then(e) => StoredKindRef::$then(e),)*
                 };
                 stored.serialize(serializer)
             }
+        }
+
+        /// The oldest stored shape that holds everything `s` carries.
+        fn stored_scheduled(s: &ActivityScheduled) -> StoredKindRef<'_> {
+            if !s.options.fits_first_shape() {
+                return StoredKindRef::ActivityScheduledWithOptions(s);
+            }
+            if s.priority.is_some() {
+                return StoredKindRef::ActivityScheduledWithPriority(ScheduledV2Ref {
+                    activity_type: &s.activity_type,
+                    task_queue: &s.task_queue,
+                    input: &s.input,
+                    options: ActivityOptionsV1::from(&s.options),
+                    priority: &s.priority,
+                });
+            }
+            StoredKindRef::ActivityScheduled(ScheduledV1Ref {
+                activity_type: &s.activity_type,
+                task_queue: &s.task_queue,
+                input: &s.input,
+                options: ActivityOptionsV1::from(&s.options),
+            })
         }
 
         /// The oldest stored shape that holds everything `s` carries.
@@ -216,12 +265,23 @@ macro_rules! stored_kinds {
                         activity_type: s.activity_type,
                         task_queue: s.task_queue,
                         input: s.input,
-                        options: s.options,
+                        options: s.options.into(),
                         priority: None,
                     }),
-                    StoredKind::ActivityScheduledWithPriority(s) => EventKind::ActivityScheduled(s),
+                    StoredKind::ActivityScheduledWithPriority(s) => {
+                        EventKind::ActivityScheduled(ActivityScheduled {
+                            activity_type: s.activity_type,
+                            task_queue: s.task_queue,
+                            input: s.input,
+                            options: s.options.into(),
+                            priority: s.priority,
+                        })
+                    }
+                    // Options stored in a newer shape than they need read the same.
+                    StoredKind::ActivityScheduledWithOptions(s) => EventKind::ActivityScheduled(s),
                     $(StoredKind::$kind(e) => EventKind::$kind(e),)*
                     $(StoredKind::$later(e) => EventKind::$later(e),)*
+                    $(StoredKind::$then(e) => EventKind::$then(e),)*
                 })
             }
         }
@@ -229,7 +289,8 @@ macro_rules! stored_kinds {
 }
 
 // In stored order: the position of each is its encoding (`WorkflowStarted` is variant 0 and
-// `ActivityScheduled` variant 1, both written out in the macro, as are their later shapes).
+// `ActivityScheduled` variant 1, both written out in the macro, as are their later shapes:
+// 22 to 24 between `first` and `later`, 30 between `later` and `then`).
 stored_kinds! {
     first:
     ActivityCompleted(ActivityCompleted),
@@ -257,7 +318,8 @@ stored_kinds! {
     LocalActivityBackoff(LocalActivityBackoff),
     UpdateAccepted(UpdateAccepted),
     UpdateCompleted(UpdateCompleted),
-    WorkflowTimedOut(WorkflowTimedOut),
+    WorkflowTimedOut(WorkflowTimedOut);
+    then:
 }
 
 #[cfg(test)]
@@ -376,6 +438,46 @@ mod tests {
             let bytes = kind.encode(&Limits::DEFAULT).unwrap();
             assert_eq!(bytes[1], variant);
             assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);
+        }
+    }
+
+    #[test]
+    fn scheduled_activities_take_the_oldest_shape_that_holds_their_options() {
+        use crate::options::{ActivityOptions, RetryPolicy};
+        let scheduled = |options: ActivityOptions, priority: Option<Priority>| {
+            EventKind::ActivityScheduled(ActivityScheduled {
+                activity_type: ActivityType::new("charge").unwrap(),
+                task_queue: TaskQueue::new("default").unwrap(),
+                input: Payload::unit(),
+                options,
+                priority,
+            })
+        };
+        let allow_list = ActivityOptions {
+            retry: RetryPolicy {
+                retry_on: vec!["Busy".into()],
+                ..RetryPolicy::default()
+            },
+            ..ActivityOptions::default()
+        };
+        let waits = ActivityOptions {
+            schedule_to_start: Some(std::time::Duration::from_secs(5)),
+            ..ActivityOptions::default()
+        };
+        for (kind, variant) in [
+            (scheduled(ActivityOptions::default(), None), 1),
+            (
+                scheduled(ActivityOptions::default(), Some(Priority::HIGHEST)),
+                24,
+            ),
+            (scheduled(allow_list, None), 30),
+            (scheduled(waits, Some(Priority::HIGHEST)), 30),
+        ] {
+            let bytes = kind.encode(&Limits::DEFAULT).unwrap();
+            assert_eq!(bytes[1], variant, "{kind:?}");
+            assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), kind);
         }
     }
 

@@ -129,6 +129,8 @@ pub fn activity_options() -> impl Strategy<Value = ActivityOptions> {
         1.0f64..10.0,
         0.0f64..1.0,
         prop::collection::vec(name(), 0..3),
+        // Mostly empty: most options fit the first stored shape, as most code's do.
+        prop_oneof![3 => Just(Vec::new()), 1 => prop::collection::vec(name(), 1..3)],
     )
         .prop_map(
             |(
@@ -138,6 +140,7 @@ pub fn activity_options() -> impl Strategy<Value = ActivityOptions> {
                 backoff_multiplier,
                 jitter,
                 non_retryable_error_types,
+                retry_on,
             )| {
                 RetryPolicy {
                     max_attempts,
@@ -146,6 +149,7 @@ pub fn activity_options() -> impl Strategy<Value = ActivityOptions> {
                     backoff_multiplier,
                     jitter,
                     non_retryable_error_types,
+                    retry_on,
                 }
             },
         );
@@ -154,13 +158,17 @@ pub fn activity_options() -> impl Strategy<Value = ActivityOptions> {
         prop::option::of(duration()),
         prop::option::of(duration()),
         prop::option::of(duration()),
+        prop_oneof![3 => Just(None), 1 => duration().prop_map(Some)],
     )
         .prop_map(
-            |(retry, start_to_close, schedule_to_close, heartbeat_timeout)| ActivityOptions {
-                retry,
-                start_to_close,
-                schedule_to_close,
-                heartbeat_timeout,
+            |(retry, start_to_close, schedule_to_close, heartbeat_timeout, schedule_to_start)| {
+                ActivityOptions {
+                    retry,
+                    start_to_close,
+                    schedule_to_close,
+                    heartbeat_timeout,
+                    schedule_to_start,
+                }
             },
         )
 }

@@ -300,8 +300,8 @@ impl<'a> Effects<'a> {
     /// Whether the step needs nothing but rows written alongside its events: tasks and a
     /// close with no one to tell and no next run. Timers, cancellations, children, patches,
     /// a child's close (its parent's inbox), continue-as-new, a failure (which the
-    /// workflow's retry policy may retry as a new run) and updates' outcomes take statements
-    /// of their own.
+    /// workflow's retry policy may retry as a new run), a task's schedule-to-start deadline
+    /// and updates' outcomes take statements of their own.
     pub fn are_rows_only(&self) -> bool {
         self.are_rows_and_updates_only() && !self.touch_updates()
     }
@@ -309,7 +309,8 @@ impl<'a> Effects<'a> {
     /// [`Effects::are_rows_only`], but for what the step does to updates (accepted,
     /// completed, refused): statements of their own that need nothing but the run.
     pub fn are_rows_and_updates_only(&self) -> bool {
-        self.timers.is_empty()
+        self.waiting_tasks().next().is_none()
+            && self.timers.is_empty()
             && self.cancelled_timers.is_empty()
             && self.cancelled_activities.is_empty()
             && self.children.is_empty()
@@ -329,11 +330,24 @@ impl<'a> Effects<'a> {
     }
 
     /// Whether the effects need the step's events written before them: cancelling an
-    /// activity needs its task to exist, and a continue-as-new hands the next run only the
-    /// inputs its run did not apply.
+    /// activity needs its task to exist, so does giving a task its schedule-to-start
+    /// deadline, and a continue-as-new hands the next run only the inputs its run did not
+    /// apply.
     pub fn need_events_first(&self) -> bool {
         !self.cancelled_activities.is_empty()
+            || self.waiting_tasks().next().is_some()
             || self.close.as_ref().is_some_and(|c| c.next_run.is_some())
+    }
+
+    /// The tasks whose attempts must be taken within a schedule-to-start timeout: a
+    /// statement of their own gives them their deadline.
+    pub fn waiting_tasks(&self) -> impl Iterator<Item = (Seq, std::time::Duration)> + '_ {
+        self.tasks.iter().filter_map(|t| {
+            t.activity
+                .options
+                .schedule_to_start
+                .map(|timeout| (t.scheduled, timeout))
+        })
     }
 }
 

@@ -103,7 +103,7 @@ enum AfterFailure {
     /// Try again inside the step after this wait.
     RetryIn(Duration),
     /// The step records this outcome.
-    Record(EventKind),
+    Record(Box<EventKind>),
 }
 
 impl LocalActivityRequest {
@@ -159,7 +159,7 @@ impl LocalActivityRequest {
         unit_random: f64,
     ) -> AfterFailure {
         if !self.options.retry.retries(&failure, attempt) {
-            return AfterFailure::Record(if timed_out {
+            return AfterFailure::Record(Box::new(if timed_out {
                 self.timed_out(TimeoutKind::StartToClose, attempt, Some(failure))
             } else {
                 EventKind::ActivityFailed(ActivityFailed {
@@ -167,28 +167,30 @@ impl LocalActivityRequest {
                     failure,
                     attempt,
                 })
-            });
+            }));
         }
         let backoff = self.options.retry.backoff(attempt, unit_random);
         if self
             .deadline()
             .is_some_and(|d| now.saturating_add(backoff) >= d)
         {
-            return AfterFailure::Record(self.timed_out(
+            return AfterFailure::Record(Box::new(self.timed_out(
                 TimeoutKind::ScheduleToClose,
                 attempt,
                 Some(failure),
-            ));
+            )));
         }
         if waited.saturating_add(backoff) <= self.options.in_step_retry_window {
             return AfterFailure::RetryIn(backoff);
         }
-        AfterFailure::Record(EventKind::LocalActivityBackoff(LocalActivityBackoff {
-            scheduled: self.scheduled,
-            failure,
-            attempt,
-            backoff,
-        }))
+        AfterFailure::Record(Box::new(EventKind::LocalActivityBackoff(
+            LocalActivityBackoff {
+                scheduled: self.scheduled,
+                failure,
+                attempt,
+                backoff,
+            },
+        )))
     }
 
     /// Runs attempts until one outcome is for the step to record: `attempt(n, timeout)` runs
@@ -236,7 +238,7 @@ impl LocalActivityRequest {
                 unit_random(),
             );
             match next {
-                AfterFailure::Record(outcome) => return outcome,
+                AfterFailure::Record(outcome) => return *outcome,
                 AfterFailure::RetryIn(wait) => {
                     sleep(wait).await;
                     waited = waited.saturating_add(wait);
@@ -276,6 +278,7 @@ mod tests {
             backoff_multiplier: 2.0,
             jitter: 0.0,
             non_retryable_error_types: vec![],
+            retry_on: Vec::new(),
         }
     }
 

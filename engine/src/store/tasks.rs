@@ -375,7 +375,9 @@ impl Store {
             .backoff(task.attempt, rand::random::<f64>());
         let failure = failure.to_stored(self.limits())?;
         sqlx::query("UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL, last_failure = $4,
-                    visible_at = reprise.db_now($1) + $5::bigint * interval '1 microsecond'
+                    visible_at = reprise.db_now($1) + $5::bigint * interval '1 microsecond',
+                    start_deadline = reprise.db_now($1)
+                        + ($5::bigint + schedule_to_start_micros) * interval '1 microsecond'
               WHERE run_id = $2 AND scheduled_seq = $3")
         .bind(self.offset())
         .bind(task.run_id.as_uuid())
@@ -394,7 +396,8 @@ impl Store {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         let queue: Option<String> = sqlx::query_scalar(
             "UPDATE reprise.activity_tasks SET lease_owner = NULL, lease_expires_at = NULL,
-                    attempt = GREATEST(attempt - 1, 0), visible_at = reprise.db_now($1)
+                    attempt = GREATEST(attempt - 1, 0), visible_at = reprise.db_now($1),
+                    start_deadline = reprise.db_now($1) + schedule_to_start_micros * interval '1 microsecond'
               WHERE run_id = $2 AND scheduled_seq = $3 AND lease_owner = $4 AND lease_token = $5
           RETURNING task_queue",
         )
@@ -413,17 +416,20 @@ impl Store {
         Ok(queue.is_some())
     }
 
-    /// Ends attempts whose lease ran out (worker died, start-to-close or heartbeat timeout) and
-    /// activities past their schedule-to-close deadline: retry them, or time them out.
+    /// Ends attempts whose lease ran out (worker died, start-to-close or heartbeat timeout),
+    /// activities past their schedule-to-close deadline, and attempts no worker took before
+    /// their schedule-to-start deadline (never retried: no worker serves them): retry them,
+    /// or time them out.
     /// Returns how many it handled.
     /// It locks the tasks and their runs without waiting (`SKIP LOCKED`), so it cannot
     /// deadlock with steps, which lock a run and then its tasks.
     pub(crate) async fn reap_tasks(&self, limit: i64) -> Result<usize> {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         // The columns of a claimed task (`task_from_row`); it is not waiting to start.
-        let rows = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
+        let mut rows = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
                     t.task_queue, 0::float8 AS waited_seconds, t.traceparent, t.tracestate, t.last_failure, t.heartbeat_details, t.heartbeat_timeout_micros IS NOT NULL AS heartbeats,
-                    (t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= reprise.db_now($1)) AS past_deadline
+                    (t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= reprise.db_now($1)) AS past_deadline,
+                    false AS not_taken
                FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
               WHERE (t.lease_owner IS NOT NULL AND t.lease_expires_at < reprise.db_now($1))
                  OR (t.schedule_to_close_deadline < reprise.db_now($1))
@@ -433,11 +439,28 @@ impl Store {
         .fetch_all(&mut *tx)
         .await
         .map_err(Error::from_db)?;
+        // Attempts nobody took by their schedule-to-start deadline, in a statement of their own
+        // so that each look keeps its index (`activity_tasks_start_deadline`); those past
+        // their schedule-to-close deadline too were taken above.
+        let not_taken = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
+                    t.task_queue, 0::float8 AS waited_seconds, t.traceparent, t.tracestate, t.last_failure, t.heartbeat_details, false AS heartbeats,
+                    false AS past_deadline, true AS not_taken
+               FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
+              WHERE t.lease_owner IS NULL AND t.start_deadline < reprise.db_now($1)
+                AND NOT COALESCE(t.schedule_to_close_deadline < reprise.db_now($1), false)
+              LIMIT $2 FOR UPDATE OF t, r SKIP LOCKED")
+        .bind(self.offset())
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::from_db)?;
+        rows.extend(not_taken);
         let count = rows.len();
         let mut timeouts = Vec::new();
         for row in &rows {
             let task = self.task_from_row(row)?;
             let past_deadline: bool = row.try_get("past_deadline").map_err(Error::from_db)?;
+            let not_taken: bool = row.try_get("not_taken").map_err(Error::from_db)?;
             let heartbeats: bool = row.try_get("heartbeats").map_err(Error::from_db)?;
             let last_failure: Option<Vec<u8>> =
                 row.try_get("last_failure").map_err(Error::from_db)?;
@@ -445,6 +468,8 @@ impl Store {
                 row.try_get("heartbeat_details").map_err(Error::from_db)?;
             let timeout = if past_deadline {
                 TimeoutKind::ScheduleToClose
+            } else if not_taken {
+                TimeoutKind::ScheduleToStart
             } else if heartbeats {
                 TimeoutKind::Heartbeat
             } else {
@@ -452,7 +477,8 @@ impl Store {
             };
             let failure = timeout.failure(task.attempt);
             timeouts.push((task.activity_type.clone(), task.task_queue.clone(), timeout));
-            if !past_deadline && task.options.retry.retries(&failure, task.attempt) {
+            let final_timeout = past_deadline || not_taken;
+            if !final_timeout && task.options.retry.retries(&failure, task.attempt) {
                 self.schedule_retry(&mut tx, &task, &failure).await?;
                 continue;
             }

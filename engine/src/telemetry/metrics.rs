@@ -516,6 +516,7 @@ impl Metrics {
             TimeoutKind::StartToClose => "start_to_close",
             TimeoutKind::Heartbeat => "heartbeat",
             TimeoutKind::ScheduleToClose => "schedule_to_close",
+            TimeoutKind::ScheduleToStart => "schedule_to_start",
         };
         self.0
             .timeouts

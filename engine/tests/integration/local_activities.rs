@@ -49,6 +49,7 @@ fn retry_after(initial_backoff: Duration) -> LocalActivityOptions {
             backoff_multiplier: 1.0,
             jitter: 0.0,
             non_retryable_error_types: vec![],
+            retry_on: Vec::new(),
         },
         ..LocalActivityOptions::default()
     }

@@ -313,6 +313,21 @@ async fn every_claim_and_lookup_path_has_an_index() {
             "SELECT run_id FROM reprise.activity_tasks WHERE schedule_to_close_deadline < now() LIMIT 32",
         ),
         (
+            "activity_tasks_start_deadline",
+            "SELECT run_id FROM reprise.activity_tasks
+             WHERE lease_owner IS NULL AND start_deadline < now() LIMIT 32",
+        ),
+        (
+            "runs_deadlines",
+            "SELECT run_id FROM reprise.runs
+             WHERE status = 'running' AND deadline <= now()
+             ORDER BY deadline LIMIT 64 FOR UPDATE SKIP LOCKED",
+        ),
+        (
+            "runs_deadlines",
+            "SELECT min(deadline) FROM reprise.runs WHERE status = 'running' AND deadline IS NOT NULL",
+        ),
+        (
             "activity_tasks_pkey",
             "SELECT attempt FROM reprise.activity_tasks
              WHERE run_id = '00000000-0000-0000-0000-000000000000'::uuid AND scheduled_seq = 4",

@@ -37,7 +37,9 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
 /// `ActivityScheduledWithPriority`); v6 is v5 with local activities (`LocalActivityScheduled`,
 /// `LocalActivityBackoff`); v7 is v6 with updates (`UpdateAccepted`, `UpdateCompleted`); v8 is
 /// v7 started by a schedule (`RunOrigin::Scheduled`); v9 is v8 as a workflow retry's run
-/// (`RunOrigin::Retried`), and its closing events include `WorkflowTimedOut`.
+/// (`RunOrigin::Retried`), and its closing events include `WorkflowTimedOut`; v10 is v9 with
+/// one activity's options beyond their first stored shape (`retry_on`, a schedule-to-start
+/// timeout: `ActivityScheduledWithOptions`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
     V1,
@@ -49,6 +51,7 @@ enum Version {
     V7,
     V8,
     V9,
+    V10,
 }
 
 impl Version {
@@ -62,7 +65,8 @@ impl Version {
             | Version::V6
             | Version::V7
             | Version::V8
-            | Version::V9 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
+            | Version::V9
+            | Version::V10 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
         }
     }
 
@@ -77,6 +81,7 @@ impl Version {
             Version::V7 => "v7",
             Version::V8 => "v8",
             Version::V9 => "v9",
+            Version::V10 => "v10",
         }
     }
 
@@ -89,7 +94,8 @@ impl Version {
             | Version::V6
             | Version::V7
             | Version::V8
-            | Version::V9 => Some(
+            | Version::V9
+            | Version::V10 => Some(
                 TraceContext::new(
                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                     "rojo=00f067aa0ba902b7",
@@ -102,16 +108,20 @@ impl Version {
     fn replay_rules(self) -> ReplayRules {
         match self {
             Version::V1 | Version::V2 | Version::V3 => ReplayRules::NONE,
-            Version::V4 | Version::V5 | Version::V6 | Version::V7 | Version::V8 | Version::V9 => {
-                ReplayRules::COMPARE_INPUTS
-            }
+            Version::V4
+            | Version::V5
+            | Version::V6
+            | Version::V7
+            | Version::V8
+            | Version::V9
+            | Version::V10 => ReplayRules::COMPARE_INPUTS,
         }
     }
 
     /// The priority the fixture's `name` activity is given.
     fn priority(self, name: &str) -> Option<Priority> {
         match self {
-            Version::V5 | Version::V6 | Version::V7 | Version::V8 | Version::V9
+            Version::V5 | Version::V6 | Version::V7 | Version::V8 | Version::V9 | Version::V10
                 if name == "charge" =>
             {
                 Some(Priority::HIGHEST)
@@ -124,7 +134,8 @@ impl Version {
             | Version::V6
             | Version::V7
             | Version::V8
-            | Version::V9 => None,
+            | Version::V9
+            | Version::V10 => None,
         }
     }
 }
@@ -151,7 +162,7 @@ fn every_kind(version: Version) -> RecordedHistory {
                 schedule_id: ScheduleId::new("nightly-orders").unwrap(),
                 scheduled_at: Timestamp::from_unix_micros(1_795_356_200_000_000),
             },
-            Version::V9 => RunOrigin::Retried {
+            Version::V9 | Version::V10 => RunOrigin::Retried {
                 previous_run_id: run_id(7),
                 attempt: 3,
             },
@@ -176,17 +187,30 @@ fn every_kind(version: Version) -> RecordedHistory {
             backoff_multiplier: 1.5,
             jitter: 0.1,
             non_retryable_error_types: vec!["CardDeclined".into()],
+            retry_on: Vec::new(),
         },
         start_to_close: Some(Duration::from_secs(10)),
         schedule_to_close: Some(Duration::from_secs(600)),
         heartbeat_timeout: Some(Duration::from_secs(3)),
+        schedule_to_start: None,
+    };
+    let options_of = |name: &str| match version {
+        Version::V10 if name == "ship" => ActivityOptions {
+            retry: RetryPolicy {
+                retry_on: vec!["CarrierBusy".into(), "Timeout".into()],
+                ..options.retry.clone()
+            },
+            schedule_to_start: Some(Duration::from_secs(45)),
+            ..options.clone()
+        },
+        _ => options.clone(),
     };
     let schedule = |h: &mut HistoryBuilder, name: &str| {
         h.push(EventKind::ActivityScheduled(ActivityScheduled {
             activity_type: ActivityType::new(name).unwrap(),
             task_queue: TaskQueue::new("payments").unwrap(),
             input: payload!(name),
-            options: options.clone(),
+            options: options_of(name),
             priority: version.priority(name),
         }))
     };
@@ -278,7 +302,7 @@ fn every_kind(version: Version) -> RecordedHistory {
     }));
     if matches!(
         version,
-        Version::V6 | Version::V7 | Version::V8 | Version::V9
+        Version::V6 | Version::V7 | Version::V8 | Version::V9 | Version::V10
     ) {
         let local = |h: &mut HistoryBuilder, attempt| {
             h.push(EventKind::LocalActivityScheduled(LocalActivityScheduled {
@@ -312,7 +336,10 @@ fn every_kind(version: Version) -> RecordedHistory {
             attempt: 4,
         }));
     }
-    if matches!(version, Version::V7 | Version::V8 | Version::V9) {
+    if matches!(
+        version,
+        Version::V7 | Version::V8 | Version::V9 | Version::V10
+    ) {
         let update = |h: &mut HistoryBuilder, id: &str, input| {
             h.push(EventKind::UpdateAccepted(UpdateAccepted {
                 update_id: UpdateId::new(id).unwrap(),
@@ -552,6 +579,16 @@ fn v9_closing_events_with_timeouts_decode_to_the_same_values() {
 }
 
 #[test]
+fn v10_binary_history_with_grown_activity_options_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V10);
+}
+
+#[test]
+fn v10_json_history_with_grown_activity_options_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V10);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
     for version in [
         Version::V1,
@@ -563,6 +600,7 @@ fn payloads_of_each_version_decode_to_their_values() {
         Version::V7,
         Version::V8,
         Version::V9,
+        Version::V10,
     ] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {

@@ -1,13 +1,16 @@
 //! Activity attempts in `TestEnv`: due tasks run in schedule order (one at random with an order
 //! seed), retried with the engine's backoff rules, timed out by their schedule-to-close
-//! deadline; a stand-in answers if there is one, else the registry's code.
+//! deadline; a stand-in answers if there is one, else the registry's code. An activity type
+//! can be left without a worker (`without_worker`): its attempts wait, and time out by their
+//! schedule-to-start deadline as on the engine.
 
 use std::sync::Arc;
 
 use rand_core::RngCore;
 use reprise_history::*;
 use reprise_sdk::{
-    ActivityContext, ActivityError, ActivityInfo, ActivityRunner, CancellationSignal, HeartbeatSink,
+    ActivityContext, ActivityDef, ActivityError, ActivityInfo, ActivityRunner, CancellationSignal,
+    HeartbeatSink,
 };
 
 use super::TestEnv;
@@ -27,6 +30,8 @@ pub(super) struct Task {
     pub(super) attempts: u32,
     pub(super) visible_at: Timestamp,
     pub(super) deadline: Option<Timestamp>,
+    /// When the waiting attempt must have been taken (a schedule-to-start timeout).
+    pub(super) start_deadline: Option<Timestamp>,
     /// The failure of the last attempt, reported if the schedule-to-close deadline passes.
     pub(super) last_failure: Option<Failure>,
     /// The details of the last heartbeat an attempt recorded: the next attempt's checkpoint.
@@ -47,12 +52,28 @@ impl HeartbeatSink for LastHeartbeat {
 }
 
 impl TestEnv {
+    /// Leaves an activity type without a worker, as if none served it: its attempts wait
+    /// (and time out by their schedule-to-start deadline) until [`TestEnv::with_worker`].
+    pub fn without_worker<I, O>(&mut self, def: ActivityDef<I, O>) -> Result<(), Error> {
+        self.unserved.insert(ActivityType::new(def.name())?);
+        Ok(())
+    }
+
+    /// Gives an activity type its worker back: waiting attempts run when next due.
+    pub fn with_worker<I, O>(&mut self, def: ActivityDef<I, O>) -> Result<(), Error> {
+        self.unserved.remove(&ActivityType::new(def.name())?);
+        Ok(())
+    }
+
     /// Runs due activity attempts (all in schedule order; one, at random, with a seed).
     pub(super) fn run_due_tasks(&mut self) -> Result<bool, Error> {
         let now = self.now;
         let due: Vec<usize> = (0..self.tasks.len())
             .filter(|&i| {
-                self.tasks[i].visible_at <= now || self.tasks[i].deadline.is_some_and(|d| d <= now)
+                let task = &self.tasks[i];
+                (task.visible_at <= now && !self.unserved.contains(&task.activity_type))
+                    || task.deadline.is_some_and(|d| d <= now)
+                    || task.start_deadline.is_some_and(|d| d <= now)
             })
             .collect();
         if due.is_empty() {
@@ -74,8 +95,14 @@ impl TestEnv {
 
     fn run_attempt(&mut self, mut task: Task) -> Result<(), Error> {
         let now = self.now;
-        if task.deadline.is_some_and(|d| d <= now) {
-            let timeout = TimeoutKind::ScheduleToClose;
+        let not_taken = task.start_deadline.is_some_and(|d| d <= now)
+            && self.unserved.contains(&task.activity_type);
+        if task.deadline.is_some_and(|d| d <= now) || not_taken {
+            let timeout = if task.deadline.is_some_and(|d| d <= now) {
+                TimeoutKind::ScheduleToClose
+            } else {
+                TimeoutKind::ScheduleToStart
+            };
             let last_failure = task
                 .last_failure
                 .take()
@@ -119,6 +146,10 @@ impl TestEnv {
                     let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
                     task.visible_at =
                         now.saturating_add(task.options.retry.backoff(task.attempts, unit));
+                    task.start_deadline = task
+                        .options
+                        .schedule_to_start
+                        .map(|t| task.visible_at.saturating_add(t));
                     task.last_failure = Some(failure);
                     self.tasks.push(task);
                     return Ok(());

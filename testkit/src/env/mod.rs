@@ -102,6 +102,8 @@ pub struct TestEnv {
     updates: BTreeMap<(RunId, String), Option<talk::UpdateEnd>>,
     /// Schedules, fired as virtual time moves (`schedules.rs`).
     schedules: schedules::Schedules,
+    /// Activity types no worker serves (`without_worker`): their attempts wait.
+    unserved: std::collections::BTreeSet<ActivityType>,
 }
 
 impl TestEnv {
@@ -118,6 +120,7 @@ impl TestEnv {
             shuffle: false,
             updates: BTreeMap::new(),
             schedules: BTreeMap::new(),
+            unserved: Default::default(),
         }
     }
 
@@ -516,6 +519,7 @@ impl TestEnv {
                 attempts: 0,
                 visible_at: now,
                 deadline: options.schedule_to_close.map(|d| now.saturating_add(d)),
+                start_deadline: options.schedule_to_start.map(|d| now.saturating_add(d)),
                 last_failure: None,
                 last_details: None,
             });
@@ -759,10 +763,11 @@ impl TestEnv {
                 let start = r.first_step.as_ref().and(r.first_step_at);
                 r.inbox.iter().map(|(at, _)| *at).chain(start)
             });
-        let tasks = self
-            .tasks
-            .iter()
-            .flat_map(|t| std::iter::once(t.visible_at).chain(t.deadline));
+        let tasks = self.tasks.iter().flat_map(|t| {
+            std::iter::once(t.visible_at)
+                .chain(t.deadline)
+                .chain(t.start_deadline)
+        });
         inputs
             .chain(tasks)
             .chain(self.deadlines())

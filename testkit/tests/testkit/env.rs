@@ -27,6 +27,7 @@ fn retries(max_attempts: u32) -> ActivityOptions {
             backoff_multiplier: 2.0,
             jitter: 0.0,
             non_retryable_error_types: vec!["Declined".into()],
+            retry_on: Vec::new(),
         },
         ..ActivityOptions::default()
     }

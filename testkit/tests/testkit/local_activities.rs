@@ -38,6 +38,7 @@ async fn quote(ctx: WorkflowContext, initial_backoff: Duration) -> Result<u64, W
             backoff_multiplier: 2.0,
             jitter: 0.0,
             non_retryable_error_types: vec![],
+            retry_on: Vec::new(),
         },
         ..LocalActivityOptions::default()
     };

@@ -1,7 +1,8 @@
 -- Records the outcomes of attempts that the worker $10 ran, each only if the worker still holds
 -- its lease (`Store::finish_tasks`, binder `FinishTasks`): a result or final failure goes to
 -- its run's inbox and queues the run; a failure the policy retries schedules the next attempt
--- after its backoff, unless the schedule-to-close deadline has passed. Returns the outcomes
+-- after its backoff (and its schedule-to-start deadline, if it has one), unless the
+-- schedule-to-close deadline has passed. Returns the outcomes
 -- whose lease held, and whether each is retried.
 --   $1 bigint                         clock offset in µs (see `reprise.db_now`)
 --   $2..$9 uuid[] bigint[] bigint[] text[] bytea[] text[] bigint[] bytea[]
@@ -49,7 +50,9 @@ WITH k AS (
      retried AS (
          UPDATE reprise.activity_tasks t
             SET lease_owner = NULL, lease_expires_at = NULL, last_failure = k.failure,
-                visible_at = reprise.db_now($1) + k.retry_after * interval '1 microsecond'
+                visible_at = reprise.db_now($1) + k.retry_after * interval '1 microsecond',
+                start_deadline = reprise.db_now($1)
+                    + (k.retry_after + t.schedule_to_start_micros) * interval '1 microsecond'
            FROM k
           WHERE t.run_id = ANY (ARRAY(SELECT DISTINCT run_id FROM held WHERE retry))
             AND (t.run_id, t.scheduled_seq) IN (SELECT run_id, scheduled_seq FROM held WHERE retry)

@@ -44,6 +44,20 @@ impl RunWriter<'_> {
     /// Carries out a step's effects but its close (activity tasks are created for the whole
     /// batch beforehand), in the order `Effects` lists them.
     pub(super) async fn carry_out(&mut self, effects: &Effects<'_>) -> Result<()> {
+        for (scheduled, timeout) in effects.waiting_tasks() {
+            sqlx::query(
+                "UPDATE reprise.activity_tasks
+                    SET schedule_to_start_micros = $3,
+                        start_deadline = visible_at + $3 * interval '1 microsecond'
+                  WHERE run_id = $1 AND scheduled_seq = $2",
+            )
+            .bind(self.run.run_id.as_uuid())
+            .bind(seq_param(scheduled))
+            .bind(crate::store::micros(timeout))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(Error::from_db)?;
+        }
         for timer in &effects.timers {
             let fired = EventKind::TimerFired(TimerFired {
                 started: timer.started,
