@@ -85,9 +85,19 @@ pub trait StoredValue: Serialize + DeserializeOwned {
     /// What the value is, for errors.
     const WHAT: &'static str;
 
-    /// `0x01` + bincode, refused over `limits.max_payload_bytes`.
+    /// The stored bytes: `0x01` + bincode.
+    fn encode_stored(&self) -> Result<Vec<u8>> {
+        encode(Self::WHAT, self)
+    }
+
+    /// Reads `0x01` + bincode.
+    fn decode_binary(bytes: &[u8]) -> Result<Self> {
+        decode(Self::WHAT, bytes, bytes.len())
+    }
+
+    /// [`StoredValue::encode_stored`], refused over `limits.max_payload_bytes`.
     fn to_stored(&self, limits: &crate::Limits) -> Result<Vec<u8>> {
-        let bytes = encode(Self::WHAT, self)?;
+        let bytes = self.encode_stored()?;
         if bytes.len() > limits.max_payload_bytes {
             return Err(Error::TooLarge {
                 what: Self::WHAT,
@@ -108,7 +118,7 @@ pub trait StoredValue: Serialize + DeserializeOwned {
                     source: Box::new(e),
                 })
             }
-            _ => decode(Self::WHAT, bytes, bytes.len()),
+            _ => Self::decode_binary(bytes),
         }
     }
 }
@@ -118,41 +128,23 @@ impl StoredValue for crate::ActivityOptions {
 
     /// Options the first stored shape holds are written in it (`0x01` + bincode, the bytes
     /// every build wrote); others as JSON (`0x02`), which older builds read too.
-    fn to_stored(&self, limits: &crate::Limits) -> Result<Vec<u8>> {
-        let bytes = if self.fits_first_shape() {
-            encode(
-                Self::WHAT,
-                &crate::stored_options::ActivityOptionsV1::from(self),
-            )?
-        } else {
-            let mut bytes = vec![crate::payload::FORMAT_JSON];
-            serde_json::to_writer(&mut bytes, self).map_err(|e| Error::Encode {
-                what: Self::WHAT,
-                source: Box::new(e),
-            })?;
-            bytes
-        };
-        if bytes.len() > limits.max_payload_bytes {
-            return Err(Error::TooLarge {
-                what: Self::WHAT,
-                size: bytes.len() as u64,
-                limit: limits.max_payload_bytes as u64,
-            });
+    fn encode_stored(&self) -> Result<Vec<u8>> {
+        if self.fits_first_shape() {
+            let first = crate::stored_options::ActivityOptionsV1::from(self);
+            return encode(Self::WHAT, &first);
         }
+        let mut bytes = vec![crate::payload::FORMAT_JSON];
+        serde_json::to_writer(&mut bytes, self).map_err(|e| Error::Encode {
+            what: Self::WHAT,
+            source: Box::new(e),
+        })?;
         Ok(bytes)
     }
 
-    fn from_stored(bytes: &[u8]) -> Result<Self> {
-        match bytes.first() {
-            Some(&crate::payload::FORMAT_JSON) => {
-                serde_json::from_slice(&bytes[1..]).map_err(|e| Error::Decode {
-                    what: Self::WHAT,
-                    source: Box::new(e),
-                })
-            }
-            _ => decode::<crate::stored_options::ActivityOptionsV1>(Self::WHAT, bytes, bytes.len())
-                .map(Self::from),
-        }
+    /// Binary options are always in the first shape.
+    fn decode_binary(bytes: &[u8]) -> Result<Self> {
+        decode::<crate::stored_options::ActivityOptionsV1>(Self::WHAT, bytes, bytes.len())
+            .map(Self::from)
     }
 }
 

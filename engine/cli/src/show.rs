@@ -84,6 +84,8 @@ pub(crate) fn description_json(converter: &DataConverter, d: &Description) -> Va
         "outcome": d.outcome.as_ref().map(|o| outcome_json(converter, o)),
         "custom_status": d.custom_status.as_ref().map(|(s, _)| payload_json(converter, s)),
         "custom_status_set_at": d.custom_status.as_ref().map(|(_, at)| at.to_string()),
+        "attempt": d.attempt,
+        "deadline": d.deadline.map(|t| t.to_string()),
         "pending_activities": d.pending_activities.iter().map(|a| json!({
             "scheduled_seq": a.scheduled_seq.get(),
             "activity_type": a.activity_type.as_str(),
@@ -109,6 +111,12 @@ pub(crate) fn description_text(converter: &DataConverter, d: &Description) -> St
         "\ninput {}",
         show_payload(converter, &d.input, 2_000)
     ));
+    if d.attempt > 1 {
+        out.push_str(&format!("\nattempt {} (a workflow retry)", d.attempt));
+    }
+    if let Some(deadline) = d.deadline {
+        out.push_str(&format!("\ntimes out at {deadline}"));
+    }
     if let Some((status, at)) = &d.custom_status {
         let status = show_payload(converter, status, 2_000);
         out.push_str(&format!("\nstatus {status}  (set {at})"));

@@ -42,6 +42,11 @@ pub struct Description {
     /// The custom status its code last set (`ctx.set_status`), as stored (decode it with
     /// the client's converter), and when it was set.
     pub custom_status: Option<(Payload, Timestamp)>,
+    /// Which attempt of the workflow this run is, from 1 (a workflow retry's runs count up).
+    pub attempt: u32,
+    /// When the engine closes the run as timed out if it is still open: the earlier of its
+    /// run and execution deadlines; `None` without either.
+    pub deadline: Option<Timestamp>,
 }
 
 /// How a closed run ended, from its closing event.
@@ -149,6 +154,8 @@ impl Client {
         };
         let pending_activities = on_live_connection!(store, store.pending_activities(run.run_id))?;
         let custom_status = on_live_connection!(store, store.custom_status(run.run_id))?;
+        let (attempt, deadline) =
+            on_live_connection!(store, store.attempt_and_deadline(run.run_id))?;
         Ok(Description {
             workflow_id: id,
             run_id: run.run_id,
@@ -164,6 +171,8 @@ impl Client {
             outcome,
             pending_activities,
             custom_status,
+            attempt,
+            deadline: deadline.filter(|_| run.status.is_open()),
         })
     }
 }

@@ -90,15 +90,41 @@ pub struct BackfillReport {
     pub skipped: usize,
 }
 
+/// Refuses start options a schedule's action does not keep, naming them: a firing starts
+/// at its time, and its workflow's deadlines and retries are not stored with the action yet.
+fn refuse_unkept_options(options: &StartOptions) -> Result<()> {
+    let unkept: Vec<&str> = [
+        ("start_delay", !options.start_delay.is_zero()),
+        ("start_at", options.start_at.is_some()),
+        ("run_timeout", options.run_timeout.is_some()),
+        ("execution_timeout", options.execution_timeout.is_some()),
+        ("retry", options.retry.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if unkept.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "a schedule's action does not take {} (a firing starts at its time; deadlines and retries of scheduled workflows are not stored yet)",
+        unkept.join(", ")
+    )))
+}
+
 impl Client {
     /// The action "start `def` with `input`" for a schedule, the input encoded by this
-    /// client's data converter (a configured codec seals it before it is stored).
+    /// client's data converter (a configured codec seals it before it is stored). It takes
+    /// the options' task queue, priority and fairness key; options a schedule cannot keep yet
+    /// (a start delay or time, deadlines, a retry policy) are refused with
+    /// [`Error::InvalidArgument`] rather than dropped.
     pub fn schedule_action<I: Serialize, O>(
         &self,
         def: WorkflowDef<I, O>,
         input: &I,
         options: &StartOptions,
     ) -> Result<ScheduleAction> {
+        refuse_unkept_options(options)?;
         Ok(ScheduleAction {
             workflow_type: WorkflowType::new(def.name())?,
             input: self.converter.to_payload(input)?,
@@ -116,6 +142,7 @@ impl Client {
         input_json: &str,
         options: &StartOptions,
     ) -> Result<ScheduleAction> {
+        refuse_unkept_options(options)?;
         Ok(ScheduleAction {
             workflow_type: WorkflowType::new(workflow_type)?,
             input: self.json_payload(input_json)?,

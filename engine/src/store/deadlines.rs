@@ -270,6 +270,30 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// Which attempt of its workflow a run is (from 1) and when the engine closes it if it
+    /// is still open (`None`: no deadline).
+    pub(crate) async fn attempt_and_deadline(
+        &self,
+        run_id: RunId,
+    ) -> Result<(u32, Option<Timestamp>)> {
+        let row = sqlx::query("SELECT attempt, deadline FROM reprise.runs WHERE run_id = $1")
+            .bind(run_id.as_uuid())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(Error::from_db)?;
+        let Some(row) = row else {
+            return Ok((1, None));
+        };
+        let attempt: i32 = row.try_get("attempt").map_err(Error::from_db)?;
+        let attempt = u32::try_from(attempt).map_err(|_| Error::Corrupt {
+            what: format!("run {run_id}"),
+            reason: format!("attempt {attempt}"),
+        })?;
+        let deadline: Option<chrono::DateTime<chrono::Utc>> =
+            row.try_get("deadline").map_err(Error::from_db)?;
+        Ok((attempt, deadline.map(to_timestamp)))
+    }
+
     /// How long until the earliest deadline of an open run (zero if one passed); `None`
     /// when no open run has one.
     pub(crate) async fn next_deadline(&self) -> Result<Option<Duration>> {

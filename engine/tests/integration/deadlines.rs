@@ -187,6 +187,10 @@ async fn a_run_timeout_closes_the_run_as_timed_out_and_its_child_by_its_policy()
         .await
         .unwrap();
     s.until_status("slow-child", RunState::Running).await;
+    let described = s.client.describe("slow").await.unwrap();
+    let deadline = described.deadline.expect("describe shows the deadline");
+    let started = described.started_at.as_unix_micros();
+    assert_eq!(deadline.as_unix_micros() - started, 3_600_000_000);
     s.store.clock().advance(Duration::from_secs(3_590));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -287,6 +291,8 @@ async fn a_failed_workflow_is_retried_as_new_runs_until_it_succeeds() {
     }
     assert_eq!(runs[1].0, RunState::Failed);
     assert_eq!(runs[2].0, RunState::Completed);
+    let described = s.client.describe("flaky").await.unwrap();
+    assert_eq!((described.attempt, described.deadline), (3, None));
     let attempt: i32 = sqlx::query_scalar(
         "SELECT attempt FROM reprise.runs WHERE workflow_id = 'flaky' AND status = 'completed'",
     )

@@ -451,6 +451,17 @@ async fn bad_schedules_are_refused_with_nothing_stored() {
         Err(Error::UnknownSchedule { .. })
     ));
     assert!(s.client.list_schedules(None, 10).await.unwrap().is_empty());
+    // Start options an action cannot keep are refused by name, not dropped.
+    let timed = StartOptions {
+        run_timeout: Some(Duration::from_secs(60)),
+        start_delay: Duration::from_secs(5),
+        ..StartOptions::default()
+    };
+    let err = s.client.schedule_action(QUICK, &1, &timed).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("start_delay, run_timeout")),
+        "{err:?}"
+    );
     s.running.stop().await;
 }
 

@@ -204,6 +204,9 @@ async fn start_signal_result_history_and_describe_with_json() {
         execution,
         "the execution deadline is a day after the first step"
     );
+    let described = json(db.reprise(&["describe", "order-deadlines", "--json"]));
+    assert!(described["deadline"].is_string(), "{described}");
+    assert_eq!(described["attempt"], 1);
 
     // Not JSON: the parser's message, and nothing stored.
     let out = db.reprise(&["start", "order", "order-8", "--input", "{item: tea}"]);
