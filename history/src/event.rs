@@ -312,9 +312,26 @@ pub struct ChildWorkflowStarted {
     pub task_queue: TaskQueue,
     /// What happens to the child when this run closes first.
     pub parent_close_policy: ParentClosePolicy,
+    /// Longest one run of the child may take from its first step (as
+    /// `StartOptions::run_timeout`); `None`: no limit. Not compared on replay.
+    #[serde(default)]
+    pub run_timeout: Option<Duration>,
+    /// Longest the child may take across its runs (as `StartOptions::execution_timeout`).
+    #[serde(default)]
+    pub execution_timeout: Option<Duration>,
+    /// How a failed run of the child is retried before this run hears of it (as
+    /// `StartOptions::retry`); `None`: it is not.
+    #[serde(default)]
+    pub retry: Option<crate::options::RetryPolicy>,
 }
 
 impl ChildWorkflowStarted {
+    /// Whether it sets nothing the first stored shape of a child start lacks (deadlines, a
+    /// retry policy): such a start is stored in that shape, byte for byte as before.
+    pub(crate) fn fits_first_shape(&self) -> bool {
+        self.run_timeout.is_none() && self.execution_timeout.is_none() && self.retry.is_none()
+    }
+
     /// The child's first event: what the engine (and the testkit) start the child run with.
     pub fn child_run_started(
         &self,

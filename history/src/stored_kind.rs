@@ -19,8 +19,11 @@
 //! `LocalActivityBackoff`; updates as 27, `UpdateAccepted`, and 28, `UpdateCompleted`;
 //! workflow deadlines as 29, `WorkflowTimedOut`.
 //!
+//! `ChildWorkflowStarted` grew once: variant 11 holds its six original fields, variant 31,
+//! `ChildWorkflowStartedWithOptions`, a child start with deadlines or a retry policy.
+//!
 //! JSON goes through the same enums, so both formats agree. The next new event kind is stored
-//! as variant 31: append it to `EventKind` and to the `then` list of `stored_kinds!` below.
+//! as variant 32: append it to `EventKind` and to the `then` list of `stored_kinds!` below.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -30,7 +33,7 @@ use crate::options::{ParentRun, RunOrigin};
 use crate::payload::Payload;
 use crate::priority::Priority;
 use crate::replay_rules::ReplayRules;
-use crate::stored_options::ActivityOptionsV1;
+use crate::stored_options::{ActivityOptionsV1, ChildStartedV1, ChildStartedV1Ref};
 use crate::trace::TraceContext;
 
 /// `WorkflowStarted` as first stored: the fields before the trace context, in order.
@@ -136,6 +139,7 @@ struct ScheduledV2Ref<'a> {
 macro_rules! stored_kinds {
     (
         first: $($kind:ident($shape:ty)),* $(,)?;
+        middle: $($middle:ident($middle_shape:ty)),* $(,)?;
         later: $($later:ident($later_shape:ty)),* $(,)?;
         then: $($then:ident($then_shape:ty)),* $(,)?
     ) => {
@@ -146,11 +150,14 @@ macro_rules! stored_kinds {
             WorkflowStarted(StartedV1),
             ActivityScheduled(ScheduledV1),
             $($kind($shape),)*
+            ChildWorkflowStarted(ChildStartedV1),
+            $($middle($middle_shape),)*
             WorkflowStartedInTrace(StartedV2),
             WorkflowStartedUnderRules(WorkflowStarted),
             ActivityScheduledWithPriority(ScheduledV2),
             $($later($later_shape),)*
             ActivityScheduledWithOptions(ActivityScheduled),
+            ChildWorkflowStartedWithOptions(ChildWorkflowStarted),
             $($then($then_shape),)*
         }
 
@@ -161,11 +168,14 @@ macro_rules! stored_kinds {
             WorkflowStarted(StartedV1Ref<'a>),
             ActivityScheduled(ScheduledV1Ref<'a>),
             $($kind(&'a $shape),)*
+            ChildWorkflowStarted(ChildStartedV1Ref<'a>),
+            $($middle(&'a $middle_shape),)*
             WorkflowStartedInTrace(StartedV2Ref<'a>),
             WorkflowStartedUnderRules(&'a WorkflowStarted),
             ActivityScheduledWithPriority(ScheduledV2Ref<'a>),
             $($later(&'a $later_shape),)*
             ActivityScheduledWithOptions(&'a ActivityScheduled),
+            ChildWorkflowStartedWithOptions(&'a ChildWorkflowStarted),
             $($then(&'a $then_shape),)*
         }
 
@@ -174,7 +184,14 @@ macro_rules! stored_kinds {
                 let stored = match self {
                     EventKind::WorkflowStarted(s) => stored_start(s),
                     EventKind::ActivityScheduled(s) => stored_scheduled(s),
+                    EventKind::ChildWorkflowStarted(c) if c.fits_first_shape() => {
+                        StoredKindRef::ChildWorkflowStarted(ChildStartedV1Ref::from(c))
+                    }
+                    EventKind::ChildWorkflowStarted(c) => {
+                        StoredKindRef::ChildWorkflowStartedWithOptions(c)
+                    }
                     $(EventKind::$kind(e) => StoredKindRef::$kind(e),)*
+                    $(EventKind::$middle(e) => StoredKindRef::$middle(e),)*
                     $(EventKind::$later(e) => StoredKindRef::$later(e),)*
                     $(EventKind::$then(e) => StoredKindRef::$then(e),)*
                 };
@@ -279,7 +296,12 @@ macro_rules! stored_kinds {
                     }
                     // Options stored in a newer shape than they need read the same.
                     StoredKind::ActivityScheduledWithOptions(s) => EventKind::ActivityScheduled(s),
+                    StoredKind::ChildWorkflowStarted(c) => EventKind::ChildWorkflowStarted(c.into()),
+                    StoredKind::ChildWorkflowStartedWithOptions(c) => {
+                        EventKind::ChildWorkflowStarted(c)
+                    }
                     $(StoredKind::$kind(e) => EventKind::$kind(e),)*
+                    $(StoredKind::$middle(e) => EventKind::$middle(e),)*
                     $(StoredKind::$later(e) => EventKind::$later(e),)*
                     $(StoredKind::$then(e) => EventKind::$then(e),)*
                 })
@@ -289,8 +311,9 @@ macro_rules! stored_kinds {
 }
 
 // In stored order: the position of each is its encoding (`WorkflowStarted` is variant 0 and
-// `ActivityScheduled` variant 1, both written out in the macro, as are their later shapes:
-// 22 to 24 between `first` and `later`, 30 between `later` and `then`).
+// `ActivityScheduled` variant 1, both written out in the macro, as are `ChildWorkflowStarted`,
+// 11, between `first` and `middle`, and the later shapes: 22 to 24 between `middle` and
+// `later`, 30 and 31 between `later` and `then`).
 stored_kinds! {
     first:
     ActivityCompleted(ActivityCompleted),
@@ -301,8 +324,8 @@ stored_kinds! {
     TimerStarted(TimerStarted),
     TimerFired(TimerFired),
     TimerCancelled(TimerCancelled),
-    SignalReceived(SignalReceived),
-    ChildWorkflowStarted(ChildWorkflowStarted),
+    SignalReceived(SignalReceived);
+    middle:
     ChildWorkflowCompleted(ChildWorkflowCompleted),
     ChildWorkflowFailed(ChildWorkflowFailed),
     ChildWorkflowCancelRequested(ChildWorkflowCancelRequested),
@@ -478,6 +501,29 @@ mod tests {
             assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), kind);
+        }
+    }
+
+    #[test]
+    fn a_child_start_with_options_is_variant_31_and_one_without_keeps_11() {
+        use crate::options::{ParentClosePolicy, RetryPolicy};
+        let child = |retry: Option<RetryPolicy>| {
+            EventKind::ChildWorkflowStarted(ChildWorkflowStarted {
+                workflow_type: WorkflowType::new("ship").unwrap(),
+                workflow_id: WorkflowId::new("ship-1").unwrap(),
+                run_id: RunId::from_uuid(uuid::Uuid::from_u128(3)),
+                input: Payload::unit(),
+                task_queue: TaskQueue::new("default").unwrap(),
+                parent_close_policy: ParentClosePolicy::Abandon,
+                run_timeout: None,
+                execution_timeout: None,
+                retry,
+            })
+        };
+        for (kind, variant) in [(child(None), 11), (child(Some(RetryPolicy::default())), 31)] {
+            let bytes = kind.encode(&Limits::DEFAULT).unwrap();
+            assert_eq!(bytes[1], variant, "{kind:?}");
+            assert_eq!(EventKind::decode(&bytes, &Limits::DEFAULT).unwrap(), kind);
         }
     }
 

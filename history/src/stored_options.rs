@@ -1,3 +1,7 @@
+//! Child starts as first stored: `ChildWorkflowStarted` before deadlines and retries
+//! (variant 11); a child start that sets none is still written in it, others as variant 31,
+//! `ChildWorkflowStartedWithOptions`.
+//!
 //! Activity options as first stored: bincode keeps no field names, so the options stored in
 //! `ActivityScheduled` (variants 1 and 24) and in task rows keep the shape they had before
 //! `RetryPolicy::retry_on` and `ActivityOptions::schedule_to_start`. Options that set neither
@@ -8,7 +12,65 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::options::{ActivityOptions, RetryPolicy};
+use crate::event::ChildWorkflowStarted;
+use crate::ids::{RunId, TaskQueue, WorkflowId, WorkflowType};
+use crate::options::{ActivityOptions, ParentClosePolicy, RetryPolicy};
+use crate::payload::Payload;
+
+/// `ChildWorkflowStarted` as first stored: the fields before the deadlines, in order.
+#[derive(Deserialize)]
+#[serde(rename = "ChildWorkflowStarted")]
+pub(crate) struct ChildStartedV1 {
+    workflow_type: WorkflowType,
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    input: Payload,
+    task_queue: TaskQueue,
+    parent_close_policy: ParentClosePolicy,
+}
+
+/// [`ChildStartedV1`], borrowed, for writing.
+#[derive(Serialize)]
+#[serde(rename = "ChildWorkflowStarted")]
+pub(crate) struct ChildStartedV1Ref<'a> {
+    workflow_type: &'a WorkflowType,
+    workflow_id: &'a WorkflowId,
+    run_id: &'a RunId,
+    input: &'a Payload,
+    task_queue: &'a TaskQueue,
+    parent_close_policy: &'a ParentClosePolicy,
+}
+
+impl<'a> From<&'a ChildWorkflowStarted> for ChildStartedV1Ref<'a> {
+    /// The first shape of `c`, dropping what it cannot hold: callers check
+    /// `ChildWorkflowStarted::fits_first_shape` first.
+    fn from(c: &'a ChildWorkflowStarted) -> Self {
+        ChildStartedV1Ref {
+            workflow_type: &c.workflow_type,
+            workflow_id: &c.workflow_id,
+            run_id: &c.run_id,
+            input: &c.input,
+            task_queue: &c.task_queue,
+            parent_close_policy: &c.parent_close_policy,
+        }
+    }
+}
+
+impl From<ChildStartedV1> for ChildWorkflowStarted {
+    fn from(v1: ChildStartedV1) -> Self {
+        ChildWorkflowStarted {
+            workflow_type: v1.workflow_type,
+            workflow_id: v1.workflow_id,
+            run_id: v1.run_id,
+            input: v1.input,
+            task_queue: v1.task_queue,
+            parent_close_policy: v1.parent_close_policy,
+            run_timeout: None,
+            execution_timeout: None,
+            retry: None,
+        }
+    }
+}
 
 /// `RetryPolicy` as first stored: the fields before `retry_on`, in order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -371,15 +371,29 @@ pub fn open_event_kind() -> impl Strategy<Value = EventKind> {
             SignalReceived { name, payload }
         )),
         (
-            workflow_type(),
-            workflow_id(),
-            run_id(),
-            payload(),
-            task_queue(),
-            parent_close_policy()
+            (
+                workflow_type(),
+                workflow_id(),
+                run_id(),
+                payload(),
+                task_queue(),
+                parent_close_policy()
+            ),
+            // Mostly none: most child starts fit the first stored shape.
+            prop_oneof![
+                3 => Just((None, None, None)),
+                1 => (
+                    prop::option::of(duration()),
+                    prop::option::of(duration()),
+                    prop::option::of(activity_options().prop_map(|o| o.retry)),
+                ),
+            ],
         )
             .prop_map(
-                |(workflow_type, workflow_id, run_id, input, task_queue, parent_close_policy)| {
+                |(
+                    (workflow_type, workflow_id, run_id, input, task_queue, parent_close_policy),
+                    (run_timeout, execution_timeout, retry),
+                )| {
                     EventKind::ChildWorkflowStarted(ChildWorkflowStarted {
                         workflow_type,
                         workflow_id,
@@ -387,6 +401,9 @@ pub fn open_event_kind() -> impl Strategy<Value = EventKind> {
                         input,
                         task_queue,
                         parent_close_policy,
+                        run_timeout,
+                        execution_timeout,
+                        retry,
                     })
                 }
             ),

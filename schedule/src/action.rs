@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use reprise_history::{Payload, Priority, TaskQueue, WorkflowType};
+use reprise_history::{Payload, Priority, RetryPolicy, TaskQueue, WorkflowType};
 
 use crate::policy::{OverlapPolicy, SchedulePolicies};
 use crate::spec::ScheduleSpec;
@@ -21,6 +21,12 @@ pub struct ScheduleAction {
     pub priority: Priority,
     /// The started runs' fairness key.
     pub fairness_key: Option<String>,
+    /// Each started workflow's run timeout (as `StartOptions::run_timeout`).
+    pub run_timeout: Option<Duration>,
+    /// Each started workflow's execution timeout (as `StartOptions::execution_timeout`).
+    pub execution_timeout: Option<Duration>,
+    /// How each started workflow's failed runs are retried (as `StartOptions::retry`).
+    pub retry: Option<RetryPolicy>,
 }
 
 impl ScheduleAction {
@@ -32,6 +38,9 @@ impl ScheduleAction {
             task_queue: TaskQueue::default(),
             priority: Priority::default(),
             fairness_key: None,
+            run_timeout: None,
+            execution_timeout: None,
+            retry: None,
         }
     }
 

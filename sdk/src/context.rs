@@ -176,6 +176,9 @@ impl WorkflowContext {
                     input: state.converter.to_payload(input)?,
                     task_queue: state.task_queue.clone(),
                     parent_close_policy: ParentClosePolicy::default(),
+                    run_timeout: None,
+                    execution_timeout: None,
+                    retry: None,
                 }))
             };
             build().map_err(|e| input_failure(&e))

@@ -112,9 +112,24 @@ pub struct NewChild {
     pub started: WorkflowStarted,
     /// What happens to the child when the parent closes first.
     pub policy: ParentClosePolicy,
+    /// Its deadlines and retry policy, as the parent's code set them.
+    pub run_timeout: Option<Duration>,
+    /// See [`NewChild::run_timeout`].
+    pub execution_timeout: Option<Duration>,
+    /// See [`NewChild::run_timeout`].
+    pub retry: Option<reprise_history::RetryPolicy>,
 }
 
 impl NewChild {
+    /// What the parent records when the child could not start: its options were refused
+    /// (`reason` says why), so no run of it exists.
+    pub fn refused(&self, reason: &str) -> EventKind {
+        EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
+            started: self.started_seq,
+            failure: Failure::application("InvalidChildOptions", reason).retryable(false),
+        })
+    }
+
     /// What the parent records when the child's workflow id already has an open run.
     pub fn id_in_use(&self) -> EventKind {
         EventKind::ChildWorkflowFailed(ChildWorkflowFailed {
@@ -261,6 +276,9 @@ impl<'a> Effects<'a> {
                     run.trace.cloned(),
                 ),
                 policy: c.parent_close_policy,
+                run_timeout: c.run_timeout,
+                execution_timeout: c.execution_timeout,
+                retry: c.retry.clone(),
             }),
             EventKind::ChildWorkflowCancelRequested(c) => self.cancelled_children.push(c.started),
             EventKind::MarkerRecorded(Marker::Patch { patch_id }) => {
@@ -532,6 +550,9 @@ mod tests {
                 input: payload(),
                 task_queue: TaskQueue::new("default").unwrap(),
                 parent_close_policy: ParentClosePolicy::Abandon,
+                run_timeout: None,
+                execution_timeout: None,
+                retry: None,
             }),
         )];
         let this = run(&id, None);

@@ -446,9 +446,32 @@ impl<O> ChildCall<O> {
 impl<O> ChildCall<O> {
     /// What happens to the child if this workflow closes first (default: terminate it).
     pub fn parent_close_policy(self, policy: reprise_history::ParentClosePolicy) -> Self {
+        self.amend(|c| c.parent_close_policy = policy)
+    }
+
+    /// Closes each run of the child still open this long after its first step, as timed out
+    /// (`StartOptions::run_timeout`); its retry policy may start another. Zero fails the
+    /// child at once.
+    pub fn run_timeout(self, timeout: std::time::Duration) -> Self {
+        self.amend(|c| c.run_timeout = Some(timeout))
+    }
+
+    /// Closes the child still open this long after its first step, across its runs, as
+    /// timed out (`StartOptions::execution_timeout`). Zero fails the child at once.
+    pub fn execution_timeout(self, timeout: std::time::Duration) -> Self {
+        self.amend(|c| c.execution_timeout = Some(timeout))
+    }
+
+    /// Retries a failed run of the child as a new run (`StartOptions::retry`); this workflow
+    /// hears only how the last attempt ended.
+    pub fn retry(self, policy: reprise_history::RetryPolicy) -> Self {
+        self.amend(|c| c.retry = Some(policy))
+    }
+
+    fn amend(self, change: impl FnOnce(&mut reprise_history::ChildWorkflowStarted)) -> Self {
         self.op.amend(|kind| {
             if let EventKind::ChildWorkflowStarted(c) = kind {
-                c.parent_close_policy = policy;
+                change(c);
             }
         });
         self

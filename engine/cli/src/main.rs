@@ -11,6 +11,7 @@ mod limits;
 mod payloads;
 mod schedules;
 mod show;
+mod terms;
 
 /// Operate a Reprise database.
 #[derive(Parser)]
@@ -62,20 +63,8 @@ enum Command {
         /// Its first step at this time (RFC 3339) at the earliest; a past time: at once.
         #[arg(long)]
         start_at: Option<String>,
-        /// Close a run still open this long after its first step (`30m`), as timed out.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        run_timeout: Option<Duration>,
-        /// Close the workflow still open this long after its first step (`7d`), across
-        /// continue-as-new and retries, as timed out.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        execution_timeout: Option<Duration>,
-        /// Retry a failed run (or one past its run timeout) as a new run, up to this many
-        /// attempts in all.
-        #[arg(long)]
-        retry_attempts: Option<u32>,
-        /// The wait before the first retry, doubling each time (at most 100 times it).
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s", requires = "retry_attempts")]
-        retry_backoff: Duration,
+        #[command(flatten)]
+        terms: terms::RunTerms,
         /// Print JSON for tools.
         #[arg(long)]
         json: bool,
@@ -256,10 +245,7 @@ async fn main() -> anyhow::Result<()> {
             fairness_key,
             delay,
             start_at,
-            run_timeout,
-            execution_timeout,
-            retry_attempts,
-            retry_backoff,
+            terms,
             json,
         } => {
             let start_at = start_at
@@ -268,22 +254,14 @@ async fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("--start-at {t:?} is not an RFC 3339 time"))
                 })
                 .transpose()?;
-            let options = StartOptions {
+            let options = terms.apply(StartOptions {
                 task_queue: TaskQueue::new(&queue)?,
                 priority: reprise_engine::Priority::new(priority)?,
                 fairness_key,
                 start_delay: delay.unwrap_or_default(),
                 start_at,
-                run_timeout,
-                execution_timeout,
-                retry: retry_attempts.map(|attempts| reprise_history::RetryPolicy {
-                    max_attempts: Some(attempts),
-                    initial_backoff: retry_backoff,
-                    max_backoff: retry_backoff.saturating_mul(100),
-                    ..reprise_history::RetryPolicy::default()
-                }),
                 ..StartOptions::default()
-            };
+            });
             let handle = client
                 .start_json(&workflow_type, &workflow_id, &input, options)
                 .await?;

@@ -142,6 +142,8 @@ pub(crate) struct Definition {
     /// After downtime, times at most this old still fire.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1day")]
     catchup_window: Duration,
+    #[command(flatten)]
+    terms: crate::terms::RunTerms,
 }
 
 fn time(flag: &str, text: &str) -> anyhow::Result<Timestamp> {
@@ -184,12 +186,12 @@ impl Definition {
                 time("--exclude", until)?,
             )?);
         }
-        let options = StartOptions {
+        let options = self.terms.apply(StartOptions {
             task_queue: TaskQueue::new(&self.queue)?,
             priority: Priority::new(self.priority)?,
             fairness_key: self.fairness_key,
             ..StartOptions::default()
-        };
+        });
         let action = client.schedule_action_json(&self.workflow_type, &self.input, &options)?;
         Ok(Schedule::new(spec, action)
             .overlap(self.overlap)
@@ -304,6 +306,9 @@ fn description_json(d: &ScheduleDescription) -> Value {
         "schedule_id": d.schedule_id.as_str(),
         "workflow_type": d.workflow_type.as_str(),
         "task_queue": d.task_queue.as_str(),
+        "run_timeout_ms": d.run_timeout.map(|t| t.as_millis() as u64),
+        "execution_timeout_ms": d.execution_timeout.map(|t| t.as_millis() as u64),
+        "retry": d.retry,
         "spec": d.spec,
         "policies": d.policies,
         "paused": d.paused,
@@ -341,6 +346,20 @@ fn description_text(d: &ScheduleDescription) -> String {
             humantime::format_duration(interval.every()),
             humantime::format_duration(interval.offset())
         );
+    }
+    for (what, timeout) in [
+        ("run timeout", d.run_timeout),
+        ("execution timeout", d.execution_timeout),
+    ] {
+        if let Some(timeout) = timeout {
+            out += &format!("  {what}: {}\n", humantime::format_duration(timeout));
+        }
+    }
+    if let Some(retry) = &d.retry {
+        let attempts = retry
+            .max_attempts
+            .map_or("unlimited".to_string(), |n| n.to_string());
+        out += &format!("  retries: {attempts} attempts\n");
     }
     out += &format!(
         "  overlap: {}, catch-up window: {}\n",

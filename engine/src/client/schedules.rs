@@ -32,6 +32,12 @@ pub struct ScheduleDescription {
     pub workflow_type: WorkflowType,
     /// On which orchestrator task queue.
     pub task_queue: reprise_history::TaskQueue,
+    /// The started workflows' run timeout.
+    pub run_timeout: Option<std::time::Duration>,
+    /// The started workflows' execution timeout.
+    pub execution_timeout: Option<std::time::Duration>,
+    /// How the started workflows' failed runs are retried.
+    pub retry: Option<reprise_history::RetryPolicy>,
     /// Whether it is paused.
     pub paused: bool,
     /// Why it was last paused or resumed.
@@ -90,33 +96,35 @@ pub struct BackfillReport {
     pub skipped: usize,
 }
 
-/// Refuses start options a schedule's action does not keep, naming them: a firing starts
-/// at its time, and its workflow's deadlines and retries are not stored with the action yet.
+/// Refuses start options a schedule's action does not keep (a firing starts at its time),
+/// naming them, and deadlines or a retry policy a start would refuse.
 fn refuse_unkept_options(options: &StartOptions) -> Result<()> {
     let unkept: Vec<&str> = [
         ("start_delay", !options.start_delay.is_zero()),
         ("start_at", options.start_at.is_some()),
-        ("run_timeout", options.run_timeout.is_some()),
-        ("execution_timeout", options.execution_timeout.is_some()),
-        ("retry", options.retry.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
     .collect();
-    if unkept.is_empty() {
-        return Ok(());
+    if !unkept.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "a schedule's action does not take {} (a firing starts at its time)",
+            unkept.join(", ")
+        )));
     }
-    Err(Error::InvalidArgument(format!(
-        "a schedule's action does not take {} (a firing starts at its time; deadlines and retries of scheduled workflows are not stored yet)",
-        unkept.join(", ")
-    )))
+    crate::store::ExecutionPolicy {
+        run_timeout: options.run_timeout,
+        execution_timeout: options.execution_timeout,
+        retry: options.retry.clone(),
+    }
+    .check()
 }
 
 impl Client {
     /// The action "start `def` with `input`" for a schedule, the input encoded by this
     /// client's data converter (a configured codec seals it before it is stored). It takes
-    /// the options' task queue, priority and fairness key; options a schedule cannot keep yet
-    /// (a start delay or time, deadlines, a retry policy) are refused with
+    /// the options' task queue, priority, fairness key, deadlines and retry policy; a start
+    /// delay or time (a firing starts at its time) is refused with
     /// [`Error::InvalidArgument`] rather than dropped.
     pub fn schedule_action<I: Serialize, O>(
         &self,
@@ -131,6 +139,9 @@ impl Client {
             task_queue: options.task_queue.clone(),
             priority: options.priority,
             fairness_key: options.fairness_key.clone(),
+            run_timeout: options.run_timeout,
+            execution_timeout: options.execution_timeout,
+            retry: options.retry.clone(),
         })
     }
 
@@ -149,6 +160,9 @@ impl Client {
             task_queue: options.task_queue.clone(),
             priority: options.priority,
             fairness_key: options.fairness_key.clone(),
+            run_timeout: options.run_timeout,
+            execution_timeout: options.execution_timeout,
+            retry: options.retry.clone(),
         })
     }
 
@@ -343,6 +357,9 @@ fn describe(record: ScheduleRecord) -> ScheduleDescription {
         schedule_id,
         workflow_type: schedule.action.workflow_type,
         task_queue: schedule.action.task_queue,
+        run_timeout: schedule.action.run_timeout,
+        execution_timeout: schedule.action.execution_timeout,
+        retry: schedule.action.retry,
         spec: schedule.spec,
         policies: schedule.policies,
         paused,

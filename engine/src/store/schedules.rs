@@ -19,6 +19,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::store::bind::Bound;
+use crate::store::deadlines::{ExecutionPolicy, set_policy};
 use crate::store::lifecycle::{request_cancel, terminate_in};
 use crate::store::notify::SCHEDULES_CHANNEL;
 use crate::store::runs::{RunToInsert, insert_run, tx_now};
@@ -42,6 +43,27 @@ pub(crate) struct ScheduleRow {
     next_fire_at: Option<chrono::DateTime<chrono::Utc>>,
     now: chrono::DateTime<chrono::Utc>,
     waiting_on: Option<String>,
+    start_terms: Option<String>,
+}
+
+/// The deadlines and retry policy of the workflows a schedule starts, as stored.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct StartTerms {
+    #[serde(default)]
+    run_timeout: Option<std::time::Duration>,
+    #[serde(default)]
+    execution_timeout: Option<std::time::Duration>,
+    #[serde(default)]
+    retry: Option<reprise_history::RetryPolicy>,
+}
+
+/// What a schedule's action sets of its workflows' deadlines and retries.
+fn start_terms(action: &ScheduleAction) -> ExecutionPolicy {
+    ExecutionPolicy {
+        run_timeout: action.run_timeout,
+        execution_timeout: action.execution_timeout,
+        retry: action.retry.clone(),
+    }
 }
 
 impl ScheduleRow {
@@ -68,19 +90,36 @@ impl ScheduleRow {
                 .transpose()?,
             now: to_datetime(now)?,
             waiting_on: waiting_on(state),
+            start_terms: {
+                let terms = start_terms(action);
+                terms.check()?;
+                if terms.is_empty() {
+                    None
+                } else {
+                    Some(to_json(&StartTerms {
+                        run_timeout: terms.run_timeout,
+                        execution_timeout: terms.execution_timeout,
+                        retry: terms.retry,
+                    })?)
+                }
+            },
         })
     }
 
-    /// Binds `$1` to `$12` of `insert_schedule.sql`.
+    /// Binds `$1` to `$13` of `insert_schedule.sql`.
     pub(crate) fn bind_insert<'q>(self) -> Bound<'q> {
+        let start_terms = self.start_terms.clone();
         self.bind_common(Bound::new(INSERT_SCHEDULE_SQL))
+            .bind(start_terms)
     }
 
-    /// Binds `$1` to `$13` of `replace_schedule.sql`.
+    /// Binds `$1` to `$14` of `replace_schedule.sql`.
     pub(crate) fn bind_replace<'q>(self) -> Bound<'q> {
         let waiting_on = self.waiting_on.clone();
+        let start_terms = self.start_terms.clone();
         self.bind_common(Bound::new(REPLACE_SCHEDULE_SQL))
             .bind(waiting_on)
+            .bind(start_terms)
     }
 
     fn bind_common(self, bound: Bound<'_>) -> Bound<'_> {
@@ -130,6 +169,15 @@ impl ScheduleRecord {
         let state: ScheduleState =
             serde_json::from_str(&get("state")?).map_err(|e| corrupt("state", e.to_string()))?;
         let priority: i16 = row.try_get("priority").map_err(Error::from_db)?;
+        let terms: StartTerms = match row
+            .try_get::<Option<String>, _>("start_terms")
+            .map_err(Error::from_db)?
+        {
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|e| corrupt("start terms", e.to_string()))?
+            }
+            None => StartTerms::default(),
+        };
         let action = ScheduleAction {
             workflow_type: WorkflowType::new(get("workflow_type")?)?,
             input: Payload::from_bytes(
@@ -138,6 +186,9 @@ impl ScheduleRecord {
             task_queue: TaskQueue::new(get("task_queue")?)?,
             priority: Priority::new(i64::from(priority))?,
             fairness_key: row.try_get("fairness_key").map_err(Error::from_db)?,
+            run_timeout: terms.run_timeout,
+            execution_timeout: terms.execution_timeout,
+            retry: terms.retry,
         };
         Ok(ScheduleRecord {
             schedule_id,
@@ -234,6 +285,10 @@ async fn start_firing(
         action.fairness_key.as_deref(),
     );
     if insert_run(conn, run, &cx.limits).await? {
+        let terms = start_terms(action);
+        if !terms.is_empty() {
+            set_policy(conn, started.run_id, &terms, now).await?;
+        }
         Ok(StartResult::Started(started.run_id))
     } else {
         Ok(StartResult::AlreadyStarted)
@@ -410,7 +465,7 @@ impl Store {
         let now = tx_now(&mut conn, self.offset()).await?;
         let row = sqlx::query(
             "SELECT schedule_id, spec::text AS spec, policies::text AS policies, workflow_type,
-                task_queue, input, priority, fairness_key, paused, note, state::text AS state,
+                task_queue, input, priority, fairness_key, paused, note, state::text AS state, start_terms::text AS start_terms,
                 created_at, updated_at
                FROM reprise.schedules WHERE schedule_id = $1",
         )
@@ -430,7 +485,7 @@ impl Store {
     ) -> Result<Vec<ScheduleRecord>> {
         let rows = sqlx::query(
             "SELECT schedule_id, spec::text AS spec, policies::text AS policies, workflow_type,
-                task_queue, input, priority, fairness_key, paused, note, state::text AS state,
+                task_queue, input, priority, fairness_key, paused, note, state::text AS state, start_terms::text AS start_terms,
                 created_at, updated_at
                FROM reprise.schedules
               WHERE $1::text IS NULL OR schedule_id > $1 ORDER BY schedule_id LIMIT $2",
@@ -478,7 +533,7 @@ impl Store {
         // Two statements: PostgreSQL locks no rows under a UNION.
         let mut rows = sqlx::query(
             "SELECT schedule_id, spec::text AS spec, policies::text AS policies, workflow_type,
-                    task_queue, input, priority, fairness_key, paused, note, state::text AS state,
+                    task_queue, input, priority, fairness_key, paused, note, state::text AS state, start_terms::text AS start_terms,
                     created_at, updated_at
                FROM reprise.schedules
               WHERE NOT paused AND next_fire_at <= $1
@@ -492,7 +547,7 @@ impl Store {
         if rows.is_empty() {
             rows = sqlx::query(
                 "SELECT schedule_id, spec::text AS spec, policies::text AS policies, workflow_type,
-                    task_queue, input, priority, fairness_key, paused, note, state::text AS state,
+                    task_queue, input, priority, fairness_key, paused, note, state::text AS state, start_terms::text AS start_terms,
                     created_at, updated_at
                    FROM reprise.schedules s
                   WHERE waiting_on IS NOT NULL AND NOT paused
@@ -565,7 +620,7 @@ impl Store {
         let now = tx_now(tx, self.offset()).await?;
         let row = sqlx::query(
             "SELECT schedule_id, spec::text AS spec, policies::text AS policies, workflow_type,
-                task_queue, input, priority, fairness_key, paused, note, state::text AS state,
+                task_queue, input, priority, fairness_key, paused, note, state::text AS state, start_terms::text AS start_terms,
                 created_at, updated_at
                FROM reprise.schedules WHERE schedule_id = $1 FOR UPDATE",
         )

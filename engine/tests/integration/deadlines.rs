@@ -34,6 +34,29 @@ const FLAKY: WorkflowDef<(String, u32), u32> = WorkflowDef::new("flaky");
 const FLAKY_STEP: ActivityDef<(String, u32), u32> = ActivityDef::new("flaky_step");
 /// Fails at once with the error type it is given.
 const FAIL: WorkflowDef<String, u32> = WorkflowDef::new("fail");
+/// Starts `FLAKY` as a child with retries ("flaky"), or `HOLD` with a run timeout, and says
+/// how the child ended.
+const GUARDIAN: WorkflowDef<String, String> = WorkflowDef::new("guardian");
+
+async fn guardian(ctx: WorkflowContext, which: String) -> Result<String, WorkflowError> {
+    let child = format!("{}-child", ctx.workflow_id());
+    let ended = match which.as_str() {
+        "flaky" => {
+            ctx.child(FLAKY, &child, &(child.clone(), 2))
+                .retry(quick_retries(Some(5)))
+                .await
+        }
+        _ => {
+            ctx.child(HOLD, &child, &1)
+                .run_timeout(Duration::from_secs(3_600))
+                .await
+        }
+    };
+    Ok(match ended {
+        Ok(n) => format!("returned {n}"),
+        Err(e) => format!("{:?}: {}", e.end, e.failure.message),
+    })
+}
 
 /// Calls of `FLAKY_STEP` by key: tests run at once in this process.
 static CALLS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
@@ -73,6 +96,7 @@ fn registry() -> Registry {
         .workflow(PARENT, parent)
         .workflow(LOOP, looping)
         .workflow(FLAKY, flaky)
+        .workflow(GUARDIAN, guardian)
         .workflow(FAIL, |_: WorkflowContext, error_type: String| async move {
             Err::<u32, _>(WorkflowError::failed(error_type, "it always fails"))
         })
@@ -407,5 +431,43 @@ async fn zero_timeouts_are_refused_with_nothing_stored() {
         .await
         .unwrap();
     assert_eq!(runs, 0);
+    s.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_child_is_retried_before_its_parent_hears_and_times_out_by_its_deadline() {
+    let s = setup().await;
+    let handle = s
+        .client
+        .start(GUARDIAN, "patient", &"flaky".to_string())
+        .await
+        .unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), "returned 3");
+    let child_runs = s.runs("patient-child").await;
+    assert_eq!(child_runs.len(), 3, "{child_runs:?}");
+    let history = s.client.export(handle.run_id()).await.unwrap();
+    let heard = history
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::ChildWorkflowCompleted(_) | EventKind::ChildWorkflowFailed(_)
+            )
+        })
+        .count();
+    assert_eq!(heard, 1, "the parent hears of the last attempt only");
+
+    let handle = s
+        .client
+        .start(GUARDIAN, "strict", &"hold".to_string())
+        .await
+        .unwrap();
+    s.until_status("strict-child", RunState::Running).await;
+    s.store.clock().advance(Duration::from_secs(3_601));
+    assert_eq!(
+        within(handle.result()).await.unwrap(),
+        "TimedOut: the workflow run reached its run timeout"
+    );
     s.running.stop().await;
 }

@@ -128,14 +128,26 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_day_of_minutely_firings_starts_exactly_1440_workflows_with_two_engines() {
     let s = setup(2).await;
-    let schedule = every_minute(&s.client, QUICK).overlap(OverlapPolicy::AllowAll);
+    let mut schedule = every_minute(&s.client, QUICK).overlap(OverlapPolicy::AllowAll);
+    // Exactly one day of minutes, from mid-minute to mid-minute: real time passes too while
+    // the test runs, and an open-ended schedule would fire once more if it crossed a minute.
+    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(s.store.pool())
+        .await
+        .unwrap();
+    let minute = now.timestamp_micros().div_euclid(60_000_000) * 60_000_000;
+    let start = Timestamp::from_unix_micros(minute + 90_000_000);
+    schedule.spec.start_at = Some(start);
+    schedule.spec.end_at = Some(start.saturating_add(Duration::from_secs(86_400)));
     s.client.create_schedule("daily", &schedule).await.unwrap();
     // An hour at a time: the catch-up window (a day) covers each jump, and both engines race
-    // for every tick.
+    // for every tick. The first minute starts 1.5 to 2.5 minutes from now.
     for hour in 1..=24 {
         s.advance_minutes(60);
-        s.started("daily", hour * 60).await;
+        s.started("daily", hour * 60 - 3).await;
     }
+    s.advance_minutes(3);
+    s.started("daily", 1_440).await;
     let runs = s.runs("daily").await;
     assert_eq!(runs.len(), 1_440);
     let mut ids: Vec<&str> = runs.iter().map(|(id, _)| id.as_str()).collect();
@@ -297,6 +309,15 @@ async fn a_paused_schedule_fires_nothing_and_resumes_from_now() {
     assert_eq!(d.upcoming.len(), 10);
     // The five minutes paused are not caught up: only the trigger has started.
     assert_eq!(d.counts.started, 1);
+    // The triggered run closes first: the overlap policy (skip) would pass over the next
+    // firing while it is open.
+    within(s.running.until(async || {
+        s.runs("nap")
+            .await
+            .iter()
+            .all(|(_, status)| *status == RunState::Completed)
+    }))
+    .await;
     s.advance_minutes(1);
     s.started("nap", 2).await;
     let d = s.client.describe_schedule("nap").await.unwrap();
@@ -451,17 +472,57 @@ async fn bad_schedules_are_refused_with_nothing_stored() {
         Err(Error::UnknownSchedule { .. })
     ));
     assert!(s.client.list_schedules(None, 10).await.unwrap().is_empty());
-    // Start options an action cannot keep are refused by name, not dropped.
-    let timed = StartOptions {
-        run_timeout: Some(Duration::from_secs(60)),
+    // Start options an action cannot keep are refused by name, not dropped; so are
+    // deadlines a start would refuse.
+    let delayed = StartOptions {
         start_delay: Duration::from_secs(5),
         ..StartOptions::default()
     };
-    let err = s.client.schedule_action(QUICK, &1, &timed).unwrap_err();
+    let err = s.client.schedule_action(QUICK, &1, &delayed).unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidArgument(m) if m.contains("start_delay, run_timeout")),
+        matches!(&err, Error::InvalidArgument(m) if m.contains("start_delay")),
         "{err:?}"
     );
+    let zero = StartOptions {
+        run_timeout: Some(Duration::ZERO),
+        ..StartOptions::default()
+    };
+    assert!(matches!(
+        s.client.schedule_action(QUICK, &1, &zero),
+        Err(Error::InvalidArgument(_))
+    ));
+    s.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_workflow_gets_the_actions_deadlines() {
+    let s = setup(1).await;
+    let options = StartOptions {
+        run_timeout: Some(Duration::from_secs(30)),
+        ..StartOptions::default()
+    };
+    let action = s.client.schedule_action(HOLD, &3, &options).unwrap();
+    let schedule = Schedule::new(ScheduleSpec::cron("* * * * *").unwrap(), action);
+    s.client
+        .create_schedule("bounded", &schedule)
+        .await
+        .unwrap();
+    let stored = s.client.describe_schedule("bounded").await.unwrap();
+    assert_eq!(stored.run_timeout, Some(Duration::from_secs(30)));
+    s.advance_minutes(1);
+    s.started("bounded", 1).await;
+    let (workflow_id, _) = s.runs("bounded").await.remove(0);
+    let described = s.client.describe(&workflow_id).await.unwrap();
+    let deadline = described.deadline.expect("the action's run timeout");
+    assert_eq!(
+        deadline.as_unix_micros() - described.started_at.as_unix_micros(),
+        30_000_000
+    );
+    s.store.clock().advance(Duration::from_secs(31));
+    within(s.running.until(async || {
+        s.client.describe(&workflow_id).await.unwrap().status == RunState::TimedOut
+    }))
+    .await;
     s.running.stop().await;
 }
 

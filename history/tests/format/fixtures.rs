@@ -39,7 +39,8 @@ fn read_or_bless(name: &str, current: &[u8]) -> Vec<u8> {
 /// v7 started by a schedule (`RunOrigin::Scheduled`); v9 is v8 as a workflow retry's run
 /// (`RunOrigin::Retried`), and its closing events include `WorkflowTimedOut`; v10 is v9 with
 /// one activity's options beyond their first stored shape (`retry_on`, a schedule-to-start
-/// timeout: `ActivityScheduledWithOptions`).
+/// timeout: `ActivityScheduledWithOptions`); v11 is v10 with one child started with deadlines
+/// and a retry policy (`ChildWorkflowStartedWithOptions`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
     V1,
@@ -52,6 +53,7 @@ enum Version {
     V8,
     V9,
     V10,
+    V11,
 }
 
 impl Version {
@@ -66,7 +68,8 @@ impl Version {
             | Version::V7
             | Version::V8
             | Version::V9
-            | Version::V10 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
+            | Version::V10
+            | Version::V11 => Payload::encode(&value, &Limits::DEFAULT).unwrap(),
         }
     }
 
@@ -82,6 +85,7 @@ impl Version {
             Version::V8 => "v8",
             Version::V9 => "v9",
             Version::V10 => "v10",
+            Version::V11 => "v11",
         }
     }
 
@@ -95,7 +99,8 @@ impl Version {
             | Version::V7
             | Version::V8
             | Version::V9
-            | Version::V10 => Some(
+            | Version::V10
+            | Version::V11 => Some(
                 TraceContext::new(
                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                     "rojo=00f067aa0ba902b7",
@@ -114,14 +119,21 @@ impl Version {
             | Version::V7
             | Version::V8
             | Version::V9
-            | Version::V10 => ReplayRules::COMPARE_INPUTS,
+            | Version::V10
+            | Version::V11 => ReplayRules::COMPARE_INPUTS,
         }
     }
 
     /// The priority the fixture's `name` activity is given.
     fn priority(self, name: &str) -> Option<Priority> {
         match self {
-            Version::V5 | Version::V6 | Version::V7 | Version::V8 | Version::V9 | Version::V10
+            Version::V5
+            | Version::V6
+            | Version::V7
+            | Version::V8
+            | Version::V9
+            | Version::V10
+            | Version::V11
                 if name == "charge" =>
             {
                 Some(Priority::HIGHEST)
@@ -135,7 +147,8 @@ impl Version {
             | Version::V7
             | Version::V8
             | Version::V9
-            | Version::V10 => None,
+            | Version::V10
+            | Version::V11 => None,
         }
     }
 }
@@ -162,7 +175,7 @@ fn every_kind(version: Version) -> RecordedHistory {
                 schedule_id: ScheduleId::new("nightly-orders").unwrap(),
                 scheduled_at: Timestamp::from_unix_micros(1_795_356_200_000_000),
             },
-            Version::V9 | Version::V10 => RunOrigin::Retried {
+            Version::V9 | Version::V10 | Version::V11 => RunOrigin::Retried {
                 previous_run_id: run_id(7),
                 attempt: 3,
             },
@@ -195,7 +208,7 @@ fn every_kind(version: Version) -> RecordedHistory {
         schedule_to_start: None,
     };
     let options_of = |name: &str| match version {
-        Version::V10 if name == "ship" => ActivityOptions {
+        Version::V10 | Version::V11 if name == "ship" => ActivityOptions {
             retry: RetryPolicy {
                 retry_on: vec!["CarrierBusy".into(), "Timeout".into()],
                 ..options.retry.clone()
@@ -271,6 +284,15 @@ fn every_kind(version: Version) -> RecordedHistory {
             input: payload!(id),
             task_queue: TaskQueue::new("orders").unwrap(),
             parent_close_policy: policy,
+            run_timeout: (version == Version::V11 && id == "ship-2")
+                .then(|| Duration::from_secs(3_600)),
+            execution_timeout: (version == Version::V11 && id == "ship-2")
+                .then(|| Duration::from_secs(86_400)),
+            retry: (version == Version::V11 && id == "ship-2").then(|| RetryPolicy {
+                max_attempts: Some(3),
+                retry_on: vec!["CarrierBusy".into()],
+                ..RetryPolicy::default()
+            }),
         }))
     };
     let c1 = child(&mut h, "ship-1", ParentClosePolicy::Terminate);
@@ -302,7 +324,7 @@ fn every_kind(version: Version) -> RecordedHistory {
     }));
     if matches!(
         version,
-        Version::V6 | Version::V7 | Version::V8 | Version::V9 | Version::V10
+        Version::V6 | Version::V7 | Version::V8 | Version::V9 | Version::V10 | Version::V11
     ) {
         let local = |h: &mut HistoryBuilder, attempt| {
             h.push(EventKind::LocalActivityScheduled(LocalActivityScheduled {
@@ -338,7 +360,7 @@ fn every_kind(version: Version) -> RecordedHistory {
     }
     if matches!(
         version,
-        Version::V7 | Version::V8 | Version::V9 | Version::V10
+        Version::V7 | Version::V8 | Version::V9 | Version::V10 | Version::V11
     ) {
         let update = |h: &mut HistoryBuilder, id: &str, input| {
             h.push(EventKind::UpdateAccepted(UpdateAccepted {
@@ -589,6 +611,16 @@ fn v10_json_history_with_grown_activity_options_decodes_to_the_same_values() {
 }
 
 #[test]
+fn v11_binary_history_with_a_child_given_deadlines_and_retries_decodes_to_the_same_values() {
+    binary_history_decodes_to_the_same_values(Version::V11);
+}
+
+#[test]
+fn v11_json_history_with_a_child_given_deadlines_and_retries_decodes_to_the_same_values() {
+    json_history_decodes_to_the_same_values(Version::V11);
+}
+
+#[test]
 fn payloads_of_each_version_decode_to_their_values() {
     for version in [
         Version::V1,
@@ -601,6 +633,7 @@ fn payloads_of_each_version_decode_to_their_values() {
         Version::V8,
         Version::V9,
         Version::V10,
+        Version::V11,
     ] {
         let history = every_kind(version);
         let EventKind::WorkflowStarted(started) = &history.events()[0].kind else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand_core::RngCore;
 use reprise_history::*;
-use reprise_sdk::{Close, RunIdentity, RunStatus, WorkflowDef};
+use reprise_sdk::{Close, NewChild, RunIdentity, RunStatus, WorkflowDef};
 use serde::Serialize;
 
 use super::{TestEnv, TestRun};
@@ -42,7 +42,46 @@ pub(super) struct RunPolicy {
     pub(super) deadline: Option<Timestamp>,
 }
 
+/// What makes deadlines and a retry policy unusable, as the engine refuses them: a zero
+/// timeout, or a retry policy with no attempt or bad numbers.
+fn options_problem(
+    run_timeout: Option<Duration>,
+    execution_timeout: Option<Duration>,
+    retry: Option<&RetryPolicy>,
+) -> Option<String> {
+    for (what, timeout) in [
+        ("run timeout", run_timeout),
+        ("execution timeout", execution_timeout),
+    ] {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Some(format!("the {what} must be longer than zero"));
+        }
+    }
+    retry.and_then(RetryPolicy::problem)
+}
+
 impl RunPolicy {
+    /// The policy of a workflow's first run, whose first step is at `first_step`; `None`
+    /// when it sets nothing.
+    fn new(
+        run_timeout: Option<Duration>,
+        execution_timeout: Option<Duration>,
+        retry: Option<RetryPolicy>,
+        first_step: Timestamp,
+    ) -> Option<RunPolicy> {
+        if run_timeout.is_none() && execution_timeout.is_none() && retry.is_none() {
+            return None;
+        }
+        let policy = RunPolicy {
+            run_timeout,
+            execution_deadline: execution_timeout.map(|t| first_step.saturating_add(t)),
+            retry,
+            attempt: 1,
+            deadline: None,
+        };
+        Some(policy.for_run(1, first_step))
+    }
+
     /// The policy of a run whose first step is at `first_step`.
     fn for_run(&self, attempt: u32, first_step: Timestamp) -> RunPolicy {
         let run_deadline = self.run_timeout.map(|t| first_step.saturating_add(t));
@@ -68,17 +107,11 @@ impl TestEnv {
         input: &I,
         options: TestStartOptions,
     ) -> Result<TestRun<O>, Error> {
-        for (what, timeout) in [
-            ("run timeout", options.run_timeout),
-            ("execution timeout", options.execution_timeout),
-        ] {
-            if timeout.is_some_and(|t| t.is_zero()) {
-                return Err(Error::InvalidOption(format!(
-                    "the {what} must be longer than zero"
-                )));
-            }
-        }
-        if let Some(problem) = options.retry.as_ref().and_then(RetryPolicy::problem) {
+        if let Some(problem) = options_problem(
+            options.run_timeout,
+            options.execution_timeout,
+            options.retry.as_ref(),
+        ) {
             return Err(Error::InvalidOption(problem));
         }
         let workflow_id = WorkflowId::new(workflow_id)?;
@@ -97,6 +130,12 @@ impl TestEnv {
             return Err(Error::AlreadyRunning(workflow_id.to_string()));
         }
         let first_step = self.now.saturating_add(options.start_delay);
+        let policy = RunPolicy::new(
+            options.run_timeout,
+            options.execution_timeout,
+            options.retry,
+            first_step,
+        );
         if let Some(run) = self.runs.get_mut(&workflow_id) {
             // As in the engine, a delayed run's first event is recorded at its start time.
             if !options.start_delay.is_zero() {
@@ -106,21 +145,7 @@ impl TestEnv {
                     first.recorded_at = first_step;
                 }
             }
-            let has_policy = options.run_timeout.is_some()
-                || options.execution_timeout.is_some()
-                || options.retry.is_some();
-            if has_policy {
-                let policy = RunPolicy {
-                    run_timeout: options.run_timeout,
-                    execution_deadline: options
-                        .execution_timeout
-                        .map(|t| first_step.saturating_add(t)),
-                    retry: options.retry,
-                    attempt: 1,
-                    deadline: None,
-                };
-                run.policy = Some(policy.for_run(1, first_step));
-            }
+            run.policy = policy;
         }
         self.settle()?;
         Ok(TestRun {
@@ -230,6 +255,74 @@ impl TestEnv {
             next.policy = Some(policy.for_run(attempt, first_step));
         }
         Ok(true)
+    }
+
+    /// Gives a workflow a schedule just started the deadlines and retry policy of the
+    /// schedule's action.
+    pub(super) fn apply_scheduled_terms(
+        &mut self,
+        workflow_id: &WorkflowId,
+        action: &reprise_schedule::ScheduleAction,
+    ) {
+        let now = self.now;
+        let policy = RunPolicy::new(
+            action.run_timeout,
+            action.execution_timeout,
+            action.retry.clone(),
+            now,
+        );
+        if let Some(run) = self.runs.get_mut(workflow_id) {
+            run.policy = policy;
+        }
+    }
+
+    /// Refuses a schedule's action whose deadlines or retry policy a start would refuse.
+    pub(super) fn check_scheduled_terms(
+        action: &reprise_schedule::ScheduleAction,
+    ) -> Result<(), Error> {
+        match options_problem(
+            action.run_timeout,
+            action.execution_timeout,
+            action.retry.as_ref(),
+        ) {
+            Some(problem) => Err(Error::InvalidOption(problem)),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a child its parent's step decided, with the deadlines and retry policy the
+    /// parent gave it; the parent hears at once if the options are refused or the child's
+    /// workflow id has an open run.
+    pub(super) fn start_child(
+        &mut self,
+        parent: RunIdentity<'_>,
+        child: &NewChild,
+    ) -> Result<(), Error> {
+        let now = self.now;
+        let refused = options_problem(
+            child.run_timeout,
+            child.execution_timeout,
+            child.retry.as_ref(),
+        );
+        if let Some(problem) = refused {
+            let failed = child.refused(&format!("invalid argument: {problem}"));
+            self.push_input(parent.workflow_id, parent.run_id, now, failed);
+            return Ok(());
+        }
+        if !self.start_run(child.started.clone(), Some(child.policy))? {
+            self.push_input(parent.workflow_id, parent.run_id, now, child.id_in_use());
+            return Ok(());
+        }
+        let policy = RunPolicy::new(
+            child.run_timeout,
+            child.execution_timeout,
+            child.retry.clone(),
+            now,
+        );
+        if let Some(run) = self.runs.get_mut(&child.started.workflow_id) {
+            run.policy = policy;
+        }
+        Ok(())
     }
 
     /// Hands a run's policy to the next run of its continue-as-new (attempt 1 again).

@@ -538,10 +538,8 @@ impl TestEnv {
         for scheduled in effects.cancelled_activities {
             self.cancel_activity(run, scheduled);
         }
-        for child in effects.children {
-            if !self.start_run(child.started.clone(), Some(child.policy))? {
-                self.push_input(id, run.run_id, now, child.id_in_use());
-            }
+        for child in &effects.children {
+            self.start_child(run, child)?;
         }
         for started in effects.cancelled_children {
             if let Some(child) = self.child_of(run.run_id, started) {

@@ -43,6 +43,7 @@ impl TestEnv {
     pub fn create_schedule(&mut self, schedule_id: &str, schedule: Schedule) -> Result<(), Error> {
         let id = ScheduleId::new(schedule_id)?;
         schedule.spec.validate()?;
+        TestEnv::check_scheduled_terms(&schedule.action)?;
         if self.schedules.contains_key(&id) {
             return Err(Error::ScheduleExists(schedule_id.to_string()));
         }
@@ -236,6 +237,7 @@ impl TestEnv {
             replay_rules: ReplayRules::CURRENT,
         };
         Ok(if self.start_run(started, None)? {
+            self.apply_scheduled_terms(workflow_id, action);
             StartResult::Started(run_id)
         } else {
             StartResult::AlreadyStarted

@@ -15,6 +15,8 @@ const LOOP: WorkflowDef<u32, u32> = WorkflowDef::new("loop");
 const FLAKY: WorkflowDef<(), u32> = WorkflowDef::new("flaky");
 const STEP: ActivityDef<(), u32> = ActivityDef::new("step");
 const FAIL: WorkflowDef<String, u32> = WorkflowDef::new("fail");
+/// Starts `FLAKY` as a child with retries, or `HOLD` with a run timeout, and says how it ended.
+const GUARDIAN: WorkflowDef<String, String> = WorkflowDef::new("guardian");
 
 async fn hold(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
     ctx.signal(RELEASE).await?;
@@ -44,6 +46,21 @@ fn env() -> TestEnv {
                 Ok(calls) => Ok(calls),
                 Err(e) => Err(WorkflowError::failed("Flaky", e.failure.message)),
             }
+        })
+        .workflow(GUARDIAN, |ctx: WorkflowContext, which: String| async move {
+            let child = format!("{}-child", ctx.workflow_id());
+            let ended = match which.as_str() {
+                "flaky" => ctx.child(FLAKY, &child, &()).retry(retries(Some(5))).await,
+                _ => {
+                    ctx.child(HOLD, &child, &1)
+                        .run_timeout(Duration::from_secs(3_600))
+                        .await
+                }
+            };
+            Ok::<_, WorkflowError>(match ended {
+                Ok(n) => format!("returned {n}"),
+                Err(e) => format!("{:?}: {}", e.end, e.failure.message),
+            })
         })
         .workflow(FAIL, |_: WorkflowContext, error_type: String| async move {
             Err::<u32, _>(WorkflowError::failed(error_type, "it always fails"))
@@ -243,4 +260,36 @@ fn zero_timeouts_are_refused() {
         env.history("never"),
         Err(Error::UnknownWorkflow(_))
     ));
+}
+
+#[test]
+fn a_child_is_retried_before_its_parent_hears_and_times_out_by_its_deadline() {
+    let mut env = env();
+    failing_first(&mut env, 2);
+    let run = env
+        .start(GUARDIAN, "patient", &"flaky".to_string())
+        .unwrap();
+    assert_eq!(env.result(&run).unwrap(), "returned 3");
+    assert_eq!(env.histories("patient-child").unwrap().len(), 3);
+    assert_eq!(env.attempt("patient-child").unwrap(), 3);
+    // The parent heard once: one outcome of its child.
+    let heard = env
+        .history("patient")
+        .unwrap()
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::ChildWorkflowCompleted(_) | EventKind::ChildWorkflowFailed(_)
+            )
+        })
+        .count();
+    assert_eq!(heard, 1);
+
+    let run = env.start(GUARDIAN, "strict", &"hold".to_string()).unwrap();
+    assert_eq!(
+        env.result(&run).unwrap(),
+        "TimedOut: the workflow run reached its run timeout"
+    );
 }

@@ -164,3 +164,31 @@ fn a_delayed_start_takes_its_first_step_at_its_time() {
         );
     }
 }
+
+#[test]
+fn a_scheduled_workflow_gets_the_actions_deadlines() {
+    let mut env = env();
+    let mut schedule = minutely(&env, 600, OverlapPolicy::AllowAll);
+    schedule.action.run_timeout = Some(Duration::from_secs(30));
+    env.create_schedule("bounded", schedule).unwrap();
+    env.advance(Duration::from_secs(60)).unwrap();
+    let state = env.schedule_state("bounded").unwrap();
+    let workflow_id = state.recent[0].workflow_id.to_string();
+    env.advance(Duration::from_secs(31)).unwrap();
+    let last = env
+        .history(&workflow_id)
+        .unwrap()
+        .events()
+        .last()
+        .unwrap()
+        .kind
+        .clone();
+    assert!(matches!(last, EventKind::WorkflowTimedOut(_)), "{last:?}");
+
+    let mut zero = minutely(&env, 1, OverlapPolicy::AllowAll);
+    zero.action.run_timeout = Some(Duration::ZERO);
+    assert!(matches!(
+        env.create_schedule("never", zero),
+        Err(Error::InvalidOption(_))
+    ));
+}

@@ -52,6 +52,10 @@ async fn a_schedule_is_created_described_triggered_paused_and_deleted() {
         "buffer-one",
         "--catchup-window",
         "2h",
+        "--run-timeout",
+        "45m",
+        "--retry-attempts",
+        "3",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let again = db.reprise(&[
@@ -76,6 +80,8 @@ async fn a_schedule_is_created_described_triggered_paused_and_deleted() {
     assert_eq!(d["policies"]["overlap"], "buffer_one");
     assert_eq!(d["policies"]["catchup_window_ms"], 7_200_000);
     assert_eq!(d["spec"]["time_zone"], "Europe/Berlin");
+    assert_eq!(d["run_timeout_ms"], 45 * 60 * 1000);
+    assert_eq!(d["retry"]["max_attempts"], 3);
     // 02:00 in Berlin is 01:00 or 00:00 UTC.
     let first = d["upcoming"][0].as_str().unwrap();
     assert!(

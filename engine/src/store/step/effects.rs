@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 
 use super::BatchRun;
 use crate::error::{Error, Result};
-use crate::store::deadlines::{inherit_policy, retry_failed};
+use crate::store::deadlines::{ExecutionPolicy, inherit_policy, retry_failed, set_policy};
 use crate::store::inbox::{Delivery, activity_key, child_key, deliver, insert_input, timer_key};
 use crate::store::rows::seq_param;
 use crate::store::runs::{RunToInsert, insert_run};
@@ -133,14 +133,30 @@ impl RunWriter<'_> {
             .await
     }
 
-    /// Starts a child run in this transaction; if its workflow id is taken, the child fails at once.
+    /// Starts a child run in this transaction, with the deadlines and retry policy its parent
+    /// gave it; if its workflow id is taken, or those options are unusable (a zero timeout),
+    /// the child fails at once.
     async fn start_child(&mut self, child: &NewChild) -> Result<()> {
+        let policy = ExecutionPolicy {
+            run_timeout: child.run_timeout,
+            execution_timeout: child.execution_timeout,
+            retry: child.retry.clone(),
+        };
+        if let Err(refused) = policy.check() {
+            let failed = child.refused(&refused.to_string());
+            return self
+                .deliver_to_self(&failed, child_key(child.started_seq), Default::default())
+                .await;
+        }
         let run = RunToInsert {
             parent_close_policy: Some(child.policy),
             ..RunToInsert::inherited(&child.started, self.now)
         };
         let started = insert_run(self.conn, run, &self.cx.limits).await?;
         if started {
+            if !policy.is_empty() {
+                set_policy(self.conn, child.started.run_id, &policy, self.now).await?;
+            }
             return Ok(());
         }
         let failed = child.id_in_use();
