@@ -72,7 +72,7 @@ pub use ids::{
 pub use limits::Limits;
 pub use options::{
     ActivityOptions, ParentClosePolicy, ParentRun, RetryPolicy, RunOrigin, TimeoutKind,
-    WorkflowTimeout,
+    WorkflowTimeout, workflow_terms_problem,
 };
 pub use payload::{CodecError, DataConverter, Encoded, Payload, PayloadCodec, PayloadFormat};
 pub use priority::Priority;

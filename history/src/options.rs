@@ -186,6 +186,25 @@ impl TimeoutKind {
     }
 }
 
+/// What makes a workflow's deadlines and retry policy unusable, as every starter refuses
+/// them: a zero timeout (a deadline passed as the run starts is a mistake, not a wish), or a
+/// retry policy with a [`RetryPolicy::problem`].
+pub fn workflow_terms_problem(
+    run_timeout: Option<Duration>,
+    execution_timeout: Option<Duration>,
+    retry: Option<&RetryPolicy>,
+) -> Option<String> {
+    for (what, timeout) in [
+        ("run timeout", run_timeout),
+        ("execution timeout", execution_timeout),
+    ] {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Some(format!("the {what} must be longer than zero"));
+        }
+    }
+    retry.and_then(RetryPolicy::problem)
+}
+
 /// Which of a workflow's deadlines closed a run ([`crate::WorkflowTimedOut`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WorkflowTimeout {

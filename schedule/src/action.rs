@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use reprise_history::{Payload, Priority, RetryPolicy, TaskQueue, WorkflowType};
+use reprise_history::{
+    Payload, Priority, ReplayRules, RetryPolicy, RunId, RunOrigin, ScheduleId, TaskQueue,
+    Timestamp, WorkflowId, WorkflowStarted, WorkflowType,
+};
 
 use crate::policy::{OverlapPolicy, SchedulePolicies};
 use crate::spec::ScheduleSpec;
@@ -41,6 +44,31 @@ impl ScheduleAction {
             run_timeout: None,
             execution_timeout: None,
             retry: None,
+        }
+    }
+
+    /// The first event of the run a firing of schedule `schedule_id` for `scheduled_at`
+    /// starts as `workflow_id`: what the engine and `TestEnv` both record.
+    pub fn first_event(
+        &self,
+        schedule_id: &ScheduleId,
+        scheduled_at: Timestamp,
+        workflow_id: &WorkflowId,
+        run_id: RunId,
+    ) -> WorkflowStarted {
+        WorkflowStarted {
+            workflow_type: self.workflow_type.clone(),
+            workflow_id: workflow_id.clone(),
+            run_id,
+            input: self.input.clone(),
+            task_queue: self.task_queue.clone(),
+            origin: RunOrigin::Scheduled {
+                schedule_id: schedule_id.clone(),
+                scheduled_at,
+            },
+            parent: None,
+            trace_context: None,
+            replay_rules: ReplayRules::CURRENT,
         }
     }
 

@@ -96,6 +96,26 @@ pub struct BackfillReport {
     pub skipped: usize,
 }
 
+/// The action starting `workflow_type` with `input` (encoded) under `options`: what of them
+/// a schedule keeps, the rest refused.
+fn action_of(
+    workflow_type: WorkflowType,
+    input: reprise_history::Payload,
+    options: &StartOptions,
+) -> Result<ScheduleAction> {
+    refuse_unkept_options(options)?;
+    Ok(ScheduleAction {
+        workflow_type,
+        input,
+        task_queue: options.task_queue.clone(),
+        priority: options.priority,
+        fairness_key: options.fairness_key.clone(),
+        run_timeout: options.run_timeout,
+        execution_timeout: options.execution_timeout,
+        retry: options.retry.clone(),
+    })
+}
+
 /// Refuses start options a schedule's action does not keep (a firing starts at its time),
 /// naming them, and deadlines or a retry policy a start would refuse.
 fn refuse_unkept_options(options: &StartOptions) -> Result<()> {
@@ -132,17 +152,8 @@ impl Client {
         input: &I,
         options: &StartOptions,
     ) -> Result<ScheduleAction> {
-        refuse_unkept_options(options)?;
-        Ok(ScheduleAction {
-            workflow_type: WorkflowType::new(def.name())?,
-            input: self.converter.to_payload(input)?,
-            task_queue: options.task_queue.clone(),
-            priority: options.priority,
-            fairness_key: options.fairness_key.clone(),
-            run_timeout: options.run_timeout,
-            execution_timeout: options.execution_timeout,
-            retry: options.retry.clone(),
-        })
+        let input = self.converter.to_payload(input)?;
+        action_of(WorkflowType::new(def.name())?, input, options)
     }
 
     /// [`Client::schedule_action`] for tools: the workflow type by name, the input as JSON
@@ -153,17 +164,8 @@ impl Client {
         input_json: &str,
         options: &StartOptions,
     ) -> Result<ScheduleAction> {
-        refuse_unkept_options(options)?;
-        Ok(ScheduleAction {
-            workflow_type: WorkflowType::new(workflow_type)?,
-            input: self.json_payload(input_json)?,
-            task_queue: options.task_queue.clone(),
-            priority: options.priority,
-            fairness_key: options.fairness_key.clone(),
-            run_timeout: options.run_timeout,
-            execution_timeout: options.execution_timeout,
-            retry: options.retry.clone(),
-        })
+        let input = self.json_payload(input_json)?;
+        action_of(WorkflowType::new(workflow_type)?, input, options)
     }
 
     /// Creates a schedule: its times after now fire. An invalid spec is

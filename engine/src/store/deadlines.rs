@@ -20,8 +20,8 @@
 use std::time::Duration;
 
 use reprise_history::{
-    Event, EventKind, Failure, RetryPolicy, RunId, RunOrigin, Seq, Timestamp, WorkflowStarted,
-    WorkflowTimedOut, WorkflowTimeout,
+    Event, EventKind, Failure, RetryPolicy, RunId, RunOrigin, RunState, Seq, Timestamp,
+    WorkflowStarted, WorkflowTimedOut, WorkflowTimeout,
 };
 use sqlx::{PgConnection, Row};
 
@@ -52,17 +52,12 @@ impl ExecutionPolicy {
     /// Refuses a zero timeout (a deadline already passed when the run starts is a mistake,
     /// not a wish) and a retry policy that cannot be stored.
     pub(crate) fn check(&self) -> Result<()> {
-        for (what, timeout) in [
-            ("run timeout", self.run_timeout),
-            ("execution timeout", self.execution_timeout),
-        ] {
-            if timeout.is_some_and(|t| t.is_zero()) {
-                return Err(Error::InvalidArgument(format!(
-                    "the {what} must be longer than zero"
-                )));
-            }
-        }
-        match self.retry.as_ref().and_then(RetryPolicy::problem) {
+        let problem = reprise_history::workflow_terms_problem(
+            self.run_timeout,
+            self.execution_timeout,
+            self.retry.as_ref(),
+        );
+        match problem {
             Some(problem) => Err(Error::InvalidArgument(problem)),
             None => Ok(()),
         }
@@ -137,22 +132,27 @@ pub(crate) async fn inherit_policy(
     Ok(())
 }
 
-/// Starts the next attempt of a run that just closed with `failure` (its row already says
-/// so), if its workflow's retry policy allows one before the execution deadline. Returns
-/// the new run's id, or `None` when the run is not retried (and its parent should hear).
+/// Starts the next attempt of a run that just closed as `status` with `failure`, if its
+/// workflow's retry policy allows one before the execution deadline. A run with a policy is
+/// closed here first (only one open run may hold the workflow id); one without costs this
+/// one statement. Returns the new run's id, or `None` when the run is not retried (and its
+/// parent should hear).
 pub(crate) async fn retry_failed(
     conn: &mut PgConnection,
     cx: WriteContext,
     run_id: RunId,
+    status: RunState,
     failure: &Failure,
 ) -> Result<Option<RunId>> {
     let row = sqlx::query(
-        "SELECT retry_policy, attempt, execution_deadline, parent_close_policy,
-                reprise.db_now($1) AS now
-           FROM reprise.runs WHERE run_id = $2 AND retry_policy IS NOT NULL",
+        "UPDATE reprise.runs SET status = $3, closed_at = COALESCE(closed_at, reprise.db_now($1))
+          WHERE run_id = $2 AND retry_policy IS NOT NULL
+      RETURNING retry_policy, attempt, execution_deadline, parent_close_policy,
+                reprise.db_now($1) AS now",
     )
     .bind(cx.offset)
     .bind(run_id.as_uuid())
+    .bind(status.as_str())
     .fetch_optional(&mut *conn)
     .await
     .map_err(Error::from_db)?;

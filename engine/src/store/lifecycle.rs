@@ -139,7 +139,7 @@ pub(crate) fn close_by_engine<'a>(
         .await?;
         mark_closed(conn, run_id, status, &event, hash).await?;
         let retried = match retry {
-            Some(failure) => retry_failed(conn, cx, run_id, failure).await?,
+            Some(failure) => retry_failed(conn, cx, run_id, status, failure).await?,
             None => None,
         };
         if retried.is_none() {

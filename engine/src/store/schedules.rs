@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use reprise_history::{
-    Payload, Priority, ReplayRules, RunId, RunOrigin, ScheduleId, TaskQueue, Timestamp, WorkflowId,
-    WorkflowStarted, WorkflowType,
+    Payload, Priority, RunId, ScheduleId, TaskQueue, Timestamp, WorkflowId, WorkflowType,
 };
 use reprise_schedule::{
     Firing, Instruction, OverlapPolicy, Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec,
@@ -264,20 +263,12 @@ async fn start_firing(
         return Ok(StartResult::AlreadyStarted);
     }
     let action = &record.schedule.action;
-    let started = WorkflowStarted {
-        workflow_type: action.workflow_type.clone(),
-        workflow_id: workflow_id.clone(),
-        run_id: RunId::random(),
-        input: action.input.clone(),
-        task_queue: action.task_queue.clone(),
-        origin: RunOrigin::Scheduled {
-            schedule_id: record.schedule_id.clone(),
-            scheduled_at: firing.scheduled_at,
-        },
-        parent: None,
-        trace_context: None,
-        replay_rules: ReplayRules::CURRENT,
-    };
+    let started = action.first_event(
+        &record.schedule_id,
+        firing.scheduled_at,
+        workflow_id,
+        RunId::random(),
+    );
     let run = RunToInsert::started(
         &started,
         now,

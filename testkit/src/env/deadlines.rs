@@ -42,24 +42,6 @@ pub(super) struct RunPolicy {
     pub(super) deadline: Option<Timestamp>,
 }
 
-/// What makes deadlines and a retry policy unusable, as the engine refuses them: a zero
-/// timeout, or a retry policy with no attempt or bad numbers.
-fn options_problem(
-    run_timeout: Option<Duration>,
-    execution_timeout: Option<Duration>,
-    retry: Option<&RetryPolicy>,
-) -> Option<String> {
-    for (what, timeout) in [
-        ("run timeout", run_timeout),
-        ("execution timeout", execution_timeout),
-    ] {
-        if timeout.is_some_and(|t| t.is_zero()) {
-            return Some(format!("the {what} must be longer than zero"));
-        }
-    }
-    retry.and_then(RetryPolicy::problem)
-}
-
 impl RunPolicy {
     /// The policy of a workflow's first run, whose first step is at `first_step`; `None`
     /// when it sets nothing.
@@ -107,7 +89,7 @@ impl TestEnv {
         input: &I,
         options: TestStartOptions,
     ) -> Result<TestRun<O>, Error> {
-        if let Some(problem) = options_problem(
+        if let Some(problem) = workflow_terms_problem(
             options.run_timeout,
             options.execution_timeout,
             options.retry.as_ref(),
@@ -280,7 +262,7 @@ impl TestEnv {
     pub(super) fn check_scheduled_terms(
         action: &reprise_schedule::ScheduleAction,
     ) -> Result<(), Error> {
-        match options_problem(
+        match workflow_terms_problem(
             action.run_timeout,
             action.execution_timeout,
             action.retry.as_ref(),
@@ -299,7 +281,7 @@ impl TestEnv {
         child: &NewChild,
     ) -> Result<(), Error> {
         let now = self.now;
-        let refused = options_problem(
+        let refused = workflow_terms_problem(
             child.run_timeout,
             child.execution_timeout,
             child.retry.as_ref(),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use reprise_history::{ReplayRules, RunOrigin, ScheduleId, Timestamp, WorkflowId, WorkflowStarted};
+use reprise_history::{ScheduleId, Timestamp, WorkflowId};
 use reprise_schedule::{
     Firing, FiringOrigin, Instruction, OverlapPolicy, Schedule, ScheduleAction, ScheduleState,
     StartResult, Tick,
@@ -222,20 +222,7 @@ impl TestEnv {
             return Ok(StartResult::AlreadyStarted);
         }
         let run_id = self.new_run_id();
-        let started = WorkflowStarted {
-            workflow_type: action.workflow_type.clone(),
-            workflow_id: workflow_id.clone(),
-            run_id,
-            input: action.input.clone(),
-            task_queue: action.task_queue.clone(),
-            origin: RunOrigin::Scheduled {
-                schedule_id: id.clone(),
-                scheduled_at: firing.scheduled_at,
-            },
-            parent: None,
-            trace_context: None,
-            replay_rules: ReplayRules::CURRENT,
-        };
+        let started = action.first_event(id, firing.scheduled_at, workflow_id, run_id);
         Ok(if self.start_run(started, None)? {
             self.apply_scheduled_terms(workflow_id, action);
             StartResult::Started(run_id)

@@ -3,7 +3,7 @@
 //! memory). Activity tasks are not here: the batch creates every step's tasks in its one
 //! write statement.
 
-use reprise_history::{ActivityCancelled, EventKind, Failure, RunId, Seq, TimerFired, Timestamp};
+use reprise_history::{ActivityCancelled, EventKind, RunId, RunState, Seq, TimerFired, Timestamp};
 use reprise_sdk::{Close, Effects, NewChild, NextRun};
 use sqlx::PgConnection;
 
@@ -197,10 +197,15 @@ impl RunWriter<'_> {
             self.continue_as_new(next).await?;
         }
         if let EventKind::WorkflowFailed(failed) = &close.event.kind
-            && self
-                .retry(&failed.failure.clone().retryable(true))
-                .await?
-                .is_some()
+            && retry_failed(
+                self.conn,
+                self.cx,
+                self.run.run_id,
+                RunState::Failed,
+                &failed.failure.clone().retryable(true),
+            )
+            .await?
+            .is_some()
         {
             // The workflow goes on in its next attempt: its parent hears when the last ends.
             return Ok(());
@@ -215,27 +220,6 @@ impl RunWriter<'_> {
             .await?;
         }
         Ok(())
-    }
-
-    /// Starts the next attempt of a failed run whose workflow has a retry policy that allows
-    /// it. Closed first, as for a continue-as-new (only one open run may hold the workflow id);
-    /// a run without a policy costs this one statement.
-    async fn retry(&mut self, failure: &Failure) -> Result<Option<RunId>> {
-        let has_policy = sqlx::query(
-            "UPDATE reprise.runs SET status = 'failed', closed_at = reprise.db_now($1)
-              WHERE run_id = $2 AND retry_policy IS NOT NULL",
-        )
-        .bind(self.cx.offset)
-        .bind(self.run.run_id.as_uuid())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(Error::from_db)?
-        .rows_affected()
-            > 0;
-        if !has_policy {
-            return Ok(None);
-        }
-        retry_failed(self.conn, self.cx, self.run.run_id, failure).await
     }
 
     /// Starts the next run of a continue-as-new and hands it the signals this run never took:
