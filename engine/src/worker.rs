@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use reprise_history::{Failure, FailureKind, Payload, RunId, Seq};
 use reprise_sdk::{
     ActivityContext, ActivityInfo, ActivityRunner, CancellationSignal, HeartbeatSink, Registry,
@@ -604,7 +606,16 @@ impl Worker {
                     cancellation.cancel();
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                Err(e) => {
+                    // Kept for the next beat unless a newer one came meanwhile: a database
+                    // that is back within the lease then still gets the checkpoint.
+                    tracing::warn!(error = %e, "heartbeat failed; it goes with the next beat");
+                    pending
+                        .0
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(details);
+                }
             }
         }
     }
@@ -636,7 +647,11 @@ pub(crate) async fn run_attempt(
 
 /// Records queued outcomes until the queue closes: each transaction takes every outcome that
 /// is waiting (up to [`OUTCOMES_PER_TRANSACTION`]), so attempts that finish while one commits
-/// share the next commit. Transient database errors are retried a few times.
+/// share the next commit. A transient database error (a restart, a failover) is retried with
+/// backoff for as long as the batch's shortest lease can still hold: an outcome written in
+/// time lands seconds after the database is back, where one given up on would wait for its
+/// lease to run out (10 minutes without a start-to-close timeout) and its attempt would run
+/// again. Past the lease the write is refused by its token anyway.
 async fn record_outcomes(
     store: Store,
     owner: String,
@@ -651,21 +666,25 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
+        let give_up_at = batch
+            .iter()
+            .map(|f| f.task.lease_length())
+            .min()
+            .map(|lease| Instant::now() + lease);
         let (items, waiting): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .map(|f| ((f.task, f.outcome), f.recorded))
             .unzip();
-        let mut tries = 0;
         let mut backoff = Backoff::default();
         let recorded = loop {
-            tries += 1;
             match conn
                 .run(async |c| store.finish_tasks(c, &owner, &items).await)
                 .await
             {
                 Ok(recorded) => break Some(recorded),
-                Err(e) if e.is_retryable() && tries < 5 => {
-                    tracing::debug!(error = %e, "recording outcomes: retrying");
+                Err(e) if e.is_retryable() && give_up_at.is_some_and(|at| Instant::now() < at) => {
+                    tracing::warn!(error = %e, outcomes = items.len(),
+                        "recording outcomes failed; trying again while their leases hold");
                     backoff.wait().await;
                 }
                 Err(e) => {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::listen::{Listening, RunWaiters};
 use crate::store::{
@@ -96,15 +97,26 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     async fn wait_result(&self) -> Result<O> {
         let mut run_id = self.run_id;
         let waiters = self.client.waiters()?;
+        let mut backoff = Backoff::default();
         loop {
             // Watching starts before the read, so that a close between the two still wakes it.
             let watch = waiters.watch(run_id);
             let notified = watch.notify().notified();
             let store = &self.client.store;
-            let end = on_live_connection!(store, store.run_end(run_id))?.ok_or_else(|| {
-                Error::UnknownWorkflow {
-                    workflow_id: self.workflow_id.to_string(),
+            let end = match on_live_connection!(store, store.run_end(run_id)) {
+                Ok(end) => end,
+                // The database restarting or failing over: a caller waiting for a result waits
+                // on through it, as it would for a run that takes a while.
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "reading the run's end failed; trying again");
+                    backoff.wait().await;
+                    continue;
                 }
+                Err(e) => return Err(e),
+            };
+            backoff.reset();
+            let end = end.ok_or_else(|| Error::UnknownWorkflow {
+                workflow_id: self.workflow_id.to_string(),
             })?;
             match end {
                 RunEnd::Open {

@@ -34,6 +34,20 @@ pub(crate) struct ClaimedTask {
     pub(crate) trace: Option<TraceContext>,
 }
 
+/// An attempt's lease when no start-to-close timeout sizes it (as `sql/claim_tasks.sql`).
+const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl ClaimedTask {
+    /// How long its lease lasts from a claim or a heartbeat: its start-to-close timeout (10
+    /// minutes when none is set), or its heartbeat timeout if shorter, as the claim sized it.
+    pub(crate) fn lease_length(&self) -> std::time::Duration {
+        let start_to_close = self.options.start_to_close.unwrap_or(DEFAULT_LEASE);
+        self.options
+            .heartbeat_timeout
+            .map_or(start_to_close, |beat| beat.min(start_to_close))
+    }
+}
+
 /// How an attempt ended.
 pub(crate) enum TaskOutcome {
     Completed(Payload),

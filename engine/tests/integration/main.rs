@@ -19,6 +19,7 @@ mod nondeterminism;
 mod payloads;
 mod plans;
 mod queries;
+mod resilience;
 mod schedules;
 mod schema;
 mod support;

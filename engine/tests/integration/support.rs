@@ -110,3 +110,124 @@ impl TestDb {
         .expect("drop test database");
     }
 }
+
+/// A TCP proxy in front of the test's server that the test can cut, as a restart or a network
+/// failure does: every connection through it is dropped, and new ones are closed at once, until
+/// it is let through again. Unlike `TestDb::reachable`, what clients see is what they see when
+/// the server goes away: connections ended under them and connections refused.
+pub(crate) struct CuttableLink {
+    /// Connect options that go through the link.
+    pub(crate) options: PgConnectOptions,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accepting: tokio::task::AbortHandle,
+}
+
+/// Where the link forwards to: the server's unix socket or its TCP address.
+#[derive(Clone)]
+enum Upstream {
+    Unix(std::path::PathBuf),
+    Tcp(String, u16),
+}
+
+impl Upstream {
+    async fn forward(&self, mut inbound: tokio::net::TcpStream) {
+        let copied = match self {
+            Upstream::Unix(path) => match tokio::net::UnixStream::connect(path).await {
+                Ok(mut upstream) => {
+                    tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await
+                }
+                Err(e) => Err(e),
+            },
+            Upstream::Tcp(host, port) => {
+                match tokio::net::TcpStream::connect((host.as_str(), *port)).await {
+                    Ok(mut upstream) => {
+                        tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        drop(copied);
+    }
+}
+
+impl CuttableLink {
+    /// A link to `db`'s database.
+    pub(crate) async fn to(db: &TestDb) -> CuttableLink {
+        let direct = PgConnectOptions::from_str(&db.url).expect("the test URL parses");
+        let upstream = match direct.get_socket() {
+            Some(dir) => Upstream::Unix(dir.join(format!(".s.PGSQL.{}", direct.get_port()))),
+            None => Upstream::Tcp(direct.get_host().to_string(), direct.get_port()),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the link");
+        let port = listener.local_addr().expect("the link's address").port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accepting = {
+            let (cut, open) = (cut.clone(), open.clone());
+            tokio::spawn(async move {
+                while let Ok((inbound, _)) = listener.accept().await {
+                    if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    let forwarding = tokio::spawn(async move { upstream.forward(inbound).await });
+                    open.lock().unwrap().push(forwarding.abort_handle());
+                }
+            })
+            .abort_handle()
+        };
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(port)
+            .username(direct.get_username())
+            .database(
+                direct
+                    .get_database()
+                    .expect("the test URL names its database"),
+            );
+        if let Some(password) = std::env::var("PGPASSWORD")
+            .ok()
+            .or_else(|| url_password(&db.url))
+        {
+            options = options.password(&password);
+        }
+        CuttableLink {
+            options,
+            cut,
+            open,
+            accepting,
+        }
+    }
+
+    /// Cuts every connection through the link and closes new ones until [`CuttableLink::mend`].
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for forwarding in self.open.lock().unwrap().drain(..) {
+            forwarding.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub(crate) fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttableLink {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.cut();
+    }
+}
+
+/// The password in a `postgres://user:password@...` URL, if it has one.
+fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let credentials = rest.split_once('@')?.0;
+    credentials.split_once(':').map(|(_, p)| p.to_string())
+}
