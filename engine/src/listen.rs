@@ -207,12 +207,11 @@ pub(crate) async fn wait(notify: &Notify, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, notify.notified()).await;
 }
 
-/// Waiters for notifications about particular runs, whose payload is the run's id, then
-/// optionally a space and the hex of its closing event: a notification wakes the waiters of
-/// its run alone (a client awaiting a thousand results reads one run's state when that run
-/// closes, not a thousand), and every waiter wakes when the listening connection was lost and
-/// is back. A closing event that came with the notification is kept for the run's waiters, so
-/// that they need not read it.
+/// Waiters for notifications about particular runs, whose payload is the run's id: a
+/// notification wakes the waiters of its run alone (a client awaiting a thousand results reads
+/// one run's state when that run closes, not a thousand), and every waiter wakes when the
+/// listening connection was lost and is back. A notification only wakes: any role can send
+/// one, so a waiter reads what happened from the tables.
 #[derive(Default)]
 pub(crate) struct RunWaiters {
     waiting: Mutex<HashMap<RunId, Waiting>>,
@@ -223,8 +222,6 @@ pub(crate) struct RunWaiters {
 struct Waiting {
     notify: Arc<Notify>,
     watches: usize,
-    /// The run's closing event as stored, if a notification carried it.
-    closing: Option<Arc<Vec<u8>>>,
 }
 
 impl RunWaiters {
@@ -236,16 +233,10 @@ impl RunWaiters {
             RunWaiters::default(),
             move |hearing, heard| match heard {
                 Hearing::Listening => hearing.wake_all(),
-                Hearing::Notification { channel, payload } => {
-                    let (run, closing) = match payload.split_once(' ') {
-                        Some((run, event)) => (run, hex::decode(event).ok()),
-                        None => (payload, None),
-                    };
-                    match run.parse::<uuid::Uuid>() {
-                        Ok(run) => hearing.wake(RunId::from_uuid(run), closing),
-                        Err(_) => tracing::warn!(payload, channel, "a notification names no run"),
-                    }
-                }
+                Hearing::Notification { channel, payload } => match payload.parse::<uuid::Uuid>() {
+                    Ok(run) => hearing.wake(RunId::from_uuid(run)),
+                    Err(_) => tracing::warn!(payload, channel, "a notification names no run"),
+                },
             },
         )
     }
@@ -262,11 +253,8 @@ impl RunWaiters {
         }
     }
 
-    fn wake(&self, run: RunId, closing: Option<Vec<u8>>) {
-        if let Some(waiting) = self.lock().get_mut(&run) {
-            if let Some(closing) = closing {
-                waiting.closing = Some(Arc::new(closing));
-            }
+    fn wake(&self, run: RunId) {
+        if let Some(waiting) = self.lock().get(&run) {
             waiting.notify.notify_waiters();
         }
     }
@@ -295,14 +283,6 @@ impl RunWatch {
     pub(crate) fn notify(&self) -> &Notify {
         &self.notify
     }
-
-    /// The run's closing event as stored, if a notification since this watch began carried it.
-    pub(crate) fn closing(&self) -> Option<Arc<Vec<u8>>> {
-        self.waiters
-            .lock()
-            .get(&self.run)
-            .and_then(|w| w.closing.clone())
-    }
 }
 
 impl Drop for RunWatch {
@@ -329,7 +309,7 @@ mod tests {
         let watch_b = waiters.watch(b);
         let woken_a = watch_a.notify().notified();
         let woken_b = watch_b.notify().notified();
-        waiters.wake(a, Some(vec![1]));
+        waiters.wake(a);
         assert!(
             tokio::time::timeout(Duration::from_millis(50), woken_a)
                 .await
@@ -340,8 +320,6 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert_eq!(watch_a.closing().as_deref(), Some(&vec![1]));
-        assert_eq!(watch_b.closing(), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use reprise_history::{
-    DataConverter, Event, EventKind, Payload, RecordedHistory, RunId, RunState, SignalName,
+    DataConverter, EventKind, Payload, RecordedHistory, RunId, RunState, SignalName,
     SignalReceived, TaskQueue, WorkflowId, WorkflowType,
 };
 use reprise_sdk::{SignalDef, WorkflowDef};
@@ -131,22 +131,9 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 RunEnd::Open {
                     parked_reason: None,
                 } => {
+                    // A notification only says to look again: the closing event is read, and
+                    // checked against the run's head hash, from the tables.
                     let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
-                    // The closing notification usually carries the closing event: then there
-                    // is nothing to read.
-                    let carried = watch.closing().and_then(|bytes| {
-                        Event::decode(&bytes, store.limits())
-                            .ok()
-                            .filter(|e| e.kind.is_closing())
-                    });
-                    match carried.map(|e| e.kind) {
-                        Some(EventKind::WorkflowContinuedAsNew(next)) => run_id = next.new_run_id,
-                        // A failure or a run timeout may have started the next attempt: read
-                        // where the run stands.
-                        Some(EventKind::WorkflowFailed(_) | EventKind::WorkflowTimedOut(_)) => {}
-                        Some(closing) => return self.outcome(run_id, &closing),
-                        None => {}
-                    }
                 }
                 RunEnd::ContinuedAs(next) => run_id = next,
                 RunEnd::Closed(event) => return self.outcome(run_id, &event.kind),

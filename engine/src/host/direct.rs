@@ -1,13 +1,26 @@
 //! The direct path: a run stepped on a notification's word, in one statement with no claim
 //! (see `store/step/direct.rs` for what the statement checks).
 
-use reprise_history::{ChainHash, Event, EventKind, Seq};
+use reprise_history::{ChainHash, Event, EventKind, RunId, Seq, Timestamp};
 use reprise_sdk::{Effects, Execution, RunIdentity};
 
 use super::spans::{Orchestrator, StepOf, StepSpan};
 use super::{Cached, Engine};
 use crate::store::{DirectStep, LoopConnection, RunHint};
 use crate::telemetry::StepPath;
+
+/// What a hint named, read from the tables.
+enum HintRead {
+    /// A new run's first event, as stored.
+    Started { run_id: RunId, event: Vec<u8> },
+    /// One input in a held run's inbox: its row, its time and its encoded input.
+    Input {
+        run_id: RunId,
+        inbox_id: i64,
+        at: Timestamp,
+        input: Vec<u8>,
+    },
+}
 
 /// A step taken on a hint's word, not yet written.
 struct HintedStep {
@@ -26,13 +39,20 @@ struct HintedStep {
 
 impl Engine {
     /// Steps the run a lone notification names, in one statement with no claim (see
-    /// `store/step/direct.rs`), if this engine can: the notification carries a new run's first
-    /// event, or one input for a run whose orchestrator this engine holds at its head. Returns
-    /// whether the step was written. When it was not, nothing was, the orchestrator it stepped
-    /// is dropped (the batch path rebuilds it from history), and the batch path takes the run.
+    /// `store/step/direct.rs`), if this engine can: the notification names a new run, or one
+    /// input for a run whose orchestrator this engine holds at its head. Returns whether the
+    /// step was written. When it was not, nothing was, the orchestrator it stepped is dropped
+    /// (the batch path rebuilds it from history), and the batch path takes the run.
     pub(super) async fn step_hinted(&self, conn: &mut LoopConnection, hint: RunHint) -> bool {
         let run_id = hint.run_id();
-        let Some(mut direct) = self.step_from_hint(hint) else {
+        let read = match self.read_hinted(conn, hint).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::debug!(run_id = %run_id, error = %e, "reading what a hint names failed; the batch path takes the run");
+                return false;
+            }
+        };
+        let Some(mut direct) = read.and_then(|read| self.step_from_hint(read)) else {
             tracing::debug!(run_id = %run_id, "a hint this engine cannot use");
             return false;
         };
@@ -89,15 +109,58 @@ impl Engine {
         }
     }
 
+    /// What a hint names, read (notifications carry no user data), if this engine can use it:
+    /// not for a run it already holds (a start) or does not hold (an input), nor a type or
+    /// queue it does not serve. `None` also when the run moved on or the row is gone.
+    async fn read_hinted(
+        &self,
+        conn: &mut LoopConnection,
+        hint: RunHint,
+    ) -> crate::error::Result<Option<HintRead>> {
+        match hint {
+            RunHint::Started { run_id } => {
+                if self.is_cached(run_id) {
+                    return Ok(None);
+                }
+                let start = conn
+                    .run(async |conn| self.store.hinted_start(conn, run_id).await)
+                    .await?;
+                Ok(start
+                    .filter(|s| {
+                        self.known_types.contains(&s.workflow_type)
+                            && self.options.queues.contains(&s.task_queue)
+                    })
+                    .map(|s| HintRead::Started {
+                        run_id,
+                        event: s.event,
+                    }))
+            }
+            RunHint::Input { run_id, inbox_id } => {
+                if !self.is_cached(run_id) {
+                    return Ok(None);
+                }
+                let input = conn
+                    .run(async |conn| self.store.hinted_input(conn, run_id, inbox_id).await)
+                    .await?;
+                Ok(input.map(|(at, input)| HintRead::Input {
+                    run_id,
+                    inbox_id,
+                    at,
+                    input,
+                }))
+            }
+        }
+    }
+
     /// The step a hint asks for, taken on the orchestrator it concerns: a new one started live
-    /// from the hint's first event, or this engine's cached one. `None` when the hint cannot be
+    /// from the run's first event, or this engine's cached one. `None` when the hint cannot be
     /// used here (a run held elsewhere or already here, a type or a queue this process does not
     /// run, bytes that do not decode, a step that fails: the batch path deals with each
     /// properly).
-    fn step_from_hint(&self, hint: RunHint) -> Option<HintedStep> {
+    fn step_from_hint(&self, hint: HintRead) -> Option<HintedStep> {
         let limits = self.store.limits();
         match hint {
-            RunHint::Started { run_id, event } => {
+            HintRead::Started { run_id, event } => {
                 let started = Event::decode(&event, limits).ok()?;
                 let EventKind::WorkflowStarted(s) = &started.kind else {
                     return None;
@@ -150,7 +213,7 @@ impl Engine {
                     span,
                 })
             }
-            RunHint::Input {
+            HintRead::Input {
                 run_id,
                 inbox_id,
                 at,

@@ -1,20 +1,21 @@
 //! Notifications: the channels, what their payloads say, and the notifications a step sends.
 //!
 //! PostgreSQL shows notifications to every role that can connect, and delivers them only once
-//! their transaction committed. A payload is a hint, never the only source of truth: a payload
-//! that does not parse is a plain wake-up, and the batch path does without it.
+//! their transaction committed. So a payload carries ids and wake-ups, never user data (no
+//! input, result or event byte), and nothing read from one is trusted: a payload names what to
+//! read, and what is read comes from the tables. A payload that does not parse is a plain
+//! wake-up, and the batch path does without any.
 //!
 //! Wire formats (written by the SQL in `store/sql/`, read here):
-//! - `reprise_runs`: empty (work is due), `started <run> <first event hex>` from
-//!   `start_runs.sql`, or `input <run> <inbox id> <delivery time µs> <input hex>` from
-//!   `finish_tasks.sql`; events over 3,000 bytes send an empty payload;
+//! - `reprise_runs`: empty (work is due), `started <run>` from `start_runs.sql`, or
+//!   `input <run> <inbox id>` from `finish_tasks.sql`;
 //! - `reprise_tasks`: the task queue that has work;
-//! - `reprise_closed`: `<run>` or `<run> <closing event hex>` (events up to 3,000 bytes);
+//! - `reprise_closed`: `<run>`;
 //! - `reprise_queries`: empty (a query was asked; see `store/queries.rs`);
 //! - `reprise_answers`: the id of the query answered;
 //! - `reprise_schedules`: empty (a schedule changed; see `store/schedules.rs`).
 
-use reprise_history::{Event, Limits, RunId, Timestamp};
+use reprise_history::RunId;
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
@@ -42,21 +43,14 @@ pub(crate) async fn notify(conn: &mut PgConnection, channel: &str, payload: &str
     Ok(())
 }
 
-/// What a notification on the runs channel says, when it says more than "work is due".
+/// What a notification on the runs channel says, when it says more than "work is due": which
+/// run, so that an engine can read what it needs for one step and take it at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum RunHint {
-    /// A run just started: its `WorkflowStarted` event, as stored (seq 1).
-    Started { run_id: RunId, event: Vec<u8> },
-    /// One input reached an open run's inbox.
-    Input {
-        run_id: RunId,
-        /// Its inbox row.
-        inbox_id: i64,
-        /// Database time of its delivery: the time the step records it at.
-        at: Timestamp,
-        /// The input, encoded as in the inbox.
-        input: Vec<u8>,
-    },
+    /// A run just started: its `WorkflowStarted` is its only event.
+    Started { run_id: RunId },
+    /// One input reached an open run's inbox: its inbox row.
+    Input { run_id: RunId, inbox_id: i64 },
 }
 
 impl RunHint {
@@ -67,13 +61,10 @@ impl RunHint {
         let hint = match words.next()? {
             "started" => RunHint::Started {
                 run_id: RunId::from_uuid(words.next()?.parse().ok()?),
-                event: hex::decode(words.next()?).ok()?,
             },
             "input" => RunHint::Input {
                 run_id: RunId::from_uuid(words.next()?.parse().ok()?),
                 inbox_id: words.next()?.parse().ok()?,
-                at: Timestamp::from_unix_micros(words.next()?.parse().ok()?),
-                input: hex::decode(words.next()?).ok()?,
             },
             _ => return None,
         };
@@ -83,7 +74,7 @@ impl RunHint {
     /// The run it is about.
     pub(crate) fn run_id(&self) -> RunId {
         match self {
-            RunHint::Started { run_id, .. } | RunHint::Input { run_id, .. } => *run_id,
+            RunHint::Started { run_id } | RunHint::Input { run_id, .. } => *run_id,
         }
     }
 }
@@ -99,15 +90,9 @@ impl Notifications {
         self.push(TASKS_CHANNEL, queue.to_string());
     }
 
-    /// A run closed; the payload carries its closing event (as stored) when it is at most
-    /// 3,000 bytes, so that a client awaiting the result need not read it.
-    pub(crate) fn closed(&mut self, run: RunId, closing: Option<&Event>, limits: &Limits) {
-        let bytes = closing.and_then(|e| e.encode(limits).ok());
-        let payload = match bytes {
-            Some(bytes) if bytes.len() <= 3_000 => format!("{run} {}", hex::encode(bytes)),
-            _ => run.to_string(),
-        };
-        self.push(CLOSED_CHANNEL, payload);
+    /// A run closed: its waiters read how (`Store::run_end`).
+    pub(crate) fn closed(&mut self, run: RunId) {
+        self.push(CLOSED_CHANNEL, run.to_string());
     }
 
     fn push(&mut self, channel: &'static str, payload: String) {
@@ -150,30 +135,25 @@ mod tests {
     fn hints_read_back_and_anything_else_is_a_plain_wake_up() {
         let run_id = RunId::random();
         assert_eq!(
-            RunHint::parse(&format!("started {run_id} 00ff10")),
-            Some(RunHint::Started {
-                run_id,
-                event: vec![0, 255, 16]
-            })
+            RunHint::parse(&format!("started {run_id}")),
+            Some(RunHint::Started { run_id })
         );
         assert_eq!(
-            RunHint::parse(&format!("input {run_id} 42 1700000000000001 ab")),
+            RunHint::parse(&format!("input {run_id} 42")),
             Some(RunHint::Input {
                 run_id,
-                inbox_id: 42,
-                at: Timestamp::from_unix_micros(1_700_000_000_000_001),
-                input: vec![0xab],
+                inbox_id: 42
             })
         );
         for plain in [
             "",
             "started",
-            "started not-a-uuid 00",
-            &format!("started {run_id} 0g"),
-            &format!("started {run_id} 00 extra"),
-            &format!("input {run_id} 42 x ab"),
-            &format!("input {run_id} 42 1"),
-            &format!("stopped {run_id} 00"),
+            "started not-a-uuid",
+            &format!("started {run_id} 00"),
+            &format!("input {run_id} x"),
+            &format!("input {run_id}"),
+            &format!("input {run_id} 42 1700000000000001 ab"),
+            &format!("stopped {run_id}"),
         ] {
             assert_eq!(RunHint::parse(plain), None, "{plain:?}");
         }
@@ -186,20 +166,13 @@ mod tests {
         }
 
         #[test]
-        fn input_hints_read_back(
-            id in proptest::prelude::any::<i64>(),
-            at in proptest::prelude::any::<i64>(),
-            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
-        ) {
+        fn input_hints_read_back(id in proptest::prelude::any::<i64>()) {
             let run_id = RunId::random();
-            let payload = format!("input {run_id} {id} {at} {}", hex::encode(&input));
-            let hint = RunHint::Input {
-                run_id,
-                inbox_id: id,
-                at: Timestamp::from_unix_micros(at),
-                input,
-            };
-            proptest::prop_assert_eq!(RunHint::parse(&payload), Some(hint));
+            let payload = format!("input {run_id} {id}");
+            proptest::prop_assert_eq!(
+                RunHint::parse(&payload),
+                Some(RunHint::Input { run_id, inbox_id: id })
+            );
         }
     }
 }

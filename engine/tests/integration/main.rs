@@ -22,6 +22,7 @@ mod queries;
 mod resilience;
 mod schedules;
 mod schema;
+mod security;
 mod support;
 mod telemetry;
 mod traces;

@@ -69,6 +69,11 @@ impl TestDb {
         db
     }
 
+    /// Options to connect to the test's database (as its owner).
+    pub(crate) fn options(&self) -> PgConnectOptions {
+        PgConnectOptions::from_str(&self.url).expect("the test URL parses")
+    }
+
     /// Another pool on the same database (as a second process would have).
     pub(crate) async fn second_pool(&self) -> PgPool {
         reprise_engine::pool_options()

@@ -20,9 +20,9 @@
 --   on the locked row. Each task is looked up by its key alone, fenced with OFFSET 0: a
 --   condition on the lease inside would let the planner read the partial index on leases.
 -- * Whether a run still runs comes from its locked row, its newest version.
--- * A lone delivered outcome's notification carries it ("input <run> <inbox id> <delivery
---   time in µs> <event hex>", at most 3,000 bytes of event), so that an engine can step its
---   run at once (see `RunHint`); anything else is a plain wake-up.
+-- * A lone delivered outcome's notification names its inbox row ("input <run> <inbox id>",
+--   never the outcome itself, which every role could read), so that an engine holding the run
+--   can read it and step at once (see `RunHint`); anything else is a plain wake-up.
 -- * An attempt that ends under a concurrency limit (of its queue or activity type) frees a
 --   slot that workers held back by the limit are waiting for: it wakes them on $12.
 -- * It commits without waiting for its WAL flush: a lost outcome leaves its attempt leased,
@@ -66,7 +66,7 @@ WITH k AS (
          SELECT k.run_id, reprise.db_now($1), k.kind, k.event, k.dedupe_key
            FROM k JOIN held h ON h.run_id = k.run_id AND h.scheduled_seq = k.seq
           WHERE NOT h.retry
-         ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id, id, visible_at, event),
+         ON CONFLICT (run_id, dedupe_key) DO NOTHING RETURNING run_id, id),
      queued AS (
          INSERT INTO reprise.ready_runs (run_id, ready_at)
          SELECT l.run_id, reprise.db_now($1) FROM locked l
@@ -74,10 +74,8 @@ WITH k AS (
          ON CONFLICT (run_id) DO UPDATE SET ready_at = LEAST(ready_runs.ready_at, EXCLUDED.ready_at)),
      woken AS (
          SELECT pg_notify($11, CASE
-                    WHEN (SELECT count(*) FROM delivered) = 1 AND octet_length(d.event) <= 3000
-                    THEN 'input ' || d.run_id || ' ' || d.id || ' '
-                         || (extract(epoch FROM d.visible_at) * 1000000)::bigint || ' '
-                         || encode(d.event, 'hex')
+                    WHEN (SELECT count(*) FROM delivered) = 1
+                    THEN 'input ' || d.run_id || ' ' || d.id
                     ELSE '' END)
            FROM (SELECT * FROM delivered LIMIT 1) d),
      freed AS (

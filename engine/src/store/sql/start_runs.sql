@@ -1,8 +1,8 @@
 -- Starts runs of new workflows, at most one row per workflow id, in the order given (workflow
 -- id order), unless a run of the id is open; returns the runs written (`Store::start_plain_runs`,
--- binder `StartRuns`). A lone run written announces itself with its first event ("started
--- <run> <event hex>", at most 3,000 bytes of event; see `RunHint`), so that an engine can step
--- it at once; more runs are a plain wake-up.
+-- binder `StartRuns`). A lone run written announces itself by id ("started <run>", see
+-- `RunHint`: never its event, which every role could read), so that an engine can read its
+-- first event and step it at once; more runs are a plain wake-up.
 --   $1..$6 uuid[] text[] text[] text[] bytea[] bytea[]
 --                                     runs: run, workflow id, workflow type, task queue, first
 --                                     event's chain hash, first event
@@ -32,7 +32,6 @@ WITH new AS (
 SELECT r.run_id FROM run r
  CROSS JOIN (
        SELECT count(pg_notify($8, CASE
-                  WHEN (SELECT count(*) FROM run) = 1 AND octet_length(n.event) <= 3000
-                  THEN 'started ' || n.run_id || ' ' || encode(n.event, 'hex')
+                  WHEN (SELECT count(*) FROM run) = 1 THEN 'started ' || n.run_id
                   ELSE '' END))
          FROM (SELECT * FROM new n WHERE n.run_id IN (SELECT run_id FROM run) LIMIT 1) n) n

@@ -2,11 +2,11 @@
 //!
 //! A batch costs four round trips (`BEGIN`, claim, write, `COMMIT`) because it must lock its
 //! runs before it knows what to step. When a notification names the one input a run is
-//! waiting for (an activity's outcome) or carries a new run's first event, and the engine
-//! holds that run's orchestrator at its head, the engine can step first and write after: one
-//! statement that locks the run, checks that nothing moved since, and writes the step, or
-//! writes nothing. Any doubt goes to the batch path, which is always correct on its own:
-//! a direct step only ever saves it work.
+//! waiting for (an activity's outcome) and the engine holds that run's orchestrator at its
+//! head, or names a new run, the engine reads that input (or the first event: one key lookup,
+//! as notifications carry no user data), steps, and writes after: one statement that locks the
+//! run, checks that nothing moved since, and writes the step, or writes nothing. Any doubt goes
+//! to the batch path, which is always correct on its own: a direct step only ever saves it work.
 //!
 //! What the statement checks before it writes (its `fence`), on the run's row lock:
 //! - the run's head is the one the engine stepped from, and it is open and not parked;
@@ -84,7 +84,70 @@ pub(crate) struct DirectStep<'a> {
     pub(crate) trace: Option<&'a TraceContext>,
 }
 
+/// A new run's first event, read for a direct step: its bytes as stored, and its type and task
+/// queue (to pass over a run this engine does not serve without decoding it).
+pub(crate) struct HintedStart {
+    pub(crate) event: Vec<u8>,
+    pub(crate) workflow_type: String,
+    pub(crate) task_queue: String,
+}
+
 impl Store {
+    /// The first event of `run` if it still has no other, is open, not parked and not leased:
+    /// what a direct step on a `started` notification starts from. The step's fence checks the
+    /// run's head hash against these bytes, so nothing here need be trusted.
+    pub(crate) async fn hinted_start(
+        &self,
+        conn: &mut PgConnection,
+        run: RunId,
+    ) -> Result<Option<HintedStart>> {
+        let row = sqlx::query(
+            "SELECT h.event, r.workflow_type, r.task_queue
+               FROM reprise.runs r JOIN reprise.history h ON h.run_id = r.run_id AND h.seq = 1
+              WHERE r.run_id = $1 AND r.head_seq = 1 AND r.closed_at IS NULL
+                AND r.parked_reason IS NULL AND r.lease_owner IS NULL",
+        )
+        .bind(run.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+        row.map(|row| {
+            Ok(HintedStart {
+                event: row.try_get("event").map_err(Error::from_db)?,
+                workflow_type: row.try_get("workflow_type").map_err(Error::from_db)?,
+                task_queue: row.try_get("task_queue").map_err(Error::from_db)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The inbox row an `input` notification names, if it is `run`'s and visible: its time
+    /// (the step records the input at it) and its encoded input.
+    pub(crate) async fn hinted_input(
+        &self,
+        conn: &mut PgConnection,
+        run: RunId,
+        inbox_id: i64,
+    ) -> Result<Option<(reprise_history::Timestamp, Vec<u8>)>> {
+        let row = sqlx::query(
+            "SELECT (extract(epoch FROM visible_at) * 1000000)::bigint AS at, event
+               FROM reprise.inbox
+              WHERE id = $1 AND run_id = $2 AND visible_at <= reprise.db_now($3)",
+        )
+        .bind(inbox_id)
+        .bind(run.as_uuid())
+        .bind(self.offset())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(Error::from_db)?;
+        row.map(|row| {
+            let at: i64 = row.try_get("at").map_err(Error::from_db)?;
+            let event: Vec<u8> = row.try_get("event").map_err(Error::from_db)?;
+            Ok((reprise_history::Timestamp::from_unix_micros(at), event))
+        })
+        .transpose()
+    }
+
     /// Writes a direct step in one statement (see the module's documentation). Returns the
     /// run's new head hash, or `None` when the run was not as the step assumed: then nothing
     /// was written, and the step must be thrown away. A step that accepted, completed or
@@ -126,8 +189,8 @@ impl Store {
             notes.task_queue(task.activity.task_queue.as_str());
         }
         let closing = step.effects.close.as_ref();
-        if let Some(close) = closing {
-            notes.closed(step.run_id, Some(close.event), limits);
+        if closing.is_some() {
+            notes.closed(step.run_id);
         }
         let mut inbox_ids = step.inbox_ids.to_vec();
         inbox_ids.sort_unstable();

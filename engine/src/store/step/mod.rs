@@ -290,11 +290,7 @@ impl StepBatch<'_> {
             };
             self.writer(step.run).close(close).await?;
             writes.close(step.run, close.state);
-            notes.closed(
-                self.runs[step.run].run_id,
-                Some(close.event),
-                &self.cx.limits,
-            );
+            notes.closed(self.runs[step.run].run_id);
         }
         for park in parks {
             self.park(park).await?;
