@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use reprise_history::{Failure, FailureKind, Payload, RunId, Seq};
 use reprise_sdk::{
@@ -79,6 +80,9 @@ const OUTCOMES_PER_TRANSACTION: usize = 256;
 struct Finished {
     task: ClaimedTask,
     outcome: TaskOutcome,
+    /// When the attempt's lease runs out, as far as this process knows: past it, the outcome is
+    /// refused by its token, so a write that keeps failing is given up.
+    lease_ends: Instant,
     recorded: oneshot::Sender<Option<Recorded>>,
 }
 
@@ -277,18 +281,28 @@ impl Worker {
         let notify = spawn_listener(&self.store, &[TASKS_CHANNEL]);
         let (queue, queued) = mpsc::unbounded_channel();
         *self.lock_outcomes() = Some(queue);
+        let stopping = CancellationToken::new();
         let recorder = tokio::spawn(record_outcomes(
             self.store.clone(),
             self.options.owner.clone(),
             queued,
+            stopping.clone(),
         ));
         let reaper = tokio::spawn(self.clone().reap_forever());
         let result = self.poll_until(&notify, shutdown).await;
         reaper.abort();
         // The queue closes once the last attempt has sent its outcome; the recorder then
-        // records what is left and stops.
+        // records what is left and stops. A database that is away is waited for one grace
+        // period more, not for whole leases: those hand the attempts to another worker.
         self.lock_outcomes().take();
-        let _ = recorder.await;
+        let mut recorder = recorder;
+        if tokio::time::timeout(self.options.shutdown_grace, &mut recorder)
+            .await
+            .is_err()
+        {
+            stopping.cancel();
+            let _ = recorder.await;
+        }
         if let Err(e) = self.store.retire_worker(owner).await {
             tracing::warn!(error = %e, "retiring the worker failed");
         }
@@ -457,6 +471,8 @@ impl Worker {
         };
         let cancellation = CancellationSignal::new();
         let heartbeats = Arc::new(PendingHeartbeat::default());
+        // When the lease was last begun or extended: the claim, then each heartbeat written.
+        let extended = Mutex::new(task.claimed_at);
         // A retried attempt resumes from the last checkpoint an earlier one heartbeat; if it
         // cannot be read, the attempt starts over, which at-least-once code must allow anyway.
         let last_details = if task.attempt > 1 {
@@ -483,7 +499,7 @@ impl Worker {
             }
             Ok(runner) => {
                 let attempt = run_attempt(runner, ctx, task.input.clone());
-                let beating = self.heartbeat_loop(task, &heartbeats, &cancellation);
+                let beating = self.heartbeat_loop(task, &heartbeats, &cancellation, &extended);
                 tokio::pin!(attempt);
                 tokio::select! {
                     outcome = &mut attempt => outcome,
@@ -496,7 +512,9 @@ impl Worker {
         if !completed {
             self.flush_checkpoint(task, &heartbeats).await;
         }
-        let recorded = self.record(task.clone(), outcome).await?;
+        let lease_ends =
+            *extended.lock().unwrap_or_else(PoisonError::into_inner) + task.lease_length();
+        let recorded = self.record(task.clone(), outcome, lease_ends).await?;
         let label = match recorded {
             Recorded::Outcome if completed => AttemptOutcome::completed,
             Recorded::Outcome => AttemptOutcome::failed,
@@ -513,8 +531,13 @@ impl Worker {
     }
 
     /// Records an outcome (see [`Worker::write_outcome`]) and counts what came of it.
-    async fn record(&self, task: ClaimedTask, outcome: TaskOutcome) -> Result<Recorded> {
-        let recorded = self.write_outcome(task, outcome).await;
+    async fn record(
+        &self,
+        task: ClaimedTask,
+        outcome: TaskOutcome,
+        lease_ends: Instant,
+    ) -> Result<Recorded> {
+        let recorded = self.write_outcome(task, outcome, lease_ends).await;
         let counter = match &recorded {
             Ok(Recorded::Outcome) => &self.counters.outcomes_recorded,
             Ok(Recorded::Retry) => &self.counters.retries_scheduled,
@@ -527,7 +550,12 @@ impl Worker {
 
     /// Writes an outcome: through the running worker's queue (so that outcomes finishing
     /// together share one transaction), or directly when the worker is not running.
-    async fn write_outcome(&self, task: ClaimedTask, outcome: TaskOutcome) -> Result<Recorded> {
+    async fn write_outcome(
+        &self,
+        task: ClaimedTask,
+        outcome: TaskOutcome,
+        lease_ends: Instant,
+    ) -> Result<Recorded> {
         let queue = self.lock_outcomes().clone();
         let finished = match queue {
             Some(queue) => {
@@ -535,6 +563,7 @@ impl Worker {
                 let sent = queue.send(Finished {
                     task,
                     outcome,
+                    lease_ends,
                     recorded,
                 });
                 match sent {
@@ -587,6 +616,7 @@ impl Worker {
         task: &ClaimedTask,
         pending: &PendingHeartbeat,
         cancellation: &CancellationSignal,
+        extended: &Mutex<Instant>,
     ) {
         loop {
             tokio::time::sleep(self.options.heartbeat_interval).await;
@@ -596,12 +626,16 @@ impl Worker {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
             let Some(details) = details else { continue };
+            let sent_at = Instant::now();
             match self
                 .store
                 .heartbeat(task, &self.options.owner, &details)
                 .await
             {
-                Ok(Some(false)) => self.count(&self.counters.heartbeats_written),
+                Ok(Some(false)) => {
+                    *extended.lock().unwrap_or_else(PoisonError::into_inner) = sent_at;
+                    self.count(&self.counters.heartbeats_written);
+                }
                 Ok(Some(true)) | Ok(None) => {
                     cancellation.cancel();
                     return;
@@ -648,14 +682,17 @@ pub(crate) async fn run_attempt(
 /// Records queued outcomes until the queue closes: each transaction takes every outcome that
 /// is waiting (up to [`OUTCOMES_PER_TRANSACTION`]), so attempts that finish while one commits
 /// share the next commit. A transient database error (a restart, a failover) is retried with
-/// backoff for as long as the batch's shortest lease can still hold: an outcome written in
-/// time lands seconds after the database is back, where one given up on would wait for its
-/// lease to run out (10 minutes without a start-to-close timeout) and its attempt would run
-/// again. Past the lease the write is refused by its token anyway.
+/// backoff for as long as an outcome's lease can still hold: one written in time lands seconds
+/// after the database is back, where one given up on would wait for its lease to run out (10
+/// minutes without a start-to-close timeout) and its attempt would run again. An outcome whose
+/// lease has passed is given up (its token would be refused anyway); the rest are tried again.
+/// Once `stopping` fires (a grace period into the worker's stop), a failed write is not tried
+/// again: the leases hand the attempts to another worker.
 async fn record_outcomes(
     store: Store,
     owner: String,
     mut queue: mpsc::UnboundedReceiver<Finished>,
+    stopping: CancellationToken,
 ) {
     let mut conn = LoopConnection::new(&store);
     while let Some(first) = queue.recv().await {
@@ -666,36 +703,51 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
-        let give_up_at = batch
-            .iter()
-            .map(|f| f.task.lease_length())
-            .min()
-            .map(|lease| Instant::now() + lease);
-        let (items, waiting): (Vec<_>, Vec<_>) = batch
+        let (mut items, mut waiting): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .map(|f| ((f.task, f.outcome), f.recorded))
+            .map(|f| ((f.task, f.outcome), (f.lease_ends, f.recorded)))
             .unzip();
         let mut backoff = Backoff::default();
-        let recorded = loop {
+        while !items.is_empty() {
             match conn
                 .run(async |c| store.finish_tasks(c, &owner, &items).await)
                 .await
             {
-                Ok(recorded) => break Some(recorded),
-                Err(e) if e.is_retryable() && give_up_at.is_some_and(|at| Instant::now() < at) => {
-                    tracing::warn!(error = %e, outcomes = items.len(),
-                        "recording outcomes failed; trying again while their leases hold");
-                    backoff.wait().await;
+                Ok(recorded) => {
+                    for (i, (_, waiter)) in waiting.drain(..).enumerate() {
+                        let _ = waiter.send(recorded.get(i).copied());
+                    }
+                    items.clear();
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, outcomes = items.len(),
-                        "recording outcomes failed; their leases will time out and the attempts run again");
-                    break None;
+                    let now = Instant::now();
+                    let retry = e.is_retryable() && !stopping.is_cancelled();
+                    let (mut kept_items, mut kept_waiting) = (Vec::new(), Vec::new());
+                    let mut given_up = 0;
+                    for (item, (lease_ends, waiter)) in items.drain(..).zip(waiting.drain(..)) {
+                        if retry && lease_ends > now {
+                            kept_items.push(item);
+                            kept_waiting.push((lease_ends, waiter));
+                        } else {
+                            given_up += 1;
+                            let _ = waiter.send(None);
+                        }
+                    }
+                    (items, waiting) = (kept_items, kept_waiting);
+                    if given_up > 0 {
+                        tracing::warn!(error = %e, outcomes = given_up,
+                            "recording outcomes failed; their leases will time out and the attempts run again");
+                    }
+                    if !items.is_empty() {
+                        tracing::warn!(error = %e, outcomes = items.len(),
+                            "recording outcomes failed; trying again while their leases hold");
+                        tokio::select! {
+                            () = backoff.wait() => {}
+                            () = stopping.cancelled() => {}
+                        }
+                    }
                 }
             }
-        };
-        for (i, waiter) in waiting.into_iter().enumerate() {
-            let _ = waiter.send(recorded.as_ref().and_then(|r| r.get(i).copied()));
         }
     }
 }

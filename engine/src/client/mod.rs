@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::listen::{Listening, RunWaiters};
 use crate::store::{
     ANSWERS_CHANNEL, CLOSED_CHANNEL, ExecutionPolicy, IdReusePolicy, NewRun, PatchUsage, RunEnd,
-    Store, on_live_connection,
+    Store, on_live_connection, or_wait_again,
 };
 use crate::telemetry::trace;
 
@@ -103,18 +103,7 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             let watch = waiters.watch(run_id);
             let notified = watch.notify().notified();
             let store = &self.client.store;
-            let end = match on_live_connection!(store, store.run_end(run_id)) {
-                Ok(end) => end,
-                // The database restarting or failing over: a caller waiting for a result waits
-                // on through it, as it would for a run that takes a while.
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(error = %e, "reading the run's end failed; trying again");
-                    backoff.wait().await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            backoff.reset();
+            let end = or_wait_again!(store, backoff, store.run_end(run_id));
             let end = end.ok_or_else(|| Error::UnknownWorkflow {
                 workflow_id: self.workflow_id.to_string(),
             })?;

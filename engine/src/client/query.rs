@@ -8,9 +8,10 @@ use reprise_sdk::QueryDef;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backoff::Backoff;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::store::{Asked, on_live_connection};
+use crate::store::{Asked, on_live_connection, or_wait_again};
 
 /// How long [`Client::query`] waits for an answer.
 pub const DEFAULT_QUERY_DEADLINE: Duration = Duration::from_secs(10);
@@ -80,9 +81,16 @@ impl Client {
         };
         on_live_connection!(store, store.ask_query(asked()))?;
         let until = tokio::time::Instant::now() + deadline;
+        let mut backoff = Backoff::default();
         loop {
             let notified = watch.notify().notified();
-            if let Some(answer) = on_live_connection!(store, store.take_answer(query_id))? {
+            // A database that is away is waited for within the deadline, like a slow answer.
+            let taken = if tokio::time::Instant::now() < until {
+                or_wait_again!(store, backoff, store.take_answer(query_id))
+            } else {
+                on_live_connection!(store, store.take_answer(query_id))?
+            };
+            if let Some(answer) = taken {
                 return answer.map_err(|reason| Error::QueryFailed {
                     workflow_id: workflow_id.to_string(),
                     query: name.to_string(),

@@ -8,9 +8,10 @@ use reprise_sdk::UpdateDef;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backoff::Backoff;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::store::{RunEnd, UpdateState, on_live_connection};
+use crate::store::{RunEnd, UpdateState, on_live_connection, or_wait_again};
 
 impl Client {
     /// Sends an update to a workflow's open run and waits for its handler's result. The
@@ -124,14 +125,15 @@ impl Client {
                 UpdateState::Requested | UpdateState::Accepted => None,
             }
         };
+        let mut backoff = Backoff::default();
         loop {
             let notified = watch.notify().notified();
-            let state = on_live_connection!(store, store.update_state(run_id, update_id))?;
+            let state = or_wait_again!(store, backoff, store.update_state(run_id, update_id));
             if let Some(outcome) = finished(state) {
                 return outcome;
             }
             // Not finished: it will be, unless the run closed (or is parked) first.
-            let end = on_live_connection!(store, store.run_end(run_id))?;
+            let end = or_wait_again!(store, backoff, store.run_end(run_id));
             if !matches!(
                 end,
                 Some(RunEnd::Open {
@@ -140,7 +142,7 @@ impl Client {
             ) {
                 // The step that closed (or a later one that parked) the run may have
                 // finished the update after the first read: read again first.
-                let state = on_live_connection!(store, store.update_state(run_id, update_id))?;
+                let state = or_wait_again!(store, backoff, store.update_state(run_id, update_id));
                 if let Some(outcome) = finished(state) {
                     return outcome;
                 }

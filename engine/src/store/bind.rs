@@ -13,7 +13,8 @@ use crate::store::rows::{HistoryRows, INSERT_HISTORY_SQL};
 use crate::store::runs::{InsertRun, StartRuns};
 use crate::store::schedules::ScheduleRow;
 use crate::store::step::{
-    Claim, ClaimRuns, InsertTasks, StepDirectly, WriteAndRelease, WriteSteps, read_histories,
+    Claim, ClaimRuns, InsertTasks, StepDirectly, WriteAndRelease, WriteSteps, hinted_input,
+    hinted_start, read_histories,
 };
 use crate::store::tasks::{ClaimTasks, FinishTasks};
 
@@ -106,6 +107,10 @@ pub fn bound_statements() -> Vec<BoundStatement> {
         StepDirectly::default()
             .bind()
             .into_statement("step one run directly"),
+        hinted_start(0, reprise_history::RunId::random())
+            .into_statement("read a started run's first event"),
+        hinted_input(0, reprise_history::RunId::random(), 0)
+            .into_statement("read a delivered input"),
         FinishTasks::default()
             .bind()
             .into_statement("record outcomes"),

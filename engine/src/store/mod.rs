@@ -69,6 +69,29 @@ macro_rules! on_live_connection {
 }
 pub(crate) use on_live_connection;
 
+/// For the reads of a caller that waits (for a result, an update's outcome, a query's answer):
+/// the value of `$op` run [`on_live_connection!`], or, after a retryable error (the database
+/// restarting or failing over), a wait of `$backoff` and the next turn of the caller's loop
+/// (`continue`): such a caller rides through an outage as it waits through a slow run. Any
+/// other error returns from the caller.
+macro_rules! or_wait_again {
+    ($store:expr, $backoff:expr, $op:expr) => {
+        match $crate::store::on_live_connection!($store, $op) {
+            Ok(value) => {
+                $backoff.reset();
+                value
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "a read failed; waiting and trying again");
+                $backoff.wait().await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+}
+pub(crate) use or_wait_again;
+
 /// What every write inside a transaction needs besides its connection: the clock offset that
 /// `reprise.db_now($1)` adds (0 but in tests) and the limits events are encoded within.
 #[derive(Clone, Copy, Debug)]

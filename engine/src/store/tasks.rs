@@ -32,6 +32,8 @@ pub(crate) struct ClaimedTask {
     pub(crate) waited_seconds: f64,
     /// The trace of the step that scheduled it, if that step was traced.
     pub(crate) trace: Option<TraceContext>,
+    /// When this process read the claim: its lease began a little before.
+    pub(crate) claimed_at: tokio::time::Instant,
 }
 
 /// An attempt's lease when no start-to-close timeout sizes it (as `sql/claim_tasks.sql`).
@@ -213,6 +215,7 @@ impl Store {
             lease_token: row.try_get("lease_token").map_err(Error::from_db)?,
             task_queue: row.try_get("task_queue").map_err(Error::from_db)?,
             waited_seconds: row.try_get("waited_seconds").map_err(Error::from_db)?,
+            claimed_at: tokio::time::Instant::now(),
             trace: trace_context(row)?,
         })
     }

@@ -221,6 +221,12 @@ async fn a_step_that_leaves_its_run_open_updates_it_heap_only() {
         .fetch_all(&mut *tx)
         .await
         .unwrap();
+    // A direct step takes only a run that is due: an input queued it again.
+    sqlx::query("INSERT INTO reprise.ready_runs (run_id, ready_at) VALUES ($1, now())")
+        .bind(run)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     empty_events(sqlx::query(statement("step one run directly")).bind(0i64))
         .bind(run)
         .bind(1i64)
@@ -247,51 +253,4 @@ async fn a_step_that_leaves_its_run_open_updates_it_heap_only() {
     db.drop_database().await;
     assert_eq!(updated, 2, "each statement updates the run once");
     assert_eq!(hot, updated, "every update of an open run is heap-only");
-}
-
-/// An idle engine's loops end each claim that finds nothing at once: no session of theirs
-/// waits "idle in transaction" (which transaction-mode poolers and
-/// `idle_in_transaction_session_timeout` refuse) until its next claim.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_idle_engine_holds_no_session_idle_in_a_transaction() {
-    let db = TestDb::migrated().await;
-    let store = Store::new(db.pool.clone());
-    // Loops that claim rarely: a transaction left open would stay open for seconds.
-    let options = EngineOptions {
-        idle_poll: Duration::from_secs(5),
-        ..engine_options()
-    };
-    let mut running = Running::new();
-    run_engine(
-        &store,
-        crate::engine::registry().build().unwrap(),
-        options,
-        &mut running,
-    );
-    run_worker(
-        &store,
-        crate::engine::registry().build().unwrap(),
-        worker_options(),
-        &mut running,
-    );
-    let client = Client::new(store.clone());
-    let handle = client
-        .start(crate::engine::HELLO, "idle-1", &"Ada".to_string())
-        .await
-        .unwrap();
-    within(handle.result()).await.unwrap();
-    // Every loop has claimed since (the work woke them) and found nothing; give them a
-    // moment to be idle.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let lingering: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity
-          WHERE datname = current_database() AND pid <> pg_backend_pid()
-            AND state = 'idle in transaction' AND state_change < now() - interval '200 ms'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    assert_eq!(lingering, 0, "sessions left idle in a transaction");
-    running.stop().await;
-    db.drop_database().await;
 }

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::store::bind::Bound;
 use crate::store::notify::Notifications;
 use crate::store::rows::{HistoryRows, seq_param};
-use crate::store::{Store, record_update_effects};
+use crate::store::{Store, record_update_effects, to_timestamp};
 
 /// Writes one run's step if the run is as the step assumed (see `sql/step_directly.sql`).
 pub(crate) const DIRECT_STEP_SQL: &str = include_str!("../sql/step_directly.sql");
@@ -92,25 +92,48 @@ pub(crate) struct HintedStart {
     pub(crate) task_queue: String,
 }
 
+/// Reads a new run's first event for a direct step (see [`Store::hinted_start`]).
+const HINTED_START_SQL: &str = "SELECT h.event, r.workflow_type, r.task_queue
+   FROM reprise.runs r
+   JOIN reprise.history h ON h.run_id = r.run_id AND h.seq = 1
+  WHERE r.run_id = $2 AND r.head_seq = 1 AND r.closed_at IS NULL AND r.parked_reason IS NULL
+    AND EXISTS (SELECT 1 FROM reprise.ready_runs q
+                 WHERE q.run_id = $2 AND q.ready_at <= reprise.db_now($1))";
+
+/// Reads one inbox row for a direct step (see [`Store::hinted_input`]).
+const HINTED_INPUT_SQL: &str = "SELECT reprise.db_now($1) AS now, i.event FROM reprise.inbox i
+  WHERE i.id = $3 AND i.run_id = $2 AND i.visible_at <= reprise.db_now($1)";
+
+/// Binds [`HINTED_START_SQL`].
+pub(crate) fn hinted_start<'q>(offset: i64, run: RunId) -> Bound<'q> {
+    Bound::new(HINTED_START_SQL)
+        .bind(offset)
+        .bind(*run.as_uuid())
+}
+
+/// Binds [`HINTED_INPUT_SQL`].
+pub(crate) fn hinted_input<'q>(offset: i64, run: RunId, inbox_id: i64) -> Bound<'q> {
+    Bound::new(HINTED_INPUT_SQL)
+        .bind(offset)
+        .bind(*run.as_uuid())
+        .bind(inbox_id)
+}
+
 impl Store {
-    /// The first event of `run` if it still has no other, is open, not parked and not leased:
-    /// what a direct step on a `started` notification starts from. The step's fence checks the
-    /// run's head hash against these bytes, so nothing here need be trusted.
+    /// The first event of `run` if it still has no other, is open, not parked, and due (a
+    /// delayed start waits in its queue row until its time): what a direct step on a `started`
+    /// notification starts from. The step's fence checks the run's head hash against these
+    /// bytes, so nothing here need be trusted.
     pub(crate) async fn hinted_start(
         &self,
         conn: &mut PgConnection,
         run: RunId,
     ) -> Result<Option<HintedStart>> {
-        let row = sqlx::query(
-            "SELECT h.event, r.workflow_type, r.task_queue
-               FROM reprise.runs r JOIN reprise.history h ON h.run_id = r.run_id AND h.seq = 1
-              WHERE r.run_id = $1 AND r.head_seq = 1 AND r.closed_at IS NULL
-                AND r.parked_reason IS NULL AND r.lease_owner IS NULL",
-        )
-        .bind(run.as_uuid())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
+        let row = hinted_start(self.offset(), run)
+            .query()
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
         row.map(|row| {
             Ok(HintedStart {
                 event: row.try_get("event").map_err(Error::from_db)?,
@@ -121,29 +144,24 @@ impl Store {
         .transpose()
     }
 
-    /// The inbox row an `input` notification names, if it is `run`'s and visible: its time
-    /// (the step records the input at it) and its encoded input.
+    /// The inbox row an `input` notification names, if it is `run`'s and visible: its encoded
+    /// input, and the database time now, which the step records it at (as a batch records its
+    /// inputs at its claim's time, so that a run's time never goes back).
     pub(crate) async fn hinted_input(
         &self,
         conn: &mut PgConnection,
         run: RunId,
         inbox_id: i64,
     ) -> Result<Option<(reprise_history::Timestamp, Vec<u8>)>> {
-        let row = sqlx::query(
-            "SELECT (extract(epoch FROM visible_at) * 1000000)::bigint AS at, event
-               FROM reprise.inbox
-              WHERE id = $1 AND run_id = $2 AND visible_at <= reprise.db_now($3)",
-        )
-        .bind(inbox_id)
-        .bind(run.as_uuid())
-        .bind(self.offset())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(Error::from_db)?;
+        let row = hinted_input(self.offset(), run, inbox_id)
+            .query()
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
         row.map(|row| {
-            let at: i64 = row.try_get("at").map_err(Error::from_db)?;
+            let now: chrono::DateTime<chrono::Utc> = row.try_get("now").map_err(Error::from_db)?;
             let event: Vec<u8> = row.try_get("event").map_err(Error::from_db)?;
-            Ok((reprise_history::Timestamp::from_unix_micros(at), event))
+            Ok((to_timestamp(now), event))
         })
         .transpose()
     }
@@ -168,6 +186,9 @@ impl Store {
         if written.is_some() {
             record_update_effects(&mut tx, self.write_context(), run_id, effects).await?;
             tx.commit().await.map_err(Error::from_db)?;
+        } else {
+            // Ended now: a dropped transaction would leave the loop's session idle in it.
+            tx.rollback().await.map_err(Error::from_db)?;
         }
         Ok(written)
     }

@@ -32,7 +32,7 @@ use crate::store::notify::{Notifications, RUNS_CHANNEL};
 use crate::store::rows::{events_from_rows, parent_close_policy, run_id, seq};
 use crate::store::{Store, WriteContext, apply_parent_close_policy, runs, to_timestamp};
 
-pub(crate) use direct::{DirectStep, StepDirectly};
+pub(crate) use direct::{DirectStep, StepDirectly, hinted_input, hinted_start};
 use effects::RunWriter;
 pub(crate) use rows::{ClaimRuns, InsertTasks, TaskRows, WriteAndRelease, WriteSteps};
 use rows::{HeadRows, WriteRows};
