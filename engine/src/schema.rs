@@ -32,8 +32,16 @@ pub fn expected_version() -> i64 {
 }
 
 /// Applies every pending migration under the advisory lock; returns the schema version.
-/// Running it again, or from several processes at once, is safe.
+/// Running it again, or from several processes at once, is safe. A database already at this
+/// build's version (or newer) is left alone without a statement of DDL, so that a process
+/// logged in under a role that may not create anything (`reprise_engine`, `reprise_worker`:
+/// migration 0012) starts on a database its owner migrated.
 pub async fn migrate(pool: &PgPool) -> Result<i64> {
+    if let Some(version) = schema_version(pool).await?
+        && version >= expected_version()
+    {
+        return Ok(version);
+    }
     let mut conn = pool.acquire().await.map_err(Error::from_db)?;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(MIGRATION_LOCK_KEY)

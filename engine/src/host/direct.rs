@@ -110,8 +110,9 @@ impl Engine {
     }
 
     /// What a hint names, read (notifications carry no user data), if this engine can use it:
-    /// not for a run it already holds (a start) or does not hold (an input), nor a type or
-    /// queue it does not serve. `None` also when the run moved on or the row is gone.
+    /// not for a run it already holds (a start) or does not hold (an input). `None` also when
+    /// the run is not due or the row is gone. (A start of a type or queue this engine does not
+    /// serve is passed over once its first event is decoded.)
     async fn read_hinted(
         &self,
         conn: &mut LoopConnection,
@@ -122,18 +123,10 @@ impl Engine {
                 if self.is_cached(run_id) {
                     return Ok(None);
                 }
-                let start = conn
+                let event = conn
                     .run(async |conn| self.store.hinted_start(conn, run_id).await)
                     .await?;
-                Ok(start
-                    .filter(|s| {
-                        self.known_types.contains(&s.workflow_type)
-                            && self.options.queues.contains(&s.task_queue)
-                    })
-                    .map(|s| HintRead::Started {
-                        run_id,
-                        event: s.event,
-                    }))
+                Ok(event.map(|event| HintRead::Started { run_id, event }))
             }
             RunHint::Input { run_id, inbox_id } => {
                 if !self.is_cached(run_id) {

@@ -74,43 +74,22 @@ impl Store {
     }
 
     /// Deletes up to `batch` runs closed before `now - older_than`, with their history, inbox,
-    /// tasks and patch records. Open runs are never touched (the database refuses it too).
+    /// tasks and patch records, through `reprise.prune_closed_runs` (migration 0012): the one
+    /// way a role other than the schema's owner deletes history. Open runs are never touched
+    /// (the database refuses it too).
     pub(crate) async fn prune_closed(
         &self,
         older_than: std::time::Duration,
         batch: i64,
     ) -> Result<u64> {
-        let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
-        sqlx::query("SET LOCAL reprise.retention = 'on'")
-            .execute(&mut *tx)
+        let pruned: i64 = sqlx::query_scalar("SELECT reprise.prune_closed_runs($1, $2, $3)")
+            .bind(self.offset())
+            .bind(micros(older_than))
+            .bind(batch)
+            .fetch_one(self.pool())
             .await
             .map_err(Error::from_db)?;
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT run_id FROM reprise.runs
-              WHERE closed_at < reprise.db_now($1) - $2::bigint * interval '1 microsecond'
-                AND NOT EXISTS (SELECT 1 FROM reprise.runs c WHERE c.parent_run_id = runs.run_id AND c.status = 'running')
-              ORDER BY closed_at LIMIT $3 FOR UPDATE SKIP LOCKED")
-        .bind(self.offset())
-        .bind(micros(older_than))
-        .bind(batch)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(Error::from_db)?;
-        for table in [
-            "DELETE FROM reprise.history WHERE run_id = ANY($1)",
-            "DELETE FROM reprise.inbox WHERE run_id = ANY($1)",
-            "DELETE FROM reprise.activity_tasks WHERE run_id = ANY($1)",
-            "DELETE FROM reprise.run_patches WHERE run_id = ANY($1)",
-            "UPDATE reprise.runs SET parent_run_id = NULL WHERE parent_run_id = ANY($1)",
-            "DELETE FROM reprise.runs WHERE run_id = ANY($1)",
-        ] {
-            sqlx::query(table)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from_db)?;
-        }
-        tx.commit().await.map_err(Error::from_db)?;
-        Ok(ids.len() as u64)
+        Ok(u64::try_from(pruned).unwrap_or(0))
     }
 
     /// One page of runs, newest first.

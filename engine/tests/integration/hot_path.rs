@@ -221,12 +221,6 @@ async fn a_step_that_leaves_its_run_open_updates_it_heap_only() {
         .fetch_all(&mut *tx)
         .await
         .unwrap();
-    // A direct step takes only a run that is due: an input queued it again.
-    sqlx::query("INSERT INTO reprise.ready_runs (run_id, ready_at) VALUES ($1, now())")
-        .bind(run)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
     empty_events(sqlx::query(statement("step one run directly")).bind(0i64))
         .bind(run)
         .bind(1i64)

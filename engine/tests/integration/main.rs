@@ -20,6 +20,7 @@ mod payloads;
 mod plans;
 mod queries;
 mod resilience;
+mod roles;
 mod schedules;
 mod schema;
 mod security;

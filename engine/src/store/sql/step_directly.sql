@@ -17,10 +17,10 @@
 --   $29 bytea                         the custom status the step set (NULL: unchanged)
 -- Rules it keeps:
 -- * Fencing: `fence` takes the run's row lock, skipping a run another transaction holds, and
---   checks the head, that the run is open, not parked and due (queued, its time come: a
---   delayed start, or a retry waiting out its backoff, is not stepped early on anyone's
---   notification), that its inbox holds exactly the applied inputs, and that a closing run
---   has no open child. Every write reads `fence`
+--   checks the head, that the run is open and not parked, that its inbox holds exactly the
+--   applied inputs, and that a closing run has no open child. (That a new run's start is due
+--   was checked as its first event was read, `Store::hinted_start`: a run only becomes more
+--   due, and a step that took it meanwhile moved its head.) Every write reads `fence`
 --   first, so the statement writes all or nothing.
 -- * An input delivered after this statement's snapshot but before its lock wrote a new
 --   version of the run's queue row; the queue row is deleted only if it is still the version
@@ -30,8 +30,6 @@ WITH fence AS MATERIALIZED (
          SELECT r.run_id FROM reprise.runs r
           WHERE r.run_id = $20 AND r.head_seq = $21 AND r.head_hash = $22
             AND r.closed_at IS NULL AND r.parked_reason IS NULL
-            AND EXISTS (SELECT 1 FROM reprise.ready_runs q
-                         WHERE q.run_id = $20 AND q.ready_at <= reprise.db_now($1))
             AND (SELECT COALESCE(array_agg(i.id ORDER BY i.id)
                                    FILTER (WHERE i.visible_at <= reprise.db_now($1)), '{}')
                           = $19::bigint[]

@@ -84,19 +84,9 @@ pub(crate) struct DirectStep<'a> {
     pub(crate) trace: Option<&'a TraceContext>,
 }
 
-/// A new run's first event, read for a direct step: its bytes as stored, and its type and task
-/// queue (to pass over a run this engine does not serve without decoding it).
-pub(crate) struct HintedStart {
-    pub(crate) event: Vec<u8>,
-    pub(crate) workflow_type: String,
-    pub(crate) task_queue: String,
-}
-
 /// Reads a new run's first event for a direct step (see [`Store::hinted_start`]).
-const HINTED_START_SQL: &str = "SELECT h.event, r.workflow_type, r.task_queue
-   FROM reprise.runs r
-   JOIN reprise.history h ON h.run_id = r.run_id AND h.seq = 1
-  WHERE r.run_id = $2 AND r.head_seq = 1 AND r.closed_at IS NULL AND r.parked_reason IS NULL
+const HINTED_START_SQL: &str = "SELECT h.event FROM reprise.history h
+  WHERE h.run_id = $2 AND h.seq = 1
     AND EXISTS (SELECT 1 FROM reprise.ready_runs q
                  WHERE q.run_id = $2 AND q.ready_at <= reprise.db_now($1))";
 
@@ -120,28 +110,22 @@ pub(crate) fn hinted_input<'q>(offset: i64, run: RunId, inbox_id: i64) -> Bound<
 }
 
 impl Store {
-    /// The first event of `run` if it still has no other, is open, not parked, and due (a
-    /// delayed start waits in its queue row until its time): what a direct step on a `started`
-    /// notification starts from. The step's fence checks the run's head hash against these
-    /// bytes, so nothing here need be trusted.
+    /// The first event of `run`, if the run is due (a delayed start waits in its queue row
+    /// until its time): what a direct step on a `started` notification starts from. The
+    /// step's fence checks the run's head hash against these bytes, and that the run is open,
+    /// not parked and has no other event, so nothing here need be trusted.
     pub(crate) async fn hinted_start(
         &self,
         conn: &mut PgConnection,
         run: RunId,
-    ) -> Result<Option<HintedStart>> {
+    ) -> Result<Option<Vec<u8>>> {
         let row = hinted_start(self.offset(), run)
             .query()
             .fetch_optional(&mut *conn)
             .await
             .map_err(Error::from_db)?;
-        row.map(|row| {
-            Ok(HintedStart {
-                event: row.try_get("event").map_err(Error::from_db)?,
-                workflow_type: row.try_get("workflow_type").map_err(Error::from_db)?,
-                task_queue: row.try_get("task_queue").map_err(Error::from_db)?,
-            })
-        })
-        .transpose()
+        row.map(|row| row.try_get("event").map_err(Error::from_db))
+            .transpose()
     }
 
     /// The inbox row an `input` notification names, if it is `run`'s and visible: its encoded
