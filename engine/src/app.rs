@@ -57,6 +57,7 @@ pub struct RepriseBuilder {
     worker: Option<WorkerOptions>,
     http: Option<SocketAddr>,
     shutdown: CancellationToken,
+    chain_key: Option<reprise_history::ChainKey>,
 }
 
 /// A running Reprise process: its client, and the engine, worker and HTTP endpoints it runs.
@@ -89,6 +90,7 @@ impl Reprise {
             worker: None,
             http: None,
             shutdown: CancellationToken::new(),
+            chain_key: None,
         }
     }
 
@@ -233,6 +235,13 @@ impl RepriseBuilder {
         self
     }
 
+    /// The chain key the engine and the client write and verify histories with (see
+    /// [`Store::with_chain_key`]); `REPRISE_CHAIN_KEY` in the example binary and the CLI.
+    pub fn chain_key(mut self, key: reprise_history::ChainKey) -> RepriseBuilder {
+        self.chain_key = Some(key);
+        self
+    }
+
     /// The workflow and activity code (and payload converter) the engine, the worker and the
     /// client share.
     pub fn registry(mut self, registry: Registry) -> RepriseBuilder {
@@ -299,7 +308,10 @@ impl RepriseBuilder {
             })?),
             None => None,
         };
-        let store = Store::new(pool);
+        let mut store = Store::new(pool);
+        if let Some(key) = self.chain_key {
+            store = store.with_chain_key(key);
+        }
         let mut client = Client::new(store.clone());
         if let Some(registry) = &self.registry {
             client = client.with_converter(registry.converter().clone());

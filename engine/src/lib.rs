@@ -45,8 +45,8 @@ pub use reprise_schedule::{OverlapPolicy, Schedule, ScheduleSpec};
 /// what the API does not offer without adding sqlx by hand.
 pub use sqlx;
 pub use store::{
-    IdReusePolicy, PatchUsage, PendingActivity, QueryRefusal, RunCursor, RunFilter, RunSummary,
-    Store,
+    ChainVerdict, IdReusePolicy, PatchUsage, PendingActivity, QueryRefusal, RunCursor, RunFilter,
+    RunSummary, RunVerification, Store,
 };
 pub use telemetry::Metrics;
 /// `CancellationToken`, which [`Reprise`] stops on.
@@ -79,6 +79,21 @@ pub async fn connect(url: &str) -> Result<Pool> {
     pool_options()
         .max_connections(16)
         .connect(url)
+        .await
+        .map_err(Error::from_db)
+}
+
+/// Connects a pool to `url` as [`connect`] does, each session under the database role `role`
+/// (the startup setting `role`: the login role must be a member of it; see
+/// `docs/operations.md`, "Database roles").
+pub async fn connect_as(url: &str, role: &str) -> Result<Pool> {
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(Error::from_db)?
+        .options([("role", role)]);
+    pool_options()
+        .max_connections(16)
+        .connect_with(options)
         .await
         .map_err(Error::from_db)
 }

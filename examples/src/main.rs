@@ -49,6 +49,9 @@ enum Command {
         /// Workflow task queues to run the workflows of.
         #[arg(long = "workflow-queue", default_value = "default")]
         workflow_queues: Vec<String>,
+        /// The database role to run under (`none`: the login role's own rights).
+        #[arg(long, env = "REPRISE_DATABASE_ROLE", default_value = "reprise_engine")]
+        role: String,
     },
     /// Run as a worker process (runs activities) until SIGINT or SIGTERM.
     Worker {
@@ -59,6 +62,9 @@ enum Command {
         /// back to other workers.
         #[arg(long, default_value_t = 10_000)]
         shutdown_grace_ms: u64,
+        /// The database role to run under (`none`: the login role's own rights).
+        #[arg(long, env = "REPRISE_DATABASE_ROLE", default_value = "reprise_worker")]
+        role: String,
     },
     /// Run engine and worker in one process, for development, until SIGINT or SIGTERM.
     Dev {
@@ -149,23 +155,30 @@ fn init_telemetry(format: LogFormat) -> anyhow::Result<Option<OtlpTracing>> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let http = cli.http.clone();
-    let serve = |engine: Option<Vec<String>>, worker| serve(engine, worker, http.clone());
+    let serve = |engine: Option<Vec<String>>, worker, role: String| {
+        serve(engine, worker, role, http.clone())
+    };
     match cli.command.unwrap_or(Command::Quickstart {
         name: "world".into(),
     }) {
         Command::Quickstart { name } => quickstart(&name).await,
-        Command::Engine { workflow_queues } => serve(Some(workflow_queues), None).await,
+        Command::Engine {
+            workflow_queues,
+            role,
+        } => serve(Some(workflow_queues), None, role).await,
         Command::Worker {
             queues,
             shutdown_grace_ms,
+            role,
         } => {
             let grace = std::time::Duration::from_millis(shutdown_grace_ms);
-            serve(None, Some((queues, grace))).await
+            serve(None, Some((queues, grace)), role).await
         }
         Command::Dev { shutdown_grace_ms } => {
             let grace = std::time::Duration::from_millis(shutdown_grace_ms);
             let default = vec!["default".to_string()];
-            serve(Some(default.clone()), Some((default, grace))).await
+            // Engine, worker and client in one process: the login role's own rights.
+            serve(Some(default.clone()), Some((default, grace)), "none".into()).await
         }
         Command::CheckDeploy { sample, strict } => check_deploy(sample, strict).await,
         Command::RecordVersioning { version, runs, out } => {
@@ -197,11 +210,25 @@ fn database() -> anyhow::Result<(String, String)> {
 }
 
 /// A Reprise on the database, with the example workflows' registry (migrated, not running
-/// anything yet: add an engine or a worker).
+/// anything yet: add an engine or a worker), and the chain key `REPRISE_CHAIN_KEY` holds.
 fn reprise(url: String) -> anyhow::Result<reprise_engine::RepriseBuilder> {
-    Ok(Reprise::builder()
+    let builder = Reprise::builder()
         .database_url(url)
-        .registry(workflows::registry()?))
+        .registry(workflows::registry()?);
+    chain_key(builder)
+}
+
+/// The builder with the chain key of `REPRISE_CHAIN_KEY`, if it is set.
+fn chain_key(
+    builder: reprise_engine::RepriseBuilder,
+) -> anyhow::Result<reprise_engine::RepriseBuilder> {
+    match std::env::var("REPRISE_CHAIN_KEY") {
+        Ok(hex) => {
+            let key = reprise_history::ChainKey::from_hex(&hex).context("REPRISE_CHAIN_KEY")?;
+            Ok(builder.chain_key(key))
+        }
+        Err(_) => Ok(builder),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -216,11 +243,24 @@ async fn shutdown_signal() {
 async fn serve(
     engine: Option<Vec<String>>,
     worker: Option<(Vec<String>, std::time::Duration)>,
+    role: String,
     http: String,
 ) -> anyhow::Result<()> {
     let (url, server) = database()?;
     eprintln!("using {server}");
-    let mut builder = reprise(url)?;
+    let mut builder = reprise(url.clone())?;
+    if role != "none" {
+        // Migrated by the login role (the schema's owner here), then run under `role`, with
+        // only what this kind of process uses (docs/operations.md, "Database roles").
+        let owner = reprise_engine::connect(&url).await?;
+        reprise_engine::schema::migrate(&owner).await?;
+        owner.close().await;
+        let pool = reprise_engine::connect_as(&url, &role)
+            .await
+            .with_context(|| format!("connecting as database role {role:?}"))?;
+        eprintln!("running as database role {role}");
+        builder = builder.pool(pool).migrate(false);
+    }
     if let Some(queues) = engine {
         builder = builder.engine(EngineOptions {
             queues,

@@ -2,6 +2,14 @@
 //!
 //! `hash_0` is 32 zero bytes. The first event (`WorkflowStarted`) names the run, so the chain
 //! of one run can never verify as another's.
+//!
+//! With a [`ChainKey`] (a secret the processes hold, never the database), links are keyed:
+//! `hash_n = blake3_keyed(key, hash_{n-1} || bytes_n)`, a MAC chain that a writer with database
+//! access alone cannot extend or rewrite. A link says which it is by which hash it matches
+//! (a plain and a keyed hash of the same bytes coincide with probability 2^-256), so a history
+//! may start plain and go on keyed (a key given to a deployment that ran without one). Once
+//! keyed, a plain link is a forgery ([`Error::ChainNotKeyed`]); a keyed link read without the
+//! key cannot be told from a corrupt one ([`Error::ChainMismatch`], whose message says so).
 
 use std::fmt;
 
@@ -21,6 +29,19 @@ impl ChainHash {
     /// The hash of the next event, given that event's encoded bytes.
     pub fn next(&self, event_bytes: &[u8]) -> ChainHash {
         let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.0);
+        hasher.update(event_bytes);
+        ChainHash(*hasher.finalize().as_bytes())
+    }
+
+    /// The hash of the next event: keyed with `key` if there is one, else plain ([`next`]).
+    ///
+    /// [`next`]: ChainHash::next
+    pub fn next_with(&self, key: Option<&ChainKey>, event_bytes: &[u8]) -> ChainHash {
+        let Some(key) = key else {
+            return self.next(event_bytes);
+        };
+        let mut hasher = blake3::Hasher::new_keyed(&key.0);
         hasher.update(&self.0);
         hasher.update(event_bytes);
         ChainHash(*hasher.finalize().as_bytes())
@@ -89,6 +110,38 @@ impl<'de> Deserialize<'de> for ChainHash {
     }
 }
 
+/// The secret that keys the chain: 32 bytes, held by the processes that write and verify
+/// histories, never stored in the database. Its `Debug` shows nothing of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ChainKey([u8; 32]);
+
+impl ChainKey {
+    /// A key of these 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> ChainKey {
+        ChainKey(bytes)
+    }
+
+    /// A key from 64 hex characters (as `REPRISE_CHAIN_KEY` holds it).
+    pub fn from_hex(text: &str) -> Result<ChainKey> {
+        let text = text.trim();
+        let invalid = |why: &str| Error::Decode {
+            what: "chain key",
+            source: format!("{why}: expected 64 hex characters (32 bytes)").into(),
+        };
+        if text.len() != 64 {
+            return Err(invalid(&format!("{} characters", text.len())));
+        }
+        let hash = blake3::Hash::from_hex(text).map_err(|_| invalid("not hex"))?;
+        Ok(ChainKey(*hash.as_bytes()))
+    }
+}
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChainKey(<secret>)")
+    }
+}
+
 /// One stored event as the chain sees it: its seq, its encoded bytes and its recorded hash.
 #[derive(Clone, Copy, Debug)]
 pub struct ChainLink<'a> {
@@ -120,13 +173,44 @@ pub fn verify<'a>(links: impl IntoIterator<Item = ChainLink<'a>>) -> Result<Chai
 }
 
 /// Verifies links that continue a chain whose last verified event is `after` with hash `prev`.
+/// Plain links only: a keyed one fails as [`Error::ChainMismatch`] (see [`verify_keyed_from`]).
 pub fn verify_from<'a>(
     after: Seq,
     prev: ChainHash,
     links: impl IntoIterator<Item = ChainLink<'a>>,
 ) -> Result<ChainHash> {
+    verify_keyed_from(after, prev, links, None).map(|v| v.head)
+}
+
+/// How a chain verified: its head, and the first keyed link (`None`: none is keyed, so a
+/// writer with database access could have rewritten it whole).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The hash of the last link.
+    pub head: ChainHash,
+    /// The seq of the first keyed link.
+    pub keyed_from: Option<Seq>,
+}
+
+/// Verifies links from seq 1 with `key` (see the module's documentation).
+pub fn verify_keyed<'a>(
+    links: impl IntoIterator<Item = ChainLink<'a>>,
+    key: Option<&ChainKey>,
+) -> Result<Verified> {
+    verify_keyed_from(Seq::new(0), ChainHash::GENESIS, links, key)
+}
+
+/// Verifies links that continue a chain at `after`/`prev`: each must be the plain hash of its
+/// bytes, or the keyed one when `key` is given, and no plain link may follow a keyed one.
+pub fn verify_keyed_from<'a>(
+    after: Seq,
+    prev: ChainHash,
+    links: impl IntoIterator<Item = ChainLink<'a>>,
+    key: Option<&ChainKey>,
+) -> Result<Verified> {
     let mut expected = after.next();
     let mut hash = prev;
+    let mut keyed_from = None;
     for link in links {
         if link.seq != expected {
             return Err(Error::SeqOutOfOrder {
@@ -134,13 +218,22 @@ pub fn verify_from<'a>(
                 found: link.seq,
             });
         }
-        hash = hash.next(link.bytes);
-        if hash != link.hash {
+        if hash.next(link.bytes) == link.hash {
+            if keyed_from.is_some() {
+                return Err(Error::ChainNotKeyed { seq: link.seq });
+            }
+        } else if key.is_some_and(|key| hash.next_with(Some(key), link.bytes) == link.hash) {
+            keyed_from.get_or_insert(link.seq);
+        } else {
             return Err(Error::ChainMismatch { seq: link.seq });
         }
+        hash = link.hash;
         expected = expected.next();
     }
-    Ok(hash)
+    Ok(Verified {
+        head: hash,
+        keyed_from,
+    })
 }
 
 #[cfg(test)]
@@ -180,6 +273,91 @@ mod tests {
         let mut input = vec![0u8; 32];
         input.extend_from_slice(b"a");
         assert_eq!(h1.as_bytes(), blake3::hash(&input).as_bytes());
+    }
+
+    /// Links over `events` with `key` from seq `keyed_at` on (plain before it).
+    fn keyed_links(
+        events: &[Vec<u8>],
+        key: &ChainKey,
+        keyed_at: usize,
+    ) -> Vec<(Seq, Vec<u8>, ChainHash)> {
+        let mut hash = ChainHash::GENESIS;
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                hash = hash.next_with((i >= keyed_at).then_some(key), bytes);
+                (Seq::new(i as u64 + 1), bytes.clone(), hash)
+            })
+            .collect()
+    }
+
+    fn check_keyed(
+        links: &[(Seq, Vec<u8>, ChainHash)],
+        key: Option<&ChainKey>,
+    ) -> Result<Verified> {
+        verify_keyed(
+            links.iter().map(|(seq, bytes, hash)| ChainLink {
+                seq: *seq,
+                bytes,
+                hash: *hash,
+            }),
+            key,
+        )
+    }
+
+    #[test]
+    fn a_key_reads_from_hex_and_never_shows() {
+        let key = ChainKey::from_hex(&"ab".repeat(32)).unwrap();
+        assert_eq!(format!("{key:?}"), "ChainKey(<secret>)");
+        assert!(ChainKey::from_hex("abcd").is_err());
+        assert!(ChainKey::from_hex(&"zz".repeat(32)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn a_keyed_chain_verifies_only_with_its_key_and_a_rewrite_without_it_is_named(
+            events in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 2..20),
+            keyed_at in any::<prop::sample::Index>(),
+            forged in any::<prop::sample::Index>(),
+            secret in any::<[u8; 32]>(),
+        ) {
+            let key = ChainKey::from_bytes(secret);
+            let keyed_at = keyed_at.index(events.len());
+            let links = keyed_links(&events, &key, keyed_at);
+            let verified = check_keyed(&links, Some(&key)).unwrap();
+            prop_assert_eq!(verified.head, links.last().unwrap().2);
+            prop_assert_eq!(verified.keyed_from, Some(Seq::new(keyed_at as u64 + 1)));
+            // Without the key (or with another), the first keyed link does not verify.
+            let first_keyed = Seq::new(keyed_at as u64 + 1);
+            let keyless = matches!(check_keyed(&links, None),
+                Err(Error::ChainMismatch { seq }) if seq == first_keyed);
+            prop_assert!(keyless);
+            let other = ChainKey::from_bytes(secret.map(|b| b ^ 1));
+            let wrong_key = matches!(check_keyed(&links, Some(&other)),
+                Err(Error::ChainMismatch { seq }) if seq == first_keyed);
+            prop_assert!(wrong_key);
+            // A writer without the key changes one event and recomputes every hash after it,
+            // plain: verified with the key, the first rewritten keyed link is named.
+            let at = forged.index(events.len());
+            let mut rewritten = links.clone();
+            rewritten[at].1.push(0x5a);
+            let mut hash = if at == 0 { ChainHash::GENESIS } else { rewritten[at - 1].2 };
+            for link in &mut rewritten[at..] {
+                hash = hash.next(&link.1);
+                link.2 = hash;
+            }
+            let result = check_keyed(&rewritten, Some(&key));
+            if at > keyed_at {
+                let named = matches!(result,
+                    Err(Error::ChainNotKeyed { seq }) if seq == Seq::new(at as u64 + 1));
+                prop_assert!(named);
+            } else {
+                // Rewritten from before the first keyed link: all plain, so it verifies, and
+                // says that nothing of it is keyed.
+                prop_assert_eq!(result.unwrap().keyed_from, None);
+            }
+        }
     }
 
     proptest! {

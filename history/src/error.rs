@@ -103,10 +103,19 @@ pub enum Error {
     },
     /// The hash chain does not hold from this event on.
     #[error(
-        "hash chain broken at seq {seq}: the stored hash does not match blake3(previous hash || event bytes)"
+        "hash chain broken at seq {seq}: the stored hash is neither blake3(previous hash || event bytes) nor, keyed, its MAC under the chain key given (a keyed history is verified with its key: REPRISE_CHAIN_KEY)"
     )]
     ChainMismatch {
         /// The first event whose hash does not verify.
+        seq: Seq,
+    },
+    /// A link after keyed ones is a plain blake3 hash: written by something that does not hold
+    /// the chain key (a forger with database access, or a process not given the key).
+    #[error(
+        "hash chain broken at seq {seq}: the history is keyed up to it, and this event's hash is not (written without the chain key)"
+    )]
+    ChainNotKeyed {
+        /// The first event whose hash is not keyed.
         seq: Seq,
     },
     /// Events are not numbered 1, 2, 3, ... without gaps.

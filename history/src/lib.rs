@@ -51,7 +51,7 @@ mod trace;
 pub mod validate;
 
 pub use builder::HistoryBuilder;
-pub use chain::ChainHash;
+pub use chain::{ChainHash, ChainKey};
 pub use codec::StoredValue;
 pub use error::{Error, Result};
 pub use event::{

@@ -12,6 +12,7 @@ mod payloads;
 mod schedules;
 mod show;
 mod terms;
+mod verify;
 
 /// Operate a Reprise database.
 #[derive(Parser)]
@@ -20,6 +21,13 @@ struct Cli {
     /// PostgreSQL URL of the Reprise database.
     #[arg(long, env = "DATABASE_URL", global = true)]
     database_url: Option<String>,
+    /// Run under this database role (`reprise_operator`, `reprise_observer`, ...): the login
+    /// role must be a member of it (docs/operations.md, "Database roles").
+    #[arg(long, env = "REPRISE_DATABASE_ROLE", global = true)]
+    role: Option<String>,
+    /// The chain key histories are written and verified with: 64 hex characters.
+    #[arg(long, env = "REPRISE_CHAIN_KEY", global = true, hide_env_values = true)]
+    chain_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -199,6 +207,19 @@ enum Command {
         #[command(subcommand)]
         command: Box<schedules::ScheduleCommand>,
     },
+    /// Verify histories: every link of each run's hash chain (keyed links with the chain key)
+    /// and its recorded head. Names the first bad seq of a broken run; exits with status 1 if
+    /// one is broken, or (with --require-keyed) not keyed.
+    Verify {
+        /// The workflow id whose runs to verify.
+        workflow_id: Option<String>,
+        /// Verify every run in the database.
+        #[arg(long)]
+        all: bool,
+        /// Count a run none of whose links is keyed as a failure.
+        #[arg(long)]
+        require_keyed: bool,
+    },
     /// Delete runs closed more than N days ago, with everything they stored.
     Prune {
         /// Age in days.
@@ -213,9 +234,18 @@ async fn main() -> anyhow::Result<()> {
     let url = cli
         .database_url
         .context("no database: pass --database-url or set DATABASE_URL")?;
-    let pool = reprise_engine::connect(&url).await?;
+    let pool = match &cli.role {
+        Some(role) => reprise_engine::connect_as(&url, role).await?,
+        None => reprise_engine::connect(&url).await?,
+    };
     let converter = payloads::converter_from_env()?;
-    let client = Client::new(Store::new(pool.clone())).with_converter(converter.clone());
+    let mut store = Store::new(pool.clone());
+    if let Some(key) = &cli.chain_key {
+        let key =
+            reprise_history::ChainKey::from_hex(key).context("--chain-key (REPRISE_CHAIN_KEY)")?;
+        store = store.with_chain_key(key);
+    }
+    let client = Client::new(store).with_converter(converter.clone());
     match cli.command {
         Command::Migrate => println!(
             "schema version {}",
@@ -411,6 +441,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Limits { command } => limits::run(&client, command).await?,
         Command::Schedule { command } => schedules::run(&client, *command).await?,
+        Command::Verify {
+            workflow_id,
+            all,
+            require_keyed,
+        } => {
+            let tally = verify::run(&client, workflow_id.as_deref(), all).await?;
+            if tally.broken > 0 || (require_keyed && tally.unkeyed > 0) {
+                std::process::exit(1);
+            }
+        }
         Command::Prune { older_than_days } => {
             let deleted = client
                 .prune(Duration::from_secs(older_than_days * 86_400))

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::listen::{Listening, RunWaiters};
 use crate::store::{
     ANSWERS_CHANNEL, CLOSED_CHANNEL, ExecutionPolicy, IdReusePolicy, NewRun, PatchUsage, RunEnd,
-    Store, on_live_connection, or_wait_again,
+    RunVerification, Store, on_live_connection, or_wait_again,
 };
 use crate::telemetry::trace;
 
@@ -385,6 +385,42 @@ impl Client {
     /// patch can become `deprecate_patch`.
     pub async fn patch_usage(&self, workflow_type: &str) -> Result<Vec<PatchUsage>> {
         on_live_connection!(self.store, self.store.patch_usage(workflow_type))
+    }
+
+    /// Verifies every run of a workflow id, oldest first: each link of its chain (keyed links
+    /// with this client's chain key) and its recorded head (`reprise verify`).
+    pub async fn verify(&self, workflow_id: &str) -> Result<Vec<RunVerification>> {
+        let id = WorkflowId::new(workflow_id)?;
+        let runs = on_live_connection!(self.store, self.store.runs_of(&id))?;
+        if runs.is_empty() {
+            return Err(Error::UnknownWorkflow {
+                workflow_id: workflow_id.to_string(),
+            });
+        }
+        let mut verified = Vec::with_capacity(runs.len());
+        for run in runs {
+            if let Some(v) = on_live_connection!(self.store, self.store.verify_run(run))? {
+                verified.push(v);
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Verifies up to `limit` runs after `after`, in run-id order: a page of `verify --all`
+    /// (the last run id is the next page's `after`).
+    pub async fn verify_page(
+        &self,
+        after: Option<RunId>,
+        limit: i64,
+    ) -> Result<Vec<RunVerification>> {
+        let runs = on_live_connection!(self.store, self.store.run_ids_after(after, limit))?;
+        let mut verified = Vec::with_capacity(runs.len());
+        for run in runs {
+            if let Some(v) = on_live_connection!(self.store, self.store.verify_run(run))? {
+                verified.push(v);
+            }
+        }
+        Ok(verified)
     }
 
     /// A run's history, verified, in the recorded-history format (write it with

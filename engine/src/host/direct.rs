@@ -178,7 +178,7 @@ impl Engine {
                 let workflow_id = s.workflow_id.clone();
                 let workflow_type = s.workflow_type.clone();
                 let trace = s.trace_context.clone();
-                let head_hash = ChainHash::GENESIS.next(&event);
+                let head_hash = ChainHash::GENESIS.next_with(self.store.chain_key(), &event);
                 let of = StepOf {
                     workflow_type: &workflow_type,
                     workflow_id: &workflow_id,

@@ -637,7 +637,12 @@ impl Engine {
                 continue;
             }
             match self.take_cached(run.run_id) {
-                Some(c) if c.execution.last_seq() == run.head_seq => {
+                // The stored head must be the one this engine left: a history changed under a
+                // cached run (rows rewritten, its head recomputed) is read again, and its
+                // chain verified, instead of being extended.
+                Some(c)
+                    if c.execution.last_seq() == run.head_seq && c.head_hash == run.head_hash =>
+                {
                     self.store.metrics().cache_lookup(true);
                     let span = StepSpan::begin(
                         c.step_of(run.run_id),

@@ -33,9 +33,9 @@ pub struct EngineOptions {
     /// How often to look for runs that another build parked and this one may take back
     /// (also done once at start, which is when a fixed build usually arrives).
     pub parked_sweep: Duration,
-    /// Whether a lone notification that carries what a run's next step needs is stepped
-    /// directly, in one statement (see `docs/ARCHITECTURE.md`, "A direct step"). Off, every
-    /// step goes through a batch: the same histories, more round trips.
+    /// Whether the run a lone notification names (a start, one delivered input) is stepped
+    /// directly: a keyed read, then one statement (see `docs/ARCHITECTURE.md`, "A direct
+    /// step"). Off, every step goes through a batch: the same histories, more round trips.
     pub direct_steps: bool,
     /// How often the process that samples the shared gauges (ready queues, parked runs; one
     /// process at a time) samples them.

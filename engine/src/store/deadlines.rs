@@ -193,7 +193,7 @@ pub(crate) async fn retry_failed(
         start_at: Some(first_step),
         ..RunToInsert::inherited(&next, first_step)
     };
-    if !insert_run(conn, run, &cx.limits).await? {
+    if !insert_run(conn, run, &cx.limits, cx.key.as_ref()).await? {
         // Another run of the id opened meanwhile (a start that reused it): that one goes on.
         return Ok(None);
     }

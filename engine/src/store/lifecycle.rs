@@ -135,6 +135,7 @@ pub(crate) fn close_by_engine<'a>(
             ChainHash::from_slice(head_hash)?,
             std::slice::from_ref(&event),
             &cx.limits,
+            cx.key.as_ref(),
         )
         .await?;
         mark_closed(conn, run_id, status, &event, hash).await?;

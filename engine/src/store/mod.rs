@@ -21,8 +21,9 @@ mod schedules;
 mod step;
 mod tasks;
 mod updates;
+mod verify;
 
-use reprise_history::{Limits, Timestamp};
+use reprise_history::{ChainKey, Limits, Timestamp};
 use sqlx::PgPool;
 
 use crate::clock::DbClock;
@@ -46,6 +47,7 @@ pub(crate) use step::{BatchRun, Claim, DirectStep, Park, StepBatch, StepOutput};
 pub use tasks::PendingActivity;
 pub(crate) use tasks::{ClaimedTask, Recorded, TaskOutcome};
 pub(crate) use updates::{UpdateState, record_update_effects};
+pub use verify::{ChainVerdict, RunVerification};
 
 /// Runs a store operation (`$op`, an expression evaluated afresh each time) on pooled
 /// connections of `$store`, again on another connection if the one it took had died while
@@ -98,6 +100,8 @@ pub(crate) use or_wait_again;
 pub(crate) struct WriteContext {
     pub(crate) offset: i64,
     pub(crate) limits: Limits,
+    /// The chain key, if this process holds one: the events it appends are keyed.
+    pub(crate) key: Option<ChainKey>,
 }
 
 /// Reprise's tables in one PostgreSQL database.
@@ -107,6 +111,7 @@ pub struct Store {
     clock: DbClock,
     limits: Limits,
     metrics: crate::telemetry::Metrics,
+    chain_key: Option<ChainKey>,
 }
 
 impl Store {
@@ -117,7 +122,22 @@ impl Store {
             clock: DbClock::new(),
             limits: Limits::DEFAULT,
             metrics: crate::telemetry::Metrics::new(),
+            chain_key: None,
         }
+    }
+
+    /// The same store with a chain key (`reprise_history::chain`): the events it appends are
+    /// keyed, a MAC chain a writer with database access alone cannot extend or rewrite, and
+    /// the histories it reads are verified with it. Every process that writes or reads
+    /// histories of the database (engines, clients, the CLI; not workers) needs it.
+    pub fn with_chain_key(mut self, key: ChainKey) -> Store {
+        self.chain_key = Some(key);
+        self
+    }
+
+    /// The chain key, if this store holds one.
+    pub(crate) fn chain_key(&self) -> Option<&ChainKey> {
+        self.chain_key.as_ref()
     }
 
     /// The same store counting into `metrics` (one registry for the whole process: every
@@ -167,6 +187,7 @@ impl Store {
         WriteContext {
             offset: self.offset(),
             limits: self.limits,
+            key: self.chain_key,
         }
     }
 

@@ -12,7 +12,7 @@
 //! - `reprise_tasks`: the task queue that has work;
 //! - `reprise_closed`: `<run>`;
 //! - `reprise_queries`: empty (a query was asked; see `store/queries.rs`);
-//! - `reprise_answers`: the id of the query answered;
+//! - `reprise_answers`: the id of the query answered, or the run whose updates a step touched;
 //! - `reprise_schedules`: empty (a schedule changed; see `store/schedules.rs`).
 
 use reprise_history::RunId;

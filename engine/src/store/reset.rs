@@ -187,7 +187,15 @@ impl Store {
                 started.workflow_id
             )));
         }
-        append_events(&mut tx, new_run, ChainHash::GENESIS, &events, self.limits()).await?;
+        append_events(
+            &mut tx,
+            new_run,
+            ChainHash::GENESIS,
+            &events,
+            self.limits(),
+            self.chain_key(),
+        )
+        .await?;
         let open: Vec<Event> = open.into_iter().cloned().collect();
         let identity = RunIdentity {
             workflow_id: &started.workflow_id,

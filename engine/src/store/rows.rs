@@ -2,7 +2,9 @@
 //! history crate's types. A stored value no type has (a negative seq, an unknown status or
 //! policy name) is refused as corruption, never coerced.
 
-use reprise_history::{ChainHash, Event, Limits, ParentClosePolicy, RunId, RunState, Seq, chain};
+use reprise_history::{
+    ChainHash, ChainKey, Event, Limits, ParentClosePolicy, RunId, RunState, Seq, chain,
+};
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, Result};
@@ -74,18 +76,20 @@ pub(crate) struct HistoryRows {
 }
 
 impl HistoryRows {
-    /// Adds a run's events after `prev`; returns the run's new head hash.
+    /// Adds a run's events after `prev`, chained with `key` if there is one; returns the
+    /// run's new head hash.
     pub(crate) fn push_run(
         &mut self,
         run_id: RunId,
         prev: ChainHash,
         events: &[Event],
         limits: &Limits,
+        key: Option<&ChainKey>,
     ) -> Result<ChainHash> {
         let mut hash = prev;
         for event in events {
             let bytes = event.encode(limits)?;
-            hash = hash.next(&bytes);
+            hash = hash.next_with(key, &bytes);
             self.runs.push(*run_id.as_uuid());
             self.seqs.push(seq_param(event.seq));
             self.times.push(to_datetime(event.recorded_at)?);
@@ -126,10 +130,12 @@ impl HistoryRows {
     }
 }
 
-/// Decodes history rows (`seq`, `event`, `hash`, in order) of one run, verifying the chain.
+/// Decodes history rows (`seq`, `event`, `hash`, in order) of one run, verifying the chain
+/// (with `key` where it is keyed).
 pub(crate) fn events_from_rows(
     rows: &[sqlx::postgres::PgRow],
     limits: &Limits,
+    key: Option<&ChainKey>,
 ) -> Result<Vec<Event>> {
     let mut links = Vec::with_capacity(rows.len());
     for row in rows {
@@ -141,7 +147,7 @@ pub(crate) fn events_from_rows(
             hash: ChainHash::from_slice(hash)?,
         });
     }
-    chain::verify(links.iter().copied())?;
+    chain::verify_keyed(links.iter().copied(), key)?;
     links
         .iter()
         .map(|l| Ok(Event::decode(l.bytes, limits)?))

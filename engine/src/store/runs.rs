@@ -1,9 +1,9 @@
 //! Runs and their history: starting, claiming, stepping in one transaction, parking.
 
 use reprise_history::{
-    ChainHash, Event, EventKind, Limits, ParentClosePolicy, Payload, ReplayRules, RunId, RunOrigin,
-    RunState, Seq, TaskQueue, Timestamp, TraceContext, WorkflowId, WorkflowStarted, WorkflowType,
-    chain,
+    ChainHash, ChainKey, Event, EventKind, Limits, ParentClosePolicy, Payload, ReplayRules, RunId,
+    RunOrigin, RunState, Seq, TaskQueue, Timestamp, TraceContext, WorkflowId, WorkflowStarted,
+    WorkflowType, chain,
 };
 use sqlx::{PgConnection, Row};
 
@@ -153,6 +153,7 @@ fn first_event(
     started: &WorkflowStarted,
     at: Timestamp,
     limits: &Limits,
+    key: Option<&ChainKey>,
 ) -> Result<(Vec<u8>, ChainHash)> {
     let event = Event {
         seq: Seq::FIRST,
@@ -160,7 +161,7 @@ fn first_event(
         kind: EventKind::WorkflowStarted(started.clone()),
     };
     let bytes = event.encode(limits)?;
-    let hash = ChainHash::GENESIS.next(&bytes);
+    let hash = ChainHash::GENESIS.next_with(key, &bytes);
     Ok((bytes, hash))
 }
 
@@ -266,6 +267,7 @@ pub(crate) async fn insert_run(
     conn: &mut PgConnection,
     run: RunToInsert<'_>,
     limits: &Limits,
+    key: Option<&ChainKey>,
 ) -> Result<bool> {
     let RunToInsert {
         started,
@@ -275,7 +277,7 @@ pub(crate) async fn insert_run(
         scheduling,
         start_at,
     } = run;
-    let (event, hash) = first_event(started, at, limits)?;
+    let (event, hash) = first_event(started, at, limits, key)?;
     let statement = InsertRun {
         run_id: *started.run_id.as_uuid(),
         workflow_id: started.workflow_id.as_str(),
@@ -333,9 +335,15 @@ impl StartRuns {
             .bind(self.fairness_keys)
     }
 
-    fn push(&mut self, new: &NewRun, at: Timestamp, limits: &Limits) -> Result<()> {
+    fn push(
+        &mut self,
+        new: &NewRun,
+        at: Timestamp,
+        limits: &Limits,
+        key: Option<&ChainKey>,
+    ) -> Result<()> {
         let started = &new.started();
-        let (bytes, hash) = first_event(started, at, limits)?;
+        let (bytes, hash) = first_event(started, at, limits, key)?;
         self.hashes.push(hash.as_bytes().to_vec());
         self.events.push(bytes);
         self.run_ids.push(*started.run_id.as_uuid());
@@ -359,9 +367,10 @@ pub(super) async fn append_events(
     prev: ChainHash,
     events: &[Event],
     limits: &Limits,
+    key: Option<&ChainKey>,
 ) -> Result<ChainHash> {
     let mut rows = HistoryRows::default();
-    let head = rows.push_run(run_id, prev, events, limits)?;
+    let head = rows.push_run(run_id, prev, events, limits, key)?;
     rows.insert(conn).await?;
     Ok(head)
 }
@@ -371,6 +380,7 @@ pub(super) async fn read_history(
     conn: &mut PgConnection,
     run_id: RunId,
     limits: &Limits,
+    key: Option<&ChainKey>,
 ) -> Result<Vec<Event>> {
     let rows =
         sqlx::query("SELECT seq, event, hash FROM reprise.history WHERE run_id = $1 ORDER BY seq")
@@ -378,7 +388,7 @@ pub(super) async fn read_history(
             .fetch_all(&mut *conn)
             .await
             .map_err(Error::from_db)?;
-    events_from_rows(&rows, limits)
+    events_from_rows(&rows, limits, key)
 }
 
 pub(crate) async fn tx_now(conn: &mut PgConnection, offset: i64) -> Result<Timestamp> {
@@ -422,7 +432,7 @@ impl Store {
                 let first_step = start_at.unwrap_or(at);
                 let mut run = RunToInsert::started(&started, first_step, new.priority, key);
                 run.start_at = start_at;
-                if insert_run(&mut tx, run, self.limits()).await? {
+                if insert_run(&mut tx, run, self.limits(), self.chain_key()).await? {
                     if !new.policy.is_empty() {
                         set_policy(&mut tx, started.run_id, &new.policy, first_step).await?;
                     }
@@ -466,7 +476,7 @@ impl Store {
             let at = tx_now(&mut conn, self.offset()).await?;
             let key = new.fairness_key.as_deref();
             let run = RunToInsert::started(&started, at, new.priority, key);
-            if insert_run(&mut conn, run, self.limits()).await? {
+            if insert_run(&mut conn, run, self.limits(), self.chain_key()).await? {
                 return Ok(StartOutcome {
                     run_id: started.run_id,
                     created: true,
@@ -506,7 +516,7 @@ impl Store {
             ..StartRuns::default()
         };
         for &i in &order {
-            rows.push(&news[i], at, self.limits())?;
+            rows.push(&news[i], at, self.limits(), self.chain_key())?;
         }
         let run_ids = rows.run_ids.clone();
         let inserted: Vec<uuid::Uuid> = rows
@@ -677,7 +687,7 @@ impl Store {
             bytes: &bytes,
             hash: ChainHash::from_slice(&hash)?,
         };
-        let verified = chain::verify_from(after, prev, [link])?;
+        let verified = chain::verify_keyed_from(after, prev, [link], self.chain_key())?.head;
         if verified != ChainHash::from_slice(&head_hash)? {
             return Err(corrupt("does not match the run's head hash".to_string()));
         }
@@ -705,14 +715,14 @@ impl Store {
             bytes: &bytes,
             hash: ChainHash::from_slice(&hash)?,
         };
-        chain::verify_from(Seq::new(0), ChainHash::GENESIS, [link])?;
+        chain::verify_keyed(Some(link), self.chain_key())?;
         Ok(Event::decode(&bytes, self.limits())?)
     }
 
     /// A run's history, verified against its chain hashes (naming the first bad seq).
     pub(crate) async fn history(&self, run_id: RunId) -> Result<Vec<Event>> {
         let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
-        read_history(&mut conn, run_id, self.limits()).await
+        read_history(&mut conn, run_id, self.limits(), self.chain_key()).await
     }
 
     /// Parks a run whose step fails by itself (its decisions cannot be carried out), so that

@@ -275,7 +275,7 @@ async fn start_firing(
         action.priority,
         action.fairness_key.as_deref(),
     );
-    if insert_run(conn, run, &cx.limits).await? {
+    if insert_run(conn, run, &cx.limits, cx.key.as_ref()).await? {
         let terms = start_terms(action);
         if !terms.is_empty() {
             set_policy(conn, started.run_id, &terms, now).await?;

@@ -283,8 +283,9 @@ impl Store {
     /// lost in a crash leaves its attempt leased, so it runs again once the lease expires,
     /// which at-least-once activities allow. Nothing durable can depend on a lost outcome:
     /// the step that applies it commits after it and waits for its own flush, which covers
-    /// everything written before. A lone delivered outcome's notification carries it (see
-    /// `store/step/direct.rs`, `store/notify.rs`), so that the engine can step its run at once.
+    /// everything written before. A lone delivered outcome's notification names its inbox row
+    /// (see `store/step/direct.rs`, `store/notify.rs`), so that the engine holding its run can
+    /// read it and step at once.
     pub(crate) async fn finish_tasks(
         &self,
         conn: &mut sqlx::PgConnection,

@@ -224,3 +224,179 @@ fn hex_of_forged_completion() -> String {
     };
     hex_of(&event.encode(&limits).unwrap())
 }
+
+/// A chain key for the tests.
+fn chain_key() -> reprise_history::ChainKey {
+    reprise_history::ChainKey::from_bytes([7; 32])
+}
+
+/// As a superuser past the history's guard (`session_replication_role = replica` skips
+/// triggers): replaces event `at`'s bytes with `forged` and, when `rehash` (a forger who does
+/// not hold the key), recomputes every hash from it on, plain, and the run's head.
+async fn forge(db: &TestDb, run: reprise_history::RunId, at: i64, forged: Vec<u8>, rehash: bool) {
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE reprise.history SET event = $3 WHERE run_id = $1 AND seq = $2")
+        .bind(run.as_uuid())
+        .bind(at)
+        .bind(&forged)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    if rehash {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, event, hash FROM reprise.history WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run.as_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        let mut hash = reprise_history::ChainHash::GENESIS;
+        for (seq, event, stored) in rows {
+            hash = if seq < at {
+                reprise_history::ChainHash::from_slice(&stored).unwrap()
+            } else {
+                hash.next(&event)
+            };
+            sqlx::query("UPDATE reprise.history SET hash = $3 WHERE run_id = $1 AND seq = $2")
+                .bind(run.as_uuid())
+                .bind(seq)
+                .bind(hash.as_bytes().to_vec())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE reprise.runs SET head_hash = $2 WHERE run_id = $1")
+                .bind(run.as_uuid())
+                .bind(hash.as_bytes().to_vec())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Event `at` of `run` as stored, with its recorded time a microsecond later: the same kind
+/// of event, other bytes.
+async fn altered(db: &TestDb, run: reprise_history::RunId, at: i64) -> Vec<u8> {
+    let bytes: Vec<u8> =
+        sqlx::query_scalar("SELECT event FROM reprise.history WHERE run_id = $1 AND seq = $2")
+            .bind(run.as_uuid())
+            .bind(at)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let limits = reprise_history::Limits::default();
+    let mut event = reprise_history::Event::decode(&bytes, &limits).unwrap();
+    event.recorded_at =
+        reprise_history::Timestamp::from_unix_micros(event.recorded_at.as_unix_micros() + 1);
+    event.encode(&limits).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_history_rewritten_without_the_key_is_refused_by_the_engine_and_named_by_verify() {
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone()).with_chain_key(chain_key());
+    let gate = Arc::new(Semaphore::new(0));
+    let running = Running::both(&store, || registry(gate.clone()));
+    let client = Client::new(store.clone());
+    // Two runs signalled and waiting for their activity (which waits for the test's permit),
+    // their orchestrators in the engine's cache: started (1), signal received (2), activity
+    // scheduled (3).
+    let forged = client
+        .start(TOLD, "forged", &"a".to_string())
+        .await
+        .unwrap();
+    let edited = client
+        .start(TOLD, "edited", &"b".to_string())
+        .await
+        .unwrap();
+    for id in ["forged", "edited"] {
+        client.signal(id, GO, &"go".to_string()).await.unwrap();
+    }
+    within(running.until(async || {
+        let heads: Vec<i64> = sqlx::query_scalar("SELECT head_seq FROM reprise.runs")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        heads.len() == 2 && heads.iter().all(|h| *h == 3)
+    }))
+    .await;
+    // Keyed from the first event: `verify` says so.
+    let clean = client.verify("forged").await.unwrap();
+    assert_eq!(
+        clean[0].verdict,
+        reprise_engine::ChainVerdict::Keyed {
+            from: reprise_history::Seq::new(1)
+        }
+    );
+
+    // A forger without the key rewrites event 2 of one run and its chain, plainly, and the
+    // run's head; a superuser edits event 2 of the other and nothing else.
+    let head_before: i64 =
+        sqlx::query_scalar("SELECT head_seq FROM reprise.runs WHERE run_id = $1")
+            .bind(forged.run_id().as_uuid())
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    forge(
+        &db,
+        forged.run_id(),
+        2,
+        altered(&db, forged.run_id(), 2).await,
+        true,
+    )
+    .await;
+    forge(
+        &db,
+        edited.run_id(),
+        2,
+        altered(&db, edited.run_id(), 2).await,
+        false,
+    )
+    .await;
+
+    // `verify` names the first bad seq of each.
+    for (id, expected) in [("forged", "without the chain key"), ("edited", "neither")] {
+        let verdict = &client.verify(id).await.unwrap()[0].verdict;
+        match verdict {
+            reprise_engine::ChainVerdict::Broken { seq, reason } => {
+                assert_eq!(*seq, reprise_history::Seq::new(2), "{id}: {reason}");
+                assert!(reason.contains(expected), "{id}: {reason}");
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+
+    // The engine, given an input for the forged run (a signal: a batch takes it, with the
+    // orchestrator in its cache), finds the stored head is not the one it left, reads the
+    // history again, and parks the run instead of appending to it.
+    client
+        .signal("forged", GO, &"again".to_string())
+        .await
+        .unwrap();
+    let reason = within(async {
+        loop {
+            if let Some(reason) = client.describe("forged").await.unwrap().parked_reason {
+                break reason;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(reason.contains("seq 2"), "{reason}");
+    let head_after: i64 = sqlx::query_scalar("SELECT head_seq FROM reprise.runs WHERE run_id = $1")
+        .bind(forged.run_id().as_uuid())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        head_after, head_before,
+        "nothing was appended to the forged run"
+    );
+    running.stop().await;
+    db.drop_database().await;
+}

@@ -46,6 +46,8 @@ async fn install_test_clock(db: &TestDb) {
     sqlx::raw_sql(
         "CREATE TABLE public.test_clock (shift_micros bigint NOT NULL);
          INSERT INTO public.test_clock VALUES (0);
+         -- The engines run under `reprise_engine`, which reads database time through it.
+         GRANT SELECT ON public.test_clock TO PUBLIC;
          CREATE OR REPLACE FUNCTION reprise.db_now(offset_micros bigint) RETURNS timestamptz
              LANGUAGE sql STABLE PARALLEL SAFE
              AS $$ SELECT now() + (offset_micros + (SELECT shift_micros FROM public.test_clock))

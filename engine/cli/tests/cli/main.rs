@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 mod schedules;
+mod verify;
 mod workflows;
 
 /// A database of the test's own, dropped at the end.

@@ -185,7 +185,13 @@ impl Store {
     ) -> Result<Option<ChainHash>> {
         let limits: &Limits = self.limits();
         let mut history = HistoryRows::default();
-        let head_hash = history.push_run(step.run_id, step.head_hash, step.events, limits)?;
+        let head_hash = history.push_run(
+            step.run_id,
+            step.head_hash,
+            step.events,
+            limits,
+            self.chain_key(),
+        )?;
         let head_seq = step.events.last().map_or(step.head_seq, |e| e.seq);
         let mut tasks = TaskRows::default();
         let mut notes = Notifications::default();

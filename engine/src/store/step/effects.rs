@@ -152,7 +152,7 @@ impl RunWriter<'_> {
             parent_close_policy: Some(child.policy),
             ..RunToInsert::inherited(&child.started, self.now)
         };
-        let started = insert_run(self.conn, run, &self.cx.limits).await?;
+        let started = insert_run(self.conn, run, &self.cx.limits, self.cx.key.as_ref()).await?;
         if started {
             if !policy.is_empty() {
                 set_policy(self.conn, child.started.run_id, &policy, self.now).await?;
@@ -232,7 +232,7 @@ impl RunWriter<'_> {
             parent_close_policy: self.run.parent_close_policy,
             ..RunToInsert::inherited(&next.started, self.now)
         };
-        let inserted = insert_run(self.conn, run, &self.cx.limits).await?;
+        let inserted = insert_run(self.conn, run, &self.cx.limits, self.cx.key.as_ref()).await?;
         if !inserted {
             return Err(Error::Conflict(format!(
                 "workflow id {} is open in another run; cannot continue as new",

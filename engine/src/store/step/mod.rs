@@ -153,7 +153,7 @@ impl Store {
         let limits = *self.limits();
         let runs = rows
             .iter()
-            .map(|row| batch_run(row, now, &limits))
+            .map(|row| batch_run(row, now, &limits, self.chain_key()))
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(StepBatch {
             tx,
@@ -168,6 +168,7 @@ fn batch_run(
     row: &sqlx::postgres::PgRow,
     now: chrono::DateTime<chrono::Utc>,
     limits: &Limits,
+    key: Option<&reprise_history::ChainKey>,
 ) -> Result<BatchRun> {
     let since = |t: chrono::DateTime<chrono::Utc>| (now - t).to_std().unwrap_or_default();
     let ready_at: chrono::DateTime<chrono::Utc> =
@@ -175,7 +176,7 @@ fn batch_run(
     let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
     let workflow_id: String = row.try_get("workflow_id").map_err(Error::from_db)?;
     let first: Option<&[u8]> = row.try_get("event").map_err(Error::from_db)?;
-    let history = first.map(|_| events_from_rows(std::slice::from_ref(row), limits));
+    let history = first.map(|_| events_from_rows(std::slice::from_ref(row), limits, key));
     let mut run = BatchRun {
         run_id: run_id(row, "run_id")?,
         workflow_id: WorkflowId::new(workflow_id)?,
@@ -245,7 +246,10 @@ impl StepBatch<'_> {
             while end < rows.len() && run_id(&rows[end], "run_id")? == run {
                 end += 1;
             }
-            histories.insert(run, events_from_rows(&rows[start..end], &self.cx.limits));
+            histories.insert(
+                run,
+                events_from_rows(&rows[start..end], &self.cx.limits, self.cx.key.as_ref()),
+            );
             start = end;
         }
         for run in runs {
@@ -321,9 +325,13 @@ impl StepBatch<'_> {
         for step in steps {
             let run = &self.runs[step.run];
             let rows = &mut writes.rows;
-            let hash =
-                rows.history
-                    .push_run(run.run_id, run.head_hash, step.events, &self.cx.limits)?;
+            let hash = rows.history.push_run(
+                run.run_id,
+                run.head_hash,
+                step.events,
+                &self.cx.limits,
+                self.cx.key.as_ref(),
+            )?;
             let head_seq = step.events.last().map_or(run.head_seq, |e| e.seq);
             writes.heads.push(Head {
                 run: step.run,
