@@ -15,7 +15,7 @@ mod server;
 
 pub use binaries::{PgBinaries, install_hint};
 pub use error::{Error, Result};
-pub use server::{DevPostgres, Started};
+pub use server::{DevPostgres, Started, StopMode};
 
 /// The `DATABASE_URL` environment variable, if set and not empty.
 pub fn database_url_from_env() -> Option<String> {

@@ -22,6 +22,16 @@ pub struct DevPostgres {
     as_postgres_user: bool,
 }
 
+/// How [`DevPostgres::restart`] stops the server before starting it again (`pg_ctl -m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopMode {
+    /// Sessions are ended and a checkpoint is written: a clean restart.
+    Fast,
+    /// The server is killed without a checkpoint and recovers from its WAL when it starts: a
+    /// crash.
+    Immediate,
+}
+
 /// The outcome of [`DevPostgres::ensure_running`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Started {
@@ -36,11 +46,6 @@ impl DevPostgres {
     /// (or `$REPRISE_DEV_DIR/postgres`). When the server user cannot reach that folder, or its
     /// socket path would be too long, the cluster lives in `/tmp/reprise-<hash>` instead.
     pub fn for_project(project_dir: &Path) -> Result<DevPostgres> {
-        let bin = PgBinaries::find()?;
-        let as_postgres_user = running_as_root();
-        if as_postgres_user && !user_exists("postgres") {
-            return Err(Error::NoPostgresUser);
-        }
         let project_dir = project_dir.canonicalize().map_err(|source| Error::Io {
             action: "resolving",
             path: project_dir.to_path_buf(),
@@ -50,7 +55,20 @@ impl DevPostgres {
             Some(dir) => PathBuf::from(dir),
             None => project_dir.join(".reprise"),
         };
-        let base = absolute(&base)?;
+        DevPostgres::in_dir(&base)
+    }
+
+    /// A private cluster kept in `base/postgres`, whatever `REPRISE_DEV_DIR` says: a server
+    /// of a test's own, which it may stop, restart or crash without touching the project's.
+    /// (Like [`DevPostgres::for_project`], it moves to `/tmp/reprise-<hash>` when the server
+    /// user cannot reach `base` or the socket path would be too long.)
+    pub fn in_dir(base: &Path) -> Result<DevPostgres> {
+        let bin = PgBinaries::find()?;
+        let as_postgres_user = running_as_root();
+        if as_postgres_user && !user_exists("postgres") {
+            return Err(Error::NoPostgresUser);
+        }
+        let base = absolute(base)?;
         let mut server = DevPostgres {
             bin,
             root: base.join("postgres"),
@@ -152,6 +170,30 @@ impl DevPostgres {
             return Err(self.command_error("pg_ctl stop", &out, true));
         }
         Ok(true)
+    }
+
+    /// Restarts the running server, stopping it as `mode` says, and returns once it accepts
+    /// connections again (after crash recovery, for [`StopMode::Immediate`]).
+    pub fn restart(&self, mode: StopMode) -> Result<()> {
+        let _lock = self.lock()?;
+        let log = self.log_file().to_string_lossy().into_owned();
+        let data = self.data_dir().to_string_lossy().into_owned();
+        let mode = match mode {
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        };
+        // `-l` as at the start: without it the new server would write to this command's
+        // output pipe, which `output()` then waits on for as long as the server runs.
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-m", mode, "-w", "-t", "60", "restart",
+            ],
+        )?;
+        if !out.status.success() {
+            return Err(self.command_error("pg_ctl restart", &out, true));
+        }
+        Ok(())
     }
 
     fn init(&self) -> Result<()> {

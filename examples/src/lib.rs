@@ -2,6 +2,7 @@
 //! process-level tests.
 
 pub mod bench;
+pub mod chaos;
 pub mod versioning;
 pub mod workflows;
 

@@ -9,6 +9,7 @@
 #[allow(dead_code)] // Not every helper is used here.
 mod support;
 
+mod chaos;
 mod cluster;
 mod processes;
 mod scheduled;
