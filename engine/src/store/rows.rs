@@ -130,6 +130,21 @@ impl HistoryRows {
     }
 }
 
+/// History rows (`seq`, `event`, `hash`) as the chain's links, in their order.
+pub(crate) fn links_from_rows(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<chain::ChainLink<'_>>> {
+    rows.iter()
+        .map(|row| {
+            let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
+            let hash: &[u8] = row.try_get("hash").map_err(Error::from_db)?;
+            Ok(chain::ChainLink {
+                seq: seq(row, "seq")?,
+                bytes,
+                hash: ChainHash::from_slice(hash)?,
+            })
+        })
+        .collect()
+}
+
 /// Decodes history rows (`seq`, `event`, `hash`, in order) of one run, verifying the chain
 /// (with `key` where it is keyed).
 pub(crate) fn events_from_rows(
@@ -137,16 +152,7 @@ pub(crate) fn events_from_rows(
     limits: &Limits,
     key: Option<&ChainKey>,
 ) -> Result<Vec<Event>> {
-    let mut links = Vec::with_capacity(rows.len());
-    for row in rows {
-        let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
-        let hash: &[u8] = row.try_get("hash").map_err(Error::from_db)?;
-        links.push(chain::ChainLink {
-            seq: seq(row, "seq")?,
-            bytes,
-            hash: ChainHash::from_slice(hash)?,
-        });
-    }
+    let links = links_from_rows(rows)?;
     chain::verify_keyed(links.iter().copied(), key)?;
     links
         .iter()

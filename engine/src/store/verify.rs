@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::store::rows::{run_id, seq};
+use crate::store::rows::{links_from_rows, run_id, seq};
 
 /// What verifying one run's history found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,16 +66,7 @@ impl Store {
         .fetch_all(&mut *conn)
         .await
         .map_err(Error::from_db)?;
-        let mut links = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let bytes: &[u8] = row.try_get("event").map_err(Error::from_db)?;
-            let hash: &[u8] = row.try_get("hash").map_err(Error::from_db)?;
-            links.push(chain::ChainLink {
-                seq: seq(row, "seq")?,
-                bytes,
-                hash: ChainHash::from_slice(hash)?,
-            });
-        }
+        let links = links_from_rows(&rows)?;
         let verdict = match chain::verify_keyed(links.iter().copied(), self.chain_key()) {
             Ok(verified) => {
                 let last = links.last().map_or(Seq::new(0), |l| l.seq);
