@@ -8,7 +8,7 @@ use reprise_history::{
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::store::{PendingActivity, RunEnd, on_live_connection};
+use crate::store::{PendingActivity, RunEnd, on_live_read};
 
 /// A run's state, for people and tools.
 #[derive(Clone, Debug)]
@@ -138,24 +138,23 @@ impl Client {
         let id = WorkflowId::new(workflow_id)?;
         let run = self.latest_run(&id).await?;
         let store = &self.store;
-        let first = on_live_connection!(store, store.first_event(run.run_id))?;
+        let first = on_live_read!(store, store.first_event(run.run_id))?;
         let EventKind::WorkflowStarted(started) = first.kind else {
             return Err(Error::Corrupt {
                 what: format!("history of run {}", run.run_id),
                 reason: format!("event 1 is {}, not WorkflowStarted", first.kind.name()),
             });
         };
-        let outcome = match on_live_connection!(store, store.run_end(run.run_id))? {
+        let outcome = match on_live_read!(store, store.run_end(run.run_id))? {
             Some(RunEnd::Closed(event)) => RunOutcome::of(&event.kind),
             Some(RunEnd::ContinuedAs(next_run_id)) => {
                 Some(RunOutcome::ContinuedAsNew { next_run_id })
             }
             Some(RunEnd::Open { .. }) | None => None,
         };
-        let pending_activities = on_live_connection!(store, store.pending_activities(run.run_id))?;
-        let custom_status = on_live_connection!(store, store.custom_status(run.run_id))?;
-        let (attempt, deadline) =
-            on_live_connection!(store, store.attempt_and_deadline(run.run_id))?;
+        let pending_activities = on_live_read!(store, store.pending_activities(run.run_id))?;
+        let custom_status = on_live_read!(store, store.custom_status(run.run_id))?;
+        let (attempt, deadline) = on_live_read!(store, store.attempt_and_deadline(run.run_id))?;
         Ok(Description {
             workflow_id: id,
             run_id: run.run_id,

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::client::{Client, WorkflowHandle};
 use crate::error::{Error, Result};
-use crate::store::{IdReusePolicy, RunCursor, RunFilter, RunSummary, on_live_connection};
+use crate::store::{
+    IdReusePolicy, RunCursor, RunFilter, RunSummary, on_live_connection, on_live_read,
+};
 use reprise_history::Priority;
 
 /// How to start a workflow.
@@ -160,7 +162,7 @@ impl Client {
         after: Option<RunCursor>,
         limit: i64,
     ) -> Result<Page> {
-        let (runs, next) = on_live_connection!(self.store, self.store.list(filter, after, limit))?;
+        let (runs, next) = on_live_read!(self.store, self.store.list(filter, after, limit))?;
         Ok(Page { runs, next })
     }
 

@@ -3,7 +3,7 @@
 use crate::client::Client;
 use crate::error::Result;
 use crate::flow_control::{Limit, LimitScope, LimitUsage};
-use crate::store::on_live_connection;
+use crate::store::{on_live_connection, on_live_read};
 
 impl Client {
     /// Sets the limit of a task queue or an activity type, held by every worker from their
@@ -22,6 +22,6 @@ impl Client {
     /// Every limit, with the attempts of its scope running and waiting now and the tokens its
     /// bucket holds.
     pub async fn limits(&self) -> Result<Vec<LimitUsage>> {
-        on_live_connection!(self.store, self.store.task_limits())
+        on_live_read!(self.store, self.store.task_limits())
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::listen::{Listening, RunWaiters};
 use crate::store::{
     ANSWERS_CHANNEL, CLOSED_CHANNEL, ExecutionPolicy, IdReusePolicy, NewRun, PatchUsage, RunEnd,
-    RunVerification, Store, on_live_connection, or_wait_again,
+    RunVerification, Store, on_live_connection, on_live_read, or_wait_again,
 };
 use crate::telemetry::trace;
 
@@ -175,14 +175,14 @@ fn in_runtime() -> Result<()> {
 }
 
 impl Client {
-    /// The latest run of a workflow id; a typed error when there is none.
+    /// The latest run of a workflow id (riding through a restart, see `on_live_read!`); a
+    /// typed error when there is none.
     pub(crate) async fn latest_run(&self, id: &WorkflowId) -> Result<crate::store::RunRow> {
-        self.store
-            .latest_run(id)
-            .await?
-            .ok_or_else(|| Error::UnknownWorkflow {
+        on_live_read!(self.store, self.store.latest_run(id))?.ok_or_else(|| {
+            Error::UnknownWorkflow {
                 workflow_id: id.to_string(),
-            })
+            }
+        })
     }
 
     /// A client of the Reprise database behind `store`, with JSON payloads and no codecs.
@@ -384,14 +384,14 @@ impl Client {
     /// branch (it may also simply not have reached the patch yet): once none is left, the
     /// patch can become `deprecate_patch`.
     pub async fn patch_usage(&self, workflow_type: &str) -> Result<Vec<PatchUsage>> {
-        on_live_connection!(self.store, self.store.patch_usage(workflow_type))
+        on_live_read!(self.store, self.store.patch_usage(workflow_type))
     }
 
     /// Verifies every run of a workflow id, oldest first: each link of its chain (keyed links
     /// with this client's chain key) and its recorded head (`reprise verify`).
     pub async fn verify(&self, workflow_id: &str) -> Result<Vec<RunVerification>> {
         let id = WorkflowId::new(workflow_id)?;
-        let runs = on_live_connection!(self.store, self.store.runs_of(&id))?;
+        let runs = on_live_read!(self.store, self.store.runs_of(&id))?;
         if runs.is_empty() {
             return Err(Error::UnknownWorkflow {
                 workflow_id: workflow_id.to_string(),
@@ -399,7 +399,7 @@ impl Client {
         }
         let mut verified = Vec::with_capacity(runs.len());
         for run in runs {
-            if let Some(v) = on_live_connection!(self.store, self.store.verify_run(run))? {
+            if let Some(v) = on_live_read!(self.store, self.store.verify_run(run))? {
                 verified.push(v);
             }
         }
@@ -413,10 +413,10 @@ impl Client {
         after: Option<RunId>,
         limit: i64,
     ) -> Result<Vec<RunVerification>> {
-        let runs = on_live_connection!(self.store, self.store.run_ids_after(after, limit))?;
+        let runs = on_live_read!(self.store, self.store.run_ids_after(after, limit))?;
         let mut verified = Vec::with_capacity(runs.len());
         for run in runs {
-            if let Some(v) = on_live_connection!(self.store, self.store.verify_run(run))? {
+            if let Some(v) = on_live_read!(self.store, self.store.verify_run(run))? {
                 verified.push(v);
             }
         }
@@ -426,7 +426,7 @@ impl Client {
     /// A run's history, verified, in the recorded-history format (write it with
     /// `RecordedHistory::to_bytes` or `to_json`).
     pub async fn export(&self, run_id: RunId) -> Result<RecordedHistory> {
-        let events = on_live_connection!(self.store, self.store.history(run_id))?;
+        let events = on_live_read!(self.store, self.store.history(run_id))?;
         Ok(RecordedHistory::new(events)?)
     }
 }

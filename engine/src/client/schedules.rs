@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::client::{Client, StartOptions};
 use crate::error::{Error, Result};
-use crate::store::{ScheduleRecord, on_live_connection};
+use crate::store::{ScheduleRecord, on_live_connection, on_live_read};
 
 /// How many fire times [`Client::describe_schedule`] lists.
 pub const UPCOMING_FIRE_TIMES: usize = 10;
@@ -186,7 +186,7 @@ impl Client {
     /// A schedule with its next fire times and the workflows it started last.
     pub async fn describe_schedule(&self, schedule_id: &str) -> Result<ScheduleDescription> {
         let id = ScheduleId::new(schedule_id)?;
-        let (record, _) = on_live_connection!(self.store, self.store.read_schedule(&id))?;
+        let (record, _) = on_live_read!(self.store, self.store.read_schedule(&id))?;
         Ok(describe(record))
     }
 
@@ -199,8 +199,7 @@ impl Client {
     ) -> Result<Vec<ScheduleDescription>> {
         let after = after.map(ScheduleId::new).transpose()?;
         let limit = i64::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000);
-        let records =
-            on_live_connection!(self.store, self.store.list_schedules(after.as_ref(), limit))?;
+        let records = on_live_read!(self.store, self.store.list_schedules(after.as_ref(), limit))?;
         Ok(records.into_iter().map(describe).collect())
     }
 
@@ -275,7 +274,7 @@ impl Client {
                 "a backfill from {from} to {to} ends before it starts"
             )));
         }
-        let (record, _) = on_live_connection!(self.store, self.store.read_schedule(&id))?;
+        let (record, _) = on_live_read!(self.store, self.store.read_schedule(&id))?;
         let mut times = Vec::new();
         let mut cursor = Timestamp::from_unix_micros(from.as_unix_micros().saturating_sub(1));
         while let Some(t) = record.schedule.spec.next_after(cursor).filter(|t| *t <= to) {

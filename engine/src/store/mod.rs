@@ -71,6 +71,30 @@ macro_rules! on_live_connection {
 }
 pub(crate) use on_live_connection;
 
+/// How long a client's read ([`on_live_read!`]) waits for a database that is away.
+pub(crate) const READ_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A read of the client's (describe, list, export, verify, schedules, limits): as
+/// [`on_live_connection!`], and after a retryable error (the database restarting or failing
+/// over) again with backoff for up to [`READ_PATIENCE`], so that a read rides through a
+/// restart. Only for reads: a write whose answer was lost may have happened.
+macro_rules! on_live_read {
+    ($store:expr, $op:expr) => {{
+        let until = tokio::time::Instant::now() + $crate::store::READ_PATIENCE;
+        let mut backoff = $crate::backoff::Backoff::default();
+        loop {
+            match $crate::store::on_live_connection!($store, $op) {
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() < until => {
+                    tracing::warn!(error = %e, "a read failed; trying again");
+                    backoff.wait().await;
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+pub(crate) use on_live_read;
+
 /// For the reads of a caller that waits (for a result, an update's outcome, a query's answer):
 /// the value of `$op` run [`on_live_connection!`], or, after a retryable error (the database
 /// restarting or failing over), a wait of `$backoff` and the next turn of the caller's loop

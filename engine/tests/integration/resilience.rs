@@ -1,4 +1,5 @@
-//! Riding through a database that goes away and comes back: outcomes, results and idle loops.
+//! Riding through a database that goes away and comes back: outcomes, results, reads and idle
+//! loops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,8 +122,14 @@ async fn an_outcome_and_a_result_ride_through_a_database_outage() {
     link.cut();
     // The attempt finishes while the database is away: its outcome cannot be written yet.
     gate.add_permits(1);
+    // A read asked meanwhile waits for the database too, instead of failing.
+    let describing = {
+        let client = client.clone();
+        tokio::spawn(async move { client.describe("w-outage").await })
+    };
     tokio::time::sleep(Duration::from_secs(3)).await;
     link.mend();
+    within(describing).await.unwrap().unwrap();
     // The activity has no start-to-close timeout, so its lease is 10 minutes: only an outcome
     // written again while the lease holds lands within the minute `within` allows.
     let result = within(waiting).await.unwrap();
