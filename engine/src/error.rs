@@ -205,6 +205,13 @@ impl Error {
         Error::Database(error)
     }
 
+    /// Whether the database refused the operation for want of a privilege (SQLSTATE 42501),
+    /// as it refuses a role what migration 0012 does not grant it, or a login a role it is not
+    /// a member of.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Error::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501"))
+    }
+
     /// Whether the operation may succeed if tried again: lost connections, serialization
     /// failures, deadlocks, a server shutting down or short of resources. Decided from the
     /// SQLSTATE class, never from message text.

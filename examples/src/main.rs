@@ -50,7 +50,7 @@ enum Command {
         #[arg(long = "workflow-queue", default_value = "default")]
         workflow_queues: Vec<String>,
         /// The database role to run under (`none`: the login role's own rights).
-        #[arg(long, env = "REPRISE_DATABASE_ROLE", default_value = "reprise_engine")]
+        #[arg(long, env = "REPRISE_ENGINE_ROLE", default_value = "reprise_engine")]
         role: String,
     },
     /// Run as a worker process (runs activities) until SIGINT or SIGTERM.
@@ -63,7 +63,7 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         shutdown_grace_ms: u64,
         /// The database role to run under (`none`: the login role's own rights).
-        #[arg(long, env = "REPRISE_DATABASE_ROLE", default_value = "reprise_worker")]
+        #[arg(long, env = "REPRISE_WORKER_ROLE", default_value = "reprise_worker")]
         role: String,
     },
     /// Run engine and worker in one process, for development, until SIGINT or SIGTERM.
@@ -255,11 +255,22 @@ async fn serve(
         let owner = reprise_engine::connect(&url).await?;
         reprise_engine::schema::migrate(&owner).await?;
         owner.close().await;
-        let pool = reprise_engine::connect_as(&url, &role)
-            .await
-            .with_context(|| format!("connecting as database role {role:?}"))?;
-        eprintln!("running as database role {role}");
-        builder = builder.pool(pool).migrate(false);
+        match reprise_engine::connect_as(&url, &role).await {
+            Ok(pool) => {
+                eprintln!("running as database role {role}");
+                builder = builder.pool(pool).migrate(false);
+            }
+            // A login that is not a member of the role runs with its own rights, as before
+            // roles existed, and says so.
+            Err(e) if e.is_permission_denied() => {
+                eprintln!(
+                    "cannot take database role {role} ({e}); running with the login's own rights"
+                );
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("connecting as database role {role:?}"));
+            }
+        }
     }
     if let Some(queues) = engine {
         builder = builder.engine(EngineOptions {

@@ -3,7 +3,7 @@
 
 use futures::future::BoxFuture;
 use reprise_history::{
-    CancelRequested, ChainHash, Event, EventKind, Failure, ParentClosePolicy, RunId, RunState,
+    CancelRequested, ChainHash, Event, EventKind, Failure, ParentClosePolicy, RunId, RunState, Seq,
     WorkflowTerminated,
 };
 use sqlx::{PgConnection, Row};
@@ -11,7 +11,7 @@ use sqlx::{PgConnection, Row};
 use crate::error::{Error, Result};
 use crate::store::deadlines::retry_failed;
 use crate::store::inbox::{Delivery, child_key, deliver};
-use crate::store::rows::{parent_close_policy, run_state, seq, seq_param};
+use crate::store::rows::{links_from_rows, parent_close_policy, run_state, seq, seq_param};
 use crate::store::runs::append_events;
 use crate::store::{CLOSED_CHANNEL, Store, WriteContext, notify, to_datetime, to_timestamp};
 
@@ -95,6 +95,38 @@ pub(crate) fn terminate_in<'a>(
     close_by_engine(conn, cx, run_id, kind, None)
 }
 
+/// Refuses to append to `run` without the chain key when its head link is keyed: the plain
+/// link would read as a forgery to every process holding the key (a CLI or client run
+/// without `REPRISE_CHAIN_KEY` terminating a run of a keyed deployment).
+async fn refuse_if_keyed(
+    conn: &mut PgConnection,
+    run_id: RunId,
+    head_seq: Seq,
+    head_hash: &[u8],
+) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT seq, event, hash FROM reprise.history
+          WHERE run_id = $1 AND seq BETWEEN $2 - 1 AND $2 ORDER BY seq",
+    )
+    .bind(run_id.as_uuid())
+    .bind(seq_param(head_seq))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::from_db)?;
+    let links = links_from_rows(&rows)?;
+    let (prev, head) = match links.as_slice() {
+        [head] => (ChainHash::GENESIS, head),
+        [prev, head] => (prev.hash, head),
+        _ => return Ok(()),
+    };
+    if head.hash.as_bytes() == head_hash && prev.next(head.bytes) != head.hash {
+        return Err(Error::InvalidConfig(format!(
+            "the history of run {run_id} is keyed, and this process holds no chain key: set REPRISE_CHAIN_KEY (or Store::with_chain_key) to append to it"
+        )));
+    }
+    Ok(())
+}
+
 /// Closes an open run with `closing`, an event its code did not decide (a termination, a
 /// deadline), inside the caller's transaction: appends it (after any batch stepping the run
 /// has committed: it locks the run), closes the run, drops its pending work, and then either
@@ -124,8 +156,12 @@ pub(crate) fn close_by_engine<'a>(
             .ok_or_else(|| Error::Conflict(format!("{} does not close a run", closing.name())))?;
         let at = to_timestamp(row.try_get("now").map_err(Error::from_db)?);
         let head_hash: &[u8] = row.try_get("head_hash").map_err(Error::from_db)?;
+        let head_seq = seq(&row, "head_seq")?;
+        if cx.key.is_none() {
+            refuse_if_keyed(conn, run_id, head_seq, head_hash).await?;
+        }
         let event = Event {
-            seq: seq(&row, "head_seq")?.next(),
+            seq: head_seq.next(),
             recorded_at: at,
             kind: closing,
         };

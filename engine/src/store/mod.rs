@@ -237,14 +237,16 @@ pub(crate) fn to_datetime(t: Timestamp) -> Result<chrono::DateTime<chrono::Utc>>
     })
 }
 
-/// The chain hash of the last of `events`, from the start of a history.
+/// The chain hash of the last of `events`, from the start of a history, keyed with `key` as
+/// the rows are when this process holds one.
 pub(crate) fn chain_head(
     events: &[reprise_history::Event],
     limits: &Limits,
+    key: Option<&ChainKey>,
 ) -> Result<reprise_history::ChainHash> {
     let mut hash = reprise_history::ChainHash::GENESIS;
     for event in events {
-        hash = hash.next(&event.encode(limits)?);
+        hash = hash.next_with(key, &event.encode(limits)?);
     }
     Ok(hash)
 }

@@ -161,7 +161,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(Error::from_db)?;
-        let hash = crate::store::chain_head(&events, self.limits())?;
+        let hash = crate::store::chain_head(&events, self.limits(), self.chain_key())?;
         let statement = InsertResetRun {
             run_id: *new_run.as_uuid(),
             workflow_id: started.workflow_id.as_str(),

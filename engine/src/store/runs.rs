@@ -687,12 +687,41 @@ impl Store {
             bytes: &bytes,
             hash: ChainHash::from_slice(&hash)?,
         };
-        let verified = chain::verify_keyed_from(after, prev, [link], self.chain_key())?.head;
-        if verified != ChainHash::from_slice(&head_hash)? {
+        let verified = chain::verify_keyed_from(after, prev, [link], self.chain_key())?;
+        if verified.head != ChainHash::from_slice(&head_hash)? {
             return Err(corrupt("does not match the run's head hash".to_string()));
+        }
+        // A plain closing link, read by a process holding the key: a writer without the key
+        // (who may insert rows) appended it, unless the run was plain from its start (it began
+        // before the key was given). Its first link says which.
+        if self.chain_key().is_some()
+            && verified.keyed_from.is_none()
+            && head_seq != Seq::FIRST
+            && self.first_link_is_keyed(run_id).await?
+        {
+            return Err(reprise_history::Error::ChainNotKeyed { seq: head_seq }.into());
         }
         let event = Event::decode(&bytes, self.limits())?;
         Ok(Some(RunEnd::Closed(Box::new(event))))
+    }
+
+    /// Whether a run's first link is keyed with this store's key.
+    async fn first_link_is_keyed(&self, run_id: RunId) -> Result<bool> {
+        let row =
+            sqlx::query("SELECT event, hash FROM reprise.history WHERE run_id = $1 AND seq = 1")
+                .bind(run_id.as_uuid())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(Error::from_db)?;
+        let Some(row) = row else { return Ok(false) };
+        let bytes: Vec<u8> = row.try_get("event").map_err(Error::from_db)?;
+        let hash: Vec<u8> = row.try_get("hash").map_err(Error::from_db)?;
+        let link = chain::ChainLink {
+            seq: Seq::FIRST,
+            bytes: &bytes,
+            hash: ChainHash::from_slice(&hash)?,
+        };
+        Ok(chain::verify_keyed([link], self.chain_key()).is_ok_and(|v| v.keyed_from.is_some()))
     }
 
     /// A run's first event (`WorkflowStarted`, with the input), checked against its chain hash

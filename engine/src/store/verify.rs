@@ -43,9 +43,14 @@ pub struct RunVerification {
 }
 
 impl Store {
-    /// Verifies one run's history against its chain and its recorded head.
+    /// Verifies one run's history against its chain and its recorded head, both read in one
+    /// snapshot (a step committing in between would otherwise look like a broken head).
     pub(crate) async fn verify_run(&self, run: RunId) -> Result<Option<RunVerification>> {
-        let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
+        let mut conn = self.pool().begin().await.map_err(Error::from_db)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::from_db)?;
         let Some(head) = sqlx::query(
             "SELECT workflow_id, head_seq, head_hash FROM reprise.runs WHERE run_id = $1",
         )
@@ -54,6 +59,7 @@ impl Store {
         .await
         .map_err(Error::from_db)?
         else {
+            conn.rollback().await.map_err(Error::from_db)?;
             return Ok(None);
         };
         let workflow_id: String = head.try_get("workflow_id").map_err(Error::from_db)?;
@@ -70,11 +76,18 @@ impl Store {
         let verdict = match chain::verify_keyed(links.iter().copied(), self.chain_key()) {
             Ok(verified) => {
                 let last = links.last().map_or(Seq::new(0), |l| l.seq);
-                if last != head_seq || verified.head != ChainHash::from_slice(&head_hash)? {
+                if last != head_seq {
+                    ChainVerdict::Broken {
+                        seq: Seq::new(last.get().min(head_seq.get()) + 1),
+                        reason: format!(
+                            "the run's recorded head is seq {head_seq}, its history ends at seq {last}"
+                        ),
+                    }
+                } else if verified.head != ChainHash::from_slice(&head_hash)? {
                     ChainVerdict::Broken {
                         seq: head_seq,
                         reason: format!(
-                            "the run's recorded head (seq {head_seq}) is not the chain's (seq {last})"
+                            "the run's recorded head hash is not its chain's (seq {head_seq})"
                         ),
                     }
                 } else {
@@ -97,6 +110,7 @@ impl Store {
                 }
             }
         };
+        conn.commit().await.map_err(Error::from_db)?;
         Ok(Some(RunVerification {
             workflow_id: WorkflowId::new(workflow_id)?,
             run_id: run,

@@ -303,7 +303,7 @@ async fn a_keyed_history_rewritten_without_the_key_is_refused_by_the_engine_and_
     let gate = Arc::new(Semaphore::new(0));
     let running = Running::both(&store, || registry(gate.clone()));
     let client = Client::new(store.clone());
-    // Two runs signalled and waiting for their activity (which waits for the test's permit),
+    // Three runs signalled and waiting for their activity (which waits for the test's permit),
     // their orchestrators in the engine's cache: started (1), signal received (2), activity
     // scheduled (3).
     let forged = client
@@ -314,7 +314,11 @@ async fn a_keyed_history_rewritten_without_the_key_is_refused_by_the_engine_and_
         .start(TOLD, "edited", &"b".to_string())
         .await
         .unwrap();
-    for id in ["forged", "edited"] {
+    client
+        .start(TOLD, "appended", &"c".to_string())
+        .await
+        .unwrap();
+    for id in ["forged", "edited", "appended"] {
         client.signal(id, GO, &"go".to_string()).await.unwrap();
     }
     within(running.until(async || {
@@ -322,9 +326,17 @@ async fn a_keyed_history_rewritten_without_the_key_is_refused_by_the_engine_and_
             .fetch_all(&db.pool)
             .await
             .unwrap();
-        heads.len() == 2 && heads.iter().all(|h| *h == 3)
+        heads.len() == 3 && heads.iter().all(|h| *h == 3)
     }))
     .await;
+    // A client without the key may not append to a keyed run: its plain link would read as
+    // a forgery.
+    let keyless = Client::new(Store::new(db.pool.clone()));
+    let refused = keyless.terminate("edited", "no key").await;
+    assert!(
+        matches!(&refused, Err(reprise_engine::Error::InvalidConfig(m)) if m.contains("REPRISE_CHAIN_KEY")),
+        "{refused:?}"
+    );
     // Keyed from the first event: `verify` says so.
     let clean = client.verify("forged").await.unwrap();
     assert_eq!(
@@ -370,6 +382,74 @@ async fn a_keyed_history_rewritten_without_the_key_is_refused_by_the_engine_and_
             other => panic!("{id}: {other:?}"),
         }
     }
+
+    // A reset of a keyed run is keyed from its first event, and its head is its chain's.
+    client.terminate("appended", "to be reset").await.unwrap();
+    let reset = client.reset("appended", 3).await.unwrap();
+    let verified = client.verify("appended").await.unwrap();
+    assert_eq!(verified.len(), 2);
+    assert!(
+        verified.iter().all(|v| v.verdict
+            == reprise_engine::ChainVerdict::Keyed {
+                from: reprise_history::Seq::new(1)
+            }),
+        "{verified:?}"
+    );
+    assert_eq!(verified[1].run_id, reset);
+    let appended = client.handle(TOLD, "appended").await.unwrap();
+
+    // A role that may insert history rows (no trigger bypassed) closes a run with a result
+    // of its own, plainly chained: the caller awaiting it is told, not given the result.
+    let (head_seq, head): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT head_seq, head_hash FROM reprise.runs WHERE run_id = $1")
+            .bind(appended.run_id().as_uuid())
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let limits = reprise_history::Limits::default();
+    let closing = reprise_history::Event {
+        seq: reprise_history::Seq::new(head_seq as u64 + 1),
+        recorded_at: reprise_history::Timestamp::from_unix_micros(1_700_000_000_000_000),
+        kind: EventKind::WorkflowCompleted(reprise_history::WorkflowCompleted {
+            result: reprise_history::Payload::encode(&"forged", &limits).unwrap(),
+        }),
+    }
+    .encode(&limits)
+    .unwrap();
+    let plain = reprise_history::ChainHash::from_slice(&head)
+        .unwrap()
+        .next(&closing);
+    sqlx::query(
+        "INSERT INTO reprise.history (run_id, seq, recorded_at, kind, event, hash)
+         VALUES ($1, $2, now(), 'WorkflowCompleted', $3, $4)",
+    )
+    .bind(appended.run_id().as_uuid())
+    .bind(head_seq + 1)
+    .bind(&closing)
+    .bind(plain.as_bytes().to_vec())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE reprise.runs SET head_seq = $2, head_hash = $3, status = 'completed',
+                closed_at = now() WHERE run_id = $1",
+    )
+    .bind(appended.run_id().as_uuid())
+    .bind(head_seq + 1)
+    .bind(plain.as_bytes().to_vec())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let told = within(appended.result()).await;
+    assert!(
+        matches!(
+            told,
+            Err(reprise_engine::Error::History(
+                reprise_history::Error::ChainNotKeyed { .. }
+            ))
+        ),
+        "{told:?}"
+    );
 
     // The engine, given an input for the forged run (a signal: a batch takes it, with the
     // orchestrator in its cache), finds the stored head is not the one it left, reads the

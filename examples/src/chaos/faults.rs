@@ -16,7 +16,7 @@ pub(super) struct Server {
 impl Server {
     pub(super) fn create(dir: PathBuf) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&dir)?;
-        let dev = DevPostgres::in_dir(&dir)?; // proposed: see DESIGN.md
+        let dev = DevPostgres::in_dir(&dir)?;
         let url = dev.ensure_running()?.url;
         Ok(Server {
             dev,
@@ -29,7 +29,7 @@ impl Server {
     /// Restarts the server, blocking until it accepts connections; returns how long it took.
     pub(super) fn restart(&self, mode: StopMode) -> anyhow::Result<Duration> {
         let began = std::time::Instant::now();
-        self.dev.restart(mode)?; // proposed: see DESIGN.md
+        self.dev.restart(mode)?;
         Ok(began.elapsed())
     }
 }
@@ -39,6 +39,12 @@ impl Drop for Server {
         let _ = self.dev.stop();
         if !self.keep.load(Ordering::Relaxed) {
             let _ = std::fs::remove_dir_all(&self.dir);
+            // The cluster moves to `/tmp/reprise-<hash>` when the server user cannot reach
+            // the folder (as root): that one goes too.
+            let root = self.dev.root();
+            if !root.starts_with(&self.dir) {
+                let _ = std::fs::remove_dir_all(root.parent().unwrap_or(root));
+            }
         }
     }
 }

@@ -87,6 +87,9 @@ pub(crate) struct DirectStep<'a> {
 /// Reads a new run's first event for a direct step (see [`Store::hinted_start`]).
 const HINTED_START_SQL: &str = "SELECT h.event FROM reprise.history h
   WHERE h.run_id = $2 AND h.seq = 1
+    AND EXISTS (SELECT 1 FROM reprise.runs r
+                 WHERE r.run_id = $2 AND r.head_seq = 1 AND r.closed_at IS NULL
+                   AND r.parked_reason IS NULL)
     AND EXISTS (SELECT 1 FROM reprise.ready_runs q
                  WHERE q.run_id = $2 AND q.ready_at <= reprise.db_now($1))";
 
@@ -110,10 +113,11 @@ pub(crate) fn hinted_input<'q>(offset: i64, run: RunId, inbox_id: i64) -> Bound<
 }
 
 impl Store {
-    /// The first event of `run`, if the run is due (a delayed start waits in its queue row
-    /// until its time): what a direct step on a `started` notification starts from. The
-    /// step's fence checks the run's head hash against these bytes, and that the run is open,
-    /// not parked and has no other event, so nothing here need be trusted.
+    /// The first event of `run`, if it is still its only one, the run is open, not parked and
+    /// due (a delayed start waits in its queue row until its time): what a direct step on a
+    /// `started` notification starts from, so that a forged one runs no workflow code for a
+    /// run that is not new. The step's fence checks all of it again on the run's lock, and
+    /// the head hash against these bytes, so nothing here need be trusted.
     pub(crate) async fn hinted_start(
         &self,
         conn: &mut PgConnection,
