@@ -8,6 +8,7 @@
 mod bind;
 mod connection;
 mod deadlines;
+mod ends;
 mod inbox;
 mod lifecycle;
 mod limits;
@@ -33,6 +34,7 @@ pub use bind::{BoundStatement, bound_statements};
 pub(crate) use connection::LoopConnection;
 pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
 pub(crate) use deadlines::ExecutionPolicy;
+pub(crate) use ends::RunEnd;
 pub(crate) use lifecycle::{apply_parent_close_policy, request_cancel};
 pub(crate) use notify::{
     CLOSED_CHANNEL, RUNS_CHANNEL, RunHint, SCHEDULES_CHANNEL, TASKS_CHANNEL, notify,
@@ -41,7 +43,7 @@ pub use operator::{PatchUsage, RunCursor, RunFilter, RunSummary};
 pub use queries::QueryRefusal;
 pub(crate) use queries::{ANSWERS_CHANNEL, Asked, QUERIES_CHANNEL, TakenQuery};
 pub use runs::IdReusePolicy;
-pub(crate) use runs::{NewRun, RunEnd, RunRow};
+pub(crate) use runs::{NewRun, RunRow};
 pub(crate) use schedules::ScheduleRecord;
 pub(crate) use step::{BatchRun, Claim, DirectStep, Park, StepBatch, StepOutput};
 pub use tasks::PendingActivity;
