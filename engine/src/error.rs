@@ -42,6 +42,18 @@ pub enum Error {
         /// The workflow id asked for.
         workflow_id: String,
     },
+    /// No run has this id.
+    #[error("no run with id {run_id} exists")]
+    UnknownRun {
+        /// The run id asked for.
+        run_id: reprise_history::RunId,
+    },
+    /// No bulk operation has this id.
+    #[error("no batch with id {batch_id} exists")]
+    UnknownBatch {
+        /// The batch id asked for.
+        batch_id: uuid::Uuid,
+    },
     /// The workflow's latest run is closed and takes no more input.
     #[error("workflow {workflow_id:?} is closed ({status}); it takes no more signals or updates")]
     WorkflowClosed {

@@ -30,7 +30,8 @@ mod worker;
 pub use app::{DEFAULT_MAX_CONNECTIONS, Reprise, RepriseBuilder};
 pub use client::{
     BackfillReport, Client, DEFAULT_QUERY_DEADLINE, Description, MAX_BACKFILL, Page, RunOutcome,
-    ScheduleDescription, StartOptions, TriggerOutcome, UPCOMING_FIRE_TIMES, WorkflowHandle,
+    RunRelations, ScheduleDescription, StartOptions, TriggerOutcome, UPCOMING_FIRE_TIMES,
+    WorkflowHandle,
 };
 pub use clock::DbClock;
 pub use deploy::{DeployCheck, WouldBreak, check_deploy};
@@ -45,8 +46,9 @@ pub use reprise_schedule::{OverlapPolicy, Schedule, ScheduleSpec};
 /// what the API does not offer without adding sqlx by hand.
 pub use sqlx;
 pub use store::{
-    ChainVerdict, IdReusePolicy, PatchUsage, PendingActivity, QueryRefusal, RunCursor, RunFilter,
-    RunSummary, RunVerification, Store,
+    BatchProgress, BulkAction, ChainVerdict, IdReusePolicy, PatchUsage, PendingActivity,
+    QueryRefusal, QueueBacklog, RunCursor, RunFilter, RunSummary, RunVerification, StatusCount,
+    Store, TypeUsage,
 };
 pub use telemetry::Metrics;
 /// `CancellationToken`, which [`Reprise`] stops on.

@@ -7,11 +7,13 @@ use clap::{Parser, Subcommand};
 use reprise_engine::{Client, RunFilter, StartOptions, Store};
 use reprise_history::{RunState, TaskQueue, WorkflowType};
 
+mod batch;
 mod limits;
 mod payloads;
 mod schedules;
 mod show;
 mod terms;
+mod ui;
 mod verify;
 
 /// Operate a Reprise database.
@@ -220,6 +222,27 @@ enum Command {
         #[arg(long)]
         require_keyed: bool,
     },
+    /// Bulk operations over a filter: cancel, terminate, retry parked, signal; resume one.
+    Batch {
+        #[command(subcommand)]
+        command: batch::BatchCommand,
+    },
+    /// Serve the web UI: runs, histories as timelines, parked runs' reports, queues,
+    /// schedules, actions and bulk actions (docs/ui.md).
+    Ui {
+        /// Where to listen; an address other than a loopback one needs --token.
+        #[arg(long, default_value = "127.0.0.1:8233")]
+        listen: std::net::SocketAddr,
+        /// The access token every request must carry (bearer header, or the login page).
+        #[arg(long, env = "REPRISE_UI_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Show everything, change nothing.
+        #[arg(long)]
+        read_only: bool,
+        /// The database role the UI reads as; the login's own rights when it cannot take it.
+        #[arg(long, env = "REPRISE_UI_READ_ROLE", default_value = "reprise_observer")]
+        read_role: String,
+    },
     /// Delete runs closed more than N days ago, with everything they stored.
     Prune {
         /// Age in days.
@@ -245,8 +268,26 @@ async fn main() -> anyhow::Result<()> {
             reprise_history::ChainKey::from_hex(key).context("--chain-key (REPRISE_CHAIN_KEY)")?;
         store = store.with_chain_key(key);
     }
-    let client = Client::new(store).with_converter(converter.clone());
+    let client = Client::new(store.clone()).with_converter(converter.clone());
     match cli.command {
+        Command::Batch { command } => batch::batch(&client, command).await?,
+        Command::Ui {
+            listen,
+            token,
+            read_only,
+            read_role,
+        } => {
+            ui::serve(ui::Serve {
+                url: &url,
+                writer: client,
+                store,
+                listen,
+                token,
+                read_only,
+                read_role,
+            })
+            .await?
+        }
         Command::Migrate => println!(
             "schema version {}",
             reprise_engine::schema::migrate(&pool).await?

@@ -1,56 +1,12 @@
-//! What the CLI prints: runs, histories and results, as text for people or JSON for tools.
-//! Payloads are shown decoded (JSON) wherever the CLI's codecs and keys allow.
+//! What the CLI prints for people: runs and results as text. The JSON it prints for tools
+//! is `reprise_ui::json`'s, which the web UI's API prints too.
 
-use reprise_engine::{Description, RunOutcome, RunSummary};
-use reprise_history::timeline::{describe_event, show_payload};
-use reprise_history::{DataConverter, Event, Failure, Payload};
-use serde_json::{Value, json};
-
-/// A payload as JSON: its value, or a string saying what stands in the way.
-pub(crate) fn payload_json(converter: &DataConverter, payload: &Payload) -> Value {
-    match converter.to_json(payload) {
-        Ok(Some(value)) => value,
-        Ok(None) => json!({ "unreadable": format!("bincode, {} bytes", payload.len()) }),
-        Err(e) => json!({ "unreadable": e.to_string() }),
-    }
-}
-
-/// A failure as JSON: kind, type, message, every cause, details.
-pub(crate) fn failure_json(converter: &DataConverter, failure: &Failure) -> Value {
-    json!({
-        "kind": format!("{:?}", failure.kind),
-        "error_type": failure.error_type,
-        "message": failure.message,
-        "retryable": failure.retryable,
-        "causes": failure.causes.iter().map(|c| json!({
-            "error_type": c.error_type,
-            "message": c.message,
-        })).collect::<Vec<_>>(),
-        "details": failure.details.as_ref().map(|d| payload_json(converter, d)),
-    })
-}
-
-/// A run's outcome as JSON.
-pub(crate) fn outcome_json(converter: &DataConverter, outcome: &RunOutcome) -> Value {
-    match outcome {
-        RunOutcome::Completed { result } => {
-            json!({ "status": "completed", "result": payload_json(converter, result) })
-        }
-        RunOutcome::Failed { failure } => {
-            json!({ "status": "failed", "failure": failure_json(converter, failure) })
-        }
-        RunOutcome::Cancelled { details } => json!({
-            "status": "cancelled",
-            "details": details.as_ref().map(|d| payload_json(converter, d)),
-        }),
-        RunOutcome::Terminated { reason } => json!({ "status": "terminated", "reason": reason }),
-        RunOutcome::ContinuedAsNew { next_run_id } => json!({
-            "status": "continued_as_new",
-            "next_run_id": next_run_id.to_string(),
-        }),
-        other => json!({ "status": format!("{other:?}") }),
-    }
-}
+use reprise_engine::{Description, RunOutcome};
+use reprise_history::DataConverter;
+use reprise_history::timeline::show_payload;
+pub(crate) use reprise_ui::json::{
+    description_json, history_json, outcome_json, payload_json, summary_json,
+};
 
 /// A run's outcome for people.
 pub(crate) fn outcome_text(converter: &DataConverter, outcome: &RunOutcome) -> String {
@@ -66,36 +22,6 @@ pub(crate) fn outcome_text(converter: &DataConverter, outcome: &RunOutcome) -> S
         }
         other => format!("{other:?}"),
     }
-}
-
-pub(crate) fn description_json(converter: &DataConverter, d: &Description) -> Value {
-    json!({
-        "workflow_id": d.workflow_id.as_str(),
-        "run_id": d.run_id.to_string(),
-        "workflow_type": d.workflow_type.as_str(),
-        "task_queue": d.task_queue.as_str(),
-        "status": d.status.as_str(),
-        "parked_reason": d.parked_reason,
-        "head_seq": d.head_seq.get(),
-        "started_at": d.started_at.to_string(),
-        "closed_at": d.closed_at.map(|t| t.to_string()),
-        "last_event_at": d.last_event_at.to_string(),
-        "input": payload_json(converter, &d.input),
-        "outcome": d.outcome.as_ref().map(|o| outcome_json(converter, o)),
-        "custom_status": d.custom_status.as_ref().map(|(s, _)| payload_json(converter, s)),
-        "custom_status_set_at": d.custom_status.as_ref().map(|(_, at)| at.to_string()),
-        "attempt": d.attempt,
-        "deadline": d.deadline.map(|t| t.to_string()),
-        "pending_activities": d.pending_activities.iter().map(|a| json!({
-            "scheduled_seq": a.scheduled_seq.get(),
-            "activity_type": a.activity_type.as_str(),
-            "attempt": a.attempt,
-            "running": a.running,
-            "last_failure": a.last_failure,
-            "progress": a.progress.as_ref().map(|p| payload_json(converter, p)),
-            "last_heartbeat_at": a.last_heartbeat_at.map(|t| t.to_string()),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 pub(crate) fn description_text(converter: &DataConverter, d: &Description) -> String {
@@ -145,34 +71,4 @@ pub(crate) fn description_text(converter: &DataConverter, d: &Description) -> St
         ));
     }
     out
-}
-
-pub(crate) fn history_json(converter: &DataConverter, events: &[Event]) -> Value {
-    Value::Array(
-        events
-            .iter()
-            .map(|e| {
-                json!({
-                    "seq": e.seq.get(),
-                    "recorded_at": e.recorded_at.to_string(),
-                    "kind": e.kind.name(),
-                    "summary": describe_event(converter, &e.kind, usize::MAX),
-                    "payloads": e.kind.payloads().into_iter().map(|p| payload_json(converter, p)).collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    )
-}
-
-pub(crate) fn summary_json(run: &RunSummary) -> Value {
-    json!({
-        "workflow_id": run.workflow_id.as_str(),
-        "run_id": run.run_id.to_string(),
-        "workflow_type": run.workflow_type.as_str(),
-        "status": run.status.as_str(),
-        "parked_reason": run.parked_reason,
-        "created_at": run.created_at.to_string(),
-        "closed_at": run.closed_at.map(|t| t.to_string()),
-        "last_event_at": run.last_event_at.to_string(),
-    })
 }

@@ -25,6 +25,12 @@ pub struct Description {
     pub status: RunState,
     /// Why it is parked, if it is.
     pub parked_reason: Option<String>,
+    /// The build that parked it, if one did.
+    pub parked_build: Option<String>,
+    /// The run that started it as a child, if one did.
+    pub parent_run_id: Option<RunId>,
+    /// The run it continues (continue-as-new, a workflow retry, a reset), if any.
+    pub previous_run_id: Option<RunId>,
     /// The seq of its last event.
     pub head_seq: Seq,
     /// Its input, as stored (decode it with the client's converter).
@@ -136,8 +142,16 @@ impl Client {
     /// its chain hash.
     pub async fn describe(&self, workflow_id: &str) -> Result<Description> {
         let id = WorkflowId::new(workflow_id)?;
-        let run = self.latest_run(&id).await?;
+        let latest = self.latest_run(&id).await?;
+        self.describe_run(latest.run_id).await
+    }
+
+    /// One run by its id, as [`Client::describe`] describes a workflow's latest run: for an
+    /// earlier run of a workflow (before a continue-as-new, a retry or a reset) or a child.
+    pub async fn describe_run(&self, run_id: RunId) -> Result<Description> {
         let store = &self.store;
+        let run =
+            on_live_read!(store, store.run_summary(run_id))?.ok_or(Error::UnknownRun { run_id })?;
         let first = on_live_read!(store, store.first_event(run.run_id))?;
         let EventKind::WorkflowStarted(started) = first.kind else {
             return Err(Error::Corrupt {
@@ -156,17 +170,20 @@ impl Client {
         let custom_status = on_live_read!(store, store.custom_status(run.run_id))?;
         let (attempt, deadline) = on_live_read!(store, store.attempt_and_deadline(run.run_id))?;
         Ok(Description {
-            workflow_id: id,
+            workflow_id: run.workflow_id,
             run_id: run.run_id,
             workflow_type: run.workflow_type,
             task_queue: started.task_queue,
             status: run.status,
             parked_reason: run.parked_reason,
+            parked_build: run.parked_build,
+            parent_run_id: run.parent_run_id,
+            previous_run_id: run.previous_run_id,
             head_seq: run.head_seq,
             input: started.input,
             started_at: first.recorded_at,
             closed_at: run.closed_at,
-            last_event_at: run.last_event_at.unwrap_or(first.recorded_at),
+            last_event_at: run.last_event_at,
             outcome,
             pending_activities,
             custom_status,

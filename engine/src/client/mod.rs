@@ -22,6 +22,7 @@ use crate::store::{
 };
 use crate::telemetry::trace;
 
+mod browse;
 mod describe;
 mod lifecycle;
 mod limits;
@@ -31,6 +32,7 @@ mod starts;
 mod untyped;
 mod update;
 
+pub use browse::RunRelations;
 pub use describe::{Description, RunOutcome};
 pub use lifecycle::{Page, StartOptions};
 pub use query::DEFAULT_QUERY_DEADLINE;
@@ -200,6 +202,11 @@ impl Client {
     pub fn with_converter(mut self, converter: DataConverter) -> Client {
         self.converter = converter;
         self
+    }
+
+    /// The store this client reads and writes (its pool, chain key and clock).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// How this client encodes and decodes payloads.

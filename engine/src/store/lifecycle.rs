@@ -16,7 +16,7 @@ use crate::store::runs::append_events;
 use crate::store::{CLOSED_CHANNEL, Store, WriteContext, notify, to_datetime, to_timestamp};
 
 /// The dedupe key of a cancel request: asking twice is asking once.
-const CANCEL_KEY: &str = "cancel";
+pub(crate) const CANCEL_KEY: &str = "cancel";
 
 /// Asks a run to cancel (its code decides how).
 pub(crate) async fn request_cancel(

@@ -5,6 +5,7 @@
 //! only under its row lock (a step batch holds it for its transaction); an activity attempt's
 //! outcome is written only if its lease token still holds (fencing).
 
+mod batches;
 mod bind;
 mod connection;
 mod deadlines;
@@ -12,8 +13,10 @@ mod ends;
 mod inbox;
 mod lifecycle;
 mod limits;
+mod listing;
 mod notify;
 mod operator;
+mod overview;
 mod queries;
 mod reset;
 mod rows;
@@ -30,16 +33,19 @@ use sqlx::PgPool;
 use crate::clock::DbClock;
 use crate::error::{Error, Result};
 
+pub use batches::{BatchProgress, BulkAction};
 pub use bind::{BoundStatement, bound_statements};
 pub(crate) use connection::LoopConnection;
 pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
 pub(crate) use deadlines::ExecutionPolicy;
 pub(crate) use ends::RunEnd;
 pub(crate) use lifecycle::{apply_parent_close_policy, request_cancel};
+pub use listing::{RunCursor, RunFilter, RunSummary, StatusCount};
 pub(crate) use notify::{
     CLOSED_CHANNEL, RUNS_CHANNEL, RunHint, SCHEDULES_CHANNEL, TASKS_CHANNEL, notify,
 };
-pub use operator::{PatchUsage, RunCursor, RunFilter, RunSummary};
+pub use operator::PatchUsage;
+pub use overview::{QueueBacklog, TypeUsage};
 pub use queries::QueryRefusal;
 pub(crate) use queries::{ANSWERS_CHANNEL, Asked, QUERIES_CHANNEL, TakenQuery};
 pub use runs::IdReusePolicy;
@@ -159,6 +165,15 @@ impl Store {
     pub fn with_chain_key(mut self, key: ChainKey) -> Store {
         self.chain_key = Some(key);
         self
+    }
+
+    /// The same store (clock, limits, metrics, chain key) over another pool: to read as
+    /// another database role, as the web UI reads as `reprise_observer`.
+    pub fn with_pool(&self, pool: PgPool) -> Store {
+        Store {
+            pool,
+            ..self.clone()
+        }
     }
 
     /// The chain key, if this store holds one.

@@ -12,7 +12,7 @@ use crate::store::bind::Bound;
 use crate::store::deadlines::{ExecutionPolicy, set_policy};
 use crate::store::inbox::{Delivery, deliver};
 use crate::store::notify::RUNS_CHANNEL;
-use crate::store::rows::{HistoryRows, events_from_rows, run_id, run_state, seq, seq_param};
+use crate::store::rows::{HistoryRows, events_from_rows, run_id, run_state, seq_param};
 use crate::store::{Store, to_datetime, to_timestamp};
 use reprise_history::Priority;
 
@@ -129,12 +129,6 @@ pub(crate) struct RunRow {
     pub(crate) run_id: RunId,
     pub(crate) workflow_type: WorkflowType,
     pub(crate) status: RunState,
-    pub(crate) head_seq: Seq,
-    pub(crate) parked_reason: Option<String>,
-    /// When it closed, if it has.
-    pub(crate) closed_at: Option<Timestamp>,
-    /// When its last event was recorded (read only where the query asks for it).
-    pub(crate) last_event_at: Option<Timestamp>,
 }
 
 /// A run's first event, encoded, and its chain hash.
@@ -550,19 +544,6 @@ impl Store {
                     .map_err(Error::from_db)?,
             )?,
             status: run_state(row, "status")?,
-            head_seq: seq(row, "head_seq")?,
-            parked_reason: row.try_get("parked_reason").map_err(Error::from_db)?,
-            closed_at: row
-                .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("closed_at")
-                .map_err(Error::from_db)?
-                .map(super::to_timestamp),
-            last_event_at: match row
-                .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_event_at")
-            {
-                Ok(at) => at.map(super::to_timestamp),
-                Err(sqlx::Error::ColumnNotFound(_)) => None,
-                Err(e) => return Err(Error::from_db(e)),
-            },
         })
     }
 
@@ -580,20 +561,16 @@ impl Store {
     /// The open run of a workflow id.
     pub(crate) async fn open_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
         let query = sqlx::query(
-            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason,
-                    r.closed_at
+            "SELECT r.run_id, r.workflow_type, r.status
                FROM reprise.runs r WHERE r.workflow_id = $1 AND r.status = 'running'",
         );
         self.fetch_run(query.bind(workflow_id.as_str())).await
     }
 
-    /// The latest run of a workflow id, open or closed, with the time of its last event.
+    /// The latest run of a workflow id, open or closed.
     pub(crate) async fn latest_run(&self, workflow_id: &WorkflowId) -> Result<Option<RunRow>> {
         let query = sqlx::query(
-            "SELECT r.run_id, r.workflow_type, r.status, r.head_seq, r.parked_reason,
-                    r.closed_at,
-                    (SELECT h.recorded_at FROM reprise.history h
-                      WHERE h.run_id = r.run_id AND h.seq = r.head_seq) AS last_event_at
+            "SELECT r.run_id, r.workflow_type, r.status
                FROM reprise.runs r WHERE r.workflow_id = $1
               ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1",
         );

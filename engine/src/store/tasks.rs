@@ -549,6 +549,20 @@ pub struct PendingActivity {
     pub progress: Option<Payload>,
     /// When the running attempt last heartbeat (database time).
     pub last_heartbeat_at: Option<Timestamp>,
+    /// The worker holding the running attempt's lease, if one does.
+    pub lease_owner: Option<String>,
+    /// When that lease runs out unless the attempt heartbeats or finishes.
+    pub lease_expires_at: Option<Timestamp>,
+    /// When the next attempt is due (after a retry's backoff), if none is running.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// An optional time column.
+fn time(row: &sqlx::postgres::PgRow, column: &str) -> Result<Option<Timestamp>> {
+    Ok(row
+        .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(column)
+        .map_err(Error::from_db)?
+        .map(super::to_timestamp))
 }
 
 impl Store {
@@ -573,7 +587,8 @@ impl Store {
     pub(crate) async fn pending_activities(&self, run_id: RunId) -> Result<Vec<PendingActivity>> {
         let rows = sqlx::query(
             "SELECT scheduled_seq, activity_type, attempt, lease_owner IS NOT NULL AS running, last_failure,
-                    heartbeat_details, heartbeat_at
+                    heartbeat_details, heartbeat_at, lease_owner, lease_expires_at,
+                    CASE WHEN lease_owner IS NULL THEN visible_at END AS next_attempt_at
                FROM reprise.activity_tasks WHERE run_id = $1 ORDER BY scheduled_seq",
         )
         .bind(run_id.as_uuid())
@@ -601,10 +616,10 @@ impl Store {
                     .map_err(Error::from_db)?
                     .map(Payload::from_bytes)
                     .transpose()?,
-                last_heartbeat_at: row
-                    .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("heartbeat_at")
-                    .map_err(Error::from_db)?
-                    .map(super::to_timestamp),
+                last_heartbeat_at: time(&row, "heartbeat_at")?,
+                lease_owner: row.try_get("lease_owner").map_err(Error::from_db)?,
+                lease_expires_at: time(&row, "lease_expires_at")?,
+                next_attempt_at: time(&row, "next_attempt_at")?,
             });
         }
         Ok(pending)
