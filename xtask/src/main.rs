@@ -3,7 +3,9 @@
 //! `cargo xtask test [ARGS...]` runs `cargo test --workspace [ARGS...]` with `DATABASE_URL`
 //! pointing at a PostgreSQL server: the one `DATABASE_URL` already names, or else the
 //! project's private server, which it installs (on CI, from the system's packages), starts,
-//! and stops again afterwards if it started it.
+//! and stops again afterwards if it started it. The web UI's browser tests drive headless
+//! Chromium over chromedriver: on CI it installs both from the system's packages when they
+//! are missing (Debian: `chromium`, `chromium-driver`).
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -57,6 +59,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
             started.url
         }
     };
+    ensure_browser()?;
     // `cargo xtask test -p NAME` narrows the run; otherwise every crate is tested.
     let narrowed = args.iter().any(|a| a == "-p" || a.starts_with("--package"));
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -83,31 +86,70 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     })
 }
 
+fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
 /// On CI, installs PostgreSQL from the system's packages when its binaries are missing;
 /// elsewhere, says what to install.
 fn ensure_binaries() -> Result<(), String> {
     if PgBinaries::find().is_ok() {
         return Ok(());
     }
-    let on_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    if !on_ci {
+    if !on_ci() {
         return Err(format!(
             "no PostgreSQL server binaries found: {}",
             reprise_devdb::install_hint()
         ));
     }
     eprintln!("xtask test: CI without PostgreSQL: installing it with apt-get");
-    for step in [
-        vec!["apt-get", "update", "-q"],
-        vec![
-            "apt-get",
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "postgresql",
-        ],
-    ] {
+    apt_install(&["postgresql"], false)?;
+    PgBinaries::find().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Whether a program answers `--version`.
+fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The browser tests need chromedriver (`REPRISE_CHROMEDRIVER`, or on the PATH) and
+/// Chromium: on CI they are installed when missing; elsewhere, says what to install.
+fn ensure_browser() -> Result<(), String> {
+    let driver = std::env::var("REPRISE_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    if runs(&driver) {
+        return Ok(());
+    }
+    if !on_ci() {
+        return Err("no chromedriver found for the web UI's browser tests: install Chromium and its driver (Debian: `apt-get install chromium chromium-driver`) or set REPRISE_CHROMEDRIVER".to_string());
+    }
+    eprintln!(
+        "xtask test: CI without a browser: installing chromium and chromium-driver with apt-get"
+    );
+    // With recommends: the fonts pages are drawn with.
+    apt_install(&["chromium", "chromium-driver"], true)?;
+    if runs(&driver) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{driver} still does not run after installing chromium-driver"
+        ))
+    }
+}
+
+/// `apt-get update` and `apt-get install` of `packages`, with their recommended packages or
+/// without.
+fn apt_install(packages: &[&str], recommends: bool) -> Result<(), String> {
+    let mut install = vec!["apt-get", "install", "-y", "-q"];
+    if !recommends {
+        install.push("--no-install-recommends");
+    }
+    install.extend_from_slice(packages);
+    for step in [vec!["apt-get", "update", "-q"], install] {
         let status = Command::new(step[0])
             .args(&step[1..])
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -117,5 +159,5 @@ fn ensure_binaries() -> Result<(), String> {
             return Err(format!("`{}` failed: {status}", step.join(" ")));
         }
     }
-    PgBinaries::find().map(|_| ()).map_err(|e| e.to_string())
+    Ok(())
 }
