@@ -227,23 +227,20 @@ pub(crate) async fn batch(client: &Client, command: BatchCommand) -> anyhow::Res
     };
     let action: BulkAction = action.map_err(anyhow::Error::msg)?;
     let run_filter = filter.query().filter().map_err(anyhow::Error::msg)?;
-    let created = client.create_batch(&run_filter, &action).await?;
-    eprintln!(
-        "batch {}: {} matches {} open run(s)",
-        created.batch_id,
-        action.name(),
-        created.matched
-    );
-    if created.matched == 0 {
-        // Recorded and finished by its first (empty) chunk, so that it is not left pending.
-        return run(client, created.batch_id, filter.chunk, filter.json).await;
-    }
-    if !filter.yes && !confirm(created.matched, action.name())? {
-        eprintln!(
-            "nothing done; `reprise batch resume {}` starts it later",
-            created.batch_id
-        );
+    let count = client.count_for_batch(&run_filter, &action).await?;
+    eprintln!("{} would act on {count} open run(s)", action.name());
+    if count == 0 {
+        println!("nothing matches: nothing done");
         return Ok(());
     }
+    if !filter.yes && !confirm(count, action.name())? {
+        eprintln!("nothing done");
+        return Ok(());
+    }
+    let created = client.create_batch(&run_filter, &action).await?;
+    eprintln!(
+        "batch {}: resume it with `reprise batch resume {}` if it is interrupted",
+        created.batch_id, created.batch_id
+    );
     run(client, created.batch_id, filter.chunk, filter.json).await
 }

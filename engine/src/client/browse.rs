@@ -72,6 +72,15 @@ impl Client {
         )
     }
 
+    /// How many runs a bulk action over `filter` would act on now: its open runs (parked
+    /// ones for a retry); none when the filter asks for closed runs.
+    pub async fn count_for_batch(&self, filter: &RunFilter, action: &BulkAction) -> Result<u64> {
+        match action.covers(filter) {
+            Some(covered) => self.count_runs(&covered).await,
+            None => Ok(0),
+        }
+    }
+
     /// A broadcast of a signal given by name with a JSON payload (checked to be JSON, then
     /// encoded with this client's codecs), for [`Client::create_batch`].
     pub fn signal_action_json(&self, name: &str, payload_json: &str) -> Result<BulkAction> {

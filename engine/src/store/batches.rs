@@ -54,13 +54,18 @@ impl BulkAction {
         }
     }
 
-    /// Which runs it can act on: open ones (a filter asking for another status matches
-    /// none), and for a retry, parked ones.
-    fn narrows(&self, filter: &mut RunFilter) {
-        if let BulkAction::RetryParked = self {
-            filter.parked = true;
+    /// The runs of `filter` it can act on: open ones, and for a retry, parked ones; `None`
+    /// when the filter asks for closed runs only, of which it can act on none.
+    pub(crate) fn covers(&self, filter: &RunFilter) -> Option<RunFilter> {
+        if filter.status.is_some_and(|s| s != RunState::Running) {
+            return None;
         }
-        filter.status.get_or_insert(RunState::Running);
+        let mut covered = filter.clone();
+        covered.status = Some(RunState::Running);
+        if let BulkAction::RetryParked = self {
+            covered.parked = true;
+        }
+        Some(covered)
     }
 }
 
@@ -273,10 +278,16 @@ impl Store {
         action: &BulkAction,
     ) -> Result<BatchProgress> {
         let now = self.now().await?;
-        let mut filter = filter.clone();
-        action.narrows(&mut filter);
+        let (mut filter, nothing) = match action.covers(filter) {
+            Some(covered) => (covered, false),
+            None => (filter.clone(), true),
+        };
         filter.created_before = Some(filter.created_before.map_or(now, |t| t.min(now)));
-        let matched = self.count_matching(&filter).await?;
+        let matched = if nothing {
+            0
+        } else {
+            self.count_matching(&filter).await?
+        };
         let (signal_name, signal_payload, reason) = match action {
             BulkAction::Signal { name, payload } => {
                 (Some(name.as_str()), Some(payload.as_bytes()), "")
@@ -364,7 +375,11 @@ impl Store {
         if progress.finished_at.is_some() {
             return Ok(progress);
         }
-        let (runs, next) = self.list(&progress.filter, cursor, chunk).await?;
+        // A filter of closed runs (kept as given, to show it) has nothing to act on.
+        let (runs, next) = match progress.action.covers(&progress.filter) {
+            Some(_) => self.list(&progress.filter, cursor, chunk).await?,
+            None => (Vec::new(), None),
+        };
         let cx = self.write_context();
         for run in &runs {
             // Each run in a savepoint: one that cannot be handled is counted and reported,
@@ -454,18 +469,17 @@ mod tests {
 
     #[test]
     fn bulk_actions_only_touch_open_runs() {
-        let mut filter = RunFilter {
+        let closed = RunFilter {
             status: Some(RunState::Completed),
             ..RunFilter::default()
         };
-        BulkAction::RetryParked.narrows(&mut filter);
-        assert_eq!(filter.status, Some(RunState::Completed), "matches nothing");
-        assert!(filter.parked);
-        let mut any = RunFilter::default();
-        BulkAction::Terminate {
+        assert_eq!(BulkAction::RetryParked.covers(&closed), None);
+        let retried = BulkAction::RetryParked.covers(&RunFilter::default());
+        assert!(retried.is_some_and(|f| f.parked && f.status == Some(RunState::Running)));
+        let terminate = BulkAction::Terminate {
             reason: String::new(),
-        }
-        .narrows(&mut any);
-        assert_eq!(any.status, Some(RunState::Running));
+        };
+        let any = terminate.covers(&RunFilter::default());
+        assert_eq!(any.and_then(|f| f.status), Some(RunState::Running));
     }
 }

@@ -7,6 +7,7 @@
 
 mod activities;
 mod activity_options;
+mod batches;
 mod conformance;
 mod deadlines;
 mod engine;

@@ -90,15 +90,10 @@ pub(crate) async fn confirm_batch(
 ) -> Response {
     let result = async {
         let client = writer(&ui)?;
-        let mut filter = form.filter.filter().map_err(PageError::BadRequest)?;
+        let filter = form.filter.filter().map_err(PageError::BadRequest)?;
         let action = bulk_action(client, &form.action, &form.reason, &form.signal_name, &form.payload)
             .map_err(PageError::BadRequest)?;
-        // What the batch will cover: open runs (and parked ones for a retry).
-        filter.status.get_or_insert(reprise_history::RunState::Running);
-        if matches!(action, BulkAction::RetryParked) {
-            filter.parked = true;
-        }
-        let count = ui.reader().count_runs(&filter).await?;
+        let count = ui.reader().count_for_batch(&filter, &action).await?;
         let body = html! {
             section.narrow #confirm-batch {
                 h1 { "Confirm a bulk action" }

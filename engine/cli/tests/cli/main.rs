@@ -12,6 +12,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+mod batch;
 mod schedules;
 mod verify;
 mod workflows;
