@@ -2,10 +2,12 @@
 //! id with its relations (parent, children, the continue-as-new chain), and pages of a
 //! history.
 //!
-//! A listing is one index scan per status (`runs_by_status`: status, created_at, run_id),
-//! merged: the newest runs of any status come off the seven scans' heads without sorting the
-//! table, so a page costs the same with a thousand runs or a million, and no index is added
-//! to the write path for it.
+//! A listing is one index scan per status (`runs_by_status`: status, created_at, run_id;
+//! with a workflow type, `runs_by_type`), merged: the newest runs of any status come off the
+//! seven scans' heads without sorting the table, so a page costs the same with a thousand
+//! runs or a million. Listing statements are planned with their parameters' values (unnamed
+//! statements, not cached plans): a workflow-id prefix then uses `runs_by_workflow_id` on a
+//! database whose collation is C, as Reprise's own are, and a rare type its index.
 
 use reprise_history::{
     ChainHash, ChainKey, Event, RunId, RunState, Seq, TaskQueue, Timestamp, WorkflowId,
@@ -243,7 +245,7 @@ impl Store {
               ORDER BY page.created_at DESC, page.run_id DESC",
             branches.join(" UNION ALL ")
         );
-        let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)), filter)?
+        let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), filter)?
             .bind(after.map(|c| to_datetime(c.created_at)).transpose()?)
             .bind(after.map(|c| *c.run_id.as_uuid()))
             .bind(limit)
@@ -277,7 +279,7 @@ impl Store {
             })
             .collect();
         let sql = format!("SELECT ARRAY[{}]::bigint[]", counts.join(", "));
-        let counts: Vec<i64> = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)), filter)?
+        let counts: Vec<i64> = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), filter)?
             .bind(cap)
             .fetch_one(self.pool())
             .await
@@ -305,7 +307,7 @@ impl Store {
         let sql = format!(
             "SELECT count(*) FROM reprise.runs WHERE status = ANY($7) AND {FILTER_CONDITIONS}"
         );
-        let count: i64 = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)), filter)?
+        let count: i64 = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), filter)?
             .bind(statuses)
             .fetch_one(self.pool())
             .await

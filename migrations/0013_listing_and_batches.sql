@@ -1,4 +1,11 @@
--- Bulk operations (issue 23): cancel, terminate, retry parked or signal every run a filter
+-- Finding runs (issue 23). A listing is one scan per status of `runs_by_status`, merged
+-- (engine/src/store/listing.rs); a filter on a workflow type walks this index instead, so that
+-- a type with few runs among millions is found without reading the others. It is the one index
+-- the web UI adds to the write path (one entry per run, written at its start and its close);
+-- `docs/performance.md` has its cost.
+CREATE INDEX runs_by_type ON reprise.runs (workflow_type, status, created_at DESC, run_id DESC);
+
+-- Bulk operations: cancel, terminate, retry parked or signal every run a filter
 -- matches, in chunks, resumable from any process. A batch row is the operation's whole state:
 -- what it does, the filter, and the cursor it has reached. Each chunk's actions and the
 -- cursor's advance commit together under the row's lock, so a batch interrupted anywhere is
