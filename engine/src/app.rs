@@ -56,6 +56,7 @@ pub struct RepriseBuilder {
     engine: Option<EngineOptions>,
     worker: Option<WorkerOptions>,
     http: Option<SocketAddr>,
+    http_routes: Option<axum::Router>,
     shutdown: CancellationToken,
     chain_key: Option<reprise_history::ChainKey>,
 }
@@ -89,6 +90,7 @@ impl Reprise {
             engine: None,
             worker: None,
             http: None,
+            http_routes: None,
             shutdown: CancellationToken::new(),
             chain_key: None,
         }
@@ -268,6 +270,13 @@ impl RepriseBuilder {
         self
     }
 
+    /// Also serve these routes on the HTTP listener ([`RepriseBuilder::http`]): the web UI
+    /// (`reprise_ui::Ui::router` with a base path such as `/ui`).
+    pub fn http_routes(mut self, routes: axum::Router) -> RepriseBuilder {
+        self.http_routes = Some(routes);
+        self
+    }
+
     /// Stop when this token is cancelled (for a process that already has one); the default
     /// is a token of its own ([`Reprise::shutdown_token`]).
     pub fn shutdown_token(mut self, token: CancellationToken) -> RepriseBuilder {
@@ -317,6 +326,9 @@ impl RepriseBuilder {
             client = client.with_converter(registry.converter().clone());
         }
         let mut endpoints = Endpoints::new(store.clone());
+        if let Some(routes) = self.http_routes {
+            endpoints = endpoints.with_routes(routes);
+        }
         let mut tasks = JoinSet::new();
         let stop = || self.shutdown.clone().cancelled_owned();
         let engine = match (self.engine, &self.registry) {

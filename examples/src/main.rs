@@ -290,6 +290,9 @@ async fn serve(
             format!("--http {http}: expected an address such as 127.0.0.1:9000")
         })?;
         builder = builder.http(addr);
+        if let Some(ui) = embedded_ui(&url, addr).await? {
+            builder = builder.http_routes(ui.router());
+        }
     }
     let reprise = builder.start().await?;
     if let Some(engine) = reprise.engine() {
@@ -309,11 +312,45 @@ async fn serve(
         );
     }
     if let Some(addr) = reprise.http_addr() {
-        eprintln!("http on http://{addr} (/metrics, /healthz, /readyz)");
+        eprintln!(
+            "http on http://{addr} (/metrics, /healthz, /readyz; the web UI, read-only, at /ui)"
+        );
     }
     reprise.run_until(shutdown_signal()).await?;
     eprintln!("stopped: drained");
     Ok(())
+}
+
+/// A read-only web UI under `/ui` on the process's HTTP listener, reading as
+/// `reprise_observer` (the login's own rights when it cannot take it). None on an address
+/// beyond this machine without `REPRISE_UI_TOKEN`: it would show every payload to anyone.
+async fn embedded_ui(
+    url: &str,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<reprise_ui::Ui>> {
+    let options = reprise_ui::UiOptions {
+        access_token: std::env::var("REPRISE_UI_TOKEN").ok(),
+        read_only: true,
+        base_path: "/ui".to_string(),
+    };
+    if let Err(e) = reprise_ui::check_listen_address(addr, &options) {
+        eprintln!("no web UI on {addr}: {e}");
+        return Ok(None);
+    }
+    let pool = match reprise_engine::connect_as(url, "reprise_observer").await {
+        Ok(pool) => pool,
+        Err(e) if e.is_permission_denied() => reprise_engine::connect(url).await?,
+        Err(e) => return Err(e.into()),
+    };
+    let mut store = reprise_engine::Store::new(pool);
+    if let Ok(hex) = std::env::var("REPRISE_CHAIN_KEY") {
+        store = store.with_chain_key(
+            reprise_history::ChainKey::from_hex(&hex).context("REPRISE_CHAIN_KEY")?,
+        );
+    }
+    let reader = reprise_engine::Client::new(store)
+        .with_converter(workflows::registry()?.converter().clone());
+    Ok(Some(reprise_ui::Ui::new(reader, None, options)))
 }
 
 async fn quickstart(name: &str) -> anyhow::Result<()> {

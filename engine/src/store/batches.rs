@@ -14,7 +14,7 @@ use sqlx::{PgConnection, Row};
 use crate::error::{Error, Result};
 use crate::store::inbox::{Delivery, deliver};
 use crate::store::lifecycle::{CANCEL_KEY, terminate_in};
-use crate::store::listing::{RunCursor, RunFilter, RunSummary};
+use crate::store::listing::{RunCursor, RunFilter, RunSummary, list_in};
 use crate::store::operator::retry_parked_in;
 use crate::store::{Store, WriteContext, to_datetime, to_timestamp};
 
@@ -377,11 +377,15 @@ impl Store {
         }
         // A filter of closed runs (kept as given, to show it) has nothing to act on.
         let (runs, next) = match progress.action.covers(&progress.filter) {
-            Some(_) => self.list(&progress.filter, cursor, chunk).await?,
+            Some(_) => list_in(&mut tx, &progress.filter, cursor, chunk).await?,
             None => (Vec::new(), None),
         };
         let cx = self.write_context();
-        for run in &runs {
+        // In run id order, the order every other path locks runs in: no lock cycle with a
+        // worker's outcomes or another batch.
+        let mut ordered: Vec<&RunSummary> = runs.iter().collect();
+        ordered.sort_by_key(|r| r.run_id);
+        for run in ordered {
             // Each run in a savepoint: one that cannot be handled is counted and reported,
             // and the others go on.
             let mut one = sqlx::Acquire::begin(&mut *tx)

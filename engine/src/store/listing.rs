@@ -213,6 +213,56 @@ fn summary(row: &sqlx::postgres::PgRow) -> Result<RunSummary> {
     })
 }
 
+/// One page of runs, newest first, and the cursor of the next page if there may be one, on
+/// `conn` (a bulk operation's chunk lists in its own transaction).
+pub(crate) async fn list_in(
+    conn: &mut sqlx::PgConnection,
+    filter: &RunFilter,
+    after: Option<RunCursor>,
+    limit: i64,
+) -> Result<(Vec<RunSummary>, Option<RunCursor>)> {
+    // One branch per status, each an index scan that stops at `limit` rows; the outer
+    // query merges them. The SQL is built from our own constants and status names, never
+    // from input (which is bound), hence `AssertSqlSafe` here and below.
+    let branches: Vec<String> = filter
+        .statuses()
+        .into_iter()
+        .map(|status| {
+            format!(
+                "(SELECT run_id, created_at FROM reprise.runs
+                   WHERE status = '{}' AND {FILTER_CONDITIONS}
+                     AND ($7::timestamptz IS NULL OR (created_at, run_id) < ($7, $8))
+                   ORDER BY created_at DESC, run_id DESC LIMIT $9)",
+                status.as_str()
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}
+           FROM (SELECT run_id, created_at FROM ({}) merged
+                  ORDER BY created_at DESC, run_id DESC LIMIT $9) page
+           JOIN reprise.runs runs ON runs.run_id = page.run_id
+          ORDER BY page.created_at DESC, page.run_id DESC",
+        branches.join(" UNION ALL ")
+    );
+    let rows = bind_filter(
+        sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
+        filter,
+    )?
+    .bind(after.map(|c| to_datetime(c.created_at)).transpose()?)
+    .bind(after.map(|c| *c.run_id.as_uuid()))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::from_db)?;
+    let runs = rows.iter().map(summary).collect::<Result<Vec<_>>>()?;
+    let next = match runs.last() {
+        Some(last) if runs.len() as i64 == limit => Some(RunCursor::after(last)),
+        _ => None,
+    };
+    Ok((runs, next))
+}
+
 impl Store {
     /// One page of runs, newest first, and the cursor of the next page if there may be one.
     pub(crate) async fn list(
@@ -221,43 +271,8 @@ impl Store {
         after: Option<RunCursor>,
         limit: i64,
     ) -> Result<(Vec<RunSummary>, Option<RunCursor>)> {
-        // One branch per status, each an index scan that stops at `limit` rows; the outer
-        // query merges them. The SQL is built from our own constants and status names, never
-        // from input (which is bound), hence `AssertSqlSafe` here and below.
-        let branches: Vec<String> = filter
-            .statuses()
-            .into_iter()
-            .map(|status| {
-                format!(
-                    "(SELECT run_id, created_at FROM reprise.runs
-                       WHERE status = '{}' AND {FILTER_CONDITIONS}
-                         AND ($7::timestamptz IS NULL OR (created_at, run_id) < ($7, $8))
-                       ORDER BY created_at DESC, run_id DESC LIMIT $9)",
-                    status.as_str()
-                )
-            })
-            .collect();
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS}
-               FROM (SELECT run_id, created_at FROM ({}) merged
-                      ORDER BY created_at DESC, run_id DESC LIMIT $9) page
-               JOIN reprise.runs runs ON runs.run_id = page.run_id
-              ORDER BY page.created_at DESC, page.run_id DESC",
-            branches.join(" UNION ALL ")
-        );
-        let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), filter)?
-            .bind(after.map(|c| to_datetime(c.created_at)).transpose()?)
-            .bind(after.map(|c| *c.run_id.as_uuid()))
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await
-            .map_err(Error::from_db)?;
-        let runs = rows.iter().map(summary).collect::<Result<Vec<_>>>()?;
-        let next = match runs.last() {
-            Some(last) if runs.len() as i64 == limit => Some(RunCursor::after(last)),
-            _ => None,
-        };
-        Ok((runs, next))
+        let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
+        list_in(&mut conn, filter, after, limit).await
     }
 
     /// How many runs of each status the filter matches, each counted up to `cap` (an index
@@ -279,13 +294,16 @@ impl Store {
             })
             .collect();
         let sql = format!("SELECT ARRAY[{}]::bigint[]", counts.join(", "));
-        let counts: Vec<i64> = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), filter)?
-            .bind(cap)
-            .fetch_one(self.pool())
-            .await
-            .map_err(Error::from_db)?
-            .try_get(0)
-            .map_err(Error::from_db)?;
+        let counts: Vec<i64> = bind_filter(
+            sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
+            filter,
+        )?
+        .bind(cap)
+        .fetch_one(self.pool())
+        .await
+        .map_err(Error::from_db)?
+        .try_get(0)
+        .map_err(Error::from_db)?;
         Ok(statuses
             .into_iter()
             .zip(counts)
@@ -307,13 +325,16 @@ impl Store {
         let sql = format!(
             "SELECT count(*) FROM reprise.runs WHERE status = ANY($7) AND {FILTER_CONDITIONS}"
         );
-        let count: i64 = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), filter)?
-            .bind(statuses)
-            .fetch_one(self.pool())
-            .await
-            .map_err(Error::from_db)?
-            .try_get(0)
-            .map_err(Error::from_db)?;
+        let count: i64 = bind_filter(
+            sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false),
+            filter,
+        )?
+        .bind(statuses)
+        .fetch_one(self.pool())
+        .await
+        .map_err(Error::from_db)?
+        .try_get(0)
+        .map_err(Error::from_db)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -426,6 +447,22 @@ mod tests {
             "1_not-a-uuid",
         ] {
             assert!(RunCursor::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_cursor_or_an_error(token in "\\PC{0,60}") {
+            let _ = RunCursor::parse(&token);
+        }
+
+        #[test]
+        fn every_cursor_reads_back(micros in proptest::num::i64::ANY, id in proptest::num::u128::ANY) {
+            let cursor = RunCursor {
+                created_at: Timestamp::from_unix_micros(micros),
+                run_id: RunId::from_uuid(uuid::Uuid::from_u128(id)),
+            };
+            proptest::prop_assert_eq!(RunCursor::parse(&cursor.token()).ok(), Some(cursor));
         }
     }
 

@@ -26,6 +26,8 @@ const DATABASE_DEADLINE: Duration = Duration::from_secs(2);
 pub struct Endpoints {
     store: Store,
     ready: Vec<watch::Receiver<bool>>,
+    /// Routes served beside the endpoints (the web UI).
+    routes: Option<Router>,
 }
 
 impl Endpoints {
@@ -34,7 +36,18 @@ impl Endpoints {
         Endpoints {
             store,
             ready: Vec::new(),
+            routes: None,
         }
+    }
+
+    /// Also serves `routes` on the same listener: the web UI (`reprise_ui::Ui::router`, with
+    /// a base path such as `/ui`).
+    pub fn with_routes(mut self, routes: Router) -> Endpoints {
+        self.routes = Some(match self.routes.take() {
+            Some(before) => before.merge(routes),
+            None => routes,
+        });
+        self
     }
 
     /// Also requires this loop to be taking work (`Engine::readiness`, `Worker::readiness`).
@@ -69,11 +82,16 @@ impl Endpoints {
 
     /// The router, to serve alone ([`Endpoints::serve`]) or to merge into an application's.
     pub fn router(self) -> Router {
-        Router::new()
+        let routes = self.routes.clone();
+        let endpoints = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
-            .with_state(self)
+            .with_state(self);
+        match routes {
+            Some(routes) => endpoints.merge(routes),
+            None => endpoints,
+        }
     }
 
     /// Serves the endpoints on `listener` until `shutdown` resolves.

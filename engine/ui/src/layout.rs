@@ -224,6 +224,26 @@ mod tests {
     }
 
     #[test]
+    fn an_encrypted_payload_names_its_key_and_never_shows_its_bytes() {
+        use reprise_codecs::{Aes256Gcm, Keyring};
+        let keys = Keyring::new("k1", [7; 32]).unwrap();
+        let sealing = DataConverter::default()
+            .with_codec(Aes256Gcm::new(keys))
+            .unwrap();
+        let sealed = sealing.to_payload(&"card 4242").unwrap();
+        let shown = payload(&sealing, &sealed).into_string();
+        assert!(shown.contains("card 4242"), "{shown}");
+        let keyless = payload(&DataConverter::default(), &sealed).into_string();
+        assert!(keyless.contains("encrypted with key k1"), "{keyless}");
+        assert!(!keyless.contains("4242"), "{keyless}");
+        let other_key = DataConverter::default()
+            .with_codec(Aes256Gcm::new(Keyring::new("k2", [9; 32]).unwrap()))
+            .unwrap();
+        let wrong = payload(&other_key, &sealed).into_string();
+        assert!(wrong.contains("encrypted with key k1"), "{wrong}");
+    }
+
+    #[test]
     fn times_read_to_the_second_in_utc() {
         let t = Timestamp::from_unix_micros(1_764_547_200_123_456);
         assert_eq!(time(t), "2025-12-01 00:00:00 UTC");

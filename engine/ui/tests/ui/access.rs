@@ -215,3 +215,25 @@ fn a_public_address_needs_a_token() {
         Err(UiError::EmptyToken)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_a_base_path_every_link_and_form_stays_under_it() {
+    let shop = Shop::start(UiOptions {
+        base_path: "/ui".to_string(),
+        ..UiOptions::default()
+    })
+    .await;
+    shop.order_waiting("mounted-1", "jug").await;
+    let (status, head, body) = get(shop.address, "/ui/runs", "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("href=\"/ui/runs/"), "{body}");
+    assert!(body.contains("action=\"/ui/batches/new\""), "{body}");
+    assert!(
+        !body.contains("href=\"/runs"),
+        "no link escapes the base path"
+    );
+    assert!(head.contains("Path=/ui"), "{head}");
+    let (status, _, _) = get(shop.address, "/runs", "").await;
+    assert_eq!(status, 404);
+    shop.stop().await;
+}

@@ -24,9 +24,10 @@ const SAMPLES: usize = 40;
 /// Writes 1,000,000 runs (once per database), each with a first history row.
 async fn seed_runs(bench: &Bench) -> anyhow::Result<()> {
     let pool = bench.store.pool();
-    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM reprise.runs WHERE workflow_id LIKE 'ui-%'")
-        .fetch_one(pool)
-        .await?;
+    let have: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reprise.runs WHERE workflow_id LIKE 'ui-%'")
+            .fetch_one(pool)
+            .await?;
     if have >= RUNS {
         return Ok(());
     }
@@ -58,8 +59,12 @@ async fn seed_runs(bench: &Bench) -> anyhow::Result<()> {
     .execute(pool)
     .await?;
     // As a table long in use: hint bits set, visibility map and statistics up to date.
-    sqlx::query("VACUUM ANALYZE reprise.runs").execute(pool).await?;
-    sqlx::query("VACUUM ANALYZE reprise.history").execute(pool).await?;
+    sqlx::query("VACUUM ANALYZE reprise.runs")
+        .execute(pool)
+        .await?;
+    sqlx::query("VACUUM ANALYZE reprise.history")
+        .execute(pool)
+        .await?;
     println!(
         "ui: wrote {RUNS} runs in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -81,10 +86,11 @@ async fn long_run(bench: &Bench) -> anyhow::Result<String> {
     let handle = bench.client.start(CHAIN, "ui-long", &5_000).await?;
     let run_id = handle.run_id();
     let pool = bench.store.pool();
-    let first: Vec<u8> = sqlx::query_scalar("SELECT hash FROM reprise.history WHERE run_id = $1 AND seq = 1")
-        .bind(run_id.as_uuid())
-        .fetch_one(pool)
-        .await?;
+    let first: Vec<u8> =
+        sqlx::query_scalar("SELECT hash FROM reprise.history WHERE run_id = $1 AND seq = 1")
+            .bind(run_id.as_uuid())
+            .fetch_one(pool)
+            .await?;
     let mut hash = ChainHash::from_slice(&first)?;
     let limits = reprise_history::Limits::DEFAULT;
     let mut tx = pool.begin().await?;
@@ -129,12 +135,18 @@ async fn get(address: SocketAddr, path: &str) -> anyhow::Result<(f64, usize)> {
     let started = Instant::now();
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    anyhow::ensure!(response.starts_with(b"HTTP/1.1 200"), "GET {path}: {}", String::from_utf8_lossy(&response[..response.len().min(300)]));
+    anyhow::ensure!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "GET {path}: {}",
+        String::from_utf8_lossy(&response[..response.len().min(300)])
+    );
     Ok((ms, response.len()))
 }
 
@@ -156,19 +168,54 @@ pub(crate) async fn ui(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
     let address = listener.local_addr()?;
     let server = tokio::spawn(ui.serve(listener, std::future::pending()));
     // The second page: the cursor after the first page's last run.
-    let first = bench.client.list(&reprise_engine::RunFilter::default(), None, 50).await?;
+    let first = bench
+        .client
+        .list(&reprise_engine::RunFilter::default(), None, 50)
+        .await?;
     let after = first.next.map(|c| c.token()).unwrap_or_default();
     let pages: [(&'static str, &'static str, String); 10] = [
         ("runs page", "runs p95", "/runs".to_string()),
-        ("runs, page 2", "runs, page 2 p95", format!("/runs?after={after}")),
-        ("runs, status", "runs, status p95", "/runs?status=failed".to_string()),
-        ("runs, type+status", "runs, type+status p95", "/runs?type=type-3&status=completed".to_string()),
-        ("runs, rare type", "runs, rare type p95", "/runs?type=rare".to_string()),
-        ("runs, id prefix", "runs, id prefix p95", "/runs?id=ui-09999".to_string()),
+        (
+            "runs, page 2",
+            "runs, page 2 p95",
+            format!("/runs?after={after}"),
+        ),
+        (
+            "runs, status",
+            "runs, status p95",
+            "/runs?status=failed".to_string(),
+        ),
+        (
+            "runs, type+status",
+            "runs, type+status p95",
+            "/runs?type=type-3&status=completed".to_string(),
+        ),
+        (
+            "runs, rare type",
+            "runs, rare type p95",
+            "/runs?type=rare".to_string(),
+        ),
+        (
+            "runs, id prefix",
+            "runs, id prefix p95",
+            "/runs?id=ui-09999".to_string(),
+        ),
         ("runs API", "runs API p95", "/api/runs".to_string()),
-        ("run 10k events", "run 10k events p95", format!("/runs/{long}")),
-        ("run 10k, first page", "run 10k, first page p95", format!("/runs/{long}?after=0")),
-        ("events API page", "events API page p95", format!("/api/runs/{long}/events?after=5000")),
+        (
+            "run 10k events",
+            "run 10k events p95",
+            format!("/runs/{long}"),
+        ),
+        (
+            "run 10k, first page",
+            "run 10k, first page p95",
+            format!("/runs/{long}?after=0"),
+        ),
+        (
+            "events API page",
+            "events API page p95",
+            format!("/api/runs/{long}/events?after=5000"),
+        ),
     ];
     let mut figures = Vec::new();
     for (median_name, p95_name, path) in &pages {
