@@ -147,6 +147,66 @@ async fn run_of(ui: &Ui, run_id: &str) -> Result<Description, PageError> {
     Ok(ui.reader().describe_run(parse_run_id(run_id)?).await?)
 }
 
+/// The actions that name something and carry JSON.
+#[derive(Clone, Copy)]
+enum Named {
+    Signal,
+    Query,
+    Update,
+}
+
+impl Named {
+    /// The form's name on the page.
+    fn form(self) -> &'static str {
+        match self {
+            Named::Signal => "signal",
+            Named::Query => "query",
+            Named::Update => "update",
+        }
+    }
+}
+
+/// Checks the form's JSON, sends it, and shows what came of it: back to the run after a
+/// signal, the answer of a query or update on the run's page, an error beside the form.
+async fn named(ui: &Ui, csrf: &Csrf, run_id: &str, form: &NamedJson, kind: Named) -> PageResult {
+    let run = run_of(ui, run_id).await?;
+    let json = match checked_json(&form.payload) {
+        Ok(json) => json,
+        Err(e) => return again(ui, csrf, &run, kind.form(), form, e).await,
+    };
+    let client = writer(ui)?;
+    let (id, name) = (run.workflow_id.as_str(), form.name.trim());
+    let outcome = match kind {
+        Named::Signal => client.signal_json(id, name, &json).await.map(|()| None),
+        Named::Query => client
+            .query_json(id, name, &json, DEFAULT_QUERY_DEADLINE)
+            .await
+            .map(|answer| Some((format!("Answer to {name}"), answer))),
+        Named::Update => {
+            let update_id = uuid::Uuid::new_v4().to_string();
+            client
+                .update_json(id, &update_id, name, &json)
+                .await
+                .map(|result| Some((format!("Result of update {name}"), result)))
+        }
+    };
+    match outcome {
+        Ok(None) => Ok(done(ui, &run, &format!("signal {name} sent"))),
+        Ok(Some((title, payload))) => {
+            let feedback = Feedback {
+                answer: Some((title, shown(ui.reader(), &payload))),
+                ..Feedback::default()
+            };
+            run_view(ui, csrf, run.run_id, None, feedback).await
+        }
+        // The run closed, the name is unknown, the update was refused: said beside the form.
+        Err(e) if !e.is_retryable() => {
+            again(ui, csrf, &run, kind.form(), form, e.to_string()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `POST /runs/{run_id}/signal`.
 pub(crate) async fn signal(
     State(ui): State<Ui>,
@@ -154,29 +214,7 @@ pub(crate) async fn signal(
     Path(run_id): Path<String>,
     axum::Form(form): axum::Form<NamedJson>,
 ) -> Response {
-    let result = async {
-        let run = run_of(&ui, &run_id).await?;
-        let json = match checked_json(&form.payload) {
-            Ok(json) => json,
-            Err(e) => return again(&ui, &csrf, &run, "signal", &form, e).await,
-        };
-        match writer(&ui)?
-            .signal_json(run.workflow_id.as_str(), form.name.trim(), &json)
-            .await
-        {
-            Ok(()) => Ok(done(
-                &ui,
-                &run,
-                &format!("signal {} sent", form.name.trim()),
-            )),
-            Err(e) if !e.is_retryable() => {
-                again(&ui, &csrf, &run, "signal", &form, e.to_string()).await
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-    .await;
-    render(&ui, result)
+    render(&ui, named(&ui, &csrf, &run_id, &form, Named::Signal).await)
 }
 
 /// `POST /runs/{run_id}/query`: the answer is shown on the page.
@@ -186,40 +224,7 @@ pub(crate) async fn query(
     Path(run_id): Path<String>,
     axum::Form(form): axum::Form<NamedJson>,
 ) -> Response {
-    let result = async {
-        let run = run_of(&ui, &run_id).await?;
-        let json = match checked_json(&form.payload) {
-            Ok(json) => json,
-            Err(e) => return again(&ui, &csrf, &run, "query", &form, e).await,
-        };
-        let client = writer(&ui)?;
-        match client
-            .query_json(
-                run.workflow_id.as_str(),
-                form.name.trim(),
-                &json,
-                DEFAULT_QUERY_DEADLINE,
-            )
-            .await
-        {
-            Ok(answer) => {
-                let feedback = Feedback {
-                    answer: Some((
-                        format!("Answer to {}", form.name.trim()),
-                        shown(ui.reader(), &answer),
-                    )),
-                    ..Feedback::default()
-                };
-                run_view(&ui, &csrf, run.run_id, None, feedback).await
-            }
-            Err(e) if !e.is_retryable() => {
-                again(&ui, &csrf, &run, "query", &form, e.to_string()).await
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-    .await;
-    render(&ui, result)
+    render(&ui, named(&ui, &csrf, &run_id, &form, Named::Query).await)
 }
 
 /// `POST /runs/{run_id}/update`: the result is shown on the page.
@@ -229,40 +234,7 @@ pub(crate) async fn update(
     Path(run_id): Path<String>,
     axum::Form(form): axum::Form<NamedJson>,
 ) -> Response {
-    let result = async {
-        let run = run_of(&ui, &run_id).await?;
-        let json = match checked_json(&form.payload) {
-            Ok(json) => json,
-            Err(e) => return again(&ui, &csrf, &run, "update", &form, e).await,
-        };
-        let update_id = uuid::Uuid::new_v4().to_string();
-        match writer(&ui)?
-            .update_json(
-                run.workflow_id.as_str(),
-                &update_id,
-                form.name.trim(),
-                &json,
-            )
-            .await
-        {
-            Ok(result) => {
-                let feedback = Feedback {
-                    answer: Some((
-                        format!("Result of update {}", form.name.trim()),
-                        shown(ui.reader(), &result),
-                    )),
-                    ..Feedback::default()
-                };
-                run_view(&ui, &csrf, run.run_id, None, feedback).await
-            }
-            Err(e) if !e.is_retryable() => {
-                again(&ui, &csrf, &run, "update", &form, e.to_string()).await
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-    .await;
-    render(&ui, result)
+    render(&ui, named(&ui, &csrf, &run_id, &form, Named::Update).await)
 }
 
 fn shown(client: &Client, payload: &reprise_history::Payload) -> String {
