@@ -27,7 +27,7 @@ CREATE TABLE reprise.batches (
     created_at        timestamptz NOT NULL,
     updated_at        timestamptz NOT NULL,
     finished_at       timestamptz,
-    -- The last run handled, in listing order (created_at DESC, run_id DESC); NULL: none yet.
+    -- The last run handled, oldest first (created_at, run_id); NULL: none yet.
     cursor_created_at timestamptz,
     cursor_run_id     uuid,
     -- How many runs matched when it was created, and what became of those handled so far.

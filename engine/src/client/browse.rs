@@ -48,6 +48,13 @@ impl Client {
         on_live_read!(self.store, self.store.count_matching(filter))
     }
 
+    /// The latest run of a workflow id (the one the client's operations by workflow id act
+    /// on): after a continue-as-new, a retry or a reset, not the first.
+    pub async fn latest_run_id(&self, workflow_id: &str) -> Result<RunId> {
+        let id = reprise_history::WorkflowId::new(workflow_id)?;
+        Ok(self.latest_run(&id).await?.run_id)
+    }
+
     /// The runs `run_id` started as children (up to `limit`), and the run that continues it.
     pub async fn relations(&self, run_id: RunId, limit: u32) -> Result<RunRelations> {
         let (children, next_run_id) = on_live_read!(

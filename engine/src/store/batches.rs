@@ -14,7 +14,7 @@ use sqlx::{PgConnection, Row};
 use crate::error::{Error, Result};
 use crate::store::inbox::{Delivery, deliver};
 use crate::store::lifecycle::{CANCEL_KEY, terminate_in};
-use crate::store::listing::{RunCursor, RunFilter, RunSummary, list_in};
+use crate::store::listing::{Order, RunCursor, RunFilter, RunSummary, list_in};
 use crate::store::operator::retry_parked_in;
 use crate::store::{Store, WriteContext, to_datetime, to_timestamp};
 
@@ -377,12 +377,15 @@ impl Store {
         }
         // A filter of closed runs (kept as given, to show it) has nothing to act on.
         let (runs, next) = match progress.action.covers(&progress.filter) {
-            Some(_) => list_in(&mut tx, &progress.filter, cursor, chunk).await?,
+            Some(_) => {
+                list_in(&mut tx, &progress.filter, cursor, chunk, Order::OldestFirst).await?
+            }
             None => (Vec::new(), None),
         };
         let cx = self.write_context();
-        // In run id order, the order every other path locks runs in: no lock cycle with a
-        // worker's outcomes or another batch.
+        // In run id order, as a worker's outcomes lock runs: no lock cycle with them or with
+        // another batch. (A termination also locks children and a parent, in its own order:
+        // a deadlock is possible then, PostgreSQL ends it, and the chunk is tried again.)
         let mut ordered: Vec<&RunSummary> = runs.iter().collect();
         ordered.sort_by_key(|r| r.run_id);
         for run in ordered {

@@ -213,14 +213,29 @@ fn summary(row: &sqlx::postgres::PgRow) -> Result<RunSummary> {
     })
 }
 
-/// One page of runs, newest first, and the cursor of the next page if there may be one, on
+/// Which end of a listing comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// What people look for: the runs page, the API.
+    NewestFirst,
+    /// What a bulk operation walks: a run whose start committed late, with a creation time
+    /// a little before the batch's, is reached last instead of being passed already.
+    OldestFirst,
+}
+
+/// One page of runs in `order`, and the cursor of the next page if there may be one, on
 /// `conn` (a bulk operation's chunk lists in its own transaction).
 pub(crate) async fn list_in(
     conn: &mut sqlx::PgConnection,
     filter: &RunFilter,
     after: Option<RunCursor>,
     limit: i64,
+    order: Order,
 ) -> Result<(Vec<RunSummary>, Option<RunCursor>)> {
+    let (direction, beyond) = match order {
+        Order::NewestFirst => ("DESC", "<"),
+        Order::OldestFirst => ("ASC", ">"),
+    };
     // One branch per status, each an index scan that stops at `limit` rows; the outer
     // query merges them. The SQL is built from our own constants and status names, never
     // from input (which is bound), hence `AssertSqlSafe` here and below.
@@ -231,8 +246,8 @@ pub(crate) async fn list_in(
             format!(
                 "(SELECT run_id, created_at FROM reprise.runs
                    WHERE status = '{}' AND {FILTER_CONDITIONS}
-                     AND ($7::timestamptz IS NULL OR (created_at, run_id) < ($7, $8))
-                   ORDER BY created_at DESC, run_id DESC LIMIT $9)",
+                     AND ($7::timestamptz IS NULL OR (created_at, run_id) {beyond} ($7, $8))
+                   ORDER BY created_at {direction}, run_id {direction} LIMIT $9)",
                 status.as_str()
             )
         })
@@ -240,9 +255,9 @@ pub(crate) async fn list_in(
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}
            FROM (SELECT run_id, created_at FROM ({}) merged
-                  ORDER BY created_at DESC, run_id DESC LIMIT $9) page
+                  ORDER BY created_at {direction}, run_id {direction} LIMIT $9) page
            JOIN reprise.runs runs ON runs.run_id = page.run_id
-          ORDER BY page.created_at DESC, page.run_id DESC",
+          ORDER BY page.created_at {direction}, page.run_id {direction}",
         branches.join(" UNION ALL ")
     );
     let rows = bind_filter(
@@ -272,7 +287,7 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<RunSummary>, Option<RunCursor>)> {
         let mut conn = self.pool().acquire().await.map_err(Error::from_db)?;
-        list_in(&mut conn, filter, after, limit).await
+        list_in(&mut conn, filter, after, limit, Order::NewestFirst).await
     }
 
     /// How many runs of each status the filter matches, each counted up to `cap` (an index
@@ -389,6 +404,10 @@ impl Store {
         limit: i64,
         key: Option<&ChainKey>,
     ) -> Result<Vec<Event>> {
+        // No history is that long; past this, `after + limit` would overflow in SQL.
+        if after.get() >= u64::MAX / 4 {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
             "SELECT seq, event, hash FROM reprise.history
               WHERE run_id = $1 AND seq >= $2 AND seq <= $2 + $3 ORDER BY seq",

@@ -64,17 +64,43 @@ fn well_formed(token: &str) -> bool {
     token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Checks the access token, then the CSRF token of actions; sets the CSRF cookie.
+/// Whether the request names this machine as its host. Without an access token the UI
+/// answers only such requests: a page of another site that points its own domain name at
+/// 127.0.0.1 (DNS rebinding) sends its own name as the host, and is refused.
+fn names_this_machine(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks the access token (or, without one, that the request names this machine), then the
+/// CSRF token of actions; sets the CSRF cookie.
 pub(crate) async fn guard(State(ui): State<Ui>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let headers = request.headers();
     let by_bearer = match ui.options().access_token.as_deref() {
+        None if !names_this_machine(headers) => {
+            return (
+                StatusCode::FORBIDDEN,
+                "refused: without an access token this UI answers only requests for localhost\n",
+            )
+                .into_response();
+        }
         None => false,
         Some(token) => {
             let by_bearer = bearer(headers).is_some_and(|b| same_secret(b, token));
             let by_cookie =
                 cookie(headers, LOGIN_COOKIE).is_some_and(|c| same_secret(c, &login_value(token)));
-            let open = path.ends_with("/login") || path.contains("/assets/");
+            // The guard sees paths without the base path (it runs inside the nested router).
+            let open = path == "/login" || path.starts_with("/assets/");
             if !by_bearer && !by_cookie && !open {
                 return unauthorized(&ui, &path);
             }
@@ -120,9 +146,11 @@ async fn checked_post(request: Request, csrf: &str) -> Result<Request, Response>
             .into_response()
     };
     let headers = request.headers();
+    // A browser says where a request comes from; only the UI's own pages (or the user
+    // typing) may act. `same-site` is refused too: a sibling subdomain can set cookies.
     if headers
         .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
+        .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"))
     {
         return Err(refuse("the request came from another site"));
     }
@@ -243,6 +271,33 @@ mod tests {
         );
         assert_eq!(cookie(&headers, CSRF_COOKIE), Some("abc"));
         assert_eq!(cookie(&headers, LOGIN_COOKIE), None);
+    }
+
+    #[test]
+    fn without_a_token_only_requests_for_this_machine_are_answered() {
+        let host = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, value.parse().unwrap());
+            names_this_machine(&headers)
+        };
+        for ok in [
+            "localhost:8233",
+            "127.0.0.1:8233",
+            "127.0.0.1",
+            "[::1]:8233",
+            "LOCALHOST",
+        ] {
+            assert!(host(ok), "{ok}");
+        }
+        for refused in [
+            "attacker.example:8233",
+            "evil.localhost.example",
+            "10.0.0.5:8233",
+            "[fe80::1]:80",
+        ] {
+            assert!(!host(refused), "{refused}");
+        }
+        assert!(!names_this_machine(&HeaderMap::new()));
     }
 
     #[test]

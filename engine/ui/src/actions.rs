@@ -35,7 +35,8 @@ pub(crate) struct ResetForm {
     seq: u64,
 }
 
-/// The forms on an open run's page (and the reset buttons live in the event list).
+/// The forms on the page of a workflow's latest run (the reset buttons live in the event
+/// list).
 pub(crate) fn panel(ui: &Ui, csrf: &Csrf, run: &Description, feedback: &Feedback) -> Markup {
     let base = ui.href(&format!("/runs/{}", run.run_id));
     let error_for = |form: &str| {
@@ -143,8 +144,19 @@ async fn again(
     Ok(response)
 }
 
+/// The run a form was on, if it is still its workflow's latest: the client acts on a
+/// workflow's latest run, and a page of an earlier one (before a retry, a continue-as-new, a
+/// reset) must not act on another run than the one it shows.
 async fn run_of(ui: &Ui, run_id: &str) -> Result<Description, PageError> {
-    Ok(ui.reader().describe_run(parse_run_id(run_id)?).await?)
+    let run = ui.reader().describe_run(parse_run_id(run_id)?).await?;
+    let latest = ui.reader().latest_run_id(run.workflow_id.as_str()).await?;
+    if latest != run.run_id {
+        return Err(PageError::BadRequest(format!(
+            "run {} is no longer the latest of workflow {}: run {latest} is; act on it from its page",
+            run.run_id, run.workflow_id
+        )));
+    }
+    Ok(run)
 }
 
 /// The actions that name something and carry JSON.

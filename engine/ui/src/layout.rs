@@ -49,6 +49,13 @@ pub(crate) fn page(ui: &Ui, csrf: Option<&Csrf>, title: &str, body: Markup) -> M
     }
 }
 
+/// The runs page filtered by `pairs` (`("type", "checkout")`...), its values encoded.
+pub(crate) fn runs_link(ui: &Ui, pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs);
+    format!("{}?{}", ui.href("/runs"), query.finish())
+}
+
 /// A rendered page, as a response.
 pub(crate) fn respond(markup: Markup) -> Response {
     markup.into_response()

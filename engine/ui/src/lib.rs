@@ -94,8 +94,15 @@ impl Ui {
     /// A UI that reads through `reader` and acts through `writer` (`None`, or
     /// `options.read_only`: a read-only UI). Payloads are decoded with the reader's
     /// converter: give it the codecs and keys the application uses.
-    pub fn new(reader: Client, writer: Option<Client>, options: UiOptions) -> Ui {
+    pub fn new(reader: Client, writer: Option<Client>, mut options: UiOptions) -> Ui {
         let writer = writer.filter(|_| !options.read_only);
+        // `/ui/` and `/ui` are one place, and `/` is the root.
+        let base = options.base_path.trim_matches('/');
+        options.base_path = if base.is_empty() {
+            String::new()
+        } else {
+            format!("/{base}")
+        };
         Ui(Arc::new(Shared {
             reader,
             writer,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use crate::Ui;
-use crate::layout::{PageResult, page, render, span, time};
+use crate::layout::{PageResult, page, render, runs_link, span, time};
 
 /// Schedules listed.
 const SCHEDULES_SHOWN: usize = 200;
@@ -29,8 +29,8 @@ async fn types(ui: &Ui) -> PageResult {
         @if usage.is_empty() { p.empty { "No open runs." } }
         @for (t, patches) in usage.iter().zip(&patches) {
             section.type-usage {
-                h2 { a href=(format!("{}?type={}&status=running", ui.href("/runs"), t.workflow_type.as_str())) { (t.workflow_type.as_str()) } }
-                p { (t.open_runs) " open" @if t.parked > 0 { ", " a href=(format!("{}?type={}&parked=on", ui.href("/runs"), t.workflow_type.as_str())) { (t.parked) " parked" } } }
+                h2 { a href=(runs_link(ui, &[("type", t.workflow_type.as_str()), ("status", "running")])) { (t.workflow_type.as_str()) } }
+                p { (t.open_runs) " open" @if t.parked > 0 { ", " a href=(runs_link(ui, &[("type", t.workflow_type.as_str()), ("parked", "on")])) { (t.parked) " parked" } } }
                 @if !patches.is_empty() {
                     table {
                         thead { tr { th { "Patch" } th { "Open runs with its marker" } th { "Open runs without" } th { "Old branch" } } }
@@ -117,7 +117,7 @@ async fn schedules(ui: &Ui) -> PageResult {
                 tbody { @for s in &list {
                     tr {
                         td { code { (s.schedule_id.as_str()) } }
-                        td { a href=(format!("{}?type={}", ui.href("/runs"), s.workflow_type.as_str())) { (s.workflow_type.as_str()) } }
+                        td { a href=(runs_link(ui, &[("type", s.workflow_type.as_str())])) { (s.workflow_type.as_str()) } }
                         td {
                             @for cron in &s.spec.crons { code { (cron.to_string()) } " " }
                             @for interval in &s.spec.intervals { "every " (format!("{:?}", interval.every())) " " }

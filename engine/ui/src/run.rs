@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::Ui;
 use crate::access::Csrf;
 use crate::layout::{
-    PageError, PageResult, failure, page, payload, render, span, status_badge, time,
+    PageError, PageResult, failure, page, payload, render, runs_link, span, status_badge, time,
 };
 use crate::parked;
 
@@ -95,11 +95,14 @@ pub(crate) async fn run_view(
     let run = client.describe_run(run_id).await?;
     // By default the last page: where a run is now is what people look for.
     let after = after.unwrap_or_else(|| run.head_seq.get().saturating_sub(u64::from(EVENTS_PAGE)));
-    let (events, relations, now) = tokio::try_join!(
+    let (events, relations, latest, now) = tokio::try_join!(
         client.history_page(run_id, Seq::new(after), EVENTS_PAGE),
         client.relations(run_id, CHILDREN_SHOWN),
+        client.latest_run_id(run.workflow_id.as_str()),
         client.store().now()
     )?;
+    // Actions by workflow id act on its latest run: only its page offers them.
+    let is_latest = latest == run_id;
     let report = match &run.parked_reason {
         Some(reason) => {
             Some(parked::report(ui, run_id, reason, run.parked_build.as_deref()).await?)
@@ -118,12 +121,17 @@ pub(crate) async fn run_view(
             @if let Some((title, answer)) = &feedback.answer {
                 section.answer #answer { h2 { (title) } pre.payload { (answer) } }
             }
-            @if ui.writer().is_some() { (crate::actions::panel(ui, csrf, &run, &feedback)) }
+            @if !is_latest {
+                p.muted #not-latest { "A later run of this workflow exists; actions are on its page: "
+                    a href=(ui.href(&format!("/runs/{latest}"))) { (latest.to_string()) } "." }
+            } @else if ui.writer().is_some() {
+                (crate::actions::panel(ui, csrf, &run, &feedback))
+            }
             section {
                 h2 { "Timeline" }
                 (crate::timeline::svg(&events, now))
             }
-            (event_list(ui, csrf, converter, &run, &events, after))
+            (event_list(ui, csrf, converter, &run, &events, after, is_latest))
         }
     };
     Ok(page(ui, Some(csrf), run.workflow_id.as_str(), body).into_response())
@@ -135,7 +143,7 @@ fn facts(ui: &Ui, run: &Description, relations: &RunRelations) -> Markup {
     html! {
         dl.facts {
             dt { "Run" } dd { code { (run.run_id.to_string()) } }
-            dt { "Type" } dd { a href=(format!("{}?type={}", ui.href("/runs"), run.workflow_type.as_str())) { (run.workflow_type.as_str()) } }
+            dt { "Type" } dd { a href=(runs_link(ui, &[("type", run.workflow_type.as_str())])) { (run.workflow_type.as_str()) } }
             dt { "Task queue" } dd { (run.task_queue.as_str()) }
             dt { "Started" } dd { (time(run.started_at)) }
             @match run.closed_at {
@@ -220,11 +228,12 @@ fn event_list(
     run: &Description,
     events: &[Event],
     after: u64,
+    latest: bool,
 ) -> Markup {
     let head = run.head_seq.get();
     let page = u64::from(EVENTS_PAGE);
     let base = ui.href(&format!("/runs/{}", run.run_id));
-    let can_reset = ui.writer().is_some() && !run.status.is_open();
+    let can_reset = latest && ui.writer().is_some() && !run.status.is_open();
     html! {
         section #events {
             h2 { "Events " span.muted { (after + 1) "–" (after + events.len() as u64) " of " (head) } }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use reprise_history::RunState;
 use reprise_ui::{UiError, UiOptions, check_listen_address};
 
-use crate::support::{Shop, get, post};
+use crate::support::{Shop, get, http, post};
 
 fn cookie_value(head: &str, name: &str) -> Option<String> {
     head.lines()
@@ -235,5 +235,53 @@ async fn under_a_base_path_every_link_and_form_stays_under_it() {
     assert!(head.contains("Path=/ui"), "{head}");
     let (status, _, _) = get(shop.address, "/runs", "").await;
     assert_eq!(status, 404);
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_earlier_run_offers_no_action_and_refuses_one() {
+    let shop = Shop::start(UiOptions::default()).await;
+    shop.order_waiting("reset-me", "bowl").await;
+    let first = shop.client().describe("reset-me").await.unwrap().run_id;
+    shop.client()
+        .terminate("reset-me", "to reset it")
+        .await
+        .unwrap();
+    let second = shop.client().reset("reset-me", 2).await.unwrap();
+    let (status, head, body) = get(shop.address, &format!("/runs/{first}"), "").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("id=\"not-latest\"") && body.contains(&second.to_string()),
+        "{body}"
+    );
+    assert!(!body.contains("reset here") && !body.contains("id=\"actions\""));
+    let csrf = cookie_value(&head, "reprise_csrf").unwrap();
+    let (status, _, body) = post(
+        shop.address,
+        &format!("/runs/{first}/reset"),
+        &format!("Cookie: reprise_csrf={csrf}\r\n"),
+        &format!("csrf={csrf}&seq=2"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("no longer the latest"), "{body}");
+    let latest = shop.client().describe("reset-me").await.unwrap().run_id;
+    assert_eq!(latest, second, "nothing was reset again");
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_token_a_request_for_another_host_is_refused() {
+    let shop = Shop::start(UiOptions::default()).await;
+    shop.order_waiting("rebound", "cup").await;
+    let (status, _, body) = http(
+        shop.address,
+        "GET /api/runs HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(!body.contains("rebound"));
+    let (status, _, _) = get(shop.address, "/api/runs", "").await;
+    assert_eq!(status, 200, "the test client names 127.0.0.1");
     shop.stop().await;
 }
