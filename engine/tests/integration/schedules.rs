@@ -360,7 +360,13 @@ async fn a_backfill_fires_past_times_once() {
     let schedule = every_minute(&s.client, QUICK);
     s.client.create_schedule("past", &schedule).await.unwrap();
     let created = s.client.describe_schedule("past").await.unwrap().created_at;
-    let hour_ago = Timestamp::from_unix_micros(created.as_unix_micros() - 3_600_000_000);
+    // Half past a minute an hour ago: the next 4:59 hold exactly five minute marks, wherever
+    // in its minute the schedule was created (from a minute's first second they held four).
+    let minute = 60_000_000;
+    let an_hour_before = created.as_unix_micros() - 3_600_000_000;
+    let hour_ago = Timestamp::from_unix_micros(
+        an_hour_before - an_hour_before.rem_euclid(minute) + minute / 2,
+    );
     let five_later = hour_ago.saturating_add(Duration::from_secs(5 * 60 - 1));
     let report = s
         .client

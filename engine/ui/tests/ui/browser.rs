@@ -118,6 +118,12 @@ async fn an_operator_finds_a_run_signals_it_and_watches_it_complete() {
         .unwrap();
     assert_eq!(bars.len(), 2, "pack and ship, both completed");
     assert!(chromium.text("#events").await.contains("SignalReceived"));
+    b.execute(
+        "document.getElementById('timeline').scrollIntoView({block: 'center'})",
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     chromium.screenshot("run-timeline").await;
 
     // The other order never got a signal.
