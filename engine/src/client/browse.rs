@@ -48,6 +48,12 @@ impl Client {
         on_live_read!(self.store, self.store.count_matching(filter))
     }
 
+    /// One run by its id, as listed: one row (where a page watching it polls).
+    pub async fn run(&self, run_id: RunId) -> Result<RunSummary> {
+        on_live_read!(self.store, self.store.run_summary(run_id))?
+            .ok_or(crate::error::Error::UnknownRun { run_id })
+    }
+
     /// The latest run of a workflow id (the one the client's operations by workflow id act
     /// on): after a continue-as-new, a retry or a reset, not the first.
     pub async fn latest_run_id(&self, workflow_id: &str) -> Result<RunId> {

@@ -206,7 +206,7 @@ async fn named(ui: &Ui, csrf: &Csrf, run_id: &str, form: &NamedJson, kind: Named
         Ok(None) => Ok(done(ui, &run, &format!("signal {name} sent"))),
         Ok(Some((title, payload))) => {
             let feedback = Feedback {
-                answer: Some((title, shown(ui.reader(), &payload))),
+                answer: Some((title, payload)),
                 ..Feedback::default()
             };
             run_view(ui, csrf, run.run_id, None, feedback).await
@@ -247,16 +247,6 @@ pub(crate) async fn update(
     axum::Form(form): axum::Form<NamedJson>,
 ) -> Response {
     render(&ui, named(&ui, &csrf, &run_id, &form, Named::Update).await)
-}
-
-fn shown(client: &Client, payload: &reprise_history::Payload) -> String {
-    match client.converter().to_json(payload) {
-        Ok(Some(value)) => {
-            serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
-        }
-        Ok(None) => format!("bincode, {} bytes", payload.len()),
-        Err(e) => format!("cannot show: {e}"),
-    }
 }
 
 /// `POST /runs/{run_id}/cancel`.

@@ -95,7 +95,7 @@ async fn run(State(ui): State<Ui>, Path(id): Path<String>) -> ApiResult {
 
 /// What a watching page polls: where the run is.
 async fn head(State(ui): State<Ui>, Path(id): Path<String>) -> ApiResult {
-    let summary = ui.reader().describe_run(run_id(&id)?).await?;
+    let summary = ui.reader().run(run_id(&id)?).await?;
     Ok(Json(json!({
         "head_seq": summary.head_seq.get(),
         "status": summary.status.as_str(),
@@ -131,10 +131,8 @@ async fn events(
 }
 
 async fn types(State(ui): State<Ui>) -> ApiResult {
-    let client = ui.reader();
     let mut out = Vec::new();
-    for t in client.open_runs_by_type().await? {
-        let patches = client.patch_usage(t.workflow_type.as_str()).await?;
+    for (t, patches) in crate::overview::types_with_patches(ui.reader()).await? {
         out.push(json!({
             "workflow_type": t.workflow_type.as_str(),
             "open_runs": t.open_runs,

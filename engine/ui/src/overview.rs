@@ -5,6 +5,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
+use reprise_engine::{PatchUsage, TypeUsage};
+
 use crate::Ui;
 use crate::layout::{PageResult, page, render, runs_link, span, time};
 
@@ -16,18 +18,25 @@ pub(crate) async fn types_page(State(ui): State<Ui>) -> Response {
     render(&ui, types(&ui).await)
 }
 
-async fn types(ui: &Ui) -> PageResult {
-    let client = ui.reader();
-    let usage = client.open_runs_by_type().await?;
-    let mut patches = Vec::with_capacity(usage.len());
-    for t in &usage {
-        patches.push(client.patch_usage(t.workflow_type.as_str()).await?);
+/// Open runs per workflow type, each with its patch markers' usage (the page and the API).
+pub(crate) async fn types_with_patches(
+    client: &reprise_engine::Client,
+) -> reprise_engine::Result<Vec<(TypeUsage, Vec<PatchUsage>)>> {
+    let mut out = Vec::new();
+    for t in client.open_runs_by_type().await? {
+        let patches = client.patch_usage(t.workflow_type.as_str()).await?;
+        out.push((t, patches));
     }
+    Ok(out)
+}
+
+async fn types(ui: &Ui) -> PageResult {
+    let usage = types_with_patches(ui.reader()).await?;
     let body = html! {
         h1 { "Workflow types" }
         p.muted { "Open runs per type, and per patch marker how many open runs recorded it: a patch's old branch can go once no open run lacks its marker." }
         @if usage.is_empty() { p.empty { "No open runs." } }
-        @for (t, patches) in usage.iter().zip(&patches) {
+        @for (t, patches) in &usage {
             section.type-usage {
                 h2 { a href=(runs_link(ui, &[("type", t.workflow_type.as_str()), ("status", "running")])) { (t.workflow_type.as_str()) } }
                 p { (t.open_runs) " open" @if t.parked > 0 { ", " a href=(runs_link(ui, &[("type", t.workflow_type.as_str()), ("parked", "on")])) { (t.parked) " parked" } } }

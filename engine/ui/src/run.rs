@@ -43,8 +43,8 @@ pub(crate) struct Feedback {
     pub(crate) kept: Option<(&'static str, String, String)>,
     /// A notice at the top (what an action did).
     pub(crate) notice: Option<String>,
-    /// A query's or update's answer: (title, JSON).
-    pub(crate) answer: Option<(String, String)>,
+    /// A query's or update's answer: (title, payload as stored).
+    pub(crate) answer: Option<(String, reprise_history::Payload)>,
 }
 
 pub(crate) fn parse_run_id(text: &str) -> Result<RunId, PageError> {
@@ -119,7 +119,7 @@ pub(crate) async fn run_view(
             (outcome(converter, &run))
             @if !run.pending_activities.is_empty() { (pending(converter, &run, now)) }
             @if let Some((title, answer)) = &feedback.answer {
-                section.answer #answer { h2 { (title) } pre.payload { (answer) } }
+                section.answer #answer { h2 { (title) } (payload(converter, answer)) }
             }
             @if !is_latest {
                 p.muted #not-latest { "A later run of this workflow exists; actions are on its page: "
