@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod patterns;
 pub mod versioning;
 pub mod workflows;
 

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use reprise_devdb::DevPostgres;
 use reprise_engine::telemetry::otlp::OtlpTracing;
 use reprise_engine::{EngineOptions, Reprise, WorkerOptions};
+use reprise_examples::patterns::demo::{Demo, DemoOptions};
+use reprise_examples::patterns::{self, Build};
 use reprise_examples::workflows;
 
 /// Run Reprise's examples against PostgreSQL.
@@ -22,6 +24,10 @@ struct Cli {
     /// How log lines are written: `text` for people, `json` for log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Which build of the examples' code engine and worker processes run (`v1`: before the
+    /// invoice parser's fix, for the dead-letter example); also their engine's build id.
+    #[arg(long, global = true, value_enum)]
+    build: Option<Build>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -95,11 +101,37 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Trip booking saga: a failed booking and a cancelled trip undo what was booked.
+    Saga(DemoArgs),
+    /// Approval: expenses wait for approve/reject, or escalate when nobody answers.
+    Approval(DemoArgs),
+    /// A failing flow: find the failed run, read why, deploy the fix, reset it.
+    DeadLetters(DemoArgs),
+    /// Batch processing: 1,000 items, a bounded window in flight, progress as custom status.
+    Batch {
+        #[command(flatten)]
+        demo: DemoArgs,
+        /// How many items.
+        #[arg(long, default_value_t = 1_000)]
+        items: u32,
+        /// At most this many in flight.
+        #[arg(long, default_value_t = 50)]
+        window: u32,
+    },
     /// Manage the private PostgreSQL.
     Db {
         #[command(subcommand)]
         action: DbAction,
     },
+}
+
+/// How a pattern example runs.
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Engine and worker as separate processes (this binary's `engine` and `worker`) instead
+    /// of inside this one.
+    #[arg(long)]
+    processes: bool,
 }
 
 #[derive(Subcommand)]
@@ -155,8 +187,9 @@ fn init_telemetry(format: LogFormat) -> anyhow::Result<Option<OtlpTracing>> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let http = cli.http.clone();
+    let build = cli.build;
     let serve = |engine: Option<Vec<String>>, worker, role: String| {
-        serve(engine, worker, role, http.clone())
+        serve(engine, worker, role, http.clone(), build)
     };
     match cli.command.unwrap_or(Command::Quickstart {
         name: "world".into(),
@@ -184,8 +217,58 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RecordVersioning { version, runs, out } => {
             record_versioning(&version, runs, &out).await
         }
+        Command::Saga(args) => {
+            pattern(args, async |demo| {
+                patterns::saga::demo(demo).await.map(drop)
+            })
+            .await
+        }
+        Command::Approval(args) => {
+            pattern(args, async |demo| {
+                patterns::approval::demo(demo).await.map(drop)
+            })
+            .await
+        }
+        Command::DeadLetters(args) => {
+            pattern(args, async |demo| {
+                patterns::dead_letters::demo(demo).await.map(drop)
+            })
+            .await
+        }
+        Command::Batch {
+            demo: args,
+            items,
+            window,
+        } => {
+            pattern(args, async |demo| {
+                patterns::batch::demo(demo, items, window).await.map(drop)
+            })
+            .await
+        }
         Command::Db { action } => db(action),
     }
+}
+
+/// Runs a pattern example: the database, an engine and a worker (here or as processes), the
+/// demo, then a clean stop.
+async fn pattern(
+    args: DemoArgs,
+    run: impl AsyncFnOnce(&mut Demo) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (url, server) = database()?;
+    println!("database: {server}");
+    let options = DemoOptions {
+        url,
+        processes: args.processes,
+        exe: std::env::current_exe()?,
+    };
+    if args.processes {
+        println!("engine and worker: separate processes");
+    }
+    let mut demo = Demo::start(options, Build::default()).await?;
+    let outcome = run(&mut demo).await;
+    demo.stop().await?;
+    outcome
 }
 
 /// The database to use (its URL) and a description of it.
@@ -212,9 +295,14 @@ fn database() -> anyhow::Result<(String, String)> {
 /// A Reprise on the database, with the example workflows' registry (migrated, not running
 /// anything yet: add an engine or a worker), and the chain key `REPRISE_CHAIN_KEY` holds.
 fn reprise(url: String) -> anyhow::Result<reprise_engine::RepriseBuilder> {
+    reprise_of(url, Build::default())
+}
+
+/// [`reprise`] with the code of `build`.
+fn reprise_of(url: String, build: Build) -> anyhow::Result<reprise_engine::RepriseBuilder> {
     let builder = Reprise::builder()
         .database_url(url)
-        .registry(workflows::registry()?);
+        .registry(patterns::registry(build)?);
     chain_key(builder)
 }
 
@@ -245,10 +333,11 @@ async fn serve(
     worker: Option<(Vec<String>, std::time::Duration)>,
     role: String,
     http: String,
+    build: Option<Build>,
 ) -> anyhow::Result<()> {
     let (url, server) = database()?;
     eprintln!("using {server}");
-    let mut builder = reprise(url.clone())?;
+    let mut builder = reprise_of(url.clone(), build.unwrap_or_default())?;
     if role != "none" {
         // Migrated by the login role (the schema's owner here), then run under `role`, with
         // only what this kind of process uses (docs/operations.md, "Database roles").
@@ -273,10 +362,14 @@ async fn serve(
         }
     }
     if let Some(queues) = engine {
-        builder = builder.engine(EngineOptions {
+        let mut options = EngineOptions {
             queues,
             ..EngineOptions::default()
-        });
+        };
+        if let Some(build) = build {
+            options.build = build.id().to_string();
+        }
+        builder = builder.engine(options);
     }
     if let Some((queues, shutdown_grace)) = worker {
         builder = builder.worker(WorkerOptions {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reprise_history::{ActivityOptions, RetryPolicy};
 use reprise_sdk::{
     ActivityContext, ActivityDef, ActivityError, LocalActivityOptions, QueryDef, Registry,
-    UpdateDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowState,
+    RegistryBuilder, UpdateDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowState,
 };
 
 /// The quickstart: compose a greeting, wait a (durable) second, then shout it.
@@ -229,9 +229,15 @@ async fn price_item(_: ActivityContext, item: String) -> Result<u32, ActivityErr
         .saturating_mul(100))
 }
 
-/// Everything above.
+/// Every example of the current build: the workflows above and the patterns'
+/// (`crate::patterns`).
 pub fn registry() -> Result<Registry, reprise_sdk::Error> {
-    crate::bench::register(Registry::builder())
+    crate::patterns::registry(crate::patterns::Build::default())
+}
+
+/// Registers the workflows and activities above (and the benchmarks').
+pub fn register(builder: RegistryBuilder) -> RegistryBuilder {
+    crate::bench::register(builder)
         .workflow(GREETING, greeting)
         .workflow(SLEEPY, sleepy)
         .workflow(REPORT, report)
@@ -247,5 +253,4 @@ pub fn registry() -> Result<Registry, reprise_sdk::Error> {
         .activity(COMPOSE, compose)
         .blocking_activity(SHOUT, shout)
         .activity(HANGS_ONCE, hangs_once)
-        .build()
 }

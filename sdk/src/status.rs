@@ -26,6 +26,13 @@ pub enum StatusError {
     Unencodable(#[source] reprise_history::Error),
 }
 
+impl From<StatusError> for crate::WorkflowError {
+    /// A status that cannot be set fails the workflow (`?` in workflow code), naming why.
+    fn from(error: StatusError) -> Self {
+        crate::WorkflowError::from_error(&error)
+    }
+}
+
 /// Encodes a status: JSON held to [`MAX_STATUS_BYTES`], then the converter's codecs.
 pub(crate) fn encode_status<T: Serialize + ?Sized>(
     converter: &DataConverter,
