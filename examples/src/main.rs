@@ -118,6 +118,22 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         window: u32,
     },
+    /// Media pipeline: validate, safety check, transcode and tag in parallel, package; a
+    /// media worker is SIGKILLed mid-transcode and the next attempt resumes from its
+    /// checkpoint. Shows the run live in the web UI.
+    Media {
+        #[command(flatten)]
+        demo: DemoArgs,
+        /// How many segments the video has.
+        #[arg(long, default_value_t = 20)]
+        segments: u32,
+        /// How long encoding one takes, in milliseconds.
+        #[arg(long, default_value_t = 250)]
+        millis_per_segment: u64,
+    },
+    /// A scheduled report: a nightly cron schedule, fired now and backfilled, with catch-up
+    /// explained.
+    NightlyReport(DemoArgs),
     /// Manage the private PostgreSQL.
     Db {
         #[command(subcommand)]
@@ -245,6 +261,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Media {
+            demo: args,
+            segments,
+            millis_per_segment,
+        } => pattern(args, async |demo| {
+            let job = patterns::media::MediaJob {
+                file: "holiday.mov".to_string(),
+                segments,
+                millis_per_segment,
+            };
+            patterns::media::demo(demo, job).await.map(drop)
+        })
+        .await,
+        Command::NightlyReport(args) => pattern(args, async |demo| {
+            patterns::nightly_report::demo(demo).await.map(drop)
+        })
+        .await,
         Command::Db { action } => db(action),
     }
 }

@@ -50,6 +50,13 @@ impl WorkflowContext {
         self.shared.lock().run_id
     }
 
+    /// How this run came to be, as its `WorkflowStarted` records it: a client's start, a
+    /// schedule's firing (with the time it was for: a report caught up late still reports on
+    /// its own period), a retry, a reset, a continue-as-new.
+    pub fn origin(&self) -> reprise_history::RunOrigin {
+        self.shared.lock().origin.clone()
+    }
+
     /// Whether the code is reproducing recorded history. Logs and spans made while it is are
     /// dropped (they were made when the code ran live), so code need not check it to log.
     pub fn is_replaying(&self) -> bool {

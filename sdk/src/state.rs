@@ -118,6 +118,8 @@ pub(crate) struct RunState {
     pub(crate) workflow_id: WorkflowId,
     pub(crate) workflow_type: WorkflowType,
     pub(crate) task_queue: TaskQueue,
+    /// How the run came to be: a client, a schedule's firing, a retry, ...
+    pub(crate) origin: reprise_history::RunOrigin,
     /// Encodes the decisions' payloads and decodes what the code receives.
     pub(crate) converter: DataConverter,
     /// Recorded time of the input being applied.
@@ -186,6 +188,7 @@ impl RunState {
             workflow_id: s.workflow_id.clone(),
             workflow_type: s.workflow_type.clone(),
             task_queue: s.task_queue.clone(),
+            origin: s.origin.clone(),
             converter,
             now: started.recorded_at,
             rng: ChaCha8Rng::from_seed(seed),

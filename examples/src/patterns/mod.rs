@@ -6,6 +6,8 @@ pub mod approval;
 pub mod batch;
 pub mod dead_letters;
 pub mod demo;
+pub mod media;
+pub mod nightly_report;
 pub mod saga;
 
 use reprise_sdk::Registry;
@@ -44,6 +46,7 @@ impl Build {
 pub fn registry(build: Build) -> Result<Registry, reprise_sdk::Error> {
     let builder = crate::workflows::register(Registry::builder());
     let builder = approval::register(saga::register(batch::register(builder)));
+    let builder = nightly_report::register(media::register(builder));
     let builder = match build {
         Build::V1 => dead_letters::register_v1(builder),
         Build::V2 => dead_letters::register(builder),
