@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use reprise_history::{Failure, FailureKind, Payload, RunId, Seq};
 use reprise_sdk::{
-    ActivityContext, ActivityInfo, ActivityRunner, CancellationSignal, HeartbeatSink, Registry,
+    ActivityContext, ActivityInfo, ActivityRunner, CachePolicy, CancellationSignal, HeartbeatSink,
+    Registry,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -20,7 +21,7 @@ use tracing::Instrument;
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::listen::{spawn_listener, wait};
-use crate::store::Recorded;
+use crate::store::{CacheKey, Recorded};
 use crate::store::{ClaimedTask, LoopConnection, Store, TASKS_CHANNEL, TaskOutcome};
 use crate::telemetry::AttemptOutcome;
 use crate::telemetry::trace;
@@ -493,11 +494,18 @@ impl Worker {
         let metrics = self.store.metrics();
         metrics.schedule_to_start(&task.task_queue, task.waited_seconds);
         let started = std::time::Instant::now();
-        let outcome = match self.registry.activity(&task.activity_type) {
-            Err(e) => {
+        let cache = self.cache_key(task);
+        let cached = match &cache {
+            Some((key, _)) => self.cached_result(key).await,
+            None => None,
+        };
+        let from_cache = cached.is_some();
+        let outcome = match (cached, self.registry.activity(&task.activity_type)) {
+            (Some(result), _) => TaskOutcome::Completed(result),
+            (None, Err(e)) => {
                 TaskOutcome::Failed(Failure::application("UnknownActivityType", e.to_string()))
             }
-            Ok(runner) => {
+            (None, Ok(runner)) => {
                 let attempt = run_attempt(runner, ctx, task.input.clone());
                 let beating = self.heartbeat_loop(task, &heartbeats, &cancellation, &extended);
                 tokio::pin!(attempt);
@@ -512,10 +520,20 @@ impl Worker {
         if !completed {
             self.flush_checkpoint(task, &heartbeats).await;
         }
+        if let (Some((key, policy)), TaskOutcome::Completed(result), false) =
+            (&cache, &outcome, from_cache)
+        {
+            // Kept before the outcome is recorded: a result is worth keeping even when this
+            // attempt's lease turns out lost. A failed write only costs a later run the work.
+            if let Err(e) = self.store.cache_result(key, policy, result).await {
+                tracing::warn!(error = %e, "keeping the activity's result in its cache failed");
+            }
+        }
         let lease_ends =
             *extended.lock().unwrap_or_else(PoisonError::into_inner) + task.lease_length();
         let recorded = self.record(task.clone(), outcome, lease_ends).await?;
         let label = match recorded {
+            Recorded::Outcome if from_cache => AttemptOutcome::cached,
             Recorded::Outcome if completed => AttemptOutcome::completed,
             Recorded::Outcome => AttemptOutcome::failed,
             Recorded::Retry => AttemptOutcome::retried,
@@ -528,6 +546,24 @@ impl Worker {
             );
         }
         Ok(recorded)
+    }
+
+    /// The cache key of the task's input, with its activity's cache policy, when the activity
+    /// has one.
+    fn cache_key(&self, task: &ClaimedTask) -> Option<(CacheKey, CachePolicy)> {
+        let policy = self.registry.cache_policy(&task.activity_type)?;
+        let converter = self.registry.converter();
+        let key = CacheKey::new(&task.activity_type, policy, &task.input, converter)?;
+        Some((key, policy.clone()))
+    }
+
+    /// The cached result for `key`; None when there is none, or when it cannot be read (the
+    /// attempt then runs its code, as it would without a cache).
+    async fn cached_result(&self, key: &CacheKey) -> Option<Payload> {
+        self.store.cached_result(key).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the activity's cache failed; running it");
+            None
+        })
     }
 
     /// Records an outcome (see [`Worker::write_outcome`]) and counts what came of it.

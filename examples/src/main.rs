@@ -134,6 +134,9 @@ enum Command {
     /// A scheduled report: a nightly cron schedule, fired now and backfilled, with catch-up
     /// explained.
     NightlyReport(DemoArgs),
+    /// A data pipeline whose expensive step is cached: a second run on the same data takes
+    /// the first run's result.
+    Caching(DemoArgs),
     /// Manage the private PostgreSQL.
     Db {
         #[command(subcommand)]
@@ -265,19 +268,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo: args,
             segments,
             millis_per_segment,
-        } => pattern(args, async |demo| {
-            let job = patterns::media::MediaJob {
-                file: "holiday.mov".to_string(),
-                segments,
-                millis_per_segment,
-            };
-            patterns::media::demo(demo, job).await.map(drop)
-        })
-        .await,
-        Command::NightlyReport(args) => pattern(args, async |demo| {
-            patterns::nightly_report::demo(demo).await.map(drop)
-        })
-        .await,
+        } => {
+            pattern(args, async |demo| {
+                let job = patterns::media::MediaJob {
+                    file: "holiday.mov".to_string(),
+                    segments,
+                    millis_per_segment,
+                };
+                patterns::media::demo(demo, job).await.map(drop)
+            })
+            .await
+        }
+        Command::NightlyReport(args) => {
+            pattern(args, async |demo| {
+                patterns::nightly_report::demo(demo).await.map(drop)
+            })
+            .await
+        }
+        Command::Caching(args) => {
+            pattern(args, async |demo| {
+                patterns::caching::demo(demo).await.map(drop)
+            })
+            .await
+        }
         Command::Db { action } => db(action),
     }
 }

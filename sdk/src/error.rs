@@ -66,6 +66,14 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// An activity's cache policy is not one a worker can keep.
+    #[error("the cache of activity {activity:?}: {reason}")]
+    InvalidCachePolicy {
+        /// The activity type.
+        activity: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The run was started under replay rules this build does not know (a newer build wrote
     /// it): replaying it by older rules could accept what those rules refuse, so the run waits
     /// for a build that knows them.

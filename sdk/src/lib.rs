@@ -107,7 +107,7 @@ pub use ops::{
     ActivityCall, CancelWait, ChildCall, LocalActivityCall, SignalWait, Sleep, WaitUntil,
 };
 pub use query::{QueryError, WorkflowState};
-pub use registry::{ActivityRunner, Registry, RegistryBuilder};
+pub use registry::{ActivityRunner, CachePolicy, Registry, RegistryBuilder};
 pub use reprise_history as history;
 pub use status::{MAX_STATUS_BYTES, StatusError};
 pub use update::{UpdateRefusal, UpdateRejection};

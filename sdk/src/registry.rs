@@ -46,6 +46,7 @@ pub enum ActivityRunner {
 pub struct Registry {
     workflows: BTreeMap<WorkflowType, WorkflowFn>,
     activities: BTreeMap<ActivityType, ActivityRunner>,
+    caches: BTreeMap<ActivityType, CachePolicy>,
     converter: DataConverter,
 }
 
@@ -54,9 +55,37 @@ pub struct Registry {
 pub struct RegistryBuilder {
     workflows: BTreeMap<WorkflowType, WorkflowFn>,
     activities: BTreeMap<ActivityType, ActivityRunner>,
+    caches: BTreeMap<ActivityType, CachePolicy>,
     converter: DataConverter,
     errors: Vec<Error>,
 }
+
+/// How a worker reuses an activity's results ([`RegistryBuilder::cache`]): a completed
+/// attempt's result is kept under the activity type, this version and the input, and an
+/// attempt with the same input within `ttl` takes it instead of running the code. For
+/// expensive, deterministic work (a model's answer, a rendered asset, a report's query)
+/// shared by many runs; never for side effects, which must happen on every call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Part of the key: change it when the code's results change, and earlier results are
+    /// not reused.
+    pub version: String,
+    /// How long a result is reused after it was computed.
+    pub ttl: std::time::Duration,
+}
+
+impl CachePolicy {
+    /// Results of code `version`, reused for `ttl`.
+    pub fn new(version: impl Into<String>, ttl: std::time::Duration) -> CachePolicy {
+        CachePolicy {
+            version: version.into(),
+            ttl,
+        }
+    }
+}
+
+/// The longest cache version.
+const MAX_CACHE_VERSION_BYTES: usize = 100;
 
 fn failure_from(error: &reprise_history::Error, error_type: &str) -> Failure {
     Failure::application(error_type, error.to_string())
@@ -199,6 +228,35 @@ impl RegistryBuilder {
         self
     }
 
+    /// Caches the results of the activity `def` (registered before or after) by
+    /// [`CachePolicy`]: its workers reuse a result computed for the same input, by any run,
+    /// within the policy's time to live. History records the result as usual, so replay does
+    /// not depend on the cache. `TestEnv` runs every attempt.
+    pub fn cache<I, O>(mut self, def: ActivityDef<I, O>, policy: CachePolicy) -> Self {
+        let invalid = |reason: &str| Error::InvalidCachePolicy {
+            activity: def.name().to_string(),
+            reason: reason.to_string(),
+        };
+        if policy.version.is_empty() || policy.version.len() > MAX_CACHE_VERSION_BYTES {
+            self.errors.push(invalid(&format!(
+                "its version must be 1 to {MAX_CACHE_VERSION_BYTES} bytes"
+            )));
+            return self;
+        }
+        if policy.ttl.is_zero() {
+            self.errors
+                .push(invalid("its time to live must be above zero"));
+            return self;
+        }
+        match ActivityType::new(def.name()) {
+            Err(e) => self.errors.push(e.into()),
+            Ok(name) => {
+                self.caches.insert(name, policy);
+            }
+        }
+        self
+    }
+
     /// Size limits for payloads (set before registering).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.converter = self.converter.with_limits(limits);
@@ -227,9 +285,20 @@ impl RegistryBuilder {
         if !self.errors.is_empty() {
             return Err(self.errors.remove(0));
         }
+        if let Some(name) = self
+            .caches
+            .keys()
+            .find(|n| !self.activities.contains_key(*n))
+        {
+            return Err(Error::UnknownActivityType {
+                name: name.to_string(),
+                known: join(self.activities.keys()),
+            });
+        }
         Ok(Registry {
             workflows: self.workflows,
             activities: self.activities,
+            caches: self.caches,
             converter: self.converter,
         })
     }
@@ -274,6 +343,11 @@ impl Registry {
                 name: workflow_type.to_string(),
                 known: join(self.workflows.keys()),
             })
+    }
+
+    /// How the results of an activity type are cached, if they are.
+    pub fn cache_policy(&self, activity_type: &ActivityType) -> Option<&CachePolicy> {
+        self.caches.get(activity_type)
     }
 
     /// The code of an activity type.

@@ -249,6 +249,12 @@ enum Command {
         #[arg(long)]
         older_than_days: u64,
     },
+    /// Empty the result cache of cached activities (`RegistryBuilder::cache`).
+    ClearCache {
+        /// Only this activity type's results (default: every type's).
+        #[arg(long = "type")]
+        activity_type: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -497,6 +503,12 @@ async fn main() -> anyhow::Result<()> {
                 .prune(Duration::from_secs(older_than_days * 86_400))
                 .await?;
             println!("deleted {deleted} closed runs");
+        }
+        Command::ClearCache { activity_type } => {
+            let removed = client
+                .clear_activity_cache(activity_type.as_deref())
+                .await?;
+            println!("removed {removed} cached results");
         }
     }
     Ok(())

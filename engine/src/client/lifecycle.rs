@@ -1,7 +1,9 @@
 //! The client's lifecycle operations: start options, signal-with-start, cancel, terminate,
 //! listing, parked runs, reset, retention.
 
-use reprise_history::{EventKind, RunId, SignalName, SignalReceived, TaskQueue, WorkflowId};
+use reprise_history::{
+    ActivityType, EventKind, RunId, SignalName, SignalReceived, TaskQueue, WorkflowId,
+};
 use reprise_sdk::{SignalDef, WorkflowDef};
 use serde::Serialize;
 
@@ -181,6 +183,17 @@ impl Client {
         let run = self.latest_run(&id).await?;
         let seq = reprise_history::Seq::new(seq);
         on_live_connection!(self.store, self.store.reset(run.run_id, seq))
+    }
+
+    /// Empties the result cache of an activity type (of every type when None): its attempts
+    /// run their code again from now on. For a result cached wrongly, when bumping the
+    /// activity's `CachePolicy::version` would mean a deploy. Returns how many results went.
+    pub async fn clear_activity_cache(&self, activity_type: Option<&str>) -> Result<u64> {
+        let activity_type = activity_type.map(ActivityType::new).transpose()?;
+        on_live_connection!(
+            self.store,
+            self.store.clear_activity_cache(activity_type.as_ref())
+        )
     }
 
     /// Deletes runs closed longer ago than `older_than`, with everything they stored, in

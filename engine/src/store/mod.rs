@@ -7,6 +7,7 @@
 
 mod batches;
 mod bind;
+mod cache;
 mod connection;
 mod deadlines;
 mod ends;
@@ -35,6 +36,7 @@ use crate::error::{Error, Result};
 
 pub use batches::{BatchProgress, BulkAction};
 pub use bind::{BoundStatement, bound_statements};
+pub(crate) use cache::CacheKey;
 pub(crate) use connection::LoopConnection;
 pub use connection::{LOOP_SESSION_SETTINGS, hot_statements};
 pub(crate) use deadlines::ExecutionPolicy;

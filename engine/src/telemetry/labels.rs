@@ -69,15 +69,18 @@ pub enum AttemptOutcome {
     failed,
     /// Its lease was lost: the outcome was refused.
     fenced,
+    /// It took the result the activity's cache held for its input: the code did not run.
+    cached,
 }
 
 impl AttemptOutcome {
     /// Every outcome, in declaration order (`outcome as usize` indexes it).
-    pub(super) const ALL: [AttemptOutcome; 4] = [
+    pub(super) const ALL: [AttemptOutcome; 5] = [
         AttemptOutcome::completed,
         AttemptOutcome::retried,
         AttemptOutcome::failed,
         AttemptOutcome::fenced,
+        AttemptOutcome::cached,
     ];
 }
 

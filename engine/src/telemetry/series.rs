@@ -59,7 +59,7 @@ pub(super) struct WorkflowSeries {
 /// The series of one activity type on one task queue.
 pub(super) struct ActivitySeries {
     /// Indexed by `AttemptOutcome as usize`.
-    pub(super) attempts: [Counter; 4],
+    pub(super) attempts: [Counter; 5],
     pub(super) seconds: Histogram,
 }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod activities;
+mod activity_cache;
 mod activity_options;
 mod batches;
 mod conformance;

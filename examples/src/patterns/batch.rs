@@ -112,7 +112,7 @@ fn process(
 }
 
 async fn process_item(ctx: ActivityContext, item: u32) -> Result<u64, ActivityError> {
-    if item % 97 == 0 && item > 0 {
+    if item.is_multiple_of(97) && item > 0 {
         return Err(ActivityError::non_retryable(
             "CorruptRecord",
             "checksum mismatch",

@@ -238,9 +238,13 @@ pub async fn demo(demo: &super::demo::Demo, job: MediaJob) -> anyhow::Result<Med
             if let Some(doomed) = worker.take() {
                 doomed.kill().await?;
             }
-            println!("  SIGKILL the media worker mid-transcode ({killed_at_segment} segments done)");
+            println!(
+                "  SIGKILL the media worker mid-transcode ({killed_at_segment} segments done)"
+            );
             worker = Some(demo.spawn_worker(&[MEDIA_QUEUE])?);
-            println!("  started another media worker; the attempt is retried once its heartbeats stop");
+            println!(
+                "  started another media worker; the attempt is retried once its heartbeats stop"
+            );
         }
     };
     if let Some(worker) = worker {
@@ -249,7 +253,11 @@ pub async fn demo(demo: &super::demo::Demo, job: MediaJob) -> anyhow::Result<Med
     let rendition = &package.rendition;
     println!(
         "published {}: transcoded by attempt {}, which resumed at segment {} of {}; tags {:?}",
-        package.manifest, rendition.attempt, rendition.resumed_from, rendition.segments, package.tags
+        package.manifest,
+        rendition.attempt,
+        rendition.resumed_from,
+        rendition.segments,
+        package.tags
     );
     Ok(MediaOutcome {
         run_id: handle.run_id(),

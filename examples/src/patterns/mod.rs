@@ -4,6 +4,7 @@
 
 pub mod approval;
 pub mod batch;
+pub mod caching;
 pub mod dead_letters;
 pub mod demo;
 pub mod media;
@@ -47,6 +48,7 @@ pub fn registry(build: Build) -> Result<Registry, reprise_sdk::Error> {
     let builder = crate::workflows::register(Registry::builder());
     let builder = approval::register(saga::register(batch::register(builder)));
     let builder = nightly_report::register(media::register(builder));
+    let builder = caching::register(builder);
     let builder = match build {
         Build::V1 => dead_letters::register_v1(builder),
         Build::V2 => dead_letters::register(builder),

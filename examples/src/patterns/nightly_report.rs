@@ -111,8 +111,11 @@ pub fn register(builder: RegistryBuilder) -> RegistryBuilder {
 /// last report still runs is skipped), catching up [`CATCHUP_WINDOW`].
 pub fn nightly_schedule(client: &Client, audience: &str) -> anyhow::Result<Schedule> {
     let spec = ScheduleSpec::cron(CRON)?.in_time_zone(TIME_ZONE)?;
-    let action =
-        client.schedule_action(NIGHTLY_REPORT, &audience.to_string(), &StartOptions::default())?;
+    let action = client.schedule_action(
+        NIGHTLY_REPORT,
+        &audience.to_string(),
+        &StartOptions::default(),
+    )?;
     Ok(Schedule::new(spec, action)
         .overlap(OverlapPolicy::Skip)
         .catchup_window(CATCHUP_WINDOW))

@@ -11,6 +11,7 @@ mod support;
 
 mod chaos;
 mod cluster;
+mod patterns;
 mod processes;
 mod scheduled;
 mod telemetry;

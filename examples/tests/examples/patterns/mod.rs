@@ -1,0 +1,28 @@
+//! Each pattern example's demo, run as `cargo run -p reprise-examples -- <name>` runs it, on a
+//! database of its own, with what it must show checked against the runs' histories.
+
+mod approval;
+mod batch;
+mod caching;
+mod dead_letters;
+mod media;
+mod nightly_report;
+mod saga;
+
+use reprise_examples::patterns::Build;
+use reprise_examples::patterns::demo::{Demo, DemoOptions};
+
+use crate::support::TestDb;
+
+/// A demo on a fresh database: engine and worker in this process, or as processes of the
+/// example binary.
+pub(crate) async fn demo_on(db: &TestDb, processes: bool) -> Demo {
+    let options = DemoOptions {
+        url: db.url.clone(),
+        processes,
+        exe: env!("CARGO_BIN_EXE_reprise-example").into(),
+    };
+    Demo::start(options, Build::V2)
+        .await
+        .expect("the demo starts")
+}
