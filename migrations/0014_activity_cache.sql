@@ -16,6 +16,6 @@ CREATE TABLE reprise.activity_cache (
     PRIMARY KEY (activity_type, cache_key)
 );
 
--- Workers read, write and purge it; operators clear it (`reprise cache clear`).
+-- Workers read, write and purge it; operators clear it (`reprise clear-cache`).
 GRANT SELECT, INSERT, UPDATE, DELETE ON reprise.activity_cache TO reprise_worker;
 GRANT SELECT, DELETE ON reprise.activity_cache TO reprise_operator;

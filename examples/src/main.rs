@@ -28,6 +28,10 @@ struct Cli {
     /// invoice parser's fix, for the dead-letter example); also their engine's build id.
     #[arg(long, global = true, value_enum)]
     build: Option<Build>,
+    /// Engine and worker processes run the quickstart's and benchmarks' workflows only, not
+    /// the patterns' (what `reprise-bench` starts, so that its figures stay comparable).
+    #[arg(long, global = true, hide = true)]
+    without_patterns: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -127,8 +131,9 @@ enum Command {
         /// How many segments the video has.
         #[arg(long, default_value_t = 20)]
         segments: u32,
-        /// How long encoding one takes, in milliseconds.
-        #[arg(long, default_value_t = 250)]
+        /// How long encoding one takes, in milliseconds (at most 600).
+        #[arg(long, default_value_t = 250,
+              value_parser = clap::value_parser!(u64).range(1..=patterns::media::MAX_MILLIS_PER_SEGMENT))]
         millis_per_segment: u64,
     },
     /// A scheduled report: a nightly cron schedule, fired now and backfilled, with catch-up
@@ -142,6 +147,15 @@ enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
+}
+
+/// Which code engine and worker processes run.
+#[derive(Clone, Copy)]
+enum Code {
+    /// Every example, as this build has them (`--build`; also the engine's build id).
+    Build(Option<Build>),
+    /// The quickstart's and benchmarks' workflows only (`--without-patterns`).
+    WithoutPatterns,
 }
 
 /// How a pattern example runs.
@@ -206,9 +220,12 @@ fn init_telemetry(format: LogFormat) -> anyhow::Result<Option<OtlpTracing>> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let http = cli.http.clone();
-    let build = cli.build;
+    let code = match cli.without_patterns {
+        true => Code::WithoutPatterns,
+        false => Code::Build(cli.build),
+    };
     let serve = |engine: Option<Vec<String>>, worker, role: String| {
-        serve(engine, worker, role, http.clone(), build)
+        serve(engine, worker, role, http.clone(), code)
     };
     match cli.command.unwrap_or(Command::Quickstart {
         name: "world".into(),
@@ -307,6 +324,12 @@ async fn pattern(
         url,
         processes: args.processes,
         exe: std::env::current_exe()?,
+        chain_key: match std::env::var("REPRISE_CHAIN_KEY") {
+            Ok(hex) => {
+                Some(reprise_history::ChainKey::from_hex(&hex).context("REPRISE_CHAIN_KEY")?)
+            }
+            Err(_) => None,
+        },
     };
     if args.processes {
         println!("engine and worker: separate processes");
@@ -341,14 +364,9 @@ fn database() -> anyhow::Result<(String, String)> {
 /// A Reprise on the database, with the example workflows' registry (migrated, not running
 /// anything yet: add an engine or a worker), and the chain key `REPRISE_CHAIN_KEY` holds.
 fn reprise(url: String) -> anyhow::Result<reprise_engine::RepriseBuilder> {
-    reprise_of(url, Build::default())
-}
-
-/// [`reprise`] with the code of `build`.
-fn reprise_of(url: String, build: Build) -> anyhow::Result<reprise_engine::RepriseBuilder> {
     let builder = Reprise::builder()
         .database_url(url)
-        .registry(patterns::registry(build)?);
+        .registry(workflows::registry()?);
     chain_key(builder)
 }
 
@@ -379,11 +397,19 @@ async fn serve(
     worker: Option<(Vec<String>, std::time::Duration)>,
     role: String,
     http: String,
-    build: Option<Build>,
+    code: Code,
 ) -> anyhow::Result<()> {
     let (url, server) = database()?;
     eprintln!("using {server}");
-    let mut builder = reprise_of(url.clone(), build.unwrap_or_default())?;
+    let (registry, build) = match code {
+        Code::Build(build) => (patterns::registry(build.unwrap_or_default())?, build),
+        Code::WithoutPatterns => (workflows::registry_without_patterns()?, None),
+    };
+    let mut builder = chain_key(
+        Reprise::builder()
+            .database_url(url.clone())
+            .registry(registry),
+    )?;
     if role != "none" {
         // Migrated by the login role (the schema's owner here), then run under `role`, with
         // only what this kind of process uses (docs/operations.md, "Database roles").

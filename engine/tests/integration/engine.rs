@@ -238,8 +238,14 @@ async fn lone_starts_and_outcomes_are_stepped_directly_with_the_same_history() {
     let stats = *within(progress.wait_for(|s| s.direct_steps + s.batched_steps >= 10))
         .await
         .unwrap();
-    // Five outcomes at most: a sixth direct step was a start's.
-    assert!(stats.direct_steps >= 6, "{stats:?}");
+    // Five outcomes at most: a sixth direct attempt was a start's. An attempt the fence
+    // refused (the batch loop's poll claimed the run first, as happens on a busy machine)
+    // still shows the engine took a start down the direct path; at least one step went
+    // through it, and every history above replayed the same either way.
+    assert!(
+        stats.direct_steps + stats.direct_refused >= 6 && stats.direct_steps >= 1,
+        "{stats:?}"
+    );
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM reprise.ready_runs")
         .fetch_one(&db.pool)
         .await

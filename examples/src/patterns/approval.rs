@@ -194,7 +194,7 @@ pub async fn demo(demo: &super::demo::Demo) -> anyhow::Result<Vec<Decision>> {
         .await?;
     wait_for_status(client, &taxi).await?;
     println!("{taxi} waits for alice; she approves it from a shell:");
-    println!("  reprise signal {taxi} approve '{{\"by\":\"alice\"}}'");
+    println!("  reprise signal {taxi} approve --payload '{{\"by\":\"alice\"}}'");
     let approval = Approval {
         by: "alice".to_string(),
     };
@@ -208,7 +208,9 @@ pub async fn demo(demo: &super::demo::Demo) -> anyhow::Result<Vec<Decision>> {
         .await?;
     wait_for_status(client, &yacht).await?;
     println!("{yacht} waits for alice; she rejects it:");
-    println!("  reprise signal {yacht} reject '{{\"by\":\"alice\",\"reason\":\"really?\"}}'");
+    println!(
+        "  reprise signal {yacht} reject --payload '{{\"by\":\"alice\",\"reason\":\"really?\"}}'"
+    );
     let rejection = Rejection {
         by: "alice".to_string(),
         reason: "really?".to_string(),

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 /// Processes items `0..items`, at most `window` at a time.
 pub const PROCESS_BATCH: WorkflowDef<BatchJob, BatchReport> = WorkflowDef::new("process-batch");
-/// Processes one item; returns its value. Item numbers divisible by 97 are corrupt records
-/// (a permanent failure); every tenth item fails its first attempt (a transient one).
+/// Processes one item; returns its value. Items 97, 194, ... (multiples of 97 but 0) are
+/// corrupt records (a permanent failure); every tenth item fails its first attempt (a
+/// transient one).
 pub const PROCESS_ITEM: ActivityDef<u32, u64> = ActivityDef::new("process-item");
 
 /// What to process.

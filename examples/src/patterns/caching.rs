@@ -1,7 +1,8 @@
 //! **A data pipeline with caching.** Each run loads a dataset, computes its statistics (the
-//! expensive step) and publishes them. The statistics activity is cached: a worker keeps its
-//! result under the activity type, a version and the input, and any later run asking for the
-//! same dataset within an hour takes that result instead of computing it again. Each run's
+//! expensive step) and publishes them. The statistics activity is cached: its result is kept
+//! in the database under the activity type, a version and the input, and any worker running
+//! it for any later run with the same input within an hour takes that result instead of
+//! computing it again. Each run's
 //! history still records the result it used, so replay never needs the cache.
 //!
 //! Run it: `cargo run -p reprise-examples -- caching`. The guide: `docs/patterns/caching.md`.
@@ -154,8 +155,8 @@ pub async fn demo(demo: &super::demo::Demo) -> anyhow::Result<Vec<(String, Publi
         runs.push((id, published));
     }
     println!(
-        "the cache is the worker's: keyed by activity type, version ({}) and input, kept {} s; \
-         empty it with: reprise clear-cache --type {}",
+        "the cache is a table in the database, shared by every worker: keyed by activity \
+         type, version ({}) and input, kept {} s; empty it with: reprise clear-cache --type {}",
         statistics_cache().version,
         statistics_cache().ttl.as_secs(),
         COMPUTE_STATISTICS.name()

@@ -2,8 +2,8 @@
 //! Build v1 of the parser cannot read European amounts (`1.234,50`); every attempt fails, and
 //! after three the run fails. Nothing is lost: the failed run keeps its input and its
 //! history. The operator finds it (`reprise list --status failed`), reads why (`reprise
-//! describe`), deploys build v2 with the fix, and resets the run to just before the parse:
-//! a new run goes on from there and books the invoice.
+//! describe`), deploys build v2 with the fix, and resets the run to the parse's scheduling:
+//! a new run keeps the history up to there, runs the parse again and books the invoice.
 //!
 //! Run it: `cargo run -p reprise-examples -- dead-letters`. The guide:
 //! `docs/patterns/dead-letters.md`.

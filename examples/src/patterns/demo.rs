@@ -21,6 +21,8 @@ pub struct DemoOptions {
     pub processes: bool,
     /// The `reprise-example` binary, for the processes a demo starts.
     pub exe: PathBuf,
+    /// The key histories are chained with (the processes started read `REPRISE_CHAIN_KEY`).
+    pub chain_key: Option<reprise_history::ChainKey>,
 }
 
 /// A running demo: the client, and the engine and worker it talks to.
@@ -52,6 +54,9 @@ impl Demo {
         let mut builder = Reprise::builder()
             .database_url(options.url.clone())
             .registry(super::registry(build)?);
+        if let Some(key) = &options.chain_key {
+            builder = builder.chain_key(*key);
+        }
         let mut processes = Vec::new();
         if options.processes {
             for role in ["engine", "worker"] {
@@ -236,11 +241,13 @@ pub async fn steps_of(
             EventKind::ActivityFailed(e) => (e.scheduled, StepEnd::Failed),
             EventKind::ActivityTimedOut(e) => (e.scheduled, StepEnd::TimedOut),
             EventKind::ActivityCancelled(e) => (e.scheduled, StepEnd::Cancelled),
-            // The workflow stopped waiting for it; an outcome recorded later replaces this.
+            // The workflow stopped waiting for it: a late outcome is recorded but not seen.
             EventKind::ActivityCancelRequested(e) => (e.scheduled, StepEnd::Cancelled),
             _ => continue,
         };
-        if let Some((_, step)) = steps.iter_mut().find(|(seq, _)| *seq == ended.0) {
+        if let Some((_, step)) = steps.iter_mut().find(|(seq, _)| *seq == ended.0)
+            && step.end != Some(StepEnd::Cancelled)
+        {
             step.end = Some(ended.1);
         }
     }

@@ -32,6 +32,10 @@ pub const PACKAGE: ActivityDef<(Rendition, Vec<String>), Package> =
 /// The queue of the media workers: the machines with the encoders and the GPUs.
 pub const MEDIA_QUEUE: &str = "media";
 
+/// The slowest segment a demo may ask for, in milliseconds: twice it, plus the worker's
+/// heartbeat interval (500 ms), stays under the 2 s heartbeat timeout.
+pub const MAX_MILLIS_PER_SEGMENT: u64 = 600;
+
 /// A video to publish.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MediaJob {
@@ -39,7 +43,9 @@ pub struct MediaJob {
     pub file: String,
     /// How many segments it has (a segment is a few seconds of video).
     pub segments: u32,
-    /// How long encoding one takes, in milliseconds (a demo's stand-in for the real work).
+    /// How long encoding one takes, in milliseconds (a demo's stand-in for the real work). At
+    /// most [`MAX_MILLIS_PER_SEGMENT`]: tagging heartbeats every two segments' time, and the
+    /// heartbeat timeout is 2 s.
     pub millis_per_segment: u64,
 }
 
@@ -138,12 +144,22 @@ async fn safety_check(_: ActivityContext, job: MediaJob) -> Result<(), ActivityE
 }
 
 async fn transcode(ctx: ActivityContext, job: MediaJob) -> Result<Rendition, ActivityError> {
-    // Where an earlier attempt got to: its last heartbeat. Segments before it are stored.
-    let checkpoint: Option<TranscodeProgress> = ctx
-        .last_details()
-        .map_err(|e| ActivityError::retryable("Checkpoint", e.to_string()))?;
+    // Where an earlier attempt got to: its last heartbeat. Segments before it are stored. A
+    // checkpoint this code cannot read (an older shape) means starting over, not failing:
+    // every retry would read the same one.
+    let checkpoint: Option<TranscodeProgress> = ctx.last_details().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable checkpoint; transcoding from the start");
+        None
+    });
     let resumed_from = checkpoint.map_or(0, |c| c.segments_done);
     for segment in resumed_from..job.segments {
+        // A cancelled run stops here: the cancel arrives with the next heartbeat's answer.
+        if ctx.is_cancelled() {
+            return Err(ActivityError::non_retryable(
+                "Cancelled",
+                format!("stopped after {segment} segments"),
+            ));
+        }
         // Encoding and storing one segment.
         tokio::time::sleep(Duration::from_millis(job.millis_per_segment)).await;
         let progress = TranscodeProgress {
@@ -165,6 +181,9 @@ async fn tag(ctx: ActivityContext, job: MediaJob) -> Result<Vec<String>, Activit
     // The model is called in ten batches; progress is a percentage. No checkpoint: a
     // retried attempt tags from the start, which costs little here.
     for percent in (10..=100).step_by(10) {
+        if ctx.is_cancelled() {
+            return Err(ActivityError::non_retryable("Cancelled", "tagging stopped"));
+        }
         tokio::time::sleep(Duration::from_millis(job.millis_per_segment * 2)).await;
         ctx.heartbeat(&percent)
             .map_err(|e| ActivityError::retryable("Heartbeat", e.to_string()))?;

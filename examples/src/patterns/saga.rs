@@ -69,10 +69,22 @@ async fn book_trip(ctx: WorkflowContext, trip: Trip) -> Result<Itinerary, Workfl
         Err(error) => {
             // Newest first. A cancel request ended the pending booking; activities started
             // from here on run normally, so the undo steps run on a cancelled trip too.
+            let mut not_undone = Vec::new();
             for (cancel, reference) in compensations.iter().rev() {
-                ctx.activity(*cancel, reference)
-                    .options(until_it_works())
-                    .await?;
+                let undo = ctx.activity(*cancel, reference).options(until_it_works());
+                if let Err(failed) = undo.await {
+                    // Undo the rest all the same; a person settles what could not be.
+                    not_undone.push(format!("{reference} ({})", failed.failure.message));
+                }
+            }
+            if !not_undone.is_empty() {
+                return Err(WorkflowError::failed(
+                    "NotUndone",
+                    format!(
+                        "the trip failed and these bookings could not be undone: {}",
+                        not_undone.join(", ")
+                    ),
+                ));
             }
             Err(error)
         }

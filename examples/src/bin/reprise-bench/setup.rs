@@ -97,7 +97,7 @@ impl Bench {
     /// Starts fresh hosts (so each workload's peak memory is its own) and waits until they run.
     pub(crate) async fn start_hosts(&mut self) -> anyhow::Result<()> {
         self.hosts = if self.in_process {
-            let registry = reprise_examples::workflows::registry()?;
+            let registry = reprise_examples::workflows::registry_without_patterns()?;
             let (stop_engine, engine_stopped) = oneshot::channel::<()>();
             let engine = Engine::new(self.store.clone(), registry, EngineOptions::default());
             tokio::spawn(async move {
@@ -212,7 +212,7 @@ impl Bench {
 
     /// Runs a worker of the benchmark registry in this process until the sender is dropped.
     fn worker_in_process(&self) -> anyhow::Result<oneshot::Sender<()>> {
-        let registry = reprise_examples::workflows::registry()?;
+        let registry = reprise_examples::workflows::registry_without_patterns()?;
         let worker = Worker::new(self.store.clone(), registry, WorkerOptions::default());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move { worker.run(async { stopped.await.unwrap_or(()) }).await });
@@ -223,6 +223,7 @@ impl Bench {
     fn spawn_example(&self, args: &[&str]) -> anyhow::Result<Child> {
         let exe = std::env::current_exe()?.with_file_name("reprise-example");
         Ok(Command::new(exe)
+            .arg("--without-patterns")
             .args(args)
             .env("DATABASE_URL", &self.url)
             .stdout(Stdio::null())

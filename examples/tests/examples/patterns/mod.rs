@@ -21,6 +21,7 @@ pub(crate) async fn demo_on(db: &TestDb, processes: bool) -> Demo {
         url: db.url.clone(),
         processes,
         exe: env!("CARGO_BIN_EXE_reprise-example").into(),
+        chain_key: None,
     };
     Demo::start(options, Build::V2)
         .await
