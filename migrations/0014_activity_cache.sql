@@ -16,6 +16,11 @@ CREATE TABLE reprise.activity_cache (
     PRIMARY KEY (activity_type, cache_key)
 );
 
--- Workers read, write and purge it; operators clear it (`reprise clear-cache`).
+-- The purge after each write finds a type's expired entries by this index, not by a scan of
+-- every entry of the type.
+CREATE INDEX activity_cache_expiry ON reprise.activity_cache (activity_type, expires_at);
+
+-- Workers read, write and purge it; operators clear it (`reprise clear-cache`), seeing no
+-- result.
 GRANT SELECT, INSERT, UPDATE, DELETE ON reprise.activity_cache TO reprise_worker;
-GRANT SELECT, DELETE ON reprise.activity_cache TO reprise_operator;
+GRANT SELECT (activity_type), DELETE ON reprise.activity_cache TO reprise_operator;

@@ -520,15 +520,12 @@ impl Worker {
         if !completed {
             self.flush_checkpoint(task, &heartbeats).await;
         }
-        if let (Some((key, policy)), TaskOutcome::Completed(result), false) =
-            (&cache, &outcome, from_cache)
-        {
-            // Kept before the outcome is recorded: a result is worth keeping even when this
-            // attempt's lease turns out lost. A failed write only costs a later run the work.
-            if let Err(e) = self.store.cache_result(key, policy, result).await {
-                tracing::warn!(error = %e, "keeping the activity's result in its cache failed");
-            }
-        }
+        // Kept after the outcome is recorded, so that a slow cache write never costs the
+        // attempt its lease; kept even when the lease was lost, as the result is as good.
+        let to_keep = match (&cache, &outcome, from_cache) {
+            (Some(cache), TaskOutcome::Completed(result), false) => Some((cache, result.clone())),
+            _ => None,
+        };
         let lease_ends =
             *extended.lock().unwrap_or_else(PoisonError::into_inner) + task.lease_length();
         let recorded = self.record(task.clone(), outcome, lease_ends).await?;
@@ -540,6 +537,12 @@ impl Worker {
             Recorded::Fenced => AttemptOutcome::fenced,
         };
         metrics.attempt(task.activity_type.as_str(), &task.task_queue, label, took);
+        if let Some(((key, policy), result)) = to_keep {
+            // A failed write only costs a later run the work.
+            if let Err(e) = self.store.cache_result(key, policy, &result).await {
+                tracing::warn!(error = %e, "keeping the activity's result in its cache failed");
+            }
+        }
         if recorded == Recorded::Fenced {
             tracing::warn!(
                 "the attempt's lease was lost: its late outcome was refused and not recorded"

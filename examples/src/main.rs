@@ -30,7 +30,7 @@ struct Cli {
     build: Option<Build>,
     /// Engine and worker processes run the quickstart's and benchmarks' workflows only, not
     /// the patterns' (what `reprise-bench` starts, so that its figures stay comparable).
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, global = true, hide = true, conflicts_with = "build")]
     without_patterns: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -220,6 +220,7 @@ fn init_telemetry(format: LogFormat) -> anyhow::Result<Option<OtlpTracing>> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let http = cli.http.clone();
+    let build = cli.build;
     let code = match cli.without_patterns {
         true => Code::WithoutPatterns,
         false => Code::Build(cli.build),
@@ -254,19 +255,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             record_versioning(&version, runs, &out).await
         }
         Command::Saga(args) => {
-            pattern(args, async |demo| {
+            pattern(args, build, async |demo| {
                 patterns::saga::demo(demo).await.map(drop)
             })
             .await
         }
         Command::Approval(args) => {
-            pattern(args, async |demo| {
+            pattern(args, build, async |demo| {
                 patterns::approval::demo(demo).await.map(drop)
             })
             .await
         }
         Command::DeadLetters(args) => {
-            pattern(args, async |demo| {
+            pattern(args, build, async |demo| {
                 patterns::dead_letters::demo(demo).await.map(drop)
             })
             .await
@@ -276,7 +277,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             items,
             window,
         } => {
-            pattern(args, async |demo| {
+            pattern(args, build, async |demo| {
                 patterns::batch::demo(demo, items, window).await.map(drop)
             })
             .await
@@ -286,7 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             segments,
             millis_per_segment,
         } => {
-            pattern(args, async |demo| {
+            pattern(args, build, async |demo| {
                 let job = patterns::media::MediaJob {
                     file: "holiday.mov".to_string(),
                     segments,
@@ -297,13 +298,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::NightlyReport(args) => {
-            pattern(args, async |demo| {
+            pattern(args, build, async |demo| {
                 patterns::nightly_report::demo(demo).await.map(drop)
             })
             .await
         }
         Command::Caching(args) => {
-            pattern(args, async |demo| {
+            pattern(args, build, async |demo| {
                 patterns::caching::demo(demo).await.map(drop)
             })
             .await
@@ -316,6 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// demo, then a clean stop.
 async fn pattern(
     args: DemoArgs,
+    build: Option<Build>,
     run: impl AsyncFnOnce(&mut Demo) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let (url, server) = database()?;
@@ -334,10 +336,12 @@ async fn pattern(
     if args.processes {
         println!("engine and worker: separate processes");
     }
-    let mut demo = Demo::start(options, Build::default()).await?;
+    let mut demo = Demo::start(options, build.unwrap_or_default()).await?;
     let outcome = run(&mut demo).await;
-    demo.stop().await?;
-    outcome
+    let stopped = demo.stop().await;
+    // The demo's own error first: a failed stop after it would hide it.
+    outcome?;
+    stopped
 }
 
 /// The database to use (its URL) and a description of it.

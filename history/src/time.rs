@@ -24,6 +24,16 @@ impl Timestamp {
         self.0
     }
 
+    /// A system time as a timestamp (saturating outside ±292,000 years). For activities and
+    /// tools: workflow code reads `WorkflowContext::now`, never a clock.
+    pub fn from_system_time(time: std::time::SystemTime) -> Timestamp {
+        let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => Timestamp(micros(after)),
+            Err(before) => Timestamp(micros(before.duration()).saturating_neg()),
+        }
+    }
+
     /// This instant plus a duration, saturating at the end of representable time.
     pub fn saturating_add(self, d: std::time::Duration) -> Timestamp {
         let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
@@ -90,6 +100,21 @@ mod tests {
         assert_eq!(text, "2026-11-22T14:03:25.123456Z");
         assert_eq!(Timestamp::parse_rfc3339(&text), Some(t));
         assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{text}\""));
+    }
+
+    #[test]
+    fn system_times_before_and_after_the_epoch() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let after = UNIX_EPOCH + Duration::from_micros(1_795_356_205_123_456);
+        let before = UNIX_EPOCH - Duration::from_micros(5);
+        assert_eq!(
+            Timestamp::from_system_time(after),
+            Timestamp::from_unix_micros(1_795_356_205_123_456)
+        );
+        assert_eq!(
+            Timestamp::from_system_time(before),
+            Timestamp::from_unix_micros(-5)
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use cron::{CronField, CronSpec};
 pub use error::SpecError;
 pub use plan::{
     Firing, FiringCounts, FiringOrigin, Instruction, MAX_TIMES_PER_TICK, Plan, RECENT_ACTIONS,
-    RecentAction, ScheduleState, StartResult, Tick, workflow_id_for,
+    RecentAction, ScheduleState, StartResult, Tick, firing_time_of, workflow_id_for,
 };
 pub use policy::{DEFAULT_CATCHUP_WINDOW, MAX_BUFFERED, OverlapPolicy, SchedulePolicies};
 pub use spec::{IntervalSpec, ScheduleSpec, TimeRange, TimeZone};

@@ -162,6 +162,26 @@ pub fn workflow_id_for(
     WorkflowId::new(format!("{schedule_id}-{time}"))
 }
 
+/// The time a firing's workflow id names ([`workflow_id_for`]'s suffix), or None for an id no
+/// firing made. Workflow code reads it for the period a scheduled run covers: it is the same
+/// on every run of the id (a reset, a retry), where the run's origin says `Reset` or
+/// `Retried` instead of `Scheduled`.
+pub fn firing_time_of(workflow_id: &WorkflowId) -> Option<Timestamp> {
+    let id = workflow_id.as_str();
+    // From the right: the first suffix after a '-' that reads back as the id's own time.
+    id.char_indices()
+        .rev()
+        .filter(|&(_, c)| c == '-')
+        .find_map(|(at, _)| {
+            let suffix = &id[at + 1..];
+            let time = DateTime::parse_from_rfc3339(suffix)
+                .ok()?
+                .with_timezone(&Utc);
+            let same = time.to_rfc3339_opts(SecondsFormat::AutoSi, true) == suffix;
+            same.then(|| Timestamp::from_unix_micros(time.timestamp_micros()))
+        })
+}
+
 impl ScheduleState {
     /// A schedule created at `now`: times after it fire.
     pub fn new(now: Timestamp) -> ScheduleState {

@@ -335,3 +335,24 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn a_firings_time_reads_back_from_its_workflow_id() {
+    let schedule = ScheduleId::new("nightly-sales-2").unwrap();
+    for micros in [1_795_356_000_000_000, 1_795_356_000_123_456, 0] {
+        let at = Timestamp::from_unix_micros(micros);
+        let id = workflow_id_for(&schedule, at).unwrap();
+        assert_eq!(firing_time_of(&id), Some(at), "{id}");
+    }
+    for other in [
+        "order-17",
+        "report-2026-12-01",
+        "x-2026-12-01T01:00:00+01:00",
+    ] {
+        assert_eq!(
+            firing_time_of(&WorkflowId::new(other).unwrap()),
+            None,
+            "{other}"
+        );
+    }
+}

@@ -51,8 +51,11 @@ impl WorkflowContext {
     }
 
     /// How this run came to be, as its `WorkflowStarted` records it: a client's start, a
-    /// schedule's firing (with the time it was for: a report caught up late still reports on
-    /// its own period), a retry, a reset, a continue-as-new.
+    /// schedule's firing (with the time it was for), a retry, a reset, a continue-as-new.
+    /// It is this run's own: a reset or retried run of a scheduled workflow says `Reset` or
+    /// `Retried`, so code that must decide the same on every run of the workflow (which
+    /// period a scheduled report covers) reads what the workflow id says instead
+    /// (`reprise_schedule::firing_time_of`).
     pub fn origin(&self) -> reprise_history::RunOrigin {
         self.shared.lock().origin.clone()
     }

@@ -87,6 +87,10 @@ impl CachePolicy {
 /// The longest cache version.
 const MAX_CACHE_VERSION_BYTES: usize = 100;
 
+/// The longest time to live: about 100 years (PostgreSQL's intervals end far beyond, but not
+/// at `Duration::MAX`). For "for ever", this.
+const MAX_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
 fn failure_from(error: &reprise_history::Error, error_type: &str) -> Failure {
     Failure::application(error_type, error.to_string())
         .retryable(false)
@@ -243,9 +247,10 @@ impl RegistryBuilder {
             )));
             return self;
         }
-        if policy.ttl.is_zero() {
-            self.errors
-                .push(invalid("its time to live must be above zero"));
+        if policy.ttl.is_zero() || policy.ttl > MAX_CACHE_TTL {
+            self.errors.push(invalid(
+                "its time to live must be above zero and at most 100 years",
+            ));
             return self;
         }
         match ActivityType::new(def.name()) {

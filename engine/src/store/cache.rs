@@ -61,8 +61,10 @@ impl Store {
         Ok(result.map(Payload::from_bytes).transpose()?)
     }
 
-    /// Keeps `result` under `key` for `policy.ttl` (replacing what was there), and removes a
-    /// few expired entries of the same type.
+    /// Keeps `result` under `key` for `policy.ttl` (replacing what was there), then removes a
+    /// few expired entries of the same type. Two statements, each its own transaction: the
+    /// purge skips rows another writer holds (no lock waits, no deadlock between writers
+    /// purging each other's keys) and deletes only what is still expired when it gets there.
     pub(crate) async fn cache_result(
         &self,
         key: &CacheKey,
@@ -70,14 +72,7 @@ impl Store {
         result: &Payload,
     ) -> Result<()> {
         sqlx::query(
-            "WITH purged AS (
-                 DELETE FROM reprise.activity_cache
-                  WHERE activity_type = $2 AND cache_key IN (
-                        SELECT cache_key FROM reprise.activity_cache
-                         WHERE activity_type = $2 AND cache_key <> $3
-                           AND expires_at <= reprise.db_now($1)
-                         LIMIT $7))
-             INSERT INTO reprise.activity_cache
+            "INSERT INTO reprise.activity_cache
                     (activity_type, cache_key, version, result, created_at, expires_at)
              VALUES ($2, $3, $4, $5, reprise.db_now($1),
                      reprise.db_now($1) + $6 * interval '1 microsecond')
@@ -91,6 +86,19 @@ impl Store {
         .bind(&key.version)
         .bind(result.as_bytes())
         .bind(micros(policy.ttl))
+        .execute(self.pool())
+        .await
+        .map_err(Error::from_db)?;
+        sqlx::query(
+            "DELETE FROM reprise.activity_cache
+              WHERE activity_type = $2 AND expires_at <= reprise.db_now($1)
+                AND cache_key IN (
+                    SELECT cache_key FROM reprise.activity_cache
+                     WHERE activity_type = $2 AND expires_at <= reprise.db_now($1)
+                     LIMIT $3 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(self.offset())
+        .bind(key.activity_type.as_str())
         .bind(PURGE_PER_WRITE)
         .execute(self.pool())
         .await

@@ -177,6 +177,7 @@ fn a_cache_of_an_unregistered_activity_or_without_a_version_is_refused() {
     for policy in [
         CachePolicy::new("", Duration::from_secs(1)),
         CachePolicy::new("v1", Duration::ZERO),
+        CachePolicy::new("v1", Duration::MAX),
     ] {
         let refused = Registry::builder()
             .activity(SQUARE, |_, n: i64| async move { Ok(n) })

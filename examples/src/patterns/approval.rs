@@ -19,7 +19,7 @@ pub const APPROVE: SignalDef<Approval> = SignalDef::new("approve");
 /// The approver says no.
 pub const REJECT: SignalDef<Rejection> = SignalDef::new("reject");
 /// Tells someone an expense waits for them (an e-mail, a chat message).
-pub const NOTIFY: ActivityDef<Notice, ()> = ActivityDef::new("notify");
+pub const NOTIFY: ActivityDef<Notice, ()> = ActivityDef::new("notify-approver");
 /// Pays an approved expense; returns the payment's reference.
 pub const PAY: ActivityDef<Expense, String> = ActivityDef::new("pay-expense");
 
@@ -116,7 +116,10 @@ async fn expense(ctx: WorkflowContext, expense: Expense) -> Result<Decision, Wor
     }
     let decision = decision.unwrap_or(Err(Rejection {
         by: "nobody".to_string(),
-        reason: format!("no answer within {} s from anyone", 2 * within.as_secs()),
+        reason: format!(
+            "no answer within {} s from anyone",
+            within.as_secs().saturating_mul(2)
+        ),
     }));
     match decision {
         Ok(approval) => {

@@ -80,13 +80,13 @@ async fn compute_statistics(
     // The expensive part: a minute of a data warehouse's time, say; a second and a half here.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let count = rows.len() as u64;
-    let sum: u64 = rows.iter().sum();
+    let sum = rows.iter().fold(0_u64, |sum, row| sum.saturating_add(*row));
     Ok(Statistics {
         count,
         mean: sum.checked_div(count).unwrap_or(0),
         max: rows.iter().copied().max().unwrap_or(0),
         computed_by: ctx.info().workflow_id.to_string(),
-        computed_at: now(),
+        computed_at: Timestamp::from_system_time(std::time::SystemTime::now()),
     })
 }
 
@@ -98,15 +98,6 @@ async fn publish(
         dataset,
         statistics,
     })
-}
-
-/// The worker's clock (activities may read it; workflows may not).
-fn now() -> Timestamp {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or_default();
-    Timestamp::from_unix_micros(i64::try_from(micros).unwrap_or(i64::MAX))
 }
 
 /// Registers the pipeline, with the statistics cached by [`statistics_cache`].

@@ -56,16 +56,26 @@ fn fields(file: &str) -> Result<(&str, &str, &str), ActivityError> {
     Ok((customer.trim(), amount, currency.trim()))
 }
 
+/// `1234.50` as cents: digits, a point, two digits. Money is never a float.
+fn cents_of(amount: &str) -> Option<u64> {
+    let (units, fraction) = amount.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(units) || fraction.len() != 2 || !digits(fraction) {
+        return None;
+    }
+    let units: u64 = units.parse().ok()?;
+    units.checked_mul(100)?.checked_add(fraction.parse().ok()?)
+}
+
 /// Build v1's parser: `1234.50` only. The bug: it fails on `1.234,50`, and retrying does not
 /// help (retryable all the same, as a bug in a parser usually looks from outside).
 async fn parse_invoice_v1(_: ActivityContext, file: String) -> Result<Invoice, ActivityError> {
     let (customer, amount, currency) = fields(&file)?;
-    let cents = amount
-        .parse::<f64>()
-        .map_err(|e| ActivityError::retryable("UnparseableAmount", format!("{amount:?}: {e}")))?;
+    let cents = cents_of(amount)
+        .ok_or_else(|| ActivityError::retryable("UnparseableAmount", format!("{amount:?}")))?;
     Ok(Invoice {
         customer: customer.to_string(),
-        cents: (cents * 100.0).round() as u64,
+        cents,
         currency: currency.to_string(),
     })
 }
@@ -77,12 +87,11 @@ async fn parse_invoice(_: ActivityContext, file: String) -> Result<Invoice, Acti
         Some(comma) if comma + 3 == amount.len() => amount.replace('.', "").replace(',', "."),
         _ => amount.to_string(),
     };
-    let cents = normalised.parse::<f64>().map_err(|e| {
-        ActivityError::non_retryable("UnparseableAmount", format!("{amount:?}: {e}"))
-    })?;
+    let cents = cents_of(&normalised)
+        .ok_or_else(|| ActivityError::non_retryable("UnparseableAmount", format!("{amount:?}")))?;
     Ok(Invoice {
         customer: customer.to_string(),
-        cents: (cents * 100.0).round() as u64,
+        cents,
         currency: currency.to_string(),
     })
 }

@@ -184,7 +184,10 @@ async fn tag(ctx: ActivityContext, job: MediaJob) -> Result<Vec<String>, Activit
         if ctx.is_cancelled() {
             return Err(ActivityError::non_retryable("Cancelled", "tagging stopped"));
         }
-        tokio::time::sleep(Duration::from_millis(job.millis_per_segment * 2)).await;
+        tokio::time::sleep(Duration::from_millis(
+            job.millis_per_segment.saturating_mul(2),
+        ))
+        .await;
         ctx.heartbeat(&percent)
             .map_err(|e| ActivityError::retryable("Heartbeat", e.to_string()))?;
     }
@@ -237,7 +240,7 @@ pub async fn demo(demo: &super::demo::Demo, job: MediaJob) -> anyhow::Result<Med
     let handle = client.start(MEDIA_PIPELINE, &id, &job).await?;
     println!("{id}: live in the web UI at {ui}/runs/{}", handle.run_id());
     println!("  or: reprise describe {id}");
-    let kill_at = job.segments * 2 / 5;
+    let kill_at = job.segments / 5 * 2;
     let mut killed_at_segment = 0;
     let mut last = String::new();
     let package = loop {

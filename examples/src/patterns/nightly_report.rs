@@ -1,8 +1,8 @@
 //! **A scheduled report.** A cron schedule starts the nightly report at 02:00 Berlin time.
 //! Each firing is a workflow with its own id (`<schedule id>-<time>`), so it starts once
 //! however many engines run. The report covers the night of the time it was *scheduled
-//! for*, read from the run's origin, not the time it ran: a firing caught up after an outage,
-//! or backfilled for last week, reports on its own night.
+//! for*, read from that id, not the time it ran: a firing caught up after an outage,
+//! backfilled for last week, retried or reset, reports on its own night.
 //!
 //! Catch-up: if no engine runs at 02:00 (a deploy, the database away), the firing is not
 //! lost. When an engine is back, the times missed within the schedule's catch-up window (6
@@ -12,8 +12,9 @@
 
 use std::time::Duration;
 
+use reprise_engine::schedule::firing_time_of;
 use reprise_engine::{Client, OverlapPolicy, Schedule, ScheduleSpec, StartOptions};
-use reprise_history::{RunOrigin, Timestamp};
+use reprise_history::Timestamp;
 use reprise_sdk::{ActivityContext, ActivityDef, ActivityError, RegistryBuilder};
 use reprise_sdk::{WorkflowContext, WorkflowDef, WorkflowError};
 use serde::{Deserialize, Serialize};
@@ -65,12 +66,13 @@ async fn nightly_report(ctx: WorkflowContext, audience: String) -> Result<String
     Ok(ctx.activity(SEND_REPORT, &report).await?)
 }
 
-/// The day before the time the firing was for (a run started by hand: before now).
+/// The day before the time the firing was for (a run started by hand: before its start).
+/// Read from the workflow id, which every run of the firing shares: `ctx.origin()` names the
+/// schedule only on the first run, a retried or reset one says `Retried` or `Reset`. At 02:00
+/// Berlin time the firing's UTC date is Berlin's date too; a zone east of UTC by more than
+/// two hours would convert the time into its zone first.
 fn day_reported_on(ctx: &WorkflowContext) -> String {
-    let fired_for = match ctx.origin() {
-        RunOrigin::Scheduled { scheduled_at, .. } => scheduled_at,
-        _ => ctx.now(),
-    };
+    let fired_for = firing_time_of(&ctx.workflow_id()).unwrap_or_else(|| ctx.now());
     const DAY_MICROS: i64 = 86_400_000_000;
     let day_before = Timestamp::from_unix_micros(fired_for.as_unix_micros() - DAY_MICROS);
     day_before
@@ -158,14 +160,14 @@ pub async fn demo(demo: &super::demo::Demo) -> anyhow::Result<Vec<String>> {
         other => println!("  {other:?}"),
     }
 
-    let now = demo_now();
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
     let three_nights_ago = Timestamp::from_unix_micros(now.as_unix_micros() - 3 * 86_400_000_000);
     println!(
         "\nthe engines were down for three nights, longer than the 6 h catch-up window, so those \
          firings were counted as missed. Backfill them:"
     );
     println!(
-        "  reprise schedule backfill {id} --from {} --to {}",
+        "  reprise schedule backfill {id} --from {} --to {} --overlap allow_all",
         three_nights_ago.to_rfc3339().unwrap_or_default(),
         now.to_rfc3339().unwrap_or_default()
     );
@@ -200,13 +202,4 @@ async fn report_of(
 ) -> anyhow::Result<String> {
     let handle = client.handle(NIGHTLY_REPORT, workflow_id.as_str()).await?;
     Ok(handle.result().await?)
-}
-
-/// Now, by this machine's clock (the demo's, not a workflow's).
-fn demo_now() -> Timestamp {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or_default();
-    Timestamp::from_unix_micros(i64::try_from(micros).unwrap_or(i64::MAX))
 }

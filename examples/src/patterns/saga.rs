@@ -113,9 +113,10 @@ async fn book_everything(
         };
         match ctx.activity(book, &booking).await {
             Ok(confirmation) => confirmations.push(confirmation),
-            // The company said no: nothing of this one to undo. A timeout or a cancel may
-            // have booked all the same, so its undo stays.
-            Err(refused) if refused.end == OperationEnd::Failed => {
+            // The company said no (a non-retryable refusal): nothing of this one to undo. A
+            // timeout, a cancel, or retryable errors until the attempts ran out may have
+            // booked all the same, so their undo stays.
+            Err(refused) if refused.end == OperationEnd::Failed && !refused.failure.retryable => {
                 compensations.pop();
                 return Err(refused.into());
             }

@@ -11,7 +11,7 @@ use crate::support::TestDb;
 async fn the_demo_approves_rejects_and_escalates() {
     let db = TestDb::migrated().await;
     let demo = super::demo_on(&db, false).await;
-    let decisions = reprise_examples::patterns::approval::demo(&demo)
+    let decisions = super::within(reprise_examples::patterns::approval::demo(&demo))
         .await
         .unwrap();
     assert!(matches!(&decisions[0], Decision::Paid { approved_by, .. } if approved_by == "alice"));

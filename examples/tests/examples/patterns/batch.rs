@@ -7,7 +7,7 @@ use crate::support::TestDb;
 async fn a_thousand_items_are_processed_in_a_window_with_failures_collected() {
     let db = TestDb::migrated().await;
     let demo = super::demo_on(&db, false).await;
-    let (run_id, report) = batch::demo(&demo, 1_000, 50).await.unwrap();
+    let (run_id, report) = super::within(batch::demo(&demo, 1_000, 50)).await.unwrap();
     let corrupt: Vec<u32> = (1..1_000).filter(|i| i % 97 == 0).collect();
     let failed: Vec<u32> = report.failures.iter().map(|(item, _)| *item).collect();
     let mut sorted = failed.clone();

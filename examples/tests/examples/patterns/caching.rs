@@ -3,11 +3,29 @@ use reprise_examples::patterns::caching::{self, COMPUTE_STATISTICS};
 
 use crate::support::TestDb;
 
+/// With engine and worker as processes, the worker runs as `reprise_worker`: its grants on
+/// the cache are what a deployment has (a missing one would show as a miss, not an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_under_its_database_role_reads_and_keeps_cached_results() {
+    let db = TestDb::migrated().await;
+    let demo = super::demo_on(&db, true).await;
+    let runs = super::within(caching::demo(&demo)).await.unwrap();
+    let (first, one) = &runs[0];
+    let (_, two) = &runs[1];
+    assert_eq!(&one.statistics.computed_by, first);
+    assert_eq!(
+        two.statistics, one.statistics,
+        "the second run took the first's result"
+    );
+    demo.stop().await.unwrap();
+    db.drop_database().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_the_same_data_takes_the_first_runs_statistics() {
     let db = TestDb::migrated().await;
     let demo = super::demo_on(&db, false).await;
-    let runs = caching::demo(&demo).await.unwrap();
+    let runs = super::within(caching::demo(&demo)).await.unwrap();
     let [(first, one), (second, two), (third, three)] = <[_; 3]>::try_from(runs).unwrap();
     assert_eq!(one.statistics.computed_by, first, "the first run computed");
     assert_eq!(

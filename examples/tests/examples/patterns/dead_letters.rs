@@ -7,7 +7,7 @@ use crate::support::TestDb;
 async fn demo_runs_and_the_reset_books_the_invoice(processes: bool) {
     let db = TestDb::migrated().await;
     let mut demo = super::demo_on(&db, processes).await;
-    let outcome = dead_letters::demo(&mut demo).await.unwrap();
+    let outcome = super::within(dead_letters::demo(&mut demo)).await.unwrap();
     assert_eq!(demo.build(), Build::V2, "the fix was deployed");
     assert_eq!(
         outcome.imported_by_v1.len(),

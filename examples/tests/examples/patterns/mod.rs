@@ -14,6 +14,14 @@ use reprise_examples::patterns::demo::{Demo, DemoOptions};
 
 use crate::support::TestDb;
 
+/// Awaits a demo, failing the test after five minutes rather than hanging CI (a child
+/// process that died at start would leave a demo waiting).
+pub(crate) async fn within<T>(demo: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(300), demo)
+        .await
+        .expect("the demo finished within five minutes")
+}
+
 /// A demo on a fresh database: engine and worker in this process, or as processes of the
 /// example binary.
 pub(crate) async fn demo_on(db: &TestDb, processes: bool) -> Demo {

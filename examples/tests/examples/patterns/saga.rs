@@ -14,7 +14,7 @@ fn step(activity: &str, end: StepEnd) -> Step {
 async fn bookings_are_undone_newest_first_when_the_car_fails_and_when_the_traveller_cancels() {
     let db = TestDb::migrated().await;
     let demo = super::demo_on(&db, false).await;
-    let outcome = saga::demo(&demo).await.unwrap();
+    let outcome = super::within(saga::demo(&demo)).await.unwrap();
     use StepEnd::{Cancelled, Completed, Failed};
     // The car company said no: nothing of it to undo; hotel, then flight.
     assert_eq!(
