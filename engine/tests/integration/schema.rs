@@ -221,6 +221,16 @@ async fn every_claim_and_lookup_path_has_an_index() {
             "SELECT run_id FROM reprise.ready_runs WHERE ready_at <= now() ORDER BY ready_at LIMIT 10",
         ),
         (
+            "activity_cache_pkey",
+            "SELECT result FROM reprise.activity_cache
+             WHERE activity_type = 'stats' AND cache_key = '\\x00'::bytea AND expires_at > now()",
+        ),
+        (
+            "activity_cache_expiry",
+            "SELECT cache_key FROM reprise.activity_cache
+             WHERE activity_type = 'stats' AND expires_at <= now() LIMIT 100",
+        ),
+        (
             "runs_one_open_run_per_workflow_id",
             "SELECT run_id FROM reprise.runs WHERE workflow_id = 'x' AND status = 'running'",
         ),
