@@ -191,11 +191,13 @@ async fn an_update_whose_engine_stops_mid_way_is_finished_by_another() {
         let client = client.clone();
         tokio::spawn(async move { client.update_with_id("basket-3", "add-1", ADD, &9).await })
     };
-    // The engine counts a step after its commit: the activity shows before the count.
+    // The engine counts a step after its commit: the activity shows before the count. One
+    // step or two: on a busy machine the update arrives before the start's first step, and
+    // both are taken in one (waiting for a second step then waited for ever).
     let scheduled = async || {
         let run = client.describe("basket-3").await.unwrap();
         let stats = engine.stats();
-        !run.pending_activities.is_empty() && stats.batched_steps + stats.direct_steps >= 2
+        !run.pending_activities.is_empty() && stats.batched_steps + stats.direct_steps >= 1
     };
     within(first.until(scheduled)).await;
     first.stop().await;
