@@ -326,12 +326,7 @@ async fn pattern(
         url,
         processes: args.processes,
         exe: std::env::current_exe()?,
-        chain_key: match std::env::var("REPRISE_CHAIN_KEY") {
-            Ok(hex) => {
-                Some(reprise_history::ChainKey::from_hex(&hex).context("REPRISE_CHAIN_KEY")?)
-            }
-            Err(_) => None,
-        },
+        chain_key: chain_key_from_env()?,
     };
     if args.processes {
         println!("engine and worker: separate processes");
@@ -368,22 +363,28 @@ fn database() -> anyhow::Result<(String, String)> {
 /// A Reprise on the database, with the example workflows' registry (migrated, not running
 /// anything yet: add an engine or a worker), and the chain key `REPRISE_CHAIN_KEY` holds.
 fn reprise(url: String) -> anyhow::Result<reprise_engine::RepriseBuilder> {
-    let builder = Reprise::builder()
-        .database_url(url)
-        .registry(workflows::registry()?);
-    chain_key(builder)
+    reprise_with(url, workflows::registry()?)
 }
 
-/// The builder with the chain key of `REPRISE_CHAIN_KEY`, if it is set.
-fn chain_key(
-    builder: reprise_engine::RepriseBuilder,
+/// [`reprise`] with another registry.
+fn reprise_with(
+    url: String,
+    registry: reprise_sdk::Registry,
 ) -> anyhow::Result<reprise_engine::RepriseBuilder> {
+    let builder = Reprise::builder().database_url(url).registry(registry);
+    Ok(match chain_key_from_env()? {
+        Some(key) => builder.chain_key(key),
+        None => builder,
+    })
+}
+
+/// The chain key `REPRISE_CHAIN_KEY` holds, if it is set.
+fn chain_key_from_env() -> anyhow::Result<Option<reprise_history::ChainKey>> {
     match std::env::var("REPRISE_CHAIN_KEY") {
-        Ok(hex) => {
-            let key = reprise_history::ChainKey::from_hex(&hex).context("REPRISE_CHAIN_KEY")?;
-            Ok(builder.chain_key(key))
-        }
-        Err(_) => Ok(builder),
+        Ok(hex) => Ok(Some(
+            reprise_history::ChainKey::from_hex(&hex).context("REPRISE_CHAIN_KEY")?,
+        )),
+        Err(_) => Ok(None),
     }
 }
 
@@ -409,11 +410,7 @@ async fn serve(
         Code::Build(build) => (patterns::registry(build.unwrap_or_default())?, build),
         Code::WithoutPatterns => (workflows::registry_without_patterns()?, None),
     };
-    let mut builder = chain_key(
-        Reprise::builder()
-            .database_url(url.clone())
-            .registry(registry),
-    )?;
+    let mut builder = reprise_with(url.clone(), registry)?;
     if role != "none" {
         // Migrated by the login role (the schema's owner here), then run under `role`, with
         // only what this kind of process uses (docs/operations.md, "Database roles").
@@ -512,10 +509,8 @@ async fn embedded_ui(
         Err(e) => return Err(e.into()),
     };
     let mut store = reprise_engine::Store::new(pool);
-    if let Ok(hex) = std::env::var("REPRISE_CHAIN_KEY") {
-        store = store.with_chain_key(
-            reprise_history::ChainKey::from_hex(&hex).context("REPRISE_CHAIN_KEY")?,
-        );
+    if let Some(key) = chain_key_from_env()? {
+        store = store.with_chain_key(key);
     }
     let reader = reprise_engine::Client::new(store)
         .with_converter(workflows::registry()?.converter().clone());

@@ -257,18 +257,13 @@ async fn wait_for_status_to(
     id: &str,
     prefix: &str,
 ) -> anyhow::Result<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let described = client.describe(id).await?;
-        if let Some((payload, _)) = &described.custom_status {
-            let status: String = client.converter().from_payload(payload)?;
-            if status.starts_with(prefix) {
-                return Ok(status);
-            }
-        }
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("{id} did not reach status {prefix:?} within a minute");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("status {prefix:?}");
+    super::demo::wait_for(client, id, &what, |described| {
+        let Some((payload, _)) = &described.custom_status else {
+            return Ok(None);
+        };
+        let status: String = client.converter().from_payload(payload)?;
+        Ok(status.starts_with(prefix).then_some(status))
+    })
+    .await
 }

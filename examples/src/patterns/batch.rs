@@ -154,10 +154,10 @@ pub async fn demo(
         .await?;
     let mut last = String::new();
     let report = loop {
-        match handle.result_within(Duration::from_millis(500)).await {
-            Ok(report) => break report,
-            Err(reprise_engine::Error::Timeout { .. }) => {}
-            Err(e) => return Err(e.into()),
+        if let Some(report) =
+            super::demo::result_within(&handle, Duration::from_millis(500)).await?
+        {
+            break report;
         }
         let described = client.describe(&id).await?;
         if let Some((payload, _)) = &described.custom_status {

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reprise_engine::{Client, EngineOptions, Reprise, WorkerOptions};
+use reprise_engine::{Client, Description, EngineOptions, Reprise, WorkerOptions, WorkflowHandle};
 use tokio::process::{Child, Command};
 
 use super::Build;
@@ -272,25 +272,55 @@ pub fn print_steps(steps: &[Step]) {
     println!("  activities: {}", shown.join(" → "));
 }
 
+/// Describes the workflow every 50 ms until `check` finds what it waits for (`what`, for
+/// the error after a minute without it).
+pub async fn wait_for<T>(
+    client: &Client,
+    workflow_id: &str,
+    what: &str,
+    mut check: impl FnMut(&Description) -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(found) = check(&client.describe(workflow_id).await?)? {
+            return Ok(found);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("{workflow_id}: no {what} within a minute");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the workflow's open run has a running attempt of `activity`.
 pub async fn wait_for_running(
     client: &Client,
     workflow_id: &str,
     activity: &str,
 ) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let described = client.describe(workflow_id).await?;
-        if described
-            .pending_activities
-            .iter()
-            .any(|a| a.running && a.activity_type.as_str() == activity)
-        {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("{workflow_id} did not start {activity} within a minute");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for(
+        client,
+        workflow_id,
+        &format!("running {activity}"),
+        |described| {
+            let running = described
+                .pending_activities
+                .iter()
+                .any(|a| a.running && a.activity_type.as_str() == activity);
+            Ok(running.then_some(()))
+        },
+    )
+    .await
+}
+
+/// The run's result if it closes within `wait`; None while it is still open.
+pub async fn result_within<O: serde::de::DeserializeOwned>(
+    handle: &WorkflowHandle<O>,
+    wait: Duration,
+) -> anyhow::Result<Option<O>> {
+    match handle.result_within(wait).await {
+        Ok(result) => Ok(Some(result)),
+        Err(reprise_engine::Error::Timeout { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }

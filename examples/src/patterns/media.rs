@@ -244,10 +244,10 @@ pub async fn demo(demo: &super::demo::Demo, job: MediaJob) -> anyhow::Result<Med
     let mut killed_at_segment = 0;
     let mut last = String::new();
     let package = loop {
-        match handle.result_within(Duration::from_millis(200)).await {
-            Ok(package) => break package,
-            Err(reprise_engine::Error::Timeout { .. }) => {}
-            Err(e) => return Err(e.into()),
+        if let Some(package) =
+            super::demo::result_within(&handle, Duration::from_millis(200)).await?
+        {
+            break package;
         }
         let dashboard = Dashboard::read(client, &id).await?;
         let line = dashboard.line();

@@ -8,6 +8,7 @@ use reprise_examples::chaos::{self, Config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_engines_and_workers_and_restarted_postgres_lose_nothing_and_do_nothing_twice() {
+    let _alone = crate::CHAOS.write().await;
     let seed = chaos::seed_from_env();
     let config = Config::short(env!("CARGO_BIN_EXE_reprise-chaos").into(), seed);
     let report = chaos::run(config).await.expect("the chaos run ran");

@@ -10,6 +10,11 @@
 mod support;
 
 mod chaos;
+
+/// Taken alone by the chaos test, shared by the pattern demos: the chaos run's liveness bounds
+/// (how long a run may stall) assume the two cores are not also running the demos' engines,
+/// workers and processes.
+pub(crate) static CHAOS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 mod cluster;
 mod patterns;
 mod processes;

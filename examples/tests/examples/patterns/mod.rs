@@ -15,8 +15,9 @@ use reprise_examples::patterns::demo::{Demo, DemoOptions};
 use crate::support::TestDb;
 
 /// Awaits a demo, failing the test after five minutes rather than hanging CI (a child
-/// process that died at start would leave a demo waiting).
+/// process that died at start would leave a demo waiting); never while the chaos test runs.
 pub(crate) async fn within<T>(demo: impl std::future::Future<Output = T>) -> T {
+    let _beside_others = crate::CHAOS.read().await;
     tokio::time::timeout(std::time::Duration::from_secs(300), demo)
         .await
         .expect("the demo finished within five minutes")
