@@ -11,8 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use reprise_history::{Failure, FailureKind, Payload, RunId, Seq};
 use reprise_sdk::{
-    ActivityContext, ActivityInfo, ActivityRunner, CachePolicy, CancellationSignal, HeartbeatSink,
-    Registry,
+    ActivityContext, ActivityInfo, ActivityRunner, CachePolicy, CancellationSignal, Registry,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -25,6 +24,9 @@ use crate::store::{CacheKey, Recorded};
 use crate::store::{ClaimedTask, LoopConnection, Store, TASKS_CHANNEL, TaskOutcome};
 use crate::telemetry::AttemptOutcome;
 use crate::telemetry::trace;
+
+mod heartbeats;
+use heartbeats::PendingHeartbeat;
 
 /// What one claim did: attempts started, out of the slots that were free, and how long until
 /// a rate limit that held it back holds a claim's worth of tokens again.
@@ -97,7 +99,8 @@ pub struct WorkerStats {
     pub outcomes_recorded: u64,
     /// Failed attempts whose retry was scheduled.
     pub retries_scheduled: u64,
-    /// Outcomes refused because the attempt's lease was lost (fencing).
+    /// Outcomes refused because the attempt's lease was lost (fencing), or because the
+    /// attempt ran past its start-to-close timeout (the reaper times it out instead).
     pub outcomes_fenced: u64,
     /// Outcomes that could not be written (a database error): their attempts run again once
     /// their leases run out.
@@ -158,16 +161,6 @@ pub struct Worker {
     /// While the worker runs: the queue of outcomes to record (see [`record_outcomes`]).
     outcomes: Arc<Mutex<Option<mpsc::UnboundedSender<Finished>>>>,
     counters: Arc<WorkerCounters>,
-}
-
-/// The latest heartbeat of a running attempt, waiting to be written.
-#[derive(Default)]
-struct PendingHeartbeat(Mutex<Option<Payload>>);
-
-impl HeartbeatSink for PendingHeartbeat {
-    fn heartbeat(&self, _info: &ActivityInfo, details: Payload) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(details);
-    }
 }
 
 impl Worker {
@@ -520,14 +513,39 @@ impl Worker {
         if !completed {
             self.flush_checkpoint(task, &heartbeats).await;
         }
+        if !from_cache
+            && task
+                .start_to_close_deadline()
+                .is_some_and(|d| Instant::now() >= d)
+        {
+            // Past its start-to-close timeout the attempt has timed out, whatever it returned
+            // (most often the cancellation raised at the deadline): its lease runs out, and
+            // the reaper records the timeout, which is what the workflow and its retry
+            // policy must see.
+            tracing::warn!(
+                "the attempt ran past its start-to-close timeout: its outcome is not recorded, it times out"
+            );
+            self.count(&self.counters.outcomes_fenced);
+            metrics.attempt(
+                task.activity_type.as_str(),
+                &task.task_queue,
+                AttemptOutcome::fenced,
+                took,
+            );
+            return Ok(Recorded::Fenced);
+        }
         // Kept after the outcome is recorded, so that a slow cache write never costs the
         // attempt its lease; kept even when the lease was lost, as the result is as good.
         let to_keep = match (&cache, &outcome, from_cache) {
             (Some(cache), TaskOutcome::Completed(result), false) => Some((cache, result.clone())),
             _ => None,
         };
-        let lease_ends =
-            *extended.lock().unwrap_or_else(PoisonError::into_inner) + task.lease_length();
+        let extended_by = *extended.lock().unwrap_or_else(PoisonError::into_inner);
+        let lease_ends = task
+            .start_to_close_deadline()
+            .map_or(extended_by + task.lease_length(), |deadline| {
+                deadline.min(extended_by + task.lease_length())
+            });
         let recorded = self.record(task.clone(), outcome, lease_ends).await?;
         let label = match recorded {
             Recorded::Outcome if from_cache => AttemptOutcome::cached,
@@ -629,68 +647,6 @@ impl Worker {
             .into_iter()
             .next()
             .ok_or_else(|| Error::Conflict("no outcome was recorded".to_string()))
-    }
-
-    /// Writes the heartbeat an attempt that did not complete made last, if the heartbeat
-    /// loop had not written it yet: it is the checkpoint the next attempt resumes from (an
-    /// attempt that heartbeats and fails at once would otherwise leave an older one). A write
-    /// that fails is logged: the next attempt then resumes from the checkpoint before.
-    async fn flush_checkpoint(&self, task: &ClaimedTask, pending: &PendingHeartbeat) {
-        let details = pending
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(details) = details else { return };
-        let owner = &self.options.owner;
-        if let Err(e) = self.store.heartbeat(task, owner, &details).await {
-            tracing::warn!(error = %e, "writing the failed attempt's last heartbeat failed");
-        }
-    }
-
-    /// Writes heartbeats while the attempt runs; raises its cancellation when the workflow
-    /// no longer wants it or the lease is lost. Never returns while the lease is held.
-    async fn heartbeat_loop(
-        &self,
-        task: &ClaimedTask,
-        pending: &PendingHeartbeat,
-        cancellation: &CancellationSignal,
-        extended: &Mutex<Instant>,
-    ) {
-        loop {
-            tokio::time::sleep(self.options.heartbeat_interval).await;
-            let details = pending
-                .0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            let Some(details) = details else { continue };
-            let sent_at = Instant::now();
-            match self
-                .store
-                .heartbeat(task, &self.options.owner, &details)
-                .await
-            {
-                Ok(Some(false)) => {
-                    *extended.lock().unwrap_or_else(PoisonError::into_inner) = sent_at;
-                    self.count(&self.counters.heartbeats_written);
-                }
-                Ok(Some(true)) | Ok(None) => {
-                    cancellation.cancel();
-                    return;
-                }
-                Err(e) => {
-                    // Kept for the next beat unless a newer one came meanwhile: a database
-                    // that is back within the lease then still gets the checkpoint.
-                    tracing::warn!(error = %e, "heartbeat failed; it goes with the next beat");
-                    pending
-                        .0
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get_or_insert(details);
-                }
-            }
-        }
     }
 }
 

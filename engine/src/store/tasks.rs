@@ -48,6 +48,23 @@ impl ClaimedTask {
             .heartbeat_timeout
             .map_or(start_to_close, |beat| beat.min(start_to_close))
     }
+
+    /// When its start-to-close timeout ends the attempt, on this process's clock: from when
+    /// the claim was read, so a little after the lease's own start (the database ends it
+    /// first). None without a start-to-close timeout.
+    pub(crate) fn start_to_close_deadline(&self) -> Option<tokio::time::Instant> {
+        let timeout = self.options.start_to_close?;
+        Some(
+            self.claimed_at
+                .checked_add(timeout)
+                .unwrap_or_else(far_future),
+        )
+    }
+}
+
+/// A deadline no attempt reaches: for a start-to-close timeout too long to add to an instant.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(100 * 365 * 24 * 3_600)
 }
 
 /// How an attempt ended.
@@ -237,17 +254,26 @@ impl Store {
 
     /// Extends an attempt's lease and records progress. Returns `Some(cancel_requested)`, or
     /// `None` if the lease is lost (the attempt should stop: its outcome will be refused).
+    ///
+    /// The lease is extended by the heartbeat timeout (or the start-to-close timeout, if
+    /// shorter), but never past what is left of the attempt's start-to-close timeout: a
+    /// heartbeating attempt still ends when that runs out. What is left comes from this
+    /// process's clock, since the lease's start is not stored (keeping the claim as it is).
     pub(crate) async fn heartbeat(
         &self,
         task: &ClaimedTask,
         owner: &str,
         details: &Payload,
     ) -> Result<Option<bool>> {
+        let left = task.start_to_close_deadline().map(|deadline| {
+            micros(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        });
         sqlx::query_scalar("UPDATE reprise.activity_tasks t
                 SET heartbeat_at = reprise.db_now($1), heartbeat_details = $5,
                     lease_expires_at = reprise.db_now($1)
                 + LEAST(COALESCE(t.start_to_close_micros, 600000000),
-                        COALESCE(t.heartbeat_timeout_micros, 9223372036854775807))
+                        COALESCE(t.heartbeat_timeout_micros, 9223372036854775807),
+                        COALESCE($7, 9223372036854775807))
                   * interval '1 microsecond'
               WHERE t.run_id = $2 AND t.scheduled_seq = $3 AND t.lease_owner = $4 AND t.lease_token = $6
           RETURNING t.cancel_requested")
@@ -257,6 +283,7 @@ impl Store {
             .bind(owner)
             .bind(details.as_bytes())
             .bind(task.lease_token)
+            .bind(left)
             .fetch_optional(self.pool())
             .await
             .map_err(Error::from_db)
@@ -445,7 +472,16 @@ impl Store {
         let mut tx = self.pool().begin().await.map_err(Error::from_db)?;
         // The columns of a claimed task (`task_from_row`); it is not waiting to start.
         let mut rows = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
-                    t.task_queue, 0::float8 AS waited_seconds, t.traceparent, t.tracestate, t.last_failure, t.heartbeat_details, t.heartbeat_timeout_micros IS NOT NULL AS heartbeats,
+                    t.task_queue, 0::float8 AS waited_seconds, t.traceparent, t.tracestate, t.last_failure, t.heartbeat_details,
+                    -- The heartbeat timeout ended it when that is what sized its lease: there
+                    -- is no start-to-close timeout, or it is longer and the last heartbeat's
+                    -- lease was not cut short by what was left of it (`Store::heartbeat`).
+                    (t.heartbeat_timeout_micros IS NOT NULL
+                     AND (t.start_to_close_micros IS NULL
+                          OR (t.start_to_close_micros > t.heartbeat_timeout_micros
+                              AND COALESCE(t.lease_expires_at >= t.heartbeat_at
+                                  + t.heartbeat_timeout_micros * interval '1 microsecond', true))))
+                        AS by_heartbeat,
                     (t.schedule_to_close_deadline IS NOT NULL AND t.schedule_to_close_deadline <= reprise.db_now($1)) AS past_deadline,
                     false AS not_taken
                FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
@@ -461,7 +497,7 @@ impl Store {
         // so that each look keeps its index (`activity_tasks_start_deadline`); those past
         // their schedule-to-close deadline too were taken above.
         let not_taken = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
-                    t.task_queue, 0::float8 AS waited_seconds, t.traceparent, t.tracestate, t.last_failure, t.heartbeat_details, false AS heartbeats,
+                    t.task_queue, 0::float8 AS waited_seconds, t.traceparent, t.tracestate, t.last_failure, t.heartbeat_details, false AS by_heartbeat,
                     false AS past_deadline, true AS not_taken
                FROM reprise.activity_tasks t JOIN reprise.runs r ON r.run_id = t.run_id
               WHERE t.lease_owner IS NULL AND t.start_deadline < reprise.db_now($1)
@@ -479,7 +515,7 @@ impl Store {
             let task = self.task_from_row(row)?;
             let past_deadline: bool = row.try_get("past_deadline").map_err(Error::from_db)?;
             let not_taken: bool = row.try_get("not_taken").map_err(Error::from_db)?;
-            let heartbeats: bool = row.try_get("heartbeats").map_err(Error::from_db)?;
+            let by_heartbeat: bool = row.try_get("by_heartbeat").map_err(Error::from_db)?;
             let last_failure: Option<Vec<u8>> =
                 row.try_get("last_failure").map_err(Error::from_db)?;
             let last_heartbeat: Option<Vec<u8>> =
@@ -488,7 +524,7 @@ impl Store {
                 TimeoutKind::ScheduleToClose
             } else if not_taken {
                 TimeoutKind::ScheduleToStart
-            } else if heartbeats {
+            } else if by_heartbeat {
                 TimeoutKind::Heartbeat
             } else {
                 TimeoutKind::StartToClose

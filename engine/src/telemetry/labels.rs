@@ -67,7 +67,8 @@ pub enum AttemptOutcome {
     retried,
     /// It failed for good.
     failed,
-    /// Its lease was lost: the outcome was refused.
+    /// Its lease was lost, or it ran past its start-to-close timeout: the outcome was
+    /// refused.
     fenced,
     /// It took the result the activity's cache held for its input: the code did not run.
     cached,

@@ -17,6 +17,8 @@ use crate::support::TestDb;
 const BEATING: ActivityDef<u64, u32> = ActivityDef::new("beating");
 /// Never finishes.
 const SILENT: ActivityDef<(), ()> = ActivityDef::new("silent");
+/// Heartbeats once, then never finishes.
+const BEAT_ONCE: ActivityDef<(), ()> = ActivityDef::new("beat-once");
 /// Always fails, retryably.
 const FAILING: ActivityDef<(), ()> = ActivityDef::new("failing");
 /// Runs one activity with the given options and reports how it ended.
@@ -34,6 +36,11 @@ async fn run(
             .map(|attempt| format!("attempt {attempt}")),
         "silent" => ctx
             .activity(SILENT, &())
+            .options(options)
+            .await
+            .map(|()| "done".to_string()),
+        "beat-once" => ctx
+            .activity(BEAT_ONCE, &())
             .options(options)
             .await
             .map(|()| "done".to_string()),
@@ -57,6 +64,11 @@ fn registry() -> Registry {
             Ok(ctx.attempt())
         })
         .activity(SILENT, |_: ActivityContext, ()| async move {
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .activity(BEAT_ONCE, |ctx: ActivityContext, ()| async move {
+            ctx.heartbeat(&"started")?;
             std::future::pending::<()>().await;
             Ok(())
         })
@@ -184,6 +196,120 @@ async fn a_silent_attempt_times_out_by_heartbeat() {
         series.contains("kind=\"heartbeat\"") && series.ends_with(" 1"),
         "{scrape}"
     );
+    db.drop_database().await;
+}
+
+/// The timeout an activity of `registry`'s RUN workflow ended with, and its attempt.
+async fn timed_out(client: &Client, run_id: reprise_history::RunId) -> Option<(TimeoutKind, u32)> {
+    let history = client.export(run_id).await.unwrap();
+    history.events().iter().find_map(|e| match &e.kind {
+        EventKind::ActivityTimedOut(t) => Some((t.timeout, t.attempt)),
+        _ => None,
+    })
+}
+
+/// Heartbeats extend an attempt's lease, but never past its start-to-close timeout: an
+/// attempt that heartbeats forever is cancelled at the timeout and times out by it. Real
+/// time, as the worker keeps the deadline on its own clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_heartbeating_attempt_still_ends_at_its_start_to_close_timeout() {
+    const ENDLESS: ActivityDef<(), ()> = ActivityDef::new("endless");
+    const RUN_ENDLESS: WorkflowDef<(), String> = WorkflowDef::new("run-endless");
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let cancelled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let registry = || {
+        let cancelled = cancelled.clone();
+        Registry::builder()
+            .workflow(RUN_ENDLESS, |ctx: WorkflowContext, ()| async move {
+                let options = one_attempt(ActivityOptions {
+                    start_to_close: Some(Duration::from_secs(2)),
+                    heartbeat_timeout: Some(Duration::from_secs(1)),
+                    ..ActivityOptions::default()
+                });
+                let outcome = ctx.activity(ENDLESS, &()).options(options).await;
+                Ok(match outcome {
+                    Ok(()) => "done".to_string(),
+                    Err(e) => format!("{:?}: {}", e.end, e.failure.message),
+                })
+            })
+            .activity(ENDLESS, move |ctx: ActivityContext, ()| {
+                let cancelled = cancelled.clone();
+                async move {
+                    // Heartbeats until cancelled, then finishes as if it had done its work:
+                    // a result after the timeout must not be taken.
+                    let mut beat = 0u64;
+                    while !ctx.is_cancelled() {
+                        ctx.heartbeat(&beat)?;
+                        beat += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let mut running = Running::new();
+    run_engine(&store, registry(), engine_options(), &mut running);
+    let worker = run_worker(&store, registry(), worker_options(), &mut running);
+    let client = Client::new(store.clone());
+    let handle = client.start(RUN_ENDLESS, "endless", &()).await.unwrap();
+    let outcome = within(handle.result()).await.unwrap();
+    assert_eq!(outcome, "TimedOut: StartToClose timeout of attempt 1");
+    assert_eq!(
+        timed_out(&client, handle.run_id()).await,
+        Some((TimeoutKind::StartToClose, 1))
+    );
+    assert!(cancelled.load(std::sync::atomic::Ordering::SeqCst));
+    let progress = *worker.progress().borrow();
+    assert!(progress.heartbeats_written > 10, "{progress:?}");
+    assert_eq!(progress.outcomes_recorded, 0, "{progress:?}");
+    db.drop_database().await;
+}
+
+/// With a start-to-close timeout longer than the heartbeat timeout, an attempt that stops
+/// heartbeating times out by heartbeat, both before its first heartbeat and after one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attempt_that_stops_heartbeating_times_out_by_heartbeat_under_a_start_to_close_timeout()
+{
+    let db = TestDb::migrated().await;
+    let store = Store::new(db.pool.clone());
+    let running = start(&store);
+    let client = Client::new(store.clone());
+    let options = one_attempt(ActivityOptions {
+        start_to_close: Some(Duration::from_secs(600)),
+        heartbeat_timeout: Some(Duration::from_secs(5)),
+        ..ActivityOptions::default()
+    });
+    // SILENT never heartbeats; BEAT_ONCE heartbeats once, and then the clock jumps past its
+    // heartbeat timeout.
+    for which in ["silent", "beat-once"] {
+        let handle = client
+            .start(RUN, which, &(which.to_string(), options.clone()))
+            .await
+            .unwrap();
+        let beat_or_runs = async || {
+            let described = client.describe(which).await.unwrap();
+            described
+                .pending_activities
+                .iter()
+                .any(|a| a.running && (which == "silent" || a.last_heartbeat_at.is_some()))
+        };
+        within(running.until(beat_or_runs)).await;
+        store.clock().advance(Duration::from_secs(6));
+        let outcome = within(handle.result()).await.unwrap();
+        assert_eq!(
+            outcome, "TimedOut: Heartbeat timeout of attempt 1",
+            "{which}"
+        );
+        assert_eq!(
+            timed_out(&client, handle.run_id()).await,
+            Some((TimeoutKind::Heartbeat, 1)),
+            "{which}"
+        );
+    }
     db.drop_database().await;
 }
 
