@@ -508,45 +508,33 @@ impl Worker {
                 }
             }
         };
+        let ended = Instant::now();
         let took = started.elapsed();
         let completed = matches!(outcome, TaskOutcome::Completed(_));
-        if !completed {
-            self.flush_checkpoint(task, &heartbeats).await;
-        }
-        if !from_cache
+        // Past its start-to-close timeout the attempt has timed out, whatever it returned
+        // (most often the cancellation raised at the deadline): its lease runs out, and the
+        // reaper records the timeout, which is what the workflow and its retry policy must see.
+        let timed_out = !from_cache
             && task
                 .start_to_close_deadline()
-                .is_some_and(|d| Instant::now() >= d)
-        {
-            // Past its start-to-close timeout the attempt has timed out, whatever it returned
-            // (most often the cancellation raised at the deadline): its lease runs out, and
-            // the reaper records the timeout, which is what the workflow and its retry
-            // policy must see.
-            tracing::warn!(
-                "the attempt ran past its start-to-close timeout: its outcome is not recorded, it times out"
-            );
-            self.count(&self.counters.outcomes_fenced);
-            metrics.attempt(
-                task.activity_type.as_str(),
-                &task.task_queue,
-                AttemptOutcome::fenced,
-                took,
-            );
-            return Ok(Recorded::Fenced);
+                .is_some_and(|deadline| ended >= deadline);
+        if !completed || timed_out {
+            self.flush_checkpoint(task, &heartbeats).await;
         }
         // Kept after the outcome is recorded, so that a slow cache write never costs the
-        // attempt its lease; kept even when the lease was lost, as the result is as good.
+        // attempt its lease; kept even when the outcome was refused, as the result is as good.
         let to_keep = match (&cache, &outcome, from_cache) {
             (Some(cache), TaskOutcome::Completed(result), false) => Some((cache, result.clone())),
             _ => None,
         };
-        let extended_by = *extended.lock().unwrap_or_else(PoisonError::into_inner);
-        let lease_ends = task
-            .start_to_close_deadline()
-            .map_or(extended_by + task.lease_length(), |deadline| {
-                deadline.min(extended_by + task.lease_length())
-            });
-        let recorded = self.record(task.clone(), outcome, lease_ends).await?;
+        let recorded = if timed_out {
+            self.count(&self.counters.outcomes_fenced);
+            Recorded::Fenced
+        } else {
+            let extended = *extended.lock().unwrap_or_else(PoisonError::into_inner);
+            self.record(task.clone(), outcome, task.lease_ends(extended))
+                .await?
+        };
         let label = match recorded {
             Recorded::Outcome if from_cache => AttemptOutcome::cached,
             Recorded::Outcome if completed => AttemptOutcome::completed,
@@ -561,7 +549,11 @@ impl Worker {
                 tracing::warn!(error = %e, "keeping the activity's result in its cache failed");
             }
         }
-        if recorded == Recorded::Fenced {
+        if timed_out {
+            tracing::warn!(
+                "the attempt ran past its start-to-close timeout: its outcome was not recorded, it times out"
+            );
+        } else if recorded == Recorded::Fenced {
             tracing::warn!(
                 "the attempt's lease was lost: its late outcome was refused and not recorded"
             );

@@ -138,11 +138,14 @@ pub(crate) mod finite {
 pub struct ActivityOptions {
     /// Retry policy for failed attempts.
     pub retry: RetryPolicy,
-    /// Longest one attempt may run.
+    /// Longest one attempt may run, heartbeats or not: at its end the worker cancels the
+    /// attempt and refuses what it returns after, and the attempt times out
+    /// (`TimeoutKind::StartToClose`).
     pub start_to_close: Option<Duration>,
     /// Longest the activity may take over all attempts, waits included.
     pub schedule_to_close: Option<Duration>,
-    /// Longest a running attempt may go without a heartbeat.
+    /// Longest a running attempt may go without a heartbeat (one at or above
+    /// `start_to_close` never fires: the attempt's time runs out first).
     pub heartbeat_timeout: Option<Duration>,
     /// Longest an attempt may wait to be taken by a worker (from when it is due); then the
     /// activity times out (`TimeoutKind::ScheduleToStart`), not retried: no worker serves

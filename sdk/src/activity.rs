@@ -158,12 +158,14 @@ impl ActivityContext {
             .transpose()
     }
 
-    /// Whether the activity has been asked to stop.
+    /// Whether the activity has been asked to stop: the workflow no longer wants it, its
+    /// lease was lost, or its start-to-close timeout ran out. What it returns after the last
+    /// two is refused, so it should return at once.
     pub fn is_cancelled(&self) -> bool {
         self.cancellation.is_cancelled()
     }
 
-    /// Resolves when the activity is asked to stop.
+    /// Resolves when the activity is asked to stop (see [`ActivityContext::is_cancelled`]).
     pub async fn cancelled(&self) {
         self.cancellation.cancelled().await
     }

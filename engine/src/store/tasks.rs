@@ -50,8 +50,8 @@ impl ClaimedTask {
     }
 
     /// When its start-to-close timeout ends the attempt, on this process's clock: from when
-    /// the claim was read, so a little after the lease's own start (the database ends it
-    /// first). None without a start-to-close timeout.
+    /// the claim was read, a little after the lease's own start. None without a
+    /// start-to-close timeout.
     pub(crate) fn start_to_close_deadline(&self) -> Option<tokio::time::Instant> {
         let timeout = self.options.start_to_close?;
         Some(
@@ -59,6 +59,16 @@ impl ClaimedTask {
                 .checked_add(timeout)
                 .unwrap_or_else(far_future),
         )
+    }
+
+    /// When its lease ends if it was last begun or extended at `extended`: a lease length
+    /// later, but never after the start-to-close deadline (see `Store::heartbeat`).
+    pub(crate) fn lease_ends(&self, extended: tokio::time::Instant) -> tokio::time::Instant {
+        let by_length = extended
+            .checked_add(self.lease_length())
+            .unwrap_or_else(far_future);
+        self.start_to_close_deadline()
+            .map_or(by_length, |deadline| deadline.min(by_length))
     }
 }
 
@@ -88,7 +98,8 @@ pub(crate) enum Recorded {
     Outcome,
     /// The attempt failed and another one is scheduled.
     Retry,
-    /// The lease was lost (timed out, taken over): the outcome was refused.
+    /// The lease was lost (timed out, taken over), or the attempt ran past its start-to-close
+    /// timeout (the worker refuses it, see `Worker::execute`): the outcome was refused.
     Fenced,
 }
 
@@ -473,9 +484,9 @@ impl Store {
         // The columns of a claimed task (`task_from_row`); it is not waiting to start.
         let mut rows = sqlx::query("SELECT t.run_id, r.workflow_id, t.scheduled_seq, t.activity_type, t.input, t.options, t.attempt, t.lease_token,
                     t.task_queue, 0::float8 AS waited_seconds, t.traceparent, t.tracestate, t.last_failure, t.heartbeat_details,
-                    -- The heartbeat timeout ended it when that is what sized its lease: there
-                    -- is no start-to-close timeout, or it is longer and the last heartbeat's
-                    -- lease was not cut short by what was left of it (`Store::heartbeat`).
+                    -- The heartbeat timeout ended it unless a start-to-close timeout did:
+                    -- there is none, or it is longer and the last heartbeat's lease was not
+                    -- cut short by what was left of it (`Store::heartbeat`).
                     (t.heartbeat_timeout_micros IS NOT NULL
                      AND (t.start_to_close_micros IS NULL
                           OR (t.start_to_close_micros > t.heartbeat_timeout_micros

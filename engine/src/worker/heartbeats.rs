@@ -22,10 +22,11 @@ impl HeartbeatSink for PendingHeartbeat {
 }
 
 impl Worker {
-    /// Writes the heartbeat an attempt that did not complete made last, if the heartbeat
-    /// loop had not written it yet: it is the checkpoint the next attempt resumes from (an
-    /// attempt that heartbeats and fails at once would otherwise leave an older one). A write
-    /// that fails is logged: the next attempt then resumes from the checkpoint before.
+    /// Writes the heartbeat an attempt that did not complete (or ran out of time) made last,
+    /// if the heartbeat loop had not written it yet: it is the checkpoint the next attempt
+    /// resumes from (an attempt that heartbeats and fails at once would otherwise leave an
+    /// older one). A write that fails is logged: the next attempt then resumes from the
+    /// checkpoint before.
     pub(super) async fn flush_checkpoint(&self, task: &ClaimedTask, pending: &PendingHeartbeat) {
         let details = pending
             .0
@@ -35,7 +36,7 @@ impl Worker {
         let Some(details) = details else { return };
         let owner = &self.options.owner;
         if let Err(e) = self.store.heartbeat(task, owner, &details).await {
-            tracing::warn!(error = %e, "writing the failed attempt's last heartbeat failed");
+            tracing::warn!(error = %e, "writing the attempt's last heartbeat failed");
         }
     }
 
@@ -55,9 +56,12 @@ impl Worker {
             match deadline {
                 Some(deadline) if deadline <= next_beat => {
                     // No heartbeat extends the lease past it (`Store::heartbeat`): the lease
-                    // runs out, and the reaper times the attempt out and retries it.
+                    // runs out, and the reaper times the attempt out and retries it. The
+                    // checkpoint is written for that retry even if the attempt ignores its
+                    // cancellation.
                     tokio::time::sleep_until(deadline).await;
                     cancellation.cancel();
+                    self.flush_checkpoint(task, pending).await;
                     return;
                 }
                 _ => tokio::time::sleep_until(next_beat).await,
@@ -69,30 +73,43 @@ impl Worker {
                 .take();
             let Some(details) = details else { continue };
             let sent_at = Instant::now();
-            match self
-                .store
-                .heartbeat(task, &self.options.owner, &details)
-                .await
-            {
-                Ok(Some(false)) => {
+            let write = self.store.heartbeat(task, &self.options.owner, &details);
+            // A write stuck in an outage must not hold back the cancellation at the deadline;
+            // its details then go with the checkpoint written after the attempt.
+            let written = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, write).await.ok(),
+                None => Some(write.await),
+            };
+            match written {
+                Some(Ok(Some(false))) => {
                     *extended.lock().unwrap_or_else(PoisonError::into_inner) = sent_at;
                     self.count(&self.counters.heartbeats_written);
                 }
-                Ok(Some(true)) | Ok(None) => {
+                Some(Ok(Some(true))) | Some(Ok(None)) => {
                     cancellation.cancel();
                     return;
                 }
-                Err(e) => {
+                None => {
+                    keep_unless_newer(pending, details);
+                    cancellation.cancel();
+                    return;
+                }
+                Some(Err(e)) => {
                     // Kept for the next beat unless a newer one came meanwhile: a database
                     // that is back within the lease then still gets the checkpoint.
                     tracing::warn!(error = %e, "heartbeat failed; it goes with the next beat");
-                    pending
-                        .0
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get_or_insert(details);
+                    keep_unless_newer(pending, details);
                 }
             }
         }
     }
+}
+
+/// Puts back details that were not written, unless the attempt heartbeat newer ones meanwhile.
+fn keep_unless_newer(pending: &PendingHeartbeat, details: Payload) {
+    pending
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert(details);
 }

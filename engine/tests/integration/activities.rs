@@ -199,7 +199,7 @@ async fn a_silent_attempt_times_out_by_heartbeat() {
     db.drop_database().await;
 }
 
-/// The timeout an activity of `registry`'s RUN workflow ended with, and its attempt.
+/// The timeout the first activity of a run to time out ended with, and its attempt.
 async fn timed_out(client: &Client, run_id: reprise_history::RunId) -> Option<(TimeoutKind, u32)> {
     let history = client.export(run_id).await.unwrap();
     history.events().iter().find_map(|e| match &e.kind {
@@ -223,8 +223,8 @@ async fn a_heartbeating_attempt_still_ends_at_its_start_to_close_timeout() {
         Registry::builder()
             .workflow(RUN_ENDLESS, |ctx: WorkflowContext, ()| async move {
                 let options = one_attempt(ActivityOptions {
-                    start_to_close: Some(Duration::from_secs(2)),
-                    heartbeat_timeout: Some(Duration::from_secs(1)),
+                    start_to_close: Some(Duration::from_secs(4)),
+                    heartbeat_timeout: Some(Duration::from_secs(2)),
                     ..ActivityOptions::default()
                 });
                 let outcome = ctx.activity(ENDLESS, &()).options(options).await;
@@ -262,10 +262,15 @@ async fn a_heartbeating_attempt_still_ends_at_its_start_to_close_timeout() {
         timed_out(&client, handle.run_id()).await,
         Some((TimeoutKind::StartToClose, 1))
     );
+    // The worker refuses what the cancelled attempt returns (a result, here).
+    let mut progress = worker.progress();
+    within(progress.wait_for(|s| s.outcomes_fenced >= 1))
+        .await
+        .unwrap();
     assert!(cancelled.load(std::sync::atomic::Ordering::SeqCst));
-    let progress = *worker.progress().borrow();
-    assert!(progress.heartbeats_written > 10, "{progress:?}");
-    assert_eq!(progress.outcomes_recorded, 0, "{progress:?}");
+    let stats = *progress.borrow();
+    assert!(stats.heartbeats_written > 10, "{stats:?}");
+    assert_eq!(stats.outcomes_recorded, 0, "{stats:?}");
     db.drop_database().await;
 }
 
