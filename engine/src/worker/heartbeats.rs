@@ -52,9 +52,10 @@ impl Worker {
     ) {
         let deadline = task.start_to_close_deadline();
         loop {
-            let next_beat = Instant::now() + self.options.heartbeat_interval;
-            match deadline {
-                Some(deadline) if deadline <= next_beat => {
+            // None: an interval too long to add to an instant, so never another beat.
+            let next_beat = Instant::now().checked_add(self.options.heartbeat_interval);
+            match (deadline, next_beat) {
+                (Some(deadline), next_beat) if next_beat.is_none_or(|beat| deadline <= beat) => {
                     // No heartbeat extends the lease past it (`Store::heartbeat`): the lease
                     // runs out, and the reaper times the attempt out and retries it. The
                     // checkpoint is written for that retry even if the attempt ignores its
@@ -64,7 +65,8 @@ impl Worker {
                     self.flush_checkpoint(task, pending).await;
                     return;
                 }
-                _ => tokio::time::sleep_until(next_beat).await,
+                (_, Some(next_beat)) => tokio::time::sleep_until(next_beat).await,
+                (_, None) => std::future::pending().await,
             }
             let details = pending
                 .0
