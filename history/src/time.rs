@@ -27,7 +27,6 @@ impl Timestamp {
     /// A system time as a timestamp (saturating outside ±292,000 years). For activities and
     /// tools: workflow code reads `WorkflowContext::now`, never a clock.
     pub fn from_system_time(time: std::time::SystemTime) -> Timestamp {
-        let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         match time.duration_since(std::time::UNIX_EPOCH) {
             Ok(after) => Timestamp(micros(after)),
             Err(before) => Timestamp(micros(before.duration()).saturating_neg()),
@@ -36,8 +35,7 @@ impl Timestamp {
 
     /// This instant plus a duration, saturating at the end of representable time.
     pub fn saturating_add(self, d: std::time::Duration) -> Timestamp {
-        let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        Timestamp(self.0.saturating_add(micros))
+        Timestamp(self.0.saturating_add(micros(d)))
     }
 
     /// The RFC 3339 form (`2026-11-22T14:16:45.123456Z`), if the instant is within chrono's range.
@@ -87,6 +85,11 @@ impl<'de> Deserialize<'de> for Timestamp {
             i64::deserialize(deserializer).map(Timestamp)
         }
     }
+}
+
+/// A duration in microseconds, saturating at `i64::MAX`.
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -138,9 +138,8 @@ async fn heartbeats_keep_an_attempt_alive_past_its_heartbeat_timeout() {
             .build()
             .unwrap()
     };
-    let mut running = Running::new();
-    run_engine(&store, registry(), engine_options(), &mut running);
-    let worker = run_worker(&store, registry(), worker_options(), &mut running);
+    let running = Running::both(&store, registry);
+    let worker = running.worker();
     let client = Client::new(store.clone());
     let handle = client.start(BEATS, "beats", &()).await.unwrap();
     let mut progress = worker.progress();
@@ -251,9 +250,8 @@ async fn a_heartbeating_attempt_still_ends_at_its_start_to_close_timeout() {
             .build()
             .unwrap()
     };
-    let mut running = Running::new();
-    run_engine(&store, registry(), engine_options(), &mut running);
-    let worker = run_worker(&store, registry(), worker_options(), &mut running);
+    let running = Running::both(&store, registry);
+    let worker = running.worker();
     let client = Client::new(store.clone());
     let handle = client.start(RUN_ENDLESS, "endless", &()).await.unwrap();
     let outcome = within(handle.result()).await.unwrap();

@@ -116,6 +116,11 @@ impl Running {
         }
     }
 
+    /// The first worker this test runs.
+    pub(crate) fn worker(&self) -> &Worker {
+        self.workers.first().expect("a worker runs in this test")
+    }
+
     /// An engine and a worker, each with its own registry built by `registry`.
     pub(crate) fn both(store: &Store, registry: impl Fn() -> Registry) -> Running {
         let mut running = Running::new();
